@@ -1,0 +1,169 @@
+"""The event bus: ids of what changed, published after commit.
+
+In-process subscribers always get events. On PostgreSQL each event is also sent with
+pg_notify inside the writing transaction, so it reaches other server processes exactly when
+(and only if) the transaction commits; the payload carries ids only and the tables stay the
+truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "omnicrm_events"
+# Identifies this server process, so it can skip its own notifications (delivered locally).
+PROCESS_ID = secrets.token_hex(8)
+_PENDING_KEY = "omnicrm.pending_events"
+_BUS_KEY = "omnicrm.event_bus"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something changed: its type, the ids involved and a few small labels (no content)."""
+
+    type: str
+    ids: dict[str, int]
+    labels: dict[str, str] = field(default_factory=dict)
+    origin: str = PROCESS_ID
+
+    @property
+    def origin_is_local(self) -> bool:
+        return self.origin == PROCESS_ID
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"type": self.type, "ids": self.ids, "labels": self.labels, "origin": self.origin}
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> Event:
+        data = json.loads(raw)
+        return cls(
+            type=str(data["type"]),
+            ids={str(k): int(v) for k, v in data["ids"].items()},
+            labels={str(k): str(v) for k, v in data.get("labels", {}).items()},
+            origin=str(data["origin"]),
+        )
+
+
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    """Fan-out of committed events to in-process subscribers."""
+
+    def __init__(self, queue_size: int = 1000) -> None:
+        self._queues: set[asyncio.Queue[Event]] = set()
+        self._listeners: list[Listener] = []
+        self._queue_size = queue_size
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener` synchronously for every event; it must be quick and never raise."""
+        self._listeners.append(listener)
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
+        self._queues.add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+
+    def publish(self, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed", extra={"event_type": event.type})
+        for queue in self._queues:
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                # A stalled subscriber must not stall ingest; it is told to resync instead.
+                with suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                queue.put_nowait(Event("resync", {}))
+
+
+def session_info(bus: EventBus) -> dict[str, Any]:
+    """`info` for a sessionmaker whose sessions publish to `bus` after commit."""
+    return {_BUS_KEY: bus}
+
+
+async def emit(session: AsyncSession, event: Event) -> None:
+    """Queue `event` for publication when the session's transaction commits."""
+    session.info.setdefault(_PENDING_KEY, []).append(event)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, event.to_json())))
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _publish_after_commit(session: Session) -> None:
+    pending: list[Event] = session.info.pop(_PENDING_KEY, [])
+    bus: EventBus | None = session.info.get(_BUS_KEY)
+    if bus is not None:
+        for event in pending:
+            bus.publish(event)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_after_rollback(session: Session, previous_transaction: Any) -> None:
+    if not session.in_transaction():
+        session.info.pop(_PENDING_KEY, None)
+
+
+async def listen_postgresql(dsn: str, bus: EventBus, stop: asyncio.Event) -> None:
+    """Relay other processes' notifications to `bus` until `stop` is set; reconnects."""
+    import asyncpg
+
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            connection = await asyncpg.connect(dsn)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("event listener cannot connect, retrying", extra={"error": str(exc)})
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 30)
+            continue
+        delay = 0.5
+
+        def relay(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            try:
+                event = Event.from_json(payload)
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignoring malformed notification", extra={"payload": payload[:200]})
+                return
+            if event.origin != PROCESS_ID:
+                bus.publish(event)
+
+        try:
+            await connection.add_listener(NOTIFY_CHANNEL, relay)
+            # Anything may have been missed while disconnected: tell subscribers to reload.
+            bus.publish(Event("resync", {}))
+            while not stop.is_set():
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 15)
+                if not stop.is_set():
+                    # A silent network failure only shows when the connection is used.
+                    await connection.execute("SELECT 1")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("event listener lost its connection", extra={"error": str(exc)})
+        finally:
+            with suppress(Exception):
+                await connection.close(timeout=2)

@@ -1,0 +1,261 @@
+"""Ingest: the only writer of inbound interactions.
+
+Every channel hands its input over as an `InboundEvent`. Ingest is idempotent on
+(channel, external_id) through a unique constraint, resolves the contact from the event's
+addresses, threads the interaction into a conversation and records the events to publish
+after the caller commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import InvalidInput
+from core.events import Event, emit
+from core.html import html_to_text, sanitize_html
+from core.identity import Address, normalize, resolve_contact
+from core.models import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Interaction,
+    InteractionKind,
+    Lead,
+    utcnow,
+)
+from core.sql import insert_ignoring_conflicts
+
+MAX_EXTERNAL_ID = 500
+MAX_TEXT = 1_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadRequest:
+    """Ask ingest to open a sales lead for this interaction."""
+
+    source: str
+    marketing: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboundEvent:
+    """What a channel adapter hands to ingest: one customer interaction."""
+
+    channel: str
+    external_id: str
+    addresses: Sequence[Address]
+    kind: InteractionKind = InteractionKind.MESSAGE
+    display_name: str = ""
+    subject: str = ""
+    text: str = ""
+    html: str | None = None
+    attachments: Sequence[dict[str, Any]] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime | None = None
+    # Threading hooks: a channel-specific thread identity (e.g. a normalized email subject)
+    # and the external ids this message answers (e.g. In-Reply-To and References).
+    thread_key: str | None = None
+    reply_to_external_ids: Sequence[str] = ()
+    queue_id: int | None = None
+    language: str | None = None
+    # Merged into the contact's custom fields (e.g. extra web-form fields).
+    contact_fields: dict[str, Any] = field(default_factory=dict)
+    # First touch: kept on the contact only if it has none yet.
+    marketing: dict[str, str] = field(default_factory=dict)
+    lead: LeadRequest | None = None
+    # Auto-replies and bounces are recorded but never reopen a resolved conversation.
+    may_reopen: bool = True
+
+
+@dataclass(frozen=True)
+class IngestPolicy:
+    default_region: str | None = "US"
+    reopen_window: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    interaction_id: int
+    conversation_id: int
+    contact_id: int
+    created: bool
+    lead_id: int | None = None
+
+
+async def ingest(
+    session: AsyncSession, event: InboundEvent, policy: IngestPolicy | None = None
+) -> IngestResult:
+    """Store `event` once. The caller owns the transaction and commits it.
+
+    A repeated (channel, external_id) changes nothing and returns the stored interaction
+    with created=False, also when the twin is being committed concurrently.
+    """
+    policy = policy or IngestPolicy()
+    _validate(event)
+    existing = await _find_existing(session, event)
+    if existing is not None:
+        return existing
+    addresses = [normalize(address, policy.default_region) for address in event.addresses]
+    # Everything below happens in a savepoint, so a lost race undoes the new contact and
+    # conversation too, leaving the caller's transaction as it was.
+    savepoint = await session.begin_nested()
+    try:
+        result, events = await _store(session, event, addresses, policy)
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    if result is None:
+        await savepoint.rollback()
+        duplicate = await _find_existing(session, event)
+        if duplicate is None:  # pragma: no cover - a conflict means the row exists
+            raise RuntimeError("interaction conflict without a row")
+        return duplicate
+    await savepoint.commit()
+    for published in events:
+        await emit(session, published)
+    return result
+
+
+def _validate(event: InboundEvent) -> None:
+    if not event.external_id or len(event.external_id) > MAX_EXTERNAL_ID:
+        raise InvalidInput("external_id must be 1 to 500 characters", field="external_id")
+    if not event.addresses:
+        raise InvalidInput("at least one customer address is needed", field="addresses")
+    if len(event.text) > MAX_TEXT or len(event.html or "") > MAX_TEXT:
+        raise InvalidInput("the message is too long", field="text")
+
+
+async def _find_existing(session: AsyncSession, event: InboundEvent) -> IngestResult | None:
+    row = (
+        await session.execute(
+            select(Interaction.id, Interaction.conversation_id, Interaction.contact_id).where(
+                Interaction.channel == event.channel,
+                Interaction.external_id == event.external_id,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return IngestResult(row.id, row.conversation_id or 0, row.contact_id, created=False)
+
+
+async def _store(
+    session: AsyncSession,
+    event: InboundEvent,
+    addresses: list[Address],
+    policy: IngestPolicy,
+) -> tuple[IngestResult | None, list[Event]]:
+    occurred_at = event.occurred_at or utcnow()
+    contact, contact_created = await resolve_contact(session, addresses, event.display_name)
+    _update_contact(contact, event)
+    conversation, conversation_state = await _thread(session, contact, event, policy)
+    if event.may_reopen or conversation.status != ConversationStatus.RESOLVED:
+        conversation.last_inbound_at = occurred_at
+    html = sanitize_html(event.html) if event.html else None
+    text = event.text or (html_to_text(html) if html else "")
+    interaction_id = await session.scalar(
+        insert_ignoring_conflicts(session, Interaction, ["channel", "external_id"])
+        .values(
+            conversation_id=conversation.id,
+            contact_id=contact.id,
+            kind=event.kind,
+            direction=Direction.IN,
+            channel=event.channel,
+            external_id=event.external_id,
+            subject=event.subject[:500],
+            text=text,
+            html=html,
+            attachments=list(event.attachments),
+            meta=event.meta,
+            occurred_at=occurred_at,
+        )
+        .returning(Interaction.id)
+    )
+    if interaction_id is None:
+        return None, []
+    lead_id = None
+    if event.lead is not None:
+        lead = Lead(
+            contact_id=contact.id,
+            conversation_id=conversation.id,
+            interaction_id=interaction_id,
+            source=event.lead.source,
+            marketing=event.lead.marketing,
+        )
+        session.add(lead)
+        await session.flush()
+        lead_id = lead.id
+    ids = {"contact": contact.id, "conversation": conversation.id}
+    labels = {"channel": event.channel}
+    events = []
+    if contact_created:
+        events.append(Event("contact.created", {"contact": contact.id}))
+    if conversation_state:
+        events.append(Event(f"conversation.{conversation_state}", ids, labels))
+    events.append(Event("interaction.created", {**ids, "interaction": interaction_id}, labels))
+    if lead_id is not None:
+        events.append(Event("lead.created", {**ids, "lead": lead_id}, labels))
+    return IngestResult(interaction_id, conversation.id, contact.id, True, lead_id), events
+
+
+def _update_contact(contact: Contact, event: InboundEvent) -> None:
+    if event.language and not contact.language:
+        contact.language = event.language[:16]
+    if event.contact_fields:
+        contact.custom_fields = {**contact.custom_fields, **event.contact_fields}
+    if event.marketing and not contact.marketing_source:
+        contact.marketing_source = dict(event.marketing)
+
+
+async def _thread(
+    session: AsyncSession, contact: Contact, event: InboundEvent, policy: IngestPolicy
+) -> tuple[Conversation, str | None]:
+    """The conversation this interaction belongs to, and "created"/"reopened" if it changed."""
+    candidate = None
+    if event.reply_to_external_ids:
+        candidate = await session.scalar(
+            select(Conversation)
+            .join(Interaction, Interaction.conversation_id == Conversation.id)
+            .where(
+                Interaction.channel == event.channel,
+                Interaction.external_id.in_(list(event.reply_to_external_ids)),
+                Conversation.contact_id == contact.id,
+            )
+            .order_by(Interaction.id.desc())
+            .limit(1)
+        )
+    if candidate is None:
+        query = select(Conversation).where(
+            Conversation.contact_id == contact.id, Conversation.channel == event.channel
+        )
+        if event.thread_key is not None:
+            query = query.where(Conversation.thread_key == event.thread_key)
+        candidate = await session.scalar(query.order_by(Conversation.id.desc()).limit(1))
+    if candidate is not None:
+        if candidate.status != ConversationStatus.RESOLVED:
+            return candidate, None
+        if not event.may_reopen:
+            return candidate, None
+        resolved_at = candidate.resolved_at or candidate.updated_at
+        if utcnow() - resolved_at <= policy.reopen_window:
+            candidate.status = ConversationStatus.OPEN
+            candidate.resolved_at = None
+            return candidate, "reopened"
+    conversation = Conversation(
+        contact_id=contact.id,
+        channel=event.channel,
+        thread_key=event.thread_key,
+        queue_id=event.queue_id,
+        subject=(event.subject or event.text[:80]).strip()[:500],
+        status=ConversationStatus.OPEN,
+    )
+    session.add(conversation)
+    await session.flush()
+    return conversation, "created"

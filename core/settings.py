@@ -1,0 +1,114 @@
+"""Settings: defaults < TOML config file < OMNICRM_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./omnicrm.db"
+INSECURE_DEV_SECRET = "dev-insecure-change-me"  # noqa: S105 - a marker that is refused in production mode
+
+
+class SettingsError(Exception):
+    """Settings are invalid; the message is one line fit for a terminal."""
+
+
+class Settings(BaseSettings):
+    """Everything an admin can configure, with defaults that serve a demo on a fresh machine."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNICRM_", extra="forbid")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_key: str = INSECURE_DEV_SECRET
+    # Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
+    default_region: str = "US"
+    # A resolved conversation reopens when the customer writes again within this many days.
+    reopen_window_days: float = Field(default=7.0, ge=0)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Web forms: submissions allowed per client IP per minute (per server process).
+    form_rate_limit_per_minute: int = Field(default=20, ge=1)
+    session_ttl_hours: float = Field(default=12.0, gt=0)
+    # Cookies are marked Secure unless this is off (local HTTP development).
+    secure_cookies: bool = False
+    # Extra origins allowed to open the websocket besides the server's own.
+    allowed_origins: list[str] = Field(default_factory=list)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    # An outbox item claimed by a worker that died is retried after this lease runs out.
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r}; use an ISO 3166 code such as US or DE")
+        return region
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments win; load_settings passes the config file minus what the
+        # environment sets, so the order is: CLI flags > environment > config file > defaults.
+        return (init_settings, env_settings)
+
+
+def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from the TOML file (if any) and the environment; raise SettingsError."""
+    path = config_path or os.environ.get("OMNICRM_CONFIG")
+    file_values: dict[str, Any] = {}
+    if path:
+        try:
+            with Path(path).open("rb") as handle:
+                file_values = tomllib.load(handle)
+        except FileNotFoundError:
+            raise SettingsError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+        # A [omnicrm] table is accepted so the file can hold other tools' sections too.
+        file_values = file_values.get("omnicrm", file_values)
+    from_env = {k[len("OMNICRM_") :].lower() for k in os.environ if k.startswith("OMNICRM_")}
+    file_values = {k: v for k, v in file_values.items() if k not in from_env}
+    try:
+        return Settings(**{**file_values, **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None

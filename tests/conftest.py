@@ -1,0 +1,203 @@
+"""Fixtures: every database test runs on SQLite and on a real PostgreSQL.
+
+PostgreSQL is reached at OMNICRM_TEST_POSTGRES_URL (default: the local server as postgres);
+the suite creates its own database and drops it at the end. Without a reachable server the
+PostgreSQL half is skipped with the reason, except under CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from core.audit import CLI
+from core.db import SessionFactory, make_engine
+from core.events import EventBus, session_info
+from core.migrate import upgrade_sync
+from core.models import Base, Operator, Role
+from core.operators import create_operator
+from core.settings import Settings
+from web.api import CSRF_HEADER
+from web.app import create_app
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "OMNICRM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+PASSWORD = "correct horse battery"
+
+
+async def _admin_execute(statement: str) -> None:
+    import asyncpg
+
+    url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql")
+    connection = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def _postgresql_database() -> Iterator[str]:
+    name = f"omnicrm_test_{secrets.token_hex(4)}"
+    try:
+        asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
+    except (OSError, ConnectionError) as exc:
+        reason = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true requires it)")
+        pytest.skip(reason)
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade_sync(url)
+        yield url
+    finally:
+        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated database of each backend, shared by the session and emptied per test."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "omnicrm.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        upgrade_sync(url)
+        yield url
+    else:
+        yield from _postgresql_database()
+
+
+async def empty_database(engine: AsyncEngine) -> None:
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            quoted = ", ".join(f'"{name}"' for name in tables)
+            await connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                await connection.execute(text(f'DELETE FROM "{name}"'))
+
+
+@pytest.fixture
+def is_postgresql(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on an empty database."""
+    engine = make_engine(database_url)
+    await empty_database(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def bus() -> EventBus:
+    return EventBus()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine, bus: EventBus) -> SessionFactory:
+    return async_sessionmaker(engine, expire_on_commit=False, info=session_info(bus))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        secret_key="test-secret-key",
+        log_json=False,
+        outbox_poll_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, engine: AsyncEngine) -> web.Application:
+    # Depends on `engine` so the database is empty before the app opens its own.
+    return create_app(settings)
+
+
+@pytest.fixture
+async def server(
+    app: web.Application, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> TestServer:
+    return await aiohttp_server(app)
+
+
+@pytest.fixture
+async def client(
+    server: TestServer, aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]]
+) -> TestClient[Any, Any]:
+    """An anonymous client."""
+    return await aiohttp_client(server)
+
+
+@dataclass
+class User:
+    """A signed-in operator with a client of its own; unsafe calls carry the CSRF header."""
+
+    operator: Operator
+    client: TestClient[Any, Any]
+    csrf_token: str
+
+    def _headers(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault(CSRF_HEADER, self.csrf_token)
+        return {**kwargs, "headers": headers}
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.client.post(path, **self._headers(kwargs))
+
+    def patch(self, path: str, **kwargs: Any) -> Any:
+        return self.client.patch(path, **self._headers(kwargs))
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.client.delete(path, **self._headers(kwargs))
+
+
+UserFactory = Callable[..., Awaitable[User]]
+
+
+@pytest.fixture
+def make_user(
+    server: TestServer,
+    sessions: SessionFactory,
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+) -> UserFactory:
+    """make_user(role, email=None, name=None): create an operator and sign them in."""
+
+    async def factory(
+        role: Role | str = Role.OPERATOR, email: str | None = None, name: str | None = None
+    ) -> User:
+        role = Role(role)
+        email = email or f"{role}-{secrets.token_hex(3)}@example.com"
+        async with sessions() as session, session.begin():
+            operator = await create_operator(
+                session, CLI, email=email, name=name or f"Test {role}", role=role, password=PASSWORD
+            )
+        client = await aiohttp_client(server)
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        return User(operator, client, body["csrf_token"])
+
+    return factory

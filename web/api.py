@@ -1,0 +1,247 @@
+"""The REST API's plumbing: one decorator declares a route's roles, body and docs.
+
+Policy lives here once: authentication (session cookie with CSRF, or bearer token), the role
+check, body parsing into a pydantic model, JSON serialization, and the OpenAPI description.
+Handlers receive a `Call` and return data.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from core import auth
+from core.audit import Actor
+from core.db import SessionFactory
+from core.errors import Forbidden, InvalidInput
+from core.models import Role
+from core.settings import Settings
+from web.keys import SESSIONS, SETTINGS
+
+SESSION_COOKIE = "omnicrm_session"
+CSRF_COOKIE = "omnicrm_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# Who may call a route; each role includes the ones before it, except integration tokens.
+ANYONE_SIGNED_IN = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN})
+SUPERVISORS = frozenset({Role.SUPERVISOR, Role.ADMIN})
+ADMINS = frozenset({Role.ADMIN})
+PUBLIC: frozenset[Role] = frozenset()
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+QueryT = TypeVar("QueryT", bound=BaseModel)
+
+
+class NoBody(BaseModel):
+    pass
+
+
+@dataclass
+class Call(Generic[BodyT, QueryT]):
+    """One API request, authenticated and parsed."""
+
+    request: web.Request
+    actor: Actor
+    body: BodyT
+    query: QueryT
+    auth_session_id: int | None = None
+
+    @property
+    def sessions(self) -> SessionFactory:
+        return self.request.app[SESSIONS]
+
+    @property
+    def settings(self) -> Settings:
+        return self.request.app[SETTINGS]
+
+    def path_int(self, name: str) -> int:
+        raw = self.request.match_info[name]
+        if not raw.isdigit() or len(raw) > 18:
+            raise web.HTTPNotFound(text=json.dumps(error_body("not_found", "no such record")))
+        return int(raw)
+
+
+Handler = Callable[[Call[Any, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    method: str
+    path: str
+    summary: str
+    roles: frozenset[Role]
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: Any
+    status: int
+    tag: str
+
+
+@dataclass
+class ApiRoutes:
+    """Collects routes with their documentation; `web.app` adds them to the application."""
+
+    tag: str
+    docs: list[RouteDoc] = field(default_factory=list)
+    table: web.RouteTableDef = field(default_factory=web.RouteTableDef)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        roles: Iterable[Role] = ANYONE_SIGNED_IN,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: Any = None,
+        status: int = 200,
+        documented_body: type[BaseModel] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Declare a route. `documented_body` documents a body the handler parses itself."""
+        allowed = frozenset(roles)
+        self.docs.append(
+            RouteDoc(
+                method,
+                path,
+                summary,
+                allowed,
+                body or documented_body,
+                query,
+                response,
+                status,
+                self.tag,
+            )
+        )
+
+        def register(handler: Handler) -> Handler:
+            async def endpoint(request: web.Request) -> web.StreamResponse:
+                actor, session_id = await authenticate(request, allowed)
+                call = Call(
+                    request,
+                    actor,
+                    await parse_body(request, body or NoBody),
+                    parse_query(request, query or NoBody),
+                    session_id,
+                )
+                result = await handler(call)
+                if isinstance(result, web.StreamResponse):
+                    return result
+                return json_response(result, status=status)
+
+            self.table.route(method, path)(endpoint)
+            return handler
+
+        return register
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kwargs)
+
+
+def error_body(code: str, message: str, fields: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": dict(fields or {})}}
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_jsonable(item) for key, item in value.items()}
+    return value
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    if status == 204:
+        return web.Response(status=204)
+    return web.json_response(to_jsonable(data), status=status)
+
+
+async def parse_body(request: web.Request, model: type[BodyT]) -> BodyT:
+    """Parse a JSON body (or form fields) into `model`; 400 with per-field messages if bad."""
+    if model is NoBody:
+        return model()
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raw: Any = dict(await request.post())
+    else:
+        text = await request.text()
+        try:
+            raw = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"body is not valid JSON: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput("body must be a JSON object")
+    return validate(model, raw)
+
+
+def parse_query(request: web.Request, model: type[QueryT]) -> QueryT:
+    if model is NoBody:
+        return model()
+    return validate(model, dict(request.query))
+
+
+def validate(model: type[BodyT], raw: dict[str, Any]) -> BodyT:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def validation_error(exc: ValidationError) -> InvalidInput:
+    error = InvalidInput("the request has invalid fields")
+    for problem in exc.errors(include_url=False):
+        name = ".".join(str(part) for part in problem["loc"]) or "body"
+        error.fields.setdefault(name, problem["msg"])
+    return error
+
+
+async def authenticate(request: web.Request, allowed: frozenset[Role]) -> tuple[Actor, int | None]:
+    """The caller and its session id; 401 if not signed in, 403 if the role is not allowed."""
+    if not allowed:
+        return Actor(f"anonymous:{request.remote}", Role.OPERATOR), None
+    actor, session_id = await identify(request)
+    if actor is None:
+        raise web.HTTPUnauthorized(
+            text=json.dumps(error_body("unauthorized", "sign in or send a bearer token")),
+            content_type="application/json",
+        )
+    if actor.role not in allowed:
+        raise Forbidden(f"the {actor.role} role may not do this")
+    return actor, session_id
+
+
+async def identify(request: web.Request) -> tuple[Actor | None, int | None]:
+    settings = request.app[SETTINGS]
+    header = request.headers.get("Authorization", "")
+    async with request.app[SESSIONS]() as session:
+        if header.startswith("Bearer "):
+            return await auth.token_actor(session, header.removeprefix("Bearer ").strip()), None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None, None
+        found = await auth.session_operator(session, cookie, settings.secret_key)
+    if found is None:
+        return None, None
+    operator, auth_session = found
+    if request.method in UNSAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), auth_session.csrf_token.encode()):
+            raise Forbidden(f"missing or wrong {CSRF_HEADER} header")
+    return auth.actor_of(operator), auth_session.id

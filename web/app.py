@@ -1,0 +1,137 @@
+"""The application factory: composes settings, storage, event bus, outbox and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from core.db import make_engine
+from core.events import EventBus, listen_postgresql, session_info
+from core.ingest import IngestPolicy
+from core.outbox import OutboxWorker, Sender
+from core.settings import Settings
+from web import (
+    routes_admin,
+    routes_auth,
+    routes_contacts,
+    routes_conversations,
+    routes_interactions,
+    routes_leads,
+    routes_operators,
+    routes_system,
+    webforms,
+    ws,
+)
+from web.api import ApiRoutes, error_body
+from web.keys import (
+    BUS,
+    ENGINE,
+    INGEST_POLICY,
+    METRICS,
+    OUTBOX_WORKER,
+    SENDERS,
+    SESSIONS,
+    SETTINGS,
+)
+from web.metrics import Metrics
+from web.middleware import errors_as_json, security_headers, timed
+from web.openapi import ROUTE_DOCS
+
+log = logging.getLogger(__name__)
+
+API_ROUTES: tuple[ApiRoutes, ...] = (
+    routes_auth.routes,
+    routes_contacts.routes,
+    routes_conversations.routes,
+    routes_leads.routes,
+    routes_operators.routes,
+    routes_admin.routes,
+    routes_interactions.routes,
+    routes_system.routes,
+)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    senders: Mapping[str, Sender] | None = None,
+    run_outbox_worker: bool = True,
+) -> web.Application:
+    """Build the application; resources open and close with its cleanup contexts."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[timed, errors_as_json, security_headers],
+    )
+    app[SETTINGS] = settings
+    app[BUS] = EventBus()
+    app[METRICS] = Metrics()
+    app[BUS].add_listener(app[METRICS].on_event)
+    app[INGEST_POLICY] = IngestPolicy(
+        default_region=settings.default_region,
+        reopen_window=timedelta(days=settings.reopen_window_days),
+    )
+    app[SENDERS] = dict(senders or {})
+    app[ROUTE_DOCS] = []
+    for api in (*API_ROUTES, webforms.routes, ws.routes):
+        app.router.add_routes(api.table)
+        app[ROUTE_DOCS].extend(api.docs)
+    app.cleanup_ctx.append(database)
+    if settings.is_postgresql:
+        app.cleanup_ctx.append(postgresql_events)
+    if run_outbox_worker:
+        app.cleanup_ctx.append(outbox_worker)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+async def not_found(request: web.Request) -> web.Response:
+    return web.json_response(
+        error_body("not_found", f"no route for {request.method} {request.path}"), status=404
+    )
+
+
+async def database(app: web.Application) -> AsyncIterator[None]:
+    engine = make_engine(app[SETTINGS].database_url)
+    app[ENGINE] = engine
+    app[SESSIONS] = async_sessionmaker(engine, expire_on_commit=False, info=session_info(app[BUS]))
+    yield
+    await engine.dispose()
+
+
+async def postgresql_events(app: web.Application) -> AsyncIterator[None]:
+    """Relay other processes' events (LISTEN/NOTIFY) into this process's bus."""
+    url = make_url(app[SETTINGS].database_url).set(drivername="postgresql")
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        listen_postgresql(url.render_as_string(hide_password=False), app[BUS], stop)
+    )
+    yield
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+
+
+async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    senders: dict[str, Sender] = app[SENDERS]
+    worker = OutboxWorker(
+        app[SESSIONS],
+        senders,
+        app[BUS],
+        poll_seconds=settings.outbox_poll_seconds,
+        lease_seconds=settings.outbox_lease_seconds,
+        max_attempts=settings.outbox_max_attempts,
+    )
+    app[OUTBOX_WORKER] = worker
+    task = asyncio.create_task(worker.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

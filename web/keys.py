@@ -1,0 +1,23 @@
+"""Typed application state shared by handlers and background tasks."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import SessionFactory
+from core.events import EventBus
+from core.ingest import IngestPolicy
+from core.outbox import OutboxWorker, Sender
+from core.settings import Settings
+from web.metrics import Metrics
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", SessionFactory)
+BUS = web.AppKey("bus", EventBus)
+METRICS = web.AppKey("metrics", Metrics)
+INGEST_POLICY = web.AppKey("ingest_policy", IngestPolicy)
+# Channel name -> sender of outbox items; channels add theirs before the app starts.
+SENDERS: web.AppKey[dict[str, Sender]] = web.AppKey("senders", dict[str, Sender])
+OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)

@@ -1,0 +1,7 @@
+"""Conversations API routes."""
+
+from __future__ import annotations
+
+from web.api import ApiRoutes
+
+routes = ApiRoutes(tag="conversations")

@@ -1,0 +1,7 @@
+"""Interactions API routes."""
+
+from __future__ import annotations
+
+from web.api import ApiRoutes
+
+routes = ApiRoutes(tag="interactions")

@@ -1,0 +1,158 @@
+"""JSON shapes of the API's records (responses); request bodies live beside their routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class OperatorOut(Out):
+    id: int
+    email: str
+    name: str
+    role: str
+    active: bool
+    skills: dict[str, Any]
+    languages: dict[str, Any]
+    capacity: dict[str, Any]
+    presence: str
+    presence_reason: str | None
+    presence_since: datetime
+
+
+class IdentityOut(Out):
+    id: int
+    kind: str
+    address: str
+
+
+class ContactOut(Out):
+    id: int
+    display_name: str
+    language: str | None
+    tags: list[str]
+    custom_fields: dict[str, Any]
+    owner_id: int | None
+    priority_tier: str
+    marketing_source: dict[str, Any]
+    account_id: int | None
+    merged_into_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    identities: list[IdentityOut]
+
+
+class ConversationOut(Out):
+    id: int
+    contact_id: int
+    channel: str
+    status: str
+    queue_id: int | None
+    assignee_id: int | None
+    priority: int
+    subject: str
+    created_at: datetime
+    updated_at: datetime
+    last_inbound_at: datetime | None
+    first_response_at: datetime | None
+    sla_due_at: datetime | None
+    snoozed_until: datetime | None
+    resolved_at: datetime | None
+
+
+class InteractionOut(Out):
+    id: int
+    conversation_id: int | None
+    contact_id: int
+    kind: str
+    direction: str
+    channel: str
+    external_id: str | None
+    subject: str
+    text: str
+    html: str | None
+    attachments: list[dict[str, Any]]
+    meta: dict[str, Any]
+    operator_id: int | None
+    occurred_at: datetime
+
+
+class LeadOut(Out):
+    id: int
+    contact_id: int
+    conversation_id: int | None
+    interaction_id: int | None
+    source: str
+    stage: str
+    value: Decimal | None
+    currency: str | None
+    owner_id: int | None
+    marketing: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class OutboxOut(Out):
+    id: int
+    conversation_id: int | None
+    interaction_id: int | None
+    channel: str
+    recipient: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    provider_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class QueueOut(Out):
+    id: int
+    name: str
+    description: str
+    config: dict[str, Any]
+
+
+class FormOut(Out):
+    id: int
+    slug: str
+    title: str
+    queue_id: int | None
+    create_lead: bool
+    required_fields: list[str]
+    thank_you_url: str | None
+    active: bool
+
+
+class TokenOut(Out):
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class AuditOut(Out):
+    id: int
+    actor_id: int | None
+    actor_label: str
+    action: str
+    entity_type: str
+    entity_id: str | None
+    details: dict[str, Any]
+    created_at: datetime
+
+
+class Page(BaseModel):
+    """A page of a cursor-paginated list; pass `next_cursor` as `cursor` for the next one."""
+
+    items: list[Any]
+    next_cursor: str | None

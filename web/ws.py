@@ -1,0 +1,66 @@
+"""The live event stream for the console and monitor: GET /ws (a websocket)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from core.events import Event
+from web.api import ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody
+from web.keys import BUS, SETTINGS
+
+routes = ApiRoutes(tag="live")
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """Browsers always send Origin on websockets; only our own page (or a listed one) may."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: cookies are not sent cross-site by non-browsers anyway
+    if origin in request.app[SETTINGS].allowed_origins:
+        return True
+    parts = urlsplit(origin)
+    return parts.netloc == request.host and parts.scheme in ("http", "https")
+
+
+def event_message(event: Event) -> dict[str, object]:
+    return {"type": event.type, "ids": event.ids, "labels": event.labels}
+
+
+@routes.get(
+    "/ws",
+    summary="Websocket of live events (ids of what changed); session cookie, same origin",
+    roles=ANYONE_SIGNED_IN,
+)
+async def live_events(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    request = call.request
+    if not origin_allowed(request):
+        raise web.HTTPForbidden(reason="websocket origin not allowed")
+    socket = web.WebSocketResponse(heartbeat=30)
+    await socket.prepare(request)
+    async with request.app[BUS].subscribe() as queue:
+        await socket.send_json({"type": "hello", "ids": {}, "labels": {"role": call.actor.role}})
+        reader = asyncio.create_task(_drain(socket))
+        try:
+            while not socket.closed and not reader.done():
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await socket.send_json(event_message(getter.result()))
+                else:
+                    getter.cancel()
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+    return socket
+
+
+async def _drain(socket: web.WebSocketResponse) -> None:
+    """Read (and ignore) client frames so pings are answered and a close is noticed."""
+    async for message in socket:
+        if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break
