@@ -1,0 +1,47 @@
+"""Keyset pagination: an opaque cursor holds the sort key of the last item served."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+from core.errors import InvalidInput
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def encode_cursor(*key: datetime | int | str) -> str:
+    """Encode a sort key such as (occurred_at, id) as a URL-safe cursor."""
+    values = [v.isoformat() if isinstance(v, datetime) else v for v in key]
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str, *types: type) -> tuple[Any, ...]:
+    """Decode a cursor made by encode_cursor with values of these types; 400 if malformed."""
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(values, list) or len(values) != len(types):
+            raise ValueError("wrong length")
+        decoded: list[Any] = []
+        for value, kind in zip(values, types, strict=True):
+            if kind is datetime:
+                parsed = datetime.fromisoformat(value)
+                if parsed.tzinfo is None:
+                    raise ValueError("naive timestamp")
+                decoded.append(parsed)
+            elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+                decoded.append(value)
+            elif kind is str and isinstance(value, str):
+                decoded.append(value)
+            else:
+                raise ValueError("wrong type")
+        return tuple(decoded)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "cursor is not valid; use next_cursor from a page", field="cursor"
+        ) from None
