@@ -34,9 +34,7 @@ def decode_cursor(raw: str, *types: type) -> tuple[Any, ...]:
                 if parsed.tzinfo is None:
                     raise ValueError("naive timestamp")
                 decoded.append(parsed)
-            elif kind is int and isinstance(value, int) and not isinstance(value, bool):
-                decoded.append(value)
-            elif kind is str and isinstance(value, str):
+            elif _is(value, kind):
                 decoded.append(value)
             else:
                 raise ValueError("wrong type")
@@ -45,3 +43,8 @@ def decode_cursor(raw: str, *types: type) -> tuple[Any, ...]:
         raise InvalidInput(
             "cursor is not valid; use next_cursor from a page", field="cursor"
         ) from None
+
+
+def _is(value: Any, kind: type) -> bool:
+    # bool is an int in Python, but never a valid id in a cursor.
+    return isinstance(value, kind) and not isinstance(value, bool)
