@@ -22,6 +22,7 @@ from web import (
     routes_auth,
     routes_contacts,
     routes_conversations,
+    routes_forms,
     routes_interactions,
     routes_leads,
     routes_operators,
@@ -53,6 +54,7 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_leads.routes,
     routes_operators.routes,
     routes_admin.routes,
+    routes_forms.routes,
     routes_interactions.routes,
     routes_system.routes,
 )
