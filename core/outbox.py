@@ -203,7 +203,7 @@ async def outbox_depth(session: AsyncSession) -> dict[str, int]:
         .where(OutboxItem.status.in_(_OPEN))
         .group_by(OutboxItem.channel)
     )
-    return dict(rows.tuples())
+    return {channel: count for channel, count in rows}
 
 
 class OutboxWorker:

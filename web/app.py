@@ -69,7 +69,7 @@ def create_app(
     """Build the application; resources open and close with its cleanup contexts."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[timed, errors_as_json, security_headers],
+        middlewares=[timed, security_headers, errors_as_json],
     )
     app[SETTINGS] = settings
     app[BUS] = EventBus()

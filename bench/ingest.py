@@ -1,0 +1,195 @@
+"""Web-form ingest throughput: omnicrm against a bare aiohttp handler, in the same run.
+
+For each backend (SQLite, PostgreSQL) it starts `omnicrm serve` on a fresh database with one
+form, and a bare aiohttp server (bench/bare_server.py) as the ceiling; then it posts web forms
+to each for a fixed time with a fixed number of concurrent clients and prints requests per
+second, the ratio to the ceiling, and p50/p99 latency.
+
+    python bench/ingest.py [--seconds 10] [--concurrency 16] [--backends sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.audit import CLI  # noqa: E402 - the path is set up just above
+from core.db import make_engine, make_session_factory, transaction  # noqa: E402
+from core.forms import create_form  # noqa: E402
+from core.migrate import upgrade  # noqa: E402
+from tests.servers import free_port, omnicrm_server  # noqa: E402
+
+POSTGRES_ADMIN = os.environ.get(
+    "OMNICRM_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@dataclass
+class Figures:
+    name: str
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, share: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+
+
+async def hammer(url: str, seconds: float, concurrency: int, name: str) -> Figures:
+    """Post forms from `concurrency` clients for `seconds`; every post is a new submission."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+
+    async def client(http: aiohttp.ClientSession, number: int) -> None:
+        nonlocal errors
+        sent = 0
+        while time.perf_counter() < deadline:
+            sent += 1
+            form = {
+                "name": f"Bench Client {number}",
+                "email": f"bench{number}-{sent % 50}@example.com",
+                "message": "Where is my order? " * 5,
+                "submission_id": f"{number}-{sent}-{secrets.token_hex(4)}",
+            }
+            started = time.perf_counter()
+            async with http.post(url, data=form, allow_redirects=False) as response:
+                await response.read()
+                if response.status >= 400:
+                    errors += 1
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await asyncio.gather(*(client(http, n) for n in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return Figures(name, len(latencies), errors, elapsed, latencies)
+
+
+@asynccontextmanager
+async def bare_server() -> AsyncIterator[str]:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.post(f"{url}/forms/x", data={"email": "a@b.c"}) as response:
+                        await response.read()
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+@asynccontextmanager
+async def database(backend: str) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite+aiosqlite:///{folder}/bench.db"
+        return
+    import asyncpg
+
+    name = f"omnicrm_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield (
+            POSTGRES_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+            + f"/{name}"
+        )
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def prepare(database_url: str) -> None:
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        async with transaction(make_session_factory(engine)) as session:
+            await create_form(session, CLI, slug="bench", required_fields=["email"])
+    finally:
+        await engine.dispose()
+
+
+def report(figures: Figures, ceiling: Figures | None) -> str:
+    ratio = f"{figures.rate / ceiling.rate:6.1%}" if ceiling else "   —  "
+    return (
+        f"{figures.name:<28}{figures.rate:>10.0f}/s{ratio:>10}"
+        f"{figures.percentile(0.5):>10.1f} ms{figures.percentile(0.99):>10.1f} ms"
+        f"{figures.requests:>10}{figures.errors:>8}"
+    )
+
+
+async def run(seconds: float, concurrency: int, backends: list[str]) -> int:
+    header = (
+        f"{'target':<28}{'rate':>12}{'of bare':>10}{'p50':>13}{'p99':>13}"
+        f"{'requests':>10}{'errors':>8}"
+    )
+    print(f"web-form ingest, {seconds:g}s per target, {concurrency} concurrent clients")
+    print(header)
+    failed = False
+    for backend in backends:
+        async with bare_server() as bare_url:
+            ceiling = await hammer(f"{bare_url}/forms/bench", seconds, concurrency, "bare aiohttp")
+        async with database(backend) as database_url:
+            await prepare(database_url)
+            environment = {
+                "OMNICRM_FORM_RATE_LIMIT_PER_MINUTE": "100000000",
+                "OMNICRM_LOG_LEVEL": "WARNING",
+            }
+            async with omnicrm_server(database_url, environment) as server:
+                figures = await hammer(
+                    f"{server.url}/forms/bench", seconds, concurrency, f"omnicrm ({backend})"
+                )
+        print(report(ceiling, None))
+        print(report(figures, ceiling))
+        failed = failed or figures.errors > 0
+    return 1 if failed else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    backends = [name.strip() for name in args.backends.split(",") if name.strip()]
+    unknown = set(backends) - {"sqlite", "postgresql"}
+    if unknown:
+        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    sys.exit(asyncio.run(run(args.seconds, args.concurrency, backends)))
+
+
+if __name__ == "__main__":
+    main()
