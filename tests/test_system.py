@@ -10,6 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 
+from core.audit import CLI
+from core.forms import create_form
 from core.identity import Address
 from core.ingest import InboundEvent, ingest
 from core.models import IdentityKind
@@ -148,3 +150,15 @@ async def test_responses_carry_security_headers(client: TestClient[Any, Any], pa
 
 async def test_server_fixture_is_reachable(server: TestServer) -> None:
     assert server.port
+
+
+async def test_start_page_links_the_active_forms(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    async with app[SESSIONS]() as session, session.begin():
+        await create_form(session, CLI, slug="contact", title="Write to <us>")
+    response = await client.get("/")
+    assert response.status == 200
+    page = await response.text()
+    assert '<a href="/forms/contact">Write to &lt;us&gt;</a>' in page
+    assert "/api/openapi.json" in page

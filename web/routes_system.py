@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
+from html import escape
+from urllib.parse import quote
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.models import WebForm
 from core.outbox import outbox_depth
 from web.api import PUBLIC, ApiRoutes, Call, NoBody
 from web.keys import METRICS
 from web.openapi import ROUTE_DOCS, build_document
 
 routes = ApiRoutes(tag="system")
+
+
+@routes.get("/", summary="A start page for people: links to forms, API and health", roles=PUBLIC)
+async def start_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    async with call.sessions() as session:
+        forms = list(
+            await session.scalars(
+                select(WebForm).where(WebForm.active.is_(True)).order_by(WebForm.slug)
+            )
+        )
+    links = "".join(
+        f'<li><a href="/forms/{quote(form.slug)}">{escape(form.title)}</a> '
+        f"<code>/forms/{escape(form.slug)}</code></li>"
+        for form in forms
+    )
+    page = START_PAGE.format(forms=links or "<li>No forms yet: <code>omnicrm form add</code></li>")
+    return web.Response(text=page, content_type="text/html")
+
+
+START_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>omnicrm</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}
+code{{background:#f3f3f3;padding:0 .2rem}}</style></head>
+<body><h1>omnicrm</h1>
+<p>The contact-center CRM is running.</p>
+<h2>Web forms</h2><ul>{forms}</ul>
+<h2>For integrations and admins</h2><ul>
+<li><a href="/api/openapi.json">REST API description (OpenAPI)</a>; sign in with
+<code>POST /api/v1/auth/login</code> or use a bearer token</li>
+<li><a href="/healthz">Health</a> and <a href="/metrics">Prometheus metrics</a></li>
+</ul></body></html>
+"""
 
 
 @routes.get("/healthz", summary="Liveness and database reachability", roles=PUBLIC)
