@@ -1,0 +1,1 @@
+"""Channel adapters: provider input to core.ingest.InboundEvent, outbox items to providers."""

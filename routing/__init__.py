@@ -1,0 +1,1 @@
+"""Routing: queues, presence, capacity, strategies and offers (issue #4)."""

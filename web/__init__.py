@@ -1,0 +1,1 @@
+"""The aiohttp application, REST API, public forms, websocket and CLI (composition root)."""
