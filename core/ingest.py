@@ -31,6 +31,7 @@ from core.models import (
     utcnow,
 )
 from core.sql import insert_ignoring_conflicts
+from core.validation import check_storable
 
 MAX_EXTERNAL_ID = 500
 MAX_TEXT = 1_000_000
@@ -130,6 +131,11 @@ def _validate(event: InboundEvent) -> None:
         raise InvalidInput("at least one customer address is needed", field="addresses")
     if len(event.text) > MAX_TEXT or len(event.html or "") > MAX_TEXT:
         raise InvalidInput("the message is too long", field="text")
+    for name in ("external_id", "display_name", "subject", "text", "html", "thread_key"):
+        check_storable(getattr(event, name), name)
+    check_storable(event.meta, "meta")
+    check_storable(event.contact_fields, "contact_fields")
+    check_storable(list(event.attachments), "attachments")
 
 
 async def _find_existing(session: AsyncSession, event: InboundEvent) -> IngestResult | None:

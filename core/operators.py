@@ -1,18 +1,36 @@
-"""Operators: accounts, roles, presence."""
+"""Operators: accounts, roles, skills, capacity, presence."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.audit import Actor
-from core.auth import hash_password
-from core.errors import Conflict, InvalidInput
+from core.auth import hash_password, revoke_all_sessions
+from core.errors import Conflict, InvalidInput, NotFound
+from core.events import Event, emit
 from core.identity import normalize_email
 from core.models import Operator, Presence, Role, utcnow
 
 OPERATOR_ROLES = (Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
+MAX_PRESENCE_REASON = 200
+
+
+def _check_role(role: Role | str) -> Role:
+    if role not in OPERATOR_ROLES:
+        raise InvalidInput("role must be operator, supervisor or admin", field="role")
+    return Role(role)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name must be 1 to 200 characters", field="name")
+    return name
 
 
 async def create_operator(
@@ -23,16 +41,16 @@ async def create_operator(
     name: str,
     role: Role,
     password: str | None,
+    skills: Mapping[str, Any] | None = None,
+    languages: Mapping[str, Any] | None = None,
+    capacity: Mapping[str, Any] | None = None,
 ) -> Operator:
-    if role not in OPERATOR_ROLES:
-        raise InvalidInput("role must be operator, supervisor or admin", field="role")
+    role = _check_role(role)
     try:
         address = normalize_email(email)
     except InvalidInput as exc:
         raise InvalidInput(exc.message, field="email") from None
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidInput("name must be 1 to 200 characters", field="name")
+    name = _check_name(name)
     if await session.scalar(select(Operator.id).where(Operator.email == address)):
         raise Conflict(f"an operator with email {address} exists already", field="email")
     operator = Operator(
@@ -40,6 +58,9 @@ async def create_operator(
         name=name,
         role=role,
         password_hash=hash_password(password) if password is not None else None,
+        skills=dict(skills or {}),
+        languages=dict(languages or {}),
+        capacity=dict(capacity or {}),
         presence=Presence.OFFLINE,
     )
     session.add(operator)
@@ -47,13 +68,129 @@ async def create_operator(
     await audit.record(
         session, actor, "operator.create", "operator", operator.id, {"role": role, "email": address}
     )
+    await emit(session, Event("operator.created", {"operator": operator.id}))
+    return operator
+
+
+async def list_operators(session: AsyncSession, *, active: bool | None = None) -> list[Operator]:
+    query = select(Operator).order_by(Operator.name, Operator.id)
+    if active is not None:
+        query = query.where(Operator.active.is_(active))
+    return list(await session.scalars(query))
+
+
+async def get_operator(session: AsyncSession, operator_id: int) -> Operator:
+    operator = await session.get(Operator, operator_id)
+    if operator is None:
+        raise NotFound(f"no operator {operator_id}")
+    return operator
+
+
+async def update_operator(
+    session: AsyncSession,
+    actor: Actor,
+    operator_id: int,
+    *,
+    name: str | None = None,
+    role: Role | None = None,
+    active: bool | None = None,
+    skills: Mapping[str, Any] | None = None,
+    languages: Mapping[str, Any] | None = None,
+    capacity: Mapping[str, Any] | None = None,
+) -> Operator:
+    """Change what is given; a role change or deactivation signs the operator out everywhere."""
+    operator = await get_operator(session, operator_id)
+    wanted: dict[str, Any] = {}
+    if name is not None:
+        wanted["name"] = _check_name(name)
+    if role is not None:
+        wanted["role"] = _check_role(role)
+    if active is not None:
+        wanted["active"] = active
+    for field, value in (("skills", skills), ("languages", languages), ("capacity", capacity)):
+        if value is not None:
+            wanted[field] = dict(value)
+    changes = {key: value for key, value in wanted.items() if getattr(operator, key) != value}
+    loses_admin = (
+        operator.role == Role.ADMIN
+        and operator.active
+        and (changes.get("role", Role.ADMIN) != Role.ADMIN or changes.get("active") is False)
+    )
+    if loses_admin:
+        field = "active" if "active" in changes else "role"
+        if actor.operator_id == operator.id:
+            raise InvalidInput("you cannot deactivate or demote yourself", field=field)
+        if not await _other_active_admin_exists(session, operator.id):
+            raise InvalidInput("this is the last active admin", field=field)
+    if not changes:
+        return operator
+    for key, value in changes.items():
+        setattr(operator, key, value)
+    if "role" in changes or changes.get("active") is False:
+        await revoke_all_sessions(session, operator.id)
+    if changes.get("active") is False:
+        await set_presence(session, operator, Presence.OFFLINE, None)
+    await session.flush()
+    await audit.record(session, actor, "operator.update", "operator", operator.id, changes)
+    await emit(session, Event("operator.updated", {"operator": operator.id}))
+    return operator
+
+
+async def _other_active_admin_exists(session: AsyncSession, operator_id: int) -> bool:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Operator)
+        .where(Operator.role == Role.ADMIN, Operator.active.is_(True), Operator.id != operator_id)
+    )
+    return bool(count)
+
+
+async def set_password(
+    session: AsyncSession, actor: Actor, operator_id: int, password: str
+) -> Operator:
+    """An admin sets a new password; every session of that operator ends."""
+    operator = await get_operator(session, operator_id)
+    operator.password_hash = hash_password(password)
+    await revoke_all_sessions(session, operator.id)
+    await audit.record(session, actor, "operator.password", "operator", operator.id)
     return operator
 
 
 async def set_presence(
     session: AsyncSession, operator: Operator, presence: Presence, reason: str | None
-) -> None:
-    if operator.presence != presence or operator.presence_reason != reason:
-        operator.presence = presence
-        operator.presence_reason = reason
-        operator.presence_since = utcnow()
+) -> bool:
+    """Set presence (routing and the console call this); True and an event if it changed."""
+    if operator.presence == presence and operator.presence_reason == reason:
+        return False
+    operator.presence = presence
+    operator.presence_reason = reason
+    operator.presence_since = utcnow()
+    await emit(
+        session,
+        Event("operator.presence", {"operator": operator.id}, {"presence": str(presence)}),
+    )
+    return True
+
+
+async def change_own_presence(
+    session: AsyncSession, actor: Actor, presence: Presence, reason: str | None
+) -> Operator:
+    """An operator says whether they can take work, and optionally why not."""
+    if actor.operator_id is None:
+        raise InvalidInput("only a signed-in operator has a presence")
+    reason = (reason or "").strip() or None
+    if reason is not None and len(reason) > MAX_PRESENCE_REASON:
+        raise InvalidInput(
+            f"reason must be at most {MAX_PRESENCE_REASON} characters", field="reason"
+        )
+    operator = await get_operator(session, actor.operator_id)
+    if await set_presence(session, operator, presence, reason):
+        await audit.record(
+            session,
+            actor,
+            "operator.presence",
+            "operator",
+            operator.id,
+            {"presence": str(presence), "reason": reason},
+        )
+    return operator

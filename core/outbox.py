@@ -30,6 +30,8 @@ from core.sql import supports_skip_locked
 log = logging.getLogger(__name__)
 
 _OPEN = (OutboxStatus.QUEUED, OutboxStatus.SENDING)
+# The first retry waits up to this long; each further one up to twice as long as the last.
+RETRY_BASE_SECONDS = 2.0
 
 
 class TransientSendError(Exception):
@@ -176,13 +178,18 @@ async def mark_retry(
     *,
     max_attempts: int,
     retry_after: float | None = None,
+    retry_base_seconds: float = RETRY_BASE_SECONDS,
 ) -> bool:
     """Schedule another attempt with exponential backoff, or fail after `max_attempts`."""
     if delivery.attempt >= max_attempts:
         return await mark_failed(
             session, delivery, f"gave up after {delivery.attempt} attempts: {reason}"
         )
-    delay = retry_after if retry_after is not None else backoff_seconds(delivery.attempt)
+    delay = (
+        retry_after
+        if retry_after is not None
+        else backoff_seconds(delivery.attempt, base=retry_base_seconds)
+    )
     return await _finish(
         session,
         delivery,
@@ -191,8 +198,8 @@ async def mark_retry(
     )
 
 
-def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 900.0) -> float:
-    """Exponential backoff with full jitter: up to 2, 4, 8 … seconds, capped at 15 minutes."""
+def backoff_seconds(attempt: int, base: float = RETRY_BASE_SECONDS, cap: float = 900.0) -> float:
+    """Exponential backoff with jitter: up to base, 2*base, 4*base … seconds, capped at 15 min."""
     return random.uniform(base / 2, min(cap, base * 2 ** (attempt - 1)))
 
 
@@ -203,7 +210,7 @@ async def outbox_depth(session: AsyncSession) -> dict[str, int]:
         .where(OutboxItem.status.in_(_OPEN))
         .group_by(OutboxItem.channel)
     )
-    return {channel: count for channel, count in rows}
+    return dict(rows.all())
 
 
 class OutboxWorker:
@@ -219,6 +226,7 @@ class OutboxWorker:
         lease_seconds: float = 60.0,
         max_attempts: int = 8,
         batch_size: int = 20,
+        retry_base_seconds: float = RETRY_BASE_SECONDS,
     ) -> None:
         self._factory = factory
         self._senders = dict(senders)
@@ -227,6 +235,7 @@ class OutboxWorker:
         self._lease = timedelta(seconds=lease_seconds)
         self._max_attempts = max_attempts
         self._batch_size = batch_size
+        self._retry_base_seconds = retry_base_seconds
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -283,6 +292,7 @@ class OutboxWorker:
                 reason=str(exc) or type(exc).__name__,
                 max_attempts=self._max_attempts,
                 retry_after=retry_after,
+                retry_base_seconds=self._retry_base_seconds,
             )
             outcome = "retry"
         async with transaction(self._factory) as session:

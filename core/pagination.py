@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import InvalidInput
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+# Ids are 64-bit columns on PostgreSQL.
+MAX_ID = 2**63 - 1
 
 
 def encode_cursor(*key: datetime | int | str) -> str:
@@ -33,13 +35,16 @@ def decode_cursor(raw: str, *types: type) -> tuple[Any, ...]:
                 parsed = datetime.fromisoformat(value)
                 if parsed.tzinfo is None:
                     raise ValueError("naive timestamp")
-                decoded.append(parsed)
+                # Converting now also rejects dates that would overflow when stored as UTC.
+                decoded.append(parsed.astimezone(UTC))
+            elif kind is int and _is(value, int) and not 0 <= value <= MAX_ID:
+                raise ValueError("id out of range")
             elif _is(value, kind):
                 decoded.append(value)
             else:
                 raise ValueError("wrong type")
         return tuple(decoded)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(
             "cursor is not valid; use next_cursor from a page", field="cursor"
         ) from None

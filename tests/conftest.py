@@ -168,6 +168,9 @@ class User:
     def patch(self, path: str, **kwargs: Any) -> Any:
         return self.client.patch(path, **self._headers(kwargs))
 
+    def put(self, path: str, **kwargs: Any) -> Any:
+        return self.client.put(path, **self._headers(kwargs))
+
     def delete(self, path: str, **kwargs: Any) -> Any:
         return self.client.delete(path, **self._headers(kwargs))
 

@@ -18,6 +18,9 @@ from tests.servers import omnicrm_server
 
 PASSWORD = "two processes, one db"
 
+# Several server processes share a database only on PostgreSQL (LISTEN/NOTIFY).
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
 
 async def next_event(socket: aiohttp.ClientWebSocketResponse, wanted: str) -> dict[str, Any]:
     while True:
@@ -27,10 +30,8 @@ async def next_event(socket: aiohttp.ClientWebSocketResponse, wanted: str) -> di
 
 
 async def test_an_interaction_ingested_by_one_server_reaches_the_other_live(
-    database_url: str, is_postgresql: bool, sessions: SessionFactory, tmp_path: Path
+    database_url: str, sessions: SessionFactory, tmp_path: Path
 ) -> None:
-    if not is_postgresql:
-        pytest.skip("several server processes share a database only on PostgreSQL")
     async with sessions() as session, session.begin():
         await create_operator(
             session,
@@ -44,7 +45,7 @@ async def test_an_interaction_ingested_by_one_server_reaches_the_other_live(
     async with (
         omnicrm_server(database_url, log_path=tmp_path / "a.log") as server_a,
         omnicrm_server(database_url, log_path=tmp_path / "b.log") as server_b,
-        aiohttp.ClientSession() as browser_b,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser_b,
         aiohttp.ClientSession() as integration,
     ):
         login = await browser_b.post(
@@ -71,10 +72,8 @@ async def test_an_interaction_ingested_by_one_server_reaches_the_other_live(
 
 
 async def test_a_server_does_not_echo_its_own_events_twice(
-    database_url: str, is_postgresql: bool, sessions: SessionFactory, tmp_path: Path
+    database_url: str, sessions: SessionFactory, tmp_path: Path
 ) -> None:
-    if not is_postgresql:
-        pytest.skip("NOTIFY echo exists only on PostgreSQL")
     async with sessions() as session, session.begin():
         await create_operator(
             session,
@@ -87,7 +86,7 @@ async def test_a_server_does_not_echo_its_own_events_twice(
         _, token = await auth.create_token(session, CLI, "echo-sync")
     async with (
         omnicrm_server(database_url, log_path=tmp_path / "a.log") as server,
-        aiohttp.ClientSession() as browser,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser,
     ):
         await browser.post(
             f"{server.url}/api/v1/auth/login",
@@ -112,17 +111,15 @@ async def next_event_within(
 
 
 async def test_websocket_refuses_a_foreign_origin(
-    database_url: str, is_postgresql: bool, sessions: SessionFactory, tmp_path: Path
+    database_url: str, sessions: SessionFactory, tmp_path: Path
 ) -> None:
-    if not is_postgresql:
-        pytest.skip("runs once, with the PostgreSQL servers")
     async with sessions() as session, session.begin():
         await create_operator(
             session, CLI, email="o@example.com", name="O", role=Role.OPERATOR, password=PASSWORD
         )
     async with (
         omnicrm_server(database_url, log_path=tmp_path / "a.log") as server,
-        aiohttp.ClientSession() as browser,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser,
     ):
         await browser.post(
             f"{server.url}/api/v1/auth/login", json={"email": "o@example.com", "password": PASSWORD}

@@ -11,10 +11,11 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import BaseModel, Field, ValidationError
 
 from core import auth
 from core.audit import Actor
@@ -22,6 +23,7 @@ from core.db import SessionFactory
 from core.errors import Forbidden, InvalidInput
 from core.models import Role
 from core.settings import Settings
+from core.validation import check_storable
 from web.keys import SESSIONS, SETTINGS
 
 SESSION_COOKIE = "omnicrm_session"
@@ -41,6 +43,11 @@ QueryT = TypeVar("QueryT", bound=BaseModel)
 
 class NoBody(BaseModel):
     pass
+
+
+# A record id in a body or query: positive and within a 64-bit column, so a huge number is a
+# 400 instead of a database error.
+RecordId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 @dataclass
@@ -150,6 +157,9 @@ class ApiRoutes:
     def patch(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self.route("PATCH", path, **kwargs)
 
+    def put(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kwargs)
+
     def delete(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self.route("DELETE", path, **kwargs)
 
@@ -179,13 +189,22 @@ async def parse_body(request: web.Request, model: type[BodyT]) -> BodyT:
     if model is NoBody:
         return model()
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        raw: Any = dict(await request.post())
-    else:
-        text = await request.text()
         try:
+            raw: Any = dict(await request.post())
+        except (HttpProcessingError, ValueError, LookupError):
+            # Malformed multipart, undecodable text or an unknown charset.
+            raise InvalidInput("the form data could not be read") from None
+    else:
+        try:
+            text = await request.text()
             raw = json.loads(text) if text.strip() else {}
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"body is not valid JSON: {exc.msg}") from None
+        except (UnicodeDecodeError, LookupError):
+            raise InvalidInput("body is not valid UTF-8") from None
+        except (ValueError, RecursionError):
+            # Numbers past Python's digit limit and absurdly deep nesting.
+            raise InvalidInput("body is not valid JSON: too large a number or too deep") from None
     if not isinstance(raw, dict):
         raise InvalidInput("body must be a JSON object")
     return validate(model, raw)
@@ -198,6 +217,10 @@ def parse_query(request: web.Request, model: type[QueryT]) -> QueryT:
 
 
 def validate(model: type[BodyT], raw: dict[str, Any]) -> BodyT:
+    """Check a body or query against `model`; text the databases cannot store is a 400 too."""
+    for name, value in raw.items():
+        check_storable(name, "body")
+        check_storable(value, str(name))
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

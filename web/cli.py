@@ -8,16 +8,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, NoReturn
 
 from aiohttp import web
+from alembic.util import CommandError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
-from core.errors import DomainError
+from core import demo
+from core.audit import CLI
+from core.auth import create_token
+from core.db import SessionFactory, make_engine, make_session_factory
+from core.errors import DomainError, InvalidInput
+from core.forms import KNOWN_FIELDS, create_form
 from core.migrate import upgrade
+from core.models import Role
+from core.operators import OPERATOR_ROLES, create_operator
+from core.queues import queue_by_name
 from core.settings import INSECURE_DEV_SECRET, Settings, SettingsError, load_settings
 from web.app import create_app
 from web.logs import configure_logging
@@ -35,19 +54,75 @@ class CliError(Exception):
         self.code = code
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error as one line instead of the usage text and the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omnicrm", description="omnicrm contact-center CRM")
+    parser = _Parser(prog="omnicrm", description="omnicrm contact-center CRM")
     parser.add_argument("--config", help="TOML config file (default: $OMNICRM_CONFIG)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the web server and background workers")
+    serve = _command(commands, "serve", "run the web server and background workers", cmd_serve)
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8080)")
-    serve.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
-    serve.set_defaults(handler=cmd_serve)
 
-    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
-    migrate.set_defaults(handler=cmd_migrate)
+    _command(commands, "migrate", "create or upgrade the database schema", cmd_migrate)
+
+    demo_command = _command(commands, "demo", "load demo data (once)", cmd_demo)
+    demo_command.add_argument(
+        "--if-empty",
+        action="store_true",
+        help="load only into a database without operators; otherwise skip quietly",
+    )
+
+    operator = commands.add_parser("operator", help="manage operators")
+    operator_commands = operator.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_operator = _command(operator_commands, "add", "add an operator", cmd_operator_add)
+    add_operator.add_argument("--email", required=True)
+    add_operator.add_argument("--name", required=True)
+    add_operator.add_argument(
+        "--role", required=True, choices=[str(role) for role in OPERATOR_ROLES]
+    )
+    add_operator.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from stdin (one line); without it no password is set",
+    )
+
+    token = commands.add_parser("token", help="manage API tokens")
+    token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = _command(token_commands, "create", "create an API token", cmd_token_create)
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", default=str(Role.INTEGRATION), choices=[str(r) for r in Role])
+
+    form = commands.add_parser("form", help="manage web forms")
+    form_commands = form.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_form = _command(form_commands, "add", "add a web form", cmd_form_add)
+    add_form.add_argument("--slug", required=True, help="the form's address: /forms/SLUG")
+    add_form.add_argument("--queue", help="name of the queue its submissions go to")
+    add_form.add_argument("--lead", action="store_true", help="each submission opens a lead")
+    add_form.add_argument("--title", default="Contact us")
+    add_form.add_argument(
+        "--require",
+        nargs="+",
+        action="extend",
+        choices=KNOWN_FIELDS,
+        metavar="FIELD",
+        help=f"required fields, from {', '.join(KNOWN_FIELDS)} (default: email message)",
+    )
+    add_form.add_argument("--thank-you-url", help="where to send the customer after submitting")
+    return parser
+
+
+def _command(commands: Any, name: str, help_text: str, handler: Command) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
+    # Accepted after the command too: `omnicrm serve --config omnicrm.toml`.
+    parser.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    parser.set_defaults(handler=handler)
     return parser
 
 
@@ -80,13 +155,125 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[SessionFactory]:
+    """Sessions on an up-to-date schema, so any command works on a fresh database."""
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    await upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    async with _database(settings) as sessions, sessions() as session, session.begin():
+        if args.if_empty and not await demo.is_empty(session):
+            print("the database has operators already: demo data not loaded")
+            return 0
+        result = await demo.load_demo(session)
+    url = f"http://{settings.host}:{settings.port}"
+    print(
+        f"Demo data loaded: {len(result.logins)} operators, {result.contacts} contacts, "
+        f"{result.conversations} conversations, {result.leads} leads."
+    )
+    print(f"Sign in at {url}/console/ (the passwords are shown only now):")
+    rows = [("role", "email", "password")]
+    rows += [(login.role, login.email, login.password) for login in result.logins]
+    widths = [max(len(row[column]) for row in rows) for column in range(2)]
+    for role, email, password in rows:
+        print(f"  {role.ljust(widths[0])}  {email.ljust(widths[1])}  {password}")
+    return 0
+
+
+async def cmd_operator_add(args: argparse.Namespace, settings: Settings) -> int:
+    password = _read_password() if args.password_stdin else None
+    async with _database(settings) as sessions, sessions() as session, session.begin():
+        operator = await create_operator(
+            session, CLI, email=args.email, name=args.name, role=Role(args.role), password=password
+        )
+    print(f"operator {operator.email} ({operator.role}) added with id {operator.id}")
+    if password is None:
+        print("no password is set: an admin can set one in the console or the API")
+    return 0
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise InvalidInput("no password on stdin (give one line, or leave out --password-stdin)")
+    return password
+
+
+async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    async with _database(settings) as sessions, sessions() as session, session.begin():
+        token, plain = await create_token(session, CLI, args.name, Role(args.role))
+    print(f"API token {token.name!r} (role {token.role}) created; it is shown only this once:")
+    print(plain)
+    return 0
+
+
+async def cmd_form_add(args: argparse.Namespace, settings: Settings) -> int:
+    async with _database(settings) as sessions, sessions() as session, session.begin():
+        queue = await queue_by_name(session, args.queue) if args.queue else None
+        form = await create_form(
+            session,
+            CLI,
+            slug=args.slug,
+            title=args.title,
+            queue_id=queue.id if queue else None,
+            create_lead=args.lead,
+            required_fields=args.require or ("email", "message"),
+            thank_you_url=args.thank_you_url,
+        )
+    print(f"form {form.slug!r} added: /forms/{form.slug} (snippet: /forms/{form.slug}/embed)")
+    return 0
+
+
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _check_sqlite_file(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and (parsed.database or ":memory:") == ":memory:":
+        raise CliError("an in-memory SQLite database ends with the command; give a file path")
+
+
+def _check_sqlite_directory(url: str) -> None:
+    """SQLite creates its file but not the directories: say so before a driver error does."""
+    parsed = make_url(url)
+    path = parsed.database or ""
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or path in ("", ":memory:")
+        or path.startswith("file:")
+    ):
+        return
+    directory = Path(path).parent
+    if not directory.is_dir():
+        raise CliError(
+            f"cannot reach the database at {_safe_url(url)}: directory {directory} does not exist"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    # A driver's message may span lines (with SQL and hints); the first one says what failed.
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = str(cause).strip() or type(cause).__name__
+    return text.splitlines()[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already reported in one line
+        return exc.code if isinstance(exc.code, int) else 2
     overrides = {
         key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None
     }
@@ -95,20 +282,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"omnicrm: {exc}", file=sys.stderr)
         return 2
+    try:
+        database = _safe_url(settings.database_url)
+        _check_sqlite_file(settings.database_url)
+    except (ValueError, ArgumentError, CliError) as exc:
+        print(f"omnicrm: invalid settings: database_url: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_json)
     handler: Command = args.handler
     try:
+        _check_sqlite_directory(settings.database_url)
         return asyncio.run(handler(args, settings))
     except KeyboardInterrupt:
         return 130
     except CliError as exc:
         print(f"omnicrm: {exc}", file=sys.stderr)
         return exc.code
+    except InvalidInput as exc:
+        print(f"omnicrm: {exc.message}", file=sys.stderr)
+        return 2
     except DomainError as exc:
         print(f"omnicrm: {exc.message}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"omnicrm: {exc}", file=sys.stderr)
+    except (OperationalError, InterfaceError, OSError) as exc:
+        print(
+            f"omnicrm: cannot reach the database at {database}: {_first_line(exc)}", file=sys.stderr
+        )
+        return 1
+    except (SQLAlchemyError, CommandError) as exc:
+        print(f"omnicrm: database error at {database}: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        log.debug("unexpected error", exc_info=True)
+        print(
+            f"omnicrm: unexpected error: {type(exc).__name__}: {_first_line(exc)} "
+            "(OMNICRM_LOG_LEVEL=DEBUG logs the details)",
+            file=sys.stderr,
+        )
         return 1
 
 

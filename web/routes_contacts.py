@@ -1,7 +1,150 @@
-"""Contacts API routes."""
+"""Contacts API routes: search, read, change, merge, and the omnichannel timeline."""
 
 from __future__ import annotations
 
-from web.api import ApiRoutes
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from core import contacts
+from core.contacts import ContactChanges
+from core.models import Role
+from core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from web.api import ANYONE_SIGNED_IN, SUPERVISORS, ApiRoutes, Call, NoBody, RecordId
+from web.schemas import ContactOut, InteractionOut, Page
 
 routes = ApiRoutes(tag="contacts")
+
+# Other systems read contacts and their history through API tokens.
+READERS = ANYONE_SIGNED_IN | {Role.INTEGRATION}
+
+MAX_TAGS = 50
+MAX_CUSTOM_FIELD_KEYS = 100
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cursor: str | None = Field(None, max_length=500, description="next_cursor of the previous page")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+
+class ContactSearchQuery(PageQuery):
+    q: str = Field(
+        "", max_length=320, description="part of a name or email, a whole email or a phone number"
+    )
+
+
+def _present(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may not be null")
+    return value
+
+
+class ContactPatchBody(BaseModel):
+    """Fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(None, max_length=200)
+    language: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
+        max_length=16,
+        description="a language tag such as en or pt-BR; null clears it",
+    )
+    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="replaces the tags")
+    custom_fields: dict[FieldName, Any] | None = Field(
+        None,
+        max_length=MAX_CUSTOM_FIELD_KEYS,
+        description="merged key by key into the stored fields; a null value deletes the key",
+    )
+    owner_id: RecordId | None = Field(None, description="supervisors and admins only")
+    priority_tier: str | None = Field(
+        None, max_length=20, description="e.g. standard or vip; supervisors and admins only"
+    )
+    account_id: RecordId | None = Field(None, description="supervisors and admins only")
+
+    _not_null = field_validator("display_name", "tags", "custom_fields", "priority_tier")(_present)
+
+
+class MergeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    merge_id: RecordId = Field(description="the contact to fold into this one")
+
+
+@routes.get(
+    "/api/v1/contacts",
+    summary="Search contacts by name, email or phone, newest first",
+    roles=READERS,
+    query=ContactSearchQuery,
+    response=Page,
+)
+async def search_contacts(call: Call[NoBody, ContactSearchQuery]) -> Page:
+    async with call.sessions() as session:
+        rows, next_cursor = await contacts.search_contacts(
+            session,
+            call.query.q,
+            default_region=call.settings.default_region,
+            cursor=call.query.cursor,
+            limit=call.query.limit,
+        )
+    return Page(items=[ContactOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@routes.get(
+    "/api/v1/contacts/{id}",
+    summary="A contact with its identities (a merged one points at the survivor)",
+    roles=READERS,
+    response=ContactOut,
+)
+async def get_contact(call: Call[NoBody, NoBody]) -> ContactOut:
+    async with call.sessions() as session:
+        contact = await contacts.get_contact(session, call.path_int("id"))
+    return ContactOut.model_validate(contact)
+
+
+@routes.patch(
+    "/api/v1/contacts/{id}",
+    summary="Change a contact; owner, priority tier and account need a supervisor",
+    body=ContactPatchBody,
+    response=ContactOut,
+)
+async def update_contact(call: Call[ContactPatchBody, NoBody]) -> ContactOut:
+    changes = ContactChanges(**call.body.model_dump(exclude_unset=True))
+    async with call.sessions() as session, session.begin():
+        contact = await contacts.update_contact(session, call.actor, call.path_int("id"), changes)
+    return ContactOut.model_validate(contact)
+
+
+@routes.post(
+    "/api/v1/contacts/{id}/merge",
+    summary="Merge another contact into this one; its identities and history move here",
+    roles=SUPERVISORS,
+    body=MergeBody,
+    response=ContactOut,
+)
+async def merge_contacts(call: Call[MergeBody, NoBody]) -> ContactOut:
+    async with call.sessions() as session, session.begin():
+        survivor = await contacts.merge_contacts(
+            session, call.actor, call.path_int("id"), call.body.merge_id
+        )
+    return ContactOut.model_validate(survivor)
+
+
+@routes.get(
+    "/api/v1/contacts/{id}/timeline",
+    summary="Every interaction of a contact on every channel, newest first",
+    roles=READERS,
+    query=PageQuery,
+    response=Page,
+)
+async def contact_timeline(call: Call[NoBody, PageQuery]) -> Page:
+    async with call.sessions() as session:
+        rows, next_cursor = await contacts.contact_timeline(
+            session, call.path_int("id"), cursor=call.query.cursor, limit=call.query.limit
+        )
+    return Page(items=[InteractionOut.model_validate(row) for row in rows], next_cursor=next_cursor)

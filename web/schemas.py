@@ -156,3 +156,41 @@ class Page(BaseModel):
 
     items: list[Any]
     next_cursor: str | None
+
+
+class QueueWithMembersOut(QueueOut):
+    """A queue and the ids of the operators who work it."""
+
+    operator_ids: list[int]
+
+
+class NewTokenOut(TokenOut):
+    """A token just created: `token` is the bearer secret, shown this once only."""
+
+    token: str
+
+
+class ReplyOut(BaseModel):
+    """A reply: the outbound interaction and the outbox item that will deliver it."""
+
+    interaction: InteractionOut
+    outbox: OutboxOut
+
+
+class ReceivedOut(BaseModel):
+    """An inbound interaction was accepted (web form or API channel).
+
+    The ids are null only for a web-form submission discarded as spam.
+    """
+
+    status: str = "received"
+    interaction_id: int | None
+    conversation_id: int | None
+    contact_id: int | None
+
+
+class FormAdminOut(FormOut):
+    """A form with its public address and the embed snippet's address."""
+
+    url: str
+    embed_url: str

@@ -1,7 +1,276 @@
-"""Public web forms: /forms/{slug} (a channel)."""
+"""Public web forms: /forms/{slug} (the web-form channel's HTTP side).
+
+The page is plain HTML without scripts, so it works anywhere, in an iframe on the customer's
+website too; the handler accepts urlencoded, multipart and JSON posts.
+"""
 
 from __future__ import annotations
 
-from web.api import ApiRoutes
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDictProxy
+from pydantic import BaseModel, ConfigDict, Field
+
+from channels import webform
+from core.errors import InvalidInput
+from core.forms import form_by_slug
+from core.ingest import ingest
+from core.models import WebForm
+from web.api import PUBLIC, ApiRoutes, Call, NoBody, error_body, json_response
+from web.keys import INGEST_POLICY
+from web.ratelimit import enforce
+from web.schemas import ReceivedOut
 
 routes = ApiRoutes(tag="forms")
+
+BROWSER_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+JSON_CONTENT_TYPE = "application/json"
+
+
+class FormSubmission(BaseModel):
+    """A web-form submission; also accepted urlencoded or multipart. Other fields are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=50)
+    message: str | None = Field(default=None, max_length=20_000)
+    submission_id: str | None = Field(
+        default=None, description="random id per rendered form; a repeated id is stored once"
+    )
+    website: str | None = Field(default=None, description="honeypot: must stay empty")
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    referrer: str | None = None
+
+
+@routes.post(
+    "/forms/{slug}",
+    summary="Submit a web form (JSON answers 201/200 with ids; a browser post gets a 303)",
+    roles=PUBLIC,
+    documented_body=FormSubmission,
+    response=ReceivedOut,
+    status=201,
+)
+async def submit(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    request = call.request
+    enforce(request, "forms", call.settings.form_rate_limit_per_minute)
+    fields = await _read_fields(request)
+    wants_json = request.content_type == JSON_CONTENT_TYPE
+    policy = request.app[INGEST_POLICY]
+    async with call.sessions() as session, session.begin():
+        form = await form_by_slug(session, request.match_info["slug"])
+        if webform.is_spam(fields):
+            return _received(form, None, created=True, wants_json=wants_json)
+        event = webform.parse_submission(
+            form,
+            fields,
+            referer_header=request.headers.get("Referer"),
+            default_region=policy.default_region,
+        )
+        result = await ingest(session, event, policy)
+    ids = ReceivedOut(
+        interaction_id=result.interaction_id,
+        conversation_id=result.conversation_id,
+        contact_id=result.contact_id,
+    )
+    return _received(form, ids, created=result.created, wants_json=wants_json)
+
+
+@routes.get("/forms/{slug}", summary="The form as an HTML page", roles=PUBLIC)
+async def form_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    request = call.request
+    async with call.sessions() as session:
+        form = await form_by_slug(session, request.match_info["slug"])
+    hidden = {webform.SUBMISSION_FIELD: webform.new_submission_id()}
+    # Carry the visit's campaign and the page the form is embedded in into the submission.
+    for name in webform.MARKETING_FIELDS:
+        value = request.query.get(name)
+        if name == "referrer" and not value:
+            value = request.headers.get("Referer")
+        if value and len(value) <= webform.MAX_FIELD_VALUE:
+            hidden[name] = value
+    response = _html_page(form.title, _form_body(form, hidden), form)
+    # Each render carries a fresh submission id; a cached copy would merge two people's posts.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@routes.get(
+    "/forms/{slug}/embed",
+    summary="A snippet to paste into a website to show the form",
+    roles=PUBLIC,
+)
+async def embed_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    request = call.request
+    async with call.sessions() as session:
+        form = await form_by_slug(session, request.match_info["slug"])
+    url = public_url(request, form)
+    snippet = (
+        f'<iframe src="{escape(url)}" title="{escape(form.title)}" loading="lazy" '
+        'style="width:100%;min-height:40rem;border:0"></iframe>'
+    )
+    body = (
+        f"<h1>Embed “{escape(form.title)}”</h1>\n"
+        "<p>Paste this snippet into the HTML of your website where the form should appear.</p>\n"
+        f'<p><label for="snippet">Snippet</label></p>\n<textarea id="snippet" readonly rows="4" '
+        f'cols="80">{escape(snippet)}</textarea>\n'
+        f'<p>The form itself: <a href="{escape(url)}">{escape(url)}</a></p>'
+    )
+    return _html_page(f"Embed {form.title}", body, form)
+
+
+@routes.get("/forms/{slug}/thanks", summary="The page shown after a submission", roles=PUBLIC)
+async def thanks_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    async with call.sessions() as session:
+        form = await form_by_slug(session, call.request.match_info["slug"])
+    body = (
+        "<h1>Thank you</h1>\n"
+        f"<p>We received your message ({escape(form.title)}) and will get back to you soon.</p>"
+    )
+    return _html_page("Thank you", body, form)
+
+
+def public_url(request: web.Request, form: WebForm) -> str:
+    """The absolute address of the form as the client reached this server."""
+    return f"{request.url.origin()}/forms/{quote(form.slug)}"
+
+
+async def _read_fields(request: web.Request) -> dict[str, Any]:
+    """The submitted fields by name; 400 if the body cannot be read, 415 for other types."""
+    if request.content_type == JSON_CONTENT_TYPE:
+        raw = await request.read()
+        try:
+            data = json.loads(raw) if raw.strip() else {}
+        except (ValueError, RecursionError):
+            raise InvalidInput("body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise InvalidInput("body must be a JSON object of fields")
+        return data
+    if request.content_type in BROWSER_CONTENT_TYPES:
+        try:
+            posted = await request.post()
+        except (HttpProcessingError, ValueError, LookupError):
+            # Malformed multipart, undecodable text or an unknown charset.
+            raise InvalidInput("the form data could not be read") from None
+        return _by_name(posted)
+    raise web.HTTPUnsupportedMediaType(
+        text=json.dumps(
+            error_body(
+                "unsupported_media_type",
+                "send the form as application/x-www-form-urlencoded, multipart/form-data "
+                "or application/json",
+            )
+        ),
+        content_type="application/json",
+    )
+
+
+def _by_name(posted: MultiDictProxy[Any]) -> dict[str, Any]:
+    """One value per field name; a name sent several times (checkboxes) gives a list."""
+    fields: dict[str, Any] = {}
+    for name in posted:
+        if name not in fields:
+            values = posted.getall(name)
+            fields[name] = values[0] if len(values) == 1 else values
+    return fields
+
+
+def _received(
+    form: WebForm, ids: ReceivedOut | None, *, created: bool, wants_json: bool
+) -> web.StreamResponse:
+    if wants_json:
+        body = ids or ReceivedOut(interaction_id=None, conversation_id=None, contact_id=None)
+        return json_response(body, status=201 if created else 200)
+    raise web.HTTPSeeOther(form.thank_you_url or f"/forms/{quote(form.slug)}/thanks")
+
+
+def _form_body(form: WebForm, hidden: Mapping[str, str]) -> str:
+    required = set(form.required_fields)
+    rows = [
+        _input(form, "name", "Your name", '<input type="text" autocomplete="name"', required),
+        _input(form, "email", "Email", '<input type="email" autocomplete="email"', required),
+        _input(form, "phone", "Phone", '<input type="tel" autocomplete="tel"', required),
+        _input(form, "message", "Message", '<textarea rows="6"', required),
+    ]
+    notes = ['Fields marked <span aria-hidden="true">*</span> (required) must be filled in.']
+    if not {"email", "phone"} & required:
+        notes.append("Give an email address or a phone number so we can answer you.")
+    hidden_inputs = "".join(
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">\n'
+        for name, value in hidden.items()
+    )
+    return (
+        f"<h1>{escape(form.title)}</h1>\n"
+        f'<form method="post" action="/forms/{quote(form.slug)}" '
+        'enctype="application/x-www-form-urlencoded">\n'
+        + "".join(f'<p class="note">{note}</p>\n' for note in notes)
+        + "".join(rows)
+        + hidden_inputs
+        # The honeypot: off screen, out of the tab order and hidden from screen readers.
+        + f'<div class="hp" aria-hidden="true"><label for="f-{webform.HONEYPOT_FIELD}">'
+        f'Leave this empty</label><input type="text" id="f-{webform.HONEYPOT_FIELD}" '
+        f'name="{webform.HONEYPOT_FIELD}" tabindex="-1" autocomplete="off"></div>\n'
+        '<p><button type="submit">Send</button></p>\n</form>'
+    )
+
+
+def _input(form: WebForm, name: str, label: str, opening: str, required: set[str]) -> str:
+    is_required = name in required
+    marker = ' <span class="required" aria-hidden="true">*</span>' if is_required else ""
+    attributes = f' id="f-{name}" name="{name}"'
+    attributes += f' maxlength="{webform.MAX_LENGTHS[name]}"'
+    if is_required:
+        attributes += " required"
+    closing = "></textarea>" if opening.startswith("<textarea") else ">"
+    return (
+        f'<p><label for="f-{name}">{label}{marker}</label><br>\n'
+        f"{opening}{attributes}{closing}</p>\n"
+    )
+
+
+STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:1.5rem auto;padding:0 1rem}"
+    "input,textarea{width:100%;box-sizing:border-box;font:inherit;padding:.4rem}"
+    "textarea#snippet{font-family:monospace}"
+    ".required{color:#b00020}.note{color:#444}"
+    ".hp{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}"
+    "button{font:inherit;padding:.4rem 1.2rem}"
+)
+_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+
+
+def _html_page(title: str, body: str, form: WebForm) -> web.Response:
+    page = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style></head>\n"
+        f"<body><main>\n{body}\n</main></body></html>\n"
+    )
+    response = web.Response(text=page, content_type="text/html")
+    response.headers["Content-Security-Policy"] = _content_security_policy(form)
+    return response
+
+
+def _content_security_policy(form: WebForm) -> str:
+    """No scripts at all; the form may post here and redirect to its thank-you page."""
+    form_action = "'self'"
+    if form.thank_you_url:
+        # validate_thank_you_url admits only a plain host[:port], safe to place here.
+        parts = urlsplit(form.thank_you_url)
+        form_action += f" {parts.scheme}://{parts.netloc}"
+    # No frame-ancestors: the customer's website may frame the form.
+    return (
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; "
+        f"form-action {form_action}; base-uri 'none'"
+    )

@@ -1,0 +1,120 @@
+"""The API channel: another system posts an inbound interaction as JSON.
+
+Pure parsing, no HTTP: the web layer validates the body into `InteractionIn` and this module
+turns it into the `InboundEvent` that ingest stores, idempotent on the body's `external_id`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from core.errors import InvalidInput
+from core.identity import Address, normalize_email, normalize_phone
+from core.ingest import MAX_EXTERNAL_ID, MAX_TEXT, InboundEvent
+from core.models import IdentityKind, InteractionKind
+
+CHANNEL = "api"
+MAX_META_BYTES = 64 * 1024
+MAX_META_DEPTH = 20
+
+
+class ContactIn(BaseModel):
+    """Who the interaction is from; at least one of email, phone and external_id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=50)
+    name: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(
+        default=None, max_length=320, description="the customer's id in the calling system"
+    )
+
+
+class InteractionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: str = Field(
+        min_length=1,
+        max_length=MAX_EXTERNAL_ID,
+        description="unique id in the calling system; a repeated id is stored once",
+    )
+    contact: ContactIn
+    text: str = Field(max_length=MAX_TEXT)
+    html: str | None = Field(default=None, max_length=MAX_TEXT)
+    subject: str = Field(default="", max_length=500)
+    kind: Literal["message", "call", "form", "event"] = "message"
+    occurred_at: AwareDatetime | None = Field(default=None, description="defaults to now")
+    meta: dict[str, Any] = Field(default_factory=dict, description="up to 64 KiB of JSON")
+    queue: str | None = Field(
+        default=None, min_length=1, max_length=100, description="name of the queue to route to"
+    )
+
+
+def to_event(
+    body: InteractionIn, *, queue_id: int | None, default_region: str | None
+) -> InboundEvent:
+    """The inbound event for an API body; InvalidInput names the offending field."""
+    _check_meta(body.meta)
+    occurred_at = None
+    if body.occurred_at is not None:
+        try:
+            occurred_at = body.occurred_at.astimezone(UTC)
+        except OverflowError:
+            raise InvalidInput("date out of range", field="occurred_at") from None
+    return InboundEvent(
+        channel=CHANNEL,
+        external_id=body.external_id,
+        addresses=_addresses(body.contact, default_region),
+        kind=InteractionKind(body.kind),
+        display_name=(body.contact.name or "").strip(),
+        subject=body.subject,
+        text=body.text,
+        html=body.html,
+        meta=body.meta,
+        occurred_at=occurred_at,
+        queue_id=queue_id,
+    )
+
+
+def _addresses(contact: ContactIn, default_region: str | None) -> list[Address]:
+    addresses = []
+    if contact.email and contact.email.strip():
+        try:
+            addresses.append(Address(IdentityKind.EMAIL, normalize_email(contact.email)))
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, field="contact.email") from None
+    if contact.phone and contact.phone.strip():
+        try:
+            phone = normalize_phone(contact.phone, default_region)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, field="contact.phone") from None
+        addresses.append(Address(IdentityKind.PHONE, phone))
+    if contact.external_id and contact.external_id.strip():
+        addresses.append(Address(IdentityKind.EXTERNAL, contact.external_id.strip()))
+    if not addresses:
+        raise InvalidInput("give the contact's email, phone or external_id", field="contact")
+    return addresses
+
+
+def _check_meta(meta: dict[str, Any]) -> None:
+    if _depth(meta) > MAX_META_DEPTH:
+        raise InvalidInput(f"at most {MAX_META_DEPTH} levels of nesting", field="meta")
+    if len(json.dumps(meta, ensure_ascii=False).encode()) > MAX_META_BYTES:
+        raise InvalidInput(f"at most {MAX_META_BYTES} bytes of JSON", field="meta")
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest

@@ -1,0 +1,374 @@
+"""Contacts: search, changes by operators, merging two records of one person, the timeline."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Final, TypeVar, cast
+
+from sqlalchemy import ColumnElement, CursorResult, Select, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
+
+from core import audit
+from core.audit import Actor
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from core.events import Event, emit
+from core.identity import normalize_email, normalize_phone
+from core.models import (
+    Account,
+    Contact,
+    Conversation,
+    Identity,
+    IdentityKind,
+    Interaction,
+    Lead,
+    Operator,
+    Task,
+    utcnow,
+)
+from core.pagination import decode_cursor, encode_cursor
+
+# Stored as JSON on the contact row, which every contact read loads.
+MAX_CUSTOM_FIELDS_BYTES = 64 * 1024
+# Deeper JSON than this is no form a person fills in, and it strains every JSON encoder.
+MAX_CUSTOM_FIELD_NESTING = 10
+SUPERVISOR_FIELDS = ("owner_id", "priority_tier", "account_id")
+
+RowT = TypeVar("RowT")
+
+
+class Unset(enum.Enum):
+    """A field a PATCH did not send; distinct from None, which clears a nullable field."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContactChanges:
+    """What a PATCH asks to change; fields left UNSET stay as they are."""
+
+    display_name: str | Unset = UNSET
+    language: str | Unset | None = UNSET
+    tags: Sequence[str] | Unset = UNSET
+    # Merged key by key into the stored fields; a None value deletes that key.
+    custom_fields: Mapping[str, Any] | Unset = UNSET
+    owner_id: int | Unset | None = UNSET
+    priority_tier: str | Unset = UNSET
+    account_id: int | Unset | None = UNSET
+
+    def sent(self) -> list[str]:
+        return [item.name for item in fields(self) if getattr(self, item.name) is not UNSET]
+
+
+async def newest_first(
+    session: AsyncSession,
+    query: Select[RowT],
+    time_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[int],
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[RowT], str | None]:
+    """One keyset page of `query` ordered by (time, id) descending, and the next page's cursor."""
+    if cursor is not None:
+        last_time, last_id = decode_cursor(cursor, datetime, int)
+        query = query.where(
+            or_(time_column < last_time, and_(time_column == last_time, id_column < last_id))
+        )
+    query = query.order_by(time_column.desc(), id_column.desc()).limit(limit + 1)
+    rows = list(await session.scalars(query))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor(getattr(last, time_column.key), getattr(last, id_column.key))
+
+
+async def require_active_operator(session: AsyncSession, operator_id: int, field: str) -> None:
+    """400 unless `operator_id` is an operator who can still sign in (owners must be)."""
+    active = await session.scalar(select(Operator.active).where(Operator.id == operator_id))
+    if not active:
+        raise InvalidInput(f"no active operator with id {operator_id}", field=field)
+
+
+async def search_contacts(
+    session: AsyncSession,
+    text: str,
+    *,
+    default_region: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Contact], str | None]:
+    """Live contacts whose name, email or phone matches `text` (all if empty), newest first."""
+    query = (
+        select(Contact)
+        .where(Contact.merged_into_id.is_(None))
+        .options(selectinload(Contact.identities))
+    )
+    text = text.strip()
+    if text:
+        query = query.where(or_(*_matches(text, default_region)))
+    return await newest_first(session, query, Contact.created_at, Contact.id, cursor, limit)
+
+
+def _matches(text: str, default_region: str | None) -> list[ColumnElement[bool]]:
+    conditions = [Contact.display_name.icontains(text, autoescape=True)]
+    if "@" in text:
+        try:
+            conditions.append(_has_identity([IdentityKind.EMAIL], normalize_email(text)))
+        except InvalidInput:
+            conditions.append(_has_email_containing(text))
+    else:
+        conditions.append(_has_email_containing(text))
+    try:
+        phone = normalize_phone(text, default_region)
+    except InvalidInput:
+        pass
+    else:
+        # WhatsApp identities are E.164 numbers too; a caller searches the person, not the app.
+        conditions.append(_has_identity([IdentityKind.PHONE, IdentityKind.WHATSAPP], phone))
+    return conditions
+
+
+def _has_identity(kinds: list[IdentityKind], address: str) -> ColumnElement[bool]:
+    return Contact.id.in_(
+        select(Identity.contact_id).where(Identity.kind.in_(kinds), Identity.address == address)
+    )
+
+
+def _has_email_containing(text: str) -> ColumnElement[bool]:
+    # Stored email addresses are lower-case, so lower-casing the query makes this case-blind.
+    return Contact.id.in_(
+        select(Identity.contact_id).where(
+            Identity.kind == IdentityKind.EMAIL,
+            Identity.address.contains(text.lower(), autoescape=True),
+        )
+    )
+
+
+async def get_contact(session: AsyncSession, contact_id: int) -> Contact:
+    """The contact with its identities; a tombstone too (its merged_into_id says where to go)."""
+    contact = await session.get(
+        Contact, contact_id, options=[selectinload(Contact.identities)], populate_existing=True
+    )
+    if contact is None:
+        raise NotFound(f"no contact with id {contact_id}")
+    return contact
+
+
+async def update_contact(
+    session: AsyncSession, actor: Actor, contact_id: int, changes: ContactChanges
+) -> Contact:
+    """Apply an operator's changes; supervisor-only fields are refused whole for operators."""
+    sent = changes.sent()
+    refused = [name for name in SUPERVISOR_FIELDS if name in sent]
+    if refused and not actor.is_supervisor:
+        error = Forbidden(f"only supervisors and admins may change {', '.join(refused)}")
+        error.fields.update(dict.fromkeys(refused, "only supervisors and admins may change this"))
+        raise error
+    contact = await _live_contact(session, contact_id)
+    wanted = await _validated(session, contact, changes)
+    changed = [name for name, value in wanted.items() if getattr(contact, name) != value]
+    if not changed:
+        return contact
+    for name in changed:
+        setattr(contact, name, wanted[name])
+    await audit.record(session, actor, "contact.update", "contact", contact.id, {"fields": changed})
+    await emit(session, Event("contact.updated", {"contact": contact.id}))
+    await session.flush()
+    return contact
+
+
+async def _live_contact(session: AsyncSession, contact_id: int) -> Contact:
+    """The contact, locked for this transaction; 404 if missing, 409 if merged away."""
+    contact = await session.scalar(
+        select(Contact)
+        .where(Contact.id == contact_id)
+        .options(selectinload(Contact.identities))
+        .with_for_update()
+    )
+    if contact is None:
+        raise NotFound(f"no contact with id {contact_id}")
+    if contact.merged_into_id is not None:
+        raise Conflict(
+            f"contact {contact_id} was merged into contact {contact.merged_into_id}; use that one"
+        )
+    return contact
+
+
+async def _validated(
+    session: AsyncSession, contact: Contact, changes: ContactChanges
+) -> dict[str, Any]:
+    """The new value of each sent field, normalized; 400 for a value that cannot be stored."""
+    wanted: dict[str, Any] = {}
+    if not isinstance(changes.display_name, Unset):
+        name = changes.display_name.strip()
+        if not name:
+            raise InvalidInput("display_name may not be blank", field="display_name")
+        wanted["display_name"] = name
+    if not isinstance(changes.language, Unset):
+        wanted["language"] = changes.language
+    if not isinstance(changes.tags, Unset):
+        wanted["tags"] = list(dict.fromkeys(tag.strip() for tag in changes.tags))
+    if not isinstance(changes.custom_fields, Unset):
+        wanted["custom_fields"] = _merged_fields(contact.custom_fields, changes.custom_fields)
+    if not isinstance(changes.owner_id, Unset):
+        if changes.owner_id is not None:
+            await require_active_operator(session, changes.owner_id, "owner_id")
+        wanted["owner_id"] = changes.owner_id
+    if not isinstance(changes.priority_tier, Unset):
+        # Routing compares tiers ("vip"), so "VIP " and "vip" must be one tier.
+        tier = changes.priority_tier.strip().lower()
+        if not tier:
+            raise InvalidInput("priority_tier may not be blank", field="priority_tier")
+        wanted["priority_tier"] = tier
+    if not isinstance(changes.account_id, Unset):
+        account_id = changes.account_id
+        if account_id is not None and await session.get(Account, account_id) is None:
+            raise InvalidInput(f"no account with id {account_id}", field="account_id")
+        wanted["account_id"] = account_id
+    return wanted
+
+
+def _merged_fields(stored: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in patch.items():
+        if _nested_deeper_than(value, MAX_CUSTOM_FIELD_NESTING):
+            raise InvalidInput(
+                f"custom field values may nest lists and objects {MAX_CUSTOM_FIELD_NESTING} deep",
+                field=f"custom_fields.{key}",
+            )
+    merged = dict(stored)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    try:
+        size = len(json.dumps(merged, allow_nan=False).encode())
+    except ValueError:
+        # Python's JSON reader accepts NaN and Infinity; JSON columns cannot store them.
+        raise InvalidInput(
+            "custom field values must be JSON (no NaN or Infinity)", field="custom_fields"
+        ) from None
+    if size > MAX_CUSTOM_FIELDS_BYTES:
+        raise InvalidInput(
+            f"custom_fields may hold at most {MAX_CUSTOM_FIELDS_BYTES} bytes of JSON",
+            field="custom_fields",
+        )
+    return merged
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` levels deep in `value`."""
+    # Level by level rather than recursively: the input is a client's, its depth unknown.
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+    return bool(level)
+
+
+async def merge_contacts(
+    session: AsyncSession, actor: Actor, survivor_id: int, merged_id: int
+) -> Contact:
+    """Fold contact `merged_id` into `survivor_id`: its identities and history move over,
+    and it stays behind as a tombstone pointing at the survivor."""
+    if survivor_id == merged_id:
+        raise InvalidInput("a contact cannot be merged into itself", field="merge_id")
+    # Locked in id order, so two opposite merges cannot deadlock.
+    found = {
+        contact.id: contact
+        for contact in await session.scalars(
+            select(Contact)
+            .where(Contact.id.in_([survivor_id, merged_id]))
+            .order_by(Contact.id)
+            .with_for_update()
+        )
+    }
+    survivor = found.get(survivor_id)
+    merged = found.get(merged_id)
+    if survivor is None:
+        raise NotFound(f"no contact with id {survivor_id}")
+    if merged is None:
+        raise NotFound(f"no contact with id {merged_id}", field="merge_id")
+    for contact, field in ((survivor, None), (merged, "merge_id")):
+        if contact.merged_into_id is not None:
+            raise Conflict(
+                f"contact {contact.id} was already merged into contact {contact.merged_into_id}",
+                field=field,
+            )
+    moved = await _move_records(session, merged.id, survivor.id)
+    _absorb(survivor, merged)
+    merged.merged_into_id = survivor.id
+    # Older tombstones of the merged contact now point straight at the survivor.
+    await session.execute(
+        update(Contact)
+        .where(Contact.merged_into_id == merged.id)
+        .values(merged_into_id=survivor.id)
+    )
+    await audit.record(
+        session, actor, "contact.merge", "contact", survivor.id, {"merged_id": merged.id, **moved}
+    )
+    await emit(session, Event("contact.merged", {"contact": survivor.id, "merged": merged.id}))
+    await session.flush()
+    return await get_contact(session, survivor.id)
+
+
+async def _move_records(session: AsyncSession, from_id: int, to_id: int) -> dict[str, int]:
+    """Re-point every record of contact `from_id` at `to_id`; how many of each moved."""
+    moved: dict[str, int] = {}
+    models: dict[str, type[Identity | Conversation | Interaction | Lead | Task]] = {
+        "identities": Identity,
+        "conversations": Conversation,
+        "interactions": Interaction,
+        "leads": Lead,
+        "tasks": Task,
+    }
+    for name, model in models.items():
+        result = await session.execute(
+            update(model)
+            .where(model.contact_id == from_id)
+            .values(contact_id=to_id)
+            .execution_options(synchronize_session=False)
+        )
+        moved[name] = cast("CursorResult[Any]", result).rowcount
+    return moved
+
+
+def _absorb(survivor: Contact, merged: Contact) -> None:
+    """Combine the merged contact's data into the survivor's; the survivor wins conflicts."""
+    survivor.tags = list(dict.fromkeys([*survivor.tags, *merged.tags]))
+    survivor.custom_fields = {**merged.custom_fields, **survivor.custom_fields}
+    first, later = sorted((survivor, merged), key=lambda contact: (contact.created_at, contact.id))
+    # First touch: the older record's source, unless that one never learned it.
+    survivor.marketing_source = dict(first.marketing_source or later.marketing_source)
+    survivor.display_name = survivor.display_name or merged.display_name
+    if survivor.language is None:
+        survivor.language = merged.language
+    if survivor.owner_id is None:
+        survivor.owner_id = merged.owner_id
+    if survivor.account_id is None:
+        survivor.account_id = merged.account_id
+    survivor.updated_at = utcnow()
+
+
+async def contact_timeline(
+    session: AsyncSession, contact_id: int, *, cursor: str | None, limit: int
+) -> tuple[list[Interaction], str | None]:
+    """Every interaction of the contact on every channel, newest first."""
+    if await session.get(Contact, contact_id) is None:
+        raise NotFound(f"no contact with id {contact_id}")
+    query = select(Interaction).where(Interaction.contact_id == contact_id)
+    return await newest_first(
+        session, query, Interaction.occurred_at, Interaction.id, cursor, limit
+    )

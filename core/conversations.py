@@ -1,0 +1,460 @@
+"""Conversations: who may see them, and what operators do with them (status, notes,
+assignment, replies through the outbox)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from core import audit
+from core.audit import Actor
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from core.events import Event, emit
+from core.html import html_to_text, sanitize_html
+from core.ingest import MAX_TEXT
+from core.models import (
+    Base,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Identity,
+    IdentityKind,
+    Interaction,
+    InteractionKind,
+    Operator,
+    OutboxItem,
+    QueueMember,
+    utcnow,
+)
+from core.outbox import enqueue
+from core.pagination import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, decode_cursor, encode_cursor
+from core.queues import queue_ids_of
+
+# The kind of customer address each channel delivers to.
+REPLY_ADDRESS_KIND: dict[str, IdentityKind] = {
+    "email": IdentityKind.EMAIL,
+    "sms": IdentityKind.PHONE,
+    "voice": IdentityKind.PHONE,
+    "whatsapp": IdentityKind.WHATSAPP,
+    "telegram": IdentityKind.TELEGRAM,
+    "api": IdentityKind.EXTERNAL,
+}
+# Channels that cannot carry an answer themselves, and the channel that answers for them.
+ANSWERED_BY = {"webform": "email"}
+
+MAX_SNOOZE = timedelta(days=366 * 5)
+
+RowT = TypeVar("RowT", bound=Base)
+
+
+def visible_to(actor: Actor) -> ColumnElement[bool]:
+    """The conversations `actor` may see: all for supervisors, else their queues' and their own."""
+    if actor.is_supervisor:
+        return true()
+    if actor.operator_id is None:
+        return false()
+    member_queues = select(QueueMember.queue_id).where(QueueMember.operator_id == actor.operator_id)
+    return or_(
+        Conversation.assignee_id == actor.operator_id,
+        Conversation.queue_id.in_(member_queues),
+    )
+
+
+async def get_conversation(
+    session: AsyncSession, actor: Actor, conversation_id: int, *, for_update: bool = False
+) -> Conversation:
+    """The conversation if `actor` may see it; 404 if missing, 403 if not theirs to see.
+
+    `for_update` locks the row until the transaction ends, so read-check-write sequences
+    (assignment, status) cannot interleave with another transaction's on PostgreSQL.
+    """
+    conversation = await session.get(
+        Conversation, conversation_id, with_for_update=for_update, populate_existing=for_update
+    )
+    if conversation is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    allowed = await session.scalar(
+        select(Conversation.id).where(Conversation.id == conversation_id, visible_to(actor))
+    )
+    if allowed is None:
+        raise Forbidden("this conversation is not in your queues or assigned to you")
+    return conversation
+
+
+async def list_conversations(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    status: ConversationStatus | None = None,
+    queue_id: int | None = None,
+    assignee_id: int | Literal["me"] | None = None,
+    unassigned: bool = False,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> tuple[list[Conversation], str | None]:
+    """Visible conversations, newest activity first, and the cursor of the next page."""
+    if unassigned and assignee_id is not None:
+        raise InvalidInput("give either assignee_id or unassigned, not both", field="unassigned")
+    query = select(Conversation).where(visible_to(actor))
+    if status is not None:
+        query = query.where(Conversation.status == status)
+    if queue_id is not None:
+        query = query.where(Conversation.queue_id == queue_id)
+    if assignee_id == "me":
+        if actor.operator_id is None:
+            raise InvalidInput(
+                "only an operator has conversations of their own", field="assignee_id"
+            )
+        query = query.where(Conversation.assignee_id == actor.operator_id)
+    elif assignee_id is not None:
+        query = query.where(Conversation.assignee_id == assignee_id)
+    if unassigned:
+        query = query.where(Conversation.assignee_id.is_(None))
+    return await _page(
+        session,
+        query,
+        Conversation.updated_at,
+        Conversation.id,
+        cursor=cursor,
+        limit=limit,
+        newest_first=True,
+    )
+
+
+async def list_interactions(
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: int,
+    *,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> tuple[list[Interaction], str | None]:
+    """The conversation's interactions, oldest first."""
+    await get_conversation(session, actor, conversation_id)
+    query = select(Interaction).where(Interaction.conversation_id == conversation_id)
+    return await _page(
+        session,
+        query,
+        Interaction.occurred_at,
+        Interaction.id,
+        cursor=cursor,
+        limit=limit,
+        newest_first=False,
+    )
+
+
+async def list_outbox(
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: int,
+    *,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> tuple[list[OutboxItem], str | None]:
+    """Delivery state of the conversation's outbound messages, newest first."""
+    await get_conversation(session, actor, conversation_id)
+    query = select(OutboxItem).where(OutboxItem.conversation_id == conversation_id)
+    return await _page(
+        session,
+        query,
+        OutboxItem.created_at,
+        OutboxItem.id,
+        cursor=cursor,
+        limit=limit,
+        newest_first=True,
+    )
+
+
+async def _page(
+    session: AsyncSession,
+    query: Select[RowT],
+    time_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[int],
+    *,
+    cursor: str | None,
+    limit: int,
+    newest_first: bool,
+) -> tuple[list[RowT], str | None]:
+    """One keyset page of `query` ordered by (time, id); the cursor is the last row's key."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}", field="limit")
+    if cursor:
+        after_time, after_id = decode_cursor(cursor, datetime, int)
+        if newest_first:
+            query = query.where(
+                or_(
+                    time_column < after_time,
+                    and_(time_column == after_time, id_column < after_id),
+                )
+            )
+        else:
+            query = query.where(
+                or_(
+                    time_column > after_time,
+                    and_(time_column == after_time, id_column > after_id),
+                )
+            )
+    if newest_first:
+        query = query.order_by(time_column.desc(), id_column.desc())
+    else:
+        query = query.order_by(time_column.asc(), id_column.asc())
+    rows = list(await session.scalars(query.limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    next_cursor = encode_cursor(getattr(last, time_column.key), getattr(last, id_column.key))
+    return rows[:limit], next_cursor
+
+
+async def set_status(
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: int,
+    status: str,
+    *,
+    snoozed_until: datetime | None = None,
+) -> Conversation:
+    try:
+        new_status = ConversationStatus(status)
+    except ValueError:
+        choices = ", ".join(ConversationStatus)
+        raise InvalidInput(f"status must be one of {choices}", field="status") from None
+    if new_status is ConversationStatus.SNOOZED:
+        if snoozed_until is None:
+            raise InvalidInput("snoozing needs snoozed_until", field="snoozed_until")
+        if snoozed_until.tzinfo is None:
+            raise InvalidInput("snoozed_until needs a time zone offset", field="snoozed_until")
+        if snoozed_until <= utcnow():
+            raise InvalidInput("snoozed_until must be in the future", field="snoozed_until")
+        if snoozed_until > utcnow() + MAX_SNOOZE:
+            raise InvalidInput("snoozed_until may be at most 5 years ahead", field="snoozed_until")
+    elif snoozed_until is not None:
+        raise InvalidInput("snoozed_until is only for status snoozed", field="snoozed_until")
+    conversation = await get_conversation(session, actor, conversation_id, for_update=True)
+    old_status = conversation.status
+    if old_status == new_status and conversation.snoozed_until == snoozed_until:
+        return conversation
+    conversation.status = new_status
+    conversation.snoozed_until = snoozed_until
+    if new_status is ConversationStatus.RESOLVED:
+        if old_status != ConversationStatus.RESOLVED:
+            conversation.resolved_at = utcnow()
+    else:
+        conversation.resolved_at = None
+    await session.flush()
+    details: dict[str, Any] = {"from": old_status, "to": new_status}
+    if snoozed_until is not None:
+        details["snoozed_until"] = snoozed_until.isoformat()
+    await audit.record(
+        session, actor, "conversation.status", "conversation", conversation.id, details
+    )
+    await emit(
+        session,
+        Event(
+            "conversation.updated",
+            {"conversation": conversation.id, "contact": conversation.contact_id},
+            {"channel": conversation.channel, "status": new_status},
+        ),
+    )
+    return conversation
+
+
+async def assign(
+    session: AsyncSession, actor: Actor, conversation_id: int, assignee_id: int | None
+) -> Conversation:
+    """Supervisors assign anyone active or unassign; an operator takes an unassigned
+    conversation of their queues for themselves."""
+    if assignee_id is not None and not 1 <= assignee_id <= MAX_ID:
+        raise InvalidInput(f"no active operator {assignee_id}", field="assignee_id")
+    conversation = await get_conversation(session, actor, conversation_id, for_update=True)
+    previous = conversation.assignee_id
+    if not actor.is_supervisor:
+        if assignee_id is None or assignee_id != actor.operator_id:
+            raise Forbidden("operators may only take conversations for themselves")
+        if previous == assignee_id:
+            return conversation
+        if conversation.queue_id not in await queue_ids_of(session, assignee_id):
+            raise Forbidden("operators may only take conversations of their own queues")
+        if previous is not None:
+            raise Conflict("this conversation is assigned to someone else already")
+    elif previous == assignee_id:
+        return conversation
+    if assignee_id is not None:
+        active = await session.scalar(
+            select(Operator.id).where(Operator.id == assignee_id, Operator.active.is_(True))
+        )
+        if active is None:
+            raise InvalidInput(f"no active operator {assignee_id}", field="assignee_id")
+    conversation.assignee_id = assignee_id
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "conversation.assign",
+        "conversation",
+        conversation.id,
+        {"from": previous, "to": assignee_id},
+    )
+    ids = {"conversation": conversation.id, "contact": conversation.contact_id}
+    if assignee_id is not None:
+        ids["operator"] = assignee_id
+    await emit(session, Event("conversation.assigned", ids, {"channel": conversation.channel}))
+    return conversation
+
+
+async def add_note(
+    session: AsyncSession, actor: Actor, conversation_id: int, *, text: str
+) -> Interaction:
+    """An internal note, seen by operators only."""
+    if not text.strip():
+        raise InvalidInput("a note needs text", field="text")
+    if len(text) > MAX_TEXT:
+        raise InvalidInput("the note is too long", field="text")
+    conversation = await get_conversation(session, actor, conversation_id)
+    note = Interaction(
+        conversation_id=conversation.id,
+        contact_id=conversation.contact_id,
+        kind=InteractionKind.NOTE,
+        direction=Direction.INTERNAL,
+        channel=conversation.channel,
+        text=text,
+        operator_id=actor.operator_id,
+        occurred_at=utcnow(),
+    )
+    session.add(note)
+    conversation.updated_at = note.occurred_at
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "conversation.note",
+        "conversation",
+        conversation.id,
+        {"interaction": note.id},
+    )
+    await _emit_interaction(session, note)
+    return note
+
+
+async def reply(
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: int,
+    *,
+    text: str,
+    html: str | None = None,
+    channel: str | None = None,
+) -> tuple[Interaction, OutboxItem]:
+    """Answer the customer: the outbound interaction and its outbox item commit together;
+    a channel's sender delivers it afterwards."""
+    clean_html = sanitize_html(html) if html else None
+    if not text.strip() and clean_html:
+        text = html_to_text(clean_html)
+    if not text.strip():
+        raise InvalidInput("a reply needs text", field="text")
+    if len(text) > MAX_TEXT or len(clean_html or "") > MAX_TEXT:
+        raise InvalidInput("the reply is too long", field="text")
+    conversation = await get_conversation(session, actor, conversation_id)
+    reply_channel = channel or ANSWERED_BY.get(conversation.channel, conversation.channel)
+    recipient = await _recipient(session, conversation.contact_id, reply_channel)
+    subject = _reply_subject(conversation.subject)
+    now = utcnow()
+    message = Interaction(
+        conversation_id=conversation.id,
+        contact_id=conversation.contact_id,
+        kind=InteractionKind.MESSAGE,
+        direction=Direction.OUT,
+        channel=reply_channel,
+        external_id=None,
+        subject=subject,
+        text=text,
+        html=clean_html,
+        operator_id=actor.operator_id,
+        occurred_at=now,
+    )
+    session.add(message)
+    if conversation.first_response_at is None:
+        conversation.first_response_at = now
+    conversation.updated_at = now
+    await session.flush()
+    item = await enqueue(
+        session,
+        channel=reply_channel,
+        recipient=recipient,
+        payload={
+            "text": text,
+            "html": clean_html,
+            "subject": subject,
+            "conversation_id": conversation.id,
+            "interaction_id": message.id,
+            # Lets channels thread the answer (email In-Reply-To, a quoted chat message).
+            "in_reply_to": await _last_inbound_external_id(session, conversation.id, reply_channel),
+        },
+        conversation_id=conversation.id,
+        interaction_id=message.id,
+    )
+    await audit.record(
+        session,
+        actor,
+        "conversation.reply",
+        "conversation",
+        conversation.id,
+        {"interaction": message.id, "outbox": item.id, "channel": reply_channel},
+    )
+    await _emit_interaction(session, message)
+    return message, item
+
+
+async def _recipient(session: AsyncSession, contact_id: int, channel: str) -> str:
+    """The contact's address on `channel`; their first one if they have several."""
+    kind = REPLY_ADDRESS_KIND.get(channel)
+    if kind is None:
+        choices = ", ".join(REPLY_ADDRESS_KIND)
+        raise InvalidInput(f"cannot reply on {channel!r}; choose one of {choices}", field="channel")
+    address = await session.scalar(
+        select(Identity.address)
+        .where(Identity.contact_id == contact_id, Identity.kind == kind)
+        .order_by(Identity.id)
+        .limit(1)
+    )
+    if address is None:
+        raise InvalidInput(
+            f"the contact has no {kind} address to reply on {channel}", field="channel"
+        )
+    return address
+
+
+async def _last_inbound_external_id(
+    session: AsyncSession, conversation_id: int, channel: str
+) -> str | None:
+    found: str | None = await session.scalar(
+        select(Interaction.external_id)
+        .where(
+            Interaction.conversation_id == conversation_id,
+            Interaction.channel == channel,
+            Interaction.direction == Direction.IN,
+            Interaction.external_id.is_not(None),
+        )
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .limit(1)
+    )
+    return found
+
+
+def _reply_subject(subject: str) -> str:
+    if not subject or subject.lower().startswith("re:"):
+        return subject
+    return f"Re: {subject}"[:500]
+
+
+async def _emit_interaction(session: AsyncSession, interaction: Interaction) -> None:
+    ids = {
+        "contact": interaction.contact_id,
+        "conversation": interaction.conversation_id or 0,
+        "interaction": interaction.id,
+    }
+    await emit(session, Event("interaction.created", ids, {"channel": interaction.channel}))

@@ -1,0 +1,102 @@
+"""Leads: sales opportunities, listed by stage and owner and moved through their stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import audit
+from core.audit import Actor
+from core.contacts import UNSET, Unset, newest_first, require_active_operator
+from core.errors import Forbidden, NotFound
+from core.events import Event, emit
+from core.models import Lead, LeadStage
+
+CENTS = Decimal("0.01")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadChanges:
+    """What a PATCH asks to change; fields left UNSET stay as they are."""
+
+    stage: LeadStage | Unset = UNSET
+    value: Decimal | Unset | None = UNSET
+    currency: str | Unset | None = UNSET
+    owner_id: int | Unset | None = UNSET
+
+
+async def list_leads(
+    session: AsyncSession,
+    *,
+    stage: LeadStage | None = None,
+    owner_id: int | None = None,
+    source: str | None = None,
+    cursor: str | None = None,
+    limit: int,
+) -> tuple[list[Lead], str | None]:
+    """Leads matching every filter given, newest first."""
+    query = select(Lead)
+    if stage is not None:
+        query = query.where(Lead.stage == stage)
+    if owner_id is not None:
+        query = query.where(Lead.owner_id == owner_id)
+    if source is not None:
+        query = query.where(Lead.source == source)
+    return await newest_first(session, query, Lead.created_at, Lead.id, cursor, limit)
+
+
+async def get_lead(session: AsyncSession, lead_id: int, *, lock: bool = False) -> Lead:
+    query = select(Lead).where(Lead.id == lead_id)
+    lead = await session.scalar(query.with_for_update() if lock else query)
+    if lead is None:
+        raise NotFound(f"no lead with id {lead_id}")
+    return lead
+
+
+async def update_lead(
+    session: AsyncSession, actor: Actor, lead_id: int, changes: LeadChanges
+) -> Lead:
+    """Change a lead. Operators work their own and unowned leads; only supervisors reassign."""
+    if not isinstance(changes.owner_id, Unset) and not actor.is_supervisor:
+        raise Forbidden("only supervisors and admins may change a lead's owner", field="owner_id")
+    lead = await get_lead(session, lead_id, lock=True)
+    if not actor.is_supervisor and lead.owner_id not in (None, actor.operator_id):
+        raise Forbidden("this lead belongs to another operator; ask a supervisor")
+    previous_stage = lead.stage
+    changed: list[str] = []
+    if not isinstance(changes.stage, Unset) and changes.stage != lead.stage:
+        lead.stage = changes.stage
+    if not isinstance(changes.value, Unset):
+        # As stored (two decimals), so the answer matches what a later read returns.
+        value = None if changes.value is None else changes.value.quantize(CENTS)
+        if value != lead.value:
+            lead.value = value
+            changed.append("value")
+    if not isinstance(changes.currency, Unset):
+        currency = None if changes.currency is None else changes.currency.upper()
+        if currency != lead.currency:
+            lead.currency = currency
+            changed.append("currency")
+    if not isinstance(changes.owner_id, Unset) and changes.owner_id != lead.owner_id:
+        if changes.owner_id is not None:
+            await require_active_operator(session, changes.owner_id, "owner_id")
+        lead.owner_id = changes.owner_id
+        changed.append("owner_id")
+    if lead.stage != previous_stage:
+        await audit.record(
+            session,
+            actor,
+            "lead.stage",
+            "lead",
+            lead.id,
+            {"from": previous_stage, "to": lead.stage},
+        )
+    if changed:
+        await audit.record(session, actor, "lead.update", "lead", lead.id, {"fields": changed})
+    if lead.stage != previous_stage or changed:
+        await emit(session, Event("lead.updated", {"lead": lead.id, "contact": lead.contact_id}))
+        await session.flush()
+    return lead

@@ -1,0 +1,73 @@
+"""In-memory sliding-window rate limits, per client and per server process."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+
+from aiohttp import web
+
+from web.api import error_body
+
+Clock = Callable[[], float]
+
+
+class SlidingWindowLimiter:
+    """At most `limit` hits per key within any `window` seconds."""
+
+    def __init__(self, limit: int, window: float = 60.0, clock: Clock = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._next_sweep = clock() + window
+
+    def hit(self, key: str) -> float | None:
+        """Count a hit; None if allowed, else the seconds until the next one would be."""
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return hits[0] + self.window - now
+        hits.append(now)
+        return None
+
+    def _sweep(self, now: float) -> None:
+        # Forget clients that have been quiet for a whole window, so memory stays bounded.
+        for key in [key for key, hits in self._hits.items() if hits[-1] <= now - self.window]:
+            del self._hits[key]
+        self._next_sweep = now + self.window
+
+
+# One limiter per application and purpose: tests run several applications in one process.
+_limiters: weakref.WeakKeyDictionary[web.Application, dict[str, SlidingWindowLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def limiter_for(app: web.Application, purpose: str, per_minute: int) -> SlidingWindowLimiter:
+    limiters = _limiters.setdefault(app, {})
+    if purpose not in limiters:
+        limiters[purpose] = SlidingWindowLimiter(per_minute)
+    return limiters[purpose]
+
+
+def enforce(request: web.Request, purpose: str, per_minute: int) -> None:
+    """429 with Retry-After when the client's address has used up its allowance."""
+    retry_after = limiter_for(request.app, purpose, per_minute).hit(request.remote or "unknown")
+    if retry_after is not None:
+        seconds = max(1, math.ceil(retry_after))
+        raise web.HTTPTooManyRequests(
+            headers={"Retry-After": str(seconds)},
+            text=json.dumps(
+                error_body("rate_limited", f"too many requests; try again in {seconds} seconds")
+            ),
+            content_type="application/json",
+        )
