@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import AuditEntry, Role
+from core.pagination import keyset_page
 
 
 @dataclass(frozen=True)
@@ -44,4 +46,29 @@ async def record(
             entity_id=None if entity_id is None else str(entity_id),
             details=details or {},
         )
+    )
+
+
+async def list_entries(
+    session: AsyncSession,
+    *,
+    action: str | None = None,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    actor_id: int | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[AuditEntry], str | None]:
+    """Audit entries matching every filter given, newest first, one keyset page."""
+    query = select(AuditEntry)
+    for column, value in (
+        (AuditEntry.action, action),
+        (AuditEntry.entity_type, entity_type),
+        (AuditEntry.entity_id, entity_id),
+        (AuditEntry.actor_id, actor_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return await keyset_page(
+        session, query, AuditEntry.created_at, AuditEntry.id, cursor=cursor, limit=limit
     )

@@ -166,3 +166,8 @@ async def revoke_token(session: AsyncSession, actor: Actor, token_id: int) -> bo
 
 def actor_of(operator: Operator) -> Actor:
     return Actor(f"operator:{operator.email}", Role(operator.role), operator.id)
+
+
+async def list_tokens(session: AsyncSession) -> list[ApiToken]:
+    """Every API token, revoked ones included, newest first."""
+    return list(await session.scalars(select(ApiToken).order_by(ApiToken.id.desc())))

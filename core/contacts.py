@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
-from typing import Any, Final, TypeVar, cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Select, and_, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, selectinload
+from sqlalchemy.orm import selectinload
 
 from core import audit
 from core.audit import Actor
+from core.changes import UNSET, Unset
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Event, emit
 from core.identity import normalize_email, normalize_phone
@@ -26,28 +25,17 @@ from core.models import (
     IdentityKind,
     Interaction,
     Lead,
-    Operator,
     Task,
     utcnow,
 )
-from core.pagination import decode_cursor, encode_cursor
+from core.operators import require_active_operator
+from core.pagination import keyset_page
 
 # Stored as JSON on the contact row, which every contact read loads.
 MAX_CUSTOM_FIELDS_BYTES = 64 * 1024
 # Deeper JSON than this is no form a person fills in, and it strains every JSON encoder.
 MAX_CUSTOM_FIELD_NESTING = 10
 SUPERVISOR_FIELDS = ("owner_id", "priority_tier", "account_id")
-
-RowT = TypeVar("RowT")
-
-
-class Unset(enum.Enum):
-    """A field a PATCH did not send; distinct from None, which clears a nullable field."""
-
-    UNSET = "unset"
-
-
-UNSET: Final = Unset.UNSET
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,36 +55,6 @@ class ContactChanges:
         return [item.name for item in fields(self) if getattr(self, item.name) is not UNSET]
 
 
-async def newest_first(
-    session: AsyncSession,
-    query: Select[RowT],
-    time_column: InstrumentedAttribute[datetime],
-    id_column: InstrumentedAttribute[int],
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[RowT], str | None]:
-    """One keyset page of `query` ordered by (time, id) descending, and the next page's cursor."""
-    if cursor is not None:
-        last_time, last_id = decode_cursor(cursor, datetime, int)
-        query = query.where(
-            or_(time_column < last_time, and_(time_column == last_time, id_column < last_id))
-        )
-    query = query.order_by(time_column.desc(), id_column.desc()).limit(limit + 1)
-    rows = list(await session.scalars(query))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    return rows, encode_cursor(getattr(last, time_column.key), getattr(last, id_column.key))
-
-
-async def require_active_operator(session: AsyncSession, operator_id: int, field: str) -> None:
-    """400 unless `operator_id` is an operator who can still sign in (owners must be)."""
-    active = await session.scalar(select(Operator.active).where(Operator.id == operator_id))
-    if not active:
-        raise InvalidInput(f"no active operator with id {operator_id}", field=field)
-
-
 async def search_contacts(
     session: AsyncSession,
     text: str,
@@ -114,7 +72,9 @@ async def search_contacts(
     text = text.strip()
     if text:
         query = query.where(or_(*_matches(text, default_region)))
-    return await newest_first(session, query, Contact.created_at, Contact.id, cursor, limit)
+    return await keyset_page(
+        session, query, Contact.created_at, Contact.id, cursor=cursor, limit=limit
+    )
 
 
 def _matches(text: str, default_region: str | None) -> list[ColumnElement[bool]]:
@@ -369,6 +329,6 @@ async def contact_timeline(
     if await session.get(Contact, contact_id) is None:
         raise NotFound(f"no contact with id {contact_id}")
     query = select(Interaction).where(Interaction.contact_id == contact_id)
-    return await newest_first(
-        session, query, Interaction.occurred_at, Interaction.id, cursor, limit
+    return await keyset_page(
+        session, query, Interaction.occurred_at, Interaction.id, cursor=cursor, limit=limit
     )

@@ -4,11 +4,10 @@ assignment, replies through the outbox)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from core import audit
 from core.audit import Actor
@@ -17,7 +16,6 @@ from core.events import Event, emit
 from core.html import html_to_text, sanitize_html
 from core.ingest import MAX_TEXT
 from core.models import (
-    Base,
     Conversation,
     ConversationStatus,
     Direction,
@@ -31,7 +29,7 @@ from core.models import (
     utcnow,
 )
 from core.outbox import enqueue
-from core.pagination import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, decode_cursor, encode_cursor
+from core.pagination import DEFAULT_LIMIT, MAX_ID, keyset_page
 from core.queues import queue_ids_of
 
 # The kind of customer address each channel delivers to.
@@ -47,8 +45,6 @@ REPLY_ADDRESS_KIND: dict[str, IdentityKind] = {
 ANSWERED_BY = {"webform": "email"}
 
 MAX_SNOOZE = timedelta(days=366 * 5)
-
-RowT = TypeVar("RowT", bound=Base)
 
 
 def visible_to(actor: Actor) -> ColumnElement[bool]:
@@ -114,7 +110,7 @@ async def list_conversations(
         query = query.where(Conversation.assignee_id == assignee_id)
     if unassigned:
         query = query.where(Conversation.assignee_id.is_(None))
-    return await _page(
+    return await keyset_page(
         session,
         query,
         Conversation.updated_at,
@@ -136,7 +132,7 @@ async def list_interactions(
     """The conversation's interactions, oldest first."""
     await get_conversation(session, actor, conversation_id)
     query = select(Interaction).where(Interaction.conversation_id == conversation_id)
-    return await _page(
+    return await keyset_page(
         session,
         query,
         Interaction.occurred_at,
@@ -158,7 +154,7 @@ async def list_outbox(
     """Delivery state of the conversation's outbound messages, newest first."""
     await get_conversation(session, actor, conversation_id)
     query = select(OutboxItem).where(OutboxItem.conversation_id == conversation_id)
-    return await _page(
+    return await keyset_page(
         session,
         query,
         OutboxItem.created_at,
@@ -167,47 +163,6 @@ async def list_outbox(
         limit=limit,
         newest_first=True,
     )
-
-
-async def _page(
-    session: AsyncSession,
-    query: Select[RowT],
-    time_column: InstrumentedAttribute[datetime],
-    id_column: InstrumentedAttribute[int],
-    *,
-    cursor: str | None,
-    limit: int,
-    newest_first: bool,
-) -> tuple[list[RowT], str | None]:
-    """One keyset page of `query` ordered by (time, id); the cursor is the last row's key."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}", field="limit")
-    if cursor:
-        after_time, after_id = decode_cursor(cursor, datetime, int)
-        if newest_first:
-            query = query.where(
-                or_(
-                    time_column < after_time,
-                    and_(time_column == after_time, id_column < after_id),
-                )
-            )
-        else:
-            query = query.where(
-                or_(
-                    time_column > after_time,
-                    and_(time_column == after_time, id_column > after_id),
-                )
-            )
-    if newest_first:
-        query = query.order_by(time_column.desc(), id_column.desc())
-    else:
-        query = query.order_by(time_column.asc(), id_column.asc())
-    rows = list(await session.scalars(query.limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    next_cursor = encode_cursor(getattr(last, time_column.key), getattr(last, id_column.key))
-    return rows[:limit], next_cursor
 
 
 async def set_status(

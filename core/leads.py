@@ -10,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.audit import Actor
-from core.contacts import UNSET, Unset, newest_first, require_active_operator
+from core.changes import UNSET, Unset
 from core.errors import Forbidden, NotFound
 from core.events import Event, emit
 from core.models import Lead, LeadStage
+from core.operators import require_active_operator
+from core.pagination import keyset_page
 
 CENTS = Decimal("0.01")
 
@@ -45,7 +47,7 @@ async def list_leads(
         query = query.where(Lead.owner_id == owner_id)
     if source is not None:
         query = query.where(Lead.source == source)
-    return await newest_first(session, query, Lead.created_at, Lead.id, cursor, limit)
+    return await keyset_page(session, query, Lead.created_at, Lead.id, cursor=cursor, limit=limit)
 
 
 async def get_lead(session: AsyncSession, lead_id: int, *, lock: bool = False) -> Lead:

@@ -194,3 +194,10 @@ async def change_own_presence(
             {"presence": str(presence), "reason": reason},
         )
     return operator
+
+
+async def require_active_operator(session: AsyncSession, operator_id: int, field: str) -> None:
+    """400 unless `operator_id` is an operator who can still sign in (owners must be)."""
+    active = await session.scalar(select(Operator.active).where(Operator.id == operator_id))
+    if not active:
+        raise InvalidInput(f"no active operator with id {operator_id}", field=field)

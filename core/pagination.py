@@ -6,7 +6,11 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from core.errors import InvalidInput
 
@@ -14,6 +18,8 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 # Ids are 64-bit columns on PostgreSQL.
 MAX_ID = 2**63 - 1
+
+RowT = TypeVar("RowT")
 
 
 def encode_cursor(*key: datetime | int | str) -> str:
@@ -53,3 +59,44 @@ def decode_cursor(raw: str, *types: type) -> tuple[Any, ...]:
 def _is(value: Any, kind: type) -> bool:
     # bool is an int in Python, but never a valid id in a cursor.
     return isinstance(value, kind) and not isinstance(value, bool)
+
+
+async def keyset_page(
+    session: AsyncSession,
+    query: Select[RowT],
+    time_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[int],
+    *,
+    cursor: str | None,
+    limit: int,
+    newest_first: bool = True,
+) -> tuple[list[RowT], str | None]:
+    """One keyset page of `query` ordered by (time, id); the cursor is the last row's key."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}", field="limit")
+    if cursor:
+        after_time, after_id = decode_cursor(cursor, datetime, int)
+        if newest_first:
+            query = query.where(
+                or_(
+                    time_column < after_time,
+                    and_(time_column == after_time, id_column < after_id),
+                )
+            )
+        else:
+            query = query.where(
+                or_(
+                    time_column > after_time,
+                    and_(time_column == after_time, id_column > after_id),
+                )
+            )
+    if newest_first:
+        query = query.order_by(time_column.desc(), id_column.desc())
+    else:
+        query = query.order_by(time_column.asc(), id_column.asc())
+    rows = list(await session.scalars(query.limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    next_cursor = encode_cursor(getattr(last, time_column.key), getattr(last, id_column.key))
+    return rows[:limit], next_cursor

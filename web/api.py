@@ -15,13 +15,14 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core import auth
 from core.audit import Actor
 from core.db import SessionFactory
 from core.errors import Forbidden, InvalidInput
 from core.models import Role
+from core.pagination import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
 from core.settings import Settings
 from core.validation import check_storable
 from web.keys import SESSIONS, SETTINGS
@@ -47,7 +48,18 @@ class NoBody(BaseModel):
 
 # A record id in a body or query: positive and within a 64-bit column, so a huge number is a
 # 400 instead of a database error.
-RecordId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+RecordId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class PageQuery(BaseModel):
+    """Query parameters of a cursor-paginated list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cursor: str | None = Field(
+        default=None, max_length=500, description="next_cursor of the previous page"
+    )
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 @dataclass

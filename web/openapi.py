@@ -43,14 +43,20 @@ def _operation(doc: RouteDoc, components: dict[str, Any]) -> dict[str, Any]:
         for name in _PATH_PARAM.findall(doc.path)
     ]
     if doc.query is not None:
+        # The model's own schema keeps each field's limits (ge, le, max_length, enums).
+        query_schema = doc.query.model_json_schema(ref_template=_REF)
+        components.update(query_schema.pop("$defs", {}))
+        properties = query_schema.get("properties", {})
+        required = set(query_schema.get("required", []))
         for name, field in doc.query.model_fields.items():
+            key = field.alias or name
             parameters.append(
                 {
-                    "name": field.alias or name,
+                    "name": key,
                     "in": "query",
-                    "required": field.is_required(),
+                    "required": key in required,
                     "description": field.description or "",
-                    "schema": TypeAdapter(field.annotation or str).json_schema(ref_template=_REF),
+                    "schema": properties.get(key, {}),
                 }
             )
     if parameters:

@@ -9,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from core import contacts
 from core.contacts import ContactChanges
 from core.models import Role
-from core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from web.api import ANYONE_SIGNED_IN, SUPERVISORS, ApiRoutes, Call, NoBody, RecordId
+from web.api import ANYONE_SIGNED_IN, SUPERVISORS, ApiRoutes, Call, NoBody, PageQuery, RecordId
 from web.schemas import ContactOut, InteractionOut, Page
 
 routes = ApiRoutes(tag="contacts")
@@ -22,13 +21,6 @@ MAX_TAGS = 50
 MAX_CUSTOM_FIELD_KEYS = 100
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-
-
-class PageQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    cursor: str | None = Field(None, max_length=500, description="next_cursor of the previous page")
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 class ContactSearchQuery(PageQuery):

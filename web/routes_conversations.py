@@ -8,23 +8,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from core import conversations
 from core.models import ConversationStatus
-from core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from web.api import ApiRoutes, Call, NoBody, RecordId
+from web.api import ApiRoutes, Call, NoBody, PageQuery, RecordId
 from web.schemas import ConversationOut, InteractionOut, OutboxOut, Page, ReplyOut
 
 routes = ApiRoutes(tag="conversations")
 
 MAX_MESSAGE_CHARS = 100_000
 MAX_HTML_CHARS = 1_000_000
-
-
-class PageQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    cursor: str | None = Field(
-        default=None, max_length=500, description="next_cursor of the previous page"
-    )
-    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 class ConversationQuery(PageQuery):

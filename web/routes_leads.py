@@ -9,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core import leads
 from core.leads import LeadChanges
 from core.models import LeadStage
-from web.api import ApiRoutes, Call, NoBody, RecordId
-from web.routes_contacts import PageQuery
+from web.api import ApiRoutes, Call, NoBody, PageQuery, RecordId
 from web.schemas import LeadOut, Page
 
 routes = ApiRoutes(tag="leads")
