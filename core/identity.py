@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import phonenumbers
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
@@ -52,22 +52,21 @@ def normalize(address: Address, default_region: str | None) -> Address:
     return Address(address.kind, value)
 
 
-async def find_contact(session: AsyncSession, addresses: Sequence[Address]) -> Contact | None:
-    """The contact that owns any of these (normalized) addresses; the oldest if several do."""
+async def owners_of(session: AsyncSession, addresses: Sequence[Address]) -> dict[Address, int]:
+    """The contact id owning each of these (normalized) addresses that has an owner."""
     if not addresses:
-        return None
-    owners: list[int] = []
-    for address in addresses:
-        owner = await session.scalar(
-            select(Identity.contact_id).where(
-                Identity.kind == address.kind, Identity.address == address.value
+        return {}
+    rows = await session.execute(
+        select(Identity.kind, Identity.address, Identity.contact_id).where(
+            or_(
+                *(
+                    and_(Identity.kind == address.kind, Identity.address == address.value)
+                    for address in addresses
+                )
             )
         )
-        if owner is not None:
-            owners.append(owner)
-    if not owners:
-        return None
-    return await session.get(Contact, min(owners))
+    )
+    return {Address(IdentityKind(kind), value): owner for kind, value, owner in rows}
 
 
 async def resolve_contact(
@@ -78,7 +77,8 @@ async def resolve_contact(
     Returns the contact and whether it was created. Safe against a concurrent transaction
     creating the same identity: the unique (kind, address) constraint decides who wins.
     """
-    contact = await find_contact(session, addresses)
+    owners = await owners_of(session, addresses)
+    contact = await session.get(Contact, min(owners.values())) if owners else None
     created = contact is None
     if contact is None:
         contact = Contact(display_name=display_name[:200])
@@ -87,6 +87,8 @@ async def resolve_contact(
     elif display_name and not contact.display_name:
         contact.display_name = display_name[:200]
     for address in addresses:
+        if address in owners:
+            continue  # an address of another contact stays theirs: merging is a person's call
         claimed = await _claim_identity(session, contact.id, address)
         if claimed != contact.id and created:
             # Another transaction created this person first: use theirs, drop ours.

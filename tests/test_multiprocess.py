@@ -127,3 +127,12 @@ async def test_websocket_refuses_a_foreign_origin(
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await browser.ws_connect(f"{server.url}/ws", origin="https://evil.example")
         assert refused.value.status == 403
+
+
+async def test_sigterm_stops_the_server_cleanly(database_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    async with omnicrm_server(database_url, log_path=log) as server:
+        server.process.terminate()
+        code = await asyncio.wait_for(server.process.wait(), 15)
+    assert code == 0
+    assert "Traceback" not in log.read_text()

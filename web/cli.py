@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -149,7 +150,14 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             ) from None
         log.info("omnicrm listening", extra={"url": f"http://{settings.host}:{settings.port}"})
         print(f"omnicrm is serving on http://{settings.host}:{settings.port}", flush=True)
-        await asyncio.Event().wait()
+        # SIGTERM (a process manager, `kill`) stops as gracefully as Ctrl-C: workers finish
+        # their current step and the database pool closes.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("omnicrm stopping")
     finally:
         await runner.cleanup()
     return 0
@@ -158,7 +166,6 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 @asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[SessionFactory]:
     """Sessions on an up-to-date schema, so any command works on a fresh database."""
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     await upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
@@ -178,7 +185,10 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"Demo data loaded: {len(result.logins)} operators, {result.contacts} contacts, "
         f"{result.conversations} conversations, {result.leads} leads."
     )
-    print(f"Sign in at {url}/console/ (the passwords are shown only now):")
+    print(
+        f"Open {url}/ once the server runs; sign in with POST {url}/api/v1/auth/login."
+        " The passwords are shown only now:"
+    )
     rows = [("role", "email", "password")]
     rows += [(login.role, login.email, login.password) for login in result.logins]
     widths = [max(len(row[column]) for row in rows) for column in range(2)]
@@ -195,7 +205,7 @@ async def cmd_operator_add(args: argparse.Namespace, settings: Settings) -> int:
         )
     print(f"operator {operator.email} ({operator.role}) added with id {operator.id}")
     if password is None:
-        print("no password is set: an admin can set one in the console or the API")
+        print("no password is set: an admin can set one with POST /api/v1/operators/{id}/password")
     return 0
 
 

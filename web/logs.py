@@ -34,5 +34,7 @@ def configure_logging(level: str, as_json: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp's access log repeats what the latency histogram and our logs already say.
+    # aiohttp's access log repeats what the latency histogram and our logs already say, and
+    # alembic's step-by-step notes add nothing to "database is up to date".
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
