@@ -28,6 +28,7 @@ from core.models import (
     Interaction,
     InteractionKind,
     Lead,
+    OutboxItem,
     utcnow,
 )
 from core.sql import insert_ignoring_conflicts
@@ -226,17 +227,7 @@ async def _thread(
     """The conversation this interaction belongs to, and "created"/"reopened" if it changed."""
     candidate = None
     if event.reply_to_external_ids:
-        candidate = await session.scalar(
-            select(Conversation)
-            .join(Interaction, Interaction.conversation_id == Conversation.id)
-            .where(
-                Interaction.channel == event.channel,
-                Interaction.external_id.in_(list(event.reply_to_external_ids)),
-                Conversation.contact_id == contact.id,
-            )
-            .order_by(Interaction.id.desc())
-            .limit(1)
-        )
+        candidate = await _answered_conversation(session, contact, event)
     if candidate is None:
         query = select(Conversation).where(
             Conversation.contact_id == contact.id, Conversation.channel == event.channel
@@ -265,3 +256,35 @@ async def _thread(
     session.add(conversation)
     await session.flush()
     return conversation, "created"
+
+
+async def _answered_conversation(
+    session: AsyncSession, contact: Contact, event: InboundEvent
+) -> Conversation | None:
+    """The contact's conversation holding a message this one answers: one of theirs, or one
+    we sent (its provider id, e.g. our email's Message-ID, which may answer a web form)."""
+    references = list(event.reply_to_external_ids)
+    theirs = await session.scalar(
+        select(Conversation)
+        .join(Interaction, Interaction.conversation_id == Conversation.id)
+        .where(
+            Interaction.channel == event.channel,
+            Interaction.external_id.in_(references),
+            Conversation.contact_id == contact.id,
+        )
+        .order_by(Interaction.id.desc())
+        .limit(1)
+    )
+    if theirs is not None:
+        return theirs
+    return await session.scalar(
+        select(Conversation)
+        .join(OutboxItem, OutboxItem.conversation_id == Conversation.id)
+        .where(
+            OutboxItem.channel == event.channel,
+            OutboxItem.provider_id.in_(references),
+            Conversation.contact_id == contact.id,
+        )
+        .order_by(OutboxItem.id.desc())
+        .limit(1)
+    )

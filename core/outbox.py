@@ -198,6 +198,27 @@ async def mark_retry(
     )
 
 
+async def record_bounce(session: AsyncSession, outbox_id: int, reason: str) -> bool:
+    """A bounce came back for a message we handed over: it failed after all.
+
+    The only move out of "sent": a delivery report is later, better knowledge of the same
+    attempt, not a step back. Returns whether the item changed.
+    """
+    result = await session.execute(
+        update(OutboxItem)
+        .where(
+            OutboxItem.id == outbox_id,
+            OutboxItem.status.in_((OutboxStatus.SENDING, OutboxStatus.SENT)),
+        )
+        .values(status=OutboxStatus.FAILED, last_error=reason[:2000], updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    changed = bool(getattr(result, "rowcount", 0))
+    if changed:
+        await emit(session, Event("outbox.failed", {"outbox": outbox_id}, {"reason": "bounce"}))
+    return changed
+
+
 def backoff_seconds(attempt: int, base: float = RETRY_BASE_SECONDS, cap: float = 900.0) -> float:
     """Exponential backoff with jitter: up to base, 2*base, 4*base … seconds, capped at 15 min."""
     return random.uniform(base / 2, min(cap, base * 2 ** (attempt - 1)))

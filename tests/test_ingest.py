@@ -20,8 +20,10 @@ from core.models import (
     Identity,
     IdentityKind,
     Interaction,
+    OutboxStatus,
     utcnow,
 )
+from core.outbox import enqueue
 
 EMAIL = IdentityKind.EMAIL
 PHONE = IdentityKind.PHONE
@@ -260,3 +262,42 @@ async def test_a_duplicate_publishes_nothing(sessions: SessionFactory, bus: Even
     async with bus.subscribe() as queue:
         await store(sessions, event)
         assert queue.empty()
+
+
+async def test_a_reply_to_our_outbound_message_joins_its_conversation_across_channels(
+    sessions: SessionFactory,
+) -> None:
+    who = Address(EMAIL, "form-then-mail@example.com")
+    form = await store(sessions, message("f-1", who, channel="webform"))
+    async with sessions() as session, session.begin():
+        item = await enqueue(
+            session,
+            channel="email",
+            recipient="form-then-mail@example.com",
+            payload={"text": "Thanks, here is the answer"},
+            conversation_id=form.conversation_id,
+        )
+        item.status = OutboxStatus.SENT
+        item.provider_id = "<omnicrm.1.abc@support.example>"
+    answer = await store(
+        sessions,
+        message(
+            "<customer-answer@mail.example>",
+            who,
+            channel="email",
+            thread_key="re: your request",
+            reply_to_external_ids=["<omnicrm.1.abc@support.example>"],
+        ),
+    )
+    assert answer.conversation_id == form.conversation_id
+    # Someone else quoting our Message-ID does not get into this customer's conversation.
+    stranger = await store(
+        sessions,
+        message(
+            "<stranger@mail.example>",
+            Address(EMAIL, "stranger@example.com"),
+            channel="email",
+            reply_to_external_ids=["<omnicrm.1.abc@support.example>"],
+        ),
+    )
+    assert stranger.conversation_id != form.conversation_id
