@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=8, ge=1)
     # An outbox item claimed by a worker that died is retried after this lease runs out.
     outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    # Where attachments are kept (content-addressed files), and the largest one stored.
+    attachments_dir: str = "./data/attachments"
+    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
     log_json: bool = True
 

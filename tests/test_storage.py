@@ -1,0 +1,40 @@
+"""Attachment storage: content-addressed, safe against path tricks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import NotFound
+from core.storage import AttachmentStore, FilesystemStore, MemoryStore
+
+
+@pytest.fixture(params=["filesystem", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> AttachmentStore:
+    return FilesystemStore(tmp_path / "blobs") if request.param == "filesystem" else MemoryStore()
+
+
+async def test_bytes_come_back_under_their_key(store: AttachmentStore) -> None:
+    key = await store.put(b"%PDF-1.4 invoice")
+    assert await store.get(key) == b"%PDF-1.4 invoice"
+    assert await store.put(b"%PDF-1.4 invoice") == key
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd", "0" * 63, "A" * 64, ""])
+async def test_keys_that_are_not_digests_are_not_found(store: AttachmentStore, key: str) -> None:
+    with pytest.raises(NotFound):
+        await store.get(key)
+
+
+async def test_unknown_key_is_not_found(store: AttachmentStore) -> None:
+    with pytest.raises(NotFound):
+        await store.get("ab" * 32)
+
+
+async def test_filesystem_store_leaves_no_partial_files(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path)
+    await store.put(b"x" * 10_000)
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(files) == 1
+    assert not files[0].name.endswith(".partial")
