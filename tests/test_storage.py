@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,6 @@ async def test_unknown_key_is_not_found(store: AttachmentStore) -> None:
 async def test_filesystem_store_leaves_no_partial_files(tmp_path: Path) -> None:
     store = FilesystemStore(tmp_path)
     await store.put(b"x" * 10_000)
-    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    files = [path for path in await asyncio.to_thread(list, tmp_path.rglob("*")) if path.is_file()]
     assert len(files) == 1
     assert not files[0].name.endswith(".partial")
