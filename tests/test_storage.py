@@ -36,6 +36,10 @@ async def test_unknown_key_is_not_found(store: AttachmentStore) -> None:
 async def test_filesystem_store_leaves_no_partial_files(tmp_path: Path) -> None:
     store = FilesystemStore(tmp_path)
     await store.put(b"x" * 10_000)
-    files = [path for path in await asyncio.to_thread(list, tmp_path.rglob("*")) if path.is_file()]
+    files = await asyncio.to_thread(_files_under, tmp_path)
     assert len(files) == 1
     assert not files[0].name.endswith(".partial")
+
+
+def _files_under(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()]
