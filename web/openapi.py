@@ -18,7 +18,9 @@ _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 def _schema(annotation: Any, components: dict[str, Any]) -> dict[str, Any]:
     schema = TypeAdapter(annotation).json_schema(ref_template=_REF)
     components.update(schema.pop("$defs", {}))
-    title = getattr(annotation, "__name__", None)
+    name = getattr(annotation, "__name__", None)
+    # Component names allow letters, digits, ".", "-", "_": Page[ContactOut] -> Page_ContactOut
+    title = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") if name else None
     if schema.get("type") == "object" and title and "properties" in schema:
         components[title] = schema
         return {"$ref": _REF.format(model=title)}

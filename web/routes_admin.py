@@ -11,7 +11,7 @@ from core import audit, auth
 from core.errors import NotFound
 from core.models import ApiToken, Role
 from web.api import ADMINS, ApiRoutes, Call, NoBody, PageQuery, RecordId
-from web.schemas import AuditOut, NewTokenOut, Page, TokenOut
+from web.schemas import AuditOut, NewTokenOut, Page, TokenOut, page_of
 
 routes = ApiRoutes(tag="admin")
 
@@ -75,9 +75,9 @@ async def revoke_token(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     summary="The audit log, newest first: who did what to which record",
     roles=ADMINS,
     query=AuditQuery,
-    response=Page,
+    response=Page[AuditOut],
 )
-async def list_audit(call: Call[NoBody, AuditQuery]) -> Page:
+async def list_audit(call: Call[NoBody, AuditQuery]) -> Page[AuditOut]:
     query = call.query
     async with call.sessions() as session:
         entries, next_cursor = await audit.list_entries(
@@ -89,6 +89,4 @@ async def list_audit(call: Call[NoBody, AuditQuery]) -> Page:
             cursor=query.cursor,
             limit=query.limit,
         )
-    return Page(
-        items=[AuditOut.model_validate(entry) for entry in entries], next_cursor=next_cursor
-    )
+    return page_of(AuditOut, entries, next_cursor)

@@ -10,7 +10,7 @@ from core import contacts
 from core.contacts import ContactChanges
 from core.models import Role
 from web.api import ANYONE_SIGNED_IN, SUPERVISORS, ApiRoutes, Call, NoBody, PageQuery, RecordId
-from web.schemas import ContactOut, InteractionOut, Page
+from web.schemas import ContactOut, InteractionOut, Page, page_of
 
 routes = ApiRoutes(tag="contacts")
 
@@ -73,9 +73,9 @@ class MergeBody(BaseModel):
     summary="Search contacts by name, email or phone, newest first",
     roles=READERS,
     query=ContactSearchQuery,
-    response=Page,
+    response=Page[ContactOut],
 )
-async def search_contacts(call: Call[NoBody, ContactSearchQuery]) -> Page:
+async def search_contacts(call: Call[NoBody, ContactSearchQuery]) -> Page[ContactOut]:
     async with call.sessions() as session:
         rows, next_cursor = await contacts.search_contacts(
             session,
@@ -84,7 +84,7 @@ async def search_contacts(call: Call[NoBody, ContactSearchQuery]) -> Page:
             cursor=call.query.cursor,
             limit=call.query.limit,
         )
-    return Page(items=[ContactOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return page_of(ContactOut, rows, next_cursor)
 
 
 @routes.get(
@@ -132,11 +132,11 @@ async def merge_contacts(call: Call[MergeBody, NoBody]) -> ContactOut:
     summary="Every interaction of a contact on every channel, newest first",
     roles=READERS,
     query=PageQuery,
-    response=Page,
+    response=Page[InteractionOut],
 )
-async def contact_timeline(call: Call[NoBody, PageQuery]) -> Page:
+async def contact_timeline(call: Call[NoBody, PageQuery]) -> Page[InteractionOut]:
     async with call.sessions() as session:
         rows, next_cursor = await contacts.contact_timeline(
             session, call.path_int("id"), cursor=call.query.cursor, limit=call.query.limit
         )
-    return Page(items=[InteractionOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return page_of(InteractionOut, rows, next_cursor)

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from core import conversations
 from core.models import ConversationStatus
 from web.api import ApiRoutes, Call, NoBody, PageQuery, RecordId
-from web.schemas import ConversationOut, InteractionOut, OutboxOut, Page, ReplyOut
+from web.schemas import ConversationOut, InteractionOut, OutboxOut, Page, ReplyOut, page_of
 
 routes = ApiRoutes(tag="conversations")
 
@@ -63,9 +63,9 @@ class ReplyBody(BaseModel):
     "/api/v1/conversations",
     summary="Conversations you may see, newest activity first",
     query=ConversationQuery,
-    response=Page,
+    response=Page[ConversationOut],
 )
-async def list_conversations(call: Call[NoBody, ConversationQuery]) -> Page:
+async def list_conversations(call: Call[NoBody, ConversationQuery]) -> Page[ConversationOut]:
     query = call.query
     async with call.sessions() as session:
         rows, next_cursor = await conversations.list_conversations(
@@ -78,9 +78,7 @@ async def list_conversations(call: Call[NoBody, ConversationQuery]) -> Page:
             cursor=query.cursor,
             limit=query.limit,
         )
-    return Page(
-        items=[ConversationOut.model_validate(row) for row in rows], next_cursor=next_cursor
-    )
+    return page_of(ConversationOut, rows, next_cursor)
 
 
 @routes.get("/api/v1/conversations/{id}", summary="One conversation", response=ConversationOut)
@@ -96,9 +94,9 @@ async def get_conversation(call: Call[NoBody, NoBody]) -> ConversationOut:
     "/api/v1/conversations/{id}/interactions",
     summary="The conversation's interactions, oldest first",
     query=PageQuery,
-    response=Page,
+    response=Page[InteractionOut],
 )
-async def list_interactions(call: Call[NoBody, PageQuery]) -> Page:
+async def list_interactions(call: Call[NoBody, PageQuery]) -> Page[InteractionOut]:
     async with call.sessions() as session:
         rows, next_cursor = await conversations.list_interactions(
             session,
@@ -107,16 +105,16 @@ async def list_interactions(call: Call[NoBody, PageQuery]) -> Page:
             cursor=call.query.cursor,
             limit=call.query.limit,
         )
-    return Page(items=[InteractionOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return page_of(InteractionOut, rows, next_cursor)
 
 
 @routes.get(
     "/api/v1/conversations/{id}/outbox",
     summary="Delivery status of the conversation's outbound messages, newest first",
     query=PageQuery,
-    response=Page,
+    response=Page[OutboxOut],
 )
-async def list_outbox(call: Call[NoBody, PageQuery]) -> Page:
+async def list_outbox(call: Call[NoBody, PageQuery]) -> Page[OutboxOut]:
     async with call.sessions() as session:
         rows, next_cursor = await conversations.list_outbox(
             session,
@@ -125,7 +123,7 @@ async def list_outbox(call: Call[NoBody, PageQuery]) -> Page:
             cursor=call.query.cursor,
             limit=call.query.limit,
         )
-    return Page(items=[OutboxOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return page_of(OutboxOut, rows, next_cursor)
 
 
 @routes.post(

@@ -10,7 +10,7 @@ from core import leads
 from core.leads import LeadChanges
 from core.models import LeadStage
 from web.api import ApiRoutes, Call, NoBody, PageQuery, RecordId
-from web.schemas import LeadOut, Page
+from web.schemas import LeadOut, Page, page_of
 
 routes = ApiRoutes(tag="leads")
 
@@ -49,9 +49,9 @@ class LeadPatchBody(BaseModel):
     "/api/v1/leads",
     summary="Leads, newest first, filtered by stage, owner and source",
     query=LeadQuery,
-    response=Page,
+    response=Page[LeadOut],
 )
-async def list_leads(call: Call[NoBody, LeadQuery]) -> Page:
+async def list_leads(call: Call[NoBody, LeadQuery]) -> Page[LeadOut]:
     query = call.query
     async with call.sessions() as session:
         rows, next_cursor = await leads.list_leads(
@@ -62,7 +62,7 @@ async def list_leads(call: Call[NoBody, LeadQuery]) -> Page:
             cursor=query.cursor,
             limit=query.limit,
         )
-    return Page(items=[LeadOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return page_of(LeadOut, rows, next_cursor)
 
 
 @routes.get("/api/v1/leads/{id}", summary="A lead", response=LeadOut)

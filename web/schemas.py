@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+ItemT = TypeVar("ItemT", bound=BaseModel)
 
 
 class Out(BaseModel):
@@ -151,11 +154,18 @@ class AuditOut(Out):
     created_at: datetime
 
 
-class Page(BaseModel):
+class Page(BaseModel, Generic[ItemT]):
     """A page of a cursor-paginated list; pass `next_cursor` as `cursor` for the next one."""
 
-    items: list[Any]
+    items: list[ItemT]
     next_cursor: str | None
+
+
+def page_of(schema: type[ItemT], rows: Iterable[object], next_cursor: str | None) -> Page[ItemT]:
+    """A page of `rows` (ORM objects) serialized with `schema`."""
+    return Page[schema](  # type: ignore[valid-type]
+        items=[schema.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
 
 
 class QueueWithMembersOut(QueueOut):
@@ -194,3 +204,55 @@ class FormAdminOut(FormOut):
 
     url: str
     embed_url: str
+
+
+class MailboxOut(Out):
+    """A mailbox's settings; passwords are write-only, `*_password_set` says if one is stored."""
+
+    id: int
+    name: str
+    address: str
+    display_name: str
+    imap_host: str
+    imap_port: int
+    imap_tls: str
+    imap_user: str
+    imap_password_set: bool
+    imap_folder: str
+    smtp_host: str
+    smtp_port: int
+    smtp_tls: str
+    smtp_user: str
+    smtp_password_set: bool
+    queue_id: int | None
+    after_import: str
+    move_to_folder: str | None
+    use_idle: bool
+    poll_seconds: int
+    backfill_days: int
+    active: bool
+    # Declared in the config file, which owns it: the API shows it but cannot change it.
+    from_config: bool
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class QuarantineOut(BaseModel):
+    """An inbound message that could not be ingested; GET …/raw downloads its bytes."""
+
+    id: int
+    mailbox_id: int
+    uidvalidity: int
+    uid: int
+    status: str
+    reason: str
+    interaction_id: int | None
+    size: int
+    # As the message's own head states them (undecoded if broken), to tell messages apart.
+    sender: str
+    subject: str
+    created_at: datetime
+    updated_at: datetime
