@@ -32,6 +32,8 @@ from core.settings import Settings
 from web.api import CSRF_HEADER
 from web.app import create_app
 
+pytest_plugins = ["tests.mailservers"]  # the `dovecot` and `smtp_server` fixtures
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "OMNICRM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
