@@ -75,6 +75,11 @@ class Sender(ABC):
     async def do_send(self, delivery: Delivery) -> str | None:
         """Channel-specific delivery."""
 
+    async def is_ready(self) -> bool:
+        """Whether the channel can send now; items of a channel that is not configured yet
+        stay queued (not failed) until it is."""
+        return True
+
 
 async def enqueue(
     session: AsyncSession,
@@ -283,12 +288,11 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it; return how many items were attempted."""
-        if not self._senders:
+        channels = [name for name, sender in self._senders.items() if await sender.is_ready()]
+        if not channels:
             return 0
         async with transaction(self._factory) as session:
-            deliveries = await claim_due(
-                session, list(self._senders), self._batch_size, self._lease
-            )
+            deliveries = await claim_due(session, channels, self._batch_size, self._lease)
         await asyncio.gather(*(self._deliver(delivery) for delivery in deliveries))
         return len(deliveries)
 

@@ -5,11 +5,22 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import phonenumbers
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.errors import InvalidInput
+from core.mailboxes import check_complete
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./omnicrm.db"
 INSECURE_DEV_SECRET = "dev-insecure-change-me"  # noqa: S105 - a marker that is refused in production mode
@@ -17,6 +28,84 @@ INSECURE_DEV_SECRET = "dev-insecure-change-me"  # noqa: S105 - a marker that is 
 
 class SettingsError(Exception):
     """Settings are invalid; the message is one line fit for a terminal."""
+
+
+class MailboxSettings(BaseModel):
+    """One `[[mailboxes]]` table of the config file: an email account omnicrm reads and sends
+    with. Settings left out take the same defaults as in the API (docs/channels/email.md).
+
+    Passwords belong in the environment, not the file: `imap_password_env = "SUPPORT_IMAP_PW"`
+    names the variable to read at load (`smtp_password_env` likewise). `queue` is a queue's
+    name, since ids differ between installations.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    address: str
+    display_name: str | None = None
+    imap_host: str
+    imap_port: int | None = None
+    imap_tls: str | None = None
+    imap_user: str
+    imap_password: SecretStr | None = None
+    imap_password_env: str | None = None
+    imap_folder: str | None = None
+    smtp_host: str
+    smtp_port: int | None = None
+    smtp_tls: str | None = None
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_password_env: str | None = None
+    queue: str | None = None
+    after_import: str | None = None
+    move_to_folder: str | None = None
+    use_idle: bool | None = None
+    poll_seconds: int | None = None
+    backfill_days: int | None = None
+    active: bool | None = None
+
+    @model_validator(mode="after")
+    def _resolve_and_check(self) -> Self:
+        try:
+            self.imap_password = _password_from_env(
+                self.imap_password, self.imap_password_env, "imap_password"
+            )
+            self.smtp_password = _password_from_env(
+                self.smtp_password, self.smtp_password_env, "smtp_password"
+            )
+            check_complete(self.mailbox_fields())
+        except InvalidInput as exc:
+            problems = "; ".join(f"{name}: {text}" for name, text in exc.fields.items())
+            raise ValueError(f"mailbox {self.name!r}: {problems or exc.message}") from None
+        return self
+
+    def mailbox_fields(self) -> dict[str, Any]:
+        """The settings given, named as the Mailbox columns (passwords revealed)."""
+        values = self.model_dump(
+            exclude_none=True,
+            exclude={"queue", "imap_password_env", "smtp_password_env"},
+        )
+        for name in ("imap_password", "smtp_password"):
+            secret: SecretStr | None = getattr(self, name)
+            if secret is not None:
+                values[name] = secret.get_secret_value()
+        return values
+
+
+def _password_from_env(
+    password: SecretStr | None, variable: str | None, field: str
+) -> SecretStr | None:
+    if variable is None:
+        return password
+    if password is not None:
+        raise InvalidInput(f"give {field} or {field}_env, not both", field=f"{field}_env")
+    value = os.environ.get(variable)
+    if not value:
+        raise InvalidInput(
+            f"names {variable}, which is not set in the environment", field=f"{field}_env"
+        )
+    return SecretStr(value)
 
 
 class Settings(BaseSettings):
@@ -49,6 +138,9 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
     log_json: bool = True
+    # `[[mailboxes]]` tables (`[[omnicrm.mailboxes]]` inside an [omnicrm] table); synced into
+    # the database at start-up, where the API shows them read-only.
+    mailboxes: list[MailboxSettings] = Field(default_factory=list)
 
     @field_validator("database_url")
     @classmethod
@@ -72,6 +164,15 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _unique_mailbox_names(cls, value: list[MailboxSettings]) -> list[MailboxSettings]:
+        names = [mailbox.name.strip() for mailbox in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each mailbox needs its own name; repeated: {', '.join(repeated)}")
+        return value
 
     @property
     def is_postgresql(self) -> bool:

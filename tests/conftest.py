@@ -129,8 +129,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, engine: AsyncEngine) -> web.Application:
-    # Depends on `engine` so the database is empty before the app opens its own.
-    return create_app(settings)
+    # Depends on `engine` so the database is empty before the app opens its own. Its outbox
+    # worker is off: tests that deliver run a worker of their own and watch what it does.
+    return create_app(settings, run_outbox_worker=False)
 
 
 @pytest.fixture

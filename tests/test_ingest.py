@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from core.db import SessionFactory
 from core.errors import InvalidInput
 from core.events import EventBus
+from core.html import sanitize_html
 from core.identity import Address
 from core.ingest import InboundEvent, IngestPolicy, IngestResult, ingest
 from core.models import (
@@ -301,3 +302,26 @@ async def test_a_reply_to_our_outbound_message_joins_its_conversation_across_cha
         ),
     )
     assert stranger.conversation_id != form.conversation_id
+
+
+async def test_remote_content_in_customer_html_is_held_back_and_sanitizing_is_stable(
+    sessions: SessionFactory,
+) -> None:
+    result = await store(
+        sessions,
+        message(
+            "pixel",
+            Address(EMAIL, "tracker@example.com"),
+            channel="email",
+            html='<p>Hi</p><img src="https://tracker.example/p.gif" alt="x">'
+            '<img src="cid:logo@x" alt="logo">',
+        ),
+    )
+    async with sessions() as session:
+        stored = await session.get(Interaction, result.interaction_id)
+    assert stored is not None
+    assert stored.html is not None
+    assert '<img src="https://tracker.example' not in stored.html
+    assert 'data-omnicrm-src="https://tracker.example/p.gif"' in stored.html
+    assert 'src="cid:logo@x"' in stored.html
+    assert sanitize_html(stored.html) == stored.html

@@ -12,9 +12,11 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from core.db import make_engine
+from channels.email.smtp import EmailSender
+from core.db import make_engine, transaction
 from core.events import EventBus, listen_postgresql, session_info
 from core.ingest import IngestPolicy
+from core.mailboxes import sync_config_mailboxes
 from core.outbox import OutboxWorker, Sender
 from core.settings import Settings
 from web import (
@@ -25,6 +27,7 @@ from web import (
     routes_forms,
     routes_interactions,
     routes_leads,
+    routes_mailboxes,
     routes_operators,
     routes_system,
     webforms,
@@ -52,6 +55,7 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_contacts.routes,
     routes_conversations.routes,
     routes_leads.routes,
+    routes_mailboxes.routes,
     routes_operators.routes,
     routes_admin.routes,
     routes_forms.routes,
@@ -103,8 +107,26 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     engine = make_engine(app[SETTINGS].database_url)
     app[ENGINE] = engine
     app[SESSIONS] = async_sessionmaker(engine, expire_on_commit=False, info=session_info(app[BUS]))
-    yield
-    await engine.dispose()
+    try:
+        await _sync_config_mailboxes(app)
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def _sync_config_mailboxes(app: web.Application) -> None:
+    """Mailboxes declared in the config file are created or updated in the database."""
+    async with transaction(app[SESSIONS]) as session:
+        result = await sync_config_mailboxes(session, app[SETTINGS].mailboxes)
+    if result.created or result.updated or result.deactivated:
+        log.info(
+            "config mailboxes synced",
+            extra={
+                "created": result.created,
+                "updated": result.updated,
+                "deactivated": result.deactivated,
+            },
+        )
 
 
 async def postgresql_events(app: web.Application) -> AsyncIterator[None]:
@@ -122,7 +144,9 @@ async def postgresql_events(app: web.Application) -> AsyncIterator[None]:
 
 async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    senders: dict[str, Sender] = app[SENDERS]
+    # Built-in channel senders, unless the application was given its own for a channel.
+    given: dict[str, Sender] = app[SENDERS]
+    senders: dict[str, Sender] = {"email": EmailSender(app[SESSIONS]), **given}
     worker = OutboxWorker(
         app[SESSIONS],
         senders,

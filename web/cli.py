@@ -34,10 +34,11 @@ from core.auth import create_token
 from core.db import SessionFactory, make_engine, make_session_factory
 from core.errors import DomainError, InvalidInput
 from core.forms import KNOWN_FIELDS, create_form
+from core.mailboxes import create_mailbox, list_mailboxes
 from core.migrate import upgrade
-from core.models import Role
+from core.models import AfterImport, Role, TlsMode
 from core.operators import OPERATOR_ROLES, create_operator
-from core.queues import queue_by_name
+from core.queues import list_queues, queue_by_name
 from core.settings import INSECURE_DEV_SECRET, Settings, SettingsError, load_settings
 from web.app import create_app
 from web.logs import configure_logging
@@ -116,7 +117,54 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"required fields, from {', '.join(KNOWN_FIELDS)} (default: email message)",
     )
     add_form.add_argument("--thank-you-url", help="where to send the customer after submitting")
+
+    mailbox = commands.add_parser("mailbox", help="manage mailboxes (email accounts)")
+    mailbox_commands = mailbox.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_mailbox = _command(
+        mailbox_commands, "add", "add a mailbox: IMAP to read, SMTP to send", cmd_mailbox_add
+    )
+    _mailbox_arguments(add_mailbox)
+    _command(mailbox_commands, "list", "list mailboxes (passwords never shown)", cmd_mailbox_list)
     return parser
+
+
+def _mailbox_arguments(parser: argparse.ArgumentParser) -> None:
+    tls_modes = [str(mode) for mode in TlsMode]
+    parser.add_argument("--name", required=True, help="unique; how admins tell mailboxes apart")
+    parser.add_argument("--address", required=True, help="the From address of replies")
+    parser.add_argument("--display-name", help="the From name of replies")
+    parser.add_argument("--imap-host", required=True)
+    parser.add_argument("--imap-port", type=int, help="default 993")
+    parser.add_argument("--imap-tls", choices=tls_modes, help="default ssl (implicit TLS)")
+    parser.add_argument("--imap-user", required=True)
+    parser.add_argument("--imap-folder", help="the folder to read (default INBOX)")
+    parser.add_argument("--smtp-host", required=True)
+    parser.add_argument("--smtp-port", type=int, help="default 465")
+    parser.add_argument("--smtp-tls", choices=tls_modes, help="default ssl (implicit TLS)")
+    smtp_login = parser.add_mutually_exclusive_group()
+    smtp_login.add_argument(
+        "--smtp-user",
+        help="SMTP login if not the IMAP one; its password is the second line on stdin",
+    )
+    smtp_login.add_argument(
+        "--no-smtp-auth", action="store_true", help="send without logging in (a trusted relay)"
+    )
+    parser.add_argument("--queue", help="name of the queue its conversations go to")
+    parser.add_argument(
+        "--after-import",
+        choices=[str(choice) for choice in AfterImport],
+        help="what happens on the server to an imported message (default leave)",
+    )
+    parser.add_argument("--move-to-folder", help="where --after-import move puts messages")
+    parser.add_argument("--poll-seconds", type=int, help="how often to look without IDLE")
+    parser.add_argument("--no-idle", action="store_true", help="poll even if IDLE is supported")
+    parser.add_argument("--backfill-days", type=int, help="how far back the first read goes")
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from stdin: one line, used for IMAP and SMTP alike; with "
+        "--smtp-user a second line is the SMTP password",
+    )
 
 
 def _command(commands: Any, name: str, help_text: str, handler: Command) -> argparse.ArgumentParser:
@@ -209,13 +257,16 @@ async def cmd_operator_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _read_password() -> str:
+def _read_password(
+    prompt: str = "password: ",
+    missing: str = "no password on stdin (give one line, or leave out --password-stdin)",
+) -> str:
     if sys.stdin.isatty():
-        password = getpass.getpass("password: ")
+        password = getpass.getpass(prompt)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     if not password:
-        raise InvalidInput("no password on stdin (give one line, or leave out --password-stdin)")
+        raise InvalidInput(missing)
     return password
 
 
@@ -244,6 +295,89 @@ async def cmd_form_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_mailbox_add(args: argparse.Namespace, settings: Settings) -> int:
+    given = {
+        "name": args.name,
+        "address": args.address,
+        "display_name": args.display_name,
+        "imap_host": args.imap_host,
+        "imap_port": args.imap_port,
+        "imap_tls": args.imap_tls,
+        "imap_user": args.imap_user,
+        "imap_folder": args.imap_folder,
+        "smtp_host": args.smtp_host,
+        "smtp_port": args.smtp_port,
+        "smtp_tls": args.smtp_tls,
+        "after_import": args.after_import,
+        "move_to_folder": args.move_to_folder,
+        "poll_seconds": args.poll_seconds,
+        "backfill_days": args.backfill_days,
+        "use_idle": False if args.no_idle else None,
+    }
+    values = {name: value for name, value in given.items() if value is not None}
+    password = _read_password("IMAP password: ") if args.password_stdin else None
+    if not args.no_smtp_auth:
+        # SMTP logs in as the IMAP user unless told otherwise, as most providers expect.
+        values["smtp_user"] = args.smtp_user or args.imap_user
+        if password is not None and args.smtp_user:
+            values["smtp_password"] = _read_password(
+                "SMTP password: ",
+                "no SMTP password on stdin: with --smtp-user give it as the second line",
+            )
+        elif password is not None:
+            values["smtp_password"] = password
+    if password is not None:
+        values["imap_password"] = password
+    async with _database(settings) as sessions, sessions() as session, session.begin():
+        if args.queue:
+            values["queue_id"] = (await queue_by_name(session, args.queue)).id
+        mailbox = await create_mailbox(session, CLI, values)
+    print(f"mailbox {mailbox.name!r} ({mailbox.address}) added with id {mailbox.id}")
+    if password is None:
+        print(
+            "no password is set: an admin can set one with PATCH /api/v1/mailboxes/"
+            f"{mailbox.id} (imap_password, smtp_password)"
+        )
+    return 0
+
+
+async def cmd_mailbox_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with _database(settings) as sessions, sessions() as session:
+        mailboxes = await list_mailboxes(session)
+        queues = {queue.id: queue.name for queue, _ in await list_queues(session)}
+    if not mailboxes:
+        print("no mailboxes: add one with `omnicrm mailbox add` or in the config file")
+        return 0
+    rows = [("id", "name", "address", "state", "source", "imap", "smtp", "queue", "passwords")]
+    for mailbox in mailboxes:
+        stored = [
+            kind
+            for kind, password in (("imap", mailbox.imap_password), ("smtp", mailbox.smtp_password))
+            if password
+        ]
+        rows.append(
+            (
+                str(mailbox.id),
+                mailbox.name,
+                mailbox.address,
+                "active" if mailbox.active else "inactive",
+                "config" if mailbox.from_config else "api/cli",
+                f"{mailbox.imap_user} {mailbox.imap_host}:{mailbox.imap_port} {mailbox.imap_tls}"
+                f" {mailbox.imap_folder}",
+                f"{mailbox.smtp_user or '(no auth)'} {mailbox.smtp_host}:{mailbox.smtp_port}"
+                f" {mailbox.smtp_tls}",
+                queues.get(mailbox.queue_id, "-") if mailbox.queue_id else "-",
+                " ".join(f"{kind} set" for kind in stored) or "none set",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -269,6 +403,16 @@ def _check_sqlite_directory(url: str) -> None:
         raise CliError(
             f"cannot reach the database at {_safe_url(url)}: directory {directory} does not exist"
         )
+
+
+def _with_fields(exc: DomainError) -> str:
+    """The message with the field each problem is about, e.g. "email: not a valid address"."""
+    details = "; ".join(f"{name}: {text}" for name, text in exc.fields.items())
+    if not details:
+        return exc.message
+    if set(exc.fields.values()) == {exc.message}:
+        return details
+    return f"{exc.message} ({details})"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -309,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"omnicrm: {exc}", file=sys.stderr)
         return exc.code
     except InvalidInput as exc:
-        print(f"omnicrm: {exc.message}", file=sys.stderr)
+        print(f"omnicrm: {_with_fields(exc)}", file=sys.stderr)
         return 2
     except DomainError as exc:
         print(f"omnicrm: {exc.message}", file=sys.stderr)

@@ -1,0 +1,247 @@
+"""Outbound email: the outbox's sender for the email channel, over SMTP with aiosmtplib.
+
+Each outbox item goes out from one mailbox, threaded into the customer's conversation
+(In-Reply-To, References) with a Message-ID of ours that core.ingest recognizes when the
+customer answers it. SMTP's own verdicts decide what happens next: 4xx replies, dropped
+connections and timeouts are retried by the outbox; 5xx replies fail the item with the
+server's words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels.email.message import MAX_REFERENCES, compose_message
+from core.db import SessionFactory
+from core.mailboxes import active_mailbox_exists
+from core.models import (
+    Conversation,
+    Direction,
+    Interaction,
+    Mailbox,
+    OutboxItem,
+    OutboxStatus,
+    TlsMode,
+)
+from core.outbox import Delivery, PermanentSendError, Sender, TransientSendError
+
+CHANNEL = "email"
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """What one attempt needs from the database, read before the network is touched."""
+
+    mailbox: Mailbox
+    message_id: str
+    references: list[str]
+
+
+class EmailSender(Sender):
+    """Delivers email outbox items through the SMTP server of the mailbox they go out from.
+
+    `timeout_seconds` bounds each SMTP step and the whole attempt.
+    """
+
+    def __init__(self, sessions: SessionFactory, *, timeout_seconds: float = 60.0) -> None:
+        self._sessions = sessions
+        self.timeout_seconds = timeout_seconds
+
+    async def is_ready(self) -> bool:
+        """Replies wait in the outbox until an admin has configured an active mailbox."""
+        async with self._sessions() as session:
+            return await active_mailbox_exists(session)
+
+    async def do_send(self, delivery: Delivery) -> str:
+        # The session closes before SMTP starts: no database connection waits on the network.
+        async with self._sessions() as session:
+            outgoing = await _prepare(session, delivery)
+        payload = delivery.payload
+        mailbox = outgoing.mailbox
+        try:
+            message = compose_message(
+                from_address=mailbox.address,
+                from_name=mailbox.display_name,
+                to=delivery.recipient,
+                subject=_text(payload, "subject"),
+                text=_text(payload, "text"),
+                html=_text(payload, "html") or None,
+                message_id_domain=_domain(mailbox.address),
+                in_reply_to=_text(payload, "in_reply_to") or None,
+                references=outgoing.references,
+                automatic=payload.get("automatic") is True,
+                outbox_id=delivery.outbox_id,
+                message_id=outgoing.message_id,
+            )
+        except ValueError as exc:
+            raise PermanentSendError(f"cannot compose the message: {exc}") from None
+        await self._submit(mailbox, message, delivery.recipient)
+        return outgoing.message_id
+
+    async def _submit(self, mailbox: Mailbox, message: EmailMessage, recipient: str) -> None:
+        tls = TlsMode(mailbox.smtp_tls)
+        server = f"SMTP server {mailbox.smtp_host}:{mailbox.smtp_port}"
+        try:
+            await aiosmtplib.send(
+                message,
+                sender=mailbox.address,
+                recipients=[recipient],
+                hostname=mailbox.smtp_host,
+                port=mailbox.smtp_port,
+                username=mailbox.smtp_user or None,
+                password=mailbox.smtp_password if mailbox.smtp_user else None,
+                use_tls=tls is TlsMode.SSL,
+                start_tls=tls is TlsMode.STARTTLS,
+                timeout=self.timeout_seconds,
+                # The default asks DNS for this host's name, which can block the event loop.
+                local_hostname=_domain(mailbox.address),
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise _verdict(server, exc.recipients) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _verdict(server, [exc]) from None
+        except aiosmtplib.SMTPNotSupported as exc:
+            # The server lacks what the mailbox is configured for (STARTTLS, AUTH).
+            raise PermanentSendError(f"{server}: {exc}") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            # Disconnects, timeouts, refused connections, TLS handshakes that failed.
+            reason = str(exc) or type(exc).__name__
+            raise TransientSendError(f"{server}: {reason}") from None
+
+
+def _verdict(
+    server: str, replies: Sequence[aiosmtplib.SMTPResponseException]
+) -> PermanentSendError | TransientSendError:
+    """5xx is final; anything else (4xx, a reply the client could not read) is worth a retry."""
+    reason = "; ".join(f"{reply.code} {reply.message}".strip() for reply in replies)
+    if replies and all(500 <= reply.code <= 599 for reply in replies):
+        return PermanentSendError(f"{server} refused the message: {reason}")
+    return TransientSendError(f"{server} deferred the message: {reason}")
+
+
+async def _prepare(session: AsyncSession, delivery: Delivery) -> _Outgoing:
+    mailbox = await sending_mailbox(session, delivery.payload, delivery.conversation_id)
+    if mailbox is None:
+        raise PermanentSendError("no mailbox configured for email")
+    created_at = await session.scalar(
+        select(OutboxItem.created_at).where(OutboxItem.id == delivery.outbox_id)
+    )
+    if created_at is None:
+        raise PermanentSendError(f"outbox item {delivery.outbox_id} is gone")
+    references = (
+        await thread_message_ids(session, delivery.conversation_id, delivery.outbox_id)
+        if delivery.conversation_id is not None
+        else []
+    )
+    return _Outgoing(
+        mailbox=mailbox,
+        message_id=_message_id(delivery.outbox_id, created_at, _domain(mailbox.address)),
+        references=references,
+    )
+
+
+async def sending_mailbox(
+    session: AsyncSession, payload: dict[str, Any], conversation_id: int | None
+) -> Mailbox | None:
+    """The active mailbox to send from: the one the payload names, else the one the
+    customer last wrote to in this conversation, else the one serving its queue, else the
+    first. A deactivated mailbox neither reads nor sends."""
+    candidates: list[int | None] = [_int(payload.get("mailbox_id"))]
+    queue_id = None
+    if conversation_id is not None:
+        meta = await session.scalar(
+            select(Interaction.meta)
+            .where(
+                Interaction.conversation_id == conversation_id,
+                Interaction.channel == CHANNEL,
+                Interaction.direction == Direction.IN,
+            )
+            .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+            .limit(1)
+        )
+        candidates.append(_int((meta or {}).get("mailbox_id")))
+        queue_id = await session.scalar(
+            select(Conversation.queue_id).where(Conversation.id == conversation_id)
+        )
+    active = select(Mailbox).where(Mailbox.active.is_(True)).order_by(Mailbox.id).limit(1)
+    for mailbox_id in candidates:
+        if mailbox_id is not None:
+            found = await session.scalar(active.where(Mailbox.id == mailbox_id))
+            if found is not None:
+                return found
+    if queue_id is not None:
+        found = await session.scalar(active.where(Mailbox.queue_id == queue_id))
+        if found is not None:
+            return found
+    return await session.scalar(active)
+
+
+async def thread_message_ids(
+    session: AsyncSession, conversation_id: int, outbox_id: int
+) -> list[str]:
+    """The Message-IDs of the conversation's emails, theirs and ours, oldest first.
+
+    Bounded like a References header: the thread's first message and the latest ones.
+    """
+    theirs = select(Interaction.occurred_at, Interaction.external_id).where(
+        Interaction.conversation_id == conversation_id,
+        Interaction.channel == CHANNEL,
+        Interaction.direction == Direction.IN,
+        Interaction.external_id.is_not(None),
+    )
+    ours = select(OutboxItem.sent_at, OutboxItem.provider_id).where(
+        OutboxItem.conversation_id == conversation_id,
+        OutboxItem.channel == CHANNEL,
+        OutboxItem.status == OutboxStatus.SENT,
+        OutboxItem.provider_id.is_not(None),
+        OutboxItem.sent_at.is_not(None),
+        OutboxItem.id != outbox_id,
+    )
+    found: dict[str, datetime] = {}
+    for query, order in (
+        (theirs, (Interaction.occurred_at, Interaction.id)),
+        (ours, (OutboxItem.sent_at, OutboxItem.id)),
+    ):
+        first = await session.execute(query.order_by(*order).limit(1))
+        latest = await session.execute(
+            query.order_by(*(column.desc() for column in order)).limit(MAX_REFERENCES)
+        )
+        for when, message_id in [*first, *latest]:
+            if when is not None and message_id is not None and _looks_like_message_id(message_id):
+                found.setdefault(message_id, when)
+    return sorted(found, key=lambda message_id: found[message_id])
+
+
+def _looks_like_message_id(value: str) -> bool:
+    # Inbound messages without a Message-ID are stored under a content hash instead.
+    return value.startswith("<") and value.endswith(">") and "@" in value
+
+
+def _message_id(outbox_id: int, created_at: datetime, domain: str) -> str:
+    """Our Message-ID for an outbox item: the same on every attempt, so a retry after a lost
+    reply to DATA lets the recipient drop the copy, and an answer to either copy threads
+    here. channels.email.message.parse_outbox_id reads the item back from it."""
+    seed = f"{outbox_id}:{created_at.isoformat()}".encode()
+    return f"<omnicrm.{outbox_id}.{hashlib.sha256(seed).hexdigest()[:16]}@{domain}>"
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2]
+
+
+def _text(payload: dict[str, Any], key: str) -> str:
+    value = payload.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
