@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from core.audit import CLI
 from core.forms import create_form
 from core.identity import Address
 from core.ingest import InboundEvent, ingest
-from core.models import IdentityKind
+from core.models import IdentityKind, Mailbox, utcnow
 from core.settings import Settings
 from web.app import create_app
 from web.keys import SESSIONS
@@ -162,3 +163,35 @@ async def test_start_page_links_the_active_forms(
     page = await response.text()
     assert '<a href="/forms/contact">Write to &lt;us&gt;</a>' in page
     assert "/api/openapi.json" in page
+
+
+async def test_healthz_shows_each_mailbox_and_a_failing_one_degrades(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    now = utcnow()
+    async with app[SESSIONS]() as session, session.begin():
+        for name, success, error in (
+            ("support", now, None),
+            ("sales", now - timedelta(minutes=5), now),
+            ("new", None, None),
+        ):
+            session.add(
+                Mailbox(
+                    name=name,
+                    address=f"{name}@shop.example",
+                    imap_host="imap.shop.example",
+                    imap_user=name,
+                    smtp_host="smtp.shop.example",
+                    last_success_at=success,
+                    last_error_at=error,
+                    last_error="connection refused" if error else None,
+                )
+            )
+    response = await client.get("/healthz")
+    assert response.status == 200
+    body = await response.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["mailbox:support"] == "ok"
+    assert body["checks"]["mailbox:new"] == "starting"
+    assert body["checks"]["mailbox:sales"].startswith("error since ")
+    assert body["checks"]["mailbox:sales"].endswith("connection refused")

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from channels.email.smtp import EmailSender
@@ -116,8 +117,13 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 async def _sync_config_mailboxes(app: web.Application) -> None:
     """Mailboxes declared in the config file are created or updated in the database."""
-    async with transaction(app[SESSIONS]) as session:
-        result = await sync_config_mailboxes(session, app[SETTINGS].mailboxes)
+    try:
+        async with transaction(app[SESSIONS]) as session:
+            result = await sync_config_mailboxes(session, app[SETTINGS].mailboxes)
+    except (SQLAlchemyError, OSError) as exc:
+        # The server still starts, so /healthz can say what is wrong.
+        log.error("cannot sync the config file's mailboxes", extra={"error": str(exc)})
+        return
     if result.created or result.updated or result.deactivated:
         log.info(
             "config mailboxes synced",

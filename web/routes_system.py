@@ -10,7 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.models import WebForm
+from core.mailboxes import list_mailboxes
+from core.models import Mailbox, WebForm
 from core.outbox import outbox_depth
 from web.api import PUBLIC, ApiRoutes, Call, NoBody
 from web.keys import METRICS
@@ -52,20 +53,42 @@ code{{background:#f3f3f3;padding:0 .2rem}}</style></head>
 """
 
 
-@routes.get("/healthz", summary="Liveness and database reachability", roles=PUBLIC)
+@routes.get(
+    "/healthz",
+    summary="Liveness: the database (503 when unreachable) and each mailbox's last poll",
+    roles=PUBLIC,
+)
 async def healthz(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     checks: dict[str, str] = {}
     try:
         async with call.sessions() as session:
             await session.execute(text("SELECT 1"))
+            mailboxes = await list_mailboxes(session, active_only=True)
         checks["database"] = "ok"
     except (SQLAlchemyError, OSError) as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    healthy = all(value == "ok" for value in checks.values())
-    return web.json_response(
-        {"status": "ok" if healthy else "unhealthy", "checks": checks},
-        status=200 if healthy else 503,
+        mailboxes = []
+    for mailbox in mailboxes:
+        checks[f"mailbox:{mailbox.name}"] = _mailbox_health(mailbox)
+    if checks["database"] != "ok":
+        status, code = "unhealthy", 503
+    elif not any(value.startswith("error") for value in checks.values()):
+        status, code = "ok", 200
+    else:
+        # A mailbox that cannot be reached is worth an alert, not a restart of the server.
+        status, code = "degraded", 200
+    return web.json_response({"status": status, "checks": checks}, status=code)
+
+
+def _mailbox_health(mailbox: Mailbox) -> str:
+    failing = mailbox.last_error_at is not None and (
+        mailbox.last_success_at is None or mailbox.last_error_at >= mailbox.last_success_at
     )
+    if failing:
+        return f"error since {mailbox.last_error_at:%Y-%m-%dT%H:%M:%SZ}: {mailbox.last_error}"
+    if mailbox.last_success_at is None:
+        return "starting"
+    return "ok"
 
 
 @routes.get("/metrics", summary="Prometheus metrics", roles=PUBLIC)
