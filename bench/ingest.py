@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,15 +25,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import database  # noqa: E402
 from core.audit import CLI  # noqa: E402 - the path is set up just above
 from core.db import make_engine, make_session_factory, transaction  # noqa: E402
 from core.forms import create_form  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from tests.servers import free_port, omnicrm_server  # noqa: E402
-
-POSTGRES_ADMIN = os.environ.get(
-    "OMNICRM_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @dataclass
@@ -109,27 +104,6 @@ async def bare_server() -> AsyncIterator[str]:
     finally:
         process.terminate()
         await process.wait()
-
-
-@asynccontextmanager
-async def database(backend: str) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite+aiosqlite:///{folder}/bench.db"
-        return
-    import asyncpg
-
-    name = f"omnicrm_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield (
-            POSTGRES_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
-            + f"/{name}"
-        )
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def prepare(database_url: str) -> None:

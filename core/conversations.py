@@ -81,6 +81,26 @@ async def get_conversation(
     return conversation
 
 
+async def get_attachment(
+    session: AsyncSession, actor: Actor, interaction_id: int, index: int
+) -> dict[str, Any]:
+    """The stored attachment entry `index` of an interaction in a conversation `actor` may
+    see; 404 when there is none or it was too large to keep."""
+    interaction = await session.get(Interaction, interaction_id)
+    if interaction is None:
+        raise NotFound(f"no interaction {interaction_id}")
+    if interaction.conversation_id is not None:
+        await get_conversation(session, actor, interaction.conversation_id)
+    elif not actor.is_supervisor:
+        raise Forbidden("only supervisors see interactions outside conversations")
+    if not 0 <= index < len(interaction.attachments):
+        raise NotFound(f"interaction {interaction_id} has no attachment {index}")
+    entry = interaction.attachments[index]
+    if not entry.get("key"):
+        raise NotFound("this attachment was too large to keep; only its name and size are known")
+    return entry
+
+
 async def list_conversations(
     session: AsyncSession,
     actor: Actor,

@@ -114,6 +114,8 @@ async def emit(session: AsyncSession, event: Event) -> None:
 
 @sa_event.listens_for(Session, "after_commit")
 def _publish_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT was released; the real commit is still to come
     pending: list[Event] = session.info.pop(_PENDING_KEY, [])
     bus: EventBus | None = session.info.get(_BUS_KEY)
     if bus is not None:

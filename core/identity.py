@@ -25,7 +25,16 @@ class Address:
 def normalize_email(raw: str) -> str:
     value = raw.strip().lower()
     local, at, domain = value.rpartition("@")
-    if not at or not local or "." not in domain or " " in value or len(value) > _MAX_ADDRESS:
+    # A quoted local part may hold spaces ("big bug bb"@bug.com is a real address).
+    quoted = len(local) >= 2 and local.startswith('"') and local.endswith('"')
+    if (
+        not at
+        or not local
+        or "." not in domain
+        or any(char.isspace() for char in domain)
+        or (not quoted and any(char.isspace() for char in local))
+        or len(value) > _MAX_ADDRESS
+    ):
         raise InvalidInput("not a valid email address", field="email")
     return value
 

@@ -124,14 +124,15 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key="test-secret-key",
         log_json=False,
         outbox_poll_seconds=0.05,
+        attachments_dir=str(tmp_path / "attachments"),
     )
 
 
 @pytest.fixture
 def app(settings: Settings, engine: AsyncEngine) -> web.Application:
     # Depends on `engine` so the database is empty before the app opens its own. Its outbox
-    # worker is off: tests that deliver run a worker of their own and watch what it does.
-    return create_app(settings, run_outbox_worker=False)
+    # worker and mail pollers are off: tests that deliver or poll run their own and watch them.
+    return create_app(settings, background_workers=False)
 
 
 @pytest.fixture

@@ -325,3 +325,17 @@ async def test_remote_content_in_customer_html_is_held_back_and_sanitizing_is_st
     assert 'data-omnicrm-src="https://tracker.example/p.gif"' in stored.html
     assert 'src="cid:logo@x"' in stored.html
     assert sanitize_html(stored.html) == stored.html
+
+
+async def test_a_released_savepoint_does_not_publish_before_the_commit(
+    sessions: SessionFactory, bus: EventBus
+) -> None:
+    async with bus.subscribe() as queue:
+        async with sessions() as session, session.begin():
+            await ingest(session, message("sp-1", Address(EMAIL, "sp@example.com")))
+            # A second ingest in the same transaction releases a savepoint of its own.
+            await ingest(session, message("sp-2", Address(EMAIL, "sp@example.com")))
+            assert queue.empty()
+            await session.rollback()
+        assert queue.empty()
+    assert await count(sessions, Interaction) == 0

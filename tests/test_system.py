@@ -88,7 +88,7 @@ async def test_healthz_is_503_when_the_database_is_unreachable(
     down = Settings(
         database_url="postgresql+asyncpg://nobody@127.0.0.1:9/none", secret_key="x" * 16
     )
-    client = await aiohttp_client(create_app(down, run_outbox_worker=False))
+    client = await aiohttp_client(create_app(down, background_workers=False))
     response = await client.get("/healthz")
     assert response.status == 503
     body = await response.json()

@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from channels.email.imap import PollerOptions
+from channels.email.service import EmailChannel
 from channels.email.smtp import EmailSender
 from core.db import make_engine, transaction
 from core.events import EventBus, listen_postgresql, session_info
@@ -20,8 +22,10 @@ from core.ingest import IngestPolicy
 from core.mailboxes import sync_config_mailboxes
 from core.outbox import OutboxWorker, Sender
 from core.settings import Settings
+from core.storage import FilesystemStore
 from web import (
     routes_admin,
+    routes_attachments,
     routes_auth,
     routes_contacts,
     routes_conversations,
@@ -30,13 +34,16 @@ from web import (
     routes_leads,
     routes_mailboxes,
     routes_operators,
+    routes_quarantine,
     routes_system,
     webforms,
     ws,
 )
 from web.api import ApiRoutes, error_body
 from web.keys import (
+    ATTACHMENTS,
     BUS,
+    EMAIL_CHANNEL,
     ENGINE,
     INGEST_POLICY,
     METRICS,
@@ -55,8 +62,10 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_auth.routes,
     routes_contacts.routes,
     routes_conversations.routes,
+    routes_attachments.routes,
     routes_leads.routes,
     routes_mailboxes.routes,
+    routes_quarantine.routes,
     routes_operators.routes,
     routes_admin.routes,
     routes_forms.routes,
@@ -69,9 +78,12 @@ def create_app(
     settings: Settings,
     *,
     senders: Mapping[str, Sender] | None = None,
-    run_outbox_worker: bool = True,
+    background_workers: bool = True,
 ) -> web.Application:
-    """Build the application; resources open and close with its cleanup contexts."""
+    """Build the application; resources open and close with its cleanup contexts.
+
+    `background_workers=False` leaves out the outbox worker and the mail pollers (tests that
+    drive them run their own)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[timed, security_headers, errors_as_json],
@@ -85,6 +97,7 @@ def create_app(
         reopen_window=timedelta(days=settings.reopen_window_days),
     )
     app[SENDERS] = dict(senders or {})
+    app[ATTACHMENTS] = FilesystemStore(settings.attachments_dir)
     app[ROUTE_DOCS] = []
     for api in (*API_ROUTES, webforms.routes, ws.routes):
         app.router.add_routes(api.table)
@@ -92,8 +105,9 @@ def create_app(
     app.cleanup_ctx.append(database)
     if settings.is_postgresql:
         app.cleanup_ctx.append(postgresql_events)
-    if run_outbox_worker:
+    if background_workers:
         app.cleanup_ctx.append(outbox_worker)
+        app.cleanup_ctx.append(email_channel)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 
@@ -167,3 +181,19 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def email_channel(app: web.Application) -> AsyncIterator[None]:
+    """One IMAP poller per active mailbox, following changes to the mailboxes."""
+    channel = EmailChannel(
+        app[SESSIONS],
+        app[BUS],
+        app[ATTACHMENTS],
+        app[INGEST_POLICY],
+        PollerOptions(max_attachment_bytes=app[SETTINGS].max_attachment_bytes),
+    )
+    app[EMAIL_CHANNEL] = channel
+    app[METRICS].watch_email(channel)
+    await channel.start()
+    yield
+    await channel.stop()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels.email.service import EmailChannel
 from core.db import SessionFactory
 from core.events import EventBus
 from core.ingest import IngestPolicy
 from core.outbox import OutboxWorker, Sender
 from core.settings import Settings
+from core.storage import AttachmentStore
 from web.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,3 +23,5 @@ INGEST_POLICY = web.AppKey("ingest_policy", IngestPolicy)
 # Channel name -> sender of outbox items; channels add theirs before the app starts.
 SENDERS: web.AppKey[dict[str, Sender]] = web.AppKey("senders", dict[str, Sender])
 OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
+ATTACHMENTS = web.AppKey("attachments", AttachmentStore)
+EMAIL_CHANNEL = web.AppKey("email_channel", EmailChannel)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Iterator
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from channels.email.service import EmailChannel
 from core.events import Event
 
 
@@ -29,7 +34,47 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch_email(self, channel: EmailChannel) -> None:
+        """Report the mail pollers' counters and states at every scrape."""
+        self.registry.register(_EmailCollector(channel))
+
     def on_event(self, event: Event) -> None:
         # Counted from this process's own commits only; other processes count theirs.
         if event.type == "interaction.created" and event.origin_is_local:
             self.interactions.labels(event.labels.get("channel", "unknown")).inc()
+
+
+class _EmailCollector(Collector):
+    """Reads the pollers' own counters when Prometheus scrapes, so nothing is counted twice."""
+
+    def __init__(self, channel: EmailChannel) -> None:
+        self._channel = channel
+
+    def collect(self) -> Iterator[Metric]:
+        counters = {
+            name: CounterMetricFamily(
+                f"omnicrm_email_{name}", f"Messages {text}, per mailbox id.", labels=["mailbox"]
+            )
+            for name, text in (
+                ("imported", "imported"),
+                ("duplicates", "seen again and skipped"),
+                ("quarantined", "quarantined"),
+                ("errors", "polls that failed (connection, server, database)"),
+            )
+        }
+        up = GaugeMetricFamily(
+            "omnicrm_email_poller_failing",
+            "1 while the mailbox's poller is failing (its last attempt was an error).",
+            labels=["mailbox"],
+        )
+        for mailbox_id, status in self._channel.statuses().items():
+            label = [str(mailbox_id)]
+            for name, family in counters.items():
+                family.add_metric(label, status[name])
+            failing = status["last_error_at"] is not None and (
+                status["last_success_at"] is None
+                or status["last_error_at"] >= status["last_success_at"]
+            )
+            up.add_metric(label, 1.0 if failing else 0.0)
+        yield from counters.values()
+        yield up
