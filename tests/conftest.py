@@ -8,6 +8,7 @@ PostgreSQL half is skipped with the reason, except under CI=true, where that is 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -208,3 +209,15 @@ def make_user(
         return User(operator, client, body["csrf_token"])
 
     return factory
+
+
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """Restore the logging set-up after a test that ran the CLI in-process (it configures it)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    alembic_level = logging.getLogger("alembic").level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("alembic").setLevel(alembic_level)

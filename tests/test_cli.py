@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -56,16 +55,8 @@ class Result:
 Run = Callable[..., Result]
 
 
-@pytest.fixture(autouse=True)
-def _keep_logging() -> Iterator[None]:
-    """The CLI configures the root logger for its process; give the test run its own back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    alembic_level = logging.getLogger("alembic").level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.getLogger("alembic").setLevel(alembic_level)
+# The CLI configures the root logger for its process; the test run gets its own back.
+pytestmark = pytest.mark.usefixtures("keep_logging")
 
 
 @pytest.fixture
