@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class DomainError(Exception):
     """Base of the errors a client can cause; `code` is stable for API consumers."""
@@ -28,3 +30,13 @@ class Conflict(DomainError):
 
 class Forbidden(DomainError):
     code = "forbidden"
+
+
+def validation_fields(exc: ValidationError, whole: str) -> dict[str, str]:
+    """Pydantic's complaints as one message per field, by dotted location ("rules.1.pattern");
+    a complaint about the value as a whole goes under `whole`."""
+    fields: dict[str, str] = {}
+    for problem in exc.errors(include_url=False):
+        name = ".".join(str(part) for part in problem["loc"]) or whole
+        fields.setdefault(name, problem["msg"])
+    return fields

@@ -48,7 +48,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, validation_fields
 from core.forms import SLUG
 
 Channel = Literal["email", "webform", "sms", "whatsapp", "voice", "telegram", "api"]
@@ -568,8 +568,4 @@ def parse_rule_set(raw: Mapping[str, object] | str | bytes) -> RuleSet:
             return RuleSet.model_validate_json(raw)
         return RuleSet.model_validate(raw)
     except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for problem in exc.errors(include_url=False):
-            name = ".".join(str(part) for part in problem["loc"]) or "rule_set"
-            fields.setdefault(name, problem["msg"])
-        raise RuleValidationError(fields) from None
+        raise RuleValidationError(validation_fields(exc, "rule_set")) from None

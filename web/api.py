@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core import auth
 from core.audit import Actor
 from core.db import SessionFactory
-from core.errors import Forbidden, InvalidInput
+from core.errors import Forbidden, InvalidInput, validation_fields
 from core.models import Role
 from core.pagination import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
 from core.settings import Settings
@@ -241,9 +241,7 @@ def validate(model: type[BodyT], raw: dict[str, Any]) -> BodyT:
 
 def validation_error(exc: ValidationError) -> InvalidInput:
     error = InvalidInput("the request has invalid fields")
-    for problem in exc.errors(include_url=False):
-        name = ".".join(str(part) for part in problem["loc"]) or "body"
-        error.fields.setdefault(name, problem["msg"])
+    error.fields = validation_fields(exc, "body")
     return error
 
 
