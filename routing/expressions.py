@@ -622,6 +622,10 @@ class Expression:
     def matches(self, attributes: Mapping[str, object]) -> bool:
         return _evaluate(self.root, attributes)
 
+    def names(self) -> Iterator[str]:
+        """The attribute names the expression reads, in order, with repeats."""
+        return _names(self.root)
+
     def explain(self, attributes: Mapping[str, object]) -> Explanation:
         """The failing clauses: each false operand of the top `and`, or the whole expression."""
         if _evaluate(self.root, attributes):
