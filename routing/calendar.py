@@ -122,6 +122,16 @@ def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones()) - _NOT_PLACES
 
 
+def _known_timezone(name: str) -> str:
+    if name not in _zone_names():
+        raise ValueError(f"{name!r} is not a known IANA time zone, such as Europe/Berlin")
+    return name
+
+
+# An IANA time zone name of a place (not "localtime", which depends on the host).
+TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(_known_timezone)]
+
+
 Interval = Annotated[str, AfterValidator(_check_interval)]
 DayHours = Annotated[
     tuple[Interval, ...],
@@ -135,17 +145,10 @@ class BusinessHours(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timezone: str = Field(max_length=64)
+    timezone: TimeZoneName
     weekly: Annotated[dict[Weekday, DayHours], BeforeValidator(_expand_round_the_clock)]
     holidays: tuple[date, ...] = Field(default=(), max_length=MAX_LISTED_DAYS)
     special_days: dict[date, DayHours] = Field(default_factory=dict, max_length=MAX_LISTED_DAYS)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, name: str) -> str:
-        if name not in _zone_names():
-            raise ValueError(f"{name!r} is not a known IANA time zone, such as Europe/Berlin")
-        return name
 
     @field_validator("holidays")
     @classmethod

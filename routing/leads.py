@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from functools import cache
 from typing import Annotated, Any, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers.geodata.locale import LOCALE_DATA
@@ -65,9 +65,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
+
+from routing.calendar import TimeZoneName
 
 MAX_LEAD_RULES = 200
 MAX_OPERATORS = 500
@@ -344,21 +345,10 @@ class LeadRuleSet(BaseModel):
     model_config = _FROZEN
 
     # The calendar day that daily quotas count in (an IANA name).
-    timezone: str = Field(default="UTC", max_length=64)
+    timezone: TimeZoneName = "UTC"
     rules: Annotated[tuple[LeadRule, ...], Field(max_length=MAX_LEAD_RULES)] = ()
     # None: leads no rule matches stay unassigned.
     fallback: LeadTarget | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{name!r} is not a known IANA time zone, such as Europe/Berlin"
-            ) from None
-        return name
 
     @model_validator(mode="after")
     def _unique_rule_names(self) -> Self:
