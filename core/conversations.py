@@ -9,7 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit
+from core import audit, routing_log
 from core.audit import Actor
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Event, emit
@@ -23,9 +23,11 @@ from core.models import (
     IdentityKind,
     Interaction,
     InteractionKind,
+    OfferStatus,
     Operator,
     OutboxItem,
     QueueMember,
+    RoutingDecision,
     utcnow,
 )
 from core.outbox import enqueue
@@ -265,6 +267,18 @@ async def assign(
         if active is None:
             raise InvalidInput(f"no active operator {assignee_id}", field="assignee_id")
     conversation.assignee_id = assignee_id
+    now = utcnow()
+    await routing_log.withdraw_offers(session, conversation.id, now, status=OfferStatus.CANCELLED)
+    await routing_log.record(
+        session,
+        kind="manual_assign",
+        conversation_id=conversation.id,
+        queue_id=conversation.queue_id,
+        operator_id=assignee_id,
+        reason=_assignment_reason(actor, previous, assignee_id),
+        actor_label=routing_log.actor_label(actor),
+        at=now,
+    )
     await session.flush()
     await audit.record(
         session,
@@ -279,6 +293,37 @@ async def assign(
         ids["operator"] = assignee_id
     await emit(session, Event("conversation.assigned", ids, {"channel": conversation.channel}))
     return conversation
+
+
+def _assignment_reason(actor: Actor, previous: int | None, assignee_id: int | None) -> str:
+    if assignee_id is None:
+        return f"unassigned by {actor.label} (was operator {previous})"
+    if actor.operator_id == assignee_id and not actor.is_supervisor:
+        return f"taken by operator {assignee_id} from the queue"
+    moved = f" from operator {previous}" if previous is not None else ""
+    return f"assigned{moved} to operator {assignee_id} by {actor.label}"
+
+
+async def list_routing(
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: int,
+    *,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> tuple[list[RoutingDecision], str | None]:
+    """A conversation's routing history, oldest first (404 unless the actor may see it)."""
+    await get_conversation(session, actor, conversation_id)
+    query = select(RoutingDecision).where(RoutingDecision.conversation_id == conversation_id)
+    return await keyset_page(
+        session,
+        query,
+        RoutingDecision.created_at,
+        RoutingDecision.id,
+        cursor=cursor,
+        limit=limit,
+        newest_first=False,
+    )
 
 
 async def add_note(
@@ -303,13 +348,17 @@ async def add_note(
     session.add(note)
     conversation.updated_at = note.occurred_at
     await session.flush()
+    # Imported here: core.mentions builds on this module (who may see a conversation).
+    from core.mentions import notify_mentions
+
+    notified = await notify_mentions(session, actor, note)
     await audit.record(
         session,
         actor,
         "conversation.note",
         "conversation",
         conversation.id,
-        {"interaction": note.id},
+        {"interaction": note.id, **({"notified": notified} if notified else {})},
     )
     await _emit_interaction(session, note)
     return note
@@ -354,6 +403,7 @@ async def reply(
     session.add(message)
     if conversation.first_response_at is None:
         conversation.first_response_at = now
+    conversation.last_outbound_at = now
     conversation.updated_at = now
     await session.flush()
     item = await enqueue(

@@ -1,8 +1,14 @@
 """Demo data: a small contact center with a few weeks of history, for a first look.
 
-Everything goes through the same services the product uses (ingest, conversations, leads),
-then the demo's timestamps are moved into the past so the history reads like one. The content
-is fixed; only the operators' passwords are random.
+Everything goes through the same services the product uses (ingest, conversations, leads,
+canned responses, mentions, read markers), then the demo's timestamps are moved into the past
+so the history reads like one. The content is fixed; only the operators' passwords are random.
+
+Besides weeks of history, the last hours are a busy day, so that the agent console and the
+supervisor monitor have something to show: customers waiting in the queues, answers inside and
+outside the first-response targets (SLA_MINUTES, measured from when a conversation entered its
+queue), an abandoned conversation, a mention, canned responses, a likely duplicate contact,
+and the team's presence. The routing engine is not needed for any of it.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit, conversations
-from core.audit import CLI
+from core import audit, conversations, inbox
+from core.audit import CLI, Actor
+from core.canned import create_canned
 from core.contacts import ContactChanges, update_contact
 from core.errors import Conflict
 from core.forms import create_form
@@ -35,14 +42,17 @@ from core.models import (
     Lead,
     LeadStage,
     LegalEntity,
+    Notification,
     Operator,
     OutboxStatus,
+    Presence,
     Queue,
     Role,
+    RoutingSetting,
     WebForm,
     utcnow,
 )
-from core.operators import create_operator
+from core.operators import create_operator, set_presence
 from core.queues import create_queue, set_members
 
 EMAIL = IdentityKind.EMAIL
@@ -104,6 +114,25 @@ TEAM = (
     ),
 )
 DEMO_MARKER_EMAIL = TEAM[0].email
+# First-response targets of the demo's queues, in minutes from entering the queue.
+SLA_MINUTES = {"Support": 60, "Sales": 240}
+# Routing of the demo's queues (docs/routing.md): Support offers chats and emails to the
+# customer's own operator first, then to whoever has most room; Sales assigns in turn.
+QUEUE_CONFIG: dict[str, dict[str, Any]] = {
+    "Support": {
+        "strategies": ["sticky", "least_busy"],
+        "sticky_max_wait_seconds": 120,
+        "offer_timeout_seconds": 60,
+        "sla": {"first_response_minutes": SLA_MINUTES["Support"], "resolution_minutes": 2880},
+        "escalation": {"actions": ["raise_priority", "notify_supervisors"]},
+    },
+    "Sales": {
+        "strategies": ["round_robin"],
+        "sla": {"first_response_minutes": SLA_MINUTES["Sales"]},
+    },
+}
+# First-response due times are set for the conversations of the last day only.
+SLA_HISTORY = timedelta(days=1)
 
 
 async def is_empty(session: AsyncSession) -> bool:
@@ -123,7 +152,11 @@ async def load_demo(session: AsyncSession) -> DemoResult:
     await story.queues_and_forms()
     await story.account()
     await story.history()
+    await story.today()
+    await story.canned_responses()
     await story.settle_timestamps()
+    await story.presence()
+    await story.lead_rules()
     return DemoResult(
         logins=logins,
         contacts=len(story.contact_ids),
@@ -145,6 +178,8 @@ class _Story:
         self.contact_ids: set[int] = set()
         self.conversation_ids: set[int] = set()
         self.lead_ids: set[int] = set()
+        # Conversations whose current wait began later than their first message.
+        self.waiting_since: dict[int, datetime] = {}
 
     def ago(self, days: float = 0, hours: float = 0, minutes: float = 0) -> datetime:
         return self.now - timedelta(days=days, hours=hours, minutes=minutes)
@@ -174,7 +209,9 @@ class _Story:
             ("Support", "Questions, orders, returns and complaints", ("tom", "anna", "luis")),
             ("Sales", "Quotes and new business", ("tom", "luis")),
         ):
-            queue = await create_queue(self.session, CLI, name=name, description=description)
+            queue = await create_queue(
+                self.session, CLI, name=name, description=description, config=QUEUE_CONFIG[name]
+            )
             await set_members(self.session, CLI, queue.id, [ops[key].id for key in members])
             self.queues[name] = queue
         self.forms["contact"] = await create_form(
@@ -292,6 +329,10 @@ class _Story:
             else None,
         )
 
+    def actor(self, who: str) -> Actor:
+        operator = self.operators[who]
+        return Actor(f"operator:{operator.email}", Role(operator.role), operator.id)
+
     async def reply(self, when: datetime, who: str, conversation_id: int, text: str) -> None:
         """An operator's answer, delivered back then (so the outbox will not send it again)."""
         conversation = await self.session.get(Conversation, conversation_id)
@@ -303,14 +344,30 @@ class _Story:
         item.attempts = 1
         item.provider_id = "demo"
         item.created_at = item.next_attempt_at = item.sent_at = when
-        if conversation is not None and first_response:
-            conversation.first_response_at = when
+        if conversation is not None:
+            conversation.last_outbound_at = when
+            if first_response:
+                conversation.first_response_at = when
         await self.session.flush()
 
     async def note(self, when: datetime, who: str, conversation_id: int, text: str) -> None:
-        note = await conversations.add_note(self.session, CLI, conversation_id, text=text)
+        """An internal note by `who`; @mentions in it notify as they would in the console."""
+        note = await conversations.add_note(
+            self.session, self.actor(who), conversation_id, text=text
+        )
         note.occurred_at = note.created_at = when
-        note.operator_id = self.operators[who].id
+        await self.session.execute(
+            update(Notification)
+            .where(Notification.interaction_id == note.id)
+            .values(created_at=when)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.flush()
+
+    async def read(self, when: datetime, who: str, conversation_id: int) -> None:
+        """`who` has read the conversation as far as it goes now."""
+        marker = await inbox.mark_read(self.session, self.actor(who), conversation_id)
+        marker.read_at = when
         await self.session.flush()
 
     async def assign(self, conversation_id: int, who: str) -> None:
@@ -445,6 +502,7 @@ class _Story:
             "Thank you, Emma! The replacement ships today with DHL, tracking number "
             "00340434161234567890. Please let us know when it has arrived.\n\nAnna",
         )
+        await self.read(self.ago(days=2, hours=-1), "anna", email.conversation_id)
         await conversations.set_status(
             self.session, CLI, email.conversation_id, ConversationStatus.PENDING
         )
@@ -513,6 +571,7 @@ class _Story:
             "I will send you the tracking link as soon as the carrier confirms it.\n\n"
             "Kind regards, Anna Novak",
         )
+        await self.read(self.ago(days=2, hours=-2), "anna", question.conversation_id)
         chat = await self.inbound(
             self.ago(minutes=40),
             "whatsapp",
@@ -526,7 +585,7 @@ class _Story:
             self.ago(minutes=30),
             "tom",
             chat.conversation_id,
-            "VIP: Nordwind is our largest logistics account. Please answer within the hour.",
+            "@anna VIP: Nordwind is our largest logistics account. Please answer within the hour.",
         )
 
     async def sofia(self) -> None:
@@ -593,13 +652,15 @@ class _Story:
             first.conversation_id,
             "Hi Noah, yes: on Sundays we are open from 10am to 6pm. See you there!",
         )
-        await self.inbound(
+        again = await self.inbound(
             self.ago(hours=2),
             "sms",
             "noah-2",
             noah,
             "Great, thanks! One more thing: do you also repair espresso machines? Mine is leaking.",
         )
+        # Answered yesterday; waiting again since this message.
+        self.waiting_since[again.conversation_id] = self.ago(hours=2)
 
     async def ethan(self) -> None:
         form = await self.form(
@@ -708,6 +769,320 @@ class _Story:
             },
         )
 
+    # --- today ------------------------------------------------------------------------------
+
+    async def today(self) -> None:
+        """The last hours: a busy day in Support and some sales work."""
+        anna, luis, tom = "anna", "luis", "tom"
+        hannah = await self.inbound(
+            self.ago(hours=5),
+            "email",
+            "hannah-1",
+            [Address(EMAIL, "hannah.fischer@example.net")],
+            "Hello, my parcel (order 10311) arrived today with a crushed corner and the "
+            "teapot inside is broken. Photos attached.\n\nHannah Fischer",
+            html="<p>Hello,</p><p>my parcel (order <b>10311</b>) arrived today with a crushed "
+            "corner and the teapot inside is broken. Photos attached.</p>"
+            '<p style="color:#555">Hannah Fischer</p>'
+            '<img src="https://tracker.example/open.gif" width="1" height="1">',
+            name="Hannah Fischer",
+            subject="Broken teapot in my parcel",
+            queue="Support",
+        )
+        await self.assign(hannah.conversation_id, anna)
+        await self.reply(
+            self.ago(hours=4, minutes=35),
+            anna,
+            hannah.conversation_id,
+            "Hi Hannah, I am sorry about the teapot! A new one is on its way today; there is "
+            "no need to send the broken one back.\n\nAnna",
+        )
+        await self.note(
+            self.ago(hours=4, minutes=30),
+            anna,
+            hannah.conversation_id,
+            "@tom second parcel this week damaged by the same courier. Shall we raise it "
+            "with them?",
+        )
+        await self.resolve(self.ago(hours=4), hannah.conversation_id)
+
+        oliver = await self.inbound(
+            self.ago(hours=4, minutes=30),
+            "sms",
+            "oliver-1",
+            [Address(PHONE, "+1 646 555 0142")],
+            "Do you deliver on Saturdays? I need a desk chair by this weekend.",
+            name="Oliver Brown",
+            queue="Support",
+        )
+        await self.assign(oliver.conversation_id, luis)
+        # Well past the hour: a first response outside the target.
+        await self.reply(
+            self.ago(hours=2, minutes=55),
+            luis,
+            oliver.conversation_id,
+            "Hi Oliver, yes: order by Thursday 6pm and choose Saturday delivery at checkout.",
+        )
+        await self.resolve(self.ago(hours=2, minutes=30), oliver.conversation_id)
+
+        chloe_address = [Address(WHATSAPP, "+33 6 12 34 56 78"), Address(PHONE, "+33612345678")]
+        chloe = await self.inbound(
+            self.ago(hours=4),
+            "whatsapp",
+            "chloe-1",
+            chloe_address,
+            "Bonjour! Can I still change the colour of order 10322 to blue?",
+            name="Chloé Dubois",
+            queue="Support",
+        )
+        await self.assign(chloe.conversation_id, anna)
+        await self.reply(
+            self.ago(hours=3, minutes=50),
+            anna,
+            chloe.conversation_id,
+            "Bonjour Chloé, yes, I have changed it to blue. It ships tomorrow.",
+        )
+        await self.read(self.ago(hours=3, minutes=50), anna, chloe.conversation_id)
+        await self.inbound(
+            self.ago(minutes=20),
+            "whatsapp",
+            "chloe-2",
+            chloe_address,
+            "Merci! And could you add a second cushion in the same colour?",
+        )
+
+        lucas = await self.form(
+            self.ago(hours=3, minutes=30),
+            "contact",
+            "lucas-1",
+            name="Lucas Silva",
+            email="lucas.silva@example.com",
+            message="Hi, the assembly instructions for the bookshelf BK-200 are missing a "
+            "page (steps 7-9). Can you send them?",
+            fields={"order_number": "10290"},
+        )
+        await self.assign(lucas.conversation_id, anna)
+        await self.reply(
+            self.ago(hours=2, minutes=50),
+            anna,
+            lucas.conversation_id,
+            "Hi Lucas, here are steps 7 to 9 as a PDF. Does that get you going?\n\nAnna",
+        )
+        await self.read(self.ago(hours=2, minutes=50), anna, lucas.conversation_id)
+        await conversations.set_status(
+            self.session, CLI, lucas.conversation_id, ConversationStatus.PENDING
+        )
+
+        grace = [Address(EMAIL, "grace.kim@example.org")]
+        question = await self.inbound(
+            self.ago(hours=2, minutes=30),
+            "email",
+            "grace-1",
+            grace,
+            "Where can I download the invoice for order 10301?",
+            name="Grace Kim",
+            subject="Invoice for order 10301",
+            queue="Support",
+        )
+        await self.inbound(
+            self.ago(hours=1, minutes=15),
+            "email",
+            "grace-2",
+            grace,
+            "Never mind, I found it in my account. Thanks!",
+            subject="Re: Invoice for order 10301",
+            reply_to_external_ids=["demo-grace-1"],
+        )
+        # The customer helped herself before anyone answered: abandoned.
+        await self.resolve(self.ago(hours=1), question.conversation_id)
+
+        isla = await self.inbound(
+            self.ago(hours=1, minutes=50),
+            "email",
+            "isla-1",
+            [Address(EMAIL, "isla.walker@example.co.uk")],
+            "Hello, I was charged twice for order 10317. Could you refund one of the "
+            "payments?\n\nIsla Walker",
+            name="Isla Walker",
+            subject="Charged twice for order 10317",
+            queue="Support",
+        )
+        await self.assign(isla.conversation_id, anna)
+        await self.reply(
+            self.ago(minutes=45),
+            anna,
+            isla.conversation_id,
+            "Hello Isla, you are right, sorry! The second payment is refunded; it shows on "
+            "your statement within 3 to 5 days.\n\nAnna",
+        )
+        await self.read(self.ago(minutes=45), anna, isla.conversation_id)
+
+        emma = await self.inbound(
+            self.ago(hours=1, minutes=30),
+            "email",
+            "emma-3",
+            [Address(EMAIL, "emma.schultz@example.com")],
+            "Hi, has the replacement blender shipped yet? I wrote from my other address "
+            "before.\n\nEmma Schultz",
+            name="Emma Schultz",
+            subject="Replacement blender",
+            queue="Support",
+        )
+        # A second address of the Emma of three days ago: a new contact, for now.
+        self.waiting_since[emma.conversation_id] = self.ago(hours=1, minutes=30)
+
+        leo = await self.inbound(
+            self.ago(hours=1, minutes=20),
+            "sms",
+            "leo-1",
+            [Address(PHONE, "+1 312 555 0199")],
+            "Hi, is the oak dining table back in stock?",
+            name="Leo Rossi",
+            queue="Support",
+        )
+        await self.assign(leo.conversation_id, luis)
+        await self.reply(
+            self.ago(hours=1, minutes=5),
+            luis,
+            leo.conversation_id,
+            "Hi Leo, it is back next Tuesday. Shall I reserve one for you?",
+        )
+        await self.resolve(self.ago(minutes=50), leo.conversation_id)
+
+        ben = await self.form(
+            self.ago(hours=1),
+            "quote",
+            "ben-1",
+            name="Ben Carter",
+            email="ben.carter@example.com",
+            phone="+1 206 555 0117",
+            message="We need 12 standing desks for our new team room. What would that cost "
+            "with delivery to Seattle?",
+            fields={"company": "Carter Analytics"},
+            marketing={"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "desks"},
+        )
+        await self.assign(ben.conversation_id, luis)
+        await self.reply(
+            self.ago(minutes=30),
+            luis,
+            ben.conversation_id,
+            "Hi Ben, 12 standing desks come to $6,840 including delivery to Seattle. I have "
+            "sent the quote by email.\n\nLuis",
+        )
+
+        sophie = await self.inbound(
+            self.ago(minutes=50),
+            "email",
+            "sophie-1",
+            [Address(EMAIL, "sophie.martin@example.fr")],
+            "Bonjour, we are furnishing 3 meeting rooms in Lyon. Do you offer volume "
+            "discounts?\n\nSophie Martin",
+            name="Sophie Martin",
+            subject="Volume discount for meeting rooms",
+            queue="Sales",
+        )
+        await self.assign(sophie.conversation_id, tom)
+
+        await self.inbound(
+            self.ago(minutes=25),
+            "whatsapp",
+            "ava-1",
+            [Address(WHATSAPP, "+44 7700 900123")],
+            "Hi, my sofa delivery was meant to come today between 8 and 12 but nobody came.",
+            name="Ava Thompson",
+            queue="Support",
+        )
+        await self.inbound(
+            self.ago(minutes=15),
+            "sms",
+            "max-1",
+            [Address(PHONE, "+49 151 23456789")],
+            "Hallo, can I pick up my order 10330 at the Hamburg store instead?",
+            name="Max Müller",
+            queue="Support",
+        )
+
+    async def canned_responses(self) -> None:
+        """Shared answers for everyone, and a few of the operators' own."""
+        for title, shortcut, body in (
+            (
+                "Greeting",
+                "hello",
+                "Hello {{contact.first_name}},\n\nthank you for getting in touch. ",
+            ),
+            (
+                "Where is my order",
+                "tracking",
+                "Hi {{contact.first_name}}, your order is on its way: the tracking link is in "
+                "your shipping confirmation. Let me know if it has not arrived by Friday.\n\n"
+                "Best regards, {{operator.first_name}}",
+            ),
+            (
+                "Replacement on its way",
+                "replace",
+                "Hi {{contact.first_name}}, I am sorry about that! A replacement is on its way "
+                "today; there is no need to send the damaged item back.\n\n"
+                "{{operator.name}}",
+            ),
+            (
+                "Closing",
+                "bye",
+                "Is there anything else I can do for you? If not, I will close this "
+                "conversation (#{{conversation.id}}); just reply to open it again.",
+            ),
+        ):
+            await create_canned(
+                self.session, CLI, title=title, shortcut=shortcut, body=body, shared=True
+            )
+        for who, title, shortcut, body in (
+            ("anna", "Polite Polish greeting", "dzien-dobry", "Dzień dobry {{contact.name}},\n\n"),
+            (
+                "luis",
+                "Quote follow-up",
+                "followup",
+                "Hi {{contact.first_name}}, did you have a chance to look at our proposal? "
+                "I am happy to go through it on a call.\n\nLuis",
+            ),
+        ):
+            await create_canned(
+                self.session, self.actor(who), title=title, shortcut=shortcut, body=body
+            )
+
+    async def lead_rules(self) -> None:
+        """New leads go to the sales team in turn, ten a day each (docs/routing.md)."""
+        sellers = [self.operators[who].id for who in ("tom", "luis")]
+        self.session.add(
+            RoutingSetting(
+                name="lead_rules",
+                value={
+                    "timezone": "Europe/Berlin",
+                    "rules": [
+                        {
+                            "name": "Web quotes",
+                            "sources": ["form:"],
+                            "operators": sellers,
+                            "daily_quota": 10,
+                        },
+                    ],
+                    "fallback": {"operators": sellers},
+                },
+            )
+        )
+        await self.session.flush()
+
+    async def presence(self) -> None:
+        """Who is at work right now, and since when."""
+        for who, presence, reason, since in (
+            ("anna", Presence.AVAILABLE, None, self.ago(hours=5, minutes=10)),
+            ("tom", Presence.AVAILABLE, None, self.ago(hours=6)),
+            ("luis", Presence.AWAY, "Lunch break", self.ago(minutes=20)),
+            ("maria", Presence.OFFLINE, None, self.ago(hours=15)),
+        ):
+            operator = self.operators[who]
+            await set_presence(self.session, operator, presence, reason)
+            operator.presence_since = since
+        await self.session.flush()
+
     async def settle_timestamps(self) -> None:
         """Date each conversation and contact by its history instead of by the load."""
         spans = await self.session.execute(
@@ -719,10 +1094,18 @@ class _Story:
             .where(Interaction.conversation_id.in_(self.conversation_ids))
             .group_by(Interaction.conversation_id)
         )
+        queue_names = {queue.id: name for name, queue in self.queues.items()}
         for conversation_id, first, last in spans:
             conversation = await self.session.get(Conversation, conversation_id)
-            if conversation is not None:
-                conversation.created_at, conversation.updated_at = first, last
+            if conversation is None:
+                continue
+            conversation.created_at, conversation.updated_at = first, last
+            if conversation.queue_id is None:
+                continue
+            conversation.queue_entered_at = self.waiting_since.get(conversation.id, first)
+            target = SLA_MINUTES.get(queue_names.get(conversation.queue_id, ""))
+            if target is not None and first >= self.now - SLA_HISTORY:
+                conversation.sla_due_at = first + timedelta(minutes=target)
         firsts = await self.session.execute(
             select(Interaction.contact_id, func.min(Interaction.occurred_at))
             .where(Interaction.contact_id.in_(self.contact_ids))

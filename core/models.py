@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -169,6 +170,12 @@ class Operator(Base):
     presence: Mapped[str] = mapped_column(String(20), default=Presence.OFFLINE)
     presence_reason: Mapped[str | None] = mapped_column(String(200))
     presence_since: Mapped[datetime] = mapped_column(default=utcnow)
+    # At most this much work across all channel kinds; None: only the per-kind capacities.
+    total_capacity: Mapped[int | None] = mapped_column(Integer)
+    # Round robin's memory: when routing last gave this operator work.
+    last_assigned_at: Mapped[datetime | None]
+    # Refreshed while a console websocket is open; routing sets auto-away when it goes stale.
+    console_seen_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -261,6 +268,13 @@ class Conversation(Base):
     sla_due_at: Mapped[datetime | None]
     snoozed_until: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
+    # Set when routing has matched the conversation to its queue (rules, or the channel's
+    # queue); the start of the current wait, reset by a transfer, requeue or overflow.
+    queue_entered_at: Mapped[datetime | None]
+    last_outbound_at: Mapped[datetime | None]
+    resolution_due_at: Mapped[datetime | None]
+    # The last "why nobody" routing logged, so a waiting conversation is not logged every pass.
+    routing_note: Mapped[str | None] = mapped_column(String(500))
 
     contact: Mapped[Contact] = relationship()
 
@@ -492,3 +506,168 @@ class QuarantinedMessage(Base):
     interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interaction.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OfferStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    # Withdrawn: the work was transferred, assigned by hand or overflowed meanwhile.
+    CANCELLED = "cancelled"
+
+
+class Offer(Base):
+    """Work offered to one operator, who accepts or rejects it before it expires."""
+
+    __tablename__ = "offer"
+    __table_args__ = (
+        # The database itself refuses a second pending offer of one conversation.
+        Index(
+            "uq_offer_pending_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_offer_operator_status", "operator_id", "status"),
+        Index("ix_offer_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), index=True
+    )
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default=OfferStatus.PENDING)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+
+
+class RoutingDecision(Base):
+    """One entry of a conversation's routing history, with the reasons (the decision log)."""
+
+    __tablename__ = "routing_decision"
+    __table_args__ = (
+        Index("ix_routing_decision_conversation", "conversation_id", "id"),
+        Index("ix_routing_decision_lead", "lead_id", "id"),
+        Index("ix_routing_decision_kind_operator", "kind", "operator_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    # A conversation's decision, or a lead's (lead_assign).
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE")
+    )
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id", ondelete="CASCADE"))
+    # queue, offer, assign, wait, none, accepted, rejected, timed_out, overflow, transfer,
+    # manual_assign, requeue, sla_breach, auto_away, lead_assign.
+    kind: Mapped[str] = mapped_column(String(30))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # Candidates with their exclusions and standings, or the rule match, as JSON.
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Who decided: "routing", "operator:<id>", "supervisor:<id>", "sla".
+    actor_label: Mapped[str] = mapped_column(String(200), default="routing")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SlaKind(enum.StrEnum):
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+
+class SlaTimer(Base):
+    """A persisted SLA deadline: a restart finds it here and breaches it on time."""
+
+    __tablename__ = "sla_timer"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "kind"),
+        Index("ix_sla_timer_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
+    due_at: Mapped[datetime]
+    # running, met, breached, cancelled.
+    state: Mapped[str] = mapped_column(String(20), default="running")
+    settled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoutingSetting(Base):
+    """Routing configuration kept in the database: the queue rules and the lead rules."""
+
+    __tablename__ = "routing_setting"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- console (issue 5) ---
+
+
+class CannedResponse(Base):
+    """A prepared answer with placeholders: shared (no owner; supervisors manage those) or an
+    operator's own."""
+
+    __tablename__ = "canned_response"
+    __table_args__ = (
+        # Shortcuts are unique among the shared ones and among each operator's own; NULL owners
+        # never collide in the second index, so the first covers the shared ones.
+        Index(
+            "uq_canned_response_shared_shortcut",
+            "shortcut",
+            unique=True,
+            sqlite_where=text("owner_id IS NULL"),
+            postgresql_where=text("owner_id IS NULL"),
+        ),
+        UniqueConstraint("owner_id", "shortcut"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    shortcut: Mapped[str | None] = mapped_column(String(50))
+    body: Mapped[str] = mapped_column(Text)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ReadMarker(Base):
+    """How far an operator has read a conversation: every interaction up to this id."""
+
+    __tablename__ = "read_marker"
+
+    operator_id: Mapped[int] = mapped_column(
+        ForeignKey("operator.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_read_interaction_id: Mapped[int] = mapped_column(IdType)
+    read_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """Something for one operator's attention, e.g. a note that mentions them."""
+
+    __tablename__ = "notification"
+    __table_args__ = (UniqueConstraint("operator_id", "interaction_id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30), default="mention")
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), index=True
+    )
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interaction.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit
 from core.audit import Actor
 from core.auth import hash_password, revoke_all_sessions
+from core.changes import UNSET, Unset
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events import Event, emit
 from core.identity import normalize_email
@@ -44,6 +46,7 @@ async def create_operator(
     skills: Mapping[str, Any] | None = None,
     languages: Mapping[str, Any] | None = None,
     capacity: Mapping[str, Any] | None = None,
+    total_capacity: int | None = None,
 ) -> Operator:
     role = _check_role(role)
     try:
@@ -61,6 +64,7 @@ async def create_operator(
         skills=dict(skills or {}),
         languages=dict(languages or {}),
         capacity=dict(capacity or {}),
+        total_capacity=total_capacity,
         presence=Presence.OFFLINE,
     )
     session.add(operator)
@@ -97,6 +101,7 @@ async def update_operator(
     skills: Mapping[str, Any] | None = None,
     languages: Mapping[str, Any] | None = None,
     capacity: Mapping[str, Any] | None = None,
+    total_capacity: int | Unset | None = UNSET,
 ) -> Operator:
     """Change what is given; a role change or deactivation signs the operator out everywhere."""
     operator = await get_operator(session, operator_id)
@@ -110,6 +115,8 @@ async def update_operator(
     for field, value in (("skills", skills), ("languages", languages), ("capacity", capacity)):
         if value is not None:
             wanted[field] = dict(value)
+    if total_capacity is not UNSET:
+        wanted["total_capacity"] = total_capacity
     changes = {key: value for key, value in wanted.items() if getattr(operator, key) != value}
     loses_admin = (
         operator.role == Role.ADMIN
@@ -157,14 +164,19 @@ async def set_password(
 
 
 async def set_presence(
-    session: AsyncSession, operator: Operator, presence: Presence, reason: str | None
+    session: AsyncSession,
+    operator: Operator,
+    presence: Presence,
+    reason: str | None,
+    *,
+    at: datetime | None = None,
 ) -> bool:
     """Set presence (routing and the console call this); True and an event if it changed."""
     if operator.presence == presence and operator.presence_reason == reason:
         return False
     operator.presence = presence
     operator.presence_reason = reason
-    operator.presence_since = utcnow()
+    operator.presence_since = at or utcnow()
     await emit(
         session,
         Event("operator.presence", {"operator": operator.id}, {"presence": str(presence)}),
@@ -184,6 +196,8 @@ async def change_own_presence(
             f"reason must be at most {MAX_PRESENCE_REASON} characters", field="reason"
         )
     operator = await get_operator(session, actor.operator_id)
+    # Said by the operator: routing's automatic away starts over from the next console contact.
+    operator.console_seen_at = None
     if await set_presence(session, operator, presence, reason):
         await audit.record(
             session,

@@ -136,6 +136,13 @@ class Settings(BaseSettings):
     # Where attachments are kept (content-addressed files), and the largest one stored.
     attachments_dir: str = "./data/attachments"
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # Routing: an operator whose console has been closed this long is set away, and offline
+    # after the second grace; an operator offline this long has unanswered work requeued.
+    away_after_disconnect_seconds: float = Field(default=60.0, ge=5)
+    offline_after_disconnect_seconds: float = Field(default=900.0, ge=5)
+    requeue_after_offline_seconds: float = Field(default=300.0, ge=0)
+    # How long routing waits for enrichers (the ERP bridge) before routing without their facts.
+    enricher_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     log_level: str = "INFO"
     log_json: bool = True
     # `[[mailboxes]]` tables (`[[omnicrm.mailboxes]]` inside an [omnicrm] table); synced into

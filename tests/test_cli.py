@@ -392,7 +392,7 @@ def test_demo_loads_a_story_once(run: Run, sqlite_url: str) -> None:
         }
 
     assert query(sqlite_url, story) == {
-        "contacts": 8,
+        "contacts": 20,
         "channels": {"webform", "email", "sms", "whatsapp", "api"},
         "kinds": {"message", "form", "note", "event", "call"},
         "statuses": {"open", "pending", "snoozed", "resolved"},
@@ -410,7 +410,7 @@ def test_demo_loads_a_story_once(run: Run, sqlite_url: str) -> None:
     again = run("demo", database_url=sqlite_url)
     assert again.code == 1
     assert "loaded already" in again.error_line
-    assert count(sqlite_url, Contact) == 8
+    assert count(sqlite_url, Contact) == 20
     assert count(sqlite_url, Operator) == 4
 
 

@@ -315,11 +315,15 @@ async def test_admin_manages_queues_and_members(
     anna = await make_user(Role.OPERATOR)
     created = await admin.post(
         "/api/v1/queues",
-        json={"name": "Support", "description": "Customers", "config": {"strategy": "least_busy"}},
+        json={
+            "name": "Support",
+            "description": "Customers",
+            "config": {"strategies": ["least_busy"]},
+        },
     )
     assert created.status == 201
     queue = await created.json()
-    assert queue["config"] == {"strategy": "least_busy"}
+    assert queue["config"] == {"strategies": ["least_busy"]}
     duplicate = await admin.post("/api/v1/queues", json={"name": "Support"})
     assert duplicate.status == 409
 

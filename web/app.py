@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 
 from aiohttp import web
@@ -23,10 +23,14 @@ from core.mailboxes import sync_config_mailboxes
 from core.outbox import OutboxWorker, Sender
 from core.settings import Settings
 from core.storage import FilesystemStore
+from routing.engine import RoutingEngine
+from routing.rules import Enricher
+from routing.service import RoutingOptions
 from web import (
     routes_admin,
     routes_attachments,
     routes_auth,
+    routes_console_api,
     routes_contacts,
     routes_conversations,
     routes_forms,
@@ -34,7 +38,9 @@ from web import (
     routes_leads,
     routes_mailboxes,
     routes_operators,
+    routes_pages,
     routes_quarantine,
+    routes_routing,
     routes_system,
     webforms,
     ws,
@@ -45,9 +51,11 @@ from web.keys import (
     BUS,
     EMAIL_CHANNEL,
     ENGINE,
+    ENRICHERS,
     INGEST_POLICY,
     METRICS,
     OUTBOX_WORKER,
+    ROUTING,
     SENDERS,
     SESSIONS,
     SETTINGS,
@@ -62,15 +70,18 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_auth.routes,
     routes_contacts.routes,
     routes_conversations.routes,
+    routes_console_api.routes,
     routes_attachments.routes,
     routes_leads.routes,
     routes_mailboxes.routes,
     routes_quarantine.routes,
     routes_operators.routes,
     routes_admin.routes,
+    routes_routing.routes,
     routes_forms.routes,
     routes_interactions.routes,
     routes_system.routes,
+    routes_pages.routes,
 )
 
 
@@ -79,11 +90,14 @@ def create_app(
     *,
     senders: Mapping[str, Sender] | None = None,
     background_workers: bool = True,
+    routing: bool | None = None,
+    enrichers: Sequence[Enricher] = (),
 ) -> web.Application:
     """Build the application; resources open and close with its cleanup contexts.
 
     `background_workers=False` leaves out the outbox worker and the mail pollers (tests that
-    drive them run their own)."""
+    drive them run their own). `routing` runs the routing engine (by default when the
+    background workers run); `enrichers` give it facts from elsewhere (the ERP bridge)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[timed, security_headers, errors_as_json],
@@ -108,6 +122,9 @@ def create_app(
     if background_workers:
         app.cleanup_ctx.append(outbox_worker)
         app.cleanup_ctx.append(email_channel)
+    app[ENRICHERS] = tuple(enrichers)
+    if background_workers if routing is None else routing:
+        app.cleanup_ctx.append(routing_engine)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 
@@ -177,6 +194,29 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     )
     app[OUTBOX_WORKER] = worker
     task = asyncio.create_task(worker.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def routing_engine(app: web.Application) -> AsyncIterator[None]:
+    """Routing passes on every relevant event and on every persisted deadline."""
+    settings = app[SETTINGS]
+    enrichers: tuple[Enricher, ...] = app[ENRICHERS]
+    engine = RoutingEngine(
+        app[SESSIONS],
+        app[BUS],
+        RoutingOptions(
+            away_after_disconnect=timedelta(seconds=settings.away_after_disconnect_seconds),
+            offline_after_disconnect=timedelta(seconds=settings.offline_after_disconnect_seconds),
+            requeue_after_offline=timedelta(seconds=settings.requeue_after_offline_seconds),
+            enricher_timeout=settings.enricher_timeout_seconds,
+        ),
+        enrichers,
+    )
+    app[ROUTING] = engine
+    task = asyncio.create_task(engine.run())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

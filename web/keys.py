@@ -12,6 +12,8 @@ from core.ingest import IngestPolicy
 from core.outbox import OutboxWorker, Sender
 from core.settings import Settings
 from core.storage import AttachmentStore
+from routing.engine import RoutingEngine
+from routing.rules import Enricher
 from web.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,3 +27,5 @@ SENDERS: web.AppKey[dict[str, Sender]] = web.AppKey("senders", dict[str, Sender]
 OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
 ATTACHMENTS = web.AppKey("attachments", AttachmentStore)
 EMAIL_CHANNEL = web.AppKey("email_channel", EmailChannel)
+ROUTING = web.AppKey("routing", RoutingEngine)
+ENRICHERS: web.AppKey[tuple[Enricher, ...]] = web.AppKey("enrichers", tuple[Enricher, ...])

@@ -34,14 +34,33 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.routing_decisions = Counter(
+            "omnicrm_routing_decisions_total",
+            "Routing decisions logged, by kind (offer, assign, timed_out, overflow, ...).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.sla_breaches = Counter(
+            "omnicrm_sla_breaches_total",
+            "SLA targets missed, by kind (first_response, resolution).",
+            ["kind"],
+            registry=self.registry,
+        )
+
     def watch_email(self, channel: EmailChannel) -> None:
         """Report the mail pollers' counters and states at every scrape."""
         self.registry.register(_EmailCollector(channel))
 
     def on_event(self, event: Event) -> None:
         # Counted from this process's own commits only; other processes count theirs.
-        if event.type == "interaction.created" and event.origin_is_local:
+        if not event.origin_is_local:
+            return
+        if event.type == "interaction.created":
             self.interactions.labels(event.labels.get("channel", "unknown")).inc()
+        elif event.type == "routing.decision":
+            self.routing_decisions.labels(event.labels.get("kind", "unknown")).inc()
+        elif event.type == "sla.breached":
+            self.sla_breaches.labels(event.labels.get("kind", "unknown")).inc()
 
 
 class _EmailCollector(Collector):

@@ -8,7 +8,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core import auth, operators, queues
+from core.changes import UNSET
 from core.models import Presence, Queue, Role
+from routing import service as routing
 from web.api import ADMINS, ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody
 from web.schemas import OperatorOut, QueueOut, QueueWithMembersOut
 
@@ -18,6 +20,7 @@ Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_
 # Skill and language levels (0-100) and concurrent work per channel, e.g. {"email": 20}.
 Levels = Annotated[dict[Key, Annotated[int, Field(ge=0, le=100)]], Field(max_length=50)]
 Capacity = Annotated[dict[Key, Annotated[int, Field(ge=0, le=1000)]], Field(max_length=20)]
+TotalCapacity = Annotated[int, Field(ge=0, le=1000)]
 OperatorRole = Literal["operator", "supervisor", "admin"]
 Password = Annotated[str, Field(min_length=auth.MIN_PASSWORD, max_length=1000)]
 
@@ -38,6 +41,9 @@ class NewOperatorBody(BaseModel):
     skills: Levels = Field(default_factory=dict)
     languages: Levels = Field(default_factory=dict)
     capacity: Capacity = Field(default_factory=dict)
+    total_capacity: TotalCapacity | None = Field(
+        None, description="at most this much work across all channels (null: no total cap)"
+    )
 
 
 class OperatorChangeBody(BaseModel):
@@ -49,6 +55,9 @@ class OperatorChangeBody(BaseModel):
     skills: Levels | None = None
     languages: Levels | None = None
     capacity: Capacity | None = None
+    total_capacity: TotalCapacity | None = Field(
+        None, description="null removes the total cap; leave it out to keep it"
+    )
 
 
 class PasswordBody(BaseModel):
@@ -120,6 +129,7 @@ async def create_operator(call: Call[NewOperatorBody, NoBody]) -> OperatorOut:
             skills=body.skills,
             languages=body.languages,
             capacity=body.capacity,
+            total_capacity=body.total_capacity,
         )
     return OperatorOut.model_validate(operator)
 
@@ -159,6 +169,9 @@ async def update_operator(call: Call[OperatorChangeBody, NoBody]) -> OperatorOut
             skills=body.skills,
             languages=body.languages,
             capacity=body.capacity,
+            total_capacity=body.total_capacity
+            if "total_capacity" in body.model_fields_set
+            else UNSET,
         )
     return OperatorOut.model_validate(operator)
 
@@ -199,8 +212,13 @@ async def list_queues(call: Call[NoBody, NoBody]) -> list[QueueWithMembersOut]:
 async def create_queue(call: Call[NewQueueBody, NoBody]) -> QueueOut:
     body = call.body
     async with call.sessions() as session, session.begin():
-        queue = await queues.create_queue(
-            session, call.actor, name=body.name, description=body.description, config=body.config
+        queue = await routing.save_queue(
+            session,
+            call.actor,
+            None,
+            name=body.name,
+            description=body.description,
+            config=body.config,
         )
     return QueueOut.model_validate(queue)
 
@@ -215,7 +233,7 @@ async def create_queue(call: Call[NewQueueBody, NoBody]) -> QueueOut:
 async def update_queue(call: Call[QueueChangeBody, NoBody]) -> QueueOut:
     body = call.body
     async with call.sessions() as session, session.begin():
-        queue = await queues.update_queue(
+        queue = await routing.save_queue(
             session,
             call.actor,
             call.path_int("id"),

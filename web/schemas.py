@@ -25,6 +25,7 @@ class OperatorOut(Out):
     skills: dict[str, Any]
     languages: dict[str, Any]
     capacity: dict[str, Any]
+    total_capacity: int | None
     presence: str
     presence_reason: str | None
     presence_since: datetime
@@ -68,6 +69,8 @@ class ConversationOut(Out):
     sla_due_at: datetime | None
     snoozed_until: datetime | None
     resolved_at: datetime | None
+    queue_entered_at: datetime | None
+    resolution_due_at: datetime | None
 
 
 class InteractionOut(Out):
@@ -256,3 +259,30 @@ class QuarantineOut(BaseModel):
     subject: str
     created_at: datetime
     updated_at: datetime
+
+
+class OfferOut(Out):
+    id: int
+    conversation_id: int
+    operator_id: int
+    queue_id: int | None
+    # pending, accepted, rejected, timed_out or cancelled.
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    answered_at: datetime | None
+
+
+class RoutingDecisionOut(Out):
+    id: int
+    conversation_id: int | None
+    lead_id: int | None
+    # queue, offer, assign, wait, none, accepted, rejected, timed_out, withdrawn, overflow,
+    # transfer, manual_assign, requeue, sla_breach, lead_assign.
+    kind: str
+    queue_id: int | None
+    operator_id: int | None
+    reason: str
+    details: dict[str, Any]
+    actor_label: str
+    created_at: datetime

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from core.events import Event
+from core.models import utcnow
+from routing.service import console_seen
 from web.api import ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody
-from web.keys import BUS, SETTINGS
+from web.keys import BUS, SESSIONS, SETTINGS
+
+log = logging.getLogger(__name__)
 
 routes = ApiRoutes(tag="live")
 
@@ -41,6 +46,43 @@ async def live_events(call: Call[NoBody, NoBody]) -> web.StreamResponse:
         raise web.HTTPForbidden(reason="websocket origin not allowed")
     socket = web.WebSocketResponse(heartbeat=30)
     await socket.prepare(request)
+    presence = None
+    if call.actor.operator_id is not None:
+        presence = asyncio.create_task(_keep_console_seen(request.app, call.actor.operator_id))
+    try:
+        await _forward_events(request, socket, call)
+    finally:
+        if presence is not None:
+            presence.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await presence
+            # The last sign of life: routing's auto-away grace counts from here.
+            with contextlib.suppress(Exception):
+                await _console_seen(request.app, call.actor.operator_id)
+    return socket
+
+
+async def _console_seen(app: web.Application, operator_id: int | None) -> None:
+    if operator_id is None:
+        return
+    async with app[SESSIONS]() as session, session.begin():
+        await console_seen(session, operator_id, utcnow())
+
+
+async def _keep_console_seen(app: web.Application, operator_id: int) -> None:
+    """While the console is open, tell routing so every so often (well inside the grace)."""
+    interval = max(1.0, min(15.0, app[SETTINGS].away_after_disconnect_seconds / 4))
+    while True:
+        try:
+            await _console_seen(app, operator_id)
+        except Exception:
+            log.exception("could not record the console as seen")
+        await asyncio.sleep(interval)
+
+
+async def _forward_events(
+    request: web.Request, socket: web.WebSocketResponse, call: Call[NoBody, NoBody]
+) -> None:
     async with request.app[BUS].subscribe() as queue:
         await socket.send_json({"type": "hello", "ids": {}, "labels": {"role": call.actor.role}})
         reader = asyncio.create_task(_drain(socket))
@@ -56,7 +98,6 @@ async def live_events(call: Call[NoBody, NoBody]) -> web.StreamResponse:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-    return socket
 
 
 async def _drain(socket: web.WebSocketResponse) -> None:

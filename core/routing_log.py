@@ -1,0 +1,94 @@
+"""The routing decision log and pending offers, as far as core's own services touch them.
+
+The routing layer (routing/service.py) writes most decisions; core writes the ones people make
+by hand (a supervisor's assignment), so every change of hands is in one history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit import Actor
+from core.events import Event, emit
+from core.models import Offer, OfferStatus, RoutingDecision
+
+MAX_REASON = 2000
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    kind: str,
+    reason: str,
+    conversation_id: int | None = None,
+    lead_id: int | None = None,
+    queue_id: int | None = None,
+    operator_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    actor_label: str = "routing",
+    at: datetime | None = None,
+) -> RoutingDecision:
+    decision = RoutingDecision(
+        conversation_id=conversation_id,
+        lead_id=lead_id,
+        kind=kind,
+        queue_id=queue_id,
+        operator_id=operator_id,
+        reason=reason[:MAX_REASON],
+        details=details or {},
+        actor_label=actor_label,
+    )
+    if at is not None:
+        decision.created_at = at
+    session.add(decision)
+    if conversation_id is not None:
+        await emit(
+            session, Event("routing.decision", {"conversation": conversation_id}, {"kind": kind})
+        )
+    return decision
+
+
+def actor_label(actor: Actor) -> str:
+    """How a person shows in the decision log: "supervisor:3", "operator:7", "token:crm"."""
+    if actor.operator_id is None:
+        return actor.label
+    return f"{actor.role}:{actor.operator_id}"
+
+
+async def withdraw_offers(
+    session: AsyncSession, conversation_id: int, now: datetime, *, status: OfferStatus
+) -> list[Offer]:
+    """End the pending offer of a conversation (someone else decided); return what ended."""
+    offers = list(
+        await session.scalars(
+            select(Offer).where(
+                Offer.conversation_id == conversation_id, Offer.status == OfferStatus.PENDING
+            )
+        )
+    )
+    if not offers:
+        return []
+    await session.execute(
+        update(Offer)
+        .where(Offer.id.in_([offer.id for offer in offers]))
+        .values(status=status, answered_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    for offer in offers:
+        await emit(
+            session,
+            Event(
+                "offer.updated",
+                {
+                    "offer": offer.id,
+                    "conversation": offer.conversation_id,
+                    "operator": offer.operator_id,
+                },
+                {"status": str(status)},
+            ),
+        )
+    return offers

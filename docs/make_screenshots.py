@@ -1,0 +1,173 @@
+"""Make the screenshots of docs/console.md (docs/img/*.png) from the demo data.
+
+    .venv/bin/python docs/make_screenshots.py
+
+Loads the demo into a throwaway SQLite database, serves the app on a free local port with its
+background workers (routing included), and drives Debian's Chromium (/usr/bin/chromium, or
+OMNICRM_CHROMIUM) headless with Playwright: the console as an operator at laptop and tablet
+sizes, the monitor as a supervisor. Nothing is fetched from the internet. Run it again after a
+visible change to the console or the monitor and commit the new PNGs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from core.audit import CLI
+from core.canned import create_canned
+from core.db import make_engine
+from core.demo import DemoLogin, load_demo
+from core.migrate import upgrade_sync
+from core.models import Contact, Conversation, Operator, Presence, utcnow
+from core.operators import set_presence
+from core.settings import Settings
+from web.app import create_app
+
+OUT = Path(__file__).resolve().parent / "img"
+CHROMIUM = os.environ.get("OMNICRM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LAPTOP: ViewportSize = {"width": 1366, "height": 820}
+TABLET: ViewportSize = {"width": 820, "height": 1100}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def prepare(database_url: str) -> dict[str, DemoLogin]:
+    """The demo, plus what a working day has: people at their desks, a canned response."""
+    engine = make_engine(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    try:
+        async with sessions() as session, session.begin():
+            result = await load_demo(session)
+            await create_canned(
+                session,
+                CLI,
+                title="Tracking link",
+                shortcut="track",
+                body="Hello {{contact.first_name}}, here is your tracking link: ",
+                shared=True,
+            )
+            moods = {
+                "anna@example.com": (Presence.AVAILABLE, None),
+                "luis@example.com": (Presence.AWAY, "lunch"),
+                "supervisor@example.com": (Presence.AVAILABLE, None),
+            }
+            for operator in await session.scalars(select(Operator)):
+                presence, reason = moods.get(operator.email, (Presence.OFFLINE, None))
+                await set_presence(session, operator, presence, reason, at=utcnow())
+    finally:
+        await engine.dispose()
+    return {login.email: login for login in result.logins}
+
+
+async def sign_in(
+    browser: Browser, base: str, login: DemoLogin, path: str, size: ViewportSize
+) -> Page:
+    page = await browser.new_page(viewport=size, base_url=base)
+    await page.goto(path)
+    await page.get_by_label("Email").fill(login.email)
+    await page.get_by_label("Password").fill(login.password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"**{path}")
+    await page.locator("body[data-ready=true]").wait_for()
+    return page
+
+
+async def jonas_email_conversation(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            found = await connection.scalar(
+                select(Conversation.id)
+                .join(Contact, Contact.id == Conversation.contact_id)
+                .where(Contact.display_name == "Jonas Weber", Conversation.channel == "email")
+                .order_by(Conversation.id)
+                .limit(1)
+            )
+    finally:
+        await engine.dispose()
+    if found is None:
+        raise RuntimeError("the demo has no email conversation with Jonas Weber")
+    return int(found)
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="omnicrm-screens-") as scratch:
+        database_url = f"sqlite+aiosqlite:///{scratch}/demo.db"
+        await asyncio.to_thread(upgrade_sync, database_url)
+        logins = await prepare(database_url)
+        conversation_id = await jonas_email_conversation(database_url)
+        settings = Settings(
+            database_url=database_url,
+            secret_key=secrets.token_hex(16),
+            log_json=False,
+            log_level="WARNING",
+            attachments_dir=f"{scratch}/attachments",
+        )
+        runner = web.AppRunner(create_app(settings))
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        base = f"http://127.0.0.1:{port}"
+        OUT.mkdir(exist_ok=True)
+        try:
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS
+                )
+                anna = logins["anna@example.com"]
+                item = f'.inbox-item[data-conversation-id="{conversation_id}"]'
+                page = await sign_in(browser, base, anna, "/console/", LAPTOP)
+                await page.locator(item).first.click()
+                await page.locator(".timeline .item").first.wait_for()
+                await page.get_by_label("Reply to the customer").fill(
+                    "Hello Mr Weber, the carrier has confirmed: "
+                )
+                await page.wait_for_timeout(500)
+                await page.screenshot(path=OUT / "console.png")
+                await page.close()
+
+                page = await sign_in(browser, base, anna, "/console/", TABLET)
+                await page.locator(item).first.click()
+                await page.locator(".timeline .item").first.wait_for()
+                await page.keyboard.press("u")
+                await page.wait_for_timeout(500)
+                await page.screenshot(path=OUT / "console-tablet.png")
+                await page.close()
+
+                tom = logins["supervisor@example.com"]
+                page = await sign_in(browser, base, tom, "/monitor/", LAPTOP)
+                await page.wait_for_timeout(500)
+                await page.screenshot(path=OUT / "monitor.png", full_page=True)
+                await browser.close()
+        finally:
+            await runner.cleanup()
+    for name in ("console.png", "console-tablet.png", "monitor.png"):
+        sys.stdout.write(f"wrote {OUT / name}\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,115 @@
+"""The routing engine: runs routing passes when something changes, and when a timer is due.
+
+Event-driven: every committed event that can change a routing outcome (new work, presence,
+offers answered, transfers, rules edited; from this process or, on PostgreSQL, from others)
+wakes it; between events it sleeps until the earliest persisted deadline (offer timeout, SLA
+due time, overflow, presence grace) the last pass reported. The deadlines live in the
+database, so a restarted process picks them up with its first pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from core.db import SessionFactory
+from core.events import Event, EventBus
+from core.models import utcnow
+from routing.rules import Enricher
+from routing.service import (
+    NEW_WORK_BATCH,
+    NewWork,
+    PassReport,
+    RoutingOptions,
+    enrich,
+    find_new_work,
+    run_pass,
+)
+
+log = logging.getLogger(__name__)
+
+# Events whose commit may change what routing would decide.
+WAKING_EVENTS = frozenset(
+    {
+        "conversation.created",
+        "conversation.updated",
+        "conversation.assigned",
+        "interaction.created",
+        "operator.presence",
+        "operator.updated",
+        "operator.created",
+        "offer.updated",
+        "queue.created",
+        "queue.updated",
+        "routing.rules",
+        "lead.created",
+        "resync",
+    }
+)
+# A safety net: even with no event and no deadline, look again this often.
+IDLE_SECONDS = 30.0
+# Events arriving together (a burst of ingest) are handled by one pass.
+SETTLE_SECONDS = 0.02
+RETRY_SECONDS = 5.0
+
+
+class RoutingEngine:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        bus: EventBus,
+        options: RoutingOptions | None = None,
+        enrichers: Sequence[Enricher] = (),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._options = options or RoutingOptions()
+        self._enrichers = tuple(enrichers)
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self.passes = 0
+        bus.add_listener(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.type in WAKING_EVENTS:
+            self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> PassReport:
+        """One pass now: new work's facts gathered first, outside the routing lock."""
+        async with self._sessions() as session:
+            found: list[NewWork] = await find_new_work(session)
+        new_work = await enrich(found, self._enrichers, self._options.enricher_timeout)
+        async with self._sessions() as session, session.begin():
+            report = await run_pass(session, self._clock(), self._options, new_work)
+        self.passes += 1
+        if len(found) == NEW_WORK_BATCH:
+            report.more = True  # more new work than one batch: go on at once
+        return report
+
+    async def run(self) -> None:
+        """Pass after pass until cancelled; a failing pass is logged and retried."""
+        while True:
+            self._wake.clear()
+            try:
+                report = await self.run_once()
+            except Exception:
+                log.exception("routing pass failed; retrying in %s s", RETRY_SECONDS)
+                await self._sleep(RETRY_SECONDS)
+                continue
+            if report.more:
+                continue
+            delay = IDLE_SECONDS
+            if report.next_due is not None:
+                delay = min(delay, max(0.0, (report.next_due - self._clock()).total_seconds()))
+            await self._sleep(delay)
+            await asyncio.sleep(SETTLE_SECONDS)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)

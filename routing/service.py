@@ -1,0 +1,1384 @@
+"""The routing service: the pure building blocks of this package wired to the database.
+
+One *routing pass* (`run_pass`) does, under one lock and in one transaction the caller owns:
+
+1. presence housekeeping: auto-away when an operator's console has been gone for a grace,
+   auto-offline later, offers of operators no longer available withdrawn, and the unanswered
+   work of operators offline past the requeue grace put back in its queue;
+2. offers past their timeout marked timed out (the work goes to the next candidate);
+3. SLA timers that are due settled: met, or breached and escalated per the queue's policy;
+4. new conversations matched to a queue (the rule set, else the channel's queue), their SLA
+   timers started;
+5. work waiting longer than its queue's maximum wait moved to the overflow queue;
+6. waiting work routed in order (priority, then longest wait): offered to, or assigned to,
+   the operator `routing.strategies.decide` picks; every decision logged with its reasons;
+7. new leads given an owner by the lead rules.
+
+Everything that changes who holds work (passes, accepts, rejects, transfers, manual
+assignment) takes the routing lock first: on PostgreSQL a transaction-scoped advisory lock, on
+SQLite the database's single writer. So two server processes never decide on stale loads: no
+operator goes above capacity and no conversation gets two assignees or two pending offers
+(the latter also a unique index). Passes are idempotent: any process may run one at any time.
+
+Times come in as `now`, so tests drive the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from pydantic import ValidationError
+from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import audit, routing_log
+from core.audit import Actor
+from core.capacity import channel_kind
+from core.conversations import add_note, get_conversation
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound, validation_fields
+from core.events import Event, emit
+from core.models import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Identity,
+    IdentityKind,
+    Interaction,
+    Lead,
+    Offer,
+    OfferStatus,
+    Operator,
+    Presence,
+    Queue,
+    QueueMember,
+    RoutingDecision,
+    RoutingSetting,
+    SlaKind,
+    SlaTimer,
+)
+from core.operators import set_presence
+from core.queues import create_queue, update_queue
+from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_queue_config
+from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
+from routing.rules import (
+    CHANNELS,
+    TEXT_WINDOW,
+    Enricher,
+    GatheredFacts,
+    RuleSet,
+    WorkFacts,
+    gather_facts,
+    parse_rule_set,
+)
+from routing.strategies import Decision, OfferRefusal, OperatorSnapshot, WorkItem, decide
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key of routing ("omni" in ASCII); any constant other locks don't use.
+ROUTING_LOCK_KEY = 0x6F6D6E69
+AUTO_AWAY_REASON = "console disconnected"
+QUEUE_RULES = "queue_rules"
+LEAD_RULES = "lead_rules"
+# Work that holds an operator: waiting on them or on the customer; snoozed work does not.
+HELD_STATUSES = (ConversationStatus.OPEN, ConversationStatus.PENDING)
+_REFUSALS: tuple[OfferRefusal, ...] = ("rejected", "timed_out")
+
+
+@dataclass(frozen=True)
+class RoutingOptions:
+    """Timings of presence housekeeping and the bounds of one pass."""
+
+    away_after_disconnect: timedelta = timedelta(seconds=60)
+    offline_after_disconnect: timedelta = timedelta(minutes=15)
+    requeue_after_offline: timedelta = timedelta(minutes=5)
+    enricher_timeout: float = 2.0
+    # Decisions per transaction: bounds how long one pass holds the routing lock.
+    max_decisions_per_pass: int = 500
+
+
+@dataclass
+class PassReport:
+    """What a pass did, and when the next one is due at the latest."""
+
+    timed_out: int = 0
+    breached: int = 0
+    matched: int = 0
+    overflowed: int = 0
+    offered: int = 0
+    assigned: int = 0
+    requeued: int = 0
+    presence_changed: int = 0
+    leads: int = 0
+    # The pass stopped at max_decisions_per_pass: run another at once.
+    more: bool = False
+    next_due: datetime | None = None
+
+    def due(self, moment: datetime | None) -> None:
+        if moment is not None and (self.next_due is None or moment < self.next_due):
+            self.next_due = moment
+
+
+async def lock_routing(session: AsyncSession) -> None:
+    """Serialize routing changes across server processes until this transaction ends."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK_KEY})
+
+
+# --- Queues and their configuration ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueSetup:
+    id: int
+    name: str
+    config: QueueConfig | None
+    # Why the stored config is not usable (it was written by hand or by an older version).
+    problem: str | None = None
+
+
+async def load_setups(session: AsyncSession) -> dict[int, QueueSetup]:
+    setups = {}
+    for queue in await session.scalars(select(Queue)):
+        try:
+            setups[queue.id] = QueueSetup(queue.id, queue.name, parse_queue_config(queue.config))
+        except QueueConfigError as exc:
+            problem = "; ".join(f"{name}: {reason}" for name, reason in exc.fields.items())
+            setups[queue.id] = QueueSetup(queue.id, queue.name, None, problem)
+    return setups
+
+
+async def save_queue(
+    session: AsyncSession,
+    actor: Actor,
+    queue_id: int | None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> Queue:
+    """Create (queue_id None) or update a queue, its routing configuration checked first."""
+    if config is not None:
+        known = set(await session.scalars(select(Queue.id)))
+        parse_queue_config(config, queue_id=queue_id, known_queue_ids=known)
+    if queue_id is None:
+        if name is None:
+            raise InvalidInput("a queue needs a name", field="name")
+        return await create_queue(
+            session, actor, name=name, description=description or "", config=config
+        )
+    return await update_queue(
+        session, actor, queue_id, name=name, description=description, config=config
+    )
+
+
+# --- Rule sets kept in the database ---------------------------------------------------------
+
+
+async def _stored(session: AsyncSession, name: str) -> dict[str, Any] | None:
+    setting = await session.get(RoutingSetting, name)
+    return None if setting is None else setting.value
+
+
+async def queue_rules(session: AsyncSession) -> RuleSet | None:
+    raw = await _stored(session, QUEUE_RULES)
+    return None if raw is None else parse_rule_set(raw)
+
+
+async def lead_rules(session: AsyncSession) -> LeadRuleSet | None:
+    raw = await _stored(session, LEAD_RULES)
+    return None if raw is None else LeadRuleSet.model_validate(raw)
+
+
+async def get_rules(session: AsyncSession, name: str) -> dict[str, Any] | None:
+    return await _stored(session, name)
+
+
+async def set_rules(
+    session: AsyncSession, actor: Actor, name: str, raw: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Replace (or with None remove) the queue rules or the lead rules, checked first."""
+    if raw is not None:
+        raw = await _checked_rules(session, name, raw)
+    setting = await session.get(RoutingSetting, name)
+    if raw is None:
+        if setting is not None:
+            await session.delete(setting)
+    elif setting is None:
+        session.add(RoutingSetting(name=name, value=raw))
+    else:
+        setting.value = raw
+    await session.flush()
+    await audit.record(session, actor, f"routing.{name}", "routing_setting", name)
+    await emit(session, Event("routing.rules", {}, {"name": name}))
+    return raw
+
+
+async def _checked_rules(session: AsyncSession, name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    if name == QUEUE_RULES:
+        rule_set = parse_rule_set(raw)
+        wanted = {rule_set.default_queue_id, *(rule.queue_id for rule in rule_set.rules)}
+        known = set(await session.scalars(select(Queue.id).where(Queue.id.in_(wanted))))
+        missing = sorted(wanted - known)
+        if missing:
+            raise InvalidInput(f"no queues with ids {missing}", field="rule_set")
+        return rule_set.model_dump(mode="json")
+    try:
+        lead_set = LeadRuleSet.model_validate(raw)
+    except ValidationError as exc:
+        error = InvalidInput("the lead rules are not valid")
+        error.fields.update(validation_fields(exc, "lead_rules"))
+        raise error from None
+    wanted = set(operator_ids(lead_set))
+    known = set(
+        await session.scalars(
+            select(Operator.id).where(Operator.id.in_(wanted), Operator.active.is_(True))
+        )
+    )
+    missing = sorted(wanted - known)
+    if missing:
+        raise InvalidInput(f"no active operators with ids {missing}", field="lead_rules")
+    return lead_set.model_dump(mode="json")
+
+
+# --- New work: facts gathered outside the lock ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewWork:
+    conversation_id: int
+    facts: GatheredFacts
+
+
+NEW_WORK_BATCH = 500
+
+
+async def find_new_work(session: AsyncSession, limit: int = NEW_WORK_BATCH) -> list[NewWork]:
+    """Open conversations routing has not matched to a queue yet, with what is known of them."""
+    rows = (
+        await session.execute(
+            select(Conversation, Contact)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .where(
+                Conversation.queue_entered_at.is_(None),
+                Conversation.status == ConversationStatus.OPEN,
+            )
+            .order_by(Conversation.id)
+            .limit(limit)
+        )
+    ).all()
+    if not rows:
+        return []
+    firsts: dict[int, Interaction] = {}
+    interactions = await session.scalars(
+        select(Interaction)
+        .where(
+            Interaction.conversation_id.in_([conversation.id for conversation, _ in rows]),
+            Interaction.direction == Direction.IN,
+        )
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+    )
+    for interaction in interactions:
+        if interaction.conversation_id is not None:
+            firsts[interaction.conversation_id] = interaction
+    return [
+        NewWork(
+            conversation.id,
+            GatheredFacts(_facts(conversation, contact, firsts.get(conversation.id))),
+        )
+        for conversation, contact in rows
+    ]
+
+
+def _facts(conversation: Conversation, contact: Contact, first: Interaction | None) -> WorkFacts:
+    meta = first.meta if first is not None else {}
+    form = meta.get("form") if isinstance(meta.get("form"), dict) else None
+    raw_fields = meta.get("fields")
+    fields: dict[str, object] = raw_fields if isinstance(raw_fields, dict) else {}
+    ivr = meta.get("ivr_choice")
+    channel = conversation.channel if conversation.channel in CHANNELS else "api"
+    return WorkFacts(
+        channel=channel,
+        language=contact.language,
+        priority_tier=contact.priority_tier,
+        subject=conversation.subject,
+        text=(first.text if first is not None else "")[:TEXT_WINDOW],
+        form_slug=str(form["slug"]) if form and isinstance(form.get("slug"), str) else None,
+        form_fields=fields,
+        ivr_choice=str(ivr) if isinstance(ivr, str | int) else None,
+    )
+
+
+async def enrich(
+    work: Sequence[NewWork],
+    enrichers: Sequence[Enricher],
+    timeout: float,  # noqa: ASYNC109 - bounds each enricher; enrich itself never fails
+) -> list[NewWork]:
+    """Ask the enrichers (the ERP bridge) about each piece of new work; never raises."""
+    if not enrichers:
+        return list(work)
+    return [
+        replace(item, facts=await gather_facts(item.facts.facts, enrichers, timeout))
+        for item in work
+    ]
+
+
+# --- The pass --------------------------------------------------------------------------------
+
+
+async def run_pass(
+    session: AsyncSession,
+    now: datetime,
+    options: RoutingOptions,
+    new_work: Sequence[NewWork] = (),
+) -> PassReport:
+    """One routing pass (see the module docstring); the caller commits."""
+    await lock_routing(session)
+    report = PassReport()
+    setups = await load_setups(session)
+    await _presence_housekeeping(session, now, options, report)
+    await _expire_offers(session, now, report)
+    await _settle_slas(session, now, setups, report)
+    await _match_queues(session, now, setups, new_work, report)
+    await _overflow(session, now, setups, report)
+    await _route_waiting(session, now, setups, options, report)
+    await _assign_leads(session, now, report)
+    await _next_due(session, now, setups, options, report)
+    return report
+
+
+def _label(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds % 3600 == 0 and seconds >= 3600:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0 and seconds >= 60:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+# --- 1. presence ----------------------------------------------------------------------------
+
+
+async def _presence_housekeeping(
+    session: AsyncSession, now: datetime, options: RoutingOptions, report: PassReport
+) -> None:
+    gone = await session.scalars(
+        select(Operator).where(
+            Operator.active.is_(True),
+            Operator.presence.in_([Presence.AVAILABLE, Presence.BUSY]),
+            Operator.console_seen_at.is_not(None),
+            Operator.console_seen_at <= now - options.away_after_disconnect,
+        )
+    )
+    for operator in gone:
+        if await set_presence(session, operator, Presence.AWAY, AUTO_AWAY_REASON, at=now):
+            report.presence_changed += 1
+    long_gone = await session.scalars(
+        select(Operator).where(
+            Operator.presence == Presence.AWAY,
+            Operator.presence_reason == AUTO_AWAY_REASON,
+            Operator.console_seen_at <= now - options.offline_after_disconnect,
+        )
+    )
+    for operator in long_gone:
+        if await set_presence(session, operator, Presence.OFFLINE, AUTO_AWAY_REASON, at=now):
+            report.presence_changed += 1
+
+    # An offer to someone who is no longer available would only time out: withdraw it now.
+    stale_offers = await session.execute(
+        select(Offer, Operator.presence)
+        .join(Operator, Operator.id == Offer.operator_id)
+        .where(Offer.status == OfferStatus.PENDING, Operator.presence != Presence.AVAILABLE)
+    )
+    for offer, presence in stale_offers:
+        await _end_offer(session, offer, OfferStatus.CANCELLED, now)
+        await routing_log.record(
+            session,
+            kind="withdrawn",
+            conversation_id=offer.conversation_id,
+            queue_id=offer.queue_id,
+            operator_id=offer.operator_id,
+            reason=f"offer to operator {offer.operator_id} withdrawn: they are {presence} now",
+            at=now,
+        )
+
+    awaiting_reply = and_(
+        Conversation.last_inbound_at.is_not(None),
+        or_(
+            Conversation.last_outbound_at.is_(None),
+            Conversation.last_inbound_at > Conversation.last_outbound_at,
+        ),
+    )
+    stranded = await session.execute(
+        select(Conversation, Operator)
+        .join(Operator, Operator.id == Conversation.assignee_id)
+        .where(
+            Operator.presence == Presence.OFFLINE,
+            Operator.presence_since <= now - options.requeue_after_offline,
+            Conversation.status == ConversationStatus.OPEN,
+            awaiting_reply,
+        )
+    )
+    for conversation, operator in stranded:
+        conversation.assignee_id = None
+        _enter_queue(conversation, now)
+        await routing_log.record(
+            session,
+            kind="requeue",
+            conversation_id=conversation.id,
+            queue_id=conversation.queue_id,
+            operator_id=operator.id,
+            reason=(
+                f"operator {operator.id} has been offline since"
+                f" {operator.presence_since:%Y-%m-%d %H:%M} UTC with the customer waiting for an"
+                " answer: back to the queue"
+            ),
+            at=now,
+        )
+        await _emit_assignment(session, conversation)
+        report.requeued += 1
+
+
+def _enter_queue(conversation: Conversation, now: datetime) -> None:
+    """The conversation starts waiting (again) in its queue."""
+    conversation.queue_entered_at = now
+    conversation.routing_note = None
+
+
+async def _emit_assignment(session: AsyncSession, conversation: Conversation) -> None:
+    ids = {"conversation": conversation.id, "contact": conversation.contact_id}
+    if conversation.assignee_id is not None:
+        ids["operator"] = conversation.assignee_id
+    await emit(session, Event("conversation.assigned", ids, {"channel": conversation.channel}))
+
+
+async def _end_offer(
+    session: AsyncSession, offer: Offer, status: OfferStatus, now: datetime
+) -> None:
+    offer.status = status
+    offer.answered_at = now
+    await emit(
+        session,
+        Event(
+            "offer.updated",
+            {
+                "offer": offer.id,
+                "conversation": offer.conversation_id,
+                "operator": offer.operator_id,
+            },
+            {"status": str(status)},
+        ),
+    )
+
+
+# --- 2. offers ------------------------------------------------------------------------------
+
+
+async def _expire_offers(session: AsyncSession, now: datetime, report: PassReport) -> None:
+    expired = await session.scalars(
+        select(Offer).where(Offer.status == OfferStatus.PENDING, Offer.expires_at <= now)
+    )
+    for offer in expired:
+        await _end_offer(session, offer, OfferStatus.TIMED_OUT, now)
+        waited = (offer.expires_at - offer.created_at).total_seconds()
+        await routing_log.record(
+            session,
+            kind="timed_out",
+            conversation_id=offer.conversation_id,
+            queue_id=offer.queue_id,
+            operator_id=offer.operator_id,
+            reason=f"operator {offer.operator_id} did not answer the offer within {_label(waited)}",
+            at=now,
+        )
+        report.timed_out += 1
+
+
+async def accept_offer(session: AsyncSession, actor: Actor, offer_id: int, now: datetime) -> Offer:
+    """The offered operator takes the work: it is theirs from now on."""
+    await lock_routing(session)
+    offer = await _own_offer(session, actor, offer_id, now)
+    conversation = await session.get(Conversation, offer.conversation_id, with_for_update=True)
+    if conversation is None or conversation.assignee_id is not None:
+        raise Conflict("this work is no longer waiting for you")
+    conversation.assignee_id = offer.operator_id
+    conversation.routing_note = None
+    await session.execute(
+        update(Operator).where(Operator.id == offer.operator_id).values(last_assigned_at=now)
+    )
+    await _end_offer(session, offer, OfferStatus.ACCEPTED, now)
+    await routing_log.record(
+        session,
+        kind="accepted",
+        conversation_id=conversation.id,
+        queue_id=offer.queue_id,
+        operator_id=offer.operator_id,
+        reason=f"operator {offer.operator_id} accepted the offer",
+        actor_label=routing_log.actor_label(actor),
+        at=now,
+    )
+    await _emit_assignment(session, conversation)
+    return offer
+
+
+async def reject_offer(session: AsyncSession, actor: Actor, offer_id: int, now: datetime) -> Offer:
+    """The offered operator declines: the next candidate gets the work."""
+    await lock_routing(session)
+    offer = await _own_offer(session, actor, offer_id, now)
+    await _end_offer(session, offer, OfferStatus.REJECTED, now)
+    await routing_log.record(
+        session,
+        kind="rejected",
+        conversation_id=offer.conversation_id,
+        queue_id=offer.queue_id,
+        operator_id=offer.operator_id,
+        reason=f"operator {offer.operator_id} rejected the offer",
+        actor_label=routing_log.actor_label(actor),
+        at=now,
+    )
+    return offer
+
+
+async def _own_offer(session: AsyncSession, actor: Actor, offer_id: int, now: datetime) -> Offer:
+    offer = await session.get(Offer, offer_id, with_for_update=True)
+    # Another operator's offer does not exist as far as this operator can tell.
+    if offer is None or offer.operator_id != actor.operator_id:
+        raise NotFound(f"no offer {offer_id} for you")
+    if offer.status != OfferStatus.PENDING:
+        raise Conflict(f"the offer is {offer.status.replace('_', ' ')} already")
+    if offer.expires_at <= now:
+        raise Conflict("the offer has expired")
+    return offer
+
+
+async def list_offers(
+    session: AsyncSession, actor: Actor, operator_id: int | None = None
+) -> list[Offer]:
+    """Pending offers: an operator's own; supervisors see anyone's (or all)."""
+    query = select(Offer).where(Offer.status == OfferStatus.PENDING).order_by(Offer.id)
+    if not actor.is_supervisor:
+        if operator_id not in (None, actor.operator_id):
+            raise Forbidden("operators see only their own offers")
+        operator_id = actor.operator_id
+    if operator_id is not None:
+        query = query.where(Offer.operator_id == operator_id)
+    return list(await session.scalars(query))
+
+
+# --- 3. SLA ---------------------------------------------------------------------------------
+
+
+def _due(config: QueueConfig, start: datetime, minutes: int) -> datetime | None:
+    duration = timedelta(minutes=minutes)
+    if config.business_hours is None:
+        return start + duration
+    return config.business_hours.add_business_time(start, duration)
+
+
+async def _start_slas(
+    session: AsyncSession, conversation: Conversation, setup: QueueSetup | None, now: datetime
+) -> None:
+    if setup is None or setup.config is None:
+        return
+    targets = setup.config.sla
+    wanted = [
+        (SlaKind.FIRST_RESPONSE, targets.first_response_minutes),
+        (SlaKind.RESOLUTION, targets.resolution_minutes),
+    ]
+    for kind, minutes in wanted:
+        if minutes is None:
+            continue
+        due = _due(setup.config, conversation.created_at, minutes)
+        if due is None:
+            continue
+        if kind is SlaKind.FIRST_RESPONSE:
+            conversation.sla_due_at = due
+        else:
+            conversation.resolution_due_at = due
+        session.add(
+            SlaTimer(conversation_id=conversation.id, kind=kind, queue_id=setup.id, due_at=due)
+        )
+
+
+async def _settle_slas(
+    session: AsyncSession, now: datetime, setups: Mapping[int, QueueSetup], report: PassReport
+) -> None:
+    due = await session.execute(
+        select(SlaTimer, Conversation)
+        .join(Conversation, Conversation.id == SlaTimer.conversation_id)
+        .where(SlaTimer.state == "running", SlaTimer.due_at <= now)
+        .order_by(SlaTimer.due_at)
+        .limit(1000)
+    )
+    for timer, conversation in due:
+        done_at = (
+            conversation.first_response_at
+            if timer.kind == SlaKind.FIRST_RESPONSE
+            else conversation.resolved_at
+        )
+        if done_at is not None and done_at <= timer.due_at:
+            timer.state, timer.settled_at = "met", done_at
+            continue
+        if (
+            timer.kind == SlaKind.FIRST_RESPONSE
+            and conversation.status == ConversationStatus.RESOLVED
+        ):
+            # Closed without an answer (spam, solved elsewhere): nothing is late any more.
+            timer.state, timer.settled_at = "cancelled", now
+            continue
+        timer.state, timer.settled_at = "breached", now
+        report.breached += 1
+        # The queue the work is in now decides how to escalate (it may have been transferred).
+        queue_id = conversation.queue_id or timer.queue_id or 0
+        await _escalate(session, timer, conversation, setups.get(queue_id), now)
+
+
+async def _escalate(
+    session: AsyncSession,
+    timer: SlaTimer,
+    conversation: Conversation,
+    setup: QueueSetup | None,
+    now: datetime,
+) -> None:
+    escalation = setup.config.escalation if setup is not None and setup.config else None
+    actions = escalation.actions if escalation is not None else ("notify_supervisors",)
+    done = []
+    if escalation is not None and "raise_priority" in actions:
+        raised = min(MAX_PRIORITY, conversation.priority + escalation.raise_priority_by)
+        if raised != conversation.priority:
+            done.append(f"priority {conversation.priority} -> {raised}")
+            conversation.priority = raised
+    if "reassign" in actions and conversation.assignee_id is not None:
+        previous = conversation.assignee_id
+        conversation.assignee_id = None
+        _enter_queue(conversation, now)
+        # Logged as a time-out, so routing does not hand the work straight back to them.
+        await routing_log.record(
+            session,
+            kind="timed_out",
+            conversation_id=conversation.id,
+            queue_id=conversation.queue_id,
+            operator_id=previous,
+            reason=f"operator {previous} missed the {timer.kind.replace('_', ' ')} target",
+            actor_label="sla",
+            at=now,
+        )
+        await _emit_assignment(session, conversation)
+        done.append(f"taken from operator {previous} and requeued")
+    if "notify_supervisors" in actions:
+        done.append("supervisors notified")
+    what = timer.kind.replace("_", " ")
+    await routing_log.record(
+        session,
+        kind="sla_breach",
+        conversation_id=conversation.id,
+        queue_id=conversation.queue_id,
+        operator_id=conversation.assignee_id,
+        reason=f"{what} target missed (due {timer.due_at:%Y-%m-%d %H:%M} UTC)"
+        + (f": {', '.join(done)}" if done else ""),
+        details={"sla": timer.kind, "due_at": timer.due_at.isoformat(), "actions": list(actions)},
+        actor_label="sla",
+        at=now,
+    )
+    await emit(
+        session,
+        Event(
+            "sla.breached",
+            {"conversation": conversation.id, "queue": conversation.queue_id or 0},
+            {
+                "kind": str(timer.kind),
+                "notify": "supervisors" if "notify_supervisors" in actions else "",
+            },
+        ),
+    )
+
+
+# --- 4. matching new work to queues ---------------------------------------------------------
+
+
+async def _match_queues(
+    session: AsyncSession,
+    now: datetime,
+    setups: Mapping[int, QueueSetup],
+    new_work: Sequence[NewWork],
+    report: PassReport,
+) -> None:
+    if not new_work:
+        return
+    rule_set = await queue_rules(session)
+    for item in new_work:
+        conversation = await session.get(Conversation, item.conversation_id)
+        if conversation is None or conversation.queue_entered_at is not None:
+            continue  # another process matched it meanwhile
+        if conversation.status != ConversationStatus.OPEN:
+            continue
+        if conversation.assignee_id is not None:
+            # Someone holds it already (assigned before routing saw it): nothing to route.
+            conversation.queue_entered_at = conversation.created_at
+            continue
+        details: dict[str, Any] = {}
+        if rule_set is not None:
+            match = rule_set.route(item.facts.facts)
+            details = {"match": match.model_dump(mode="json")}
+            if item.facts.failures:
+                details["enricher_failures"] = [
+                    {"enricher": failure.enricher, "reason": failure.reason}
+                    for failure in item.facts.failures
+                ]
+            queue_id: int | None = match.queue_id
+            reason = match.explanation
+            if queue_id not in setups:
+                queue_id = conversation.queue_id
+                reason += " (that queue no longer exists: kept the channel's queue)"
+        elif conversation.queue_id is not None:
+            queue_id = conversation.queue_id
+            reason = "the channel's queue (no routing rules are set)"
+        else:
+            queue_id = None
+            reason = "no queue: no routing rules are set and the channel names no queue"
+        conversation.queue_id = queue_id
+        _enter_queue(conversation, now)
+        setup = setups.get(queue_id) if queue_id is not None else None
+        if setup is not None:
+            reason = f"queue {setup.name}: {reason}"
+        await routing_log.record(
+            session,
+            kind="queue",
+            conversation_id=conversation.id,
+            queue_id=queue_id,
+            reason=reason,
+            details=details,
+            at=now,
+        )
+        await _start_slas(session, conversation, setup, now)
+        report.matched += 1
+
+
+# --- 5. overflow ----------------------------------------------------------------------------
+
+
+async def _overflow(
+    session: AsyncSession, now: datetime, setups: Mapping[int, QueueSetup], report: PassReport
+) -> None:
+    for setup in setups.values():
+        config = setup.config
+        if config is None or config.max_wait is None or config.overflow_queue_id is None:
+            continue
+        target = setups.get(config.overflow_queue_id)
+        if target is None:
+            continue
+        overdue = await session.scalars(
+            select(Conversation).where(
+                Conversation.queue_id == setup.id,
+                Conversation.status == ConversationStatus.OPEN,
+                Conversation.assignee_id.is_(None),
+                Conversation.queue_entered_at <= now - config.max_wait,
+            )
+        )
+        for conversation in overdue:
+            await routing_log.withdraw_offers(
+                session, conversation.id, now, status=OfferStatus.CANCELLED
+            )
+            conversation.queue_id = target.id
+            _enter_queue(conversation, now)
+            await routing_log.record(
+                session,
+                kind="overflow",
+                conversation_id=conversation.id,
+                queue_id=target.id,
+                reason=(
+                    f"waited {_label(config.max_wait.total_seconds())} in {setup.name} without"
+                    f" an operator: moved to its overflow queue {target.name}"
+                ),
+                at=now,
+            )
+            await emit(
+                session,
+                Event(
+                    "conversation.updated",
+                    {"conversation": conversation.id, "contact": conversation.contact_id},
+                    {"channel": conversation.channel, "status": conversation.status},
+                ),
+            )
+            report.overflowed += 1
+
+
+# --- 6. routing waiting work ----------------------------------------------------------------
+
+
+def has_room(operator: OperatorSnapshot, kind: str) -> bool:
+    """Available and under capacity for `kind` (and under the total cap)."""
+    if operator.presence != Presence.AVAILABLE:
+        return False
+    if operator.load_of(kind) >= operator.capacity_of(kind):
+        return False
+    return operator.total_capacity is None or operator.total_load < operator.total_capacity
+
+
+def _levels(raw: Mapping[str, Any]) -> dict[str, int]:
+    return {
+        str(name): value
+        for name, value in raw.items()
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    }
+
+
+async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapshot]:
+    """Every active operator as routing sees them now, with their load per channel kind."""
+    load: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    held = await session.execute(
+        select(Conversation.assignee_id, Conversation.channel, func.count())
+        .where(Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
+        .group_by(Conversation.assignee_id, Conversation.channel)
+    )
+    offered = await session.execute(
+        select(Offer.operator_id, Conversation.channel, func.count())
+        .join(Conversation, Conversation.id == Offer.conversation_id)
+        .where(Offer.status == OfferStatus.PENDING)
+        .group_by(Offer.operator_id, Conversation.channel)
+    )
+    # An offer holds its place in the operator's capacity until it is answered.
+    for operator_id, channel, count in [*held, *offered]:
+        load[operator_id][channel_kind(channel)] += count
+    snapshots = {}
+    for operator in await session.scalars(select(Operator).where(Operator.active.is_(True))):
+        snapshots[operator.id] = OperatorSnapshot(
+            id=operator.id,
+            presence=Presence(operator.presence),
+            presence_since=operator.presence_since,
+            skills=_levels(operator.skills),
+            languages=_levels(operator.languages),
+            capacity=_levels(operator.capacity),
+            total_capacity=operator.total_capacity,
+            load=dict(load.get(operator.id, {})),
+            last_assigned_at=operator.last_assigned_at,
+        )
+    return snapshots
+
+
+async def _members(session: AsyncSession) -> dict[int, list[int]]:
+    members: dict[int, list[int]] = defaultdict(list)
+    for queue_id, operator_id in await session.execute(
+        select(QueueMember.queue_id, QueueMember.operator_id).order_by(QueueMember.operator_id)
+    ):
+        members[queue_id].append(operator_id)
+    return members
+
+
+@dataclass
+class _Rooms:
+    """How many members of each queue have room for each channel kind, kept as work is given."""
+
+    snapshots: dict[int, OperatorSnapshot]
+    members: Mapping[int, list[int]]
+    queues_of: dict[int, list[int]] = field(default_factory=dict)
+    counts: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for queue_id, member_ids in self.members.items():
+            for operator_id in member_ids:
+                self.queues_of.setdefault(operator_id, []).append(queue_id)
+
+    def count(self, queue_id: int, kind: str) -> int:
+        key = (queue_id, kind)
+        if key not in self.counts:
+            self.counts[key] = sum(
+                1
+                for operator_id in self.members.get(queue_id, ())
+                if operator_id in self.snapshots and has_room(self.snapshots[operator_id], kind)
+            )
+        return self.counts[key]
+
+    def give(self, operator_id: int, kind: str, now: datetime) -> None:
+        before = self.snapshots[operator_id]
+        load = dict(before.load)
+        load[kind] = load.get(kind, 0) + 1
+        after = before.model_copy(update={"load": load, "last_assigned_at": now})
+        self.snapshots[operator_id] = after
+        for (queue_id, counted_kind), count in list(self.counts.items()):
+            lost_room = has_room(before, counted_kind) and not has_room(after, counted_kind)
+            if lost_room and queue_id in self.queues_of.get(operator_id, ()):
+                self.counts[(queue_id, counted_kind)] = count - 1
+
+
+async def _route_waiting(
+    session: AsyncSession,
+    now: datetime,
+    setups: Mapping[int, QueueSetup],
+    options: RoutingOptions,
+    report: PassReport,
+) -> None:
+    snapshots = await operator_snapshots(session)
+    members = await _members(session)
+    rooms = _Rooms(snapshots, members)
+    with_room = [
+        queue_id
+        for queue_id in members
+        if any(rooms.count(queue_id, kind) for kind in ("email", "messaging", "voice"))
+    ]
+    pending_offer = exists().where(
+        Offer.conversation_id == Conversation.id, Offer.status == OfferStatus.PENDING
+    )
+    waiting = (
+        await session.execute(
+            select(
+                Conversation.id,
+                Conversation.contact_id,
+                Conversation.channel,
+                Conversation.priority,
+                Conversation.queue_id,
+                Conversation.queue_entered_at,
+                Conversation.routing_note,
+                Contact.owner_id,
+                Contact.language,
+                Contact.priority_tier,
+            )
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .where(
+                Conversation.status == ConversationStatus.OPEN,
+                Conversation.assignee_id.is_(None),
+                Conversation.queue_id.is_not(None),
+                Conversation.queue_entered_at.is_not(None),
+                ~pending_offer,
+                # Queues where nobody has room only need their new arrivals explained.
+                or_(Conversation.queue_id.in_(with_room), Conversation.routing_note.is_(None)),
+            )
+            .order_by(Conversation.priority.desc(), Conversation.queue_entered_at, Conversation.id)
+        )
+    ).all()
+    if not waiting:
+        return
+    ids = [row.id for row in waiting]
+    refusals = await _refusals(session, ids)
+    sticky_queues = {
+        queue_id
+        for queue_id, setup in setups.items()
+        if setup.config is not None and "sticky" in setup.config.strategies
+    }
+    last_operators = await _last_operators(
+        session, [row.contact_id for row in waiting if row.queue_id in sticky_queues]
+    )
+    decisions = 0
+    for row in waiting:
+        setup = setups.get(row.queue_id)
+        if setup is None:
+            continue
+        if setup.config is None:
+            await _note(
+                session,
+                row,
+                f"the queue's routing configuration is not valid: {setup.problem}",
+                None,
+                now,
+            )
+            continue
+        kind = channel_kind(row.channel)
+        if row.routing_note is not None and not rooms.count(row.queue_id, kind):
+            continue  # explained already, and still nobody has room
+        work = WorkItem(
+            conversation_id=row.id,
+            channel_kind=kind,
+            language=row.language,
+            priority=row.priority,
+            waiting_since=row.queue_entered_at,
+            contact_owner_id=row.owner_id,
+            last_operator_id=last_operators.get(row.contact_id),
+            required_skills=setup.config.required_skills,
+            facts={"priority_tier": row.priority_tier, "channel": row.channel},
+        )
+        candidates = [
+            rooms.snapshots[i] for i in members.get(row.queue_id, ()) if i in rooms.snapshots
+        ]
+        decision = decide(work, candidates, setup.config.policy, now, refusals.get(row.id))
+        if decision.outcome != "assign" or decision.winner_id is None:
+            await _note(session, row, decision.reason, decision, now)
+            report.due(decision.retry_at)
+            continue
+        await _give(session, row, setup, decision, now, report)
+        rooms.give(decision.winner_id, kind, now)
+        decisions += 1
+        if decisions >= options.max_decisions_per_pass:
+            report.more = True
+            break
+
+
+async def _refusals(
+    session: AsyncSession, conversation_ids: Sequence[int]
+) -> dict[int, dict[int, OfferRefusal]]:
+    """Who rejected or let time out each conversation since it entered its current queue."""
+    found: dict[int, dict[int, OfferRefusal]] = defaultdict(dict)
+    for chunk in _chunks(conversation_ids, 1000):
+        rows = await session.execute(
+            select(
+                RoutingDecision.conversation_id, RoutingDecision.operator_id, RoutingDecision.kind
+            )
+            .join(Conversation, Conversation.id == RoutingDecision.conversation_id)
+            .where(
+                RoutingDecision.conversation_id.in_(chunk),
+                RoutingDecision.kind.in_(_REFUSALS),
+                RoutingDecision.operator_id.is_not(None),
+                RoutingDecision.created_at >= Conversation.queue_entered_at,
+            )
+        )
+        for conversation_id, operator_id, kind in rows:
+            if conversation_id is not None and operator_id is not None:
+                found[conversation_id][operator_id] = cast(OfferRefusal, kind)
+    return found
+
+
+async def _last_operators(session: AsyncSession, contact_ids: Sequence[int]) -> dict[int, int]:
+    """Each contact's operator of their most recently active assigned conversation."""
+    found: dict[int, int] = {}
+    for chunk in _chunks(sorted(set(contact_ids)), 1000):
+        rows = await session.execute(
+            select(Conversation.contact_id, Conversation.assignee_id)
+            .where(Conversation.contact_id.in_(chunk), Conversation.assignee_id.is_not(None))
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        )
+        for contact_id, assignee_id in rows:
+            if assignee_id is not None:
+                found.setdefault(contact_id, assignee_id)
+    return found
+
+
+def _chunks(values: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+async def _note(
+    session: AsyncSession, row: Any, reason: str, decision: Decision | None, now: datetime
+) -> None:
+    """Log why work still waits, once per distinct reason (a pass runs often)."""
+    reason = reason[:500]
+    if reason == row.routing_note:
+        return
+    await session.execute(
+        update(Conversation).where(Conversation.id == row.id).values(routing_note=reason)
+    )
+    await routing_log.record(
+        session,
+        kind=decision.outcome if decision is not None else "none",
+        conversation_id=row.id,
+        queue_id=row.queue_id,
+        reason=reason,
+        details=decision.model_dump(mode="json") if decision is not None else {},
+        at=now,
+    )
+
+
+async def _give(
+    session: AsyncSession,
+    row: Any,
+    setup: QueueSetup,
+    decision: Decision,
+    now: datetime,
+    report: PassReport,
+) -> None:
+    assert setup.config is not None
+    assert decision.winner_id is not None
+    winner = decision.winner_id
+    details = decision.model_dump(mode="json")
+    timeout = setup.config.offer_timeout
+    if timeout is not None:
+        offer = Offer(
+            conversation_id=row.id,
+            operator_id=winner,
+            queue_id=setup.id,
+            created_at=now,
+            expires_at=now + timeout,
+        )
+        session.add(offer)
+        await session.flush()
+        await routing_log.record(
+            session,
+            kind="offer",
+            conversation_id=row.id,
+            queue_id=setup.id,
+            operator_id=winner,
+            reason=(
+                f"offered to operator {winner} for {_label(timeout.total_seconds())}:"
+                f" {decision.reason}"
+            ),
+            details=details,
+            at=now,
+        )
+        await session.execute(
+            update(Conversation).where(Conversation.id == row.id).values(routing_note=None)
+        )
+        await emit(
+            session,
+            Event(
+                "offer.created",
+                {"offer": offer.id, "conversation": row.id, "operator": winner},
+                {"expires_at": offer.expires_at.isoformat()},
+            ),
+        )
+        report.offered += 1
+        return
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == row.id, Conversation.assignee_id.is_(None))
+        .values(assignee_id=winner, routing_note=None, updated_at=now)
+    )
+    await session.execute(
+        update(Operator).where(Operator.id == winner).values(last_assigned_at=now)
+    )
+    await routing_log.record(
+        session,
+        kind="assign",
+        conversation_id=row.id,
+        queue_id=setup.id,
+        operator_id=winner,
+        reason=f"assigned to operator {winner}: {decision.reason}",
+        details=details,
+        at=now,
+    )
+    await emit(
+        session,
+        Event(
+            "conversation.assigned",
+            {"conversation": row.id, "contact": row.contact_id, "operator": winner},
+            {"channel": row.channel},
+        ),
+    )
+    report.assigned += 1
+
+
+# --- 7. leads -------------------------------------------------------------------------------
+
+
+async def _assign_leads(session: AsyncSession, now: datetime, report: PassReport) -> None:
+    rules = await lead_rules(session)
+    if rules is None:
+        return
+    decided = exists().where(RoutingDecision.lead_id == Lead.id)
+    leads = list(
+        await session.scalars(
+            select(Lead).where(Lead.owner_id.is_(None), ~decided).order_by(Lead.id).limit(500)
+        )
+    )
+    if not leads:
+        return
+    candidates = operator_ids(rules)
+    counts: dict[int, int] = {}
+    last: dict[int, datetime] = {}
+    given = await session.execute(
+        select(RoutingDecision.operator_id, RoutingDecision.created_at).where(
+            RoutingDecision.kind == "lead_assign", RoutingDecision.operator_id.in_(candidates)
+        )
+    )
+    day_start = rules.day_start(now)
+    for operator_id, given_at in given:
+        if operator_id is None:
+            continue
+        if given_at >= day_start:
+            counts[operator_id] = counts.get(operator_id, 0) + 1
+        if operator_id not in last or given_at > last[operator_id]:
+            last[operator_id] = given_at
+    available = set(
+        await session.scalars(
+            select(Operator.id).where(
+                Operator.id.in_(candidates),
+                Operator.active.is_(True),
+                Operator.presence == Presence.AVAILABLE,
+            )
+        )
+    )
+    for lead in leads:
+        facts = await _lead_facts(session, lead)
+        decision = assign_lead(facts, rules, counts, last, available, now)
+        if decision.owner_id is not None:
+            lead.owner_id = decision.owner_id
+            counts[decision.owner_id] = counts.get(decision.owner_id, 0) + 1
+            last[decision.owner_id] = now
+            await emit(
+                session, Event("lead.updated", {"lead": lead.id, "contact": lead.contact_id})
+            )
+        await routing_log.record(
+            session,
+            kind="lead_assign",
+            lead_id=lead.id,
+            operator_id=decision.owner_id,
+            reason=decision.summary,
+            details=decision.model_dump(mode="json"),
+            at=now,
+        )
+        report.leads += 1
+
+
+async def _lead_facts(session: AsyncSession, lead: Lead) -> LeadFacts:
+    phone = await session.scalar(
+        select(Identity.address)
+        .where(Identity.contact_id == lead.contact_id, Identity.kind == IdentityKind.PHONE)
+        .order_by(Identity.id)
+        .limit(1)
+    )
+    fields: dict[str, Any] = {}
+    if lead.interaction_id is not None:
+        interaction = await session.get(Interaction, lead.interaction_id)
+        if interaction is not None and isinstance(interaction.meta.get("fields"), dict):
+            fields = interaction.meta["fields"]
+    marketing = {str(k): str(v) for k, v in lead.marketing.items() if isinstance(v, str)}
+    return LeadFacts(
+        lead_id=lead.id, source=lead.source, phone=phone, form_fields=fields, marketing=marketing
+    )
+
+
+# --- when the next pass is due --------------------------------------------------------------
+
+
+async def _next_due(
+    session: AsyncSession,
+    now: datetime,
+    setups: Mapping[int, QueueSetup],
+    options: RoutingOptions,
+    report: PassReport,
+) -> None:
+    report.due(
+        await session.scalar(
+            select(func.min(Offer.expires_at)).where(Offer.status == OfferStatus.PENDING)
+        )
+    )
+    report.due(
+        await session.scalar(select(func.min(SlaTimer.due_at)).where(SlaTimer.state == "running"))
+    )
+    for setup in setups.values():
+        if setup.config is None or setup.config.max_wait is None:
+            continue
+        if setup.config.overflow_queue_id is None:
+            continue
+        oldest = await session.scalar(
+            select(func.min(Conversation.queue_entered_at)).where(
+                Conversation.queue_id == setup.id,
+                Conversation.status == ConversationStatus.OPEN,
+                Conversation.assignee_id.is_(None),
+            )
+        )
+        if oldest is not None:
+            report.due(oldest + setup.config.max_wait)
+    seen = await session.scalar(
+        select(func.min(Operator.console_seen_at)).where(
+            Operator.presence.in_([Presence.AVAILABLE, Presence.BUSY]),
+            Operator.console_seen_at.is_not(None),
+        )
+    )
+    if seen is not None:
+        report.due(seen + options.away_after_disconnect)
+    offline = await session.scalar(
+        select(func.min(Operator.presence_since)).where(
+            Operator.presence == Presence.OFFLINE,
+            exists().where(
+                Conversation.assignee_id == Operator.id,
+                Conversation.status == ConversationStatus.OPEN,
+            ),
+        )
+    )
+    if offline is not None:
+        report.due(offline + options.requeue_after_offline)
+    if report.next_due is not None and report.next_due < now:
+        report.next_due = now
+
+
+# --- manual control -------------------------------------------------------------------------
+
+
+async def transfer(
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: int,
+    now: datetime,
+    *,
+    queue_id: int | None = None,
+    operator_id: int | None = None,
+    note: str | None = None,
+) -> Conversation:
+    """Hand a conversation to another queue (it waits there) or straight to an operator."""
+    if (queue_id is None) == (operator_id is None):
+        raise InvalidInput("give either queue_id or operator_id", field="queue_id")
+    await lock_routing(session)
+    conversation = await get_conversation(session, actor, conversation_id, for_update=True)
+    if not actor.is_supervisor and conversation.assignee_id != actor.operator_id:
+        raise Forbidden("operators may transfer only conversations assigned to them")
+    if conversation.status == ConversationStatus.RESOLVED:
+        raise Conflict("this conversation is resolved; reopen it before transferring it")
+    previous = conversation.assignee_id
+    by = routing_log.actor_label(actor)
+    if note and note.strip():
+        # Written while the author still holds the conversation (after it they may not see it).
+        await add_note(session, actor, conversation.id, text=note)
+    if queue_id is not None:
+        queue = await session.get(Queue, queue_id)
+        if queue is None:
+            raise InvalidInput(f"no queue {queue_id}", field="queue_id")
+        conversation.queue_id = queue.id
+        conversation.assignee_id = None
+        _enter_queue(conversation, now)
+        reason = f"transferred to queue {queue.name} by {actor.label}"
+    else:
+        assert operator_id is not None
+        target = await session.get(Operator, operator_id)
+        if target is None or not target.active:
+            raise InvalidInput(f"no active operator {operator_id}", field="operator_id")
+        if target.id == previous:
+            raise InvalidInput("the conversation is assigned to them already", field="operator_id")
+        room = await _room_note(session, target, conversation.channel)
+        if room and not actor.is_supervisor:
+            raise Conflict(f"operator {target.name} is {room}")
+        conversation.assignee_id = target.id
+        conversation.routing_note = None
+        reason = f"transferred to operator {target.id} by {actor.label}" + (
+            f" (over capacity: {room})" if room else ""
+        )
+    await routing_log.withdraw_offers(session, conversation.id, now, status=OfferStatus.CANCELLED)
+    await session.flush()
+    if note and note.strip():
+        reason += f": {note.strip()[:200]}"
+    await routing_log.record(
+        session,
+        kind="transfer",
+        conversation_id=conversation.id,
+        queue_id=conversation.queue_id,
+        operator_id=conversation.assignee_id,
+        reason=reason,
+        details={"from_operator": previous, "to_queue": queue_id, "to_operator": operator_id},
+        actor_label=by,
+        at=now,
+    )
+    await audit.record(
+        session,
+        actor,
+        "conversation.transfer",
+        "conversation",
+        conversation.id,
+        {"from": previous, "queue": queue_id, "operator": operator_id},
+    )
+    await _emit_assignment(session, conversation)
+    return conversation
+
+
+async def _room_note(session: AsyncSession, operator: Operator, channel: str) -> str | None:
+    """Why `operator` cannot take one more conversation of `channel`, or None if they can."""
+    snapshot = (await operator_snapshots(session)).get(operator.id)
+    if snapshot is None:
+        return "not active"
+    kind = channel_kind(channel)
+    if snapshot.load_of(kind) >= snapshot.capacity_of(kind):
+        return f"at capacity for {kind} ({snapshot.load_of(kind)}/{snapshot.capacity_of(kind)})"
+    if snapshot.total_capacity is not None and snapshot.total_load >= snapshot.total_capacity:
+        return f"at total capacity ({snapshot.total_load}/{snapshot.total_capacity})"
+    return None
+
+
+async def console_seen(session: AsyncSession, operator_id: int, now: datetime) -> None:
+    """An operator's console is connected: refresh it, and undo an automatic away."""
+    operator = await session.get(Operator, operator_id)
+    if operator is None:
+        return
+    operator.console_seen_at = now
+    if operator.presence_reason == AUTO_AWAY_REASON and operator.presence != Presence.AVAILABLE:
+        await set_presence(session, operator, Presence.AVAILABLE, None, at=now)

@@ -1,0 +1,158 @@
+"""The browser side: the agent console, the supervisor monitor, the sign-in page and their
+static files (plain ES modules and CSS, no build step).
+
+Every page and file is served with a strict Content-Security-Policy: scripts and styles only
+from our own files (no inline code), frames only from our own origin (the sandboxed email
+view), nothing from the internet. The monitor checks the role on the server: an operator gets
+a 403 page, not the monitor's shell. The pages hold no data; their scripts fetch it from the
+API with the session cookie and follow /ws.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from urllib.parse import quote
+
+from aiohttp import web
+
+from core.models import Role
+from web.api import PUBLIC, ApiRoutes, Call, NoBody, identify
+
+routes = ApiRoutes(tag="pages")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Files the static route serves; pages (.html) are only served by their routes below.
+STATIC_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+}
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "frame-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    )
+)
+MONITOR_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
+
+
+@routes.get("/login", summary="The sign-in page of the console and monitor", roles=PUBLIC)
+async def login_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    return await _page("login.html")
+
+
+@routes.get("/console", summary="Redirects to /console/", roles=PUBLIC)
+async def console_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/console/")
+
+
+@routes.get(
+    "/console/",
+    summary="The agent console (signed-in operators; others are sent to /login)",
+    roles=PUBLIC,
+)
+async def console_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    actor, _ = await identify(call.request)
+    if actor is None or actor.operator_id is None:
+        raise _to_login("/console/")
+    return await _page("console/index.html")
+
+
+@routes.get("/monitor", summary="Redirects to /monitor/", roles=PUBLIC)
+async def monitor_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/monitor/")
+
+
+@routes.get(
+    "/monitor/",
+    summary="The supervisor monitor (supervisors and admins; operators get a 403 page)",
+    roles=PUBLIC,
+)
+async def monitor_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    actor, _ = await identify(call.request)
+    if actor is None or actor.operator_id is None:
+        raise _to_login("/monitor/")
+    if actor.role not in MONITOR_ROLES:
+        return _html(FORBIDDEN_PAGE, status=403)
+    return await _page("monitor/index.html")
+
+
+@routes.get(
+    "/static/{path:.+}",
+    summary="The console's and monitor's scripts, styles and images",
+    roles=PUBLIC,
+)
+async def static_file(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    request = call.request
+    path = request.match_info["path"]
+    content_type = STATIC_TYPES.get(Path(path).suffix)
+    data = await asyncio.to_thread(_read_static, path) if content_type else None
+    if data is None or content_type is None:
+        raise web.HTTPNotFound()
+    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    headers = {
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        # Revalidated on every load (cheap 304s), so a new version shows at once.
+        "Cache-Control": "no-cache",
+        "ETag": etag,
+    }
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=data, content_type=content_type, headers=headers)
+
+
+def _read_static(path: str) -> bytes | None:
+    """The file's bytes if `path` names a file inside the static directory, else None."""
+    target = (STATIC_DIR / path).resolve()
+    if not target.is_relative_to(STATIC_DIR) or not target.is_file():
+        return None
+    return target.read_bytes()
+
+
+def _to_login(next_path: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"/login?next={quote(next_path, safe='/')}")
+
+
+async def _page(name: str) -> web.Response:
+    text = await asyncio.to_thread((STATIC_DIR / name).read_text, "utf-8")
+    return _html(text)
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=text,
+        status=status,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+FORBIDDEN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Supervisors only · omnicrm</title>
+<link rel="icon" href="/static/common/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/common/base.css"></head>
+<body class="plain-page"><main class="narrow">
+<h1>Supervisors only</h1>
+<p>The monitor is for supervisors and admins. Your role cannot open it.</p>
+<p><a href="/console/">Back to the console</a></p>
+</main></body></html>
+"""

@@ -1,0 +1,115 @@
+// Small DOM helpers. Text is always set as text (never parsed as HTML), so whatever a
+// customer wrote is shown, not run.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/**
+ * h("button", {class: "x", onclick: fn, "aria-label": "Close"}, "child", otherNode)
+ * Attributes: `class`, `text`, `dataset` (object), `on<event>` (function), booleans
+ * (true sets the attribute, false/null/undefined leave it out), anything else as an attribute.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const element = document.createElement(tag);
+  applyAttributes(element, attrs);
+  append(element, children);
+  return element;
+}
+
+/** The same for SVG elements (charts, icons). */
+export function s(tag, attrs = {}, ...children) {
+  const element = document.createElementNS(SVG_NS, tag);
+  applyAttributes(element, attrs);
+  append(element, children);
+  return element;
+}
+
+function applyAttributes(element, attrs) {
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "text") {
+      element.textContent = String(value);
+    } else if (name === "dataset") {
+      Object.assign(element.dataset, value);
+    } else if (name.startsWith("on") && typeof value === "function") {
+      element.addEventListener(name.slice(2), value);
+    } else if (name === "value" && "value" in element && element.namespaceURI !== SVG_NS) {
+      element.value = String(value);
+    } else {
+      element.setAttribute(name, value === true ? "" : String(value));
+    }
+  }
+}
+
+function append(element, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** Replace an element's children. */
+export function fill(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+  return element;
+}
+
+export function byId(id) {
+  return document.getElementById(id);
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  day: "numeric",
+  month: "short",
+  hour: "2-digit",
+  minute: "2-digit",
+});
+
+/** A short time: hh:mm today, else day, month and time. */
+export function formatTime(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  const now = new Date();
+  return date.toDateString() === now.toDateString()
+    ? timeFormat.format(date)
+    : dateTimeFormat.format(date);
+}
+
+/** A duration in seconds as "45 s", "12 min", "3 h 05 min", "2 d 4 h". */
+export function formatDuration(seconds) {
+  if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "–";
+  const total = Math.max(0, Math.round(seconds));
+  if (total < 60) return `${total} s`;
+  const minutes = Math.floor(total / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours} h ${String(minutes % 60).padStart(2, "0")} min`;
+  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
+/** Seconds since an ISO time. */
+export function secondsSince(iso) {
+  return iso ? (Date.now() - new Date(iso).getTime()) / 1000 : null;
+}
+
+/** `date` as the value of an <input type="datetime-local"> (local time, minutes). */
+export function localInputValue(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return (
+    `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
+    `T${pad(date.getHours())}:${pad(date.getMinutes())}`
+  );
+}
+
+/** Announce a message to screen readers and show it briefly. */
+export function toast(message, kind = "info") {
+  let region = byId("toasts");
+  if (!region) {
+    region = h("div", { id: "toasts", class: "toasts", role: "status", "aria-live": "polite" });
+    document.body.append(region);
+  }
+  const item = h("div", { class: `toast toast-${kind}` }, message);
+  region.append(item);
+  setTimeout(() => item.remove(), kind === "error" ? 8000 : 4000);
+}

@@ -1,0 +1,801 @@
+// The conversation view: header, actions, the customer's whole timeline, and the composer.
+import { get, post, withQuery } from "../common/api.js";
+import { byId, fill, formatTime, h, localInputValue, toast } from "../common/dom.js";
+import { channelLabel, icon } from "../common/icons.js";
+import { renderCustomer } from "./customer.js";
+import { markCurrent, markRead } from "./inbox.js";
+import { isSupervisor, operatorName, queueName, signal, state } from "./state.js";
+
+// Channels the server can answer on, by the kind of address they deliver to.
+const REPLY_CHANNELS = { email: ["email"], phone: ["sms"], whatsapp: ["whatsapp"], telegram: ["telegram"], external: ["api"] };
+// Channels that cannot carry an answer, and the channel that answers for them.
+const ANSWERED_BY = { webform: "email" };
+const TIMELINE_PAGE = 50;
+
+let view = null; // the elements of the open conversation
+let timeline = { items: [], cursor: null, contactId: null };
+let routingEvents = [];
+
+export async function openConversation(id, { focus = false } = {}) {
+  const switching = state.conversationId !== id || view === null;
+  state.conversationId = id;
+  if (location.hash !== `#c=${id}`) history.replaceState(null, "", `#c=${id}`);
+  byId("console").dataset.view = "conversation";
+  markCurrent();
+  if (switching) {
+    timeline = { items: [], cursor: null, contactId: null };
+    routingEvents = [];
+    view = buildView(id);
+    fill(byId("conversation"), view.root);
+  }
+  await refreshConversation();
+  if (state.conversationId !== id) return;
+  await markConversationRead();
+  if (focus) view.textarea.focus();
+  else if (switching) byId("conversation").focus({ preventScroll: true });
+}
+
+export function closeConversation() {
+  state.conversationId = null;
+  state.conversation = null;
+  view = null;
+  history.replaceState(null, "", location.pathname);
+  byId("console").dataset.view = "inbox";
+  markCurrent();
+}
+
+export async function refreshConversation() {
+  const id = state.conversationId;
+  if (id === null || view === null) return;
+  let conversation;
+  try {
+    conversation = await get(`/api/v1/conversations/${id}`);
+  } catch (error) {
+    if (state.conversationId !== id) return;
+    fill(
+      view.header,
+      h("p", { class: "error-text", role: "alert" }, `Cannot open conversation ${id}: ${error.message}`),
+    );
+    return;
+  }
+  if (state.conversationId !== id) return;
+  state.conversation = conversation;
+  const [contact] = await Promise.all([
+    get(`/api/v1/contacts/${conversation.contact_id}`),
+    loadTimeline(conversation.contact_id),
+    loadRouting(id),
+  ]);
+  if (state.conversationId !== id) return;
+  state.contact = contact;
+  state.timelineItems = timeline.items;
+  renderHeader();
+  renderActions();
+  renderTimeline();
+  renderChannels();
+  renderCustomer();
+}
+
+/** New interactions of the contact: refresh the timeline; mark read if we are looking. */
+export async function onInteraction(ids) {
+  if (!state.conversation) return;
+  if (ids.contact !== state.conversation.contact_id && ids.conversation !== state.conversationId) return;
+  await refreshConversation();
+  if (ids.conversation === state.conversationId && document.visibilityState === "visible") {
+    await markConversationRead();
+  }
+}
+
+async function markConversationRead() {
+  const id = state.conversationId;
+  if (id === null) return;
+  await post(`/api/v1/conversations/${id}/read`);
+  markRead(id);
+}
+
+async function loadTimeline(contactId) {
+  const page = await get(
+    withQuery(`/api/v1/contacts/${contactId}/timeline`, { limit: TIMELINE_PAGE }),
+  );
+  if (timeline.contactId !== contactId) {
+    timeline = { items: page.items, cursor: page.next_cursor, contactId };
+    return;
+  }
+  // Keep the older pages already loaded; newest first, no duplicates.
+  const known = new Set(page.items.map((item) => item.id));
+  timeline.items = [...page.items, ...timeline.items.filter((item) => !known.has(item.id))];
+  if (timeline.cursor === null && timeline.items.length <= page.items.length) {
+    timeline.cursor = page.next_cursor;
+  }
+}
+
+async function loadOlder() {
+  if (!timeline.cursor) return;
+  const page = await get(
+    withQuery(`/api/v1/contacts/${timeline.contactId}/timeline`, {
+      limit: TIMELINE_PAGE,
+      cursor: timeline.cursor,
+    }),
+  );
+  const known = new Set(timeline.items.map((item) => item.id));
+  timeline.items.push(...page.items.filter((item) => !known.has(item.id)));
+  timeline.cursor = page.next_cursor;
+  renderTimeline({ keepScroll: true });
+}
+
+async function loadRouting(conversationId) {
+  const page = await get(withQuery(`/api/v1/conversations/${conversationId}/routing`, { limit: 200 }));
+  routingEvents = page.items;
+}
+
+// ----- building -----
+
+function buildView(id) {
+  const header = h("header", { class: "conversation-header" });
+  const actions = h("div", { class: "actions", role: "group", "aria-label": "Conversation actions" });
+  const list = h("ol", { class: "timeline", "aria-label": "Timeline of the customer, oldest first" });
+  const older = h(
+    "button",
+    { type: "button", class: "load-older", hidden: true, onclick: () => loadOlder() },
+    "Load older history",
+  );
+  const timelineBox = h(
+    "section",
+    { class: "timeline-box", "aria-label": "Timeline", tabindex: "-1" },
+    older,
+    list,
+  );
+  const composer = buildComposer(id);
+  const root = h(
+    "div",
+    { class: "conversation-view", dataset: { conversationId: id } },
+    h(
+      "button",
+      { type: "button", class: "back-to-inbox", onclick: () => closeConversation() },
+      "← Inbox",
+    ),
+    header,
+    actions,
+    timelineBox,
+    composer.form,
+  );
+  return { id, root, header, actions, list, older, timelineBox, ...composer };
+}
+
+function renderHeader() {
+  const c = state.conversation;
+  const contact = state.contact;
+  const name = contact.display_name || `Contact ${contact.id}`;
+  fill(
+    view.header,
+    h("h1", { id: "conversation-title" }, icon(c.channel), " ", name),
+    c.subject ? h("p", { class: "subject" }, c.subject) : null,
+    h(
+      "p",
+      { class: "meta" },
+      h("span", { class: `pill status-${c.status}`, dataset: { status: c.status } }, c.status),
+      " ",
+      h("span", {}, `#${c.id} · ${channelLabel(c.channel)} · ${queueName(c.queue_id)} · `),
+      h("span", { class: "assignee" }, c.assignee_id ? `assigned to ${operatorName(c.assignee_id)}` : "unassigned"),
+      c.snoozed_until ? h("span", {}, ` · snoozed until ${formatTime(c.snoozed_until)}`) : null,
+      c.sla_due_at && !c.first_response_at
+        ? h("span", { class: "sla" }, ` · first response due ${formatTime(c.sla_due_at)}`)
+        : null,
+      " ",
+      h(
+        "button",
+        {
+          type: "button",
+          class: "show-customer",
+          "aria-controls": "customer",
+          onclick: () => toggleCustomer(),
+        },
+        "Customer",
+      ),
+    ),
+  );
+  view.root.setAttribute("aria-labelledby", "conversation-title");
+}
+
+export function toggleCustomer(show) {
+  const layout = byId("console");
+  const open = show ?? layout.dataset.customer !== "open";
+  layout.dataset.customer = open ? "open" : "closed";
+  if (open) byId("customer").focus({ preventScroll: false });
+}
+
+// ----- actions -----
+
+function renderActions() {
+  const c = state.conversation;
+  const mine = c.assignee_id === state.me.id;
+  const buttons = [];
+  if (!mine && (c.assignee_id === null || isSupervisor())) {
+    buttons.push(button("Take", "take", () => assignTo(state.me.id), "Assign this conversation to me"));
+  }
+  if (c.status !== "resolved") {
+    buttons.push(button("Resolve", "resolve", () => setStatus("resolved"), "Resolve (e)"));
+  } else {
+    buttons.push(button("Reopen", "reopen", () => setStatus("open"), "Reopen"));
+  }
+  if (c.status !== "pending") {
+    buttons.push(button("Pending", "pending", () => setStatus("pending"), "Waiting on the customer (p)"));
+  }
+  if (c.status !== "open" && c.status !== "resolved") {
+    buttons.push(button("Open", "open", () => setStatus("open"), "Back to open"));
+  }
+  fill(view.actions, buttons, snoozeControl(), transferControl());
+}
+
+function button(text, name, onclick, title) {
+  return h("button", { type: "button", class: `action-${name}`, title, onclick }, text);
+}
+
+function snoozeControl() {
+  const inFourHours = new Date(Date.now() + 4 * 3600 * 1000);
+  const input = h("input", {
+    type: "datetime-local",
+    id: "snooze-until",
+    name: "snooze-until",
+    value: localInputValue(inFourHours),
+    min: localInputValue(new Date()),
+    required: true,
+  });
+  const form = h(
+    "form",
+    {
+      class: "inline-form",
+      onsubmit: (event) => {
+        event.preventDefault();
+        const until = new Date(input.value);
+        if (Number.isNaN(until.getTime())) return toast("Pick a date and time", "error");
+        setStatus("snoozed", until.toISOString());
+        details.open = false;
+      },
+    },
+    h("label", { for: "snooze-until" }, "Snooze until"),
+    input,
+    h("button", { type: "submit" }, "Snooze"),
+  );
+  const details = h("details", { class: "popover snooze" }, h("summary", {}, "Snooze…"), form);
+  return details;
+}
+
+function transferControl() {
+  const select = h(
+    "select",
+    { id: "transfer-target", name: "transfer-target", required: true },
+    h("option", { value: "" }, "Choose…"),
+    h(
+      "optgroup",
+      { label: "Queues" },
+      [...state.queues.values()].map((q) => h("option", { value: `queue:${q.id}` }, q.name)),
+    ),
+    h(
+      "optgroup",
+      { label: "Operators" },
+      [...state.operators.values()]
+        .filter((o) => o.active && o.id !== state.me.id)
+        .map((o) => h("option", { value: `operator:${o.id}` }, `${o.name} (${o.presence})`)),
+    ),
+  );
+  const note = h("input", {
+    type: "text",
+    id: "transfer-note",
+    name: "transfer-note",
+    maxlength: 2000,
+    placeholder: "What the next person should know",
+  });
+  const form = h(
+    "form",
+    {
+      class: "inline-form",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        if (!select.value) return toast("Choose a queue or an operator", "error");
+        const [kind, target] = select.value.split(":");
+        const body = kind === "queue" ? { queue_id: Number(target) } : { operator_id: Number(target) };
+        if (note.value.trim()) body.note = note.value.trim();
+        await act(() => post(`/api/v1/conversations/${state.conversationId}/transfer`, body), "Transferred");
+        details.open = false;
+      },
+    },
+    h("label", { for: "transfer-target" }, "Transfer to"),
+    select,
+    h("label", { for: "transfer-note" }, "Note"),
+    note,
+    h("button", { type: "submit" }, "Transfer"),
+  );
+  const details = h("details", { class: "popover transfer" }, h("summary", {}, "Transfer…"), form);
+  return details;
+}
+
+export function openPopover(name) {
+  if (!view) return;
+  const details = view.actions.querySelector(`details.${name}`);
+  if (!details) return;
+  details.open = true;
+  const field = details.querySelector("input, select");
+  if (field) field.focus();
+}
+
+async function act(call, done) {
+  try {
+    await call();
+    toast(done);
+  } catch (error) {
+    toast(error.message, "error");
+  }
+  await refreshConversation();
+  signal("inbox-changed");
+}
+
+export function setStatus(status, snoozedUntil) {
+  if (!state.conversationId) return Promise.resolve();
+  const body = { status };
+  if (snoozedUntil) body.snoozed_until = snoozedUntil;
+  const words = { resolved: "Resolved", pending: "Set to pending", snoozed: "Snoozed", open: "Reopened" };
+  return act(() => post(`/api/v1/conversations/${state.conversationId}/status`, body), words[status]);
+}
+
+function assignTo(operatorId) {
+  return act(
+    () => post(`/api/v1/conversations/${state.conversationId}/assign`, { assignee_id: operatorId }),
+    "Assigned to you",
+  );
+}
+
+// ----- timeline -----
+
+function timelineEntries() {
+  const entries = timeline.items.map((item) => ({ at: item.occurred_at, kind: "interaction", item }));
+  for (const decision of routingEvents) {
+    entries.push({ at: decision.created_at, kind: "routing", item: decision });
+  }
+  const c = state.conversation;
+  if (c && c.resolved_at) entries.push({ at: c.resolved_at, kind: "status", item: { text: "Resolved" } });
+  entries.sort((a, b) => new Date(a.at) - new Date(b.at));
+  return entries;
+}
+
+function renderTimeline({ keepScroll = false } = {}) {
+  const box = view.timelineBox;
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  const fromBottom = box.scrollHeight - box.scrollTop;
+  view.older.hidden = !timeline.cursor;
+  // Email frames are kept across refreshes, so they do not reload (and flicker).
+  const frames = new Map();
+  for (const frame of view.list.querySelectorAll("iframe[data-interaction-id]")) {
+    frames.set(frame.dataset.interactionId, frame);
+  }
+  fill(
+    view.list,
+    timelineEntries().map((entry) => {
+      if (entry.kind === "routing") return renderRouting(entry.item);
+      if (entry.kind === "status") return renderSystem(entry.item.text, entry.at);
+      return renderInteraction(entry.item, frames);
+    }),
+  );
+  if (keepScroll) box.scrollTop = box.scrollHeight - fromBottom;
+  else if (atBottom || !box.dataset.scrolled) box.scrollTop = box.scrollHeight;
+  box.dataset.scrolled = "1";
+}
+
+const ROUTING_WORDS = {
+  queue: "Entered queue",
+  offer: "Offered",
+  assign: "Assigned",
+  accepted: "Offer accepted",
+  rejected: "Offer rejected",
+  timed_out: "Offer timed out",
+  overflow: "Overflowed",
+  transfer: "Transferred",
+  manual_assign: "Assigned by hand",
+  requeue: "Back in the queue",
+  sla_breach: "SLA breached",
+  wait: "Waiting",
+  none: "No operator available",
+  auto_away: "Operator went away",
+};
+
+function renderRouting(decision) {
+  const parts = [ROUTING_WORDS[decision.kind] || decision.kind];
+  if (decision.operator_id) parts.push(`→ ${operatorName(decision.operator_id)}`);
+  if (decision.queue_id && decision.kind !== "manual_assign") parts.push(`(${queueName(decision.queue_id)})`);
+  return h(
+    "li",
+    { class: "item item-event", dataset: { routingKind: decision.kind } },
+    h(
+      "div",
+      { class: "item-head" },
+      icon("event", "System event"),
+      h("strong", {}, parts.join(" ")),
+      h("span", { class: "muted" }, decision.actor_label || ""),
+      h("time", { datetime: decision.created_at }, formatTime(decision.created_at)),
+    ),
+    decision.reason ? h("div", { class: "item-body muted" }, decision.reason) : null,
+  );
+}
+
+function renderSystem(text, at) {
+  return h(
+    "li",
+    { class: "item item-event" },
+    h(
+      "div",
+      { class: "item-head" },
+      icon("event", "System event"),
+      h("strong", {}, text),
+      h("time", { datetime: at }, formatTime(at)),
+    ),
+  );
+}
+
+function authorOf(item) {
+  if (item.kind === "note" || item.direction === "out" || item.operator_id) {
+    return item.operator_id ? operatorName(item.operator_id) : "omnicrm";
+  }
+  return state.contact ? state.contact.display_name || "Customer" : "Customer";
+}
+
+function renderInteraction(item, frames) {
+  const isNote = item.kind === "note";
+  const isEvent = item.kind === "event";
+  const other = item.conversation_id !== state.conversationId;
+  const iconName = isNote ? "note" : isEvent ? "event" : item.kind === "call" ? "voice" : item.channel;
+  const kindClass = isNote ? "item-note" : isEvent ? "item-event" : `item-${item.direction}`;
+  return h(
+    "li",
+    {
+      class: `item ${kindClass}${other ? " other-conversation" : ""}`,
+      dataset: { interactionId: item.id, channel: item.channel, kind: item.kind },
+    },
+    h(
+      "div",
+      { class: "item-head" },
+      icon(iconName, isNote ? "Internal note" : isEvent ? "System event" : channelLabel(item.channel)),
+      h("strong", {}, authorOf(item)),
+      h(
+        "span",
+        { class: "muted" },
+        isNote ? "internal note" : `${channelLabel(item.channel)}${item.direction === "out" ? " · sent" : ""}`,
+      ),
+      h("time", { datetime: item.occurred_at }, formatTime(item.occurred_at)),
+      other && item.conversation_id
+        ? h(
+            "a",
+            {
+              href: `#c=${item.conversation_id}`,
+              class: "other-link",
+              onclick: (event) => {
+                event.preventDefault();
+                signal("open", { id: item.conversation_id });
+              },
+            },
+            `conversation #${item.conversation_id}`,
+          )
+        : null,
+    ),
+    item.subject && !isNote ? h("div", { class: "item-subject" }, item.subject) : null,
+    renderBody(item, frames),
+    renderAttachments(item),
+  );
+}
+
+function renderBody(item, frames) {
+  const text = h("div", { class: "item-body" }, item.text || "");
+  if (!item.html || item.direction !== "in") return text;
+  const key = String(item.id);
+  const frame =
+    frames.get(key) ||
+    h("iframe", {
+      class: "email-frame",
+      // An empty sandbox: no scripts, no forms, no popups, no same-origin access.
+      sandbox: "",
+      referrerpolicy: "no-referrer",
+      loading: "lazy",
+      title: `Email: ${item.subject || "message"}`,
+      src: `/api/v1/interactions/${item.id}/html`,
+      dataset: { interactionId: key },
+    });
+  return h(
+    "div",
+    { class: "email" },
+    frame,
+    h("details", { class: "plain-text" }, h("summary", {}, "Plain text"), text),
+  );
+}
+
+function formatSize(bytes) {
+  if (bytes === undefined || bytes === null) return "";
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function renderAttachments(item) {
+  if (!item.attachments || !item.attachments.length) return null;
+  return h(
+    "ul",
+    { class: "attachments", "aria-label": "Attachments" },
+    item.attachments.map((entry, index) => {
+      const name = entry.filename || `attachment ${index + 1}`;
+      const size = formatSize(entry.size);
+      if (!entry.key) {
+        return h("li", { class: "muted" }, `${name} ${size} (too large, not kept)`);
+      }
+      return h(
+        "li",
+        {},
+        h(
+          "a",
+          { href: `/api/v1/interactions/${item.id}/attachments/${index}`, download: name },
+          name,
+        ),
+        size ? h("span", { class: "muted" }, ` ${size}`) : null,
+      );
+    }),
+  );
+}
+
+// ----- composer -----
+
+function buildComposer(id) {
+  const textarea = h("textarea", {
+    id: "composer-text",
+    name: "text",
+    rows: 4,
+    "aria-label": "Reply to the customer",
+    placeholder: "Write a reply… (Ctrl+Enter sends)",
+  });
+  const channel = h("select", { id: "reply-channel", name: "channel" });
+  const canned = h("select", { id: "canned", name: "canned" }, h("option", { value: "" }, "Canned response…"));
+  const send = h("button", { type: "submit", class: "primary send" }, "Send reply");
+  const mentionList = h("ul", { class: "mention-list", role: "listbox", id: "mention-list", hidden: true, "aria-label": "Mention a colleague" });
+  const modeReply = h("input", { type: "radio", name: "mode", value: "reply", id: "mode-reply", checked: true });
+  const modeNote = h("input", { type: "radio", name: "mode", value: "note", id: "mode-note" });
+  const channelField = h("span", { class: "field channel-field" }, h("label", { for: "reply-channel" }, "Send via"), channel);
+  const form = h(
+    "form",
+    { class: "composer", "aria-label": "Reply or note", dataset: { mode: "reply" } },
+    h(
+      "div",
+      { class: "composer-bar" },
+      h(
+        "fieldset",
+        { class: "mode" },
+        h("legend", { class: "visually-hidden" }, "Write"),
+        h("label", { for: "mode-reply" }, modeReply, " Reply"),
+        h("label", { for: "mode-note" }, modeNote, " Internal note"),
+      ),
+      channelField,
+      h("span", { class: "field" }, h("label", { for: "canned", class: "visually-hidden" }, "Insert a canned response"), canned),
+    ),
+    h("div", { class: "composer-input" }, textarea, mentionList),
+    h("div", { class: "composer-send" }, h("span", { class: "muted hint" }, "Ctrl+Enter sends"), send),
+  );
+  const composer = { form, textarea, channel, canned, send, mentionList, modeReply, modeNote };
+  const setMode = () => {
+    const note = modeNote.checked;
+    form.dataset.mode = note ? "note" : "reply";
+    channelField.hidden = note;
+    send.textContent = note ? "Add note" : "Send reply";
+    textarea.setAttribute("aria-label", note ? "Internal note (type @ to mention)" : "Reply to the customer");
+    textarea.placeholder = note
+      ? "Internal note, never sent to the customer; @name mentions a colleague"
+      : "Write a reply… (Ctrl+Enter sends)";
+  };
+  modeReply.addEventListener("change", setMode);
+  modeNote.addEventListener("change", setMode);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit(composer, id);
+  });
+  textarea.addEventListener("keydown", (event) => {
+    if (handleMentionKeys(composer, event)) return;
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      submit(composer, id);
+    } else if (event.key === "Escape") {
+      textarea.blur();
+      byId("conversation").focus();
+    }
+  });
+  textarea.addEventListener("input", () => updateMentions(composer));
+  canned.addEventListener("change", () => insertCanned(composer));
+  loadCanned(composer);
+  composer.setMode = setMode;
+  return composer;
+}
+
+export function focusComposer(mode) {
+  if (!view) return;
+  (mode === "note" ? view.modeNote : view.modeReply).checked = true;
+  view.setMode();
+  view.textarea.focus();
+}
+
+export function focusCanned() {
+  if (view) view.canned.focus();
+}
+
+function renderChannels() {
+  const c = state.conversation;
+  const contact = state.contact;
+  const preferred = ANSWERED_BY[c.channel] || c.channel;
+  const choices = [];
+  for (const identity of contact.identities || []) {
+    for (const name of REPLY_CHANNELS[identity.kind] || []) {
+      if (!choices.includes(name)) choices.push(name);
+    }
+  }
+  if (!choices.includes(preferred)) choices.unshift(preferred);
+  const selected = view.channel.value || preferred;
+  fill(
+    view.channel,
+    choices.map((name) =>
+      h(
+        "option",
+        { value: name },
+        name === preferred ? `${channelLabel(name)} (default)` : channelLabel(name),
+      ),
+    ),
+  );
+  view.channel.value = choices.includes(selected) ? selected : preferred;
+}
+
+async function submit(composer, id) {
+  const text = composer.textarea.value.trim();
+  if (!text) {
+    toast("Write something first", "error");
+    composer.textarea.focus();
+    return;
+  }
+  const note = composer.modeNote.checked;
+  composer.send.disabled = true;
+  try {
+    if (note) {
+      const added = await post(`/api/v1/conversations/${id}/notes`, { text });
+      const mentions = (added.meta && added.meta.mentions) || [];
+      const told = mentions.filter((m) => m.notified).map((m) => `@${m.handle}`);
+      toast(told.length ? `Note added; ${told.join(", ")} notified` : "Note added");
+      for (const mention of mentions.filter((m) => !m.notified && m.reason)) {
+        toast(`@${mention.handle} was not notified: ${mention.reason}`, "error");
+      }
+    } else {
+      const body = { text };
+      const preferred = ANSWERED_BY[state.conversation.channel] || state.conversation.channel;
+      if (composer.channel.value && composer.channel.value !== preferred) body.channel = composer.channel.value;
+      const result = await post(`/api/v1/conversations/${id}/reply`, body);
+      toast(`Reply queued for ${channelLabel(result.outbox.channel)} to ${result.outbox.recipient}`);
+    }
+    composer.textarea.value = "";
+  } catch (error) {
+    toast(error.message, "error");
+  } finally {
+    composer.send.disabled = false;
+  }
+  if (state.conversationId === id) await refreshConversation();
+  signal("inbox-changed");
+}
+
+// Canned responses: the picker inserts the rendered text (placeholders filled by the server).
+
+async function loadCanned(composer) {
+  if (state.canned === null) {
+    state.canned = (await get("/api/v1/canned-responses")).items;
+  }
+  fill(
+    composer.canned,
+    h("option", { value: "" }, state.canned.length ? "Canned response…" : "No canned responses"),
+    state.canned.map((item) =>
+      h("option", { value: item.id }, item.shortcut ? `${item.title} (/${item.shortcut})` : item.title),
+    ),
+  );
+}
+
+async function insertCanned(composer) {
+  const cannedId = composer.canned.value;
+  composer.canned.value = "";
+  if (!cannedId || state.conversationId === null) return;
+  try {
+    const rendered = await post(
+      `/api/v1/conversations/${state.conversationId}/canned-responses/${cannedId}/render`,
+    );
+    insertAtCursor(composer.textarea, rendered.text);
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+function insertAtCursor(textarea, text) {
+  const start = textarea.selectionStart ?? textarea.value.length;
+  const end = textarea.selectionEnd ?? start;
+  textarea.setRangeText(text, start, end, "end");
+  textarea.focus();
+}
+
+// @mentions in notes: typing "@" lists colleagues; Enter or Tab picks one.
+
+function mentionQuery(textarea) {
+  const before = textarea.value.slice(0, textarea.selectionStart);
+  const match = /(^|\s)@([\p{L}\p{N}._-]*)$/u.exec(before);
+  return match ? { query: match[2].toLowerCase(), start: before.length - match[2].length - 1 } : null;
+}
+
+export function mentionHandle(operator) {
+  return operator.email.split("@")[0];
+}
+
+function updateMentions(composer) {
+  const list = composer.mentionList;
+  const found = composer.modeNote.checked ? mentionQuery(composer.textarea) : null;
+  if (!found) {
+    list.hidden = true;
+    composer.textarea.removeAttribute("aria-activedescendant");
+    return;
+  }
+  const matches = [...state.operators.values()]
+    .filter((o) => o.active && o.id !== state.me.id)
+    .filter(
+      (o) =>
+        o.name.toLowerCase().includes(found.query) || mentionHandle(o).toLowerCase().startsWith(found.query),
+    )
+    .slice(0, 6);
+  list.hidden = matches.length === 0;
+  fill(
+    list,
+    matches.map((operator, index) =>
+      h(
+        "li",
+        {
+          role: "option",
+          id: `mention-${operator.id}`,
+          "aria-selected": index === 0 ? "true" : "false",
+          dataset: { handle: mentionHandle(operator) },
+          onmousedown: (event) => {
+            event.preventDefault();
+            pickMention(composer, mentionHandle(operator));
+          },
+        },
+        h("strong", {}, operator.name),
+        h("span", { class: "muted" }, ` @${mentionHandle(operator)}`),
+      ),
+    ),
+  );
+  if (matches.length) composer.textarea.setAttribute("aria-activedescendant", `mention-${matches[0].id}`);
+}
+
+function handleMentionKeys(composer, event) {
+  const list = composer.mentionList;
+  if (list.hidden) return false;
+  const options = [...list.querySelectorAll("[role=option]")];
+  const index = options.findIndex((o) => o.getAttribute("aria-selected") === "true");
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    const next = (index + (event.key === "ArrowDown" ? 1 : options.length - 1)) % options.length;
+    options.forEach((o, i) => o.setAttribute("aria-selected", i === next ? "true" : "false"));
+    composer.textarea.setAttribute("aria-activedescendant", options[next].id);
+    return true;
+  }
+  if ((event.key === "Enter" && !event.ctrlKey && !event.metaKey) || event.key === "Tab") {
+    event.preventDefault();
+    pickMention(composer, options[Math.max(0, index)].dataset.handle);
+    return true;
+  }
+  if (event.key === "Escape") {
+    event.preventDefault();
+    list.hidden = true;
+    return true;
+  }
+  return false;
+}
+
+function pickMention(composer, handle) {
+  const textarea = composer.textarea;
+  const found = mentionQuery(textarea);
+  if (!found) return;
+  textarea.setRangeText(`@${handle} `, found.start, textarea.selectionStart, "end");
+  composer.mentionList.hidden = true;
+  textarea.removeAttribute("aria-activedescendant");
+  textarea.focus();
+}

@@ -1,0 +1,258 @@
+// The inbox (assigned to me, my queues, unassigned in my queues) and the offers.
+import { get, post, withQuery } from "../common/api.js";
+import { byId, fill, formatTime, h, toast } from "../common/dom.js";
+import { icon } from "../common/icons.js";
+import { queueName, signal, state } from "./state.js";
+
+const SECTION_TITLES = {
+  mine: "Assigned to me",
+  queues: "My queues",
+  unassigned: "Unassigned in my queues",
+};
+
+function normalizeItem(raw) {
+  return {
+    id: raw.id,
+    contactId: raw.contact_id,
+    contactName: raw.contact_display_name || `Contact ${raw.contact_id}`,
+    channel: raw.channel,
+    status: raw.status,
+    subject: raw.subject || "",
+    preview: raw.preview || "",
+    unread: Number(raw.unread || 0),
+    updatedAt: raw.last_interaction_at || raw.updated_at,
+    queueId: raw.queue_id,
+    assigneeId: raw.assignee_id,
+  };
+}
+
+async function fetchSections() {
+  const data = await get(withQuery("/api/v1/inbox", { limit: 100 }));
+  return Object.keys(SECTION_TITLES).map((key) => {
+    const section = data[key] || { items: [], total: 0, unread_conversations: 0 };
+    return {
+      key,
+      title: SECTION_TITLES[key],
+      items: section.items.map(normalizeItem),
+      total: section.total,
+      unread: section.unread_conversations,
+    };
+  });
+}
+
+export async function loadInbox() {
+  state.inboxSections = await fetchSections();
+  renderInbox();
+}
+
+function renderInbox() {
+  const container = byId("inbox-sections");
+  container.setAttribute("aria-busy", "false");
+  fill(
+    container,
+    state.inboxSections.map((section) =>
+      h(
+        "section",
+        { class: "inbox-section", "aria-labelledby": `section-${section.key}`, dataset: { section: section.key } },
+        h(
+          "h2",
+          { id: `section-${section.key}` },
+          section.title,
+          " ",
+          h("span", { class: "badge quiet" }, section.total, h("span", { class: "visually-hidden" }, " conversations")),
+          section.unread
+            ? h(
+                "span",
+                { class: "badge unread-total" },
+                section.unread,
+                h("span", { class: "visually-hidden" }, " with unread messages"),
+              )
+            : null,
+        ),
+        section.items.length
+          ? h("ul", { class: "inbox-list" }, section.items.map(renderItem))
+          : h("p", { class: "muted empty" }, "Nothing here."),
+      ),
+    ),
+  );
+}
+
+function renderItem(item) {
+  const current = item.id === state.conversationId;
+  return h(
+    "li",
+    {},
+    h(
+      "a",
+      {
+        href: `#c=${item.id}`,
+        class: `inbox-item${item.unread ? " unread" : ""}${current ? " current" : ""}`,
+        "aria-current": current ? "true" : null,
+        dataset: { conversationId: item.id },
+        onclick: (event) => {
+          event.preventDefault();
+          signal("open", { id: item.id, focus: false });
+        },
+      },
+      h(
+        "span",
+        { class: "item-top" },
+        icon(item.channel),
+        h("strong", { class: "name" }, item.contactName),
+        h("time", { datetime: item.updatedAt || "" }, formatTime(item.updatedAt)),
+      ),
+      h(
+        "span",
+        { class: "item-bottom" },
+        h("span", { class: "preview" }, item.preview || item.subject || "(no text)"),
+        item.unread
+          ? h("span", { class: "badge unread-count" }, item.unread, h("span", { class: "visually-hidden" }, " unread"))
+          : null,
+      ),
+    ),
+  );
+}
+
+/** Conversation ids in inbox order, for j/k. */
+export function inboxOrder() {
+  const seen = new Set();
+  const order = [];
+  for (const section of state.inboxSections) {
+    for (const item of section.items) {
+      if (!seen.has(item.id)) {
+        seen.add(item.id);
+        order.push(item.id);
+      }
+    }
+  }
+  return order;
+}
+
+export function markCurrent() {
+  for (const link of document.querySelectorAll(".inbox-item")) {
+    const current = Number(link.dataset.conversationId) === state.conversationId;
+    link.classList.toggle("current", current);
+    if (current) link.setAttribute("aria-current", "true");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+export function markRead(conversationId) {
+  for (const section of state.inboxSections) {
+    for (const item of section.items) if (item.id === conversationId) item.unread = 0;
+    section.unread = section.items.filter((item) => item.unread > 0).length;
+  }
+  renderInbox();
+}
+
+// ----- offers -----
+
+let countdownTimer = null;
+
+export async function loadOffers() {
+  const page = await get("/api/v1/offers");
+  // Supervisors are shown everyone's offers; the console shows one's own.
+  const offers = page.items.filter(
+    (offer) => offer.status === "pending" && offer.operator_id === state.me.id,
+  );
+  const details = await Promise.all(
+    offers.map(async (offer) => {
+      try {
+        const conversation = await get(`/api/v1/conversations/${offer.conversation_id}`);
+        const contact = await get(`/api/v1/contacts/${conversation.contact_id}`);
+        return { offer, conversation, contact };
+      } catch {
+        return { offer, conversation: null, contact: null };
+      }
+    }),
+  );
+  state.offers = details;
+  renderOffers();
+}
+
+function secondsLeft(offer) {
+  return Math.max(0, (new Date(offer.expires_at).getTime() - Date.now()) / 1000);
+}
+
+function renderOffers() {
+  const section = byId("offers");
+  section.hidden = state.offers.length === 0;
+  fill(
+    byId("offer-list"),
+    state.offers.map(({ offer, conversation, contact }) => {
+      const name = contact ? contact.display_name || `Contact ${contact.id}` : `Conversation ${offer.conversation_id}`;
+      const left = Math.ceil(secondsLeft(offer));
+      return h(
+        "li",
+        { class: "offer", dataset: { offerId: offer.id }, "aria-label": `Offer: ${name}` },
+        h(
+          "div",
+          { class: "offer-head" },
+          conversation ? icon(conversation.channel) : icon("offer"),
+          h("strong", {}, name),
+          h("span", { class: "muted" }, queueName(offer.queue_id)),
+        ),
+        conversation && conversation.subject ? h("div", { class: "offer-subject" }, conversation.subject) : null,
+        h(
+          "div",
+          { class: "offer-timer", role: "timer", "aria-live": "off", dataset: { expiresAt: offer.expires_at } },
+          h("span", { class: "countdown" }, `${left} s`),
+          " left",
+          h("span", { class: "bar", "aria-hidden": "true" }, h("span", { class: "bar-fill" })),
+        ),
+        h(
+          "div",
+          { class: "offer-actions" },
+          h(
+            "button",
+            { type: "button", class: "primary accept", onclick: () => answerOffer(offer, "accept") },
+            "Accept",
+          ),
+          h("button", { type: "button", class: "reject", onclick: () => answerOffer(offer, "reject") }, "Reject"),
+        ),
+      );
+    }),
+  );
+  tickOffers();
+  if (state.offers.length && countdownTimer === null) {
+    countdownTimer = setInterval(tickOffers, 250);
+  } else if (!state.offers.length && countdownTimer !== null) {
+    clearInterval(countdownTimer);
+    countdownTimer = null;
+  }
+}
+
+function tickOffers() {
+  for (const element of document.querySelectorAll(".offer-timer")) {
+    const { offer } = state.offers.find((o) => o.offer.expires_at === element.dataset.expiresAt) || {};
+    if (!offer) continue;
+    const left = secondsLeft(offer);
+    const total = Math.max(1, (new Date(offer.expires_at) - new Date(offer.created_at)) / 1000);
+    element.querySelector(".countdown").textContent = `${Math.ceil(left)} s`;
+    const fillBar = element.querySelector(".bar-fill");
+    fillBar.style.width = `${Math.min(100, (100 * left) / total)}%`;
+    element.classList.toggle("urgent", left < 10);
+    if (left <= 0) element.closest(".offer").classList.add("expired");
+  }
+}
+
+export async function answerOffer(offer, verb) {
+  try {
+    await post(`/api/v1/offers/${offer.id}/${verb}`);
+    if (verb === "accept") {
+      toast("Offer accepted");
+      signal("open", { id: offer.conversation_id, focus: true });
+    } else {
+      toast("Offer rejected; it goes to someone else");
+    }
+  } catch (error) {
+    toast(error.status === 409 ? "This offer is gone: it expired or was answered" : error.message, "error");
+  }
+  await loadOffers();
+  signal("inbox-changed");
+}
+
+export function firstOffer() {
+  return state.offers.length ? state.offers[0].offer : null;
+}
+

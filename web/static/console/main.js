@@ -1,0 +1,264 @@
+// The agent console: wires the inbox, offers, conversation view and customer card to the API
+// and to the live events of /ws.
+import { get, logout, post, put } from "../common/api.js";
+import { byId, fill, formatDuration, formatTime, h, secondsSince, toast } from "../common/dom.js";
+import { coalesce, connectLive } from "../common/live.js";
+import {
+  closeConversation,
+  focusCanned,
+  focusComposer,
+  onInteraction,
+  openConversation,
+  openPopover,
+  refreshConversation,
+  setStatus,
+  toggleCustomer,
+} from "./conversation.js";
+import { answerOffer, firstOffer, inboxOrder, loadInbox, loadOffers } from "./inbox.js";
+import { on, state } from "./state.js";
+
+const reloadInbox = coalesce(() => loadInbox(), 200);
+const reloadOffers = coalesce(() => loadOffers(), 100);
+const reloadConversation = coalesce(() => refreshConversation(), 200);
+const reloadNotifications = coalesce(() => loadNotifications(), 200);
+const reloadTeam = coalesce(() => loadTeam(), 500);
+
+async function loadTeam() {
+  const [operators, queues] = await Promise.all([get("/api/v1/operators"), get("/api/v1/queues")]);
+  state.operators = new Map(operators.map((operator) => [operator.id, operator]));
+  state.queues = new Map(queues.map((queue) => [queue.id, queue]));
+  state.myQueueIds = new Set(
+    queues.filter((queue) => queue.operator_ids.includes(state.me.id)).map((queue) => queue.id),
+  );
+}
+
+// ----- presence -----
+
+function showPresence() {
+  const select = byId("presence");
+  select.value = state.me.presence;
+  select.dataset.presence = state.me.presence;
+  byId("presence-since").textContent = `for ${formatDuration(secondsSince(state.me.presence_since))}`;
+}
+
+async function changePresence() {
+  const select = byId("presence");
+  try {
+    state.me = await put("/api/v1/operators/me/presence", { presence: select.value });
+    toast(`You are ${state.me.presence}`);
+  } catch (error) {
+    toast(error.message, "error");
+  }
+  showPresence();
+}
+
+// ----- mentions -----
+
+async function loadNotifications() {
+  const data = await get("/api/v1/notifications");
+  const count = byId("notifications-count");
+  count.textContent = String(data.unread_count);
+  count.classList.toggle("quiet", data.unread_count === 0);
+  count.setAttribute("aria-label", `${data.unread_count} unread mentions`);
+  fill(
+    byId("notification-list"),
+    data.items.length
+      ? data.items.map((item) =>
+          h(
+            "li",
+            { class: item.read_at ? "read" : "unread" },
+            h(
+              "a",
+              {
+                href: `#c=${item.conversation_id}`,
+                onclick: async (event) => {
+                  event.preventDefault();
+                  byId("notifications-dialog").close();
+                  if (!item.read_at) {
+                    await post(`/api/v1/notifications/${item.id}/read`).catch(() => null);
+                    reloadNotifications();
+                  }
+                  openConversation(item.conversation_id, { focus: false });
+                },
+              },
+              `${item.author_name || "Someone"} mentioned you · ${item.contact_display_name}`,
+              item.conversation_subject ? ` · ${item.conversation_subject}` : "",
+            ),
+            h("div", { class: "muted" }, item.excerpt),
+            h("time", { datetime: item.created_at }, formatTime(item.created_at)),
+          ),
+        )
+      : h("li", { class: "muted" }, "No mentions yet."),
+  );
+}
+
+// ----- live events -----
+
+let connectedOnce = false;
+
+function onEvent(event) {
+  const ids = event.ids || {};
+  switch (event.type) {
+    case "hello":
+      if (connectedOnce) reloadEverything();
+      connectedOnce = true;
+      break;
+    case "resync":
+      reloadEverything();
+      break;
+    case "interaction.created":
+      reloadInbox();
+      onInteraction(ids);
+      break;
+    case "conversation.created":
+    case "conversation.updated":
+    case "conversation.assigned":
+      reloadInbox();
+      if (ids.conversation === state.conversationId) reloadConversation();
+      if (event.type === "conversation.assigned") reloadOffers();
+      break;
+    case "routing.decision":
+      if (ids.conversation === state.conversationId) reloadConversation();
+      break;
+    case "offer.created":
+    case "offer.updated":
+      if (ids.operator === state.me.id) {
+        reloadOffers();
+        if (event.type === "offer.created") toast("New offer: accept or reject it");
+      }
+      reloadInbox();
+      break;
+    case "operator.presence":
+      if (ids.operator === state.me.id) {
+        get("/api/v1/auth/me").then((me) => {
+          state.me = me;
+          showPresence();
+        });
+      }
+      reloadTeam();
+      break;
+    case "operator.mentioned":
+      if (ids.operator === state.me.id) {
+        reloadNotifications();
+        toast("You were mentioned in a note");
+      }
+      break;
+    case "operator.created":
+    case "operator.updated":
+      reloadTeam();
+      break;
+    default:
+      break;
+  }
+}
+
+function reloadEverything() {
+  reloadTeam();
+  reloadInbox();
+  reloadOffers();
+  reloadNotifications();
+  if (state.conversationId !== null) reloadConversation();
+}
+
+function setLiveState(value) {
+  const element = byId("live-state");
+  element.dataset.state = value;
+  element.textContent = value === "live" ? "live" : "reconnecting…";
+}
+
+// ----- keyboard -----
+
+function typing(target) {
+  return (
+    target instanceof HTMLInputElement ||
+    target instanceof HTMLTextAreaElement ||
+    target instanceof HTMLSelectElement ||
+    (target instanceof HTMLElement && target.isContentEditable)
+  );
+}
+
+function step(delta) {
+  const order = inboxOrder();
+  if (!order.length) return;
+  const index = order.indexOf(state.conversationId);
+  const next = index === -1 ? (delta > 0 ? 0 : order.length - 1) : index + delta;
+  if (next < 0 || next >= order.length) return;
+  openConversation(order[next]);
+  const link = document.querySelector(`.inbox-item[data-conversation-id="${order[next]}"]`);
+  if (link) link.scrollIntoView({ block: "nearest" });
+}
+
+function onKey(event) {
+  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (typing(event.target)) return;
+  if (document.querySelector("dialog[open]")) return;
+  const actions = {
+    j: () => step(1),
+    k: () => step(-1),
+    i: () => {
+      const first = document.querySelector(".inbox-item.current, .inbox-item");
+      if (first) first.focus();
+    },
+    a: () => {
+      const offer = firstOffer();
+      if (offer) answerOffer(offer, "accept");
+    },
+    x: () => {
+      const offer = firstOffer();
+      if (offer) answerOffer(offer, "reject");
+    },
+    r: () => focusComposer("reply"),
+    n: () => focusComposer("note"),
+    c: () => focusCanned(),
+    e: () => setStatus("resolved"),
+    p: () => setStatus("pending"),
+    s: () => openPopover("snooze"),
+    t: () => openPopover("transfer"),
+    u: () => toggleCustomer(),
+    "?": () => byId("help-dialog").showModal(),
+  };
+  const action = actions[event.key];
+  if (!action) return;
+  event.preventDefault();
+  action();
+}
+
+// ----- start -----
+
+function openFromHash() {
+  const match = /^#c=(\d+)$/.exec(location.hash);
+  if (match) openConversation(Number(match[1]));
+  else if (state.conversationId !== null) closeConversation();
+}
+
+async function start() {
+  state.me = await get("/api/v1/auth/me");
+  byId("me-name").textContent = state.me.name;
+  byId("monitor-link").hidden = !(state.me.role === "supervisor" || state.me.role === "admin");
+  showPresence();
+  setInterval(showPresence, 30000);
+  byId("presence").addEventListener("change", changePresence);
+  byId("logout-button").addEventListener("click", () => logout());
+  byId("help-button").addEventListener("click", () => byId("help-dialog").showModal());
+  byId("notifications-button").addEventListener("click", () => {
+    reloadNotifications();
+    byId("notifications-dialog").showModal();
+  });
+  document.addEventListener("keydown", onKey);
+  window.addEventListener("hashchange", openFromHash);
+  on("open", ({ id, focus }) => openConversation(id, { focus }));
+  on("inbox-changed", () => reloadInbox());
+  on("conversation-changed", () => reloadConversation());
+  on("customer-close", () => toggleCustomer(false));
+
+  await loadTeam();
+  await Promise.all([loadInbox(), loadOffers(), loadNotifications()]);
+  connectLive({ onEvent, onState: setLiveState });
+  openFromHash();
+  document.body.dataset.ready = "true";
+}
+
+start().catch((error) => {
+  console.error(error);
+  toast(`The console could not start: ${error.message}`, "error");
+});

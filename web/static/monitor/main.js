@@ -1,0 +1,397 @@
+// The supervisor monitor: queues, operators, waiting work and today's charts, live.
+import { get, logout, post, withQuery } from "../common/api.js";
+import { lineChart, legend, stackedBars } from "../common/charts.js";
+import { byId, fill, formatDuration, formatTime, h, secondsSince, toast } from "../common/dom.js";
+import { channelLabel, icon } from "../common/icons.js";
+import { coalesce, connectLive } from "../common/live.js";
+
+const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+const HOURS = Array.from({ length: 24 }, (_, hour) => String(hour).padStart(2, "0"));
+const KINDS = ["voice", "messaging", "email"];
+
+const state = {
+  me: null,
+  snapshot: null,
+  receivedAt: 0,
+  conversations: new Map(),
+  contactNames: new Map(),
+  queues: new Map(),
+};
+
+const refresh = coalesce(load, 400);
+
+async function load() {
+  const [snapshot, open, pending, queues] = await Promise.all([
+    get(withQuery("/api/v1/monitor", { tz: TIME_ZONE })),
+    get(withQuery("/api/v1/conversations", { status: "open", limit: 200 })),
+    get(withQuery("/api/v1/conversations", { status: "pending", limit: 200 })),
+    get("/api/v1/queues"),
+  ]);
+  state.snapshot = snapshot;
+  state.receivedAt = Date.now();
+  state.conversations = new Map([...open.items, ...pending.items].map((c) => [c.id, c]));
+  state.queues = new Map(queues.map((q) => [q.id, q]));
+  await loadContactNames();
+  render();
+}
+
+async function loadContactNames() {
+  const missing = [...new Set([...state.conversations.values()].map((c) => c.contact_id))]
+    .filter((id) => !state.contactNames.has(id))
+    .slice(0, 60);
+  await Promise.all(
+    missing.map(async (id) => {
+      try {
+        const contact = await get(`/api/v1/contacts/${id}`);
+        state.contactNames.set(id, contact.display_name || `Contact ${id}`);
+      } catch {
+        state.contactNames.set(id, `Contact ${id}`);
+      }
+    }),
+  );
+}
+
+function render() {
+  renderQueues();
+  renderOperators();
+  renderWaiting();
+  renderCharts();
+  byId("updated").textContent = `updated ${formatTime(state.snapshot.generated_at)}`;
+  document.body.dataset.ready = "true";
+}
+
+// Waits keep growing between two snapshots; the page adds the time since.
+function elapsed() {
+  return (Date.now() - state.receivedAt) / 1000;
+}
+
+function percent(value) {
+  return value === null || value === undefined ? "–" : `${Math.round(value * 100)}%`;
+}
+
+function slClass(value) {
+  if (value === null || value === undefined) return "";
+  return value >= 0.8 ? "good" : value >= 0.6 ? "fair" : "poor";
+}
+
+function renderQueues() {
+  const rows = state.snapshot.queues.map((queue) =>
+    h(
+      "tr",
+      { dataset: { queueId: queue.id } },
+      h("th", { scope: "row" }, queue.name),
+      h("td", { class: "num waiting", dataset: { field: "waiting" } }, queue.waiting),
+      h(
+        "td",
+        {
+          class: "num longest",
+          dataset: { field: "longest", base: queue.longest_wait_seconds ?? "" },
+        },
+        queue.longest_wait_seconds === null ? "–" : formatDuration(queue.longest_wait_seconds + elapsed()),
+      ),
+      h("td", { class: "num", dataset: { field: "offers" } }, queue.offers_pending),
+      h("td", { class: `num sl ${slClass(queue.service_level_today)}` }, percent(queue.service_level_today)),
+      h(
+        "td",
+        { class: `num sl ${slClass(queue.service_level_last_hour)}` },
+        percent(queue.service_level_last_hour),
+      ),
+      h("td", { class: "num" }, queue.abandoned_today),
+      h(
+        "td",
+        { class: "num" },
+        queue.avg_first_response_seconds_today === null
+          ? "–"
+          : formatDuration(queue.avg_first_response_seconds_today),
+      ),
+    ),
+  );
+  fill(
+    byId("queues").tBodies[0],
+    rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No queues yet.")),
+  );
+}
+
+function tickWaits() {
+  if (!state.snapshot) return;
+  for (const cell of document.querySelectorAll("td.longest[data-base]")) {
+    if (cell.dataset.base === "") continue;
+    cell.textContent = formatDuration(Number(cell.dataset.base) + elapsed());
+  }
+  for (const cell of document.querySelectorAll("td.waited[data-since]")) {
+    cell.textContent = formatDuration(secondsSince(cell.dataset.since));
+  }
+  for (const cell of document.querySelectorAll("[data-presence-since]")) {
+    cell.textContent = `for ${formatDuration(secondsSince(cell.dataset.presenceSince))}`;
+  }
+}
+
+function conversationLabel(id) {
+  const c = state.conversations.get(id);
+  if (!c) return `#${id}`;
+  const name = state.contactNames.get(c.contact_id) || `Contact ${c.contact_id}`;
+  return `${name} · #${id}`;
+}
+
+function meter(kind, load, capacity) {
+  const cap = capacity ?? 0;
+  const ratio = cap ? Math.min(1, load / cap) : load ? 1 : 0;
+  return h(
+    "div",
+    { class: "meter-row", dataset: { kind } },
+    h("span", { class: "meter-label" }, kind),
+    h(
+      "meter",
+      {
+        min: 0,
+        max: Math.max(cap, 1),
+        value: Math.min(load, Math.max(cap, 1)),
+        high: Math.max(cap, 1) * 0.8,
+        optimum: 0,
+        "aria-label": `${kind} load ${load} of ${cap}`,
+        class: ratio >= 1 ? "full" : "",
+      },
+      `${load}/${cap}`,
+    ),
+    h("span", { class: "meter-value" }, `${load}/${cap}`),
+  );
+}
+
+function renderOperators() {
+  const rows = state.snapshot.operators.map((operator) => {
+    const kinds = KINDS.filter((kind) => (operator.capacity[kind] ?? 0) > 0 || (operator.load[kind] ?? 0) > 0);
+    return h(
+      "tr",
+      { dataset: { operatorId: operator.id } },
+      h("th", { scope: "row" }, operator.name, h("div", { class: "muted small" }, operator.role)),
+      h(
+        "td",
+        {},
+        h("span", { class: `pill presence-${operator.presence}` }, operator.presence),
+        " ",
+        h(
+          "span",
+          { class: "muted small", dataset: { presenceSince: operator.presence_since } },
+          `for ${formatDuration(secondsSince(operator.presence_since))}`,
+        ),
+        operator.presence_reason ? h("div", { class: "muted small" }, operator.presence_reason) : null,
+      ),
+      h(
+        "td",
+        { class: "load" },
+        kinds.length ? kinds.map((kind) => meter(kind, operator.load[kind] ?? 0, operator.capacity[kind])) : h("span", { class: "muted" }, "no capacity set"),
+        operator.total_capacity !== null
+          ? h(
+              "div",
+              { class: "muted small" },
+              `total ${Object.values(operator.load).reduce((a, b) => a + b, 0)}/${operator.total_capacity}`,
+            )
+          : null,
+      ),
+      h(
+        "td",
+        {},
+        operator.conversations.length
+          ? h(
+              "ul",
+              { class: "chips" },
+              operator.conversations.map((id) => {
+                const c = state.conversations.get(id);
+                return h(
+                  "li",
+                  { dataset: { conversationId: id } },
+                  c ? icon(c.channel) : null,
+                  h("span", {}, conversationLabel(id)),
+                  h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "reassign",
+                      "aria-label": `Reassign ${conversationLabel(id)}`,
+                      onclick: () => openReassign(id, operator.id),
+                    },
+                    "Reassign",
+                  ),
+                );
+              }),
+            )
+          : h("span", { class: "muted" }, "none"),
+      ),
+    );
+  });
+  fill(
+    byId("operators").tBodies[0],
+    rows.length ? rows : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No operators.")),
+  );
+}
+
+function renderWaiting() {
+  const waiting = [...state.conversations.values()]
+    .filter((c) => c.assignee_id === null && c.queue_id !== null && c.status === "open")
+    .sort((a, b) => new Date(a.queue_entered_at || a.created_at) - new Date(b.queue_entered_at || b.created_at));
+  const rows = waiting.map((c) => {
+    const since = c.queue_entered_at || c.created_at;
+    const queue = state.queues.get(c.queue_id);
+    return h(
+      "tr",
+      { dataset: { conversationId: c.id } },
+      h("th", { scope: "row" }, icon(c.channel), " ", conversationLabel(c.id), h("div", { class: "muted small" }, c.subject || channelLabel(c.channel))),
+      h("td", {}, queue ? queue.name : `queue ${c.queue_id}`),
+      h("td", { class: "num waited", dataset: { since } }, formatDuration(secondsSince(since))),
+      h(
+        "td",
+        {},
+        h(
+          "button",
+          {
+            type: "button",
+            class: "reassign",
+            "aria-label": `Assign ${conversationLabel(c.id)}`,
+            onclick: () => openReassign(c.id, null),
+          },
+          "Assign…",
+        ),
+      ),
+    );
+  });
+  fill(
+    byId("waiting").tBodies[0],
+    rows.length ? rows : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "Nobody is waiting.")),
+  );
+}
+
+function renderCharts() {
+  const volume = state.snapshot.volume_today;
+  const channels = [...new Set(volume.map((v) => v.channel))].sort();
+  const series = channels.map((channel) => ({
+    name: channelLabel(channel),
+    values: HOURS.map((_, hour) =>
+      volume.filter((v) => v.channel === channel && v.hour === hour).reduce((sum, v) => sum + v.count, 0),
+    ),
+  }));
+  fill(
+    byId("volume-chart"),
+    stackedBars({ label: `Interactions per hour today (${TIME_ZONE})`, xLabels: HOURS, series }),
+    channels.length ? legend(series.map((one) => one.name)) : h("p", { class: "muted" }, "Nothing yet today."),
+    dataTable(
+      "Volume per hour",
+      ["Hour", ...series.map((one) => one.name)],
+      HOURS.map((hour, i) => [hour, ...series.map((one) => one.values[i])]).filter((row) =>
+        row.slice(1).some((value) => value > 0),
+      ),
+    ),
+  );
+  const levels = state.snapshot.service_level_today;
+  const points = HOURS.map((_, hour) => {
+    const found = levels.find((level) => level.hour === hour);
+    return { x: hour, y: found && found.value !== null ? Math.round(found.value * 1000) / 10 : null };
+  });
+  fill(
+    byId("sl-chart"),
+    lineChart({ label: `Service level per hour today, percent (${TIME_ZONE})`, xLabels: HOURS, points }),
+    dataTable(
+      "Service level per hour",
+      ["Hour", "Service level"],
+      points.filter((p) => p.y !== null).map((p) => [HOURS[p.x], `${p.y}%`]),
+    ),
+  );
+}
+
+function dataTable(title, head, rows) {
+  return h(
+    "details",
+    { class: "chart-data" },
+    h("summary", {}, `${title} as a table`),
+    rows.length
+      ? h(
+          "table",
+          {},
+          h("thead", {}, h("tr", {}, head.map((cell) => h("th", { scope: "col" }, cell)))),
+          h("tbody", {}, rows.map((row) => h("tr", {}, row.map((cell) => h("td", {}, cell))))),
+        )
+      : h("p", { class: "muted" }, "No data yet."),
+  );
+}
+
+// ----- reassign -----
+
+let reassigning = null;
+
+function openReassign(conversationId, currentOperatorId) {
+  reassigning = conversationId;
+  byId("reassign-title").textContent = currentOperatorId === null ? "Assign" : "Reassign";
+  byId("reassign-what").textContent = conversationLabel(conversationId);
+  const operators = state.snapshot.operators.filter((o) => o.id !== currentOperatorId);
+  fill(
+    byId("reassign-to"),
+    operators.map((o) => {
+      const load = Object.values(o.load).reduce((a, b) => a + b, 0);
+      return h("option", { value: o.id }, `${o.name} (${o.presence}, ${load} open)`);
+    }),
+    currentOperatorId !== null ? h("option", { value: "" }, "Nobody: back to the queue") : null,
+  );
+  byId("reassign-dialog").showModal();
+  byId("reassign-to").focus();
+}
+
+async function submitReassign(event) {
+  event.preventDefault();
+  const value = byId("reassign-to").value;
+  const assignee = value === "" ? null : Number(value);
+  try {
+    await post(`/api/v1/conversations/${reassigning}/assign`, { assignee_id: assignee });
+    toast(assignee === null ? "Back in the queue" : "Reassigned");
+    byId("reassign-dialog").close();
+  } catch (error) {
+    toast(error.message, "error");
+  }
+  refresh();
+}
+
+// ----- live -----
+
+let connectedOnce = false;
+
+function onEvent(event) {
+  if (event.type === "hello") {
+    if (connectedOnce) refresh();
+    connectedOnce = true;
+    return;
+  }
+  // Anything that changes the figures: reload the snapshot (coalesced).
+  if (
+    event.type === "resync" ||
+    event.type.startsWith("conversation.") ||
+    event.type.startsWith("offer.") ||
+    event.type.startsWith("operator.") ||
+    event.type === "interaction.created" ||
+    event.type === "routing.decision" ||
+    event.type === "sla.breached"
+  ) {
+    refresh();
+  }
+}
+
+function setLiveState(value) {
+  const element = byId("live-state");
+  element.dataset.state = value;
+  element.textContent = value === "live" ? "live" : "reconnecting…";
+}
+
+async function start() {
+  state.me = await get("/api/v1/auth/me");
+  byId("me-name").textContent = state.me.name;
+  byId("logout-button").addEventListener("click", () => logout());
+  byId("reassign-form").addEventListener("submit", submitReassign);
+  byId("reassign-cancel").addEventListener("click", () => byId("reassign-dialog").close());
+  await load();
+  connectLive({ onEvent, onState: setLiveState });
+  setInterval(tickWaits, 1000);
+  // Service levels and hourly figures move with the clock as well.
+  setInterval(refresh, 30000);
+}
+
+start().catch((error) => {
+  console.error(error);
+  toast(`The monitor could not start: ${error.message}`, "error");
+});
