@@ -111,6 +111,7 @@ async def list_conversations(
     queue_id: int | None = None,
     assignee_id: int | Literal["me"] | None = None,
     unassigned: bool = False,
+    contact_id: int | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> tuple[list[Conversation], str | None]:
@@ -132,6 +133,8 @@ async def list_conversations(
         query = query.where(Conversation.assignee_id == assignee_id)
     if unassigned:
         query = query.where(Conversation.assignee_id.is_(None))
+    if contact_id is not None:
+        query = query.where(Conversation.contact_id == contact_id)
     return await keyset_page(
         session,
         query,

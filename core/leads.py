@@ -36,6 +36,7 @@ async def list_leads(
     stage: LeadStage | None = None,
     owner_id: int | None = None,
     source: str | None = None,
+    contact_id: int | None = None,
     cursor: str | None = None,
     limit: int,
 ) -> tuple[list[Lead], str | None]:
@@ -47,6 +48,8 @@ async def list_leads(
         query = query.where(Lead.owner_id == owner_id)
     if source is not None:
         query = query.where(Lead.source == source)
+    if contact_id is not None:
+        query = query.where(Lead.contact_id == contact_id)
     return await keyset_page(session, query, Lead.created_at, Lead.id, cursor=cursor, limit=limit)
 
 

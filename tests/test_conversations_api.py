@@ -215,6 +215,9 @@ async def test_list_filters(sessions: SessionFactory, make_user: UserFactory) ->
     assert await ids(f"assignee_id={operator.operator.id}") == set()
     assert await ids("unassigned=true") == {in_queue, resolved}
     assert await ids("unassigned=true&status=open") == {in_queue}
+    async with sessions() as session:
+        contact_of_mine = (await session.get(Conversation, mine)).contact_id  # type: ignore[union-attr]
+    assert await ids(f"contact_id={contact_of_mine}") == {mine}
 
     huge = 10**30
     for bad in (

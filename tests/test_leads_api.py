@@ -113,6 +113,8 @@ async def test_list_is_newest_first_and_filters(
     assert await ids(user, source="form:demo") == [second]
     assert await ids(user, stage="qualified", owner_id=other.operator.id) == [third]
     assert await ids(user, stage="won") == []
+    contact_of_second = (await lead_row(sessions, second)).contact_id
+    assert await ids(user, contact_id=contact_of_second) == [second]
 
 
 async def test_list_pages_return_every_lead_exactly_once(

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from core.audit import CLI
@@ -243,3 +244,17 @@ async def _operator(world: World, operator_id: int) -> Operator:
         found = await session.get(Operator, operator_id)
         assert found is not None
         return found
+
+
+async def test_shutting_down_closes_open_consoles_at_once(
+    make_user: UserFactory, server: TestServer
+) -> None:
+    ann = await make_user(Role.OPERATOR)
+    async with ann.client.ws_connect("/ws") as socket:
+        assert (await socket.receive_json())["type"] == "hello"
+        closing = asyncio.ensure_future(server.close())
+        # Well inside the 30 s heartbeat that would otherwise end it.
+        message = await asyncio.wait_for(socket.receive(), 5)
+        assert message.type == WSMsgType.CLOSE
+        assert message.data == WSCloseCode.GOING_AWAY
+        await asyncio.wait_for(closing, 10)

@@ -153,7 +153,7 @@ async def test_server_fixture_is_reachable(server: TestServer) -> None:
     assert server.port
 
 
-async def test_start_page_links_the_active_forms(
+async def test_start_page_links_the_console_monitor_and_active_forms(
     client: TestClient[Any, Any], app: web.Application
 ) -> None:
     async with app[SESSIONS]() as session, session.begin():
@@ -163,6 +163,8 @@ async def test_start_page_links_the_active_forms(
     page = await response.text()
     assert '<a href="/forms/contact">Write to &lt;us&gt;</a>' in page
     assert "/api/openapi.json" in page
+    assert '<a href="/console/">' in page
+    assert '<a href="/monitor/">' in page
 
 
 async def test_healthz_shows_each_mailbox_and_a_failing_one_degrades(

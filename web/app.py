@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 
@@ -59,6 +60,7 @@ from web.keys import (
     SENDERS,
     SESSIONS,
     SETTINGS,
+    SOCKETS,
 )
 from web.metrics import Metrics
 from web.middleware import errors_as_json, security_headers, timed
@@ -122,6 +124,8 @@ def create_app(
     if background_workers:
         app.cleanup_ctx.append(outbox_worker)
         app.cleanup_ctx.append(email_channel)
+    app[SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(ws.close_sockets)
     app[ENRICHERS] = tuple(enrichers)
     if background_workers if routing is None else routing:
         app.cleanup_ctx.append(routing_engine)

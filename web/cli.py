@@ -234,8 +234,8 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"{result.conversations} conversations, {result.leads} leads."
     )
     print(
-        f"Open {url}/ once the server runs; sign in with POST {url}/api/v1/auth/login."
-        " The passwords are shown only now:"
+        f"Once the server runs, operators open {url}/console/ and supervisors {url}/monitor/"
+        " (both sign in at /login). The passwords are shown only now:"
     )
     rows = [("role", "email", "password")]
     rows += [(login.role, login.email, login.password) for login in result.logins]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,4 +30,6 @@ OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
 ATTACHMENTS = web.AppKey("attachments", AttachmentStore)
 EMAIL_CHANNEL = web.AppKey("email_channel", EmailChannel)
 ROUTING = web.AppKey("routing", RoutingEngine)
+# The open live-event websockets, closed on shutdown.
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 ENRICHERS: web.AppKey[tuple[Enricher, ...]] = web.AppKey("enrichers", tuple[Enricher, ...])

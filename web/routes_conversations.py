@@ -24,6 +24,7 @@ class ConversationQuery(PageQuery):
         default=None, description='an operator id, or "me"'
     )
     unassigned: bool = Field(default=False, description="only conversations nobody is assigned")
+    contact_id: RecordId | None = Field(default=None, description="only this contact's")
 
 
 class StatusBody(BaseModel):
@@ -75,6 +76,7 @@ async def list_conversations(call: Call[NoBody, ConversationQuery]) -> Page[Conv
             queue_id=query.queue_id,
             assignee_id=query.assignee_id,
             unassigned=query.unassigned,
+            contact_id=query.contact_id,
             cursor=query.cursor,
             limit=query.limit,
         )

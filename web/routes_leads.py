@@ -19,6 +19,7 @@ class LeadQuery(PageQuery):
     stage: LeadStage | None = None
     owner_id: RecordId | None = Field(None, description="the operator who owns the lead")
     source: str | None = Field(None, max_length=100, description="e.g. the form it came from")
+    contact_id: RecordId | None = Field(None, description="only this contact's leads")
 
 
 class LeadPatchBody(BaseModel):
@@ -47,7 +48,7 @@ class LeadPatchBody(BaseModel):
 
 @routes.get(
     "/api/v1/leads",
-    summary="Leads, newest first, filtered by stage, owner and source",
+    summary="Leads, newest first, filtered by stage, owner, source and contact",
     query=LeadQuery,
     response=Page[LeadOut],
 )
@@ -59,6 +60,7 @@ async def list_leads(call: Call[NoBody, LeadQuery]) -> Page[LeadOut]:
             stage=query.stage,
             owner_id=query.owner_id,
             source=query.source,
+            contact_id=query.contact_id,
             cursor=query.cursor,
             limit=query.limit,
         )

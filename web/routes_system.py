@@ -44,6 +44,10 @@ START_PAGE = """<!doctype html>
 code{{background:#f3f3f3;padding:0 .2rem}}</style></head>
 <body><h1>omnicrm</h1>
 <p>The contact-center CRM is running.</p>
+<h2>For the team</h2><ul>
+<li><a href="/console/">Agent console</a>: offers, inbox, conversations, replies</li>
+<li><a href="/monitor/">Queue monitor</a> (supervisors): queues, operators, service level</li>
+</ul>
 <h2>Web forms</h2><ul>{forms}</ul>
 <h2>For integrations and admins</h2><ul>
 <li><a href="/api/openapi.json">REST API description (OpenAPI)</a>; sign in with

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from urllib.parse import urlsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from core.events import Event
 from core.models import utcnow
 from routing.service import console_seen
 from web.api import ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody
-from web.keys import BUS, SESSIONS, SETTINGS
+from web.keys import BUS, SESSIONS, SETTINGS, SOCKETS
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ async def live_events(call: Call[NoBody, NoBody]) -> web.StreamResponse:
         raise web.HTTPForbidden(reason="websocket origin not allowed")
     socket = web.WebSocketResponse(heartbeat=30)
     await socket.prepare(request)
+    request.app[SOCKETS].add(socket)
     presence = None
     if call.actor.operator_id is not None:
         presence = asyncio.create_task(_keep_console_seen(request.app, call.actor.operator_id))
@@ -60,6 +62,13 @@ async def live_events(call: Call[NoBody, NoBody]) -> web.StreamResponse:
             with contextlib.suppress(Exception):
                 await _console_seen(request.app, call.actor.operator_id)
     return socket
+
+
+async def close_sockets(app: web.Application) -> None:
+    """On shutdown, tell open consoles to reconnect instead of waiting out their heartbeat."""
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for socket in list(sockets):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
 
 async def _console_seen(app: web.Application, operator_id: int | None) -> None:
