@@ -214,6 +214,7 @@ async def set_status(
             raise InvalidInput("snoozed_until may be at most 5 years ahead", field="snoozed_until")
     elif snoozed_until is not None:
         raise InvalidInput("snoozed_until is only for status snoozed", field="snoozed_until")
+    await routing_log.lock_routing(session)
     conversation = await get_conversation(session, actor, conversation_id, for_update=True)
     old_status = conversation.status
     if old_status == new_status and conversation.snoozed_until == snoozed_until:
@@ -250,6 +251,7 @@ async def assign(
     conversation of their queues for themselves."""
     if assignee_id is not None and not 1 <= assignee_id <= MAX_ID:
         raise InvalidInput(f"no active operator {assignee_id}", field="assignee_id")
+    await routing_log.lock_routing(session)
     conversation = await get_conversation(session, actor, conversation_id, for_update=True)
     previous = conversation.assignee_id
     if not actor.is_supervisor:
@@ -315,7 +317,7 @@ async def list_routing(
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> tuple[list[RoutingDecision], str | None]:
-    """A conversation's routing history, oldest first (404 unless the actor may see it)."""
+    """A conversation's routing history, oldest first (as get_conversation: 404 or 403)."""
     await get_conversation(session, actor, conversation_id)
     query = select(RoutingDecision).where(RoutingDecision.conversation_id == conversation_id)
     return await keyset_page(

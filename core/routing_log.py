@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import Actor
@@ -17,6 +17,19 @@ from core.events import Event, emit
 from core.models import Offer, OfferStatus, RoutingDecision
 
 MAX_REASON = 2000
+# pg_advisory_xact_lock key of routing ("omni" in ASCII); no other lock uses it.
+ROUTING_LOCK_KEY = 0x6F6D6E69
+
+
+async def lock_routing(session: AsyncSession) -> None:
+    """Serialize changes of who holds work across server processes until the transaction ends.
+
+    Routing passes, offers answered, transfers, manual assignment and status changes all take
+    it, so a pass never decides on a load or a conversation another transaction is changing.
+    On SQLite the database's single writer serializes them already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK_KEY})
 
 
 async def record(

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit, routing_log
@@ -64,6 +64,7 @@ from core.models import (
 )
 from core.operators import set_presence
 from core.queues import create_queue, update_queue
+from core.routing_log import lock_routing
 from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_queue_config
 from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
 from routing.rules import (
@@ -80,8 +81,6 @@ from routing.strategies import Decision, OfferRefusal, OperatorSnapshot, WorkIte
 
 log = logging.getLogger(__name__)
 
-# pg_advisory_xact_lock key of routing ("omni" in ASCII); any constant other locks don't use.
-ROUTING_LOCK_KEY = 0x6F6D6E69
 AUTO_AWAY_REASON = "console disconnected"
 QUEUE_RULES = "queue_rules"
 LEAD_RULES = "lead_rules"
@@ -122,12 +121,6 @@ class PassReport:
     def due(self, moment: datetime | None) -> None:
         if moment is not None and (self.next_due is None or moment < self.next_due):
             self.next_due = moment
-
-
-async def lock_routing(session: AsyncSession) -> None:
-    """Serialize routing changes across server processes until this transaction ends."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK_KEY})
 
 
 # --- Queues and their configuration ---------------------------------------------------------
@@ -1120,11 +1113,13 @@ async def _give(
         )
         report.offered += 1
         return
-    await session.execute(
+    assigned = await session.execute(
         update(Conversation)
         .where(Conversation.id == row.id, Conversation.assignee_id.is_(None))
         .values(assignee_id=winner, routing_note=None, updated_at=now)
     )
+    if cast(CursorResult[Any], assigned).rowcount != 1:
+        return  # taken meanwhile (cannot happen under the routing lock; never assign twice)
     await session.execute(
         update(Operator).where(Operator.id == winner).values(last_assigned_at=now)
     )
