@@ -221,6 +221,11 @@ async def set_status(
         return conversation
     conversation.status = new_status
     conversation.snoozed_until = snoozed_until
+    if new_status is not ConversationStatus.OPEN:
+        # Work that no longer waits is no longer offered (the offer held a place in capacity).
+        await routing_log.withdraw_offers(
+            session, conversation.id, utcnow(), status=OfferStatus.CANCELLED
+        )
     if new_status is ConversationStatus.RESOLVED:
         if old_status != ConversationStatus.RESOLVED:
             conversation.resolved_at = utcnow()

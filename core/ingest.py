@@ -244,6 +244,8 @@ async def _thread(
         if utcnow() - resolved_at <= policy.reopen_window:
             candidate.status = ConversationStatus.OPEN
             candidate.resolved_at = None
+            # Routing looks at it again: it stays with its operator only if they have room.
+            candidate.queue_entered_at = None
             return candidate, "reopened"
     conversation = Conversation(
         contact_id=contact.id,

@@ -82,6 +82,9 @@ from routing.strategies import Decision, OfferRefusal, OperatorSnapshot, WorkIte
 log = logging.getLogger(__name__)
 
 AUTO_AWAY_REASON = "console disconnected"
+# Set instead for an operator who had said busy, so their console coming back restores busy.
+AUTO_AWAY_BUSY_REASON = "console disconnected (was busy)"
+_AUTO_REASONS = (AUTO_AWAY_REASON, AUTO_AWAY_BUSY_REASON)
 QUEUE_RULES = "queue_rules"
 LEAD_RULES = "lead_rules"
 # Work that holds an operator: waiting on them or on the customer; snoozed work does not.
@@ -369,12 +372,14 @@ async def _presence_housekeeping(
         )
     )
     for operator in gone:
-        if await set_presence(session, operator, Presence.AWAY, AUTO_AWAY_REASON, at=now):
+        was_busy = operator.presence == Presence.BUSY
+        reason = AUTO_AWAY_BUSY_REASON if was_busy else AUTO_AWAY_REASON
+        if await set_presence(session, operator, Presence.AWAY, reason, at=now):
             report.presence_changed += 1
     long_gone = await session.scalars(
         select(Operator).where(
             Operator.presence == Presence.AWAY,
-            Operator.presence_reason == AUTO_AWAY_REASON,
+            Operator.presence_reason.in_(_AUTO_REASONS),
             Operator.console_seen_at <= now - options.offline_after_disconnect,
         )
     )
@@ -384,11 +389,23 @@ async def _presence_housekeeping(
 
     # An offer to someone who is no longer available would only time out: withdraw it now.
     stale_offers = await session.execute(
-        select(Offer, Operator.presence)
+        select(Offer, Operator.presence, Conversation.status, Conversation.assignee_id)
         .join(Operator, Operator.id == Offer.operator_id)
-        .where(Offer.status == OfferStatus.PENDING, Operator.presence != Presence.AVAILABLE)
+        .join(Conversation, Conversation.id == Offer.conversation_id)
+        .where(
+            Offer.status == OfferStatus.PENDING,
+            or_(
+                Operator.presence != Presence.AVAILABLE,
+                Conversation.status != ConversationStatus.OPEN,
+                Conversation.assignee_id.is_not(None),
+            ),
+        )
     )
-    for offer, presence in stale_offers:
+    for offer, presence, status, assignee_id in stale_offers:
+        if status != ConversationStatus.OPEN or assignee_id is not None:
+            why = "the conversation is no longer waiting"
+        else:
+            why = f"they are {presence} now"
         await _end_offer(session, offer, OfferStatus.CANCELLED, now)
         await routing_log.record(
             session,
@@ -396,7 +413,7 @@ async def _presence_housekeeping(
             conversation_id=offer.conversation_id,
             queue_id=offer.queue_id,
             operator_id=offer.operator_id,
-            reason=f"offer to operator {offer.operator_id} withdrawn: they are {presence} now",
+            reason=f"offer to operator {offer.operator_id} withdrawn: {why}",
             at=now,
         )
 
@@ -703,11 +720,26 @@ async def _match_queues(
     if not new_work:
         return
     rule_set = await queue_rules(session)
+    routed_before = set(
+        await session.scalars(
+            select(RoutingDecision.conversation_id).where(
+                RoutingDecision.conversation_id.in_([item.conversation_id for item in new_work]),
+                RoutingDecision.kind == "queue",
+            )
+        )
+    )
+    snapshots: dict[int, OperatorSnapshot] | None = None
     for item in new_work:
         conversation = await session.get(Conversation, item.conversation_id)
         if conversation is None or conversation.queue_entered_at is not None:
             continue  # another process matched it meanwhile
         if conversation.status != ConversationStatus.OPEN:
+            continue
+        if conversation.id in routed_before:
+            # Reopened by the customer: its queue stands; its operator keeps it if they can.
+            if snapshots is None:
+                snapshots = await operator_snapshots(session)
+            await _reopened(session, conversation, snapshots, now)
             continue
         if conversation.assignee_id is not None:
             # Someone holds it already (assigned before routing saw it): nothing to route.
@@ -749,6 +781,44 @@ async def _match_queues(
         )
         await _start_slas(session, conversation, setup, now)
         report.matched += 1
+
+
+async def _reopened(
+    session: AsyncSession,
+    conversation: Conversation,
+    snapshots: Mapping[int, OperatorSnapshot],
+    now: datetime,
+) -> None:
+    conversation.queue_entered_at = now
+    holder = snapshots.get(conversation.assignee_id or 0)
+    if holder is None:
+        conversation.assignee_id = None
+        reason = "reopened by the customer: waits in its queue again"
+    else:
+        kind = channel_kind(conversation.channel)
+        # The load counts this conversation already, now that it is open again.
+        over = holder.load_of(kind) > holder.capacity_of(kind) or (
+            holder.total_capacity is not None and holder.total_load > holder.total_capacity
+        )
+        if not over:
+            conversation.queue_entered_at = now
+            return
+        conversation.assignee_id = None
+        conversation.routing_note = None
+        reason = (
+            f"reopened by the customer while operator {holder.id} has no room for it"
+            f" ({kind} {holder.load_of(kind)}/{holder.capacity_of(kind)}): back to the queue"
+        )
+        await _emit_assignment(session, conversation)
+    await routing_log.record(
+        session,
+        kind="requeue",
+        conversation_id=conversation.id,
+        queue_id=conversation.queue_id,
+        operator_id=holder.id if holder is not None else None,
+        reason=reason,
+        at=now,
+    )
 
 
 # --- 5. overflow ----------------------------------------------------------------------------
@@ -1375,5 +1445,10 @@ async def console_seen(session: AsyncSession, operator_id: int, now: datetime) -
     if operator is None:
         return
     operator.console_seen_at = now
-    if operator.presence_reason == AUTO_AWAY_REASON and operator.presence != Presence.AVAILABLE:
-        await set_presence(session, operator, Presence.AVAILABLE, None, at=now)
+    if operator.presence_reason in _AUTO_REASONS and operator.presence != Presence.AVAILABLE:
+        back = (
+            Presence.BUSY
+            if operator.presence_reason == AUTO_AWAY_BUSY_REASON
+            else Presence.AVAILABLE
+        )
+        await set_presence(session, operator, back, None, at=now)
