@@ -66,6 +66,7 @@ from core.operators import set_presence
 from core.queues import create_queue, update_queue
 from core.routing_log import lock_routing
 from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_queue_config
+from routing.expressions import operator_attributes
 from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
 from routing.rules import (
     CHANNELS,
@@ -384,7 +385,9 @@ async def _presence_housekeeping(
         )
     )
     for operator in long_gone:
-        if await set_presence(session, operator, Presence.OFFLINE, AUTO_AWAY_REASON, at=now):
+        # The reason carries on: it says what to restore when the console comes back.
+        reason = operator.presence_reason
+        if await set_presence(session, operator, Presence.OFFLINE, reason, at=now):
             report.presence_changed += 1
 
     # An offer to someone who is no longer available would only time out: withdraw it now.
@@ -1056,6 +1059,10 @@ async def _route_waiting(
         candidates = [
             rooms.snapshots[i] for i in members.get(row.queue_id, ()) if i in rooms.snapshots
         ]
+        if row.routing_note is not None and not _worth_deciding(
+            work, candidates, setup.config, refusals.get(row.id, {})
+        ):
+            continue  # explained already, and nobody who could take it has room
         decision = decide(work, candidates, setup.config.policy, now, refusals.get(row.id))
         if decision.outcome != "assign" or decision.winner_id is None:
             await _note(session, row, decision.reason, decision, now)
@@ -1067,6 +1074,33 @@ async def _route_waiting(
         if decisions >= options.max_decisions_per_pass:
             report.more = True
             break
+
+
+def _worth_deciding(
+    work: WorkItem,
+    candidates: Sequence[OperatorSnapshot],
+    config: QueueConfig,
+    refused: Mapping[int, OfferRefusal],
+) -> bool:
+    """Could anyone take this work now? A cheap check before `decide`, which also explains.
+
+    Work that waits already explained is decided again only when some member has room for
+    it, meets the required skills and has not refused it; with a backlog, most waiting work
+    fails this at once and costs a pass almost nothing. Sticky queues always decide (their
+    wait ends by time, not by room).
+    """
+    if "sticky" in config.strategies:
+        return True
+    facts = work.expression_facts()
+    for operator in candidates:
+        if operator.id in refused or not has_room(operator, work.channel_kind):
+            continue
+        if config.required_skills is None:
+            return True
+        attributes = operator_attributes(operator.skills, operator.languages, facts)
+        if config.required_skills.matches(attributes):
+            return True
+    return False
 
 
 async def _refusals(
@@ -1121,7 +1155,10 @@ async def _note(
     if reason == row.routing_note:
         return
     await session.execute(
-        update(Conversation).where(Conversation.id == row.id).values(routing_note=reason)
+        update(Conversation)
+        .where(Conversation.id == row.id)
+        # A note is not activity: updated_at (the inbox's order) stays as it was.
+        .values(routing_note=reason, updated_at=Conversation.updated_at)
     )
     await routing_log.record(
         session,
@@ -1171,7 +1208,9 @@ async def _give(
             at=now,
         )
         await session.execute(
-            update(Conversation).where(Conversation.id == row.id).values(routing_note=None)
+            update(Conversation)
+            .where(Conversation.id == row.id)
+            .values(routing_note=None, updated_at=Conversation.updated_at)
         )
         await emit(
             session,
