@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import Actor
@@ -72,6 +72,26 @@ def actor_label(actor: Actor) -> str:
     return f"{actor.role}:{actor.operator_id}"
 
 
+async def end_offer(
+    session: AsyncSession, offer: Offer, status: OfferStatus, now: datetime
+) -> None:
+    """An offer is answered, times out or is withdrawn; the console hears of it."""
+    offer.status = status
+    offer.answered_at = now
+    await emit(
+        session,
+        Event(
+            "offer.updated",
+            {
+                "offer": offer.id,
+                "conversation": offer.conversation_id,
+                "operator": offer.operator_id,
+            },
+            {"status": str(status)},
+        ),
+    )
+
+
 async def withdraw_offers(
     session: AsyncSession, conversation_id: int, now: datetime, *, status: OfferStatus
 ) -> list[Offer]:
@@ -83,25 +103,6 @@ async def withdraw_offers(
             )
         )
     )
-    if not offers:
-        return []
-    await session.execute(
-        update(Offer)
-        .where(Offer.id.in_([offer.id for offer in offers]))
-        .values(status=status, answered_at=now)
-        .execution_options(synchronize_session="fetch")
-    )
     for offer in offers:
-        await emit(
-            session,
-            Event(
-                "offer.updated",
-                {
-                    "offer": offer.id,
-                    "conversation": offer.conversation_id,
-                    "operator": offer.operator_id,
-                },
-                {"status": str(status)},
-            ),
-        )
+        await end_offer(session, offer, status, now)
     return offers

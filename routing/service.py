@@ -386,8 +386,8 @@ async def _presence_housekeeping(
     )
     for operator in long_gone:
         # The reason carries on: it says what to restore when the console comes back.
-        reason = operator.presence_reason
-        if await set_presence(session, operator, Presence.OFFLINE, reason, at=now):
+        kept = operator.presence_reason
+        if await set_presence(session, operator, Presence.OFFLINE, kept, at=now):
             report.presence_changed += 1
 
     # An offer to someone who is no longer available would only time out: withdraw it now.
@@ -409,7 +409,7 @@ async def _presence_housekeeping(
             why = "the conversation is no longer waiting"
         else:
             why = f"they are {presence} now"
-        await _end_offer(session, offer, OfferStatus.CANCELLED, now)
+        await routing_log.end_offer(session, offer, OfferStatus.CANCELLED, now)
         await routing_log.record(
             session,
             kind="withdrawn",
@@ -470,25 +470,6 @@ async def _emit_assignment(session: AsyncSession, conversation: Conversation) ->
     await emit(session, Event("conversation.assigned", ids, {"channel": conversation.channel}))
 
 
-async def _end_offer(
-    session: AsyncSession, offer: Offer, status: OfferStatus, now: datetime
-) -> None:
-    offer.status = status
-    offer.answered_at = now
-    await emit(
-        session,
-        Event(
-            "offer.updated",
-            {
-                "offer": offer.id,
-                "conversation": offer.conversation_id,
-                "operator": offer.operator_id,
-            },
-            {"status": str(status)},
-        ),
-    )
-
-
 # --- 2. offers ------------------------------------------------------------------------------
 
 
@@ -497,7 +478,7 @@ async def _expire_offers(session: AsyncSession, now: datetime, report: PassRepor
         select(Offer).where(Offer.status == OfferStatus.PENDING, Offer.expires_at <= now)
     )
     for offer in expired:
-        await _end_offer(session, offer, OfferStatus.TIMED_OUT, now)
+        await routing_log.end_offer(session, offer, OfferStatus.TIMED_OUT, now)
         waited = (offer.expires_at - offer.created_at).total_seconds()
         await routing_log.record(
             session,
@@ -523,7 +504,7 @@ async def accept_offer(session: AsyncSession, actor: Actor, offer_id: int, now: 
     await session.execute(
         update(Operator).where(Operator.id == offer.operator_id).values(last_assigned_at=now)
     )
-    await _end_offer(session, offer, OfferStatus.ACCEPTED, now)
+    await routing_log.end_offer(session, offer, OfferStatus.ACCEPTED, now)
     await routing_log.record(
         session,
         kind="accepted",
@@ -542,7 +523,7 @@ async def reject_offer(session: AsyncSession, actor: Actor, offer_id: int, now: 
     """The offered operator declines: the next candidate gets the work."""
     await lock_routing(session)
     offer = await _own_offer(session, actor, offer_id, now)
-    await _end_offer(session, offer, OfferStatus.REJECTED, now)
+    await routing_log.end_offer(session, offer, OfferStatus.REJECTED, now)
     await routing_log.record(
         session,
         kind="rejected",
