@@ -31,6 +31,7 @@ from core.models import (
     OutboxItem,
     utcnow,
 )
+from core.routing_log import REOPENED_NOTE
 from core.sql import insert_ignoring_conflicts
 from core.validation import check_storable
 
@@ -246,6 +247,7 @@ async def _thread(
             candidate.resolved_at = None
             # Routing looks at it again: it stays with its operator only if they have room.
             candidate.queue_entered_at = None
+            candidate.routing_note = REOPENED_NOTE
             return candidate, "reopened"
     conversation = Conversation(
         contact_id=contact.id,

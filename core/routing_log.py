@@ -17,6 +17,8 @@ from core.events import Event, emit
 from core.models import Offer, OfferStatus, RoutingDecision
 
 MAX_REASON = 2000
+# Ingest marks a conversation the customer reopened, for routing to look at again.
+REOPENED_NOTE = "reopened by the customer"
 # pg_advisory_xact_lock key of routing ("omni" in ASCII); no other lock uses it.
 ROUTING_LOCK_KEY = 0x6F6D6E69
 

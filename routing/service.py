@@ -64,7 +64,7 @@ from core.models import (
 )
 from core.operators import set_presence
 from core.queues import create_queue, update_queue
-from core.routing_log import lock_routing
+from core.routing_log import REOPENED_NOTE, lock_routing
 from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_queue_config
 from routing.expressions import operator_attributes
 from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
@@ -719,7 +719,7 @@ async def _match_queues(
             continue  # another process matched it meanwhile
         if conversation.status != ConversationStatus.OPEN:
             continue
-        if conversation.id in routed_before:
+        if conversation.id in routed_before or conversation.routing_note == REOPENED_NOTE:
             # Reopened by the customer: its queue stands; its operator keeps it if they can.
             if snapshots is None:
                 snapshots = await operator_snapshots(session)

@@ -17,9 +17,8 @@ It checks, from the database (tests/routing_checks.py):
   reply stays with an operator offline past the requeue grace. One pass must settle it all.
 
 Left out: going over capacity by hand, which is allowed by design (a supervisor's or an
-operator's own assignment), sticky routing and business hours (work may rightly wait), and
-the paths the xfail tests after the machine show to be wrong today (see the comments that
-name them).
+operator's own assignment), and sticky routing and business hours (work may rightly wait).
+The tests after the machine pin the paths it found wrong once (now fixed).
 """
 
 from __future__ import annotations
@@ -558,14 +557,6 @@ async def test_a_reopened_conversation_does_not_put_its_operator_over_capacity(
     assert (reopened.queue_id, reopened.assignee_id) == (support, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "routing.service._match_queues treats a reopened conversation as reopened only if it"
-        " has a 'queue' decision; work assigned before routing first saw it has none, so it"
-        " stays with its operator whatever they hold"
-    ),
-)
 async def test_work_assigned_before_routing_saw_it_is_not_kept_over_capacity_when_reopened(
     world: World,
 ) -> None:
