@@ -247,11 +247,6 @@ class RoutingMachine(RuleBasedStateMachine):
 
     async def _console(self, operator_id: int) -> None:
         async with self.sessions() as session, session.begin():
-            operator = await session.get(Operator, operator_id)
-            assert operator is not None
-            if self.said[operator_id] == Presence.BUSY and operator.presence == Presence.OFFLINE:
-                # Wrong today: test_a_busy_operator_offline_for_a_closed_console_comes_back_busy
-                return
             await console_seen(session, operator_id, self.world.now)
 
     @precondition(lambda self: self.offered)
@@ -346,9 +341,6 @@ class RoutingMachine(RuleBasedStateMachine):
         if not candidates:
             return
         conversation = await self.world.conversation(candidates[pick % len(candidates)])
-        if conversation.queue_entered_at is None:
-            # Wrong today: test_work_assigned_before_routing_saw_it_is_not_kept_over_capacity_...
-            return
         operator_id = self.operators[to] if to < len(self.operators) else None
         if operator_id is None or operator_id == conversation.assignee_id:
             if by_supervisor and operator_id is None:
