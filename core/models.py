@@ -28,9 +28,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+# Re-exported: the models' defaults and their callers read the one clock.
+from core.clock import utcnow as utcnow
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -3,6 +3,10 @@
 PostgreSQL is reached at OMNICRM_TEST_POSTGRES_URL (default: the local server as postgres);
 the suite creates its own database and drops it at the end. Without a reachable server the
 PostgreSQL half is skipped with the reason, except under CI=true, where that is a failure.
+
+OMNICRM_TEST_CLOCK_SHIFT_DAYS=N runs the whole suite with omnicrm's clock N days away from the
+machine's (`make test-shifted`), so a test that only passes near the date it was written in
+shows up.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from core import clock
 from core.audit import CLI
 from core.db import SessionFactory, make_engine
 from core.events import EventBus, session_info
@@ -39,6 +45,17 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "OMNICRM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shifted_clock() -> Iterator[None]:
+    """With OMNICRM_TEST_CLOCK_SHIFT_DAYS set, the suite runs at another date."""
+    days = os.environ.get("OMNICRM_TEST_CLOCK_SHIFT_DAYS")
+    if not days:
+        yield
+        return
+    with clock.using(clock.ShiftedClock(timedelta(days=float(days)))):
+        yield
 
 
 async def _admin_execute(statement: str) -> None:

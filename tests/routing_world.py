@@ -1,16 +1,21 @@
-"""A small contact center for routing tests: queues, operators, arriving work, a clock."""
+"""A small contact center for routing tests: queues, operators, arriving work, a clock.
+
+The world keeps time with a `ManualClock`. Install it (`core.clock.using(world.clock)`, as the
+`world` fixtures do) and everything core does (replies, status changes, audit, timers) happens
+at the world's time, the same time its routing passes see: no test depends on today's date."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 
 from core.audit import CLI, Actor
+from core.clock import ManualClock
 from core.db import SessionFactory
 from core.identity import Address
 from core.ingest import InboundEvent, IngestResult, ingest
@@ -39,12 +44,19 @@ def operator_actor(operator_id: int) -> Actor:
 @dataclass
 class World:
     sessions: SessionFactory
-    now: datetime = START
+    clock: ManualClock = field(default_factory=lambda: ManualClock(START))
     options: RoutingOptions = field(default_factory=RoutingOptions)
 
+    @property
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @now.setter
+    def now(self, at: datetime) -> None:
+        self.clock.set(at)
+
     def tick(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
+        return self.clock.advance(seconds)
 
     async def queue(self, name: str, members: list[int] = (), **config: Any) -> int:  # type: ignore[assignment]
         async with self.sessions() as session, session.begin():

@@ -47,7 +47,7 @@ async def omnicrm_server(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "web.cli",
+            "tests.run_cli",  # the omnicrm command, at the suite's clock
             "serve",
             cwd=ROOT,
             env=env,

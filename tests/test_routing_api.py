@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from core.audit import CLI
 from core.auth import create_token
+from core.clock import ManualClock
 from core.db import SessionFactory
 from core.models import Operator, Presence, Role, utcnow
 from core.operators import set_presence
@@ -27,7 +28,7 @@ from web.keys import BUS
 @pytest.fixture
 def world(sessions: SessionFactory) -> World:
     # Real time: offers made here expire in the real future, as the API checks.
-    return World(sessions, now=utcnow())
+    return World(sessions, ManualClock(utcnow()))
 
 
 async def test_an_operator_accepts_an_offer_and_the_history_explains_it(
@@ -186,7 +187,7 @@ async def test_the_engine_routes_new_work_live_without_being_asked(
         lambda event: assigned.set() if event.type == "conversation.assigned" else None
     )
     client = await aiohttp_client(await aiohttp_server(app))
-    world = World(sessions, now=utcnow())
+    world = World(sessions, ManualClock(utcnow()))
     ann = await world.operator("Ann")
     await world.queue("Support", [ann])
     async with sessions() as session, session.begin():

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -44,6 +44,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from core.audit import CLI, Actor
+from core.clock import install, using
 from core.conversations import assign, set_status
 from core.db import SessionFactory, make_engine
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -133,6 +134,7 @@ class RoutingMachine(RuleBasedStateMachine):
             self.engine, expire_on_commit=False, info=session_info(EventBus())
         )
         self.world = World(sessions)
+        self.previous_clock = install(self.world.clock)
         self.operators: list[int] = []
         self.queues: list[int] = []
         # Who wrote each conversation, on which channel: to write again into the same one.
@@ -146,6 +148,7 @@ class RoutingMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coroutine)
 
     def teardown(self) -> None:
+        install(self.previous_clock)
         self.wait(self.engine.dispose())
         self.loop.close()
 
@@ -496,8 +499,10 @@ def test_routing_invariants_hold_after_every_step(database_url: str) -> None:
 
 
 @pytest.fixture
-def world(sessions: SessionFactory) -> World:
-    return World(sessions)
+def world(sessions: SessionFactory) -> Iterator[World]:
+    world = World(sessions)
+    with using(world.clock):
+        yield world
 
 
 async def settled(world: World) -> list[str]:

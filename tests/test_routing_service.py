@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from core.audit import CLI, Actor
+from core.clock import using
 from core.conversations import assign, reply, set_status
 from core.db import SessionFactory
 from core.demo import load_demo
@@ -41,8 +43,10 @@ from tests.routing_world import World, operator_actor
 
 
 @pytest.fixture
-def world(sessions: SessionFactory) -> World:
-    return World(sessions)
+def world(sessions: SessionFactory) -> Iterator[World]:
+    world = World(sessions)
+    with using(world.clock):
+        yield world
 
 
 def kinds(log: list[RoutingDecision]) -> list[str]:
@@ -325,7 +329,8 @@ async def test_a_missed_first_response_escalates_and_survives_a_restart(
     conversation = await world.conversation(work.conversation_id)
     assert conversation.sla_due_at == conversation.created_at + timedelta(minutes=30)
     # The timer is in the database, not in a process: a new World (a restart) breaches it.
-    restarted = World(world.sessions, now=world.now + timedelta(minutes=31))
+    world.tick(31 * 60)
+    restarted = World(world.sessions, world.clock)
     report = await restarted.route()
     assert report.breached == 1
     conversation = await world.conversation(work.conversation_id)

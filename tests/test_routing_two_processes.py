@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 
 from core import auth
 from core.audit import CLI
+from core.clock import ManualClock
 from core.conversations import assign
 from core.db import SessionFactory
 from core.models import (
@@ -261,7 +262,7 @@ async def quiet(sessions: SessionFactory) -> list[str]:
 async def test_work_an_operator_takes_during_a_pass_is_not_offered_to_anyone_else(
     sessions: SessionFactory,
 ) -> None:
-    world = World(sessions, now=utcnow())
+    world = World(sessions, ManualClock(utcnow()))
     ann = await world.operator("Ann", presence=Presence.AWAY)
     bob = await world.operator("Bob", presence=Presence.BUSY)
     chat = await world.queue("Chat", [ann, bob], offer_timeout_seconds=60)
