@@ -6,6 +6,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
 from pydantic import (
@@ -127,7 +128,11 @@ class Settings(BaseSettings):
     session_ttl_hours: float = Field(default=12.0, gt=0)
     # Cookies are marked Secure unless this is off (local HTTP development).
     secure_cookies: bool = False
-    # Extra origins allowed to open the websocket besides the server's own.
+    # The address people and providers reach this server at (scheme, host, optional port and
+    # path prefix), e.g. https://crm.example.com; used for links that leave the server (form
+    # embed snippets, webhook addresses) and as the server's own origin. Unset: the request's.
+    public_url: str | None = None
+    # Extra origins allowed to sign in and open the websocket besides the server's own.
     allowed_origins: list[str] = Field(default_factory=list)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_max_attempts: int = Field(default=8, ge=1)
@@ -155,6 +160,26 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// address")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+    @property
+    def public_origin(self) -> str | None:
+        """scheme://host[:port] of `public_url`, as browsers send it in Origin headers."""
+        if self.public_url is None:
+            return None
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @field_validator("default_region")
     @classmethod
