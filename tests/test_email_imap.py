@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from channels.email.imap import Cursor, MailboxPoller, PollerOptions, load_cursor
-from channels.email.inbound import external_id_of
+from channels.email.inbound import content_key, external_id_of
 from channels.email.message import parse_message
 from channels.email.service import EmailChannel
 from channels.email.smtp import EmailSender
@@ -202,22 +202,24 @@ async def test_the_whole_corpus_is_imported_through_imap(
             )
         }
     outcomes: dict[str, str] = {}
-    first_of: dict[str, str] = {}
+    first_of: dict[tuple[str | None, str], str] = {}
     for name, uid in uids.items():
         # Dovecot hands messages back with CRLF line ends: parse what the poller got.
         raw = await asyncio.to_thread(fetch_raw, dovecot, user, uid)
         parsed = parse_message(raw)
-        external_id = external_id_of(parsed)
         if uid in held:
             outcomes[name] = f"quarantined: {held[uid]}"
             continue
-        interaction = stored[external_id]
-        if external_id in first_of:
-            # The corpus repeats Message-IDs (variants of one message): stored once.
-            outcomes[name] = f"duplicate of {first_of[external_id]}"
+        # The corpus repeats Message-IDs: copies of one message are stored once, other
+        # messages under a reused id each as their own interaction.
+        same = (parsed.message_id, parsed.content_digest)
+        if same in first_of:
+            outcomes[name] = f"duplicate of {first_of[same]}"
             continue
-        first_of[external_id] = name
+        first_of[same] = name
         outcomes[name] = "ingested"
+        interaction = stored.get(content_key(parsed)) or stored[external_id_of(parsed)]
+        assert interaction.meta["content_digest"] == parsed.content_digest, name
         assert interaction.subject == parsed.subject[:500], name
         assert [a["filename"] for a in interaction.attachments] == [
             a.filename for a in parsed.attachments

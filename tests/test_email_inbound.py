@@ -3,11 +3,10 @@ databases (attachments, bounces, quarantine, duplicates)."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 from sqlalchemy import func, select
 
+from channels.email.digest import content_digest
 from channels.email.inbound import (
     ImportStatus,
     external_id_of,
@@ -120,11 +119,15 @@ def test_a_reply_maps_to_an_email_interaction_threaded_under_what_it_answers() -
     assert event.meta["bounce"] is None
 
 
-def test_a_message_without_message_id_is_known_by_its_content_hash() -> None:
+def test_a_message_without_message_id_is_known_by_its_content_digest() -> None:
     raw = message(message_id=None)
     event = to_inbound_event(parse_message(raw), mailbox_row())
-    assert event.external_id == f"sha256:{hashlib.sha256(raw).hexdigest()}"
+    assert event.external_id == f"sha256:{content_digest(raw)}"
     assert event.meta["message_id"] is None
+    assert event.meta["content_digest"] == content_digest(raw)
+    # The copy another mailbox received is the same message.
+    copy = b"Delivered-To: sales@omnicrm.test\r\n" + raw
+    assert to_inbound_event(parse_message(copy), mailbox_row()).external_id == event.external_id
 
 
 def test_an_auto_reply_is_recorded_but_may_not_reopen() -> None:

@@ -4,8 +4,9 @@ Exactly once, across restarts and outages:
 - A cursor per mailbox (UIDVALIDITY and the last UID handled) is committed in the same
   transaction as the interaction (or quarantine row) of the message it covers; after a
   restart, a dropped connection or a long outage the poller asks for every UID above it.
-- A new or changed UIDVALIDITY re-scans the folder within the backfill window; ingest's
-  unique (channel, external_id) turns messages seen before into no-ops.
+- A new or changed UIDVALIDITY re-scans the folder within the backfill window; messages
+  seen before (the same Message-ID and content digest, see channels.email.inbound) are
+  skipped and counted as duplicates.
 - Flags and moves on the server (after_import) happen only after that commit.
 - On PostgreSQL the poller holds an advisory lock per mailbox on a connection of its own,
   so several server processes run one poller per mailbox between them.

@@ -5,16 +5,27 @@
 and from an admin's retry alike: parse, store the attachments, ingest, record a bounce on
 the outbox item it answers; anything ingest refuses is quarantined with the reason instead.
 The caller owns the transaction (and commits the poller's cursor in it).
+
+The same message is imported once; "the same" means the same Message-ID (or none) and the
+same content digest (channels.email.digest: what the sender wrote, not the servers' headers).
+A message is stored under its Message-ID; a different message whose Message-ID is already
+held (broken mailers reuse ids) is stored under `<Message-ID> sha256:<digest>` instead, so a
+reply naming that Message-ID threads into the conversation of the first message imported
+with it. A message without a Message-ID is stored under `sha256:<digest>`. Interactions
+stored before digests were recorded are recognized by what they kept (`is_same_message`)
+and, without a Message-ID, by the hash of their raw bytes, their key then.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,10 +39,12 @@ from channels.email.message import (
 from core import quarantine
 from core.errors import InvalidInput
 from core.identity import Address
-from core.ingest import MAX_TEXT, InboundEvent, IngestPolicy, ingest
-from core.models import IdentityKind, Mailbox, OutboxItem
+from core.ingest import MAX_EXTERNAL_ID, MAX_TEXT, InboundEvent, IngestPolicy, IngestResult, ingest
+from core.models import IdentityKind, Interaction, Mailbox, OutboxItem
 from core.outbox import record_bounce
 from core.storage import AttachmentStore
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "email"
 # Conversation.thread_key is a 500-character column.
@@ -42,7 +55,7 @@ MAX_PROBLEMS = 50
 
 class ImportStatus(StrEnum):
     INGESTED = "ingested"
-    # Stored before (the same Message-ID or, without one, the same bytes).
+    # Stored before: the same Message-ID (or none) and the same content digest.
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
 
@@ -59,8 +72,50 @@ class ImportOutcome:
 
 
 def external_id_of(parsed: ParsedEmail) -> str:
-    """The Message-ID, or the content hash for a message without a usable one."""
-    return parsed.message_id or f"sha256:{parsed.content_hash}"
+    """The key a message is stored under unless a different message holds it: its
+    Message-ID, or `sha256:<content digest>` for a message without a usable one."""
+    return parsed.message_id or content_key(parsed)
+
+
+def content_key(parsed: ParsedEmail) -> str:
+    """The key of a message whose Message-ID a different message holds: `<id> sha256:<digest>`,
+    which still names the Message-ID for our replies' In-Reply-To and References; the digest
+    alone for an id too long for that (it covers the Message-ID header too)."""
+    digest = f"sha256:{parsed.content_digest}"
+    if parsed.message_id is None:
+        return digest
+    keyed = f"{parsed.message_id} {digest}"
+    return keyed if len(keyed) <= MAX_EXTERNAL_ID else digest
+
+
+def message_id_in(external_id: str) -> str | None:
+    """The Message-ID an email interaction's external id names; None for a content digest."""
+    candidate = external_id.split(" ", 1)[0]
+    looks_like_one = candidate.startswith("<") and candidate.endswith(">") and "@" in candidate
+    return candidate if looks_like_one else None
+
+
+def is_same_message(stored: Interaction, event: InboundEvent) -> bool:
+    """Whether `stored`, held under the key `event` asks for, is the message `event` is from.
+
+    Interactions record their message's content digest. Ones stored before that (under the
+    bare Message-ID) are compared by what they kept of the message: subject, full text,
+    recipients and attachments (content-addressed keys, names, sizes). A re-delivery of such
+    a message is thus recognized, and a different message reusing its id is not swallowed.
+    """
+    kept = stored.meta or {}
+    recorded = kept.get("content_digest")
+    if recorded is not None:
+        return bool(recorded == event.meta["content_digest"])
+    return (
+        stored.subject == event.subject[:500]
+        and all(kept.get(key) == event.meta[key] for key in ("full_text", "to", "cc"))
+        and _attachment_identities(stored.attachments) == _attachment_identities(event.attachments)
+    )
+
+
+def _attachment_identities(entries: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(entry.get("key"), entry.get("filename"), entry.get("size")) for entry in entries]
 
 
 def to_inbound_event(
@@ -96,6 +151,7 @@ def to_inbound_event(
         meta={
             "mailbox_id": mailbox.id,
             "message_id": parsed.message_id,
+            "content_digest": parsed.content_digest,
             "to": list(parsed.to),
             "cc": list(parsed.cc),
             "reply_to": list(parsed.reply_to),
@@ -186,7 +242,7 @@ async def import_message(
     event = to_inbound_event(parsed, mailbox, attachments, received_at=received_at)
     try:
         # Ingest writes in a savepoint of its own: when it raises, nothing of it remains.
-        result = await ingest(session, event, policy)
+        result = await _ingest_once(session, parsed, event, policy)
     except InvalidInput as exc:
         fields = "; ".join(f"{name}: {message}" for name, message in exc.fields.items())
         return await hold(f"ingest refused the message: {fields or exc.message}")
@@ -203,6 +259,52 @@ async def import_message(
         quarantine_id=held.id if held is not None else None,
         bounced_outbox_id=bounced,
     )
+
+
+async def _ingest_once(
+    session: AsyncSession, parsed: ParsedEmail, event: InboundEvent, policy: IngestPolicy
+) -> IngestResult:
+    """Ingest `event` unless the same message is stored; created=False with its ids if it is.
+
+    Ingest's unique (channel, external_id) decides every race: a twin committed meanwhile
+    is found by the second ingest call or the lookup that follows the first.
+    """
+    if parsed.message_id is None:
+        earlier = await _stored_under(session, f"sha256:{parsed.content_hash}")
+        if earlier is not None:
+            return earlier
+        return await ingest(session, event, policy)
+    result = await ingest(session, event, policy)
+    if result.created:
+        return result
+    holder = await session.get(Interaction, result.interaction_id, populate_existing=True)
+    if holder is None or is_same_message(holder, event):
+        return result
+    result = await ingest(session, replace(event, external_id=content_key(parsed)), policy)
+    if result.created:
+        log.info(
+            "stored an email whose Message-ID an earlier, different message has",
+            extra={
+                "mailbox_id": event.meta["mailbox_id"],
+                "message_id": parsed.message_id,
+                "interaction_id": result.interaction_id,
+                "earlier_interaction_id": holder.id,
+            },
+        )
+    return result
+
+
+async def _stored_under(session: AsyncSession, external_id: str) -> IngestResult | None:
+    row = (
+        await session.execute(
+            select(Interaction.id, Interaction.conversation_id, Interaction.contact_id).where(
+                Interaction.channel == CHANNEL, Interaction.external_id == external_id
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return IngestResult(row.id, row.conversation_id or 0, row.contact_id, created=False)
 
 
 async def _record_bounce(session: AsyncSession, parsed: ParsedEmail) -> int | None:

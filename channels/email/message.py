@@ -38,6 +38,7 @@ from email.utils import (
     parsedate_to_datetime,
 )
 
+from channels.email.digest import content_digest
 from core.html import html_to_text
 from core.ingest import MAX_EXTERNAL_ID
 from core.models import utcnow
@@ -119,7 +120,11 @@ class ParsedEmail:
     is_bounce: bool
     bounce_original_message_id: str | None
     bounce_reason: str | None
+    # SHA-256 of the raw bytes: how messages without a Message-ID were keyed before
+    # content_digest; still looked up, so mail imported then is recognized.
     content_hash: str
+    # What the sender wrote, whatever servers added on the way (channels.email.digest).
+    content_digest: str
     problems: tuple[str, ...]
 
 
@@ -178,6 +183,7 @@ def parse_message(
         bounce_original_message_id=bounce.original_message_id,
         bounce_reason=_printable(bounce.reason) if bounce.reason else None,
         content_hash=hashlib.sha256(raw).hexdigest(),
+        content_digest=content_digest(raw),
         problems=tuple(dict.fromkeys(_printable(problem) for problem in problems)),
     )
 
@@ -345,7 +351,7 @@ def _message_id(message: EmailMessage, problems: list[str]) -> str | None:
         return None
     cleaned = _clean_message_id(_decode_raw_header(raw))
     if cleaned is None:
-        problems.append("unusable Message-ID header; use content_hash to tell messages apart")
+        problems.append("unusable Message-ID header; the content digest tells messages apart")
     return cleaned
 
 

@@ -20,6 +20,7 @@ import aiosmtplib
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.email.inbound import message_id_in
 from channels.email.message import MAX_REFERENCES, compose_message
 from core.db import SessionFactory
 from core.mailboxes import active_mailbox_exists
@@ -215,15 +216,13 @@ async def thread_message_ids(
         latest = await session.execute(
             query.order_by(*(column.desc() for column in order)).limit(MAX_REFERENCES)
         )
-        for when, message_id in [*first, *latest]:
-            if when is not None and message_id is not None and _looks_like_message_id(message_id):
+        for when, key in [*first, *latest]:
+            # An inbound message's key may add a content digest to its Message-ID, or be
+            # only a digest (no Message-ID).
+            message_id = message_id_in(key) if key is not None else None
+            if when is not None and message_id is not None:
                 found.setdefault(message_id, when)
     return sorted(found, key=lambda message_id: found[message_id])
-
-
-def _looks_like_message_id(value: str) -> bool:
-    # Inbound messages without a Message-ID are stored under a content hash instead.
-    return value.startswith("<") and value.endswith(">") and "@" in value
 
 
 def _message_id(outbox_id: int, created_at: datetime, domain: str) -> str:
