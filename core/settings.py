@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     secret_key: str = INSECURE_DEV_SECRET
+    # The key of channel credentials at rest (core/credentials.py); unset: derived from
+    # secret_key. Previous keys still decrypt during a rotation (`omnicrm secrets rotate`).
+    credentials_key: SecretStr | None = None
+    credentials_previous_keys: list[SecretStr] = Field(default_factory=list)
     # Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
     default_region: str = "US"
     # A resolved conversation reopens when the customer writes again within this many days.
@@ -159,6 +163,23 @@ class Settings(BaseSettings):
     def _supported_database(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("credentials_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError(
+                "must be at least 16 characters; use a long random string, e.g. from "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return value
+
+    @field_validator("credentials_previous_keys")
+    @classmethod
+    def _not_empty(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(not key.get_secret_value() for key in value):
+            raise ValueError("an empty key cannot have encrypted anything; remove it")
         return value
 
     @field_validator("public_url")
