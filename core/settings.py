@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
 from core.errors import InvalidInput
 from core.mailboxes import check_complete
@@ -263,6 +264,11 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
     file_values = {k: v for k, v in file_values.items() if k not in from_env}
     try:
         return Settings(**{**file_values, **overrides})
+    except PydanticSettingsError as exc:
+        # An environment variable of a list setting that is not JSON.
+        raise SettingsError(
+            f'invalid settings: {exc} (write a list as JSON, e.g. \'["first", "second"]\')'
+        ) from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"

@@ -135,6 +135,10 @@ def test_credentials_settings_from_the_environment_and_their_checks(
     monkeypatch.setenv("OMNICRM_CREDENTIALS_PREVIOUS_KEYS", '[""]')
     with pytest.raises(SettingsError, match="credentials_previous_keys"):
         load_settings()
+    # Not JSON: one line saying how to write a list, not a traceback.
+    monkeypatch.setenv("OMNICRM_CREDENTIALS_PREVIOUS_KEYS", KEY_A)
+    with pytest.raises(SettingsError, match=r"credentials_previous_keys.*write a list as JSON"):
+        load_settings()
 
 
 def test_selected_keys_of_a_dict_are_encrypted() -> None:
