@@ -27,6 +27,7 @@ from sqlalchemy import func, select  # noqa: E402 - the path is set up just abov
 from bench.common import database  # noqa: E402
 from channels.email.imap import PollerOptions  # noqa: E402
 from channels.email.service import EmailChannel  # noqa: E402
+from core.credentials import CredentialCipher  # noqa: E402
 from core.db import make_engine, make_session_factory, transaction  # noqa: E402
 from core.events import EventBus, session_info  # noqa: E402
 from core.ingest import IngestPolicy  # noqa: E402
@@ -81,6 +82,7 @@ async def omnicrm_import(
 ) -> float:
     """Seconds from starting the email channel until all `count` messages are interactions."""
     await upgrade(database_url)
+    cipher = CredentialCipher("the email benchmark's credentials key")
     engine = make_engine(database_url)
     bus = EventBus()
     sessions = make_session_factory(engine)
@@ -95,7 +97,7 @@ async def omnicrm_import(
                     imap_port=server.port,
                     imap_tls=TlsMode.NONE,
                     imap_user=user.login,
-                    imap_password=user.password,
+                    imap_password=cipher.encrypt(user.password),
                     smtp_host="127.0.0.1",
                     smtp_tls=TlsMode.NONE,
                     poll_seconds=1,
@@ -107,6 +109,7 @@ async def omnicrm_import(
             MemoryStore(),
             IngestPolicy(reopen_window=timedelta(days=7)),
             PollerOptions(batch_size=50),
+            cipher=cipher,
         )
         started = time.perf_counter()
         await channel.start()

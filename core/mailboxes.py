@@ -3,7 +3,9 @@
 They are configured three ways, all through here: the API, the CLI and the config file. The
 config file owns the mailboxes it declares (`from_config`): `sync_config_mailboxes` brings the
 database in line with it at start-up, and the API may not change them. Passwords are stored
-for the pollers and senders; they are never audited, logged or returned by the API.
+for the pollers and senders, encrypted with the `CredentialCipher` every writer is given
+(core/credentials.py), and compared as the passwords they hold, so saving the same password
+again changes nothing; they are never audited, logged or returned by the API.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnDefault, func, inspect, select
+from sqlalchemy import ColumnDefault, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.audit import Actor
+from core.credentials import CredentialCipher, Rotation
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events import Event, emit
 from core.identity import normalize_email
@@ -244,18 +247,30 @@ async def get_mailbox(session: AsyncSession, mailbox_id: int) -> Mailbox:
     return mailbox
 
 
-async def create_mailbox(session: AsyncSession, actor: Actor, values: Mapping[str, Any]) -> Mailbox:
-    """A new mailbox from settings named as the Mailbox columns; 400 names each bad one."""
-    return await _create(session, actor, values, from_config=False)
+async def create_mailbox(
+    session: AsyncSession,
+    actor: Actor,
+    values: Mapping[str, Any],
+    *,
+    cipher: CredentialCipher,
+) -> Mailbox:
+    """A new mailbox from settings named as the Mailbox columns (passwords in clear text,
+    stored encrypted with `cipher`); 400 names each bad one."""
+    return await _create(session, actor, values, cipher, from_config=False)
 
 
 async def update_mailbox(
-    session: AsyncSession, actor: Actor, mailbox_id: int, changes: Mapping[str, Any]
+    session: AsyncSession,
+    actor: Actor,
+    mailbox_id: int,
+    changes: Mapping[str, Any],
+    *,
+    cipher: CredentialCipher,
 ) -> Mailbox:
     """Change the given settings; a password not given stays as it is."""
     mailbox = await get_mailbox(session, mailbox_id)
     _refuse_config_mailbox(mailbox)
-    await _apply(session, actor, mailbox, changes)
+    await _apply(session, actor, mailbox, changes, cipher)
     return mailbox
 
 
@@ -277,14 +292,15 @@ class ConfigSync:
 
 
 async def sync_config_mailboxes(
-    session: AsyncSession, configs: Sequence[MailboxSettings]
+    session: AsyncSession, configs: Sequence[MailboxSettings], *, cipher: CredentialCipher
 ) -> ConfigSync:
     """Make the database hold exactly the config file's mailboxes (by name).
 
     A mailbox the file declares is created or updated to match it, a setting left out of the
     file meaning its default. One with the same name made through the API is taken over by
     the file. A mailbox the file declared before and no longer does is deactivated and handed
-    to the API, so an admin can manage or reactivate it there.
+    to the API, so an admin can manage or reactivate it there. A mailbox that matches the file
+    is not written (its passwords are compared decrypted), so a restart changes nothing.
     """
     if session.get_bind().dialect.name == "postgresql":
         # Server processes starting together would otherwise both create the same mailbox;
@@ -298,9 +314,9 @@ async def sync_config_mailboxes(
         declared.add(values["name"])
         existing = await session.scalar(select(Mailbox).where(Mailbox.name == values["name"]))
         if existing is None:
-            await _create(session, CONFIG_FILE, values, from_config=True)
+            await _create(session, CONFIG_FILE, values, cipher, from_config=True)
             result.created.append(values["name"])
-        elif await _apply(session, CONFIG_FILE, existing, values, take_over=True):
+        elif await _apply(session, CONFIG_FILE, existing, values, cipher, take_over=True):
             result.updated.append(values["name"])
     removed = await session.scalars(
         select(Mailbox).where(Mailbox.from_config.is_(True), Mailbox.name.not_in(declared))
@@ -321,12 +337,17 @@ def _refuse_config_mailbox(mailbox: Mailbox) -> None:
 
 
 async def _create(
-    session: AsyncSession, actor: Actor, values: Mapping[str, Any], *, from_config: bool
+    session: AsyncSession,
+    actor: Actor,
+    values: Mapping[str, Any],
+    cipher: CredentialCipher,
+    *,
+    from_config: bool,
 ) -> Mailbox:
     settings = check_complete(values)
     await _check_name_free(session, settings["name"])
     await _check_queue(session, settings["queue_id"])
-    mailbox = Mailbox(**settings, from_config=from_config)
+    mailbox = Mailbox(**cipher.encrypt_fields(settings, SECRET_FIELDS), from_config=from_config)
     session.add(mailbox)
     await session.flush()
     await audit.record(
@@ -346,19 +367,21 @@ async def _apply(
     actor: Actor,
     mailbox: Mailbox,
     values: Mapping[str, Any],
+    cipher: CredentialCipher,
     *,
     take_over: bool = False,
 ) -> list[str]:
     """Set the given settings; `take_over` makes the config file the owner. What changed."""
     checked = check_fields(values)
     check_consistent({**{name: getattr(mailbox, name) for name in SETTINGS}, **checked})
-    changed = [name for name, value in checked.items() if getattr(mailbox, name) != value]
+    changed = [name for name, value in checked.items() if not _holds(mailbox, name, value, cipher)]
     if "name" in changed:
         await _check_name_free(session, checked["name"], mailbox.id)
     if "queue_id" in changed:
         await _check_queue(session, checked["queue_id"])
     for name in changed:
-        setattr(mailbox, name, checked[name])
+        value = checked[name]
+        setattr(mailbox, name, cipher.encrypt(value) if name in SECRET_FIELDS else value)
     if take_over and not mailbox.from_config:
         mailbox.from_config = True
         changed.append("from_config")
@@ -371,6 +394,61 @@ async def _apply(
     )
     await emit(session, Event("mailbox.updated", {"mailbox": mailbox.id}))
     return changed
+
+
+def _holds(mailbox: Mailbox, name: str, value: Any, cipher: CredentialCipher) -> bool:
+    """Whether the mailbox's setting is `value` already; a password is compared with what its
+    ciphertext decrypts to (one no configured key reads counts as different, and is replaced)."""
+    if name in SECRET_FIELDS:
+        return cipher.matches(getattr(mailbox, name), value)
+    return bool(getattr(mailbox, name) == value)
+
+
+async def rotate_credentials(
+    session: AsyncSession, actor: Actor, cipher: CredentialCipher
+) -> Rotation:
+    """Re-encrypt every stored mailbox password under the current key of `cipher`.
+
+    Values under a previous key and clear text are re-encrypted; values under the current key
+    stay as they are. If any value can be read with no configured key, nothing is written and
+    the result lists them: the caller reports them and rolls back. The rows are locked (FOR
+    UPDATE on PostgreSQL) so a concurrent edit waits for the rotation.
+    """
+    rotation = Rotation()
+    rows = await session.execute(
+        select(Mailbox.id, Mailbox.name, Mailbox.imap_password, Mailbox.smtp_password)
+        .order_by(Mailbox.id)
+        .with_for_update()
+    )
+    planned: list[tuple[int, dict[str, str]]] = []
+    for row in rows.all():
+        new = cipher.rotate_fields(
+            {name: getattr(row, name) for name in SECRET_FIELDS},
+            SECRET_FIELDS,
+            f"mailbox {row.name!r}",
+            rotation,
+        )
+        if new:
+            planned.append((row.id, new))
+    if rotation.unreadable:
+        return rotation
+    for mailbox_id, new in planned:
+        await session.execute(
+            update(Mailbox)
+            .where(Mailbox.id == mailbox_id)
+            # The same passwords: not an edit of the mailbox, so updated_at stays.
+            .values(**new, updated_at=Mailbox.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        await audit.record(
+            session,
+            actor,
+            "mailbox.rotate_credentials",
+            "mailbox",
+            mailbox_id,
+            {"fields": sorted(new)},
+        )
+    return rotation
 
 
 async def _deactivate(

@@ -447,7 +447,8 @@ class AfterImport(enum.StrEnum):
 
 
 class Mailbox(Base):
-    """One email account: IMAP in, SMTP out. Passwords are write-only in the API."""
+    """One email account: IMAP in, SMTP out. Passwords are write-only in the API and stored
+    encrypted (core/credentials.py: "" or "enc:v1:<token>", never the clear text)."""
 
     __tablename__ = "mailbox"
 
@@ -460,13 +461,13 @@ class Mailbox(Base):
     imap_port: Mapped[int] = mapped_column(Integer, default=993)
     imap_tls: Mapped[str] = mapped_column(String(10), default=TlsMode.SSL)
     imap_user: Mapped[str] = mapped_column(String(320))
-    imap_password: Mapped[str] = mapped_column(String(1000), default="")
+    imap_password: Mapped[str] = mapped_column(Text, default="")
     imap_folder: Mapped[str] = mapped_column(String(200), default="INBOX")
     smtp_host: Mapped[str] = mapped_column(String(255))
     smtp_port: Mapped[int] = mapped_column(Integer, default=465)
     smtp_tls: Mapped[str] = mapped_column(String(10), default=TlsMode.SSL)
     smtp_user: Mapped[str] = mapped_column(String(320), default="")
-    smtp_password: Mapped[str] = mapped_column(String(1000), default="")
+    smtp_password: Mapped[str] = mapped_column(Text, default="")
     queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
     after_import: Mapped[str] = mapped_column(String(10), default=AfterImport.LEAVE)
     move_to_folder: Mapped[str | None] = mapped_column(String(200))

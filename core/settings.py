@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
 from core.errors import InvalidInput
 from core.mailboxes import check_complete
@@ -118,6 +119,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     secret_key: str = INSECURE_DEV_SECRET
+    # The key of channel credentials at rest (core/credentials.py); unset: derived from
+    # secret_key. Previous keys still decrypt during a rotation (`omnicrm secrets rotate`).
+    credentials_key: SecretStr | None = None
+    credentials_previous_keys: list[SecretStr] = Field(default_factory=list)
     # Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
     default_region: str = "US"
     # A resolved conversation reopens when the customer writes again within this many days.
@@ -159,6 +164,23 @@ class Settings(BaseSettings):
     def _supported_database(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("credentials_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError(
+                "must be at least 16 characters; use a long random string, e.g. from "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return value
+
+    @field_validator("credentials_previous_keys")
+    @classmethod
+    def _not_empty(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(not key.get_secret_value() for key in value):
+            raise ValueError("an empty key cannot have encrypted anything; remove it")
         return value
 
     @field_validator("public_url")
@@ -242,6 +264,11 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
     file_values = {k: v for k, v in file_values.items() if k not in from_env}
     try:
         return Settings(**{**file_values, **overrides})
+    except PydanticSettingsError as exc:
+        # An environment variable of a list setting that is not JSON.
+        raise SettingsError(
+            f'invalid settings: {exc} (write a list as JSON, e.g. \'["first", "second"]\')'
+        ) from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"

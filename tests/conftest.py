@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core import clock
 from core.audit import CLI
+from core.credentials import CredentialCipher
 from core.db import SessionFactory, make_engine
 from core.events import EventBus, session_info
 from core.migrate import upgrade_sync
@@ -144,6 +145,12 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         outbox_poll_seconds=0.05,
         attachments_dir=str(tmp_path / "attachments"),
     )
+
+
+@pytest.fixture
+def cipher(settings: Settings) -> CredentialCipher:
+    """The credentials cipher of `settings`, the app's: what it stores passwords with."""
+    return CredentialCipher.from_settings(settings)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from channels.email.service import EmailChannel
 from channels.email.smtp import EmailSender
 from core.audit import CLI
 from core.conversations import reply, set_status
+from core.credentials import CredentialCipher
 from core.db import SessionFactory, make_engine
 from core.events import Event, EventBus, emit, session_info
 from core.ingest import IngestPolicy
@@ -50,6 +51,8 @@ from tests.test_email_message import CORPUS_FILES, corpus_message
 pytest_plugins = ["tests.mailservers"]  # the `dovecot` and `smtp_server` fixtures
 
 POLICY = IngestPolicy()
+# Mailbox rows hold passwords encrypted with this; the pollers and senders read them with it.
+CIPHER = CredentialCipher("the email tests' credentials key")
 FAST = PollerOptions(
     batch_size=5,
     command_timeout_seconds=10,
@@ -98,7 +101,7 @@ async def add_mailbox(
         **settings,
     }
     async with sessions() as session, session.begin():
-        mailbox = Mailbox(**values)
+        mailbox = Mailbox(**CIPHER.encrypt_fields(values, ("imap_password", "smtp_password")))
         session.add(mailbox)
         await session.flush()
         return mailbox.id
@@ -108,7 +111,7 @@ async def add_mailbox(
 async def polling(
     sessions: SessionFactory, mailbox_id: int, options: PollerOptions = FAST
 ) -> AsyncIterator[MailboxPoller]:
-    poller = MailboxPoller(sessions, mailbox_id, MemoryStore(), POLICY, options)
+    poller = MailboxPoller(sessions, mailbox_id, MemoryStore(), POLICY, options, cipher=CIPHER)
     task = asyncio.create_task(poller.run())
     try:
         yield poller
@@ -258,7 +261,7 @@ async def test_a_poller_killed_mid_batch_resumes_without_loss_or_duplicates(
     for raw in messages:
         await append(dovecot, user, raw)
     mailbox_id = await add_mailbox(sessions, dovecot, user)
-    poller = MailboxPoller(sessions, mailbox_id, MemoryStore(), POLICY, FAST)
+    poller = MailboxPoller(sessions, mailbox_id, MemoryStore(), POLICY, FAST, cipher=CIPHER)
     task = asyncio.create_task(poller.run())
     committed = 0
 
@@ -561,7 +564,9 @@ async def test_customer_operator_customer_is_one_conversation(
         smtp_port=smtp_server.port,
         smtp_tls="none",
     )
-    worker = OutboxWorker(sessions, {"email": EmailSender(sessions, timeout_seconds=10)})
+    worker = OutboxWorker(
+        sessions, {"email": EmailSender(sessions, cipher=CIPHER, timeout_seconds=10)}
+    )
     question = mail("Delivery date", message_id="<q1@customer.test>")
     async with polling(sessions, mailbox_id):
         await append(dovecot, user, question)
@@ -606,8 +611,8 @@ async def test_two_processes_on_postgresql_poll_a_mailbox_once(
         other_engine, expire_on_commit=False, info=session_info(EventBus())
     )
     channels = [
-        EmailChannel(sessions, EventBus(), MemoryStore(), POLICY, FAST),
-        EmailChannel(other_sessions, EventBus(), MemoryStore(), POLICY, FAST),
+        EmailChannel(sessions, EventBus(), MemoryStore(), POLICY, FAST, cipher=CIPHER),
+        EmailChannel(other_sessions, EventBus(), MemoryStore(), POLICY, FAST, cipher=CIPHER),
     ]
     try:
         for channel in channels:
@@ -649,7 +654,7 @@ async def test_the_channel_restarts_a_poller_when_its_mailbox_changes(
 ) -> None:
     user = dovecot.add_user("changes")
     mailbox_id = await add_mailbox(sessions, dovecot, user, imap_password="wrong")
-    channel = EmailChannel(sessions, bus, MemoryStore(), POLICY, FAST)
+    channel = EmailChannel(sessions, bus, MemoryStore(), POLICY, FAST, cipher=CIPHER)
     await channel.start()
     try:
 
@@ -667,7 +672,7 @@ async def test_the_channel_restarts_a_poller_when_its_mailbox_changes(
                 )
                 await emit(session, Event("mailbox.updated", {"mailbox": mailbox_id}))
 
-        await change(imap_password=user.password)
+        await change(imap_password=CIPHER.encrypt(user.password))
         raw = mail("After the fix")
         await append(dovecot, user, raw)
         await eventually(lambda: _has(sessions, message_id_of(raw)), "the message after the fix")

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from channels.email.message import parse_outbox_id
 from channels.email.smtp import EmailSender
 from core.audit import CLI
+from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.identity import Address
 from core.ingest import InboundEvent, ingest
@@ -26,6 +27,8 @@ from tests.servers import free_port
 pytest_plugins = ["tests.mailservers"]  # the `smtp_server` fixture
 
 CUSTOMER = "ann@customer.example"
+# Mailboxes are stored with their passwords encrypted with this; the sender reads them with it.
+CIPHER = CredentialCipher("the SMTP tests' credentials key")
 FIRST_MESSAGE_ID = "<m1@customer.example>"
 
 
@@ -42,7 +45,7 @@ async def add_mailbox(sessions: SessionFactory, smtp_server: SmtpServer, **overr
         **overrides,
     }
     async with sessions() as session, session.begin():
-        mailbox = await create_mailbox(session, CLI, values)
+        mailbox = await create_mailbox(session, CLI, values, cipher=CIPHER)
     return mailbox.id
 
 
@@ -87,7 +90,7 @@ async def reply(operator: User, conversation_id: int, text: str = "It ships toda
 def worker_for(
     sessions: SessionFactory, timeout_seconds: float = 5.0, **kwargs: Any
 ) -> OutboxWorker:
-    sender = EmailSender(sessions, timeout_seconds=timeout_seconds)
+    sender = EmailSender(sessions, cipher=CIPHER, timeout_seconds=timeout_seconds)
     return OutboxWorker(sessions, {"email": sender}, retry_base_seconds=0.02, **kwargs)
 
 

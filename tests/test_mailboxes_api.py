@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from core.audit import CLI
 from core.auth import create_token
+from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.events import Event
 from core.models import AuditEntry, Mailbox, Role
@@ -61,6 +62,14 @@ async def stored(sessions: SessionFactory, mailbox_id: int) -> Mailbox:
         mailbox = await session.get(Mailbox, mailbox_id)
     assert mailbox is not None
     return mailbox
+
+
+async def passwords(
+    sessions: SessionFactory, cipher: CredentialCipher, mailbox_id: int
+) -> tuple[str, str]:
+    """The stored IMAP and SMTP passwords, decrypted."""
+    mailbox = await stored(sessions, mailbox_id)
+    return cipher.decrypt(mailbox.imap_password), cipher.decrypt(mailbox.smtp_password)
 
 
 async def audit_rows(sessions: SessionFactory, action: str) -> list[AuditEntry]:
@@ -122,7 +131,7 @@ async def test_integration_tokens_may_not_manage_mailboxes(
 
 
 async def test_create_list_and_get_never_show_passwords(
-    admin: User, sessions: SessionFactory, events: list[Event]
+    admin: User, sessions: SessionFactory, events: list[Event], cipher: CredentialCipher
 ) -> None:
     async with sessions() as session, session.begin():
         queue = await create_queue(session, CLI, name="Support")
@@ -159,8 +168,7 @@ async def test_create_list_and_get_never_show_passwords(
     one = await json_of(await admin.get(f"/api/v1/mailboxes/{created['id']}"), 200)
     assert one == listed[0]
 
-    mailbox = await stored(sessions, created["id"])
-    assert (mailbox.imap_password, mailbox.smtp_password) == (IMAP_SECRET, SMTP_SECRET)
+    assert await passwords(sessions, cipher, created["id"]) == (IMAP_SECRET, SMTP_SECRET)
     [row] = await audit_rows(sessions, "mailbox.create")
     assert row.actor_id == admin.operator.id
     assert row.entity_id == str(created["id"])
@@ -185,7 +193,7 @@ async def test_several_mailboxes_and_a_unique_name(admin: User, sessions: Sessio
 
 
 async def test_patch_without_a_password_keeps_it(
-    admin: User, sessions: SessionFactory, events: list[Event]
+    admin: User, sessions: SessionFactory, events: list[Event], cipher: CredentialCipher
 ) -> None:
     created = await json_of(await admin.post("/api/v1/mailboxes", json=new_mailbox()), 201)
     path = f"/api/v1/mailboxes/{created['id']}"
@@ -194,13 +202,12 @@ async def test_patch_without_a_password_keeps_it(
     )
     assert (changed["imap_port"], changed["imap_tls"]) == (143, "starttls")
     assert changed["imap_password_set"] is True
-    mailbox = await stored(sessions, created["id"])
-    assert (mailbox.imap_password, mailbox.smtp_password) == (IMAP_SECRET, SMTP_SECRET)
+    assert await passwords(sessions, cipher, created["id"]) == (IMAP_SECRET, SMTP_SECRET)
 
     new_secret = "rotated-Secret-5150"
     rotated = await admin.patch(path, json={"smtp_password": new_secret})
     assert new_secret not in await rotated.text()
-    assert (await stored(sessions, created["id"])).smtp_password == new_secret
+    assert await passwords(sessions, cipher, created["id"]) == (IMAP_SECRET, new_secret)
     cleared = await json_of(await admin.patch(path, json={"imap_password": ""}), 200)
     assert cleared["imap_password_set"] is False
     assert cleared["smtp_password_set"] is True
@@ -288,7 +295,7 @@ async def test_move_after_import_needs_a_folder(admin: User) -> None:
 
 
 async def test_deactivate_and_reactivate(
-    admin: User, sessions: SessionFactory, events: list[Event]
+    admin: User, sessions: SessionFactory, events: list[Event], cipher: CredentialCipher
 ) -> None:
     created = await json_of(await admin.post("/api/v1/mailboxes", json=new_mailbox()), 201)
     path = f"/api/v1/mailboxes/{created['id']}"
@@ -302,7 +309,7 @@ async def test_deactivate_and_reactivate(
 
     reactivated = await json_of(await admin.patch(path, json={"active": True}), 200)
     assert reactivated["active"] is True
-    assert (await stored(sessions, created["id"])).imap_password == IMAP_SECRET
+    assert (await passwords(sessions, cipher, created["id"]))[0] == IMAP_SECRET
     assert (await admin.delete("/api/v1/mailboxes/999")).status == 404
     assert (await admin.get("/api/v1/mailboxes/999")).status == 404
     assert (await admin.patch("/api/v1/mailboxes/999", json={"active": True})).status == 404

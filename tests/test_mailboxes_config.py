@@ -16,18 +16,22 @@ import pytest
 from sqlalchemy import func, select
 
 from core.audit import CLI
+from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.errors import InvalidInput
 from core.events import Event, EventBus
 from core.mailboxes import ConfigSync, create_mailbox, sync_config_mailboxes
 from core.models import AuditEntry, Mailbox, Role
 from core.queues import create_queue
-from core.settings import MailboxSettings, SettingsError, load_settings
+from core.settings import INSECURE_DEV_SECRET, MailboxSettings, SettingsError, load_settings
 from tests.conftest import UserFactory
 from web.cli import main
 
 SUPPORT_PASSWORD = "support-Secret-2718"
 SALES_PASSWORD = "sales-Secret-3141"
+# The credentials key of settings that set none, as the CLI runs here: derived from the
+# development secret_key. The sync below uses it too.
+CIPHER = CredentialCipher(INSECURE_DEV_SECRET)
 
 
 def support(**overrides: Any) -> dict[str, Any]:
@@ -92,12 +96,17 @@ def load_mailboxes(path: Path) -> list[MailboxSettings]:
 
 async def sync(sessions: SessionFactory, path: Path) -> ConfigSync:
     async with sessions() as session, session.begin():
-        return await sync_config_mailboxes(session, load_mailboxes(path))
+        return await sync_config_mailboxes(session, load_mailboxes(path), cipher=CIPHER)
 
 
 async def mailboxes_by_name(sessions: SessionFactory) -> dict[str, Mailbox]:
     async with sessions() as session:
         return {m.name: m for m in await session.scalars(select(Mailbox))}
+
+
+def passwords_of(mailbox: Mailbox) -> tuple[str, str]:
+    """The mailbox's IMAP and SMTP passwords, decrypted."""
+    return CIPHER.decrypt(mailbox.imap_password), CIPHER.decrypt(mailbox.smtp_password)
 
 
 async def audit_rows(sessions: SessionFactory, action: str) -> list[AuditEntry]:
@@ -183,10 +192,7 @@ async def test_sync_creates_updates_and_deactivates_by_name(
     assert stored["support"].from_config
     assert stored["support"].queue_id == queue_id
     assert (stored["support"].imap_folder, stored["support"].imap_port) == ("Support", 993)
-    assert (stored["support"].imap_password, stored["support"].smtp_password) == (
-        SUPPORT_PASSWORD,
-        SUPPORT_PASSWORD,
-    )
+    assert passwords_of(stored["support"]) == (SUPPORT_PASSWORD, SUPPORT_PASSWORD)
     assert (stored["sales"].after_import, stored["sales"].move_to_folder) == ("move", "Imported")
     assert (stored["sales"].use_idle, stored["sales"].poll_seconds) == (False, 120)
     assert (stored["sales"].smtp_user, stored["sales"].smtp_password) == ("", "")
@@ -208,7 +214,7 @@ async def test_sync_creates_updates_and_deactivates_by_name(
     assert await sync(sessions, path) == ConfigSync(updated=["support"])
     again = await mailboxes_by_name(sessions)
     assert (again["support"].imap_folder, again["support"].smtp_port) == ("INBOX", 2525)
-    assert again["support"].imap_password == rotated
+    assert passwords_of(again["support"])[0] == rotated
     [update] = await audit_rows(sessions, "mailbox.update")
     assert update.details == {
         "changed": ["imap_folder", "imap_password", "smtp_password", "smtp_port"]
@@ -253,6 +259,7 @@ async def test_the_config_file_takes_over_a_mailbox_of_the_same_name(
                 "imap_user": "sales",
                 "smtp_host": "old.shop.example",
             },
+            cipher=CIPHER,
         )
     path = config_file(tmp_path / "omnicrm.toml", sales())
     assert await sync(sessions, path) == ConfigSync(updated=["sales"])
@@ -368,10 +375,10 @@ async def test_cli_adds_a_mailbox_with_one_password_for_imap_and_smtp(
     assert "mailbox 'support' (support@shop.example) added" in result.out
     assert SUPPORT_PASSWORD not in result.out + result.err
     mailbox = (await mailboxes_by_name(sessions))["support"]
-    assert (mailbox.imap_password, mailbox.smtp_user, mailbox.smtp_password) == (
+    assert (*passwords_of(mailbox), mailbox.smtp_user) == (
+        SUPPORT_PASSWORD,
         SUPPORT_PASSWORD,
         "support@shop.example",
-        SUPPORT_PASSWORD,
     )
     assert (mailbox.smtp_port, mailbox.smtp_tls, mailbox.queue_id) == (587, "starttls", queue_id)
     assert not mailbox.from_config
@@ -388,10 +395,10 @@ async def test_cli_reads_a_second_line_for_another_smtp_user(
     )  # fmt: skip
     assert result.code == 0, result.err
     mailbox = (await mailboxes_by_name(sessions))["support"]
-    assert (mailbox.imap_password, mailbox.smtp_user, mailbox.smtp_password) == (
+    assert (*passwords_of(mailbox), mailbox.smtp_user) == (
         SUPPORT_PASSWORD,
-        "relay",
         SALES_PASSWORD,
+        "relay",
     )
     missing = await run(
         *ADD[:3], "other", *ADD[4:], "--smtp-user", "relay", "--password-stdin",

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from channels.email.imap import PollerOptions
 from channels.email.service import EmailChannel
 from channels.email.smtp import EmailSender
+from core.credentials import CredentialCipher
 from core.db import make_engine, transaction
 from core.events import EventBus, listen_postgresql, session_info
 from core.ingest import IngestPolicy
@@ -50,6 +51,7 @@ from web.api import ApiRoutes, error_body
 from web.keys import (
     ATTACHMENTS,
     BUS,
+    CREDENTIALS,
     EMAIL_CHANNEL,
     ENGINE,
     ENRICHERS,
@@ -114,6 +116,7 @@ def create_app(
     )
     app[SENDERS] = dict(senders or {})
     app[ATTACHMENTS] = FilesystemStore(settings.attachments_dir)
+    app[CREDENTIALS] = CredentialCipher.from_settings(settings)
     app[ROUTE_DOCS] = []
     for api in (*API_ROUTES, webforms.routes, ws.routes):
         app.router.add_routes(api.table)
@@ -154,7 +157,9 @@ async def _sync_config_mailboxes(app: web.Application) -> None:
     """Mailboxes declared in the config file are created or updated in the database."""
     try:
         async with transaction(app[SESSIONS]) as session:
-            result = await sync_config_mailboxes(session, app[SETTINGS].mailboxes)
+            result = await sync_config_mailboxes(
+                session, app[SETTINGS].mailboxes, cipher=app[CREDENTIALS]
+            )
     except (SQLAlchemyError, OSError) as exc:
         # The server still starts, so /healthz can say what is wrong.
         log.error("cannot sync the config file's mailboxes", extra={"error": str(exc)})
@@ -187,7 +192,8 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     # Built-in channel senders, unless the application was given its own for a channel.
     given: dict[str, Sender] = app[SENDERS]
-    senders: dict[str, Sender] = {"email": EmailSender(app[SESSIONS]), **given}
+    email = EmailSender(app[SESSIONS], cipher=app[CREDENTIALS])
+    senders: dict[str, Sender] = {"email": email, **given}
     worker = OutboxWorker(
         app[SESSIONS],
         senders,
@@ -235,6 +241,7 @@ async def email_channel(app: web.Application) -> AsyncIterator[None]:
         app[ATTACHMENTS],
         app[INGEST_POLICY],
         PollerOptions(max_attachment_bytes=app[SETTINGS].max_attachment_bytes),
+        cipher=app[CREDENTIALS],
     )
     app[EMAIL_CHANNEL] = channel
     app[METRICS].watch_email(channel)

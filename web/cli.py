@@ -31,10 +31,11 @@ from sqlalchemy.exc import (
 from core import demo
 from core.audit import CLI
 from core.auth import create_token
+from core.credentials import CredentialCipher, CredentialError
 from core.db import SessionFactory, make_engine, make_session_factory
 from core.errors import DomainError, InvalidInput
 from core.forms import KNOWN_FIELDS, create_form
-from core.mailboxes import create_mailbox, list_mailboxes
+from core.mailboxes import create_mailbox, list_mailboxes, rotate_credentials
 from core.migrate import upgrade
 from core.models import AfterImport, Role, TlsMode
 from core.operators import OPERATOR_ROLES, create_operator
@@ -125,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _mailbox_arguments(add_mailbox)
     _command(mailbox_commands, "list", "list mailboxes (passwords never shown)", cmd_mailbox_list)
+
+    secrets = commands.add_parser("secrets", help="manage the encryption of stored credentials")
+    secrets_commands = secrets.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _command(
+        secrets_commands,
+        "rotate",
+        "re-encrypt every stored credential with the current credentials key",
+        cmd_secrets_rotate,
+    )
     return parser
 
 
@@ -175,15 +185,20 @@ def _command(commands: Any, name: str, help_text: str, handler: Command) -> argp
     return parser
 
 
+async def _upgrade(settings: Settings) -> None:
+    # Migrations that encrypt stored credentials need the installation's key.
+    await upgrade(settings.database_url, credentials=CredentialCipher.from_settings(settings))
+
+
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    await upgrade(settings.database_url)
+    await _upgrade(settings)
     print(f"database is up to date ({_safe_url(settings.database_url)})")
     return 0
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # The schema is brought up to date first, so a fresh checkout or an upgrade just works.
-    await upgrade(settings.database_url)
+    await _upgrade(settings)
     if settings.secret_key == INSECURE_DEV_SECRET:
         log.warning("OMNICRM_SECRET_KEY is not set; using a development key (not for production)")
     runner = web.AppRunner(create_app(settings), access_log=None)
@@ -214,7 +229,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 @asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[SessionFactory]:
     """Sessions on an up-to-date schema, so any command works on a fresh database."""
-    await upgrade(settings.database_url)
+    await _upgrade(settings)
     engine = make_engine(settings.database_url)
     try:
         yield make_session_factory(engine)
@@ -331,7 +346,9 @@ async def cmd_mailbox_add(args: argparse.Namespace, settings: Settings) -> int:
     async with _database(settings) as sessions, sessions() as session, session.begin():
         if args.queue:
             values["queue_id"] = (await queue_by_name(session, args.queue)).id
-        mailbox = await create_mailbox(session, CLI, values)
+        mailbox = await create_mailbox(
+            session, CLI, values, cipher=CredentialCipher.from_settings(settings)
+        )
     print(f"mailbox {mailbox.name!r} ({mailbox.address}) added with id {mailbox.id}")
     if password is None:
         print(
@@ -375,6 +392,30 @@ async def cmd_mailbox_list(args: argparse.Namespace, settings: Settings) -> int:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    return 0
+
+
+async def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-encrypt under the current key what a previous key (or nobody) encrypted; all or
+    nothing, in one transaction."""
+    cipher = CredentialCipher.from_settings(settings)
+    async with _database(settings) as sessions, sessions() as session, session.begin():
+        rotation = await rotate_credentials(session, CLI, cipher)
+        if rotation.unreadable:
+            for what in rotation.unreadable:
+                print(f"omnicrm: cannot decrypt {what}", file=sys.stderr)
+            raise CredentialError(
+                f"nothing was re-encrypted: {len(rotation.unreadable)} stored credential(s) "
+                "cannot be decrypted with credentials_key or credentials_previous_keys. If "
+                "credentials_key was changed, or secret_key while credentials_key is unset (the "
+                "credentials key is then derived from it), add the old value to "
+                "credentials_previous_keys and run this again; otherwise set those passwords again"
+            )
+    print(
+        f"re-encrypted {rotation.rotated} stored credential(s) with the current key "
+        f"({rotation.already_current} already were); previous keys can now be removed "
+        "from credentials_previous_keys"
+    )
     return 0
 
 
@@ -449,9 +490,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(handler(args, settings))
     except KeyboardInterrupt:
         return 130
-    except CliError as exc:
+    except (CliError, CredentialError) as exc:
         print(f"omnicrm: {exc}", file=sys.stderr)
-        return exc.code
+        return exc.code if isinstance(exc, CliError) else 1
     except InvalidInput as exc:
         print(f"omnicrm: {_with_fields(exc)}", file=sys.stderr)
         return 2

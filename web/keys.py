@@ -8,6 +8,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.email.service import EmailChannel
+from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.events import EventBus
 from core.ingest import IngestPolicy
@@ -28,6 +29,8 @@ INGEST_POLICY = web.AppKey("ingest_policy", IngestPolicy)
 SENDERS: web.AppKey[dict[str, Sender]] = web.AppKey("senders", dict[str, Sender])
 OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
 ATTACHMENTS = web.AppKey("attachments", AttachmentStore)
+# Encrypts and decrypts channel credentials at rest (built from the settings' keys).
+CREDENTIALS = web.AppKey("credentials", CredentialCipher)
 EMAIL_CHANNEL = web.AppKey("email_channel", EmailChannel)
 ROUTING = web.AppKey("routing", RoutingEngine)
 # The open live-event websockets, closed on shutdown.

@@ -18,6 +18,7 @@ from core.mailboxes import (
 )
 from core.models import Mailbox
 from web.api import ADMINS, ApiRoutes, Call, NoBody, RecordId
+from web.keys import CREDENTIALS
 from web.schemas import MailboxOut
 
 routes = ApiRoutes(tag="mailboxes")
@@ -143,7 +144,9 @@ async def list_all(call: Call[NoBody, NoBody]) -> list[MailboxOut]:
 )
 async def create(call: Call[MailboxCreateBody, NoBody]) -> MailboxOut:
     async with call.sessions() as session, session.begin():
-        mailbox = await create_mailbox(session, call.actor, call.body.model_dump())
+        mailbox = await create_mailbox(
+            session, call.actor, call.body.model_dump(), cipher=call.request.app[CREDENTIALS]
+        )
     return mailbox_out(mailbox)
 
 
@@ -164,7 +167,11 @@ async def get_one(call: Call[NoBody, NoBody]) -> MailboxOut:
 async def update(call: Call[MailboxUpdateBody, NoBody]) -> MailboxOut:
     async with call.sessions() as session, session.begin():
         mailbox = await update_mailbox(
-            session, call.actor, call.path_int("id"), call.body.model_dump(exclude_unset=True)
+            session,
+            call.actor,
+            call.path_int("id"),
+            call.body.model_dump(exclude_unset=True),
+            cipher=call.request.app[CREDENTIALS],
         )
     return mailbox_out(mailbox)
 

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from channels.email.inbound import CHANNEL, ImportStatus, import_message
 from channels.email.message import DEFAULT_MAX_ATTACHMENT_BYTES
+from core.credentials import CredentialCipher
 from core.db import SessionFactory, transaction
 from core.ingest import IngestPolicy
 from core.models import AfterImport, ChannelCursor, Mailbox, TlsMode, utcnow
@@ -550,8 +551,11 @@ class MailboxPoller:
         store: AttachmentStore,
         policy: IngestPolicy,
         options: PollerOptions | None = None,
+        *,
+        cipher: CredentialCipher,
     ) -> None:
         self._sessions = sessions
+        self._cipher = cipher
         self.mailbox_id = mailbox_id
         self._store = store
         self._policy = policy
@@ -641,12 +645,17 @@ class MailboxPoller:
         self.status.state = "connecting"
         async with self._sessions() as session:
             mailbox = await self._load_mailbox(session)
+        # Decrypted only now, for the login; a key that cannot read it is this mailbox's error
+        # (CredentialError, recorded like any failure, shown by /healthz), not a crash.
+        password = self._cipher.decrypt(
+            mailbox.imap_password, f"the IMAP password of mailbox {mailbox.name!r}"
+        )
         client = await ImapClient.connect(
             host=mailbox.imap_host,
             port=mailbox.imap_port,
             tls=mailbox.imap_tls,
             user=mailbox.imap_user,
-            password=mailbox.imap_password,
+            password=password,
             command_timeout_seconds=self.options.command_timeout_seconds,
             ssl_context=self.options.ssl_context,
         )

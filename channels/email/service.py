@@ -3,7 +3,8 @@ the mailbox table.
 
 A mailbox created, edited or deleted (events "mailbox.created/updated/deleted", from this
 process or, on PostgreSQL, another one) restarts or stops its poller; a "resync" (events may
-have been missed) compares every running poller with the table.
+have been missed) compares every running poller with the table. Passwords are compared by a
+digest of what they decrypt to, since each encryption of the same password differs.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 from sqlalchemy import select
 
 from channels.email.imap import MailboxPoller, PollerOptions
+from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.events import Event, EventBus
 from core.ingest import IngestPolicy
+from core.mailboxes import SECRET_FIELDS
 from core.models import Mailbox
 from core.storage import AttachmentStore
 
@@ -52,9 +55,11 @@ class EmailChannel:
         policy: IngestPolicy,
         options: PollerOptions | None = None,
         *,
+        cipher: CredentialCipher,
         stop_timeout_seconds: float = 10.0,
     ) -> None:
         self._sessions = sessions
+        self._cipher = cipher
         self._bus = bus
         self._store = store
         self._policy = policy
@@ -133,16 +138,23 @@ class EmailChannel:
             }
         for mailbox_id, (_poller, task, settings) in list(self._pollers.items()):
             mailbox = active.get(mailbox_id)
-            if mailbox is None or task.done() or _settings_of(mailbox) != settings:
+            if mailbox is None or task.done() or self._settings_of(mailbox) != settings:
                 await self._stop_poller(mailbox_id)
         for mailbox_id, mailbox in active.items():
             if mailbox_id not in self._pollers:
                 self._start_poller(mailbox)
 
     def _start_poller(self, mailbox: Mailbox) -> None:
-        poller = MailboxPoller(self._sessions, mailbox.id, self._store, self._policy, self._options)
+        poller = MailboxPoller(
+            self._sessions,
+            mailbox.id,
+            self._store,
+            self._policy,
+            self._options,
+            cipher=self._cipher,
+        )
         task = asyncio.create_task(poller.run(), name=f"email-poller-{mailbox.id}")
-        self._pollers[mailbox.id] = (poller, task, _settings_of(mailbox))
+        self._pollers[mailbox.id] = (poller, task, self._settings_of(mailbox))
 
     async def _stop_poller(self, mailbox_id: int) -> None:
         entry = self._pollers.pop(mailbox_id, None)
@@ -159,6 +171,10 @@ class EmailChannel:
         except Exception:
             log.exception("an email poller ended with an error", extra={"mailbox_id": mailbox_id})
 
-
-def _settings_of(mailbox: Mailbox) -> tuple[Any, ...]:
-    return tuple(getattr(mailbox, name) for name in _POLLER_SETTINGS)
+    def _settings_of(self, mailbox: Mailbox) -> tuple[Any, ...]:
+        return tuple(
+            self._cipher.fingerprint(getattr(mailbox, name))
+            if name in SECRET_FIELDS
+            else getattr(mailbox, name)
+            for name in _POLLER_SETTINGS
+        )

@@ -4,7 +4,9 @@ Each outbox item goes out from one mailbox, threaded into the customer's convers
 (In-Reply-To, References) with a Message-ID of ours that core.ingest recognizes when the
 customer answers it. SMTP's own verdicts decide what happens next: 4xx replies, dropped
 connections and timeouts are retried by the outbox; 5xx replies fail the item with the
-server's words.
+server's words. The SMTP password is decrypted just before the login; a key that cannot
+read it is retried like a 4xx (the admin may fix the keys) and recorded as the mailbox's error,
+which /healthz shows.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.email.inbound import message_id_in
 from channels.email.message import MAX_REFERENCES, compose_message
-from core.db import SessionFactory
+from core.credentials import CredentialCipher, CredentialError
+from core.db import SessionFactory, transaction
 from core.mailboxes import active_mailbox_exists
 from core.models import (
     Conversation,
@@ -32,6 +35,7 @@ from core.models import (
     OutboxItem,
     OutboxStatus,
     TlsMode,
+    utcnow,
 )
 from core.outbox import Delivery, PermanentSendError, Sender, TransientSendError
 
@@ -53,8 +57,11 @@ class EmailSender(Sender):
     `timeout_seconds` bounds each SMTP step and the whole attempt.
     """
 
-    def __init__(self, sessions: SessionFactory, *, timeout_seconds: float = 60.0) -> None:
+    def __init__(
+        self, sessions: SessionFactory, *, cipher: CredentialCipher, timeout_seconds: float = 60.0
+    ) -> None:
         self._sessions = sessions
+        self._cipher = cipher
         self.timeout_seconds = timeout_seconds
 
     async def is_ready(self) -> bool:
@@ -88,7 +95,29 @@ class EmailSender(Sender):
         await self._submit(mailbox, message, delivery.recipient)
         return outgoing.message_id
 
+    async def _password(self, mailbox: Mailbox) -> str | None:
+        """The SMTP password in clear text, None to send without AUTH."""
+        if not mailbox.smtp_user:
+            return None
+        try:
+            return self._cipher.decrypt(
+                mailbox.smtp_password, f"the SMTP password of mailbox {mailbox.name!r}"
+            )
+        except CredentialError as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            async with transaction(self._sessions) as session:
+                await session.execute(
+                    update(Mailbox)
+                    .where(Mailbox.id == mailbox.id)
+                    .values(
+                        last_error=reason, last_error_at=utcnow(), updated_at=Mailbox.updated_at
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            raise TransientSendError(str(exc)) from None
+
     async def _submit(self, mailbox: Mailbox, message: EmailMessage, recipient: str) -> None:
+        password = await self._password(mailbox)
         tls = TlsMode(mailbox.smtp_tls)
         server = f"SMTP server {mailbox.smtp_host}:{mailbox.smtp_port}"
         try:
@@ -99,7 +128,7 @@ class EmailSender(Sender):
                 hostname=mailbox.smtp_host,
                 port=mailbox.smtp_port,
                 username=mailbox.smtp_user or None,
-                password=mailbox.smtp_password if mailbox.smtp_user else None,
+                password=password,
                 use_tls=tls is TlsMode.SSL,
                 start_tls=tls is TlsMode.STARTTLS,
                 timeout=self.timeout_seconds,

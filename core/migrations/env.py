@@ -1,4 +1,8 @@
-"""Alembic environment: runs migrations on the engine given by core.migrate."""
+"""Alembic environment: runs migrations on the engine given by core.migrate.
+
+Migrations that touch encrypted data find the installation's CredentialCipher (or None) in
+`config.attributes["credentials"]`, put there by core.migrate.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +19,33 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode alters a SQLite table by copying it and dropping the old one; with foreign
+        # keys enforced, that drop would first delete the old rows and cascade to the rows that
+        # refer to them (a mailbox's quarantined messages). So they are off while migrating (a
+        # pragma that only changes outside a transaction), and checked before the commit.
+        _sqlite_pragma(connection, "PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         # SQLite cannot ALTER most things in place; batch mode copies the table instead.
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+            raise RuntimeError("the migration left rows whose foreign keys point nowhere")
+
+
+def _sqlite_pragma(connection: Connection, statement: str) -> None:
+    """Run a pragma on the driver's connection, outside any transaction SQLAlchemy begins."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
 
 
 async def _run_online() -> None:
@@ -32,6 +54,8 @@ async def _run_online() -> None:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
             await connection.commit()
+            if connection.dialect.name == "sqlite":
+                await connection.run_sync(_sqlite_pragma, "PRAGMA foreign_keys=ON")
     finally:
         await engine.dispose()
 
