@@ -38,7 +38,7 @@ from core.ingest import IngestPolicy, ingest
 from core.models import Interaction, Mailbox
 from core.storage import MemoryStore
 from tests.mailservers import DovecotServer
-from tests.test_email_imap import FAST, add_mailbox, eventually, mail, synced_to
+from tests.test_email_imap import CIPHER, FAST, add_mailbox, eventually, mail, synced_to
 from tests.test_email_message import corpus_message
 from web.metrics import Metrics
 
@@ -346,7 +346,7 @@ async def test_colliding_corpus_ids_through_imap_keep_each_message_once_and_coun
     uids = await asyncio.to_thread(dovecot.append_many, user, list(messages.values()))
     mailbox_id = await add_mailbox(sessions, dovecot, user)
     store = MemoryStore()
-    channel = EmailChannel(sessions, EventBus(), store, POLICY, FAST)
+    channel = EmailChannel(sessions, EventBus(), store, POLICY, FAST, cipher=CIPHER)
     metrics = Metrics()
     metrics.watch_email(channel)
 
@@ -413,7 +413,7 @@ async def test_a_reply_naming_a_reused_message_id_joins_the_first_imported_messa
     )
     await asyncio.to_thread(dovecot.append_many, user, [first, second, answer])
     mailbox_id = await add_mailbox(sessions, dovecot, user)
-    channel = EmailChannel(sessions, EventBus(), MemoryStore(), POLICY, FAST)
+    channel = EmailChannel(sessions, EventBus(), MemoryStore(), POLICY, FAST, cipher=CIPHER)
     await channel.start()
     try:
         await synced_to(sessions, mailbox_id, 3)
