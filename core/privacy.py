@@ -104,6 +104,8 @@ HEADER_BYTES = 64 * 1024
 SENDER_HEADERS = ("from", "sender", "reply-to")
 # Rows are read in pages of this many, so a long history is never all in memory at once.
 BATCH = 200
+# Pages of rows that may hold a megabyte of text each (interactions, outbox items).
+TEXT_BATCH = 20
 # Attachment keys looked up per query when checking what is still referenced.
 KEY_BATCH = 50
 # Audit details that quote a quarantined message's failure (and so, possibly, its content).
@@ -243,19 +245,49 @@ def senders_of(head: bytes) -> set[str]:
 
 
 async def batches(
-    session: AsyncSession, query: Select[RowT], id_column: InstrumentedAttribute[int]
+    session: AsyncSession,
+    query: Select[RowT],
+    id_column: InstrumentedAttribute[int],
+    size: int = BATCH,
 ) -> AsyncIterator[list[RowT]]:
-    """The rows of `query` in pages of BATCH, by ascending id (the query's first column must
-    be the entity or row holding `id_column`)."""
+    """The entities of `query` in pages of `size`, by ascending id."""
     last = 0
     while True:
         rows = list(
-            await session.scalars(query.where(id_column > last).order_by(id_column).limit(BATCH))
+            await session.scalars(query.where(id_column > last).order_by(id_column).limit(size))
         )
         if not rows:
             return
         yield rows
         last = _id_of(rows[-1])
+
+
+async def stored_attachments(
+    session: AsyncSession, person: Person
+) -> AsyncIterator[tuple[int, list[tuple[int, dict[str, Any]]]]]:
+    """Each of the person's interactions that has stored attachments: its id, and the
+    (index, entry) of each entry with a store key. Reads the attachment lists only."""
+    last = 0
+    while True:
+        rows = (
+            await session.execute(
+                select(Interaction.id, Interaction.attachments)
+                .where(person.owns_interaction(), Interaction.id > last)
+                .order_by(Interaction.id)
+                .limit(BATCH)
+            )
+        ).all()
+        if not rows:
+            return
+        for interaction_id, attachments in rows:
+            stored = [
+                (index, entry)
+                for index, entry in enumerate(attachments)
+                if isinstance(entry, dict) and entry.get("key")
+            ]
+            if stored:
+                yield interaction_id, stored
+        last = rows[-1][0]
 
 
 def _id_of(row: Any) -> int:
@@ -436,14 +468,8 @@ async def _run(session: AsyncSession, statement: Any) -> int:
 
 async def _attachment_keys(session: AsyncSession, person: Person) -> set[str]:
     keys: set[str] = set()
-    query = select(Interaction).where(person.owns_interaction())
-    async for rows in batches(session, query, Interaction.id):
-        for interaction in rows:
-            keys.update(
-                str(entry["key"])
-                for entry in interaction.attachments
-                if isinstance(entry, dict) and entry.get("key")
-            )
+    async for _, index_entries in stored_attachments(session, person):
+        keys.update(str(entry["key"]) for _, entry in index_entries)
     return keys
 
 

@@ -54,7 +54,16 @@ from core.models import (
     Task,
     utcnow,
 )
-from core.privacy import Person, batches, email_addresses, find_person, quarantined_from
+from core.privacy import (
+    BATCH,
+    TEXT_BATCH,
+    Person,
+    batches,
+    email_addresses,
+    find_person,
+    quarantined_from,
+    stored_attachments,
+)
 from core.storage import AttachmentStore
 
 FORMAT = "omnicrm.contact-export"
@@ -146,8 +155,9 @@ async def _rows(
     query: Select[Any],
     id_column: InstrumentedAttribute[int],
     shape: Callable[[Any], dict[str, Any]],
+    size: int,
 ) -> AsyncIterator[dict[str, Any]]:
-    async for page in batches(session, query, id_column):
+    async for page in batches(session, query, id_column, size):
         for row in page:
             yield shape(row)
 
@@ -190,20 +200,16 @@ async def _write_attachments(
     each (interaction id, index), and how many the store did not have."""
     files: dict[tuple[int, int], str] = {}
     missing = 0
-    query = select(Interaction).where(person.owns_interaction())
-    async for page in batches(session, query, Interaction.id):
-        for interaction in page:
-            for index, entry in enumerate(interaction.attachments):
-                if not isinstance(entry, dict) or not entry.get("key"):
-                    continue
-                try:
-                    data = await store.get(str(entry["key"]))
-                except NotFound:
-                    missing += 1
-                    continue
-                name = archive_name(entry.get("filename"), interaction.id, index)
-                await asyncio.to_thread(archive.writestr, name, data)
-                files[(interaction.id, index)] = name
+    async for interaction_id, entries in stored_attachments(session, person):
+        for index, entry in entries:
+            try:
+                data = await store.get(str(entry["key"]))
+            except NotFound:
+                missing += 1
+                continue
+            name = archive_name(entry.get("filename"), interaction_id, index)
+            await asyncio.to_thread(archive.writestr, name, data)
+            files[(interaction_id, index)] = name
     return files, missing
 
 
@@ -301,7 +307,9 @@ async def _write_json(
         ),
     ]
     for name, query, id_column, shape in sections:
-        counts[name] = await writer.section(name, _rows(session, query, id_column, shape))
+        # Interactions and outbox items may hold a megabyte of text each.
+        size = TEXT_BATCH if name in ("interactions", "outbox") else BATCH
+        counts[name] = await writer.section(name, _rows(session, query, id_column, shape, size))
     await writer.text("\n}\n")
     await writer.flush()
     return counts

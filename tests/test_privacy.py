@@ -49,6 +49,7 @@ from core.models import (
     Task,
 )
 from core.outbox import claim_due, mark_failed
+from core.privacy import TEXT_BATCH
 from core.queues import create_queue, set_members
 from core.storage import AttachmentStore, FilesystemStore
 from tests import test_cli
@@ -821,3 +822,40 @@ def test_the_cli_erases_only_with_yes(run: Run, sqlite_url: str, tmp_path: Path)
     assert "1 attachment files deleted" in erased.out
     assert cli_contact(sqlite_url, contact_id) == (f"Erased contact {contact_id}", 0)
     assert [path for path in attachments.rglob("*") if path.is_file()] == []
+
+
+async def test_a_long_history_is_exported_and_erased_page_by_page(
+    app: web.Application, sessions: SessionFactory, make_user: UserFactory
+) -> None:
+    admin = await make_user(Role.ADMIN)
+    store = app[ATTACHMENTS]
+    count = 3 * TEXT_BATCH + 5
+    async with sessions() as session, session.begin():
+        for number in range(count):
+            key = await store.put(f"file {number} of Jolanta".encode())
+            result = await ingest(
+                session,
+                InboundEvent(
+                    channel="api",
+                    external_id=f"long-{number}",
+                    addresses=[Address(IdentityKind.EMAIL, EMAIL)],
+                    display_name=NAME,
+                    text=f"Jolanta's message number {number}",
+                    attachments=[{"key": key, "filename": f"{number}.txt"}],
+                ),
+            )
+    contact_id = result.contact_id
+    response = await admin.get(f"/api/v1/contacts/{contact_id}/export")
+    archive = zipfile.ZipFile(io.BytesIO(await response.read()))
+    data = json.loads(archive.read("contact.json"))
+    assert [i["text"] for i in data["interactions"]] == [
+        f"Jolanta's message number {number}" for number in range(count)
+    ]
+    files = [i["attachments"][0]["file"] for i in data["interactions"]]
+    assert [archive.read(file) for file in files] == [
+        f"file {number} of Jolanta".encode() for number in range(count)
+    ]
+    erased = await admin.delete(f"/api/v1/contacts/{contact_id}?erase=true&confirm={contact_id}")
+    report = await erased.json()
+    assert (report["counts"]["interactions"], report["attachments_deleted"]) == (count, count)
+    assert await database_leaks(sessions) == {}
