@@ -49,7 +49,7 @@ from core.models import (
     Task,
 )
 from core.outbox import claim_due, mark_failed
-from core.privacy import TEXT_BATCH
+from core.privacy import TEXT_BATCH, erase_contact
 from core.queues import create_queue, set_members
 from core.storage import AttachmentStore, FilesystemStore
 from tests import test_cli
@@ -859,3 +859,37 @@ async def test_a_long_history_is_exported_and_erased_page_by_page(
     report = await erased.json()
     assert (report["counts"]["interactions"], report["attachments_deleted"]) == (count, count)
     assert await database_leaks(sessions) == {}
+
+
+async def test_an_erasure_that_rolls_back_loses_no_data_and_no_file(
+    app: web.Application, sessions: SessionFactory
+) -> None:
+    store = app[ATTACHMENTS]
+    key = await store.put(PERSONAL_FILE)
+    async with sessions() as session, session.begin():
+        result = await ingest(
+            session,
+            InboundEvent(
+                channel="api",
+                external_id="kept-1",
+                addresses=[Address(IdentityKind.EMAIL, EMAIL)],
+                display_name=NAME,
+                text=EMAIL_TEXT,
+                attachments=[{"key": key, "filename": "passport.pdf"}],
+            ),
+        )
+
+    async with sessions() as session:
+        transaction = await session.begin()
+        erasure = await erase_contact(session, CLI, result.contact_id)
+        assert erasure.attachment_keys == {key}
+        await transaction.rollback()
+    assert await store.get(key) == PERSONAL_FILE
+    async with sessions() as session:
+        contact = await session.get(Contact, result.contact_id)
+        interaction = await session.get(Interaction, result.interaction_id)
+        assert contact is not None
+        assert interaction is not None
+        assert (contact.display_name, contact.erased_at) == (NAME, None)
+        assert interaction.text == EMAIL_TEXT
+        assert [entry["key"] for entry in interaction.attachments] == [key]
