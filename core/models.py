@@ -217,6 +217,9 @@ class Contact(Base):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
     # A merged contact stays as a tombstone pointing at the survivor, so old links resolve.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
+    # Set when a privacy request erased the person: the row stays as an anonymised tombstone
+    # that their anonymised conversations still point at (core/privacy.py).
+    erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -25,6 +25,13 @@ class AttachmentStore(ABC):
     async def get(self, key: str) -> bytes:
         """The bytes stored under `key`; NotFound if there are none."""
 
+    @abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove the bytes stored under `key`; whether there were any.
+
+        Keys are shared by every record holding the same bytes: the caller makes sure that
+        no record references `key` any more (see core/privacy.py)."""
+
 
 class FilesystemStore(AttachmentStore):
     """Blobs as files under `root`, fanned out by the first hex digits of their key."""
@@ -59,6 +66,17 @@ class FilesystemStore(AttachmentStore):
         except FileNotFoundError:
             raise NotFound("no such attachment") from None
 
+    async def delete(self, key: str) -> bool:
+        return await asyncio.to_thread(self._unlink, self._path(key))
+
+    @staticmethod
+    def _unlink(path: Path) -> bool:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
 
 class MemoryStore(AttachmentStore):
     """In-memory blobs, for tests and tools that keep nothing."""
@@ -76,3 +94,8 @@ class MemoryStore(AttachmentStore):
             return self.blobs[key]
         except KeyError:
             raise NotFound("no such attachment") from None
+
+    async def delete(self, key: str) -> bool:
+        if not _KEY.match(key):
+            raise NotFound("no such attachment")
+        return self.blobs.pop(key, None) is not None

@@ -33,6 +33,18 @@ async def test_unknown_key_is_not_found(store: AttachmentStore) -> None:
         await store.get("ab" * 32)
 
 
+async def test_deleted_bytes_are_gone_and_a_second_delete_says_so(store: AttachmentStore) -> None:
+    key = await store.put(b"a passport scan")
+    kept = await store.put(b"someone else's file")
+    assert await store.delete(key) is True
+    with pytest.raises(NotFound):
+        await store.get(key)
+    assert await store.delete(key) is False
+    assert await store.get(kept) == b"someone else's file"
+    with pytest.raises(NotFound):
+        await store.delete("../../etc/passwd")
+
+
 async def test_filesystem_store_leaves_no_partial_files(tmp_path: Path) -> None:
     store = FilesystemStore(tmp_path)
     await store.put(b"x" * 10_000)

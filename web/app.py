@@ -41,6 +41,7 @@ from web import (
     routes_mailboxes,
     routes_operators,
     routes_pages,
+    routes_privacy,
     routes_quarantine,
     routes_routing,
     routes_system,
@@ -73,6 +74,7 @@ log = logging.getLogger(__name__)
 API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_auth.routes,
     routes_contacts.routes,
+    routes_privacy.routes,
     routes_conversations.routes,
     routes_console_api.routes,
     routes_attachments.routes,

@@ -33,14 +33,18 @@ from core.audit import CLI
 from core.auth import create_token
 from core.credentials import CredentialCipher, CredentialError
 from core.db import SessionFactory, make_engine, make_session_factory
-from core.errors import DomainError, InvalidInput
+from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from core.forms import KNOWN_FIELDS, create_form
 from core.mailboxes import create_mailbox, list_mailboxes, rotate_credentials
 from core.migrate import upgrade
 from core.models import AfterImport, Role, TlsMode
 from core.operators import OPERATOR_ROLES, create_operator
+from core.pagination import MAX_ID
+from core.privacy import erase
+from core.privacy_export import export_contact, record_export
 from core.queues import list_queues, queue_by_name
 from core.settings import INSECURE_DEV_SECRET, Settings, SettingsError, load_settings
+from core.storage import FilesystemStore
 from web.app import create_app
 from web.logs import configure_logging
 
@@ -135,7 +139,33 @@ def build_parser() -> argparse.ArgumentParser:
         "re-encrypt every stored credential with the current credentials key",
         cmd_secrets_rotate,
     )
+    contact = commands.add_parser("contact", help="privacy requests: export or erase a contact")
+    contact_commands = contact.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = _command(
+        contact_commands,
+        "export",
+        "write everything held on a contact to a zip archive",
+        cmd_contact_export,
+    )
+    export.add_argument("id", type=_record_id, help="the contact's id")
+    export.add_argument(
+        "--output", help="the archive to write (default: contact-ID-export.zip here)"
+    )
+    erase = _command(
+        contact_commands,
+        "erase",
+        "erase a contact's personal data and attachments, irreversibly",
+        cmd_contact_erase,
+    )
+    erase.add_argument("id", type=_record_id, help="the contact's id")
+    erase.add_argument("--yes", action="store_true", help="confirm: nothing can bring it back")
     return parser
+
+
+def _record_id(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"not a record id: {raw!r}")
+    return int(raw)
 
 
 def _mailbox_arguments(parser: argparse.ArgumentParser) -> None:
@@ -416,6 +446,74 @@ async def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> in
         f"({rotation.already_current} already were); previous keys can now be removed "
         "from credentials_previous_keys"
     )
+    return 0
+
+
+async def cmd_contact_export(args: argparse.Namespace, settings: Settings) -> int:
+    output = Path(args.output or f"contact-{args.id}-export.zip")
+    partial = await asyncio.to_thread(_export_target, output)
+    try:
+        async with _database(settings) as sessions:
+            out = await asyncio.to_thread(partial.open, "wb")
+            try:
+                async with sessions() as session, _contact_given():
+                    summary = await export_contact(
+                        session, FilesystemStore(settings.attachments_dir), args.id, out
+                    )
+            finally:
+                await asyncio.to_thread(out.close)
+            async with sessions() as session, session.begin():
+                await record_export(session, CLI, summary)
+        await asyncio.to_thread(partial.replace, output)
+    finally:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+    print(
+        f"contact {summary.contact_id} exported to {output}: {summary.conversations} "
+        f"conversations, {summary.interactions} interactions, {summary.attachments} "
+        f"attachments, {summary.quarantined_messages} quarantined messages"
+    )
+    if summary.missing_attachments:
+        print(f"{summary.missing_attachments} attachments were missing from the store")
+    return 0
+
+
+@asynccontextmanager
+async def _contact_given() -> AsyncIterator[None]:
+    """An id that names no contact, or a merged one, is a bad argument: exit 2."""
+    try:
+        yield
+    except (NotFound, Conflict) as exc:
+        raise CliError(exc.message, code=2) from None
+
+
+def _export_target(output: Path) -> Path:
+    """Where the archive is written first: beside `output`, renamed when complete, so a
+    failed export leaves no half file; an existing file is never overwritten."""
+    if output.exists():
+        raise CliError(f"{output} exists already; choose another --output", code=2)
+    if not output.parent.is_dir():
+        raise CliError(f"directory {output.parent} does not exist", code=2)
+    return output.with_name(f".{output.name}.partial")
+
+
+async def cmd_contact_erase(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.yes:
+        raise CliError(f"erasing contact {args.id} cannot be undone: add --yes to confirm", code=2)
+    async with _database(settings) as sessions, _contact_given():
+        report = await erase(sessions, FilesystemStore(settings.attachments_dir), CLI, args.id)
+    erasure, purge = report.erasure, report.purge
+    merged = f" (with merged records {', '.join(map(str, erasure.merged_ids))})"
+    counts = erasure.counts
+    print(
+        f"contact {erasure.contact_id}{merged if erasure.merged_ids else ''} erased: "
+        f"{counts['identities']} identities deleted, {counts['conversations']} conversations "
+        f"and {counts['interactions']} interactions anonymised, {counts['outbox_cancelled']} "
+        f"unsent replies cancelled, {counts['quarantined_messages']} quarantined messages "
+        f"deleted; {purge.deleted} attachment files deleted, {purge.kept} kept (another "
+        "contact's interaction holds the same file)"
+    )
+    if purge.failed:
+        print(f"{purge.failed} attachment files could not be deleted (see the log)")
     return 0
 
 

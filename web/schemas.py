@@ -48,6 +48,8 @@ class ContactOut(Out):
     marketing_source: dict[str, Any]
     account_id: int | None
     merged_into_id: int | None
+    # Set once a privacy request erased the person (the record is an anonymised tombstone).
+    erased_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
     identities: list[IdentityOut]
