@@ -33,8 +33,9 @@ Forms
   They take an `Actor`; an operator's queues are a subquery, read in the caller's transaction.
 - Pure predicates over the same facts, for places that must not query (the websocket deciding
   per event): `sees_conversation`, `sees_interaction`, `sees_lead`, `sees_event`. They take the
-  operator's member queue ids from the caller. `tests/test_visibility.py` checks with
-  hypothesis that each agrees with its SQL twin on random data, on both databases.
+  operator's member queue ids from the caller. `tests/test_visibility_rule.py` checks with
+  hypothesis that each agrees with its SQL twin on random data, on both databases, and
+  `tests/test_visibility.py` runs every GET route and the websocket for every kind of caller.
 
 Live events
 -----------
@@ -45,8 +46,10 @@ event only if its caller may see what it is about, decided by `sees_event` from 
 `audience_labels`: ``queues`` and ``operators`` (comma-separated ids). An event about a change
 of hands names the queue and operators from before and after the change, so whoever loses a
 conversation hears (by id) that it left them; the id is all they learn, and reading it
-answers 403. A conversation or lead event without those labels reaches supervisors and admins
-only; so does a type missing from the table (fail closed).
+answers 403. A routing decision names the queue and operator it is about (the one offered,
+assigned, requeued from or transferred to). A conversation or lead event without those
+labels reaches supervisors and admins only; so does a type missing from the table (fail
+closed).
 
 Who receives which event type (`EVENT_AUDIENCE`):
 
