@@ -30,6 +30,7 @@ from core.models import (
 )
 from core.operators import require_active_operator
 from core.pagination import keyset_page
+from core.visibility import interaction_filter
 
 # Stored as JSON on the contact row, which every contact read loads.
 MAX_CUSTOM_FIELDS_BYTES = 64 * 1024
@@ -323,12 +324,17 @@ def _absorb(survivor: Contact, merged: Contact) -> None:
 
 
 async def contact_timeline(
-    session: AsyncSession, contact_id: int, *, cursor: str | None, limit: int
+    session: AsyncSession, actor: Actor, contact_id: int, *, cursor: str | None, limit: int
 ) -> tuple[list[Interaction], str | None]:
-    """Every interaction of the contact on every channel, newest first."""
+    """The contact's interactions on every channel that `actor` may see (`core.visibility`:
+    those of conversations they may see; for integration tokens the customer-facing ones),
+    newest first. The contact itself is no secret: a contact with nothing visible is an
+    empty page, not a 403."""
     if await session.get(Contact, contact_id) is None:
         raise NotFound(f"no contact with id {contact_id}")
-    query = select(Interaction).where(Interaction.contact_id == contact_id)
+    query = select(Interaction).where(
+        Interaction.contact_id == contact_id, interaction_filter(actor)
+    )
     return await keyset_page(
         session, query, Interaction.occurred_at, Interaction.id, cursor=cursor, limit=limit
     )

@@ -1,12 +1,12 @@
-"""Conversations: who may see them, and what operators do with them (status, notes,
-assignment, replies through the outbox)."""
+"""Conversations: reading them as `core.visibility` allows, and what operators do with them
+(status, notes, assignment, replies through the outbox)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit, routing_log
@@ -15,6 +15,7 @@ from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Event, emit
 from core.html import html_to_text, sanitize_html
 from core.ingest import MAX_TEXT
+from core.mentions import notify_mentions
 from core.models import (
     Conversation,
     ConversationStatus,
@@ -26,13 +27,21 @@ from core.models import (
     OfferStatus,
     Operator,
     OutboxItem,
-    QueueMember,
     RoutingDecision,
     utcnow,
 )
 from core.outbox import enqueue
 from core.pagination import DEFAULT_LIMIT, MAX_ID, keyset_page
 from core.queues import queue_ids_of
+from core.visibility import (
+    Placement,
+    conversation_filter,
+    conversation_labels,
+    interaction_filter,
+)
+
+# The rule lives in core.visibility; this name stays for the callers that import it from here.
+visible_to = conversation_filter
 
 # The kind of customer address each channel delivers to.
 REPLY_ADDRESS_KIND: dict[str, IdentityKind] = {
@@ -49,19 +58,6 @@ ANSWERED_BY = {"webform": "email"}
 MAX_SNOOZE = timedelta(days=366 * 5)
 
 
-def visible_to(actor: Actor) -> ColumnElement[bool]:
-    """The conversations `actor` may see: all for supervisors, else their queues' and their own."""
-    if actor.is_supervisor:
-        return true()
-    if actor.operator_id is None:
-        return false()
-    member_queues = select(QueueMember.queue_id).where(QueueMember.operator_id == actor.operator_id)
-    return or_(
-        Conversation.assignee_id == actor.operator_id,
-        Conversation.queue_id.in_(member_queues),
-    )
-
-
 async def get_conversation(
     session: AsyncSession, actor: Actor, conversation_id: int, *, for_update: bool = False
 ) -> Conversation:
@@ -76,25 +72,36 @@ async def get_conversation(
     if conversation is None:
         raise NotFound(f"no conversation {conversation_id}")
     allowed = await session.scalar(
-        select(Conversation.id).where(Conversation.id == conversation_id, visible_to(actor))
+        select(Conversation.id).where(
+            Conversation.id == conversation_id, conversation_filter(actor)
+        )
     )
     if allowed is None:
         raise Forbidden("this conversation is not in your queues or assigned to you")
     return conversation
 
 
-async def get_attachment(
-    session: AsyncSession, actor: Actor, interaction_id: int, index: int
-) -> dict[str, Any]:
-    """The stored attachment entry `index` of an interaction in a conversation `actor` may
-    see; 404 when there is none or it was too large to keep."""
+async def get_interaction(session: AsyncSession, actor: Actor, interaction_id: int) -> Interaction:
+    """The interaction if `actor` may see it (`core.visibility`); 404 if missing, 403 if not."""
     interaction = await session.get(Interaction, interaction_id)
     if interaction is None:
         raise NotFound(f"no interaction {interaction_id}")
-    if interaction.conversation_id is not None:
-        await get_conversation(session, actor, interaction.conversation_id)
-    elif not actor.is_supervisor:
-        raise Forbidden("only supervisors see interactions outside conversations")
+    allowed = await session.scalar(
+        select(Interaction.id).where(Interaction.id == interaction_id, interaction_filter(actor))
+    )
+    if allowed is None:
+        if interaction.conversation_id is None:
+            raise Forbidden("only supervisors see interactions outside conversations")
+        raise Forbidden("this interaction is not in a conversation of your queues or yours")
+    return interaction
+
+
+async def get_attachment(
+    session: AsyncSession, actor: Actor, interaction_id: int, index: int
+) -> dict[str, Any]:
+    """The stored attachment entry `index` of an interaction `actor` may see; 404 when there
+    is none or it was too large to keep."""
+    interaction = await get_interaction(session, actor, interaction_id)
     if not 0 <= index < len(interaction.attachments):
         raise NotFound(f"interaction {interaction_id} has no attachment {index}")
     entry = interaction.attachments[index]
@@ -118,7 +125,7 @@ async def list_conversations(
     """Visible conversations, newest activity first, and the cursor of the next page."""
     if unassigned and assignee_id is not None:
         raise InvalidInput("give either assignee_id or unassigned, not both", field="unassigned")
-    query = select(Conversation).where(visible_to(actor))
+    query = select(Conversation).where(conversation_filter(actor))
     if status is not None:
         query = query.where(Conversation.status == status)
     if queue_id is not None:
@@ -156,7 +163,9 @@ async def list_interactions(
 ) -> tuple[list[Interaction], str | None]:
     """The conversation's interactions, oldest first."""
     await get_conversation(session, actor, conversation_id)
-    query = select(Interaction).where(Interaction.conversation_id == conversation_id)
+    query = select(Interaction).where(
+        Interaction.conversation_id == conversation_id, interaction_filter(actor)
+    )
     return await keyset_page(
         session,
         query,
@@ -243,7 +252,11 @@ async def set_status(
         Event(
             "conversation.updated",
             {"conversation": conversation.id, "contact": conversation.contact_id},
-            {"channel": conversation.channel, "status": new_status},
+            {
+                "channel": conversation.channel,
+                "status": new_status,
+                **conversation_labels(conversation),
+            },
         ),
     )
     return conversation
@@ -301,7 +314,11 @@ async def assign(
     ids = {"conversation": conversation.id, "contact": conversation.contact_id}
     if assignee_id is not None:
         ids["operator"] = assignee_id
-    await emit(session, Event("conversation.assigned", ids, {"channel": conversation.channel}))
+    labels = {
+        "channel": conversation.channel,
+        **conversation_labels(conversation, Placement(conversation.queue_id, previous)),
+    }
+    await emit(session, Event("conversation.assigned", ids, labels))
     return conversation
 
 
@@ -358,9 +375,6 @@ async def add_note(
     session.add(note)
     conversation.updated_at = note.occurred_at
     await session.flush()
-    # Imported here: core.mentions builds on this module (who may see a conversation).
-    from core.mentions import notify_mentions
-
     notified = await notify_mentions(session, actor, note)
     await audit.record(
         session,
@@ -370,7 +384,7 @@ async def add_note(
         conversation.id,
         {"interaction": note.id, **({"notified": notified} if notified else {})},
     )
-    await _emit_interaction(session, note)
+    await _emit_interaction(session, note, conversation)
     return note
 
 
@@ -440,7 +454,7 @@ async def reply(
         conversation.id,
         {"interaction": message.id, "outbox": item.id, "channel": reply_channel},
     )
-    await _emit_interaction(session, message)
+    await _emit_interaction(session, message, conversation)
     return message, item
 
 
@@ -486,10 +500,13 @@ def _reply_subject(subject: str) -> str:
     return f"Re: {subject}"[:500]
 
 
-async def _emit_interaction(session: AsyncSession, interaction: Interaction) -> None:
+async def _emit_interaction(
+    session: AsyncSession, interaction: Interaction, conversation: Conversation
+) -> None:
     ids = {
         "contact": interaction.contact_id,
-        "conversation": interaction.conversation_id or 0,
+        "conversation": conversation.id,
         "interaction": interaction.id,
     }
-    await emit(session, Event("interaction.created", ids, {"channel": interaction.channel}))
+    labels = {"channel": interaction.channel, **conversation_labels(conversation)}
+    await emit(session, Event("interaction.created", ids, labels))

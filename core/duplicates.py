@@ -14,6 +14,10 @@ Three plain signals, each one explainable in a sentence (the "because" texts):
 
 Merged contacts (tombstones) are never suggested. A suggestion is a hint for a person: the
 merge itself is `core.contacts.merge_contacts`, for supervisors.
+
+A suggestion holds contact records and reasons built from names and addresses, never anything
+of a conversation: contacts are readable by every signed-in caller (`core.visibility`), what
+people wrote is not, and nothing here reads it.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ A read marker holds, per operator and conversation, the id of the newest interac
 operator last marked it read. Unread are the inbound interactions (customer messages, forms,
 calls) with a higher id; the operator's own replies and notes never count. Ids grow with
 insertion, so a message imported late with an old date still counts as unread.
+
+Every section holds only conversations the operator may see (`core.visibility`), and the HTML
+view only interactions they may see.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import Actor
-from core.conversations import get_conversation
-from core.errors import Forbidden, InvalidInput, NotFound
+from core.conversations import get_conversation, get_interaction
+from core.errors import InvalidInput, NotFound
 from core.events import Event, emit
 from core.html import sanitize_html
 from core.models import (
@@ -39,6 +42,7 @@ from core.models import (
     utcnow,
 )
 from core.sql import insert_ignoring_conflicts
+from core.visibility import conversation_filter
 
 DEFAULT_SECTION_LIMIT = 50
 MAX_SECTION_LIMIT = 200
@@ -111,7 +115,7 @@ async def inbox(
         raise InvalidInput(f"limit must be 1 to {MAX_SECTION_LIMIT}", field="limit")
     sections: dict[str, InboxSection] = {}
     for name in SECTIONS:
-        where = _section_filter(name, operator_id)
+        where = and_(conversation_filter(actor), _section_filter(name, operator_id))
         query = select(Conversation).where(where)
         if name == "unassigned":
             waiting_since = func.coalesce(Conversation.queue_entered_at, Conversation.created_at)
@@ -268,14 +272,8 @@ async def mark_read(session: AsyncSession, actor: Actor, conversation_id: int) -
 
 async def interaction_html(session: AsyncSession, actor: Actor, interaction_id: int) -> str:
     """The interaction's HTML, sanitized once more on the way out (it was on the way in), for
-    operators who may see its conversation; 404 if it has none."""
-    interaction = await session.get(Interaction, interaction_id)
-    if interaction is None:
-        raise NotFound(f"no interaction {interaction_id}")
-    if interaction.conversation_id is not None:
-        await get_conversation(session, actor, interaction.conversation_id)
-    elif not actor.is_supervisor:
-        raise Forbidden("only supervisors see interactions outside conversations")
+    those who may see the interaction (403 otherwise); 404 if it has none."""
+    interaction = await get_interaction(session, actor, interaction_id)
     if not interaction.html:
         raise NotFound(f"interaction {interaction_id} has no HTML; its text is all there is")
     return sanitize_html(interaction.html)

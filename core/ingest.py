@@ -34,6 +34,7 @@ from core.models import (
 from core.routing_log import REOPENED_NOTE
 from core.sql import insert_ignoring_conflicts
 from core.validation import check_storable
+from core.visibility import conversation_labels
 
 MAX_EXTERNAL_ID = 500
 MAX_TEXT = 1_000_000
@@ -201,7 +202,8 @@ async def _store(
         await session.flush()
         lead_id = lead.id
     ids = {"contact": contact.id, "conversation": conversation.id}
-    labels = {"channel": event.channel}
+    # Who may hear of it (core.visibility), as the conversation sits now.
+    labels = {"channel": event.channel, **conversation_labels(conversation)}
     events = []
     if contact_created:
         events.append(Event("contact.created", {"contact": contact.id}))

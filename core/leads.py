@@ -1,4 +1,8 @@
-"""Leads: sales opportunities, listed by stage and owner and moved through their stages."""
+"""Leads: sales opportunities, listed by stage and owner and moved through their stages.
+
+Who sees a lead is `core.visibility`'s rule: supervisors and admins all, an operator those
+they own and those whose conversation they may see.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ from core.audit import Actor
 from core.changes import UNSET, Unset
 from core.errors import Forbidden, NotFound
 from core.events import Event, emit
-from core.models import Lead, LeadStage
+from core.models import Conversation, Lead, LeadStage
 from core.operators import require_active_operator
 from core.pagination import keyset_page
+from core.visibility import Placement, audience_labels, lead_filter, placement_of
 
 CENTS = Decimal("0.01")
 
@@ -32,6 +37,7 @@ class LeadChanges:
 
 async def list_leads(
     session: AsyncSession,
+    actor: Actor,
     *,
     stage: LeadStage | None = None,
     owner_id: int | None = None,
@@ -40,8 +46,8 @@ async def list_leads(
     cursor: str | None = None,
     limit: int,
 ) -> tuple[list[Lead], str | None]:
-    """Leads matching every filter given, newest first."""
-    query = select(Lead)
+    """Leads `actor` may see matching every filter given, newest first."""
+    query = select(Lead).where(lead_filter(actor))
     if stage is not None:
         query = query.where(Lead.stage == stage)
     if owner_id is not None:
@@ -53,12 +59,31 @@ async def list_leads(
     return await keyset_page(session, query, Lead.created_at, Lead.id, cursor=cursor, limit=limit)
 
 
-async def get_lead(session: AsyncSession, lead_id: int, *, lock: bool = False) -> Lead:
+async def get_lead(
+    session: AsyncSession, actor: Actor, lead_id: int, *, lock: bool = False
+) -> Lead:
+    """The lead if `actor` may see it; 404 if missing, 403 if not theirs to see."""
     query = select(Lead).where(Lead.id == lead_id)
     lead = await session.scalar(query.with_for_update() if lock else query)
     if lead is None:
         raise NotFound(f"no lead with id {lead_id}")
+    allowed = await session.scalar(select(Lead.id).where(Lead.id == lead_id, lead_filter(actor)))
+    if allowed is None:
+        raise Forbidden("this lead is not yours and its conversation is not in your queues")
     return lead
+
+
+async def lead_labels(
+    session: AsyncSession, lead: Lead, *, previous_owner: int | None = None
+) -> dict[str, str]:
+    """Audience labels of an event about `lead` (`core.visibility`): its owner (and the one
+    before a change) and where its conversation sits."""
+    placements: list[Placement] = []
+    if lead.conversation_id is not None:
+        conversation = await session.get(Conversation, lead.conversation_id)
+        if conversation is not None:
+            placements.append(placement_of(conversation))
+    return audience_labels(placements, [lead.owner_id, previous_owner])
 
 
 async def update_lead(
@@ -67,7 +92,8 @@ async def update_lead(
     """Change a lead. Operators work their own and unowned leads; only supervisors reassign."""
     if not isinstance(changes.owner_id, Unset) and not actor.is_supervisor:
         raise Forbidden("only supervisors and admins may change a lead's owner", field="owner_id")
-    lead = await get_lead(session, lead_id, lock=True)
+    lead = await get_lead(session, actor, lead_id, lock=True)
+    previous_owner = lead.owner_id
     if not actor.is_supervisor and lead.owner_id not in (None, actor.operator_id):
         raise Forbidden("this lead belongs to another operator; ask a supervisor")
     previous_stage = lead.stage
@@ -102,6 +128,9 @@ async def update_lead(
     if changed:
         await audit.record(session, actor, "lead.update", "lead", lead.id, {"fields": changed})
     if lead.stage != previous_stage or changed:
-        await emit(session, Event("lead.updated", {"lead": lead.id, "contact": lead.contact_id}))
+        labels = await lead_labels(session, lead, previous_owner=previous_owner)
+        await emit(
+            session, Event("lead.updated", {"lead": lead.id, "contact": lead.contact_id}, labels)
+        )
         await session.flush()
     return lead

@@ -25,7 +25,6 @@ from sqlalchemy import Row, Select, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import Actor
-from core.conversations import visible_to
 from core.errors import InvalidInput, NotFound
 from core.events import Event, emit
 from core.models import (
@@ -37,6 +36,7 @@ from core.models import (
     Role,
     utcnow,
 )
+from core.visibility import conversation_filter, interaction_filter
 
 # At most this many distinct handles of one note are looked up; a note is no mailing list.
 MAX_MENTIONS = 20
@@ -83,7 +83,9 @@ async def resolve_handles(session: AsyncSession, handles: list[str]) -> dict[str
 async def can_see(session: AsyncSession, operator: Operator, conversation_id: int) -> bool:
     actor = Actor(f"operator:{operator.email}", Role(operator.role), operator.id)
     found = await session.scalar(
-        select(Conversation.id).where(Conversation.id == conversation_id, visible_to(actor))
+        select(Conversation.id).where(
+            Conversation.id == conversation_id, conversation_filter(actor)
+        )
     )
     return found is not None
 
@@ -175,7 +177,11 @@ def _views(actor: Actor, operator_id: int) -> Select[Notification, str, str | No
         .join(Interaction, Interaction.id == Notification.interaction_id)
         .join(Contact, Contact.id == Conversation.contact_id)
         .outerjoin(Operator, Operator.id == Notification.author_id)
-        .where(Notification.operator_id == operator_id, visible_to(actor))
+        .where(
+            Notification.operator_id == operator_id,
+            conversation_filter(actor),
+            interaction_filter(actor),
+        )
     )
 
 
@@ -201,7 +207,7 @@ async def list_notifications(
         select(func.count())
         .select_from(Notification)
         .join(Conversation, Conversation.id == Notification.conversation_id)
-        .where(Notification.operator_id == operator_id, visible_to(actor), unread)
+        .where(Notification.operator_id == operator_id, conversation_filter(actor), unread)
     )
     return views, unread_count or 0
 

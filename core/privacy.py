@@ -93,6 +93,7 @@ from core.models import (
     utcnow,
 )
 from core.storage import AttachmentStore
+from core.visibility import Placement, audience_labels
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +369,15 @@ async def erase_contact(session: AsyncSession, actor: Actor, contact_id: int) ->
         select(QuarantinedMessage.raw).where(QuarantinedMessage.id.in_(quarantine_ids))
     ):
         keys |= part_keys(raw)
-    conversation_ids = list(await session.scalars(person.conversation_ids()))
+    placements = {
+        row.id: Placement(row.queue_id, row.assignee_id)
+        for row in await session.execute(
+            select(Conversation.id, Conversation.queue_id, Conversation.assignee_id).where(
+                Conversation.id.in_(person.conversation_ids())
+            )
+        )
+    }
+    conversation_ids = list(placements)
     open_outbox = list(
         await session.scalars(
             select(OutboxItem.id).where(
@@ -453,9 +462,9 @@ async def erase_contact(session: AsyncSession, actor: Actor, contact_id: int) ->
         {"merged_ids": list(erasure.merged_ids), **counts, "attachment_keys": len(keys)},
     )
     await emit(session, Event("contact.erased", {"contact": person.contact.id}))
-    for conversation_id in conversation_ids:
+    for conversation_id, placement in placements.items():
         ids: dict[str, int] = {"conversation": conversation_id, "contact": person.contact.id}
-        await emit(session, Event("conversation.updated", ids))
+        await emit(session, Event("conversation.updated", ids, audience_labels([placement])))
     for outbox_id in open_outbox:
         await emit(session, Event("outbox.failed", {"outbox": outbox_id}, {"reason": "erased"}))
     return erasure

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import Actor
 from core.events import Event, emit
 from core.models import Offer, OfferStatus, RoutingDecision
+from core.visibility import Placement, audience_labels
 
 MAX_REASON = 2000
 # Ingest marks a conversation the customer reopened, for routing to look at again.
@@ -61,9 +62,9 @@ async def record(
         decision.created_at = at
     session.add(decision)
     if conversation_id is not None:
-        await emit(
-            session, Event("routing.decision", {"conversation": conversation_id}, {"kind": kind})
-        )
+        # Heard by the queue and operator the decision names (core.visibility).
+        labels = {"kind": kind, **audience_labels([Placement(queue_id, operator_id)])}
+        await emit(session, Event("routing.decision", {"conversation": conversation_id}, labels))
     return decision
 
 
@@ -89,7 +90,10 @@ async def end_offer(
                 "conversation": offer.conversation_id,
                 "operator": offer.operator_id,
             },
-            {"status": str(status)},
+            {
+                "status": str(status),
+                **audience_labels([Placement(offer.queue_id, offer.operator_id)]),
+            },
         ),
     )
 

@@ -42,6 +42,7 @@ from core.capacity import channel_kind
 from core.conversations import add_note, get_conversation
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound, validation_fields
 from core.events import Event, emit
+from core.leads import lead_labels
 from core.models import (
     Contact,
     Conversation,
@@ -65,6 +66,7 @@ from core.models import (
 from core.operators import set_presence
 from core.queues import create_queue, update_queue
 from core.routing_log import REOPENED_NOTE, lock_routing
+from core.visibility import Placement, audience_labels, conversation_labels
 from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_queue_config
 from routing.expressions import operator_attributes
 from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
@@ -453,7 +455,7 @@ async def _presence_housekeeping(
             ),
             at=now,
         )
-        await _emit_assignment(session, conversation)
+        await _emit_assignment(session, conversation, Placement(conversation.queue_id, operator.id))
         report.requeued += 1
 
 
@@ -463,11 +465,15 @@ def _enter_queue(conversation: Conversation, now: datetime) -> None:
     conversation.routing_note = None
 
 
-async def _emit_assignment(session: AsyncSession, conversation: Conversation) -> None:
+async def _emit_assignment(
+    session: AsyncSession, conversation: Conversation, *before: Placement
+) -> None:
+    """Tell consoles who holds the conversation now; whoever held it `before` hears it too."""
     ids = {"conversation": conversation.id, "contact": conversation.contact_id}
     if conversation.assignee_id is not None:
         ids["operator"] = conversation.assignee_id
-    await emit(session, Event("conversation.assigned", ids, {"channel": conversation.channel}))
+    labels = {"channel": conversation.channel, **conversation_labels(conversation, *before)}
+    await emit(session, Event("conversation.assigned", ids, labels))
 
 
 # --- 2. offers ------------------------------------------------------------------------------
@@ -552,11 +558,14 @@ async def _own_offer(session: AsyncSession, actor: Actor, offer_id: int, now: da
 async def list_offers(
     session: AsyncSession, actor: Actor, operator_id: int | None = None
 ) -> list[Offer]:
-    """Pending offers: an operator's own; supervisors see anyone's (or all)."""
+    """Pending offers: an operator's own; supervisors see anyone's (or all); a caller without
+    an operator id (a token) none."""
     query = select(Offer).where(Offer.status == OfferStatus.PENDING).order_by(Offer.id)
     if not actor.is_supervisor:
         if operator_id not in (None, actor.operator_id):
             raise Forbidden("operators see only their own offers")
+        if actor.operator_id is None:
+            return []
         operator_id = actor.operator_id
     if operator_id is not None:
         query = query.where(Offer.operator_id == operator_id)
@@ -661,7 +670,7 @@ async def _escalate(
             actor_label="sla",
             at=now,
         )
-        await _emit_assignment(session, conversation)
+        await _emit_assignment(session, conversation, Placement(conversation.queue_id, previous))
         done.append(f"taken from operator {previous} and requeued")
     if "notify_supervisors" in actions:
         done.append("supervisors notified")
@@ -686,6 +695,7 @@ async def _escalate(
             {
                 "kind": str(timer.kind),
                 "notify": "supervisors" if "notify_supervisors" in actions else "",
+                **conversation_labels(conversation),
             },
         ),
     )
@@ -789,11 +799,12 @@ async def _reopened(
             return
         conversation.assignee_id = None
         conversation.routing_note = None
+        held_by = Placement(conversation.queue_id, holder.id)
         reason = (
             f"reopened by the customer while operator {holder.id} has no room for it"
             f" ({kind} {holder.load_of(kind)}/{holder.capacity_of(kind)}): back to the queue"
         )
-        await _emit_assignment(session, conversation)
+        await _emit_assignment(session, conversation, held_by)
     await routing_log.record(
         session,
         kind="requeue",
@@ -848,7 +859,11 @@ async def _overflow(
                 Event(
                     "conversation.updated",
                     {"conversation": conversation.id, "contact": conversation.contact_id},
-                    {"channel": conversation.channel, "status": conversation.status},
+                    {
+                        "channel": conversation.channel,
+                        "status": conversation.status,
+                        **conversation_labels(conversation, Placement(setup.id, None)),
+                    },
                 ),
             )
             report.overflowed += 1
@@ -1198,7 +1213,10 @@ async def _give(
             Event(
                 "offer.created",
                 {"offer": offer.id, "conversation": row.id, "operator": winner},
-                {"expires_at": offer.expires_at.isoformat()},
+                {
+                    "expires_at": offer.expires_at.isoformat(),
+                    **audience_labels([Placement(setup.id, winner)]),
+                },
             ),
         )
         report.offered += 1
@@ -1228,7 +1246,7 @@ async def _give(
         Event(
             "conversation.assigned",
             {"conversation": row.id, "contact": row.contact_id, "operator": winner},
-            {"channel": row.channel},
+            {"channel": row.channel, **audience_labels([Placement(setup.id, winner)])},
         ),
     )
     report.assigned += 1
@@ -1281,8 +1299,10 @@ async def _assign_leads(session: AsyncSession, now: datetime, report: PassReport
             lead.owner_id = decision.owner_id
             counts[decision.owner_id] = counts.get(decision.owner_id, 0) + 1
             last[decision.owner_id] = now
+            labels = await lead_labels(session, lead)
             await emit(
-                session, Event("lead.updated", {"lead": lead.id, "contact": lead.contact_id})
+                session,
+                Event("lead.updated", {"lead": lead.id, "contact": lead.contact_id}, labels),
             )
         await routing_log.record(
             session,
@@ -1392,6 +1412,7 @@ async def transfer(
     if conversation.status == ConversationStatus.RESOLVED:
         raise Conflict("this conversation is resolved; reopen it before transferring it")
     previous = conversation.assignee_id
+    held_by = Placement(conversation.queue_id, previous)
     by = routing_log.actor_label(actor)
     if note and note.strip():
         # Written while the author still holds the conversation (after it they may not see it).
@@ -1442,7 +1463,7 @@ async def transfer(
         conversation.id,
         {"from": previous, "queue": queue_id, "operator": operator_id},
     )
-    await _emit_assignment(session, conversation)
+    await _emit_assignment(session, conversation, held_by)
     return conversation
 
 

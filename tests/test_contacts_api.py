@@ -616,7 +616,8 @@ async def test_merging_a_survivor_repoints_older_tombstones(
 async def test_timeline_is_every_channel_newest_first_in_pages(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
-    user = await make_user(Role.OPERATOR)
+    # A supervisor sees all of it; who sees which part is tests/test_visibility.py's subject.
+    user = await make_user(Role.SUPERVISOR)
     anna = await arrive(sessions, "mail-0", email("anna@example.com"), at=T0)
     # The same person writes on other channels; they share an identity with the first.
     for n, channel in enumerate(["webform", "sms", "email", "webform"], start=1):

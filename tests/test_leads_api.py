@@ -16,6 +16,7 @@ from core.db import SessionFactory
 from core.identity import Address
 from core.ingest import InboundEvent, LeadRequest, ingest
 from core.models import AuditEntry, IdentityKind, InteractionKind, Lead, LeadStage, Role
+from core.queues import create_queue, set_members
 from tests.conftest import User, UserFactory
 from web.keys import BUS
 
@@ -29,8 +30,9 @@ async def new_lead(
     source: str = "form:contact",
     owner: User | None = None,
     stage: LeadStage = LeadStage.NEW,
+    queue_id: int | None = None,
 ) -> int:
-    """A lead from a web-form submission, committed; its id."""
+    """A lead from a web-form submission (its conversation in `queue_id`), committed; its id."""
     async with sessions() as session, session.begin():
         result = await ingest(
             session,
@@ -40,6 +42,7 @@ async def new_lead(
                 addresses=[Address(IdentityKind.EMAIL, f"lead{n}@example.com")],
                 kind=InteractionKind.FORM,
                 text="please call me back",
+                queue_id=queue_id,
                 lead=LeadRequest(source=source, marketing={"utm_source": "ads"}),
             ),
         )
@@ -50,6 +53,14 @@ async def new_lead(
             .values(owner_id=owner.operator.id if owner else None, stage=stage)
         )
         return result.lead_id
+
+
+async def queue_of(sessions: SessionFactory, *members: User) -> int:
+    """A queue worked by `members`: operators see the leads of its conversations."""
+    async with sessions() as session, session.begin():
+        queue = await create_queue(session, CLI, name=f"Sales {len(members)}")
+        await set_members(session, CLI, queue.id, [member.operator.id for member in members])
+    return queue.id
 
 
 async def lead_row(sessions: SessionFactory, lead_id: int) -> Lead:
@@ -102,7 +113,8 @@ async def test_integration_tokens_may_not_use_leads(
 async def test_list_is_newest_first_and_filters(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
-    user = await make_user(Role.OPERATOR)
+    # A supervisor sees every lead; which ones an operator sees is tests/test_visibility.py's.
+    user = await make_user(Role.SUPERVISOR)
     other = await make_user(Role.OPERATOR)
     first = await new_lead(sessions, 1, owner=user)
     second = await new_lead(sessions, 2, source="form:demo", stage=LeadStage.QUALIFIED)
@@ -120,7 +132,7 @@ async def test_list_is_newest_first_and_filters(
 async def test_list_pages_return_every_lead_exactly_once(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
-    user = await make_user(Role.OPERATOR)
+    user = await make_user(Role.SUPERVISOR)
     created = [await new_lead(sessions, n) for n in range(5)]
     # Same creation time for all: the id must break the tie.
     async with sessions() as session, session.begin():
@@ -163,7 +175,7 @@ async def test_bad_list_parameters_are_400(
 
 async def test_get_lead_and_404(make_user: UserFactory, sessions: SessionFactory) -> None:
     user = await make_user(Role.OPERATOR)
-    lead_id = await new_lead(sessions, 1)
+    lead_id = await new_lead(sessions, 1, queue_id=await queue_of(sessions, user))
     response = await user.get(f"/api/v1/leads/{lead_id}")
     assert response.status == 200
     body = await response.json()
@@ -178,7 +190,7 @@ async def test_operator_moves_an_unowned_lead_through_stages(
     make_user: UserFactory, sessions: SessionFactory, app: web.Application
 ) -> None:
     user = await make_user(Role.OPERATOR)
-    lead_id = await new_lead(sessions, 1)
+    lead_id = await new_lead(sessions, 1, queue_id=await queue_of(sessions, user))
     async with app[BUS].subscribe() as events:
         response = await user.patch(f"/api/v1/leads/{lead_id}", json={"stage": "qualified"})
         assert response.status == 200, await response.text()

@@ -14,6 +14,7 @@ from core.audit import CLI
 from core.db import SessionFactory
 from core.models import Role
 from core.operators import create_operator
+from core.queues import create_queue, set_members
 from tests.servers import omnicrm_server
 
 PASSWORD = "two processes, one db"
@@ -33,7 +34,7 @@ async def test_an_interaction_ingested_by_one_server_reaches_the_other_live(
     database_url: str, sessions: SessionFactory, tmp_path: Path
 ) -> None:
     async with sessions() as session, session.begin():
-        await create_operator(
+        watcher = await create_operator(
             session,
             CLI,
             email="watch@example.com",
@@ -41,6 +42,10 @@ async def test_an_interaction_ingested_by_one_server_reaches_the_other_live(
             role=Role.OPERATOR,
             password=PASSWORD,
         )
+        # The watcher works the queue the interaction goes to: sockets forward only what
+        # their operator may see, decided from labels that cross processes with the event.
+        queue = await create_queue(session, CLI, name="Support")
+        await set_members(session, CLI, queue.id, [watcher.id])
         _, token = await auth.create_token(session, CLI, "crm-sync")
     async with (
         omnicrm_server(database_url, log_path=tmp_path / "a.log") as server_a,
@@ -62,13 +67,18 @@ async def test_an_interaction_ingested_by_one_server_reaches_the_other_live(
                     "external_id": "ext-1",
                     "contact": {"email": "far@example.com"},
                     "text": "written to server A",
+                    "queue": "Support",
                 },
             )
             assert response.status == 201, await response.text()
             created = await response.json()
             event = await next_event(socket, "interaction.created")
             assert event["ids"]["interaction"] == created["interaction_id"]
-            assert event["labels"] == {"channel": "api"}
+            assert event["labels"] == {
+                "channel": "api",
+                "queues": str(queue.id),
+                "operators": "",
+            }
 
 
 async def test_a_server_does_not_echo_its_own_events_twice(
@@ -80,7 +90,8 @@ async def test_a_server_does_not_echo_its_own_events_twice(
             CLI,
             email="echo@example.com",
             name="Echo",
-            role=Role.OPERATOR,
+            # A supervisor's socket hears of every conversation, queued or not.
+            role=Role.SUPERVISOR,
             password=PASSWORD,
         )
         _, token = await auth.create_token(session, CLI, "echo-sync")

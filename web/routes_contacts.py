@@ -129,7 +129,10 @@ async def merge_contacts(call: Call[MergeBody, NoBody]) -> ContactOut:
 
 @routes.get(
     "/api/v1/contacts/{id}/timeline",
-    summary="Every interaction of a contact on every channel, newest first",
+    summary=(
+        "A contact's interactions on every channel, newest first: those of conversations you"
+        " may see (integration tokens: customer-facing ones, never internal notes)"
+    ),
     roles=READERS,
     query=PageQuery,
     response=Page[InteractionOut],
@@ -137,6 +140,10 @@ async def merge_contacts(call: Call[MergeBody, NoBody]) -> ContactOut:
 async def contact_timeline(call: Call[NoBody, PageQuery]) -> Page[InteractionOut]:
     async with call.sessions() as session:
         rows, next_cursor = await contacts.contact_timeline(
-            session, call.path_int("id"), cursor=call.query.cursor, limit=call.query.limit
+            session,
+            call.actor,
+            call.path_int("id"),
+            cursor=call.query.cursor,
+            limit=call.query.limit,
         )
     return page_of(InteractionOut, rows, next_cursor)

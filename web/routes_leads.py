@@ -48,7 +48,10 @@ class LeadPatchBody(BaseModel):
 
 @routes.get(
     "/api/v1/leads",
-    summary="Leads, newest first, filtered by stage, owner, source and contact",
+    summary=(
+        "Leads you may see (yours, those of conversations you may see; supervisors: all),"
+        " newest first, filtered by stage, owner, source and contact"
+    ),
     query=LeadQuery,
     response=Page[LeadOut],
 )
@@ -57,6 +60,7 @@ async def list_leads(call: Call[NoBody, LeadQuery]) -> Page[LeadOut]:
     async with call.sessions() as session:
         rows, next_cursor = await leads.list_leads(
             session,
+            call.actor,
             stage=query.stage,
             owner_id=query.owner_id,
             source=query.source,
@@ -67,10 +71,14 @@ async def list_leads(call: Call[NoBody, LeadQuery]) -> Page[LeadOut]:
     return page_of(LeadOut, rows, next_cursor)
 
 
-@routes.get("/api/v1/leads/{id}", summary="A lead", response=LeadOut)
+@routes.get(
+    "/api/v1/leads/{id}",
+    summary="A lead: yours, one of a conversation you may see, or any for supervisors",
+    response=LeadOut,
+)
 async def get_lead(call: Call[NoBody, NoBody]) -> LeadOut:
     async with call.sessions() as session:
-        lead = await leads.get_lead(session, call.path_int("id"))
+        lead = await leads.get_lead(session, call.actor, call.path_int("id"))
     return LeadOut.model_validate(lead)
 
 

@@ -1,4 +1,11 @@
-"""The live event stream for the console and monitor: GET /ws (a websocket)."""
+"""The live event stream for the console and monitor: GET /ws (a websocket).
+
+Each socket forwards only the events its caller may see (`core.visibility.sees_event`), from
+the event's type and labels, without a query per event. It knows its operator's role and
+queues from the database, read when it opens and again when they may have changed
+(`queue.*`, its own `operator.updated`, `resync`); a socket whose operator was deactivated or
+given another role (which signs them out) is closed.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from core.audit import Actor
 from core.events import Event
-from core.models import utcnow
+from core.models import Operator, Role, utcnow
+from core.queues import queue_ids_of
+from core.visibility import sees_event
 from routing.service import console_seen
 from web.api import ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody
 from web.keys import BUS, SESSIONS, SETTINGS, SOCKETS
@@ -89,20 +99,57 @@ async def _keep_console_seen(app: web.Application, operator_id: int) -> None:
         await asyncio.sleep(interval)
 
 
+# Events after which a socket reads its operator's role and queues again.
+_MEMBERSHIP_EVENTS = frozenset({"queue.created", "queue.updated", "resync"})
+
+
+async def _viewer(app: web.Application, actor: Actor) -> tuple[Actor, frozenset[int]] | None:
+    """The caller as the database knows them now, with their member queues; None when the
+    operator is gone, deactivated or has another role than when the socket opened."""
+    if actor.operator_id is None:
+        return actor, frozenset()
+    async with app[SESSIONS]() as session:
+        operator = await session.get(Operator, actor.operator_id)
+        if operator is None or not operator.active or Role(operator.role) != actor.role:
+            return None
+        return actor, frozenset(await queue_ids_of(session, operator.id))
+
+
+def _may_change_viewer(actor: Actor, event: Event) -> bool:
+    if actor.operator_id is None:
+        return False
+    if event.type == "operator.updated":
+        return event.ids.get("operator") == actor.operator_id
+    return event.type in _MEMBERSHIP_EVENTS
+
+
 async def _forward_events(
     request: web.Request, socket: web.WebSocketResponse, call: Call[NoBody, NoBody]
 ) -> None:
     async with request.app[BUS].subscribe() as queue:
+        # Read after subscribing, so a membership change in between is heard of.
+        viewer = await _viewer(request.app, call.actor)
+        if viewer is None:
+            await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"signed out")
+            return
         await socket.send_json({"type": "hello", "ids": {}, "labels": {"role": call.actor.role}})
         reader = asyncio.create_task(_drain(socket))
         try:
             while not socket.closed and not reader.done():
                 getter = asyncio.ensure_future(queue.get())
                 done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    await socket.send_json(event_message(getter.result()))
-                else:
+                if getter not in done:
                     getter.cancel()
+                    continue
+                event = getter.result()
+                if _may_change_viewer(call.actor, event):
+                    viewer = await _viewer(request.app, call.actor)
+                    if viewer is None:
+                        await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"signed out")
+                        return
+                actor, member_queues = viewer
+                if sees_event(actor, member_queues, event):
+                    await socket.send_json(event_message(event))
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
