@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import sqlite3
 import subprocess
@@ -215,11 +214,23 @@ async def _healthz_seconds(client: TestClient[Any, Any]) -> float:
     return time.perf_counter() - started
 
 
-def _p95(samples: list[float]) -> float:
-    return sorted(samples)[math.ceil(0.95 * len(samples)) - 1]
+def _p95_over_time(samples: list[float]) -> float:
+    """The latency a request arriving at a random moment beats 95% of the time.
+
+    The samples are back to back, so each covers its own duration: a stall of the event loop
+    is one long sample covering much of the time, not one slow sample among many fast ones.
+    """
+    total, covered = sum(samples), 0.0
+    for sample in sorted(samples):
+        covered += sample
+        if covered >= 0.95 * total:
+            return sample
+    return max(samples)
 
 
-async def test_a_burst_of_wrong_logins_does_not_slow_other_clients(
+@pytest.mark.parametrize("work", ["wrong logins", "account changes"])
+async def test_a_burst_of_password_work_does_not_slow_other_clients(
+    work: str,
     client: TestClient[Any, Any],
     make_user: UserFactory,
     settings: Settings,
@@ -228,18 +239,37 @@ async def test_a_burst_of_wrong_logins_does_not_slow_other_clients(
 ) -> None:
     settings.login_failure_delay_seconds = 0  # measure the hashing, not the throttle's delay
     with passwords.using(passwords.STRONG):  # production's cost, here on purpose
-        email = (await make_user(Role.OPERATOR)).operator.email
+        admin = await make_user(Role.ADMIN)
+        operator = await make_user(Role.OPERATOR)
         bystander = await aiohttp_client(server)
-        baseline = [await _healthz_seconds(bystander) for _ in range(30)]
-        burst = [
-            asyncio.create_task(
-                client.post("/api/v1/auth/login", json={"email": email, "password": "wrong!!!!!"})
-            )
-            for _ in range(8)
-        ]
+        # The baseline spans about as long as the burst, so it meets the machine's own hiccups
+        # as often as the burst does.
+        baseline: list[float] = []
+        while sum(baseline) < 2:
+            baseline.append(await _healthz_seconds(bystander))
+        if work == "wrong logins":
+            wrong = {"email": operator.operator.email, "password": "wrong!!!!!"}
+            burst = [client.post("/api/v1/auth/login", json=wrong) for _ in range(8)]
+            expected = [401] * 8
+        else:
+            new = [
+                {"email": f"new{n}@example.com", "name": "N", "password": PASSWORD} for n in "1234"
+            ]
+            reset = {"password": "reset by the admin"}
+            own = {"current_password": PASSWORD, "new_password": "changed by myself"}
+            burst = [
+                *(admin.post("/api/v1/operators", json=body) for body in new),
+                *(
+                    admin.post(f"/api/v1/operators/{operator.operator.id}/password", json=reset)
+                    for _ in range(3)
+                ),
+                admin.post("/api/v1/auth/password", json=own),
+            ]
+            expected = [201] * 4 + [204] * 4
+        tasks = [asyncio.create_task(request) for request in burst]
         during: list[float] = []
-        while not all(attempt.done() for attempt in burst):
+        while not all(task.done() for task in tasks):
             during.append(await _healthz_seconds(bystander))
-        assert [(await attempt).status for attempt in burst] == [401] * 8
-    # Before the fix, a request waited for every hash queued ahead of it (seconds here).
-    assert _p95(during) <= 5 * _p95(baseline) + 0.1, (baseline, during)
+        assert [(await task).status for task in tasks] == expected
+    # Before the fix, a request waited for every hash queued ahead of it: seconds, here.
+    assert _p95_over_time(during) <= 5 * _p95_over_time(baseline) + 0.25, (baseline, during)

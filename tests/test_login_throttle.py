@@ -18,7 +18,7 @@ from core.clock import ManualClock, using
 from core.db import SessionFactory
 from core.login_throttle import Policy, failure_delay
 from core.models import AuditEntry, LoginThrottle
-from core.settings import Settings
+from core.settings import Settings, SettingsError, load_settings
 from tests.conftest import PASSWORD, UserFactory
 from web.app import create_app
 from web.keys import SETTINGS
@@ -232,10 +232,10 @@ def _request(settings: Settings, remote: str, forwarded: str | None) -> web.Requ
     )
 
 
-def test_the_client_address_is_believed_only_from_trusted_proxies(settings: Settings) -> None:
-    direct = settings.model_copy(update={"trusted_proxies": []})
+def test_the_client_address_is_believed_only_from_trusted_proxies() -> None:
+    direct = Settings(trusted_proxies=[])
     assert client_address(_request(direct, "192.0.2.1", "198.51.100.1")) == "192.0.2.1"
-    proxied = settings.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]})
+    proxied = Settings(trusted_proxies=["10.0.0.0/8"])
     # The proxy appends the address it saw; what the client wrote to the left is not believed.
     spoofed = _request(proxied, "10.1.2.3", "1.2.3.4, 198.51.100.1")
     assert client_address(spoofed) == "198.51.100.1"
@@ -243,3 +243,12 @@ def test_the_client_address_is_believed_only_from_trusted_proxies(settings: Sett
     assert client_address(two_hops) == "198.51.100.1"
     assert client_address(_request(proxied, "192.0.2.1", "198.51.100.1")) == "192.0.2.1"
     assert client_address(_request(proxied, "10.1.2.3", "garbage")) == "10.1.2.3"
+
+
+def test_a_trusted_proxy_that_is_no_address_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match=r"trusted_proxies.*'proxy\.local' is not an IP"):
+        load_settings(trusted_proxies=["10.0.0.0/8", "proxy.local"])
+    assert load_settings(trusted_proxies=[" 10.0.0.0/8 ", "::1"]).trusted_proxies == [
+        "10.0.0.0/8",
+        "::1",
+    ]
