@@ -1,4 +1,11 @@
-"""Passwords (argon2), console sessions and API tokens."""
+"""Signing in (passwords checked off the loop and off the database), console sessions and
+API tokens.
+
+Invariant: no password is hashed or verified while a database connection is held. Signing in
+and changing a password read what they need in one short transaction, check the password in
+`core.passwords`' thread pool with no transaction open, then write in a new transaction; so a
+slow hash never holds SQLite's one connection or a PostgreSQL row lock.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +15,16 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit
+from core import audit, login_throttle, passwords
 from core.audit import Actor
+from core.db import SessionFactory
 from core.errors import Conflict, InvalidInput
+from core.login_throttle import Attempt
 from core.models import ApiToken, AuthSession, Operator, Role, utcnow
-
-_hasher = PasswordHasher()
-MIN_PASSWORD = 10
-# Verifying against this keeps a login for an unknown email as slow as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
-
-
-def hash_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"password must be at least {MIN_PASSWORD} characters", field="password")
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
+from core.passwords import MIN_PASSWORD as MIN_PASSWORD
 
 
 def _digest(secret_key: str, token: str) -> str:
@@ -53,12 +43,96 @@ class NewSession:
     operator: Operator
 
 
-async def authenticate(session: AsyncSession, email: str, password: str) -> Operator | None:
-    operator = await session.scalar(select(Operator).where(Operator.email == email.strip().lower()))
-    ok = verify_password(operator.password_hash if operator else None, password)
-    if operator is None or not ok or not operator.active:
-        return None
-    return operator
+@dataclass(frozen=True)
+class SignIn:
+    """The outcome of a sign-in attempt: a new session, or a failure to answer after `delay`
+    seconds, or a refusal (throttled) to retry after `retry_after` seconds."""
+
+    opened: NewSession | None = None
+    delay: float = 0.0
+    retry_after: int | None = None
+
+
+async def sign_in(
+    sessions: SessionFactory,
+    email: str,
+    password: str,
+    *,
+    address: str,
+    policy: login_throttle.Policy,
+    secret_key: str,
+    ttl: timedelta,
+) -> SignIn:
+    """Check `email`/`password` from a client at `address` and open a session if they match.
+
+    Owns its transactions (see the module's invariant): the attempt is counted and the
+    operator's hash read in the first; the second opens the session (and resets the account's
+    count) or audits the failure, and a lock-out when this failure used up a scope's window.
+    A refused attempt is audited and never checks the password. An unknown email or an
+    inactive operator fails like a wrong password and takes as long.
+    """
+    account = login_throttle.account_key(email)
+    actor = Actor(f"anonymous:{address}", Role.OPERATOR)
+    async with sessions() as session, session.begin():
+        attempt = await login_throttle.count_attempt(session, account, address, policy)
+        if attempt.refused_by:
+            await audit.record(
+                session, actor, "login.refused", "operator", None, _throttle_details(attempt)
+            )
+            return SignIn(retry_after=attempt.retry_after_seconds)
+        found = (
+            await session.execute(
+                select(Operator.id, Operator.password_hash, Operator.active).where(
+                    Operator.email == account
+                )
+            )
+        ).first()
+    stored = found.password_hash if found is not None else None
+    verdict = await passwords.verify(stored, password)
+    matched = found is not None and found.active and verdict.ok
+    # A hash made with parameters that are no longer the current ones is replaced on success.
+    upgraded = await passwords.rehash(password) if matched and verdict.needs_rehash else None
+    async with sessions() as session, session.begin():
+        operator = (
+            # Locked, so a password change committing meanwhile revokes this session too.
+            await session.get(Operator, found.id, with_for_update=True)
+            if matched and found is not None
+            else None
+        )
+        if operator is not None and operator.active and operator.password_hash == stored:
+            await login_throttle.forgive(session, attempt)
+            if upgraded is not None:
+                operator.password_hash = upgraded
+            opened = await open_session(session, operator, secret_key, ttl)
+            await login_throttle.purge(session, policy)
+            return SignIn(opened)
+        await _record_failure(session, actor, attempt)
+        await login_throttle.purge(session, policy)
+    return SignIn(delay=login_throttle.failure_delay(attempt.account.failures, policy))
+
+
+async def _record_failure(session: AsyncSession, actor: Actor, attempt: Attempt) -> None:
+    """Audit a failed attempt, and the lock-out of each scope whose window it used up."""
+    details = {"email": attempt.account.key, "address": attempt.address.key}
+    await audit.record(session, actor, "login.failed", "operator", None, details)
+    for count in attempt.counts:
+        if count.locks:
+            locked = {
+                "scope": count.scope.value,
+                "key": count.key,
+                "failures": count.failures,
+                "until": count.window_ends_at.isoformat(),
+            }
+            await audit.record(session, actor, "login.locked", "operator", None, locked)
+
+
+def _throttle_details(attempt: Attempt) -> dict[str, object]:
+    return {
+        "email": attempt.account.key,
+        "address": attempt.address.key,
+        "scopes": [count.scope.value for count in attempt.refused_by],
+        "retry_after": attempt.retry_after_seconds,
+    }
 
 
 async def open_session(
@@ -114,14 +188,34 @@ async def revoke_all_sessions(session: AsyncSession, operator_id: int) -> None:
 
 
 async def change_password(
-    session: AsyncSession, operator: Operator, current: str, new: str
+    sessions: SessionFactory, operator_id: int, current: str, new: str
 ) -> None:
-    """Set a new password and sign out every session of this operator."""
-    if not verify_password(operator.password_hash, current):
+    """Set a new password and sign out every session of this operator.
+
+    Owns its transactions (see the module's invariant). A wrong `current` is an InvalidInput on
+    `current_password`; a password changed by someone else meanwhile is a Conflict.
+    """
+    passwords.check_strength(new)
+    async with sessions() as session:
+        stored = await session.scalar(
+            select(Operator.password_hash).where(
+                Operator.id == operator_id, Operator.active.is_(True)
+            )
+        )
+    if not (await passwords.verify(stored, current)).ok:
         raise InvalidInput("current password is wrong", field="current_password")
-    operator.password_hash = hash_password(new)
-    await revoke_all_sessions(session, operator.id)
-    await audit.record(session, actor_of(operator), "password.change", "operator", operator.id)
+    new_hash = await passwords.hash_password(new)
+    async with sessions() as session, session.begin():
+        changed = await session.execute(
+            update(Operator)
+            .where(Operator.id == operator_id, Operator.password_hash == stored)
+            .values(password_hash=new_hash)
+        )
+        operator = await session.get(Operator, operator_id)
+        if operator is None or not getattr(changed, "rowcount", 0):
+            raise Conflict("the password was changed meanwhile; sign in again")
+        await revoke_all_sessions(session, operator_id)
+        await audit.record(session, actor_of(operator), "password.change", "operator", operator_id)
 
 
 async def create_token(

@@ -674,3 +674,20 @@ class Notification(Base):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     read_at: Mapped[datetime | None]
+
+
+# --- login throttling (issue 9) ---
+
+
+class LoginThrottle(Base):
+    """Sign-in attempts counted in a fixed window, per account (normalized email) or per client
+    address; shared by every server process through the database."""
+
+    __tablename__ = "login_throttle"
+
+    # "account" or "address".
+    scope: Mapped[str] = mapped_column(String(10), primary_key=True)
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    # Attempts in the window not (yet) known to have succeeded.
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime] = mapped_column(index=True)

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit
+from core import audit, passwords
 from core.audit import Actor
-from core.auth import hash_password, revoke_all_sessions
+from core.auth import revoke_all_sessions
 from core.changes import UNSET, Unset
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events import Event, emit
@@ -54,13 +54,16 @@ async def create_operator(
     except InvalidInput as exc:
         raise InvalidInput(exc.message, field="email") from None
     name = _check_name(name)
+    # Hashed before this function's first statement: a caller that opens its transaction just
+    # for this holds no database connection while the hash is made.
+    password_hash = await passwords.hash_password(password) if password is not None else None
     if await session.scalar(select(Operator.id).where(Operator.email == address)):
         raise Conflict(f"an operator with email {address} exists already", field="email")
     operator = Operator(
         email=address,
         name=name,
         role=role,
-        password_hash=hash_password(password) if password is not None else None,
+        password_hash=password_hash,
         skills=dict(skills or {}),
         languages=dict(languages or {}),
         capacity=dict(capacity or {}),
@@ -155,9 +158,12 @@ async def _other_active_admin_exists(session: AsyncSession, operator_id: int) ->
 async def set_password(
     session: AsyncSession, actor: Actor, operator_id: int, password: str
 ) -> Operator:
-    """An admin sets a new password; every session of that operator ends."""
+    """An admin sets a new password; every session of that operator ends.
+
+    The hash is made before the first statement (see `create_operator`)."""
+    password_hash = await passwords.hash_password(password)
     operator = await get_operator(session, operator_id)
-    operator.password_hash = hash_password(password)
+    operator.password_hash = password_hash
     await revoke_all_sessions(session, operator.id)
     await audit.record(session, actor, "operator.password", "operator", operator.id)
     return operator

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -139,6 +140,16 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # Extra origins allowed to sign in and open the websocket besides the server's own.
     allowed_origins: list[str] = Field(default_factory=list)
+    # Sign-in throttling, shared by every process through the database: failed attempts per
+    # account (email) and per client address within the window before further attempts get
+    # 429, and the delay before answering the third failure of an account (doubling after).
+    login_failures_per_account: int = Field(default=10, ge=1)
+    login_failures_per_address: int = Field(default=50, ge=1)
+    login_failure_window_seconds: float = Field(default=60.0, gt=0, le=86400)
+    login_failure_delay_seconds: float = Field(default=0.5, ge=0, le=10)
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, e.g.
+    # "10.0.0.0/8"); the client is the last address in it that is not one of them.
+    trusted_proxies: list[str] = Field(default_factory=list)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_max_attempts: int = Field(default=8, ge=1)
     # An outbox item claimed by a worker that died is retried after this lease runs out.
@@ -194,6 +205,16 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment")
         return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return [entry.strip() for entry in value]
 
     @property
     def public_origin(self) -> str | None:

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from core import clock
+from core import clock, passwords
 from core.audit import CLI
 from core.credentials import CredentialCipher
 from core.db import SessionFactory, make_engine
@@ -56,6 +56,14 @@ def shifted_clock() -> Iterator[None]:
         yield
         return
     with clock.using(clock.ShiftedClock(timedelta(days=float(days)))):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """The suite hashes with argon2's cheapest parameters (production's cost about a second
+    per test user on a busy machine); tests/run_cli.py does the same for server processes."""
+    with passwords.using(passwords.CHEAP):
         yield
 
 

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from core import passwords
 from core.audit import CLI, Actor
-from core.auth import authenticate, token_actor
+from core.auth import token_actor
 from core.db import make_engine, make_session_factory
 from core.migrate import upgrade
 from core.models import (
@@ -53,6 +54,14 @@ class Result:
 
 
 Run = Callable[..., Result]
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> Operator | None:
+    """The operator `email` and `password` sign in as, if they match."""
+    operator = await session.scalar(select(Operator).where(Operator.email == email))
+    if operator is None or not (await passwords.verify(operator.password_hash, password)).ok:
+        return None
+    return operator
 
 
 # The CLI configures the root logger for its process; the test run gets its own back.

@@ -1,15 +1,33 @@
-"""Sign in and out of the console; change one's password."""
+"""Sign in and out of the console; change one's password.
+
+Signing in takes JSON only, from the server's own pages (or `allowed_origins`) or from
+clients that send no Origin: a foreign page can neither post a form nor a text/plain body
+that signs a browser into someone else's account. Failed attempts are throttled per account
+and per client address (`core.login_throttle`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from core import audit, auth
+from core import audit, auth, login_throttle
+from core.errors import Forbidden
 from core.models import Operator
-from web.api import CSRF_COOKIE, PUBLIC, SESSION_COOKIE, ApiRoutes, Call, NoBody, error_body
+from web.api import (
+    CSRF_COOKIE,
+    PUBLIC,
+    SESSION_COOKIE,
+    ApiRoutes,
+    Call,
+    NoBody,
+    error_body,
+    parse_body,
+)
+from web.origins import client_address, origin_allowed
 from web.schemas import OperatorOut
 
 routes = ApiRoutes(tag="auth")
@@ -32,30 +50,50 @@ class PasswordBody(BaseModel):
 
 @routes.post(
     "/api/v1/auth/login",
-    summary="Sign in; sets the session cookie and returns the CSRF token",
+    summary="Sign in (JSON only); sets the session cookie and returns the CSRF token",
     roles=PUBLIC,
-    body=LoginBody,
+    documented_body=LoginBody,
     response=LoginOut,
 )
-async def login(call: Call[LoginBody, NoBody]) -> web.StreamResponse:
+async def login(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     settings = call.settings
-    async with call.sessions() as session, session.begin():
-        operator = await auth.authenticate(session, call.body.email, call.body.password)
-        if operator is None:
-            await audit.record(
-                session, call.actor, "login.failed", "operator", None, {"email": call.body.email}
-            )
-        else:
-            opened = await auth.open_session(
-                session, operator, settings.secret_key, timedelta(hours=settings.session_ttl_hours)
-            )
-    if operator is None:
+    request = call.request
+    if not origin_allowed(request):
+        raise Forbidden("sign-in is allowed only from this server's own pages")
+    if request.content_type != "application/json":
+        return web.json_response(
+            error_body("unsupported_media_type", "send the credentials as application/json"),
+            status=415,
+        )
+    body = await parse_body(request, LoginBody)
+    outcome = await auth.sign_in(
+        call.sessions,
+        body.email,
+        body.password,
+        address=client_address(request),
+        policy=login_throttle.Policy.from_settings(settings),
+        secret_key=settings.secret_key,
+        ttl=timedelta(hours=settings.session_ttl_hours),
+    )
+    if outcome.retry_after is not None:
+        seconds = outcome.retry_after
+        return web.json_response(
+            error_body(
+                "rate_limited", f"too many sign-in attempts; try again in {seconds} seconds"
+            ),
+            status=429,
+            headers={"Retry-After": str(seconds)},
+        )
+    opened = outcome.opened
+    if opened is None:
+        # Repeated failures are answered ever later; other requests go on meanwhile.
+        await asyncio.sleep(outcome.delay)
         return web.json_response(
             error_body("invalid_credentials", "wrong email or password"), status=401
         )
     response = web.json_response(
         LoginOut(
-            operator=OperatorOut.model_validate(operator), csrf_token=opened.csrf_token
+            operator=OperatorOut.model_validate(opened.operator), csrf_token=opened.csrf_token
         ).model_dump(mode="json")
     )
     max_age = int(settings.session_ttl_hours * 3600)
@@ -108,13 +146,11 @@ async def me(call: Call[NoBody, NoBody]) -> OperatorOut:
     status=204,
 )
 async def change_password(call: Call[PasswordBody, NoBody]) -> web.StreamResponse:
-    async with call.sessions() as session, session.begin():
-        operator = await session.get(Operator, call.actor.operator_id or 0)
-        if operator is None:
-            raise web.HTTPUnauthorized()
-        await auth.change_password(
-            session, operator, call.body.current_password, call.body.new_password
-        )
+    if call.actor.operator_id is None:
+        raise web.HTTPUnauthorized()
+    await auth.change_password(
+        call.sessions, call.actor.operator_id, call.body.current_password, call.body.new_password
+    )
     response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/")
     response.del_cookie(CSRF_COOKIE, path="/")

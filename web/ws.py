@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -25,21 +24,11 @@ from core.visibility import sees_event
 from routing.service import console_seen
 from web.api import ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody
 from web.keys import BUS, SESSIONS, SETTINGS, SOCKETS
+from web.origins import origin_allowed
 
 log = logging.getLogger(__name__)
 
 routes = ApiRoutes(tag="live")
-
-
-def origin_allowed(request: web.Request) -> bool:
-    """Browsers always send Origin on websockets; only our own page (or a listed one) may."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not a browser: cookies are not sent cross-site by non-browsers anyway
-    if origin in request.app[SETTINGS].allowed_origins:
-        return True
-    parts = urlsplit(origin)
-    return parts.netloc == request.host and parts.scheme in ("http", "https")
 
 
 def event_message(event: Event) -> dict[str, object]:
