@@ -20,6 +20,7 @@ from channels.email.smtp import EmailSender
 from core.db import make_engine, transaction
 from core.events import EventBus, listen_postgresql, session_info
 from core.ingest import IngestPolicy
+from core.logfields import log_fields
 from core.mailboxes import sync_config_mailboxes
 from core.outbox import OutboxWorker, Sender
 from core.settings import Settings
@@ -157,16 +158,14 @@ async def _sync_config_mailboxes(app: web.Application) -> None:
             result = await sync_config_mailboxes(session, app[SETTINGS].mailboxes)
     except (SQLAlchemyError, OSError) as exc:
         # The server still starts, so /healthz can say what is wrong.
-        log.error("cannot sync the config file's mailboxes", extra={"error": str(exc)})
+        log.error("cannot sync the config file's mailboxes", extra=log_fields(error=str(exc)))
         return
     if result.created or result.updated or result.deactivated:
         log.info(
             "config mailboxes synced",
-            extra={
-                "created": result.created,
-                "updated": result.updated,
-                "deactivated": result.deactivated,
-            },
+            extra=log_fields(
+                created=result.created, updated=result.updated, deactivated=result.deactivated
+            ),
         )
 
 

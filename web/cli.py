@@ -34,6 +34,7 @@ from core.auth import create_token
 from core.db import SessionFactory, make_engine, make_session_factory
 from core.errors import DomainError, InvalidInput
 from core.forms import KNOWN_FIELDS, create_form
+from core.logfields import log_fields
 from core.mailboxes import create_mailbox, list_mailboxes
 from core.migrate import upgrade
 from core.models import AfterImport, Role, TlsMode
@@ -196,7 +197,9 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
             ) from None
-        log.info("omnicrm listening", extra={"url": f"http://{settings.host}:{settings.port}"})
+        log.info(
+            "omnicrm listening", extra=log_fields(url=f"http://{settings.host}:{settings.port}")
+        )
         print(f"omnicrm is serving on http://{settings.host}:{settings.port}", flush=True)
         # SIGTERM (a process manager, `kill`) stops as gracefully as Ctrl-C: workers finish
         # their current step and the database pool closes.

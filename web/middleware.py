@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from core.logfields import log_fields
 from web.api import error_body
 from web.keys import METRICS, SETTINGS
 
@@ -61,7 +62,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
             raise
         return _http_error_json(exc, request)
     except Exception:
-        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        log.exception("unhandled error", extra=log_fields(path=request.path, method=request.method))
         return web.json_response(
             error_body("internal", "something went wrong on our side; it has been logged"),
             status=500,
