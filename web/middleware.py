@@ -1,4 +1,5 @@
-"""Middlewares: every error is JSON, every request is timed."""
+"""Middlewares: every error is JSON, every request is timed, every answer carries the
+security headers, and no JSON answer is kept by a cache."""
 
 from __future__ import annotations
 
@@ -96,4 +97,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     if not request.path.startswith("/forms/"):
         # Forms may be framed by the customer's website; nothing else may.
         response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith("/api/") or response.content_type == "application/json":
+        # Customer data and errors: never kept by a browser or a shared cache. Pages and
+        # static files set their own caching.
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
