@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 
 from aiohttp import web
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -171,7 +170,8 @@ async def _sync_config_mailboxes(app: web.Application) -> None:
 
 async def postgresql_events(app: web.Application) -> AsyncIterator[None]:
     """Relay other processes' events (LISTEN/NOTIFY) into this process's bus."""
-    url = make_url(app[SETTINGS].database_url).set(drivername="postgresql")
+    # The engine's URL: its TLS mode is spelled as asyncpg's DSN parser reads it (sslmode).
+    url = app[ENGINE].url.set(drivername="postgresql")
     stop = asyncio.Event()
     task = asyncio.create_task(
         listen_postgresql(url.render_as_string(hide_password=False), app[BUS], stop)
