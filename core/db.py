@@ -45,7 +45,9 @@ def postgresql_url(database_url: str) -> URL:
     """
     url = make_url(database_url)
     query = dict(url.query)
-    modes = {str(query[key]) for key in ("sslmode", "ssl") if key in query}
+    given = [query[key] for key in ("sslmode", "ssl") if key in query]
+    # A repeated key comes as a tuple of its values.
+    modes = {value for item in given for value in ((item,) if isinstance(item, str) else item)}
     if len(modes) > 1:
         raise ValueError("give the TLS mode once: sslmode= or ssl=, not both with other values")
     for key, variable in _SSL_FILES.items():

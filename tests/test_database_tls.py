@@ -36,6 +36,7 @@ def test_a_url_without_a_tls_mode_is_unchanged() -> None:
         ("sslmode=required", "'required' is not a TLS mode; use ssl= with one of disable"),
         ("ssl=true", "'true' is not a TLS mode; use ssl="),
         ("sslmode=require&ssl=disable", "sslmode= or ssl=, not both"),
+        ("sslmode=require&sslmode=disable", "sslmode= or ssl=, not both"),
         ("sslmode=verify-full&sslrootcert=/etc/ca.pem", "PGSSLROOTCERT"),
         ("sslcert=/etc/client.pem", "PGSSLCERT"),
     ],

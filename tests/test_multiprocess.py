@@ -68,7 +68,7 @@ async def test_an_interaction_ingested_by_one_server_reaches_the_other_live(
             created = await response.json()
             event = await next_event(socket, "interaction.created")
             assert event["ids"]["interaction"] == created["interaction_id"]
-            assert event["labels"] == {"channel": "api"}
+            assert event["labels"] == {"channel": "api", "direction": "in"}
 
 
 async def test_a_server_does_not_echo_its_own_events_twice(

@@ -106,7 +106,7 @@ values = st.one_of(
 )
 
 fuzz = hypothesis_settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
