@@ -1,8 +1,9 @@
 """Fixtures: every database test runs on SQLite and on a real PostgreSQL.
 
 PostgreSQL is reached at OMNICRM_TEST_POSTGRES_URL (default: the local server as postgres);
-the suite creates its own database and drops it at the end. Without a reachable server the
-PostgreSQL half is skipped with the reason, except under CI=true, where that is a failure.
+the suite creates its own database and drops it at the end. Without a reachable server, or
+when it refuses the login (wrong user or password, no such database), the PostgreSQL half is
+skipped with the reason, except under CI=true, where that is a failure.
 
 OMNICRM_TEST_CLOCK_SHIFT_DAYS=N runs the whole suite with omnicrm's clock N days away from the
 machine's (`make test-shifted`), so a test that only passes near the date it was written in
