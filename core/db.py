@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,13 +17,58 @@ from sqlalchemy.ext.asyncio import (
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
+# libpq's sslmode values; asyncpg's `ssl` argument takes the same names with the same meaning.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# libpq's certificate options, which asyncpg reads from the environment instead of the URL.
+_SSL_FILES = {
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+    "sslpassword": "PGSSLPASSWORD",
+}
+
 
 def is_postgresql(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def postgresql_url(database_url: str) -> URL:
+    """The PostgreSQL URL with its TLS mode as libpq's `?sslmode=`; ValueError (one line) if
+    it cannot be honoured faithfully.
+
+    `sslmode=` (libpq's spelling, as in most hosting providers' URLs) and `ssl=` (asyncpg's)
+    are accepted with the same values (SSL_MODES). The result keeps `sslmode`, which asyncpg
+    reads in a DSN too (the event listener and the mail pollers' locks connect with one);
+    `make_engine` hands it to asyncpg as `ssl`. Certificate files are not URL options for
+    asyncpg: it reads them from PGSSLROOTCERT, PGSSLCERT, PGSSLKEY and friends.
+    """
+    url = make_url(database_url)
+    query = dict(url.query)
+    given = [query[key] for key in ("sslmode", "ssl") if key in query]
+    # A repeated key comes as a tuple of its values.
+    modes = {value for item in given for value in ((item,) if isinstance(item, str) else item)}
+    if len(modes) > 1:
+        raise ValueError("give the TLS mode once: sslmode= or ssl=, not both with other values")
+    for key, variable in _SSL_FILES.items():
+        if key in query:
+            raise ValueError(
+                f"{key}= is not taken in the URL by asyncpg; set ssl=verify-full (or another "
+                f"mode) in the URL and the file in the {variable} environment variable"
+            )
+    if not modes:
+        return url
+    mode = modes.pop()
+    if mode not in SSL_MODES:
+        raise ValueError(
+            f"sslmode/ssl={mode!r} is not a TLS mode; use ssl= with one of {', '.join(SSL_MODES)}"
+        )
+    return url.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
+
+
 def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
-    """Create an engine; SQLite gets WAL, a busy timeout and one serialized writer."""
+    """Create an engine; SQLite gets WAL, a busy timeout and one serialized writer;
+    PostgreSQL's TLS mode is read as `postgresql_url` describes (ValueError if unusable)."""
     if database_url.startswith("sqlite"):
         # One connection per process: SQLite has a single writer anyway, and queueing on the
         # pool in asyncio is cheaper and fairer than SQLITE_BUSY retries between connections.
@@ -35,7 +81,15 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(database_url, **kwargs)
+    engine = create_async_engine(postgresql_url(database_url), **kwargs)
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _ssl_mode(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+        # SQLAlchemy passes the URL's query as keywords; asyncpg calls sslmode `ssl`.
+        if "sslmode" in params:
+            params["ssl"] = params.pop("sslmode")
+
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -22,6 +22,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from core.logfields import log_fields
+
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "omnicrm_events"
@@ -89,7 +91,7 @@ class EventBus:
             try:
                 listener(event)
             except Exception:
-                log.exception("event listener failed", extra={"event_type": event.type})
+                log.exception("event listener failed", extra=log_fields(event_type=event.type))
         for queue in self._queues:
             try:
                 queue.put_nowait(event)
@@ -138,7 +140,7 @@ async def listen_postgresql(dsn: str, bus: EventBus, stop: asyncio.Event) -> Non
         try:
             connection = await asyncpg.connect(dsn)
         except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("event listener cannot connect, retrying", extra={"error": str(exc)})
+            log.warning("event listener cannot connect, retrying", extra=log_fields(error=str(exc)))
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, 30)
@@ -149,7 +151,9 @@ async def listen_postgresql(dsn: str, bus: EventBus, stop: asyncio.Event) -> Non
             try:
                 event = Event.from_json(payload)
             except (ValueError, KeyError, TypeError):
-                log.warning("ignoring malformed notification", extra={"payload": payload[:200]})
+                log.warning(
+                    "ignoring malformed notification", extra=log_fields(payload=payload[:200])
+                )
                 return
             if event.origin != PROCESS_ID:
                 bus.publish(event)
@@ -165,7 +169,7 @@ async def listen_postgresql(dsn: str, bus: EventBus, stop: asyncio.Event) -> Non
                     # A silent network failure only shows when the connection is used.
                     await connection.execute("SELECT 1")
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("event listener lost its connection", extra={"error": str(exc)})
+            log.warning("event listener lost its connection", extra=log_fields(error=str(exc)))
         finally:
             with suppress(Exception):
                 await connection.close(timeout=2)

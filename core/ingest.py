@@ -209,7 +209,8 @@ async def _store(
         events.append(Event("contact.created", {"contact": contact.id}))
     if conversation_state:
         events.append(Event(f"conversation.{conversation_state}", ids, labels))
-    events.append(Event("interaction.created", {**ids, "interaction": interaction_id}, labels))
+    created = {**labels, "direction": "in"}  # replies and notes are interactions too
+    events.append(Event("interaction.created", {**ids, "interaction": interaction_id}, created))
     if lead_id is not None:
         events.append(Event("lead.created", {**ids, "lead": lead_id}, labels))
     return IngestResult(interaction_id, conversation.id, contact.id, True, lead_id), events

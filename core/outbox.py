@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import SessionFactory, transaction
 from core.events import Event, EventBus, emit
+from core.logfields import log_fields
 from core.models import OutboxItem, OutboxStatus, utcnow
 from core.sql import supports_skip_locked
 
@@ -309,7 +310,7 @@ class OutboxWorker:
         except Exception as exc:
             if not isinstance(exc, TransientSendError):
                 # A sender's unexpected error is treated as transient: retried, then failed.
-                log.exception("sender raised", extra={"outbox_id": delivery.outbox_id})
+                log.exception("sender raised", extra=log_fields(outbox_id=delivery.outbox_id))
             retry_after = exc.retry_after if isinstance(exc, TransientSendError) else None
             record = partial(
                 mark_retry,
@@ -324,10 +325,10 @@ class OutboxWorker:
             await record(session)
         log.info(
             "outbox attempt",
-            extra={
-                "outbox_id": delivery.outbox_id,
-                "attempt": delivery.attempt,
-                "channel": delivery.channel,
-                "outcome": outcome,
-            },
+            extra=log_fields(
+                outbox_id=delivery.outbox_id,
+                attempt=delivery.attempt,
+                channel=delivery.channel,
+                outcome=outcome,
+            ),
         )

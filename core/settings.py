@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
+from core.db import postgresql_url
 from core.errors import InvalidInput
 from core.mailboxes import check_complete
 
@@ -150,6 +151,12 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, e.g.
     # "10.0.0.0/8"); the client is the last address in it that is not one of them.
     trusted_proxies: list[str] = Field(default_factory=list)
+
+    # /metrics answers callers that send this bearer token, and callers from these addresses
+    # (IPs or CIDR networks; default: this machine only). The token also shows /healthz's
+    # details, which are otherwise for admins.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
+    metrics_allowed_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_max_attempts: int = Field(default=8, ge=1)
     # An outbox item claimed by a worker that died is retried after this lease runs out.
@@ -175,6 +182,8 @@ class Settings(BaseSettings):
     def _supported_database(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        if value.startswith("postgresql"):
+            postgresql_url(value)  # its TLS options, checked here to fail at start-up
         return value
 
     @field_validator("credentials_key")
@@ -208,13 +217,34 @@ class Settings(BaseSettings):
 
     @field_validator("trusted_proxies")
     @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
         for entry in value:
             try:
                 ipaddress.ip_network(entry.strip(), strict=False)
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or network") from None
         return [entry.strip() for entry in value]
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_allowed_addresses")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)"
+                ) from None
+        return [item.strip() for item in value]
+
+    @property
+    def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(item, strict=False) for item in self.metrics_allowed_addresses]
 
     @property
     def public_origin(self) -> str | None:

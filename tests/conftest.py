@@ -1,8 +1,9 @@
 """Fixtures: every database test runs on SQLite and on a real PostgreSQL.
 
 PostgreSQL is reached at OMNICRM_TEST_POSTGRES_URL (default: the local server as postgres);
-the suite creates its own database and drops it at the end. Without a reachable server the
-PostgreSQL half is skipped with the reason, except under CI=true, where that is a failure.
+the suite creates its own database and drops it at the end. Without a reachable server, or
+when it refuses the login (wrong user or password, no such database), the PostgreSQL half is
+skipped with the reason, except under CI=true, where that is a failure.
 
 OMNICRM_TEST_CLOCK_SHIFT_DAYS=N runs the whole suite with omnicrm's clock N days away from the
 machine's (`make test-shifted`), so a test that only passes near the date it was written in
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from aiohttp import web
@@ -79,20 +80,38 @@ async def _admin_execute(statement: str) -> None:
 
 
 def _postgresql_database() -> Iterator[str]:
+    import asyncpg
+
     name = f"omnicrm_test_{secrets.token_hex(4)}"
     try:
         asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
     except (OSError, ConnectionError) as exc:
-        reason = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true requires it)")
-        pytest.skip(reason)
+        _no_postgresql(f"PostgreSQL not reachable at {_safe(POSTGRES_ADMIN_URL)}: {exc}")
+    except (
+        asyncpg.InvalidAuthorizationSpecificationError,  # wrong user or password, pg_hba
+        asyncpg.InvalidCatalogNameError,  # no such database
+    ) as exc:
+        _no_postgresql(
+            f"PostgreSQL at {_safe(POSTGRES_ADMIN_URL)} refused the login: {exc} "
+            "(set OMNICRM_TEST_POSTGRES_URL)"
+        )
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         upgrade_sync(url)
         yield url
     finally:
         asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _no_postgresql(reason: str) -> NoReturn:
+    """Skip the PostgreSQL half with the reason; under CI=true, fail instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true requires it)")
+    pytest.skip(reason)
+
+
+def _safe(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

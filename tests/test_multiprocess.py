@@ -76,6 +76,7 @@ async def test_an_interaction_ingested_by_one_server_reaches_the_other_live(
             assert event["ids"]["interaction"] == created["interaction_id"]
             assert event["labels"] == {
                 "channel": "api",
+                "direction": "in",
                 "queues": str(queue.id),
                 "operators": "",
             }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core import auth
 from core.audit import Actor
 from core.db import SessionFactory
-from core.errors import Forbidden, InvalidInput, validation_fields
+from core.errors import Forbidden, InvalidInput, NotFound, validation_fields
 from core.models import Role
 from core.pagination import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
 from core.settings import Settings
@@ -49,6 +50,29 @@ class NoBody(BaseModel):
 # A record id in a body or query: positive and within a 64-bit column, so a huge number is a
 # 400 instead of a database error.
 RecordId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+# Path parameters that name a record or a position: `id`, `<thing>_id`, `index`.
+_ID_PARAM = re.compile(r"id|[a-z_]+_id|index")
+PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+# ASCII digits only: str.isdigit() and int() also take other scripts' digits ("\u0663" is 3),
+# superscripts and full-width forms, which would alias real ids or fail in int().
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def id_params(path: str) -> tuple[str, ...]:
+    """The parameters of a route path that are record ids or positions (see `path_id`)."""
+    return tuple(name for name in PATH_PARAM.findall(path) if _ID_PARAM.fullmatch(name))
+
+
+def path_id(raw: str) -> int:
+    """The number a path segment names, or NotFound (a 404 with the JSON error body).
+
+    The one rule for ids in paths: ASCII digits `[0-9]+` whose value fits an id column
+    (at most MAX_ID). Signs, spaces, other scripts' digits, huge numbers: no such record.
+    """
+    if _ASCII_DIGITS.fullmatch(raw) is None or int(raw) > MAX_ID:
+        raise NotFound("no such record")
+    return int(raw)
 
 
 class PageQuery(BaseModel):
@@ -81,13 +105,25 @@ class Call(Generic[BodyT, QueryT]):
         return self.request.app[SETTINGS]
 
     def path_int(self, name: str) -> int:
-        raw = self.request.match_info[name]
-        if not raw.isdigit() or len(raw) > 18:
-            raise web.HTTPNotFound(text=json.dumps(error_body("not_found", "no such record")))
-        return int(raw)
+        """The id or index in the path parameter `name` (see `path_id`)."""
+        return path_id(self.request.match_info[name])
 
 
 Handler = Callable[[Call[Any, Any]], Awaitable[Any]]
+
+
+# Error answers a route may declare with `errors=`, beyond those its declaration implies
+# (see `RouteDoc.error_statuses`), and what each means.
+ERROR_STATUSES: Mapping[int, str] = {
+    400: "invalid request: the message says what, `fields` names each field at fault",
+    401: "not signed in (or wrong credentials)",
+    403: "the caller's role may not do this, or the X-CSRF-Token header is missing or wrong",
+    404: "no such record (an id in the path is ASCII digits, else it is no record either)",
+    409: "conflicts with the record's current state; the message says how",
+    413: "the request body is larger than max_body_bytes",
+    415: "unsupported Content-Type",
+    429: "too many requests; wait for Retry-After seconds",
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +137,28 @@ class RouteDoc:
     response: Any
     status: int
     tag: str
+    errors: frozenset[int] = frozenset()
+    # Other statuses answered with the response model, e.g. /healthz's 503.
+    also: frozenset[int] = frozenset()
+
+    @property
+    def error_statuses(self) -> list[int]:
+        """Every error status the route can answer, with the JSON error body.
+
+        Implied by the declaration: 401 and 403 when it needs a role; 400 when it takes a
+        body or query; 413 with a body; 404 when the path has parameters. The rest (409 from
+        a `Conflict`, 429, 415, a public route's own 401/403) the route declares in `errors`.
+        """
+        statuses = set(self.errors)
+        if self.roles:
+            statuses |= {401, 403}
+        if self.body is not None or self.query is not None:
+            statuses.add(400)
+        if self.body is not None:
+            statuses.add(413)
+        if PATH_PARAM.search(self.path):
+            statuses.add(404)
+        return sorted(statuses)
 
 
 @dataclass
@@ -123,9 +181,18 @@ class ApiRoutes:
         response: Any = None,
         status: int = 200,
         documented_body: type[BaseModel] | None = None,
+        errors: Iterable[int] = (),
+        also: Iterable[int] = (),
     ) -> Callable[[Handler], Handler]:
-        """Declare a route. `documented_body` documents a body the handler parses itself."""
+        """Declare a route. `documented_body` documents a body the handler parses itself;
+        `errors` lists the error statuses its handler can answer beyond those the rest of the
+        declaration implies (e.g. 409 where core raises `Conflict`); `also` lists statuses
+        answered with the `response` model besides `status`."""
         allowed = frozenset(roles)
+        declared = frozenset(errors)
+        unknown = declared - set(ERROR_STATUSES)
+        if unknown:
+            raise ValueError(f"{method} {path}: no such error status {sorted(unknown)}")
         self.docs.append(
             RouteDoc(
                 method,
@@ -137,12 +204,20 @@ class ApiRoutes:
                 response,
                 status,
                 self.tag,
+                declared,
+                frozenset(also),
             )
         )
+
+        ids = id_params(path)
 
         def register(handler: Handler) -> Handler:
             async def endpoint(request: web.Request) -> web.StreamResponse:
                 actor, session_id = await authenticate(request, allowed)
+                # Checked before the handler runs, whether or not it reads them: a route
+                # never sees an id that is not one.
+                for name in ids:
+                    path_id(request.match_info[name])
                 call = Call(
                     request,
                     actor,

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 
 from aiohttp import web
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -21,6 +20,7 @@ from core.credentials import CredentialCipher
 from core.db import make_engine, transaction
 from core.events import EventBus, listen_postgresql, session_info
 from core.ingest import IngestPolicy
+from core.logfields import log_fields
 from core.mailboxes import sync_config_mailboxes
 from core.outbox import OutboxWorker, Sender
 from core.settings import Settings
@@ -164,22 +164,21 @@ async def _sync_config_mailboxes(app: web.Application) -> None:
             )
     except (SQLAlchemyError, OSError) as exc:
         # The server still starts, so /healthz can say what is wrong.
-        log.error("cannot sync the config file's mailboxes", extra={"error": str(exc)})
+        log.error("cannot sync the config file's mailboxes", extra=log_fields(error=str(exc)))
         return
     if result.created or result.updated or result.deactivated:
         log.info(
             "config mailboxes synced",
-            extra={
-                "created": result.created,
-                "updated": result.updated,
-                "deactivated": result.deactivated,
-            },
+            extra=log_fields(
+                created=result.created, updated=result.updated, deactivated=result.deactivated
+            ),
         )
 
 
 async def postgresql_events(app: web.Application) -> AsyncIterator[None]:
     """Relay other processes' events (LISTEN/NOTIFY) into this process's bus."""
-    url = make_url(app[SETTINGS].database_url).set(drivername="postgresql")
+    # The engine's URL: its TLS mode is spelled as asyncpg's DSN parser reads it (sslmode).
+    url = app[ENGINE].url.set(drivername="postgresql")
     stop = asyncio.Event()
     task = asyncio.create_task(
         listen_postgresql(url.render_as_string(hide_password=False), app[BUS], stop)

@@ -35,6 +35,7 @@ from core.credentials import CredentialCipher, CredentialError
 from core.db import SessionFactory, make_engine, make_session_factory
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from core.forms import KNOWN_FIELDS, create_form
+from core.logfields import log_fields
 from core.mailboxes import create_mailbox, list_mailboxes, rotate_credentials
 from core.migrate import upgrade
 from core.models import AfterImport, Role, TlsMode
@@ -241,7 +242,9 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
             ) from None
-        log.info("omnicrm listening", extra={"url": f"http://{settings.host}:{settings.port}"})
+        log.info(
+            "omnicrm listening", extra=log_fields(url=f"http://{settings.host}:{settings.port}")
+        )
         print(f"omnicrm is serving on http://{settings.host}:{settings.port}", flush=True)
         # SIGTERM (a process manager, `kill`) stops as gracefully as Ctrl-C: workers finish
         # their current step and the database pool closes.

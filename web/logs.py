@@ -1,4 +1,10 @@
-"""Structured logs: one JSON object per line, with the `extra` fields of each call."""
+"""Structured logs: one JSON object per line, with the structured fields of each call.
+
+Fields come from `core.logfields.log_fields` (the only way omnicrm's own code passes them) and
+from plain `extra=` attributes other libraries set. Each field is written under its own name,
+`created` or `msg` included; a field named like one of the line's own keys (`time`, `level`,
+`logger`, `message`, `exception`) is written as `field_<name>`, so it never replaces them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,15 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+from core.logfields import FIELDS_ATTRIBUTE, fields_of
+
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    FIELDS_ATTRIBUTE,
+}
+LINE_KEYS = frozenset({"time", "level", "logger", "message", "exception"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,7 +32,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update((key, value) for key, value in record.__dict__.items() if key not in _STANDARD)
+        fields = {key: value for key, value in record.__dict__.items() if key not in _STANDARD}
+        fields.update(fields_of(record))
+        entry.update(
+            (f"field_{key}" if key in LINE_KEYS else key, value) for key, value in fields.items()
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

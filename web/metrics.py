@@ -17,7 +17,14 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.interactions = Counter(
             "omnicrm_interactions_ingested_total",
-            "Interactions stored by ingest, per channel.",
+            "Inbound interactions stored (customers' messages, forms, API events), per channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.sent = Counter(
+            "omnicrm_interactions_sent_total",
+            "Outbound messages the channel's provider accepted (recorded sent by the outbox), "
+            "per channel.",
             ["channel"],
             registry=self.registry,
         )
@@ -52,11 +59,17 @@ class Metrics:
         self.registry.register(_EmailCollector(channel))
 
     def on_event(self, event: Event) -> None:
-        # Counted from this process's own commits only; other processes count theirs.
+        """Count what this process committed (other processes count theirs): inbound
+        interactions when ingest stores them, outbound messages when the outbox records
+        them sent (once per message, however many attempts it took)."""
         if not event.origin_is_local:
             return
         if event.type == "interaction.created":
-            self.interactions.labels(event.labels.get("channel", "unknown")).inc()
+            # Only ingest's: replies and notes are interactions too, but not ingested.
+            if event.labels.get("direction") == "in":
+                self.interactions.labels(event.labels.get("channel", "unknown")).inc()
+        elif event.type == "outbox.sent":
+            self.sent.labels(event.labels.get("channel", "unknown")).inc()
         elif event.type == "routing.decision":
             self.routing_decisions.labels(event.labels.get("kind", "unknown")).inc()
         elif event.type == "sla.breached":

@@ -1,4 +1,5 @@
-"""Middlewares: every error is JSON, every request is timed."""
+"""Middlewares: every error is JSON, every request is timed, every answer carries the
+security headers, and no JSON answer is kept by a cache."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from core.logfields import log_fields
 from web.api import error_body
 from web.keys import METRICS, SETTINGS
 
@@ -61,7 +63,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
             raise
         return _http_error_json(exc, request)
     except Exception:
-        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        log.exception("unhandled error", extra=log_fields(path=request.path, method=request.method))
         return web.json_response(
             error_body("internal", "something went wrong on our side; it has been logged"),
             status=500,
@@ -95,4 +97,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     if not request.path.startswith("/forms/"):
         # Forms may be framed by the customer's website; nothing else may.
         response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith("/api/") or response.content_type == "application/json":
+        # Customer data and errors: never kept by a browser or a shared cache. Pages and
+        # static files set their own caching.
+        response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -1,4 +1,10 @@
-"""The OpenAPI 3.1 document, generated from the routes' declarations."""
+"""The OpenAPI 3.1 document, generated from the routes' declarations.
+
+Invariants: every schema name in `components` stands for one schema (two different models
+that would share a name stop the build with `SchemaNameCollision`, instead of one silently
+replacing the other); every operation lists each error status it can answer
+(`RouteDoc.error_statuses`) with the JSON error schema.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +14,48 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from web.api import PUBLIC, RouteDoc
+from core.pagination import MAX_ID
+from web.api import ERROR_STATUSES, PATH_PARAM, PUBLIC, RouteDoc, id_params
 
 ROUTE_DOCS: web.AppKey[list[RouteDoc]] = web.AppKey("route_docs", list[RouteDoc])
 _REF = "#/components/schemas/{model}"
-_PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+
+
+class SchemaNameCollision(ValueError):
+    """Two different schemas would be published under one component name."""
+
+
+def _add_component(components: dict[str, Any], name: str, schema: Any) -> None:
+    known = components.get(name)
+    if known is not None and known != schema:
+        raise SchemaNameCollision(
+            f"two different models are named {name!r} in the OpenAPI document; rename one"
+        )
+    components[name] = schema
+
+
+def _add_definitions(components: dict[str, Any], schema: dict[str, Any]) -> None:
+    for name, definition in schema.pop("$defs", {}).items():
+        _add_component(components, name, definition)
 
 
 def _schema(annotation: Any, components: dict[str, Any]) -> dict[str, Any]:
     schema = TypeAdapter(annotation).json_schema(ref_template=_REF)
-    components.update(schema.pop("$defs", {}))
+    _add_definitions(components, schema)
     name = getattr(annotation, "__name__", None)
     # Component names allow letters, digits, ".", "-", "_": Page[ContactOut] -> Page_ContactOut
     title = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") if name else None
     if schema.get("type") == "object" and title and "properties" in schema:
-        components[title] = schema
+        _add_component(components, title, schema)
         return {"$ref": _REF.format(model=title)}
     return schema
+
+
+def _path_parameter(name: str, ids: tuple[str, ...]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if name in ids:
+        schema = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def _error_response(description: str) -> dict[str, Any]:
@@ -40,14 +71,12 @@ def _operation(doc: RouteDoc, components: dict[str, Any]) -> dict[str, Any]:
         "operationId": f"{doc.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', doc.path.lower())}",
         "tags": [doc.tag],
     }
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in _PATH_PARAM.findall(doc.path)
-    ]
+    ids = id_params(doc.path)
+    parameters = [_path_parameter(name, ids) for name in PATH_PARAM.findall(doc.path)]
     if doc.query is not None:
         # The model's own schema keeps each field's limits (ge, le, max_length, enums).
         query_schema = doc.query.model_json_schema(ref_template=_REF)
-        components.update(query_schema.pop("$defs", {}))
+        _add_definitions(components, query_schema)
         properties = query_schema.get("properties", {})
         required = set(query_schema.get("required", []))
         for name, field in doc.query.model_fields.items():
@@ -72,10 +101,11 @@ def _operation(doc: RouteDoc, components: dict[str, Any]) -> dict[str, Any]:
     if doc.response is not None and doc.status != 204:
         success["content"] = {"application/json": {"schema": _schema(doc.response, components)}}
     responses: dict[str, Any] = {str(doc.status): success}
-    responses["400"] = _error_response("malformed request")
+    for status in sorted(doc.also):
+        responses[str(status)] = {**success, "description": "answered with the same body"}
+    for status in doc.error_statuses:
+        responses[str(status)] = _error_response(ERROR_STATUSES[status])
     if doc.roles:
-        responses["401"] = _error_response("not signed in")
-        responses["403"] = _error_response("role not allowed, or CSRF token missing")
         operation["security"] = [{"session": []}, {"bearer": []}]
         operation["description"] = "Roles: " + ", ".join(sorted(doc.roles))
     else:
@@ -104,7 +134,7 @@ def build_document(docs: list[RouteDoc]) -> dict[str, Any]:
     }
     paths: dict[str, Any] = {}
     for doc in docs:
-        path = _PATH_PARAM.sub(r"{\1}", doc.path)
+        path = PATH_PARAM.sub(r"{\1}", doc.path)
         paths.setdefault(path, {})[doc.method.lower()] = _operation(doc, components)
     return {
         "openapi": "3.1.0",
@@ -120,4 +150,4 @@ def build_document(docs: list[RouteDoc]) -> dict[str, Any]:
     }
 
 
-__all__ = ["PUBLIC", "ROUTE_DOCS", "build_document"]
+__all__ = ["PUBLIC", "ROUTE_DOCS", "SchemaNameCollision", "build_document"]

@@ -43,6 +43,7 @@ async def list_tokens(call: Call[NoBody, NoBody]) -> list[TokenOut]:
     body=NewTokenBody,
     response=NewTokenOut,
     status=201,
+    errors=(409,),
 )
 async def create_token(call: Call[NewTokenBody, NoBody]) -> NewTokenOut:
     async with call.sessions() as session, session.begin():

@@ -139,6 +139,7 @@ async def list_canned(call: Call[NoBody, CannedQuery]) -> CannedListOut:
     body=NewCannedBody,
     response=CannedOut,
     status=201,
+    errors=(409,),
 )
 async def create_canned(call: Call[NewCannedBody, NoBody]) -> CannedOut:
     body = call.body
@@ -170,6 +171,7 @@ async def get_canned(call: Call[NoBody, NoBody]) -> CannedOut:
     summary="Change your own canned response, or a shared one (supervisors and admins)",
     body=CannedPatchBody,
     response=CannedOut,
+    errors=(409,),
 )
 async def update_canned(call: Call[CannedPatchBody, NoBody]) -> CannedOut:
     changes = CannedChanges(**call.body.model_dump(exclude_unset=True))
@@ -374,6 +376,7 @@ async def get_monitor(call: Call[NoBody, MonitorQuery]) -> MonitorOut:
     "/api/v1/contacts/{id}/merge-suggestions",
     summary="Other contacts that look like the same person, each with the reasons",
     response=MergeSuggestionsOut,
+    errors=(409,),
 )
 async def merge_suggestions(call: Call[NoBody, NoBody]) -> MergeSuggestionsOut:
     async with call.sessions() as session:

@@ -104,6 +104,7 @@ async def get_contact(call: Call[NoBody, NoBody]) -> ContactOut:
     summary="Change a contact; owner, priority tier and account need a supervisor",
     body=ContactPatchBody,
     response=ContactOut,
+    errors=(409,),
 )
 async def update_contact(call: Call[ContactPatchBody, NoBody]) -> ContactOut:
     changes = ContactChanges(**call.body.model_dump(exclude_unset=True))
@@ -118,6 +119,7 @@ async def update_contact(call: Call[ContactPatchBody, NoBody]) -> ContactOut:
     roles=SUPERVISORS,
     body=MergeBody,
     response=ContactOut,
+    errors=(409,),
 )
 async def merge_contacts(call: Call[MergeBody, NoBody]) -> ContactOut:
     async with call.sessions() as session, session.begin():

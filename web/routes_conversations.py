@@ -166,6 +166,7 @@ async def add_note(call: Call[NoteBody, NoBody]) -> InteractionOut:
     summary="Assign or unassign; operators may take an unassigned conversation of their queues",
     body=AssignBody,
     response=ConversationOut,
+    errors=(409,),
 )
 async def assign(call: Call[AssignBody, NoBody]) -> ConversationOut:
     async with call.sessions() as session, session.begin():

@@ -76,6 +76,7 @@ async def list_all(call: Call[NoBody, NoBody]) -> list[FormAdminOut]:
     body=FormCreateBody,
     response=FormAdminOut,
     status=201,
+    errors=(409,),
 )
 async def create(call: Call[FormCreateBody, NoBody]) -> FormAdminOut:
     async with call.sessions() as session, session.begin():

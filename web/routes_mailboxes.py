@@ -141,6 +141,7 @@ async def list_all(call: Call[NoBody, NoBody]) -> list[MailboxOut]:
     body=MailboxCreateBody,
     response=MailboxOut,
     status=201,
+    errors=(409,),
 )
 async def create(call: Call[MailboxCreateBody, NoBody]) -> MailboxOut:
     async with call.sessions() as session, session.begin():
@@ -163,6 +164,7 @@ async def get_one(call: Call[NoBody, NoBody]) -> MailboxOut:
     roles=ADMINS,
     body=MailboxUpdateBody,
     response=MailboxOut,
+    errors=(409,),
 )
 async def update(call: Call[MailboxUpdateBody, NoBody]) -> MailboxOut:
     async with call.sessions() as session, session.begin():
@@ -181,6 +183,7 @@ async def update(call: Call[MailboxUpdateBody, NoBody]) -> MailboxOut:
     summary="Deactivate a mailbox: it stops reading and sending; what it imported stays",
     roles=ADMINS,
     status=204,
+    errors=(409,),
 )
 async def deactivate(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     async with call.sessions() as session, session.begin():

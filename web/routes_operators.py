@@ -60,7 +60,7 @@ class OperatorChangeBody(BaseModel):
     )
 
 
-class PasswordBody(BaseModel):
+class SetPasswordBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     password: Password
@@ -115,6 +115,7 @@ async def list_operators(call: Call[NoBody, OperatorsQuery]) -> list[OperatorOut
     body=NewOperatorBody,
     response=OperatorOut,
     status=201,
+    errors=(409,),
 )
 async def create_operator(call: Call[NewOperatorBody, NoBody]) -> OperatorOut:
     body = call.body
@@ -180,10 +181,10 @@ async def update_operator(call: Call[OperatorChangeBody, NoBody]) -> OperatorOut
     "/api/v1/operators/{id}/password",
     summary="Set an operator's password; signs them out",
     roles=ADMINS,
-    body=PasswordBody,
+    body=SetPasswordBody,
     status=204,
 )
-async def set_password(call: Call[PasswordBody, NoBody]) -> web.StreamResponse:
+async def set_password(call: Call[SetPasswordBody, NoBody]) -> web.StreamResponse:
     async with call.sessions() as session, session.begin():
         await operators.set_password(session, call.actor, call.path_int("id"), call.body.password)
     return web.Response(status=204)
@@ -208,6 +209,7 @@ async def list_queues(call: Call[NoBody, NoBody]) -> list[QueueWithMembersOut]:
     body=NewQueueBody,
     response=QueueOut,
     status=201,
+    errors=(409,),
 )
 async def create_queue(call: Call[NewQueueBody, NoBody]) -> QueueOut:
     body = call.body
@@ -229,6 +231,7 @@ async def create_queue(call: Call[NewQueueBody, NoBody]) -> QueueOut:
     roles=ADMINS,
     body=QueueChangeBody,
     response=QueueOut,
+    errors=(409,),
 )
 async def update_queue(call: Call[QueueChangeBody, NoBody]) -> QueueOut:
     body = call.body

@@ -48,6 +48,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
     )
 )
 MONITOR_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
+# No static file's path is longer; a longer one is a 404 without touching the disk.
+MAX_STATIC_PATH = 200
 
 
 @routes.get("/login", summary="The sign-in page of the console and monitor", roles=PUBLIC)
@@ -116,11 +118,37 @@ async def static_file(call: Call[NoBody, NoBody]) -> web.StreamResponse:
 
 
 def _read_static(path: str) -> bytes | None:
-    """The file's bytes if `path` names a file inside the static directory, else None."""
-    target = (STATIC_DIR / path).resolve()
-    if not target.is_relative_to(STATIC_DIR) or not target.is_file():
+    """The file's bytes if `path` names a file inside the static directory, else None.
+
+    None also for anything the file layer cannot open (NUL, over-long names, a directory, a
+    dot-file or a `..` segment): every such request is a clean 404, never a 500. Symbolic
+    links are followed only as far as the static directory.
+    """
+    target = _static_target(path)
+    if target is None:
         return None
-    return target.read_bytes()
+    try:
+        return target.read_bytes()
+    except (OSError, ValueError):
+        return None
+
+
+def _static_target(path: str) -> Path | None:
+    segments = path.split("/")
+    if (
+        len(path) > MAX_STATIC_PATH
+        or "\x00" in path
+        or "\\" in path
+        or any(not part or part.startswith(".") or len(part) > 255 for part in segments)
+    ):
+        return None
+    try:
+        target = STATIC_DIR.joinpath(*segments).resolve()
+        if not target.is_relative_to(STATIC_DIR) or not target.is_file():
+            return None
+    except (OSError, ValueError):
+        return None
+    return target
 
 
 def _to_login(next_path: str) -> web.HTTPSeeOther:

@@ -82,6 +82,7 @@ async def download_raw(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     summary="Import a quarantined message again; it is ingested, or stays with the new reason",
     roles=ADMINS,
     response=QuarantineOut,
+    errors=(409,),
 )
 async def retry(call: Call[NoBody, NoBody]) -> QuarantineOut:
     settings = call.settings
@@ -113,6 +114,7 @@ async def retry(call: Call[NoBody, NoBody]) -> QuarantineOut:
     summary="Give up on a quarantined message (its bytes stay downloadable)",
     roles=ADMINS,
     response=QuarantineOut,
+    errors=(409,),
 )
 async def discard(call: Call[NoBody, NoBody]) -> QuarantineOut:
     async with call.sessions() as session, session.begin():

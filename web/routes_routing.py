@@ -65,6 +65,7 @@ async def list_offers(call: Call[NoBody, OffersQuery]) -> OffersOut:
     "/api/v1/offers/{id}/accept",
     summary="Accept an offer: the conversation is assigned to you",
     response=OfferOut,
+    errors=(409,),
 )
 async def accept_offer(call: Call[NoBody, NoBody]) -> OfferOut:
     async with call.sessions() as session, session.begin():
@@ -76,6 +77,7 @@ async def accept_offer(call: Call[NoBody, NoBody]) -> OfferOut:
     "/api/v1/offers/{id}/reject",
     summary="Reject an offer: the next candidate is offered the work",
     response=OfferOut,
+    errors=(409,),
 )
 async def reject_offer(call: Call[NoBody, NoBody]) -> OfferOut:
     async with call.sessions() as session, session.begin():
@@ -88,6 +90,7 @@ async def reject_offer(call: Call[NoBody, NoBody]) -> OfferOut:
     summary="Transfer to a queue or an operator, with an optional internal note",
     body=TransferBody,
     response=ConversationOut,
+    errors=(409,),
 )
 async def transfer(call: Call[TransferBody, NoBody]) -> ConversationOut:
     body = call.body

@@ -1,23 +1,46 @@
-"""Health, metrics and the API description."""
+"""Health, metrics and the API description.
+
+What anonymous callers learn is the least that is useful: `/healthz` answers its status and
+status code only (enough for a load balancer); the checks, which name mailboxes and quote
+upstream errors, are for admins and holders of the metrics token. `/metrics` answers callers
+with the metrics token or from `metrics_allowed_addresses` (this machine by default), nobody
+else.
+"""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import json
+from collections.abc import Sequence
 from html import escape
+from typing import Literal
 from urllib.parse import quote
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.mailboxes import list_mailboxes
-from core.models import Mailbox, WebForm
+from core.models import Mailbox, Role, WebForm
 from core.outbox import outbox_depth
-from web.api import PUBLIC, ApiRoutes, Call, NoBody
+from core.settings import Settings
+from web.api import PUBLIC, ApiRoutes, Call, NoBody, error_body, identify
 from web.keys import METRICS
 from web.openapi import ROUTE_DOCS, build_document
 
 routes = ApiRoutes(tag="system")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded", "unhealthy"]
+    checks: dict[str, str] | None = Field(
+        default=None,
+        description="for admins and the metrics token: 'database' and 'mailbox:<name>', "
+        "each 'ok', 'starting', 'unreachable: ...' or 'error since ...: <reason>'",
+    )
 
 
 @routes.get("/", summary="A start page for people: links to forms, API and health", roles=PUBLIC)
@@ -59,10 +82,27 @@ code{{background:#f3f3f3;padding:0 .2rem}}</style></head>
 
 @routes.get(
     "/healthz",
-    summary="Liveness: the database (503 when unreachable) and each mailbox's last poll",
+    summary="Liveness: the status (503 when the database is unreachable); the checks (the "
+    "database, each mailbox's last poll) for admins and the metrics token",
     roles=PUBLIC,
+    response=HealthOut,
+    also=(503,),
 )
 async def healthz(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    checks = await _checks(call)
+    if checks["database"] != "ok":
+        status, code = "unhealthy", 503
+    elif not any(value.startswith("error") for value in checks.values()):
+        status, code = "ok", 200
+    else:
+        # A mailbox that cannot be reached is worth an alert, not a restart of the server.
+        status, code = "degraded", 200
+    if await _may_see_details(call):
+        return web.json_response({"status": status, "checks": checks}, status=code)
+    return web.json_response({"status": status}, status=code)
+
+
+async def _checks(call: Call[NoBody, NoBody]) -> dict[str, str]:
     checks: dict[str, str] = {}
     try:
         async with call.sessions() as session:
@@ -74,14 +114,18 @@ async def healthz(call: Call[NoBody, NoBody]) -> web.StreamResponse:
         mailboxes = []
     for mailbox in mailboxes:
         checks[f"mailbox:{mailbox.name}"] = _mailbox_health(mailbox)
-    if checks["database"] != "ok":
-        status, code = "unhealthy", 503
-    elif not any(value.startswith("error") for value in checks.values()):
-        status, code = "ok", 200
-    else:
-        # A mailbox that cannot be reached is worth an alert, not a restart of the server.
-        status, code = "degraded", 200
-    return web.json_response({"status": status, "checks": checks}, status=code)
+    return checks
+
+
+async def _may_see_details(call: Call[NoBody, NoBody]) -> bool:
+    """Holders of the metrics token and signed-in admins (session or admin-role token)."""
+    if has_metrics_token(call.request, call.settings):
+        return True
+    try:
+        actor, _ = await identify(call.request)
+    except (SQLAlchemyError, OSError):
+        return False  # the database is down: nobody can be recognised
+    return actor is not None and actor.role == Role.ADMIN
 
 
 def _mailbox_health(mailbox: Mailbox) -> str:
@@ -95,8 +139,70 @@ def _mailbox_health(mailbox: Mailbox) -> str:
     return "ok"
 
 
-@routes.get("/metrics", summary="Prometheus metrics", roles=PUBLIC)
+def bearer_token(request: web.Request) -> str | None:
+    """The bearer token sent (possibly empty), or None if no bearer authorization was sent."""
+    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def has_metrics_token(request: web.Request, settings: Settings) -> bool:
+    sent = bearer_token(request)
+    if sent is None or settings.metrics_token is None:
+        return False
+    return hmac.compare_digest(sent.encode(), settings.metrics_token.get_secret_value().encode())
+
+
+def address_allowed(
+    remote: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    """Whether the peer address `remote` is in one of `networks` (IPv4-mapped IPv6 as IPv4)."""
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+def check_metrics_access(request: web.Request, settings: Settings) -> None:
+    """Let the caller scrape, or raise 401 (a wrong token) or 403 (not allowed from here).
+
+    A bearer token, if sent, must be the metrics token, wherever the caller is; without one
+    the caller's address must be allowed. The address is the TCP peer's: behind a reverse
+    proxy on the same machine every request comes from there (see README, Operations).
+    """
+    if bearer_token(request) is not None:
+        if has_metrics_token(request, settings):
+            return
+        raise web.HTTPUnauthorized(
+            text=json.dumps(error_body("unauthorized", "wrong metrics token")),
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="omnicrm metrics"'},
+        )
+    if not address_allowed(request.remote, settings.metrics_networks):
+        raise web.HTTPForbidden(
+            text=json.dumps(
+                error_body(
+                    "forbidden",
+                    "metrics are served with the metrics token (metrics_token) or to "
+                    "metrics_allowed_addresses",
+                )
+            ),
+            content_type="application/json",
+        )
+
+
+@routes.get(
+    "/metrics",
+    summary="Prometheus metrics: with the metrics token, or from metrics_allowed_addresses",
+    roles=PUBLIC,
+    errors=(401, 403),
+)
 async def metrics(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    check_metrics_access(call.request, call.settings)
     registry = call.request.app[METRICS]
     async with call.sessions() as session:
         depth = await outbox_depth(session)

@@ -25,7 +25,7 @@ from core.forms import form_by_slug
 from core.ingest import ingest
 from core.models import WebForm
 from web.api import PUBLIC, ApiRoutes, Call, NoBody, error_body, json_response
-from web.keys import INGEST_POLICY
+from web.keys import INGEST_POLICY, SETTINGS
 from web.ratelimit import enforce
 from web.schemas import ReceivedOut
 
@@ -61,6 +61,7 @@ class FormSubmission(BaseModel):
     documented_body=FormSubmission,
     response=ReceivedOut,
     status=201,
+    errors=(415, 429),
 )
 async def submit(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     request = call.request
@@ -142,8 +143,11 @@ async def thanks_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
 
 
 def public_url(request: web.Request, form: WebForm) -> str:
-    """The absolute address of the form as the client reached this server."""
-    return f"{request.url.origin()}/forms/{quote(form.slug)}"
+    """The absolute address of the form: under the `public_url` setting when it is set (its
+    path prefix included), so a forged Host header cannot change what is handed out; else as
+    the client reached this server."""
+    base = request.app[SETTINGS].public_url or str(request.url.origin())
+    return f"{base}/forms/{quote(form.slug)}"
 
 
 async def _read_fields(request: web.Request) -> dict[str, Any]:

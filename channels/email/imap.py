@@ -38,6 +38,7 @@ from channels.email.message import DEFAULT_MAX_ATTACHMENT_BYTES
 from core.credentials import CredentialCipher
 from core.db import SessionFactory, transaction
 from core.ingest import IngestPolicy
+from core.logfields import log_fields
 from core.models import AfterImport, ChannelCursor, Mailbox, TlsMode, utcnow
 from core.outbox import backoff_seconds
 from core.storage import AttachmentStore
@@ -729,12 +730,12 @@ class MailboxPoller:
             cursor = Cursor(folder.uidvalidity, horizon)
         log.info(
             "scanning an IMAP folder",
-            extra={
-                "mailbox_id": self.mailbox_id,
-                "uidvalidity": folder.uidvalidity,
-                "previous_uidvalidity": previous.uidvalidity if previous else None,
-                "backfill_days": mailbox.backfill_days,
-            },
+            extra=log_fields(
+                mailbox_id=self.mailbox_id,
+                uidvalidity=folder.uidvalidity,
+                previous_uidvalidity=previous.uidvalidity if previous else None,
+                backfill_days=mailbox.backfill_days,
+            ),
         )
         async with transaction(self._sessions) as session:
             await save_cursor(session, self.mailbox_id, cursor)
@@ -835,7 +836,7 @@ class MailboxPoller:
         self.status.last_error_at = now
         log.warning(
             "email poller failed; will retry",
-            extra={"mailbox_id": self.mailbox_id, "error": reason, "failures": self._failures},
+            extra=log_fields(mailbox_id=self.mailbox_id, error=reason, failures=self._failures),
         )
         try:
             async with transaction(self._sessions) as session:
@@ -850,7 +851,7 @@ class MailboxPoller:
             # The database may be what failed; the status above still shows the error.
             log.warning(
                 "could not record the poller error",
-                extra={"mailbox_id": self.mailbox_id, "error": str(db_exc)},
+                extra=log_fields(mailbox_id=self.mailbox_id, error=str(db_exc)),
             )
 
 

@@ -21,6 +21,7 @@ from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.events import Event, EventBus
 from core.ingest import IngestPolicy
+from core.logfields import log_fields
 from core.mailboxes import SECRET_FIELDS
 from core.models import Mailbox
 from core.storage import AttachmentStore
@@ -119,7 +120,9 @@ class EmailChannel:
                     await self._restart(changed)
             except Exception:
                 # The database may be down; the next event or resync tries again.
-                log.exception("could not apply a mailbox change", extra={"mailbox_id": changed})
+                log.exception(
+                    "could not apply a mailbox change", extra=log_fields(mailbox_id=changed)
+                )
 
     async def _restart(self, mailbox_id: int) -> None:
         await self._stop_poller(mailbox_id)
@@ -169,7 +172,9 @@ class EmailChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         except Exception:
-            log.exception("an email poller ended with an error", extra={"mailbox_id": mailbox_id})
+            log.exception(
+                "an email poller ended with an error", extra=log_fields(mailbox_id=mailbox_id)
+            )
 
     def _settings_of(self, mailbox: Mailbox) -> tuple[Any, ...]:
         return tuple(
