@@ -64,10 +64,12 @@ async def search_contacts(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Contact], str | None]:
-    """Live contacts whose name, email or phone matches `text` (all if empty), newest first."""
+    """Live contacts whose name, email or phone matches `text` (all if empty), newest first;
+    neither merged nor erased ones."""
     query = (
         select(Contact)
-        .where(Contact.merged_into_id.is_(None))
+        # Erased people (privacy requests) stay as tombstones for statistics, not as contacts.
+        .where(Contact.merged_into_id.is_(None), Contact.erased_at.is_(None))
         .options(selectinload(Contact.identities))
     )
     text = text.strip()
@@ -160,7 +162,16 @@ async def _live_contact(session: AsyncSession, contact_id: int) -> Contact:
         raise Conflict(
             f"contact {contact_id} was merged into contact {contact.merged_into_id}; use that one"
         )
+    _refuse_erased(contact)
     return contact
+
+
+def _refuse_erased(contact: Contact, field: str | None = None) -> None:
+    if contact.erased_at is not None:
+        raise Conflict(
+            f"contact {contact.id} was erased by a privacy request; it cannot be changed",
+            field=field,
+        )
 
 
 async def _validated(
@@ -268,6 +279,7 @@ async def merge_contacts(
                 f"contact {contact.id} was already merged into contact {contact.merged_into_id}",
                 field=field,
             )
+        _refuse_erased(contact, field)
     moved = await _move_records(session, merged.id, survivor.id)
     _absorb(survivor, merged)
     merged.merged_into_id = survivor.id

@@ -132,7 +132,11 @@ async def merge_suggestions(
         other.id: other
         for other in await session.scalars(
             select(Contact)
-            .where(Contact.id.in_(found), Contact.merged_into_id.is_(None))
+            .where(
+                Contact.id.in_(found),
+                Contact.merged_into_id.is_(None),
+                Contact.erased_at.is_(None),
+            )
             .options(selectinload(Contact.identities))
         )
     }

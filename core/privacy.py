@@ -76,6 +76,7 @@ from core.audit import Actor
 from core.db import SessionFactory, transaction
 from core.errors import Conflict, NotFound
 from core.events import Event, emit
+from core.logfields import log_fields
 from core.models import (
     AuditEntry,
     Contact,
@@ -559,7 +560,7 @@ async def delete_unreferenced(
             continue  # not a key the store could have made: nothing to delete
         except OSError as exc:
             failed += 1
-            log.warning("attachment not deleted", extra={"error": str(exc)})
+            log.warning("attachment not deleted", extra=log_fields(error=str(exc)))
     return Purge(deleted, len(still), failed)
 
 
@@ -579,13 +580,13 @@ async def erase(
         purge = await delete_unreferenced(session, store, erasure.attachment_keys)
     log.info(
         "contact erased",
-        extra={
-            "contact_id": erasure.contact_id,
-            "actor": actor.label,
-            **erasure.counts,
-            "attachments_deleted": purge.deleted,
-            "attachments_kept": purge.kept,
-            "attachments_failed": purge.failed,
-        },
+        extra=log_fields(
+            erasure.counts,
+            contact_id=erasure.contact_id,
+            actor=actor.label,
+            attachments_deleted=purge.deleted,
+            attachments_kept=purge.kept,
+            attachments_failed=purge.failed,
+        ),
     )
     return ErasureReport(erasure, purge)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text, update
 
 from channels.email.imap import MailboxPoller
@@ -22,10 +21,11 @@ from core.credentials import PREFIX, CredentialCipher, CredentialError
 from core.db import SessionFactory
 from core.events import Event, EventBus, emit
 from core.mailboxes import create_mailbox
-from core.models import Interaction, Mailbox, OutboxItem, OutboxStatus
+from core.models import Interaction, Mailbox, OutboxItem, OutboxStatus, Role
 from core.outbox import OutboxWorker, enqueue
 from core.settings import Settings, SettingsError, load_settings
 from core.storage import MemoryStore
+from tests.conftest import UserFactory
 from tests.mailservers import DovecotServer, MailUser, SmtpServer
 from tests.test_email_imap import FAST, POLICY, append, eventually, mail, message_id_of
 from web.cli import main
@@ -255,12 +255,13 @@ async def test_encrypted_passwords_log_in_to_imap_and_smtp(
 async def test_a_key_that_cannot_read_the_passwords_is_the_mailboxs_error(
     sessions: SessionFactory,
     cipher: CredentialCipher,
-    client: TestClient[Any, Any],
+    make_user: UserFactory,
     dovecot: DovecotServer,
     smtp_server: SmtpServer,
 ) -> None:
-    """Stored under a key the server is not given: /healthz says so and what to do; the
-    poller keeps retrying, the reply waits in the outbox, nothing crashes."""
+    """Stored under a key the server is not given: /healthz says so (to an admin) and what to
+    do; the poller keeps retrying, the reply waits in the outbox, nothing crashes."""
+    admin = await make_user(Role.ADMIN)
     user = dovecot.add_user("wrongkey")
     foreign = CredentialCipher(KEY_A)
     mailbox_id = await add_mailbox(
@@ -282,7 +283,7 @@ async def test_a_key_that_cannot_read_the_passwords_is_the_mailboxs_error(
             return "cannot decrypt" in ((await stored_row(sessions, mailbox_id)).last_error or "")
 
         await eventually(reported, "the key problem to be recorded")
-        response = await client.get("/healthz")
+        response = await admin.get("/healthz")
         health = await response.json()
         assert (response.status, health["status"]) == (200, "degraded")
         check = health["checks"][f"mailbox:{user.login}"]

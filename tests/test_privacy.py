@@ -619,6 +619,34 @@ async def test_erasure_is_audited_without_the_data(world: World) -> None:
     )
 
 
+async def test_an_erased_contact_is_no_contact_to_find_change_or_merge(world: World) -> None:
+    path = f"/api/v1/contacts/{world.contact_id}"
+    erased = await world.admin.delete(f"{path}?erase=true&confirm={world.contact_id}")
+    assert erased.status == 200
+    listed = await (await world.supervisor.get("/api/v1/contacts?limit=200")).json()
+    assert world.contact_id not in {item["id"] for item in listed["items"]}
+    assert world.other_id in {item["id"] for item in listed["items"]}
+    # Its tombstone still answers by id (statistics and links point at it), marked as erased.
+    tombstone = await (await world.supervisor.get(path)).json()
+    assert tombstone["erased_at"] is not None
+    changed = await world.supervisor.patch(path, json={"display_name": "Somebody"})
+    assert changed.status == 409
+    assert "erased" in (await changed.json())["error"]["message"]
+    for survivor, merged in (
+        (world.other_id, world.contact_id),
+        (world.contact_id, world.other_id),
+    ):
+        response = await world.supervisor.post(
+            f"/api/v1/contacts/{survivor}/merge", json={"merge_id": merged}
+        )
+        assert response.status == 409, await response.text()
+        assert "erased" in (await response.json())["error"]["message"]
+    suggestions = await world.supervisor.get(f"/api/v1/contacts/{world.other_id}/merge-suggestions")
+    assert world.contact_id not in {
+        item["contact"]["id"] for item in (await suggestions.json())["items"]
+    }
+
+
 async def snapshot(sessions: SessionFactory, world: World) -> tuple[Any, ...]:
     async with sessions() as session:
         names = list(

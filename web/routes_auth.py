@@ -54,6 +54,8 @@ class PasswordBody(BaseModel):
     roles=PUBLIC,
     documented_body=LoginBody,
     response=LoginOut,
+    # Wrong credentials; a foreign Origin; not JSON; throttled.
+    errors=(401, 403, 415, 429),
 )
 async def login(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     settings = call.settings
@@ -144,6 +146,7 @@ async def me(call: Call[NoBody, NoBody]) -> OperatorOut:
     summary="Change one's own password; signs out every session",
     body=PasswordBody,
     status=204,
+    errors=(409,),
 )
 async def change_password(call: Call[PasswordBody, NoBody]) -> web.StreamResponse:
     if call.actor.operator_id is None:

@@ -40,6 +40,7 @@ from core import quarantine
 from core.errors import InvalidInput
 from core.identity import Address
 from core.ingest import MAX_EXTERNAL_ID, MAX_TEXT, InboundEvent, IngestPolicy, IngestResult, ingest
+from core.logfields import log_fields
 from core.models import IdentityKind, Interaction, Mailbox, OutboxItem
 from core.outbox import record_bounce
 from core.storage import AttachmentStore
@@ -284,12 +285,12 @@ async def _ingest_once(
     if result.created:
         log.info(
             "stored an email whose Message-ID an earlier, different message has",
-            extra={
-                "mailbox_id": event.meta["mailbox_id"],
-                "message_id": parsed.message_id,
-                "interaction_id": result.interaction_id,
-                "earlier_interaction_id": holder.id,
-            },
+            extra=log_fields(
+                mailbox_id=event.meta["mailbox_id"],
+                message_id=parsed.message_id,
+                interaction_id=result.interaction_id,
+                earlier_interaction_id=holder.id,
+            ),
         )
     return result
 
