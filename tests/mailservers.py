@@ -43,9 +43,31 @@ from typing import Any, Literal
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from core.clock import utcnow
 from tests.servers import free_port
 
 HOST = "127.0.0.1"
+FAKETIME_LIBRARIES = "/usr/lib/*/faketime/libfaketime.so.1"
+
+
+def shifted_clock_env() -> dict[str, str]:
+    """A mail server keeps its own time (Dovecot stamps INTERNALDATE itself and ignores one in
+    the future), so in a suite run at a shifted date (`OMNICRM_TEST_CLOCK_SHIFT_DAYS`, see
+    tests/conftest.py) it runs shifted too, under libfaketime (Debian's `faketime`)."""
+    days = os.environ.get("OMNICRM_TEST_CLOCK_SHIFT_DAYS")
+    if not days:
+        return {}
+    found = sorted(Path("/").glob(FAKETIME_LIBRARIES.lstrip("/")))
+    if not found:
+        pytest.skip("a suite at a shifted date needs libfaketime for Dovecot: apt install faketime")
+    return {
+        "LD_PRELOAD": str(found[0]),
+        "FAKETIME": f"+{round(float(days))}d",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "NO_FAKE_STAT": "1",
+    }
+
+
 # Dovecot refuses root for mail access; the mailboxes belong to this unprivileged user.
 MAIL_SYSTEM_USER = "nobody"
 START_TIMEOUT_SECONDS = 15.0
@@ -151,6 +173,7 @@ class DovecotServer:
                 f"default_login_user = {user}"
             )
             login_chroot = anvil_chroot = ""
+        passed_on = " ".join(shifted_clock_env())
         self._config.write_text(
             f"""\
 base_dir = {self.root / "run"}
@@ -166,6 +189,8 @@ auth_failure_delay = 0
 auth_verbose = yes
 log_path = {self.log_path}
 mail_location = maildir:~/Maildir
+# Dovecot clears its processes' environment; a suite at a shifted date passes libfaketime on.
+import_environment = TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID LISTEN_FDS {passed_on}
 {privileges}
 # Durability does not matter for a throwaway server; speed does (the benchmark appends a lot).
 mail_fsync = never
@@ -225,6 +250,7 @@ service imap-login {{
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [self._dovecot, "-F", "-c", str(self._config)],
+                env={**os.environ, **shifted_clock_env()},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -316,11 +342,12 @@ service imap-login {{
     ) -> int:
         """IMAP APPEND `raw` (an RFC 5322 message) and return its UID.
 
-        `flags` like "\\Seen"; `date` (aware) becomes the INTERNALDATE (default: now).
+        `flags` like "\\Seen"; `date` (aware) becomes the INTERNALDATE (default: now by
+        omnicrm's clock, so a suite run at a shifted date sees mail arrive at its own "now").
         """
         if date is not None and date.tzinfo is None:
             raise ValueError("date must be timezone-aware")
-        internal_date = imaplib.Time2Internaldate(date) if date is not None else ""
+        internal_date = imaplib.Time2Internaldate(date or utcnow())
         with self.imap(user) as connection:
             return self._append(connection, folder, raw, tuple(flags), internal_date)
 
@@ -330,7 +357,8 @@ service imap-login {{
         """APPEND each message in order over one connection (5x faster than `append`
         each); returns their UIDs."""
         with self.imap(user) as connection:
-            return [self._append(connection, folder, raw, (), "") for raw in messages]
+            now = imaplib.Time2Internaldate(utcnow())
+            return [self._append(connection, folder, raw, (), now) for raw in messages]
 
     @staticmethod
     def _append(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from core import clock
@@ -88,3 +91,13 @@ def test_using_puts_the_previous_clock_back() -> None:
 def test_a_manual_clock_needs_an_aware_time() -> None:
     with pytest.raises(ValueError, match="aware"):
         ManualClock(datetime(2030, 1, 1))  # noqa: DTZ001 - the naive value is the point
+
+
+async def test_answers_are_dated_by_the_clock(client: TestClient[Any, Any]) -> None:
+    # The console counts offers down against this header, so it must be the records' clock.
+    with using(ManualClock(FAR_AWAY)):
+        for path in ("/healthz", "/api/v1/auth/me", "/no/such/page"):
+            response = await client.get(path)
+            assert parsedate_to_datetime(response.headers["Date"]) == FAR_AWAY.replace(
+                microsecond=0
+            ), path

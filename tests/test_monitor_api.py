@@ -31,6 +31,7 @@ from core.models import (
     Operator,
     Presence,
     Role,
+    utcnow,
 )
 from core.operators import create_operator
 from core.queues import create_queue
@@ -366,7 +367,7 @@ async def test_the_api_shows_live_figures(make_user: UserFactory, sessions: Sess
     supervisor = await make_user(Role.SUPERVISOR)
     async with sessions() as session, session.begin():
         support = (await create_queue(session, CLI, name="Support")).id
-    now = datetime.now(UTC)
+    now = utcnow()
     await conversation(
         sessions, support, occurred_at=now, queue_entered_at=now - timedelta(minutes=2)
     )
@@ -422,7 +423,7 @@ async def test_the_demo_fills_the_console_and_the_monitor(sessions: SessionFacto
         ]
         assert any(suggested)
 
-        snap = await monitor.snapshot(session, _busy_zone(datetime.now(UTC)))
+        snap = await monitor.snapshot(session, _busy_zone(utcnow()))
         queues = {queue.name: queue for queue in snap.queues}
         assert queues["Support"].waiting >= 2
         assert queues["Support"].longest_wait_seconds

@@ -66,7 +66,7 @@ from web.keys import (
     SOCKETS,
 )
 from web.metrics import Metrics
-from web.middleware import errors_as_json, security_headers, timed
+from web.middleware import dated, errors_as_json, security_headers, timed
 from web.openapi import ROUTE_DOCS
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def create_app(
     background workers run); `enrichers` give it facts from elsewhere (the ERP bridge)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[timed, security_headers, errors_as_json],
+        middlewares=[timed, dated, security_headers, errors_as_json],
     )
     app[SETTINGS] = settings
     app[BUS] = EventBus()

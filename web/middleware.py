@@ -7,9 +7,11 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from email.utils import format_datetime
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
+from core.clock import utcnow
 from core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from core.logfields import log_fields
 from web.api import error_body
@@ -101,4 +103,14 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         # Customer data and errors: never kept by a browser or a shared cache. Pages and
         # static files set their own caching.
         response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@web.middleware
+async def dated(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer's Date header is omnicrm's clock (`core.clock`), the time its records
+    carry: the console counts offers down against it, not against the computer it runs on."""
+    response = await handler(request)
+    if not response.prepared:
+        response.headers[hdrs.DATE] = format_datetime(utcnow(), usegmt=True)
     return response

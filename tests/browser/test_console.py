@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,25 @@ async def submit_form(client: TestClient[Any, Any], name: str, email: str, messa
     )
     assert response.status == 201, await response.text()
     return int((await response.json())["conversation_id"])
+
+
+async def test_an_offer_counts_down_by_the_servers_clock_when_the_computers_is_off(
+    browsing: Browsing, make_user: UserFactory, client: TestClient[Any, Any]
+) -> None:
+    await contact_center(make_user)
+    page = await browsing.page()
+    # The operator's computer believes it is 2001; time still passes there.
+    await page.clock.install(time=datetime(2001, 1, 1, 9, 0, tzinfo=UTC))
+    await page.clock.resume()
+    await sign_in(page, "anna@example.com")
+    await page.get_by_label("Presence").select_option("available")
+    await expect(page.locator("#presence")).to_have_value("available")
+    await submit_form(client, "Jonas Weber", "jonas@nordwind.example", "Where is my order?")
+    countdown = page.locator(".offer .countdown")
+    # The queue gives 60 seconds to accept: shown as such, not as 25 years.
+    await expect(countdown).to_have_text(re.compile(r"^[1-6]?\d s$"))
+    first = await countdown.text_content()
+    await expect(countdown).not_to_have_text(first or "")
 
 
 async def test_a_web_form_message_arrives_live_and_the_operator_accepts_and_answers(

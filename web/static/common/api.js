@@ -1,5 +1,7 @@
 // The JSON API, with the session cookie and the CSRF header the server asks for on changes.
 
+import { learnServerClock } from "./clock.js";
+
 export class ApiError extends Error {
   constructor(status, body) {
     const error = body && body.error ? body.error : {};
@@ -33,6 +35,7 @@ export async function api(method, path, body) {
     credentials: "same-origin",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  learnServerClock(response);
   if (response.status === 401 && !path.startsWith("/api/v1/auth/login")) {
     toLogin();
   }

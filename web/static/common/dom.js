@@ -1,6 +1,8 @@
 // Small DOM helpers. Text is always set as text (never parsed as HTML), so whatever a
 // customer wrote is shown, not run.
 
+import { serverNow } from "./clock.js";
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 /**
@@ -70,7 +72,7 @@ const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
 export function formatTime(iso) {
   if (!iso) return "";
   const date = new Date(iso);
-  const now = new Date();
+  const now = new Date(serverNow());
   return date.toDateString() === now.toDateString()
     ? timeFormat.format(date)
     : dateTimeFormat.format(date);
@@ -88,9 +90,9 @@ export function formatDuration(seconds) {
   return `${Math.floor(hours / 24)} d ${hours % 24} h`;
 }
 
-/** Seconds since an ISO time. */
+/** Seconds since an ISO time, by the server's clock. */
 export function secondsSince(iso) {
-  return iso ? (Date.now() - new Date(iso).getTime()) / 1000 : null;
+  return iso ? (serverNow() - new Date(iso).getTime()) / 1000 : null;
 }
 
 /** `date` as the value of an <input type="datetime-local"> (local time, minutes). */

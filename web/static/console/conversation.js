@@ -1,5 +1,6 @@
 // The conversation view: header, actions, the customer's whole timeline, and the composer.
 import { get, post, withQuery } from "../common/api.js";
+import { serverNow } from "../common/clock.js";
 import { byId, fill, formatTime, h, localInputValue, toast } from "../common/dom.js";
 import { channelLabel, icon } from "../common/icons.js";
 import { renderCustomer } from "./customer.js";
@@ -231,13 +232,13 @@ function button(text, name, onclick, title) {
 }
 
 function snoozeControl() {
-  const inFourHours = new Date(Date.now() + 4 * 3600 * 1000);
+  const inFourHours = new Date(serverNow() + 4 * 3600 * 1000);
   const input = h("input", {
     type: "datetime-local",
     id: "snooze-until",
     name: "snooze-until",
     value: localInputValue(inFourHours),
-    min: localInputValue(new Date()),
+    min: localInputValue(new Date(serverNow())),
     required: true,
   });
   const form = h(

@@ -1,5 +1,6 @@
 // The inbox (assigned to me, my queues, unassigned in my queues) and the offers.
 import { get, post, withQuery } from "../common/api.js";
+import { serverNow } from "../common/clock.js";
 import { byId, fill, formatTime, h, toast } from "../common/dom.js";
 import { icon } from "../common/icons.js";
 import { queueName, signal, state } from "./state.js";
@@ -171,7 +172,7 @@ export async function loadOffers() {
 }
 
 function secondsLeft(offer) {
-  return Math.max(0, (new Date(offer.expires_at).getTime() - Date.now()) / 1000);
+  return Math.max(0, (new Date(offer.expires_at).getTime() - serverNow()) / 1000);
 }
 
 function renderOffers() {
