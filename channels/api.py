@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from channels.base import Channel
+from core.channels import ChannelFacts
 from core.errors import InvalidInput
 from core.identity import Address, normalize_email, normalize_phone
 from core.ingest import MAX_EXTERNAL_ID, MAX_TEXT, InboundEvent
@@ -118,3 +120,17 @@ def _depth(value: Any) -> int:
             children = item.values() if isinstance(item, dict) else item
             pending.extend((child, depth + 1) for child in children)
     return deepest
+
+
+class ApiChannel(Channel):
+    """Your other systems post interactions through the API; answers cannot go back this way
+    (no sender), so a reply to such a conversation goes out on another of the contact's
+    channels."""
+
+    facts: ClassVar[ChannelFacts] = ChannelFacts(
+        name=CHANNEL,
+        label="API",
+        icon="api",
+        identity_kind=None,
+        description="interactions posted by your other systems",
+    )

@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
+from typing import ClassVar
 
+from channels.base import Channel
+from core.channels import ChannelFacts
 from core.errors import InvalidInput
 from core.forms import KNOWN_FIELDS
 from core.identity import Address, normalize_email, normalize_phone
@@ -167,3 +170,16 @@ def _is_storable(text: str) -> bool:
     except InvalidInput:
         return False
     return True
+
+
+class WebFormChannel(Channel):
+    """Web forms: no accounts (each form is its own record) and no sender; email answers."""
+
+    facts: ClassVar[ChannelFacts] = ChannelFacts(
+        name=CHANNEL,
+        label="Web form",
+        icon="webform",
+        identity_kind=None,
+        answered_by="email",
+        description="forms on your website, answered by email",
+    )

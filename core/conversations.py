@@ -9,7 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit, routing_log
+from core import audit, channels, routing_log
 from core.audit import Actor
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Event, emit
@@ -21,7 +21,6 @@ from core.models import (
     ConversationStatus,
     Direction,
     Identity,
-    IdentityKind,
     Interaction,
     InteractionKind,
     OfferStatus,
@@ -42,18 +41,6 @@ from core.visibility import (
 
 # The rule lives in core.visibility; this name stays for the callers that import it from here.
 visible_to = conversation_filter
-
-# The kind of customer address each channel delivers to.
-REPLY_ADDRESS_KIND: dict[str, IdentityKind] = {
-    "email": IdentityKind.EMAIL,
-    "sms": IdentityKind.PHONE,
-    "voice": IdentityKind.PHONE,
-    "whatsapp": IdentityKind.WHATSAPP,
-    "telegram": IdentityKind.TELEGRAM,
-    "api": IdentityKind.EXTERNAL,
-}
-# Channels that cannot carry an answer themselves, and the channel that answers for them.
-ANSWERED_BY = {"webform": "email"}
 
 MAX_SNOOZE = timedelta(days=366 * 5)
 
@@ -407,7 +394,7 @@ async def reply(
     if len(text) > MAX_TEXT or len(clean_html or "") > MAX_TEXT:
         raise InvalidInput("the reply is too long", field="text")
     conversation = await get_conversation(session, actor, conversation_id)
-    reply_channel = channel or ANSWERED_BY.get(conversation.channel, conversation.channel)
+    reply_channel = channel or channels.catalog().reply_channel(conversation.channel)
     recipient = await _recipient(session, conversation.contact_id, reply_channel)
     subject = _reply_subject(conversation.subject)
     now = utcnow()
@@ -459,11 +446,9 @@ async def reply(
 
 
 async def _recipient(session: AsyncSession, contact_id: int, channel: str) -> str:
-    """The contact's address on `channel`; their first one if they have several."""
-    kind = REPLY_ADDRESS_KIND.get(channel)
-    if kind is None:
-        choices = ", ".join(REPLY_ADDRESS_KIND)
-        raise InvalidInput(f"cannot reply on {channel!r}; choose one of {choices}", field="channel")
+    """The contact's address on `channel`; their first one if they have several. A channel
+    that cannot send is a 400 naming those that can."""
+    kind = channels.catalog().sending(channel).identity_kind
     address = await session.scalar(
         select(Identity.address)
         .where(Identity.contact_id == contact_id, Identity.kind == kind)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit, conversations, inbox
+from core import audit, channels, conversations, inbox
 from core.audit import CLI, Actor
 from core.canned import create_canned
 from core.contacts import ContactChanges, update_contact
@@ -36,6 +36,7 @@ from core.models import (
     Contact,
     Conversation,
     ConversationStatus,
+    Direction,
     IdentityKind,
     Interaction,
     InteractionKind,
@@ -333,17 +334,39 @@ class _Story:
         operator = self.operators[who]
         return Actor(f"operator:{operator.email}", Role(operator.role), operator.id)
 
+    @staticmethod
+    def can_answer(channel: str) -> bool:
+        facts = channels.catalog().get(channels.catalog().reply_channel(channel))
+        return facts is not None and facts.can_send
+
     async def reply(self, when: datetime, who: str, conversation_id: int, text: str) -> None:
         """An operator's answer, delivered back then (so the outbox will not send it again)."""
         conversation = await self.session.get(Conversation, conversation_id)
         first_response = conversation is not None and conversation.first_response_at is None
-        message, item = await conversations.reply(self.session, CLI, conversation_id, text=text)
-        message.occurred_at = message.created_at = when
-        message.operator_id = self.operators[who].id
-        item.status = OutboxStatus.SENT
-        item.attempts = 1
-        item.provider_id = "demo"
-        item.created_at = item.next_attempt_at = item.sent_at = when
+        if conversation is not None and not self.can_answer(conversation.channel):
+            # A channel this server does not run (SMS, WhatsApp without their channel): the
+            # history keeps the answer given back then, with nothing to send now.
+            self.session.add(
+                Interaction(
+                    conversation_id=conversation.id,
+                    contact_id=conversation.contact_id,
+                    kind=InteractionKind.MESSAGE,
+                    direction=Direction.OUT,
+                    channel=conversation.channel,
+                    text=text,
+                    operator_id=self.operators[who].id,
+                    occurred_at=when,
+                    created_at=when,
+                )
+            )
+        else:
+            message, item = await conversations.reply(self.session, CLI, conversation_id, text=text)
+            message.occurred_at = message.created_at = when
+            message.operator_id = self.operators[who].id
+            item.status = OutboxStatus.SENT
+            item.attempts = 1
+            item.provider_id = "demo"
+            item.created_at = item.next_attempt_at = item.sent_at = when
         if conversation is not None:
             conversation.last_outbound_at = when
             if first_response:

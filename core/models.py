@@ -691,3 +691,32 @@ class LoginThrottle(Base):
     # Attempts in the window not (yet) known to have succeeded.
     failures: Mapped[int] = mapped_column(Integer)
     window_started_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- channel accounts (issue 10) ---
+
+
+class ChannelAccount(Base):
+    """One account of a channel: a mailbox, a Twilio account, a Telegram bot.
+
+    `settings` is what the channel's settings model accepted; the fields the channel names
+    secret are stored encrypted (core/credentials.py: "" or "enc:v1:<token>"). Health is
+    written by the account's poller or webhooks: `last_success_at`, `last_error`."""
+
+    __tablename__ = "channel_account"
+    __table_args__ = (UniqueConstraint("channel", "name"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(100))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Where new conversations of this account wait, unless queue rules say otherwise.
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Declared in the config file, which owns it (the API and CLI cannot edit it).
+    from_config: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

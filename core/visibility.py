@@ -259,6 +259,8 @@ EVENT_AUDIENCE: dict[str, Audience] = {
     "outbox.sent": Audience.SUPERVISORS,
     "outbox.failed": Audience.SUPERVISORS,
     "routing.rules": Audience.ADMINS,
+    "channel_account.created": Audience.ADMINS,
+    "channel_account.updated": Audience.ADMINS,
     "mailbox.created": Audience.ADMINS,
     "mailbox.updated": Audience.ADMINS,
     "mailbox.deleted": Audience.ADMINS,

@@ -29,6 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from channels.registry import ChannelRegistry, default_channels
 from core import clock, passwords
 from core.audit import CLI
 from core.credentials import CredentialCipher
@@ -47,6 +48,13 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "OMNICRM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def built_in_channels() -> None:
+    """Core's functions know the channels an app runs; tests that call them without an app
+    run the built-in ones (an app installs its own when it is created)."""
+    ChannelRegistry(default_channels()).install()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -234,6 +242,28 @@ class User:
 UserFactory = Callable[..., Awaitable[User]]
 
 
+async def new_user(
+    server: TestServer,
+    sessions: SessionFactory,
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    role: Role | str = Role.OPERATOR,
+    email: str | None = None,
+    name: str | None = None,
+) -> User:
+    """Create an operator and sign them in to `server` with a client of their own."""
+    role = Role(role)
+    email = email or f"{role}-{secrets.token_hex(3)}@example.com"
+    async with sessions() as session, session.begin():
+        operator = await create_operator(
+            session, CLI, email=email, name=name or f"Test {role}", role=role, password=PASSWORD
+        )
+    client = await aiohttp_client(server)
+    response = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    return User(operator, client, body["csrf_token"])
+
+
 @pytest.fixture
 def make_user(
     server: TestServer,
@@ -245,19 +275,7 @@ def make_user(
     async def factory(
         role: Role | str = Role.OPERATOR, email: str | None = None, name: str | None = None
     ) -> User:
-        role = Role(role)
-        email = email or f"{role}-{secrets.token_hex(3)}@example.com"
-        async with sessions() as session, session.begin():
-            operator = await create_operator(
-                session, CLI, email=email, name=name or f"Test {role}", role=role, password=PASSWORD
-            )
-        client = await aiohttp_client(server)
-        response = await client.post(
-            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
-        )
-        assert response.status == 200, await response.text()
-        body = await response.json()
-        return User(operator, client, body["csrf_token"])
+        return await new_user(server, sessions, aiohttp_client, role, email, name)
 
     return factory
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels.registry import default_channels
 from core.audit import CLI
 from core.auth import create_token
 from core.db import SessionFactory
@@ -29,7 +32,10 @@ from core.models import (
 )
 from core.pagination import encode_cursor
 from core.queues import create_queue, set_members
-from tests.conftest import User, UserFactory
+from core.settings import Settings
+from tests.conftest import User, UserFactory, new_user
+from tests.fake_channel import FakeSms
+from web.app import create_app
 from web.keys import BUS
 
 EMAIL = IdentityKind.EMAIL
@@ -543,9 +549,16 @@ async def test_reply_to_a_webform_conversation_goes_by_email(
 
 
 async def test_reply_on_another_channel_of_the_contact(
-    sessions: SessionFactory, make_user: UserFactory
+    settings: Settings,
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
 ) -> None:
-    supervisor = await make_user(Role.SUPERVISOR)
+    # A channel that answers on phone numbers, added to the app with one line.
+    app = create_app(settings, background_workers=False, channels=[*default_channels(), FakeSms()])
+    server = await aiohttp_server(app)
+    supervisor = await new_user(server, sessions, aiohttp_client, Role.SUPERVISOR)
     conversation = await inbound(
         sessions,
         "form-1",
@@ -555,12 +568,29 @@ async def test_reply_on_another_channel_of_the_contact(
     )
     body = await json_of(
         await supervisor.post(
-            f"/api/v1/conversations/{conversation}/reply", json={"text": "Hi", "channel": "sms"}
+            f"/api/v1/conversations/{conversation}/reply", json={"text": "Hi", "channel": "fakesms"}
         ),
         201,
     )
-    assert body["outbox"]["channel"] == "sms"
+    assert body["outbox"]["channel"] == "fakesms"
     assert body["outbox"]["recipient"] == "+4930123456"
+
+
+async def test_reply_on_a_channel_that_cannot_send_is_400_naming_those_that_can(
+    sessions: SessionFactory, make_user: UserFactory
+) -> None:
+    supervisor = await make_user(Role.SUPERVISOR)
+    conversation = await inbound(
+        sessions, "api-1", Address(EMAIL, "ann@example.com"), Address(PHONE, "+4930123456")
+    )
+    path = f"/api/v1/conversations/{conversation}/reply"
+    for channel in ("api", "webform", "sms"):
+        body = await json_of(
+            await supervisor.post(path, json={"text": "Hi", "channel": channel}), 400
+        )
+        assert "channels that can send: email" in body["error"]["fields"]["channel"]
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(OutboxItem)) == 0
 
 
 async def test_reply_when_the_contact_has_no_address_for_the_channel_is_400(

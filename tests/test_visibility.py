@@ -534,6 +534,7 @@ def _fill(path: str, world: World) -> list[str]:
         # Nothing of these in the world: one id shows the route answers without content.
         "/api/v1/canned-responses/": [1],
         "/api/v1/mailboxes/": [1],
+        "/api/v1/channel-accounts/": [1],
         "/api/v1/quarantine/": [1],
         "/api/v1/queues/": list(world.queues.values()),
         "/api/v1/operators/": [user.operator.id for user in world.users.values()],

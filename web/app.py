@@ -13,9 +13,10 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from channels.base import Channel, ChannelServices
 from channels.email.imap import PollerOptions
 from channels.email.service import EmailChannel
-from channels.email.smtp import EmailSender
+from channels.registry import ChannelRegistry, default_channels
 from core.credentials import CredentialCipher
 from core.db import make_engine, transaction
 from core.events import EventBus, listen_postgresql, session_info
@@ -32,6 +33,7 @@ from web import (
     routes_admin,
     routes_attachments,
     routes_auth,
+    routes_channels,
     routes_console_api,
     routes_contacts,
     routes_conversations,
@@ -59,8 +61,10 @@ from web.keys import (
     INGEST_POLICY,
     METRICS,
     OUTBOX_WORKER,
+    REGISTRY,
     ROUTING,
     SENDERS,
+    SERVICES,
     SESSIONS,
     SETTINGS,
     SOCKETS,
@@ -80,6 +84,7 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_attachments.routes,
     routes_leads.routes,
     routes_mailboxes.routes,
+    routes_channels.routes,
     routes_quarantine.routes,
     routes_operators.routes,
     routes_admin.routes,
@@ -98,12 +103,15 @@ def create_app(
     background_workers: bool = True,
     routing: bool | None = None,
     enrichers: Sequence[Enricher] = (),
+    channels: Sequence[Channel] | None = None,
 ) -> web.Application:
     """Build the application; resources open and close with its cleanup contexts.
 
     `background_workers=False` leaves out the outbox worker and the mail pollers (tests that
     drive them run their own). `routing` runs the routing engine (by default when the
-    background workers run); `enrichers` give it facts from elsewhere (the ERP bridge)."""
+    background workers run); `enrichers` give it facts from elsewhere (the ERP bridge).
+    `channels` are the channels it runs (`default_channels()` unless given); `senders`
+    replace their senders by channel name."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[timed, dated, security_headers, errors_as_json],
@@ -116,6 +124,8 @@ def create_app(
         default_region=settings.default_region,
         reopen_window=timedelta(days=settings.reopen_window_days),
     )
+    app[REGISTRY] = ChannelRegistry(default_channels() if channels is None else channels)
+    app[REGISTRY].install()
     app[SENDERS] = dict(senders or {})
     app[ATTACHMENTS] = FilesystemStore(settings.attachments_dir)
     app[CREDENTIALS] = CredentialCipher.from_settings(settings)
@@ -148,6 +158,14 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     engine = make_engine(app[SETTINGS].database_url)
     app[ENGINE] = engine
     app[SESSIONS] = async_sessionmaker(engine, expire_on_commit=False, info=session_info(app[BUS]))
+    app[SERVICES] = ChannelServices(
+        sessions=app[SESSIONS],
+        bus=app[BUS],
+        store=app[ATTACHMENTS],
+        policy=app[INGEST_POLICY],
+        cipher=app[CREDENTIALS],
+        settings=app[SETTINGS],
+    )
     try:
         await _sync_config_mailboxes(app)
         yield
@@ -191,10 +209,9 @@ async def postgresql_events(app: web.Application) -> AsyncIterator[None]:
 
 async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    # Built-in channel senders, unless the application was given its own for a channel.
+    # The channels' senders, unless the application was given its own for a channel.
     given: dict[str, Sender] = app[SENDERS]
-    email = EmailSender(app[SESSIONS], cipher=app[CREDENTIALS])
-    senders: dict[str, Sender] = {"email": email, **given}
+    senders: dict[str, Sender] = {**app[REGISTRY].senders(app[SERVICES]), **given}
     worker = OutboxWorker(
         app[SESSIONS],
         senders,

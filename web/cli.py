@@ -28,6 +28,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
+from channels.registry import ChannelRegistry, default_channels
 from core import demo
 from core.audit import CLI
 from core.auth import create_token
@@ -565,6 +566,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Core validates replies and counts capacity by the channels this process runs.
+    ChannelRegistry(default_channels()).install()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

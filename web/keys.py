@@ -7,7 +7,9 @@ import weakref
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels.base import ChannelServices
 from channels.email.service import EmailChannel
+from channels.registry import ChannelRegistry
 from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.events import EventBus
@@ -35,4 +37,7 @@ EMAIL_CHANNEL = web.AppKey("email_channel", EmailChannel)
 ROUTING = web.AppKey("routing", RoutingEngine)
 # The open live-event websockets, closed on shutdown.
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+# The channels this application runs, and what their adapters get to work with.
+REGISTRY = web.AppKey("registry", ChannelRegistry)
+SERVICES = web.AppKey("channel_services", ChannelServices)
 ENRICHERS: web.AppKey[tuple[Enricher, ...]] = web.AppKey("enrichers", tuple[Enricher, ...])

@@ -28,6 +28,13 @@ class Metrics:
             ["channel"],
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "omnicrm_webhook_requests_total",
+            "Provider webhook requests by channel, hook and outcome (stored, unsupported, "
+            "malformed, forbidden).",
+            ["channel", "hook", "outcome"],
+            registry=self.registry,
+        )
         self.http_latency = Histogram(
             "omnicrm_http_request_duration_seconds",
             "HTTP request latency by route and status.",
