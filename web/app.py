@@ -23,7 +23,7 @@ from core.events import EventBus, listen_postgresql, session_info
 from core.ingest import IngestPolicy
 from core.logfields import log_fields
 from core.mailboxes import sync_config_mailboxes
-from core.outbox import OutboxWorker, Sender
+from core.outbox import OutboxWorker, RetrySchedule, Sender
 from core.settings import Settings
 from core.storage import FilesystemStore
 from routing.engine import RoutingEngine
@@ -218,7 +218,12 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
         app[BUS],
         poll_seconds=settings.outbox_poll_seconds,
         lease_seconds=settings.outbox_lease_seconds,
-        max_attempts=settings.outbox_max_attempts,
+        schedule=RetrySchedule(
+            base_seconds=settings.outbox_retry_base_seconds,
+            cap_seconds=settings.outbox_retry_cap_seconds,
+            max_attempts=settings.outbox_max_attempts,
+            give_up_after_seconds=settings.outbox_give_up_after_seconds,
+        ),
     )
     app[OUTBOX_WORKER] = worker
     task = asyncio.create_task(worker.run())
