@@ -139,6 +139,7 @@ def create_app(
     if background_workers:
         app.cleanup_ctx.append(outbox_worker)
         app.cleanup_ctx.append(email_channel)
+        app.cleanup_ctx.append(channel_background)
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(ws.close_sockets)
     app[ENRICHERS] = tuple(enrichers)
@@ -231,6 +232,17 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def channel_background(app: web.Application) -> AsyncIterator[None]:
+    """The channels' own background work (Twilio's media downloads), until shutdown."""
+    tasks = [asyncio.create_task(work()) for work in app[REGISTRY].background(app[SERVICES])]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def routing_engine(app: web.Application) -> AsyncIterator[None]:
