@@ -13,6 +13,7 @@ network errors and timeouts are transient, with `Retry-After` when Twilio sent o
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -68,18 +69,27 @@ class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         timeout: float | None = None,  # noqa: ASYNC109 - the library's signature
         allow_redirects: bool = False,
     ) -> Any:
+        headers = dict(headers or {})
+        if auth is not None:
+            # As a header: aiohttp deprecates its BasicAuth objects.
+            headers["Authorization"] = basic_auth(*auth)
         response = await super().request(
             method,
             self.rebase(url),
             params=params,
             data=data,
             headers=headers,
-            auth=auth,
+            auth=None,
             timeout=timeout if timeout is not None else self.timeout,
             allow_redirects=allow_redirects,
         )
         self.last_headers = {str(k): str(v) for k, v in (response.headers or {}).items()}
         return response
+
+
+def basic_auth(login: str, password: str) -> str:
+    """An HTTP Basic Authorization header value."""
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
 
 
 @dataclass

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import ChannelServices
 from channels.twilio.accounts import account_by_id
+from channels.twilio.client import basic_auth
 from channels.twilio.parse import SMS, WHATSAPP
 from core.db import transaction
 from core.events import Event
@@ -177,7 +178,9 @@ class MediaFetcher:
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout) as http,
-                http.get(url, auth=aiohttp.BasicAuth(sid, token), allow_redirects=True) as answer,
+                http.get(
+                    url, headers={"Authorization": basic_auth(sid, token)}, allow_redirects=True
+                ) as answer,
             ):
                 if answer.status == 429 or answer.status >= 500:
                     raise FetchFailed(f"HTTP {answer.status}", permanent=False)
