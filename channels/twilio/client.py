@@ -159,7 +159,10 @@ def send_error(
 ) -> PermanentSendError | TransientSendError:
     """Twilio's error answer as the outbox's error: 429 and 5xx retried, other 4xx not."""
     code_text = str(code) if code is not None else None
-    line = describe_error(code_text, (message or "").strip() or None) or f"HTTP {status}"
+    text = (message or "").strip()
+    if text.startswith("Unable to ") and ": " in text:
+        text = text.split(": ", 1)[1]  # the library's prefix ("Unable to create record: ")
+    line = describe_error(code_text, text or None) or f"HTTP {status}"
     reason = f"Twilio {code_text}: {line}" if code_text else f"Twilio HTTP {status}: {line}"
     if status == 429 or status >= 500:
         return TransientSendError(reason, retry_after(headers), code_text)

@@ -93,7 +93,9 @@ def describe_error(code: str | None, message: str | None = None) -> str:
     known = KNOWN_ERRORS.get(code or "")
     if message and known:
         return f"{message} ({known})"
-    return message or known or f"Twilio error {code}" if code else (message or "")
+    if message or known:
+        return message or known or ""
+    return f"Twilio error {code}" if code else ""
 
 
 def _required(fields: Mapping[str, str], name: str) -> str:
