@@ -35,8 +35,9 @@ import hashlib
 import json
 import logging
 import random
+import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar, final
@@ -65,6 +66,8 @@ from core.storage import AttachmentStore
 log = logging.getLogger(__name__)
 
 ItemT = TypeVar("ItemT")
+# A channel's long-running work (a coroutine function run until cancelled).
+BackgroundWork = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -455,6 +458,57 @@ def _jittered(seconds: float) -> float:
     return seconds * random.uniform(0.5, 1.5)
 
 
+# --- templates ------------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\d{1,2})\s*\}\}")
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A pre-approved message a channel may send outside its reply window (WhatsApp's).
+
+    `text` reads as the customer will see it, with {{1}}, {{2}}… where the values of
+    `variables` (their labels, {{1}} first) go; `provider` holds what the sender needs to
+    name it to the provider (Twilio's ContentSid)."""
+
+    name: str
+    text: str
+    variables: tuple[str, ...] = ()
+    provider: Mapping[str, Any] = field(default_factory=dict)
+
+    def fill(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """What a reply with this template carries: its name, the text with the values in,
+        the values by number and the provider's fields; InvalidInput naming a value missing
+        or unknown."""
+        from core.errors import InvalidInput
+
+        expected = {str(index) for index in range(1, len(self.variables) + 1)}
+        unknown = sorted(set(values) - expected)
+        if unknown:
+            raise InvalidInput(
+                f"template {self.name} has no variable {', '.join(unknown)}", field="variables"
+            )
+        filled = {str(key): str(value).strip() for key, value in values.items()}
+        missing = [
+            f"{{{{{index}}}}} ({label})"
+            for index, label in enumerate(self.variables, start=1)
+            if not filled.get(str(index))
+        ]
+        if missing:
+            raise InvalidInput(
+                f"template {self.name} needs {', '.join(missing)}", field="variables"
+            )
+        if any(len(value) > 1000 for value in filled.values()):
+            raise InvalidInput("a template value is at most 1000 characters", field="variables")
+        text = _PLACEHOLDER.sub(lambda match: filled.get(match.group(1), match.group(0)), self.text)
+        return {
+            **self.provider,
+            "name": self.name,
+            "text": text or self.name,
+            "variables": filled,
+        }
+
+
 # --- the channel ----------------------------------------------------------------------------------
 
 
@@ -485,6 +539,17 @@ class Channel(ABC):
     def poller(self, account: AccountView, services: ChannelServices) -> PollingAdapter | None:
         """The poller of an account, for channels that fetch their input."""
         return None
+
+    def background(self, services: ChannelServices) -> Sequence[BackgroundWork]:
+        """Work the channel runs while the server runs its background workers (Twilio's
+        media downloads): coroutine functions that run until cancelled."""
+        return ()
+
+    async def templates(
+        self, services: ChannelServices, conversation_id: int | None
+    ) -> Sequence[MessageTemplate]:
+        """The templates an answer in this conversation may use (channels with TEMPLATES)."""
+        return ()
 
     async def check(self, account: AccountView, services: ChannelServices) -> str:
         """Try the account's connection and credentials; a line saying what worked, or raise

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from channels.base import Channel, ChannelServices, WebhookAdapter
+from channels.base import BackgroundWork, Channel, ChannelServices, WebhookAdapter
 from core import channels as core_channels
 from core.channels import ChannelFacts
 from core.errors import InvalidInput, NotFound, validation_fields
@@ -89,6 +89,12 @@ class ChannelRegistry:
                 found[channel.name] = sender
         return found
 
+    def background(self, services: ChannelServices) -> list[BackgroundWork]:
+        """The channels' background work, started with the app's background workers."""
+        return [
+            task for channel in self._channels.values() for task in channel.background(services)
+        ]
+
     def describe(self) -> list[dict[str, Any]]:
         """What the console needs to know of each channel (GET /api/v1/channels)."""
         return [
@@ -133,6 +139,14 @@ def default_channels() -> list[Channel]:
     """The channels omnicrm runs out of the box."""
     from channels.api import ApiChannel
     from channels.email.plugin import EmailChannel
+    from channels.twilio.plugin import SmsChannel, TwilioChannel, WhatsAppChannel
     from channels.webform import WebFormChannel
 
-    return [EmailChannel(), WebFormChannel(), ApiChannel()]
+    return [
+        EmailChannel(),
+        WebFormChannel(),
+        ApiChannel(),
+        TwilioChannel(),
+        SmsChannel(),
+        WhatsAppChannel(),
+    ]

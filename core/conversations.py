@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit, channels, routing_log
+from core import audit, channels, reply_rules, routing_log
 from core.audit import Actor
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Event, emit
@@ -383,10 +384,19 @@ async def reply(
     text: str,
     html: str | None = None,
     channel: str | None = None,
+    template: Mapping[str, Any] | None = None,
+    media_urls: Sequence[str] = (),
 ) -> tuple[Interaction, OutboxItem]:
     """Answer the customer: the outbound interaction and its outbox item commit together;
-    a channel's sender delivers it afterwards."""
+    a channel's sender delivers it afterwards. What the channel would refuse (an opted-out
+    address, free text outside a reply window: core.reply_rules) is a 400 instead.
+
+    `template` is a channel template the caller resolved (`name`, the `text` shown, the
+    provider's fields), sent instead of free text; `media_urls` are public addresses of
+    media the provider fetches (channels that send media)."""
     clean_html = sanitize_html(html) if html else None
+    if template is not None:
+        text = str(template.get("text") or template.get("name") or "")
     if not text.strip() and clean_html:
         text = html_to_text(clean_html)
     if not text.strip():
@@ -396,6 +406,14 @@ async def reply(
     conversation = await get_conversation(session, actor, conversation_id)
     reply_channel = channel or channels.catalog().reply_channel(conversation.channel)
     recipient = await _recipient(session, conversation.contact_id, reply_channel)
+    await reply_rules.check_reply(
+        session,
+        conversation.contact_id,
+        channels.catalog().sending(reply_channel),
+        recipient,
+        template=template is not None,
+        media=bool(media_urls),
+    )
     subject = _reply_subject(conversation.subject)
     now = utcnow()
     message = Interaction(
@@ -410,6 +428,10 @@ async def reply(
         html=clean_html,
         operator_id=actor.operator_id,
         occurred_at=now,
+        meta={
+            **({"template": str(template.get("name", ""))} if template is not None else {}),
+            **({"media_urls": list(media_urls)} if media_urls else {}),
+        },
     )
     session.add(message)
     if conversation.first_response_at is None:
@@ -429,6 +451,8 @@ async def reply(
             "interaction_id": message.id,
             # Lets channels thread the answer (email In-Reply-To, a quoted chat message).
             "in_reply_to": await _last_inbound_external_id(session, conversation.id, reply_channel),
+            **({"template": dict(template)} if template is not None else {}),
+            **({"media_urls": list(media_urls)} if media_urls else {}),
         },
         conversation_id=conversation.id,
         interaction_id=message.id,

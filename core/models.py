@@ -120,6 +120,15 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class Receipt(enum.StrEnum):
+    """What the provider reported of a message after taking it (core/delivery.py ranks them)."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
 class IdentityKind(enum.StrEnum):
     EMAIL = "email"
     PHONE = "phone"
@@ -241,6 +250,10 @@ class Identity(Base):
     kind: Mapped[str] = mapped_column(String(20))
     address: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The person unsubscribed this address (an SMS "STOP", Twilio's error 21610): replies to it
+    # are refused with `opt_out_reason` until they subscribe again ("START").
+    opted_out_at: Mapped[datetime | None]
+    opt_out_reason: Mapped[str | None] = mapped_column(String(500))
 
     contact: Mapped[Contact] = relationship(back_populates="identities")
 
@@ -363,6 +376,15 @@ class OutboxItem(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None]
+    # The provider's latest receipt (core.models.Receipt), applied by rank, and its error code
+    # when it failed (Twilio's 30003, an SMTP bounce's status).
+    receipt: Mapped[str | None] = mapped_column(String(20))
+    receipt_at: Mapped[datetime | None]
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    # An operator sent a failed item again: the retry schedule starts over from here (attempts
+    # keep counting, they fence the workers' results).
+    requeued_at: Mapped[datetime | None]
+    attempts_before_requeue: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ChannelCursor(Base):
@@ -718,5 +740,33 @@ class ChannelAccount(Base):
     last_success_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AttachmentFetch(Base):
+    """An attachment a provider holds for us (Twilio's MediaUrl), fetched after the message
+    is stored: the message is never lost to a slow or failing download, and a failed fetch
+    is retried. `position` is the attachment's index in `interaction.attachments`."""
+
+    __tablename__ = "attachment_fetch"
+    __table_args__ = (
+        UniqueConstraint("interaction_id", "position"),
+        Index("ix_attachment_fetch_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(30))
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("channel_account.id", ondelete="CASCADE")
+    )
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interaction.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    # pending, done or failed (given up, the reason in last_error).
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

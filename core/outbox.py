@@ -3,7 +3,19 @@
 Status moves only forward: queued -> sending -> sent | failed. A worker claims due items
 (FOR UPDATE SKIP LOCKED on PostgreSQL), which moves them to "sending" with a lease; the
 attempt number taken at claim time fences the result, so a worker that died or stalled can
-never overwrite what a later attempt recorded.
+never overwrite what a later attempt recorded. Two moves go back on purpose, each a later
+truth about the same message: a provider's failure receipt (or an email bounce) fails a sent
+item (core/delivery.py), and an operator's retry puts a failed item back in the queue.
+
+Transient failures are retried on a `RetrySchedule` that spans hours (a provider's outage, a
+full disk on the mail server): exponential with "equal jitter" (each wait at least half its
+nominal length, so the schedule's span has a floor), capped, and given up after
+`max_attempts` or `give_up_after`, whichever comes first. Every recorded result says what it
+stored ("sent", "retry", "failed", or nothing when a later attempt got there first), and that
+is what the log line of the attempt says.
+
+Each change a person would see announces itself with a `delivery.updated` event carrying the
+conversation's audience, so consoles update live.
 """
 
 from __future__ import annotations
@@ -13,9 +25,9 @@ import contextlib
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, final
 
@@ -25,26 +37,90 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db import SessionFactory, transaction
 from core.events import Event, EventBus, emit
 from core.logfields import log_fields
-from core.models import OutboxItem, OutboxStatus, utcnow
+from core.models import Conversation, OutboxItem, OutboxStatus, utcnow
 from core.sql import supports_skip_locked
+from core.visibility import Placement, audience_labels
 
 log = logging.getLogger(__name__)
 
 _OPEN = (OutboxStatus.QUEUED, OutboxStatus.SENDING)
-# The first retry waits up to this long; each further one up to twice as long as the last.
+# Pollers' backoff (channels/base.py, the IMAP poller): the first wait is up to this long.
 RETRY_BASE_SECONDS = 2.0
+# Beyond this many doublings every wait is the cap anyway (and 2**n stays a small float).
+_MAX_DOUBLINGS = 40
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """When the outbox tries a message again after a transient failure, and when it stops.
+
+    Attempt n (1-based, counted from when the message was queued or an operator retried it)
+    is followed by a wait of d/2 + uniform(0, d/2), d = min(cap, base * 2**(n-1)). The message
+    fails after `max_attempts` attempts, or at the first failure `give_up_after_seconds` or
+    more after it was queued; no wait reaches past that point, so the last attempt happens
+    at it. The defaults span hours: at least `shortest_span()` (about 3.5 h) before giving
+    up on a provider that keeps failing.
+    """
+
+    base_seconds: float = 30.0
+    cap_seconds: float = 1800.0
+    max_attempts: int = 20
+    give_up_after_seconds: float = 86400.0
+
+    def __post_init__(self) -> None:
+        if self.base_seconds <= 0 or self.cap_seconds < self.base_seconds:
+            raise ValueError("the retry base must be positive and the cap at least the base")
+        if self.max_attempts < 1 or self.give_up_after_seconds <= 0:
+            raise ValueError("max_attempts and give_up_after must be positive")
+
+    def nominal(self, attempt: int) -> float:
+        """The nominal wait after attempt `attempt` (before jitter)."""
+        doublings = min(max(attempt - 1, 0), _MAX_DOUBLINGS)
+        return float(min(self.cap_seconds, self.base_seconds * 2.0**doublings))
+
+    def delay(self, attempt: int) -> float:
+        nominal = self.nominal(attempt)
+        return nominal / 2 + random.uniform(0, nominal / 2)
+
+    def shortest_span(self) -> float:
+        """The least time from the first attempt to giving up, whatever the jitter draws."""
+        waits = sum(self.nominal(n) / 2 for n in range(1, self.max_attempts))
+        return min(waits, self.give_up_after_seconds)
+
+    def next_attempt(
+        self,
+        attempt: int,
+        queued_at: datetime,
+        now: datetime,
+        retry_after: float | None = None,
+    ) -> datetime | None:
+        """When to try again after attempt `attempt` failed, or None to give up."""
+        deadline = queued_at + timedelta(seconds=self.give_up_after_seconds)
+        if attempt >= self.max_attempts or now >= deadline:
+            return None
+        wait = retry_after if retry_after is not None else self.delay(attempt)
+        return min(now + timedelta(seconds=max(wait, 0.0)), deadline)
 
 
 class TransientSendError(Exception):
-    """Try again later (SMTP 4xx, HTTP 5xx, timeouts); `retry_after` if the provider said."""
+    """Try again later (SMTP 4xx, HTTP 5xx, timeouts); `retry_after` if the provider said,
+    `code` the provider's error code if it gave one."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, code: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.code = code
 
 
 class PermanentSendError(Exception):
-    """Never going to work (SMTP 5xx, invalid recipient); the reason is shown to operators."""
+    """Never going to work (SMTP 5xx, invalid recipient); the reason is shown to operators,
+    with the provider's error `code` (Twilio's 21211) when it gave one."""
+
+    def __init__(self, reason: str, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -57,6 +133,15 @@ class Delivery:
     recipient: str
     payload: dict[str, Any]
     conversation_id: int | None
+    # Where this round of attempts began (queued, or retried by an operator): the schedule
+    # counts attempts and time from there.
+    attempts_before: int = 0
+    queued_at: datetime | None = None
+
+    @property
+    def round_attempt(self) -> int:
+        """The attempt's number within its round (1 for the first)."""
+        return self.attempt - self.attempts_before
 
 
 class Sender(ABC):
@@ -106,6 +191,29 @@ async def enqueue(
     return item
 
 
+async def announce(
+    session: AsyncSession, outbox_id: int, conversation_id: int | None, channel: str
+) -> None:
+    """Tell the consoles that may see the conversation that a message's delivery changed."""
+    placement = None
+    if conversation_id is not None:
+        row = (
+            await session.execute(
+                select(Conversation.queue_id, Conversation.assignee_id).where(
+                    Conversation.id == conversation_id
+                )
+            )
+        ).first()
+        placement = Placement(row.queue_id, row.assignee_id) if row is not None else None
+    ids = {"outbox": outbox_id}
+    labels = {"channel": channel}
+    if conversation_id is not None and placement is not None:
+        ids["conversation"] = conversation_id
+        labels.update(audience_labels([placement]))
+    # Without a conversation, the labels name no audience: supervisors only.
+    await emit(session, Event("delivery.updated", ids, labels))
+
+
 async def claim_due(
     session: AsyncSession, channels: list[str], limit: int, lease: timedelta
 ) -> list[Delivery]:
@@ -137,6 +245,8 @@ async def claim_due(
                 item.recipient,
                 dict(item.payload),
                 item.conversation_id,
+                attempts_before=item.attempts_before_requeue,
+                queued_at=item.requeued_at or item.created_at,
             )
         )
     await session.flush()
@@ -164,6 +274,7 @@ async def _finish(session: AsyncSession, delivery: Delivery, **values: Any) -> b
                 f"outbox.{status}", {"outbox": delivery.outbox_id}, {"channel": delivery.channel}
             ),
         )
+        await announce(session, delivery.outbox_id, delivery.conversation_id, delivery.channel)
     return recorded
 
 
@@ -173,8 +284,49 @@ async def mark_sent(session: AsyncSession, delivery: Delivery, provider_id: str 
     )
 
 
-async def mark_failed(session: AsyncSession, delivery: Delivery, reason: str) -> bool:
-    return await _finish(session, delivery, status=OutboxStatus.FAILED, last_error=reason[:2000])
+async def mark_failed(
+    session: AsyncSession, delivery: Delivery, reason: str, error_code: str | None = None
+) -> bool:
+    return await _finish(
+        session,
+        delivery,
+        status=OutboxStatus.FAILED,
+        last_error=reason[:2000],
+        error_code=error_code[:40] if error_code else None,
+    )
+
+
+async def record_retry(
+    session: AsyncSession,
+    delivery: Delivery,
+    reason: str,
+    schedule: RetrySchedule,
+    *,
+    retry_after: float | None = None,
+    error_code: str | None = None,
+) -> str | None:
+    """Schedule the next attempt, or fail the item when the schedule gives up. Returns what
+    was stored ("retry" or "failed"), or None if a later attempt got there first."""
+    now = utcnow()
+    next_at = schedule.next_attempt(
+        delivery.round_attempt, delivery.queued_at or now, now, retry_after
+    )
+    if next_at is None:
+        failed = await mark_failed(
+            session,
+            delivery,
+            f"gave up after {delivery.round_attempt} attempts: {reason}",
+            error_code,
+        )
+        return OutboxStatus.FAILED if failed else None
+    retried = await _finish(
+        session,
+        delivery,
+        last_error=reason[:2000],
+        error_code=error_code[:40] if error_code else None,
+        next_attempt_at=next_at,
+    )
+    return "retry" if retried else None
 
 
 async def mark_retry(
@@ -186,48 +338,22 @@ async def mark_retry(
     retry_after: float | None = None,
     retry_base_seconds: float = RETRY_BASE_SECONDS,
 ) -> bool:
-    """Schedule another attempt with exponential backoff, or fail after `max_attempts`."""
-    if delivery.attempt >= max_attempts:
-        return await mark_failed(
-            session, delivery, f"gave up after {delivery.attempt} attempts: {reason}"
-        )
-    delay = (
-        retry_after
-        if retry_after is not None
-        else backoff_seconds(delivery.attempt, base=retry_base_seconds)
+    """Schedule another attempt with exponential backoff, or fail after `max_attempts`;
+    whether the result was recorded (`record_retry` says which)."""
+    schedule = RetrySchedule(
+        base_seconds=retry_base_seconds,
+        cap_seconds=max(retry_base_seconds, RetrySchedule.cap_seconds),
+        max_attempts=max_attempts,
     )
-    return await _finish(
-        session,
-        delivery,
-        last_error=reason[:2000],
-        next_attempt_at=utcnow() + timedelta(seconds=delay),
+    return (
+        await record_retry(session, delivery, reason, schedule, retry_after=retry_after) is not None
     )
-
-
-async def record_bounce(session: AsyncSession, outbox_id: int, reason: str) -> bool:
-    """A bounce came back for a message we handed over: it failed after all.
-
-    The only move out of "sent": a delivery report is later, better knowledge of the same
-    attempt, not a step back. Returns whether the item changed.
-    """
-    result = await session.execute(
-        update(OutboxItem)
-        .where(
-            OutboxItem.id == outbox_id,
-            OutboxItem.status.in_((OutboxStatus.SENDING, OutboxStatus.SENT)),
-        )
-        .values(status=OutboxStatus.FAILED, last_error=reason[:2000], updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    changed = bool(getattr(result, "rowcount", 0))
-    if changed:
-        await emit(session, Event("outbox.failed", {"outbox": outbox_id}, {"reason": "bounce"}))
-    return changed
 
 
 def backoff_seconds(attempt: int, base: float = RETRY_BASE_SECONDS, cap: float = 900.0) -> float:
     """Exponential backoff with jitter: up to base, 2*base, 4*base … seconds, capped at 15 min."""
-    return random.uniform(base / 2, min(cap, base * 2 ** (attempt - 1)))
+    doublings = min(max(attempt - 1, 0), _MAX_DOUBLINGS)
+    return random.uniform(base / 2, max(base / 2, min(cap, base * 2.0**doublings)))
 
 
 async def outbox_depth(session: AsyncSession) -> dict[str, int]:
@@ -251,18 +377,35 @@ class OutboxWorker:
         *,
         poll_seconds: float = 1.0,
         lease_seconds: float = 60.0,
-        max_attempts: int = 8,
+        max_attempts: int | None = None,
         batch_size: int = 20,
-        retry_base_seconds: float = RETRY_BASE_SECONDS,
+        retry_base_seconds: float | None = None,
+        schedule: RetrySchedule | None = None,
     ) -> None:
+        """`schedule` says when to retry (RetrySchedule's defaults unless given);
+        `max_attempts` and `retry_base_seconds` override its fields."""
+        schedule = schedule or RetrySchedule()
+        if retry_base_seconds is not None:
+            schedule = RetrySchedule(
+                base_seconds=retry_base_seconds,
+                cap_seconds=max(retry_base_seconds, schedule.cap_seconds),
+                max_attempts=schedule.max_attempts,
+                give_up_after_seconds=schedule.give_up_after_seconds,
+            )
+        if max_attempts is not None:
+            schedule = RetrySchedule(
+                base_seconds=schedule.base_seconds,
+                cap_seconds=schedule.cap_seconds,
+                max_attempts=max_attempts,
+                give_up_after_seconds=schedule.give_up_after_seconds,
+            )
         self._factory = factory
         self._senders = dict(senders)
         self._bus = bus
         self._poll_seconds = poll_seconds
         self._lease = timedelta(seconds=lease_seconds)
-        self._max_attempts = max_attempts
+        self._schedule = schedule
         self._batch_size = batch_size
-        self._retry_base_seconds = retry_base_seconds
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -283,6 +426,10 @@ class OutboxWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
 
+    @property
+    def schedule(self) -> RetrySchedule:
+        return self._schedule
+
     def _on_event(self, event: Event) -> None:
         if event.type == "outbox.queued" and event.labels.get("channel") in self._senders:
             self._wake.set()
@@ -299,36 +446,46 @@ class OutboxWorker:
 
     async def _deliver(self, delivery: Delivery) -> None:
         sender = self._senders[delivery.channel]
-        record: Callable[[AsyncSession], Awaitable[bool]]
+        error: str | None = None
         try:
             provider_id = await sender.send(delivery)
-            record = partial(mark_sent, delivery=delivery, provider_id=provider_id)
-            outcome = "sent"
+
+            async def record(session: AsyncSession) -> str | None:
+                sent = await mark_sent(session, delivery, provider_id)
+                return OutboxStatus.SENT if sent else None
+
         except PermanentSendError as exc:
-            record = partial(mark_failed, delivery=delivery, reason=str(exc))
-            outcome = "failed"
+            error, code = str(exc), exc.code
+
+            async def record(session: AsyncSession) -> str | None:
+                failed = await mark_failed(session, delivery, str(error), code)
+                return OutboxStatus.FAILED if failed else None
+
         except Exception as exc:
             if not isinstance(exc, TransientSendError):
                 # A sender's unexpected error is treated as transient: retried, then failed.
                 log.exception("sender raised", extra=log_fields(outbox_id=delivery.outbox_id))
-            retry_after = exc.retry_after if isinstance(exc, TransientSendError) else None
+            transient = exc if isinstance(exc, TransientSendError) else None
+            error = str(exc) or type(exc).__name__
             record = partial(
-                mark_retry,
+                record_retry,
                 delivery=delivery,
-                reason=str(exc) or type(exc).__name__,
-                max_attempts=self._max_attempts,
-                retry_after=retry_after,
-                retry_base_seconds=self._retry_base_seconds,
+                reason=error,
+                schedule=self._schedule,
+                retry_after=transient.retry_after if transient else None,
+                error_code=transient.code if transient else None,
             )
-            outcome = "retry"
         async with transaction(self._factory) as session:
-            await record(session)
+            outcome = await record(session)
+        # What the log says is what was stored: "sent", "retry", "failed", or "superseded"
+        # when a later attempt (or a receipt) had already decided the item.
         log.info(
             "outbox attempt",
             extra=log_fields(
                 outbox_id=delivery.outbox_id,
                 attempt=delivery.attempt,
                 channel=delivery.channel,
-                outcome=outcome,
+                outcome=outcome or "superseded",
+                error=error,
             ),
         )

@@ -158,7 +158,14 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(default=None, min_length=16)
     metrics_allowed_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
-    outbox_max_attempts: int = Field(default=8, ge=1)
+    # Retries of a transient failure (core.outbox.RetrySchedule): waits double from the base
+    # up to the cap (each at least half its nominal length); the message fails after this
+    # many attempts or this long after it was queued, whichever comes first. The defaults
+    # ride out an outage of about 3.5 hours or more.
+    outbox_max_attempts: int = Field(default=20, ge=1)
+    outbox_retry_base_seconds: float = Field(default=30.0, gt=0)
+    outbox_retry_cap_seconds: float = Field(default=1800.0, gt=0)
+    outbox_give_up_after_seconds: float = Field(default=86400.0, gt=0)
     # An outbox item claimed by a worker that died is retried after this lease runs out.
     outbox_lease_seconds: float = Field(default=60.0, gt=0)
     # Where attachments are kept (content-addressed files), and the largest one stored.
@@ -176,6 +183,12 @@ class Settings(BaseSettings):
     # `[[mailboxes]]` tables (`[[omnicrm.mailboxes]]` inside an [omnicrm] table); synced into
     # the database at start-up, where the API shows them read-only.
     mailboxes: list[MailboxSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _retry_cap_above_base(self) -> Self:
+        if self.outbox_retry_cap_seconds < self.outbox_retry_base_seconds:
+            raise ValueError("outbox_retry_cap_seconds must be at least outbox_retry_base_seconds")
+        return self
 
     @field_validator("database_url")
     @classmethod

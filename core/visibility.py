@@ -70,6 +70,8 @@ event types                                             received by
 ``queue.{created,updated}``, ``resync``                 consoles reload on them
 ``outbox.{queued,sending,sent,failed}``                 supervisors and admins (the events
                                                         carry no conversation id)
+``delivery.updated``                                    like ``interaction.created``: who may
+                                                        see the message's conversation
 ``routing.rules``, ``mailbox.*``, ``quarantine.*``      admins (their APIs are admins')
 ======================================================  ====================================
 """
@@ -245,6 +247,7 @@ EVENT_AUDIENCE: dict[str, Audience] = {
     "conversation.updated": Audience.PLACED,
     "conversation.assigned": Audience.PLACED,
     "interaction.created": Audience.PLACED,
+    "delivery.updated": Audience.PLACED,
     "routing.decision": Audience.PLACED,
     "offer.created": Audience.PLACED,
     "offer.updated": Audience.PLACED,

@@ -31,9 +31,13 @@ class RunningServer:
 
 @asynccontextmanager
 async def omnicrm_server(
-    database_url: str, extra_env: Mapping[str, str] | None = None, log_path: Path | None = None
+    database_url: str,
+    extra_env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    module: str = "tests.run_cli",
 ) -> AsyncIterator[RunningServer]:
-    """Run `omnicrm serve` on a free port until the block ends; waits until it is healthy."""
+    """Run `omnicrm serve` on a free port until the block ends; waits until it is healthy.
+    `module` runs the command (tests.run_cli, or a variant that crashes on purpose)."""
     port = free_port()
     env = {
         **os.environ,
@@ -47,7 +51,7 @@ async def omnicrm_server(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.run_cli",  # the omnicrm command, at the suite's clock
+            module,  # the omnicrm command, at the suite's clock
             "serve",
             cwd=ROOT,
             env=env,

@@ -338,7 +338,7 @@ async def test_conversation_routes_follow_the_rule(world: World) -> None:
         for queue, conversation_id in world.conversations.items():
             visible = queue in SEES_CONVERSATIONS[name]
             base = f"/api/v1/conversations/{conversation_id}"
-            for path in (base, f"{base}/outbox", f"{base}/routing"):
+            for path in (base, f"{base}/outbox", f"{base}/routing", f"{base}/reply-options"):
                 response = await caller.get(path)
                 assert response.status == (200 if visible else 403), (name, path)
             response = await caller.get(f"{base}/interactions", params={"limit": 100})
@@ -447,6 +447,7 @@ EXACT_ROUTES = frozenset(
         "/api/v1/conversations/{id}/interactions",
         "/api/v1/conversations/{id}/outbox",
         "/api/v1/conversations/{id}/routing",
+        "/api/v1/conversations/{id}/reply-options",
         "/api/v1/interactions/{id}/html",
         "/api/v1/interactions/{id}/attachments/{index}",
         "/api/v1/leads",

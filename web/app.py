@@ -23,7 +23,7 @@ from core.events import EventBus, listen_postgresql, session_info
 from core.ingest import IngestPolicy
 from core.logfields import log_fields
 from core.mailboxes import sync_config_mailboxes
-from core.outbox import OutboxWorker, Sender
+from core.outbox import OutboxWorker, RetrySchedule, Sender
 from core.settings import Settings
 from core.storage import FilesystemStore
 from routing.engine import RoutingEngine
@@ -139,6 +139,7 @@ def create_app(
     if background_workers:
         app.cleanup_ctx.append(outbox_worker)
         app.cleanup_ctx.append(email_channel)
+        app.cleanup_ctx.append(channel_background)
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(ws.close_sockets)
     app[ENRICHERS] = tuple(enrichers)
@@ -218,7 +219,12 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
         app[BUS],
         poll_seconds=settings.outbox_poll_seconds,
         lease_seconds=settings.outbox_lease_seconds,
-        max_attempts=settings.outbox_max_attempts,
+        schedule=RetrySchedule(
+            base_seconds=settings.outbox_retry_base_seconds,
+            cap_seconds=settings.outbox_retry_cap_seconds,
+            max_attempts=settings.outbox_max_attempts,
+            give_up_after_seconds=settings.outbox_give_up_after_seconds,
+        ),
     )
     app[OUTBOX_WORKER] = worker
     task = asyncio.create_task(worker.run())
@@ -226,6 +232,17 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def channel_background(app: web.Application) -> AsyncIterator[None]:
+    """The channels' own background work (Twilio's media downloads), until shutdown."""
+    tasks = [asyncio.create_task(work()) for work in app[REGISTRY].background(app[SERVICES])]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def routing_engine(app: web.Application) -> AsyncIterator[None]:

@@ -1,14 +1,20 @@
-"""Conversations API routes: list, read, status, notes, assignment, replies and their delivery."""
+"""Conversations API routes: list, read, status, notes, assignment, replies and their delivery
+(reply options, delivery status, retrying a failed message)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
 
-from core import conversations
+from core import channels, conversations, delivery, reply_rules
+from core.channels import Capability
+from core.errors import InvalidInput
 from core.models import ConversationStatus
 from web.api import ApiRoutes, Call, NoBody, PageQuery, RecordId
+from web.keys import REGISTRY, SERVICES
 from web.schemas import ConversationOut, InteractionOut, OutboxOut, Page, ReplyOut, page_of
 
 routes = ApiRoutes(tag="conversations")
@@ -58,6 +64,47 @@ class ReplyBody(BaseModel):
         max_length=30,
         description="answer on another channel of the contact (default: the conversation's)",
     )
+    template: str | None = Field(
+        default=None,
+        max_length=100,
+        description="send this approved template instead of text (see reply-options)",
+    )
+    variables: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=20,
+        description='the template\'s values by number: {"1": "Kim"}',
+    )
+    media_urls: list[HttpUrl] = Field(
+        default_factory=list,
+        max_length=10,
+        description="public addresses of media the provider fetches and sends (SMS, WhatsApp)",
+    )
+
+
+class WindowOut(BaseModel):
+    last_inbound_at: datetime | None
+    closes_at: datetime | None = Field(description="when free text stops being allowed")
+    open: bool
+
+
+class TemplateOut(BaseModel):
+    name: str
+    text: str = Field(description="how it reads, {{1}}... where the variables go")
+    variables: list[str] = Field(description="a label for each placeholder, {{1}} first")
+
+
+class ReplyOptionOut(BaseModel):
+    channel: str
+    label: str
+    recipient: str
+    window: WindowOut | None = Field(description="the reply window, for channels with one")
+    opted_out: str | None = Field(description="why nothing can be sent to this address")
+    templates: list[TemplateOut]
+
+
+class ReplyOptionsOut(BaseModel):
+    default_channel: str
+    options: list[ReplyOptionOut]
 
 
 @routes.get(
@@ -184,16 +231,96 @@ async def assign(call: Call[AssignBody, NoBody]) -> ConversationOut:
     status=201,
 )
 async def reply(call: Call[ReplyBody, NoBody]) -> ReplyOut:
+    conversation_id = call.path_int("id")
+    template = None
+    if call.body.template is not None:
+        template = await _template(call, conversation_id)
     async with call.sessions() as session, session.begin():
         interaction, item = await conversations.reply(
             session,
             call.actor,
-            call.path_int("id"),
+            conversation_id,
             text=call.body.text,
             html=call.body.html,
             channel=call.body.channel,
+            template=template,
+            media_urls=[str(url) for url in call.body.media_urls],
         )
     return ReplyOut(
         interaction=InteractionOut.model_validate(interaction),
         outbox=OutboxOut.model_validate(item),
     )
+
+
+async def _template(call: Call[ReplyBody, NoBody], conversation_id: int) -> dict[str, Any]:
+    """The named template of the reply's channel, filled with the reply's variables."""
+    async with call.sessions() as session:
+        conversation = await conversations.get_conversation(session, call.actor, conversation_id)
+    name = call.body.channel or channels.catalog().reply_channel(conversation.channel)
+    channel = call.request.app[REGISTRY].require(name)
+    offered = await channel.templates(call.request.app[SERVICES], conversation_id)
+    found = next((item for item in offered if item.name == call.body.template), None)
+    if found is None:
+        names = ", ".join(item.name for item in offered) or "none"
+        raise InvalidInput(
+            f"{name} has no template {call.body.template!r}; templates: {names}",
+            field="template",
+        )
+    return found.fill(call.body.variables)
+
+
+@routes.get(
+    "/api/v1/conversations/{id}/reply-options",
+    summary="How the customer can be answered now: channels, reply windows, templates",
+    response=ReplyOptionsOut,
+)
+async def reply_options(call: Call[NoBody, NoBody]) -> ReplyOptionsOut:
+    conversation_id = call.path_int("id")
+    registry = call.request.app[REGISTRY]
+    async with call.sessions() as session:
+        conversation = await conversations.get_conversation(session, call.actor, conversation_id)
+        addresses = await reply_rules.addresses_of(session, conversation.contact_id)
+        options = []
+        for facts in channels.catalog().senders():
+            recipient = addresses.get(facts.identity_kind or "")
+            if recipient is None:
+                continue
+            window = await reply_rules.reply_window(session, conversation.contact_id, facts)
+            opted_out = await reply_rules.opt_out_of(session, facts.identity_kind or "", recipient)
+            options.append((facts, recipient, window, opted_out))
+    out = []
+    for facts, recipient, window, opted_out in options:
+        channel = registry.get(facts.name)
+        templates = (
+            await channel.templates(call.request.app[SERVICES], conversation_id)
+            if channel is not None and Capability.TEMPLATES in facts.sends
+            else ()
+        )
+        out.append(
+            ReplyOptionOut(
+                channel=facts.name,
+                label=facts.label,
+                recipient=recipient,
+                window=WindowOut(**asdict(window)) if window is not None else None,
+                opted_out=(opted_out.opt_out_reason or "opted out") if opted_out else None,
+                templates=[
+                    TemplateOut(name=item.name, text=item.text, variables=list(item.variables))
+                    for item in templates
+                ],
+            )
+        )
+    return ReplyOptionsOut(
+        default_channel=channels.catalog().reply_channel(conversation.channel), options=out
+    )
+
+
+@routes.post(
+    "/api/v1/outbox/{id}/retry",
+    summary="Send a failed message again (whoever may see its conversation); audited",
+    response=OutboxOut,
+    errors=(409,),
+)
+async def retry(call: Call[NoBody, NoBody]) -> OutboxOut:
+    async with call.sessions() as session, session.begin():
+        item = await delivery.retry_failed(session, call.actor, call.path_int("id"))
+    return OutboxOut.model_validate(item)

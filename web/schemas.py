@@ -7,7 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from core.delivery import delivery_state
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
 
@@ -113,13 +115,25 @@ class OutboxOut(Out):
     interaction_id: int | None
     channel: str
     recipient: str
-    status: str
+    status: str = Field(description="our side: queued, sending, sent or failed")
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
     provider_id: str | None
     created_at: datetime
     sent_at: datetime | None
+    receipt: str | None = Field(
+        default=None, description="the provider's latest receipt: sent, delivered, read, failed"
+    )
+    receipt_at: datetime | None = None
+    error_code: str | None = Field(default=None, description="the provider's error code")
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="what a person sees: queued, sending, sent, delivered, read or failed"
+    )
+    @property
+    def delivery(self) -> str:
+        return delivery_state(self.status, self.receipt)
 
 
 class QueueOut(Out):

@@ -37,12 +37,12 @@ from channels.email.message import (
     thread_subject,
 )
 from core import quarantine
+from core.delivery import record_receipt
 from core.errors import InvalidInput
 from core.identity import Address
 from core.ingest import MAX_EXTERNAL_ID, MAX_TEXT, InboundEvent, IngestPolicy, IngestResult, ingest
 from core.logfields import log_fields
-from core.models import IdentityKind, Interaction, Mailbox, OutboxItem
-from core.outbox import record_bounce
+from core.models import IdentityKind, Interaction, Mailbox, OutboxItem, Receipt
 from core.storage import AttachmentStore
 
 log = logging.getLogger(__name__)
@@ -323,7 +323,14 @@ async def _record_bounce(session: AsyncSession, parsed: ParsedEmail) -> int | No
     if item is None or item.channel != CHANNEL or item.provider_id not in (None, original):
         return None
     reason = parsed.bounce_reason or "the message bounced"
-    changed = await record_bounce(session, outbox_id, f"bounced: {reason}")
+    changed = await record_receipt(
+        session,
+        channel=CHANNEL,
+        provider_id=original,
+        receipt=Receipt.FAILED,
+        error_text=f"bounced: {reason}",
+        outbox_id=outbox_id,
+    )
     return outbox_id if changed else None
 
 

@@ -4,6 +4,7 @@ import { serverNow } from "../common/clock.js";
 import { byId, fill, formatTime, h, localInputValue, toast } from "../common/dom.js";
 import { channelLabel, icon } from "../common/icons.js";
 import { renderCustomer } from "./customer.js";
+import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
 import { isSupervisor, operatorName, queueName, signal, state } from "./state.js";
 
@@ -65,7 +66,9 @@ export async function refreshConversation() {
     get(`/api/v1/contacts/${conversation.contact_id}`),
     loadTimeline(conversation.contact_id),
     loadRouting(id),
+    loadReplyOptions(id),
   ]);
+  await loadDelivery(outboundConversations());
   if (state.conversationId !== id) return;
   state.contact = contact;
   state.timelineItems = timeline.items;
@@ -74,6 +77,20 @@ export async function refreshConversation() {
   renderTimeline();
   renderChannels();
   renderCustomer();
+}
+
+/** Conversations of the outbound messages in view (their delivery status is shown). */
+function outboundConversations() {
+  return timeline.items
+    .filter((item) => item.direction === "out" && item.conversation_id !== null)
+    .map((item) => item.conversation_id);
+}
+
+/** A message's delivery changed: refresh if it is in view. */
+export async function onDelivery(ids) {
+  if (!state.conversation || view === null) return;
+  if (ids.conversation !== state.conversationId && !outboundConversations().includes(ids.conversation)) return;
+  await refreshConversation();
 }
 
 /** New interactions of the contact: refresh the timeline; mark read if we are looking. */
@@ -458,8 +475,9 @@ function renderInteraction(item, frames) {
       h(
         "span",
         { class: "muted" },
-        isNote ? "internal note" : `${channelLabel(item.channel)}${item.direction === "out" ? " · sent" : ""}`,
+        isNote ? "internal note" : channelLabel(item.channel),
       ),
+      item.direction === "out" && !isNote ? deliveryBadge(item, () => refreshConversation()) : null,
       h("time", { datetime: item.occurred_at }, formatTime(item.occurred_at)),
       other && item.conversation_id
         ? h(
@@ -522,7 +540,13 @@ function renderAttachments(item) {
       const name = entry.filename || `attachment ${index + 1}`;
       const size = formatSize(entry.size);
       if (!entry.key) {
-        return h("li", { class: "muted" }, `${name} ${size} (too large, not kept)`);
+        // Media a provider holds is fetched after the message is stored (Twilio's).
+        const why = entry.pending
+          ? "fetching…"
+          : entry.error && !entry.too_large
+            ? `could not be fetched: ${entry.error}`
+            : "too large, not kept";
+        return h("li", { class: "muted" }, `${name} ${size} (${why})`);
       }
       return h(
         "li",
@@ -555,6 +579,9 @@ function buildComposer(id) {
   const modeReply = h("input", { type: "radio", name: "mode", value: "reply", id: "mode-reply", checked: true });
   const modeNote = h("input", { type: "radio", name: "mode", value: "note", id: "mode-note" });
   const channelField = h("span", { class: "field channel-field" }, h("label", { for: "reply-channel" }, "Send via"), channel);
+  // What the chosen channel allows now (reply window, templates): delivery.js fills it.
+  const rules = h("div", { class: "reply-rules", id: "reply-rules", hidden: true, "aria-live": "polite" });
+  channel.addEventListener("change", () => renderReplyRules(rules, channel.value));
   const form = h(
     "form",
     { class: "composer", "aria-label": "Reply or note", dataset: { mode: "reply" } },
@@ -571,14 +598,16 @@ function buildComposer(id) {
       channelField,
       h("span", { class: "field" }, h("label", { for: "canned", class: "visually-hidden" }, "Insert a canned response"), canned),
     ),
+    rules,
     h("div", { class: "composer-input" }, textarea, mentionList),
     h("div", { class: "composer-send" }, h("span", { class: "muted hint" }, "Ctrl+Enter sends"), send),
   );
-  const composer = { form, textarea, channel, canned, send, mentionList, modeReply, modeNote };
+  const composer = { form, textarea, channel, canned, send, mentionList, modeReply, modeNote, rules };
   const setMode = () => {
     const note = modeNote.checked;
     form.dataset.mode = note ? "note" : "reply";
     channelField.hidden = note;
+    rules.hidden = note || rules.childElementCount === 0;
     send.textContent = note ? "Add note" : "Send reply";
     textarea.setAttribute("aria-label", note ? "Internal note (type @ to mention)" : "Reply to the customer");
     textarea.placeholder = note
@@ -642,11 +671,13 @@ function renderChannels() {
     ),
   );
   view.channel.value = choices.includes(selected) ? selected : preferred;
+  if (!view.rules.contains(document.activeElement)) renderReplyRules(view.rules, view.channel.value);
 }
 
 async function submit(composer, id) {
   const text = composer.textarea.value.trim();
-  if (!text) {
+  const template = composer.modeNote.checked ? null : chosenTemplate(composer.rules);
+  if (!text && !template) {
     toast("Write something first", "error");
     composer.textarea.focus();
     return;
@@ -663,7 +694,7 @@ async function submit(composer, id) {
         toast(`@${mention.handle} was not notified: ${mention.reason}`, "error");
       }
     } else {
-      const body = { text };
+      const body = template ? { ...template } : { text };
       const preferred = ANSWERED_BY[state.conversation.channel] || state.conversation.channel;
       if (composer.channel.value && composer.channel.value !== preferred) body.channel = composer.channel.value;
       const result = await post(`/api/v1/conversations/${id}/reply`, body);

@@ -7,6 +7,7 @@ import {
   closeConversation,
   focusCanned,
   focusComposer,
+  onDelivery,
   onInteraction,
   openConversation,
   openPopover,
@@ -22,6 +23,12 @@ const reloadOffers = coalesce(() => loadOffers(), 100);
 const reloadConversation = coalesce(() => refreshConversation(), 200);
 const reloadNotifications = coalesce(() => loadNotifications(), 200);
 const reloadTeam = coalesce(() => loadTeam(), 500);
+let deliveryIds = {};
+const reloadDeliveryNow = coalesce(() => onDelivery(deliveryIds), 200);
+const reloadDelivery = (ids) => {
+  deliveryIds = ids;
+  reloadDeliveryNow();
+};
 
 async function loadTeam() {
   const [operators, queues] = await Promise.all([get("/api/v1/operators"), get("/api/v1/queues")]);
@@ -109,6 +116,9 @@ function onEvent(event) {
     case "interaction.created":
       reloadInbox();
       onInteraction(ids);
+      break;
+    case "delivery.updated":
+      reloadDelivery(ids);
       break;
     case "conversation.created":
     case "conversation.updated":
