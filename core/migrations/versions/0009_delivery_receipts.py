@@ -1,6 +1,6 @@
 """delivery receipts on the outbox, opted-out addresses, attachments fetched after the message
 
-Revision ID: 0010
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-05
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import core.models
 
-revision: str = "0010"
+revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
