@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import SessionFactory, transaction
+from core.event_types import OUTBOX_BY_STATUS, OUTBOX_FAILED, OUTBOX_QUEUED
 from core.events import Event, EventBus, emit
 from core.logfields import log_fields
 from core.models import OutboxItem, OutboxStatus, utcnow
@@ -102,7 +103,7 @@ async def enqueue(
     )
     session.add(item)
     await session.flush()
-    await emit(session, Event("outbox.queued", {"outbox": item.id}, {"channel": channel}))
+    await emit(session, Event(OUTBOX_QUEUED, {"outbox": item.id}, {"channel": channel}))
     return item
 
 
@@ -161,7 +162,9 @@ async def _finish(session: AsyncSession, delivery: Delivery, **values: Any) -> b
         await emit(
             session,
             Event(
-                f"outbox.{status}", {"outbox": delivery.outbox_id}, {"channel": delivery.channel}
+                OUTBOX_BY_STATUS[status],
+                {"outbox": delivery.outbox_id},
+                {"channel": delivery.channel},
             ),
         )
     return recorded
@@ -221,7 +224,7 @@ async def record_bounce(session: AsyncSession, outbox_id: int, reason: str) -> b
     )
     changed = bool(getattr(result, "rowcount", 0))
     if changed:
-        await emit(session, Event("outbox.failed", {"outbox": outbox_id}, {"reason": "bounce"}))
+        await emit(session, Event(OUTBOX_FAILED, {"outbox": outbox_id}, {"reason": "bounce"}))
     return changed
 
 
@@ -284,7 +287,7 @@ class OutboxWorker:
                     await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
 
     def _on_event(self, event: Event) -> None:
-        if event.type == "outbox.queued" and event.labels.get("channel") in self._senders:
+        if event.type == OUTBOX_QUEUED and event.labels.get("channel") in self._senders:
             self._wake.set()
 
     async def run_once(self) -> int:

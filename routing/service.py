@@ -41,6 +41,14 @@ from core.audit import Actor
 from core.capacity import channel_kind
 from core.conversations import add_note, get_conversation
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound, validation_fields
+from core.event_types import (
+    CONVERSATION_ASSIGNED,
+    CONVERSATION_UPDATED,
+    LEAD_UPDATED,
+    OFFER_CREATED,
+    ROUTING_RULES,
+    SLA_BREACHED,
+)
 from core.events import Event, emit
 from core.leads import lead_labels
 from core.models import (
@@ -214,7 +222,7 @@ async def set_rules(
         setting.value = raw
     await session.flush()
     await audit.record(session, actor, f"routing.{name}", "routing_setting", name)
-    await emit(session, Event("routing.rules", {}, {"name": name}))
+    await emit(session, Event(ROUTING_RULES, {}, {"name": name}))
     return raw
 
 
@@ -473,7 +481,7 @@ async def _emit_assignment(
     if conversation.assignee_id is not None:
         ids["operator"] = conversation.assignee_id
     labels = {"channel": conversation.channel, **conversation_labels(conversation, *before)}
-    await emit(session, Event("conversation.assigned", ids, labels))
+    await emit(session, Event(CONVERSATION_ASSIGNED, ids, labels))
 
 
 # --- 2. offers ------------------------------------------------------------------------------
@@ -690,7 +698,7 @@ async def _escalate(
     await emit(
         session,
         Event(
-            "sla.breached",
+            SLA_BREACHED,
             {"conversation": conversation.id, "queue": conversation.queue_id or 0},
             {
                 "kind": str(timer.kind),
@@ -857,7 +865,7 @@ async def _overflow(
             await emit(
                 session,
                 Event(
-                    "conversation.updated",
+                    CONVERSATION_UPDATED,
                     {"conversation": conversation.id, "contact": conversation.contact_id},
                     {
                         "channel": conversation.channel,
@@ -1211,7 +1219,7 @@ async def _give(
         await emit(
             session,
             Event(
-                "offer.created",
+                OFFER_CREATED,
                 {"offer": offer.id, "conversation": row.id, "operator": winner},
                 {
                     "expires_at": offer.expires_at.isoformat(),
@@ -1244,7 +1252,7 @@ async def _give(
     await emit(
         session,
         Event(
-            "conversation.assigned",
+            CONVERSATION_ASSIGNED,
             {"conversation": row.id, "contact": row.contact_id, "operator": winner},
             {"channel": row.channel, **audience_labels([Placement(setup.id, winner)])},
         ),
@@ -1302,7 +1310,7 @@ async def _assign_leads(session: AsyncSession, now: datetime, report: PassReport
             labels = await lead_labels(session, lead)
             await emit(
                 session,
-                Event("lead.updated", {"lead": lead.id, "contact": lead.contact_id}, labels),
+                Event(LEAD_UPDATED, {"lead": lead.id, "contact": lead.contact_id}, labels),
             )
         await routing_log.record(
             session,
