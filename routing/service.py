@@ -38,7 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit, routing_log
 from core.audit import Actor
-from core.capacity import channel_kind
+from core.capacity import CHANNEL_KINDS, channel_kind
+from core.channels import catalog
 from core.conversations import add_note, get_conversation
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound, validation_fields
 from core.event_types import (
@@ -79,7 +80,6 @@ from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_qu
 from routing.expressions import operator_attributes
 from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
 from routing.rules import (
-    CHANNELS,
     TEXT_WINDOW,
     Enricher,
     GatheredFacts,
@@ -228,7 +228,8 @@ async def set_rules(
 
 async def _checked_rules(session: AsyncSession, name: str, raw: dict[str, Any]) -> dict[str, Any]:
     if name == QUEUE_RULES:
-        rule_set = parse_rule_set(raw)
+        # Rules may name the channels this application runs (the registry's), no others.
+        rule_set = parse_rule_set(raw, channels=catalog().names())
         wanted = {rule_set.default_queue_id, *(rule.queue_id for rule in rule_set.rules)}
         known = set(await session.scalars(select(Queue.id).where(Queue.id.in_(wanted))))
         missing = sorted(wanted - known)
@@ -308,9 +309,8 @@ def _facts(conversation: Conversation, contact: Contact, first: Interaction | No
     raw_fields = meta.get("fields")
     fields: dict[str, object] = raw_fields if isinstance(raw_fields, dict) else {}
     ivr = meta.get("ivr_choice")
-    channel = conversation.channel if conversation.channel in CHANNELS else "api"
     return WorkFacts(
-        channel=channel,
+        channel=conversation.channel,
         language=contact.language,
         priority_tier=contact.priority_tier,
         subject=conversation.subject,
@@ -988,7 +988,7 @@ async def _route_waiting(
     with_room = [
         queue_id
         for queue_id in members
-        if any(rooms.count(queue_id, kind) for kind in ("email", "messaging", "voice"))
+        if any(rooms.count(queue_id, kind) for kind in CHANNEL_KINDS)
     ]
     pending_offer = exists().where(
         Offer.conversation_id == Conversation.id, Offer.status == OfferStatus.PENDING
