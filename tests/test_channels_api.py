@@ -17,8 +17,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels.email.plugin import EmailChannel
 from channels.registry import default_channels
+from core.audit import CLI
 from core.db import SessionFactory
+from core.forms import create_form
 from core.models import Interaction, Role
 from core.settings import Settings
 from tests.conftest import User, new_user
@@ -210,3 +213,33 @@ async def test_webhooks_of_unknown_or_disabled_accounts_are_404(
         await client.post("/hooks/fakesms/main/message", data=body, headers=headers)
     ).status == 404
     assert await stored(sessions) == 0
+
+
+async def test_web_forms_and_the_api_channel_take_input_only_through_their_channel(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    aiohttp_server: Any,
+    aiohttp_client: Any,
+) -> None:
+    """Their intake belongs to their channel: an application that does not run one answers
+    404 for its pages and posts and stores nothing."""
+    only_email = create_app(settings, background_workers=False, channels=[EmailChannel()])
+    server = await aiohttp_server(only_email)
+    async with sessions() as session, session.begin():
+        await create_form(session, CLI, slug="contact", title="Contact us")
+    anonymous = await aiohttp_client(server)
+    for path in ("/forms/contact", "/forms/contact/embed", "/forms/contact/thanks"):
+        assert (await anonymous.get(path)).status == 404, path
+    posted = await anonymous.post(
+        "/forms/contact", json={"email": "kim@example.com", "message": "Hi"}
+    )
+    assert posted.status == 404
+    assert "web forms are not enabled" in (await posted.json())["error"]["message"]
+    admin = await new_user(server, sessions, aiohttp_client, Role.ADMIN)
+    body = {"external_id": "x-1", "contact": {"email": "kim@example.com"}, "text": "Hi"}
+    refused = await admin.post("/api/v1/interactions", json=body)
+    assert refused.status == 404
+    assert "API channel is not enabled" in (await refused.json())["error"]["message"]
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Interaction)) == 0
