@@ -19,7 +19,15 @@ from channels.base import Channel
 from core.channels import ChannelFacts
 from core.errors import InvalidInput, NotFound
 from core.identity import Address, normalize_email, normalize_phone
-from core.ingest import MAX_EXTERNAL_ID, MAX_TEXT, InboundEvent, IngestPolicy, IngestResult, ingest
+from core.ingest import (
+    MAX_EXTERNAL_ID,
+    MAX_TEXT,
+    InboundEvent,
+    IngestPolicy,
+    IngestResult,
+    LeadRequest,
+    ingest,
+)
 from core.models import IdentityKind, InteractionKind
 from core.queues import queue_by_name
 
@@ -41,6 +49,19 @@ class ContactIn(BaseModel):
     )
 
 
+class LeadIn(BaseModel):
+    """Open a sales lead with the interaction (once: a repeated external_id opens none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,49}$",
+        description='where it comes from: the lead\'s source is "api:<source>" '
+        '(e.g. "api:field-sales", for lead rules), or "api" without it',
+    )
+
+
 class InteractionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -59,6 +80,7 @@ class InteractionIn(BaseModel):
     queue: str | None = Field(
         default=None, min_length=1, max_length=100, description="name of the queue to route to"
     )
+    lead: LeadIn | None = Field(default=None, description="open a sales lead with it")
 
 
 def to_event(
@@ -84,7 +106,16 @@ def to_event(
         meta=body.meta,
         occurred_at=occurred_at,
         queue_id=queue_id,
+        lead=_lead(body.lead),
     )
+
+
+def _lead(lead: LeadIn | None) -> LeadRequest | None:
+    """What ingest opens for `lead`; an API lead's source is "api" or "api:<source>", so it
+    can never pass for another channel's (a web form's "form:<slug>")."""
+    if lead is None:
+        return None
+    return LeadRequest(source=f"{CHANNEL}:{lead.source}" if lead.source else CHANNEL)
 
 
 def _addresses(contact: ContactIn, default_region: str | None) -> list[Address]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from datetime import datetime
 from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,10 +59,8 @@ def parse_submission(
     *,
     referer_header: str | None,
     default_region: str | None,
-    received_at: datetime | None = None,
 ) -> InboundEvent:
-    """The inbound event for a submission of `form` (received now, or at `received_at`);
-    InvalidInput with per-field messages."""
+    """The inbound event for a submission of `form`; InvalidInput with per-field messages."""
     if len([name for name in fields if name not in RESERVED_FIELDS]) > MAX_CUSTOM_FIELDS:
         raise InvalidInput(
             f"too many fields: at most {MAX_CUSTOM_FIELDS} besides {', '.join(KNOWN_FIELDS)}"
@@ -118,7 +115,6 @@ def parse_submission(
             "marketing": marketing,
         },
         # One conversation per form and contact: a sales form and a support form do not mix.
-        occurred_at=received_at,
         thread_key=f"form:{form.slug}",
         queue_id=form.queue_id,
         contact_fields=custom,
@@ -200,7 +196,6 @@ class WebFormChannel(Channel):
         *,
         policy: IngestPolicy,
         referer_header: str | None = None,
-        received_at: datetime | None = None,
     ) -> IngestResult | None:
         """Store a submission of `form` in the caller's transaction; None for spam (the
         honeypot is filled: answer as if received, store nothing). InvalidInput names the
@@ -212,6 +207,5 @@ class WebFormChannel(Channel):
             fields,
             referer_header=referer_header,
             default_region=policy.default_region,
-            received_at=received_at,
         )
         return await ingest(session, event, policy)
