@@ -24,8 +24,9 @@ from core.audit import CLI
 from core.canned import create_canned
 from core.errors import Conflict
 from core.models import Operator, utcnow
+from web.demo.cast import DEMO_MARKER_EMAIL, DemoLogin
 from web.demo.history import history
-from web.demo.story import DEMO_MARKER_EMAIL, DemoLogin, DemoServices, Story
+from web.demo.story import DemoServices, Story
 from web.demo.today import today
 
 __all__ = ["DemoLogin", "DemoResult", "DemoServices", "is_empty", "load_demo"]
