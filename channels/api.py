@@ -1,7 +1,9 @@
 """The API channel: another system posts an inbound interaction as JSON.
 
-Pure parsing, no HTTP: the web layer validates the body into `InteractionIn` and this module
-turns it into the `InboundEvent` that ingest stores, idempotent on the body's `external_id`.
+No HTTP here: the web layer (`web/routes_interactions.py`) authenticates the caller and
+validates the body into `InteractionIn`; `ApiChannel.receive` resolves the queue it names,
+turns it into the `InboundEvent` (`to_event`, pure) and ingests it, idempotent on the body's
+`external_id`, in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -11,13 +13,23 @@ from datetime import UTC
 from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import Channel
 from core.channels import ChannelFacts
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.identity import Address, normalize_email, normalize_phone
-from core.ingest import MAX_EXTERNAL_ID, MAX_TEXT, InboundEvent
+from core.ingest import (
+    MAX_EXTERNAL_ID,
+    MAX_TEXT,
+    InboundEvent,
+    IngestPolicy,
+    IngestResult,
+    LeadRequest,
+    ingest,
+)
 from core.models import IdentityKind, InteractionKind
+from core.queues import queue_by_name
 
 CHANNEL = "api"
 MAX_META_BYTES = 64 * 1024
@@ -34,6 +46,19 @@ class ContactIn(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     external_id: str | None = Field(
         default=None, max_length=320, description="the customer's id in the calling system"
+    )
+
+
+class LeadIn(BaseModel):
+    """Open a sales lead with the interaction (once: a repeated external_id opens none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,49}$",
+        description='where it comes from: the lead\'s source is "api:<source>" '
+        '(e.g. "api:field-sales", for lead rules), or "api" without it',
     )
 
 
@@ -55,6 +80,7 @@ class InteractionIn(BaseModel):
     queue: str | None = Field(
         default=None, min_length=1, max_length=100, description="name of the queue to route to"
     )
+    lead: LeadIn | None = Field(default=None, description="open a sales lead with it")
 
 
 def to_event(
@@ -80,7 +106,16 @@ def to_event(
         meta=body.meta,
         occurred_at=occurred_at,
         queue_id=queue_id,
+        lead=_lead(body.lead),
     )
+
+
+def _lead(lead: LeadIn | None) -> LeadRequest | None:
+    """What ingest opens for `lead`; an API lead's source is "api" or "api:<source>", so it
+    can never pass for another channel's (a web form's "form:<slug>")."""
+    if lead is None:
+        return None
+    return LeadRequest(source=f"{CHANNEL}:{lead.source}" if lead.source else CHANNEL)
 
 
 def _addresses(contact: ContactIn, default_region: str | None) -> list[Address]:
@@ -134,3 +169,18 @@ class ApiChannel(Channel):
         identity_kind=None,
         description="interactions posted by your other systems",
     )
+
+    async def receive(
+        self, session: AsyncSession, body: InteractionIn, *, policy: IngestPolicy
+    ) -> IngestResult:
+        """Store an interaction another system posted, in the caller's transaction; a repeated
+        `external_id` answers the first one's ids (created=False). InvalidInput names the
+        field at fault (an unknown queue is `queue`)."""
+        queue_id = None
+        if body.queue is not None:
+            try:
+                queue_id = (await queue_by_name(session, body.queue)).id
+            except NotFound as exc:
+                raise InvalidInput(exc.message, field="queue") from None
+        event = to_event(body, queue_id=queue_id, default_region=policy.default_region)
+        return await ingest(session, event, policy)

@@ -1,7 +1,9 @@
 """The web-form channel: a form submission becomes an inbound interaction.
 
-Pure parsing, no HTTP: the web layer decodes the body (urlencoded, multipart or JSON) into a
-mapping of field names to values and hands it over with the form's definition.
+`parse_submission` is pure (no HTTP, no database); `WebFormChannel.receive` is the channel's
+intake: spam check, parse, ingest, in the caller's transaction. The web layer
+(`web/webforms.py`) serves the form pages, decodes the body (urlencoded, multipart or JSON)
+into a mapping of field names to values and hands it to `receive` with the form's definition.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import secrets
 from collections.abc import Mapping
 from typing import ClassVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from channels.base import Channel
 from core.channels import ChannelFacts
 from core.errors import InvalidInput
 from core.forms import KNOWN_FIELDS
 from core.identity import Address, normalize_email, normalize_phone
-from core.ingest import InboundEvent, LeadRequest
+from core.ingest import InboundEvent, IngestPolicy, IngestResult, LeadRequest, ingest
 from core.models import IdentityKind, InteractionKind, WebForm
 from core.validation import check_storable
 
@@ -183,3 +187,25 @@ class WebFormChannel(Channel):
         answered_by="email",
         description="forms on your website, answered by email",
     )
+
+    async def receive(
+        self,
+        session: AsyncSession,
+        form: WebForm,
+        fields: Mapping[str, FieldValue],
+        *,
+        policy: IngestPolicy,
+        referer_header: str | None = None,
+    ) -> IngestResult | None:
+        """Store a submission of `form` in the caller's transaction; None for spam (the
+        honeypot is filled: answer as if received, store nothing). InvalidInput names the
+        fields at fault; a repeated submission id answers the first one's ids."""
+        if is_spam(fields):
+            return None
+        event = parse_submission(
+            form,
+            fields,
+            referer_header=referer_header,
+            default_region=policy.default_region,
+        )
+        return await ingest(session, event, policy)

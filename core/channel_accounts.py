@@ -29,6 +29,7 @@ from core import audit
 from core.audit import Actor
 from core.credentials import CredentialCipher
 from core.errors import Conflict, InvalidInput, NotFound
+from core.event_types import CHANNEL_ACCOUNT_CREATED, CHANNEL_ACCOUNT_UPDATED
 from core.events import Event, emit
 from core.models import ChannelAccount, ChannelCursor, Queue
 
@@ -145,7 +146,7 @@ async def create_account(
         row.id,
         {"channel": channel, "name": name, "fields": sorted(settings)},
     )
-    await emit(session, Event("channel_account.created", {"channel_account": row.id}))
+    await emit(session, Event(CHANNEL_ACCOUNT_CREATED, {"channel_account": row.id}))
     return row
 
 
@@ -200,7 +201,7 @@ async def update_account(
             row.id,
             {"channel": row.channel, "name": row.name, "fields": changed},
         )
-        await emit(session, Event("channel_account.updated", {"channel_account": row.id}))
+        await emit(session, Event(CHANNEL_ACCOUNT_UPDATED, {"channel_account": row.id}))
         await session.flush()
     return changed
 

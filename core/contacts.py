@@ -15,6 +15,7 @@ from core import audit
 from core.audit import Actor
 from core.changes import UNSET, Unset
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from core.event_types import CONTACT_MERGED, CONTACT_UPDATED
 from core.events import Event, emit
 from core.identity import normalize_email, normalize_phone
 from core.models import (
@@ -143,7 +144,7 @@ async def update_contact(
     for name in changed:
         setattr(contact, name, wanted[name])
     await audit.record(session, actor, "contact.update", "contact", contact.id, {"fields": changed})
-    await emit(session, Event("contact.updated", {"contact": contact.id}))
+    await emit(session, Event(CONTACT_UPDATED, {"contact": contact.id}))
     await session.flush()
     return contact
 
@@ -292,7 +293,7 @@ async def merge_contacts(
     await audit.record(
         session, actor, "contact.merge", "contact", survivor.id, {"merged_id": merged.id, **moved}
     )
-    await emit(session, Event("contact.merged", {"contact": survivor.id, "merged": merged.id}))
+    await emit(session, Event(CONTACT_MERGED, {"contact": survivor.id, "merged": merged.id}))
     await session.flush()
     return await get_contact(session, survivor.id)
 

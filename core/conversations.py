@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit, channels, reply_rules, routing_log
 from core.audit import Actor
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from core.event_types import CONVERSATION_ASSIGNED, CONVERSATION_UPDATED, INTERACTION_CREATED
 from core.events import Event, emit
 from core.html import html_to_text, sanitize_html
 from core.ingest import MAX_TEXT
@@ -238,7 +239,7 @@ async def set_status(
     await emit(
         session,
         Event(
-            "conversation.updated",
+            CONVERSATION_UPDATED,
             {"conversation": conversation.id, "contact": conversation.contact_id},
             {
                 "channel": conversation.channel,
@@ -306,7 +307,7 @@ async def assign(
         "channel": conversation.channel,
         **conversation_labels(conversation, Placement(conversation.queue_id, previous)),
     }
-    await emit(session, Event("conversation.assigned", ids, labels))
+    await emit(session, Event(CONVERSATION_ASSIGNED, ids, labels))
     return conversation
 
 
@@ -518,4 +519,4 @@ async def _emit_interaction(
         "interaction": interaction.id,
     }
     labels = {"channel": interaction.channel, **conversation_labels(conversation)}
-    await emit(session, Event("interaction.created", ids, labels))
+    await emit(session, Event(INTERACTION_CREATED, ids, labels))

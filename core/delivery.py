@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit
 from core.audit import Actor
 from core.errors import Conflict, Forbidden, NotFound
+from core.event_types import OUTBOX_BY_STATUS, OUTBOX_QUEUED
 from core.events import Event, emit
 from core.models import OutboxItem, OutboxStatus, Receipt, utcnow
 from core.outbox import announce
@@ -116,7 +117,9 @@ async def record_receipt(
         return False
     status = values.get("status")
     if status is not None:
-        await emit(session, Event(f"outbox.{status}", {"outbox": item.id}, {"channel": channel}))
+        await emit(
+            session, Event(OUTBOX_BY_STATUS[str(status)], {"outbox": item.id}, {"channel": channel})
+        )
     await announce(session, item.id, item.conversation_id, item.channel)
     return True
 
@@ -188,6 +191,6 @@ async def retry_failed(session: AsyncSession, actor: Actor, outbox_id: int) -> O
         item.id,
         {"conversation": item.conversation_id, "channel": item.channel, **previous},
     )
-    await emit(session, Event("outbox.queued", {"outbox": item.id}, {"channel": item.channel}))
+    await emit(session, Event(OUTBOX_QUEUED, {"outbox": item.id}, {"channel": item.channel}))
     await announce(session, item.id, item.conversation_id, item.channel)
     return item

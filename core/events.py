@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from core.event_types import RESYNC, declared
 from core.logfields import log_fields
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,9 @@ _BUS_KEY = "omnicrm.event_bus"
 
 @dataclass(frozen=True)
 class Event:
-    """Something changed: its type, the ids involved and a few small labels (no content)."""
+    """Something changed: its type, the ids involved and a few small labels (no content).
+
+    `type` is one of the names declared in `core.event_types` (emit refuses any other)."""
 
     type: str
     ids: dict[str, int]
@@ -99,7 +102,7 @@ class EventBus:
                 # A stalled subscriber must not stall ingest; it is told to resync instead.
                 with suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
-                queue.put_nowait(Event("resync", {}))
+                queue.put_nowait(Event(RESYNC, {}))
 
 
 def session_info(bus: EventBus) -> dict[str, Any]:
@@ -108,7 +111,11 @@ def session_info(bus: EventBus) -> dict[str, Any]:
 
 
 async def emit(session: AsyncSession, event: Event) -> None:
-    """Queue `event` for publication when the session's transaction commits."""
+    """Queue `event` for publication when the session's transaction commits.
+
+    UnknownEventType if its type is not declared in `core.event_types`: a misspelt type is an
+    error where it is emitted, not a new type nobody listens to."""
+    declared(event.type)
     session.info.setdefault(_PENDING_KEY, []).append(event)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, event.to_json())))
@@ -161,7 +168,7 @@ async def listen_postgresql(dsn: str, bus: EventBus, stop: asyncio.Event) -> Non
         try:
             await connection.add_listener(NOTIFY_CHANNEL, relay)
             # Anything may have been missed while disconnected: tell subscribers to reload.
-            bus.publish(Event("resync", {}))
+            bus.publish(Event(RESYNC, {}))
             while not stop.is_set():
                 with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 15)

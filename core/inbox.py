@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import Actor
 from core.conversations import get_conversation, get_interaction
 from core.errors import InvalidInput, NotFound
+from core.event_types import CONVERSATION_READ
 from core.events import Event, emit
 from core.html import sanitize_html
 from core.models import (
@@ -265,7 +266,7 @@ async def mark_read(session: AsyncSession, actor: Actor, conversation_id: int) -
         raise RuntimeError("the read marker inserted above is gone")
     await emit(
         session,
-        Event("conversation.read", {"conversation": conversation_id, "operator": operator_id}),
+        Event(CONVERSATION_READ, {"conversation": conversation_id, "operator": operator_id}),
     )
     return marker
 

@@ -17,6 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
+from core.event_types import (
+    CONTACT_CREATED,
+    CONVERSATION_BY_STATE,
+    INTERACTION_CREATED,
+    LEAD_CREATED,
+)
 from core.events import Event, emit
 from core.html import html_to_text, sanitize_html
 from core.identity import Address, normalize, resolve_contact
@@ -206,13 +212,13 @@ async def _store(
     labels = {"channel": event.channel, **conversation_labels(conversation)}
     events = []
     if contact_created:
-        events.append(Event("contact.created", {"contact": contact.id}))
+        events.append(Event(CONTACT_CREATED, {"contact": contact.id}))
     if conversation_state:
-        events.append(Event(f"conversation.{conversation_state}", ids, labels))
+        events.append(Event(CONVERSATION_BY_STATE[conversation_state], ids, labels))
     created = {**labels, "direction": "in"}  # replies and notes are interactions too
-    events.append(Event("interaction.created", {**ids, "interaction": interaction_id}, created))
+    events.append(Event(INTERACTION_CREATED, {**ids, "interaction": interaction_id}, created))
     if lead_id is not None:
-        events.append(Event("lead.created", {**ids, "lead": lead_id}, labels))
+        events.append(Event(LEAD_CREATED, {**ids, "lead": lead_id}, labels))
     return IngestResult(interaction_id, conversation.id, contact.id, True, lead_id), events
 
 

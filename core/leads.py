@@ -16,6 +16,7 @@ from core import audit
 from core.audit import Actor
 from core.changes import UNSET, Unset
 from core.errors import Forbidden, NotFound
+from core.event_types import LEAD_UPDATED
 from core.events import Event, emit
 from core.models import Conversation, Lead, LeadStage
 from core.operators import require_active_operator
@@ -130,7 +131,7 @@ async def update_lead(
     if lead.stage != previous_stage or changed:
         labels = await lead_labels(session, lead, previous_owner=previous_owner)
         await emit(
-            session, Event("lead.updated", {"lead": lead.id, "contact": lead.contact_id}, labels)
+            session, Event(LEAD_UPDATED, {"lead": lead.id, "contact": lead.contact_id}, labels)
         )
         await session.flush()
     return lead

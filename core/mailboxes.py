@@ -23,6 +23,7 @@ from core import audit
 from core.audit import Actor
 from core.credentials import CredentialCipher, Rotation
 from core.errors import Conflict, InvalidInput, NotFound
+from core.event_types import MAILBOX_CREATED, MAILBOX_DELETED, MAILBOX_UPDATED
 from core.events import Event, emit
 from core.identity import normalize_email
 from core.models import AfterImport, Mailbox, Queue, Role, TlsMode
@@ -358,7 +359,7 @@ async def _create(
         mailbox.id,
         {"name": mailbox.name, "address": mailbox.address},
     )
-    await emit(session, Event("mailbox.created", {"mailbox": mailbox.id}))
+    await emit(session, Event(MAILBOX_CREATED, {"mailbox": mailbox.id}))
     return mailbox
 
 
@@ -392,7 +393,7 @@ async def _apply(
     await audit.record(
         session, actor, "mailbox.update", "mailbox", mailbox.id, {"changed": sorted(changed)}
     )
-    await emit(session, Event("mailbox.updated", {"mailbox": mailbox.id}))
+    await emit(session, Event(MAILBOX_UPDATED, {"mailbox": mailbox.id}))
     return changed
 
 
@@ -460,7 +461,7 @@ async def _deactivate(
     await session.flush()
     await audit.record(session, actor, "mailbox.deactivate", "mailbox", mailbox.id, details)
     # "deleted" for the pollers: they stop this mailbox as if it were gone.
-    await emit(session, Event("mailbox.deleted", {"mailbox": mailbox.id}))
+    await emit(session, Event(MAILBOX_DELETED, {"mailbox": mailbox.id}))
 
 
 async def _check_name_free(session: AsyncSession, name: str, mailbox_id: int | None = None) -> None:

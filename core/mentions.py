@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import Actor
 from core.errors import InvalidInput, NotFound
+from core.event_types import NOTIFICATION_READ, OPERATOR_MENTIONED
 from core.events import Event, emit
 from core.models import (
     Contact,
@@ -129,7 +130,7 @@ async def notify_mentions(session: AsyncSession, actor: Actor, note: Interaction
         await emit(
             session,
             Event(
-                "operator.mentioned",
+                OPERATOR_MENTIONED,
                 {
                     "operator": operator_id,
                     "conversation": note.conversation_id,
@@ -227,7 +228,7 @@ async def mark_read(session: AsyncSession, actor: Actor, notification_id: int) -
         await session.flush()
         await emit(
             session,
-            Event("notification.read", {"operator": operator_id, "notification": notification.id}),
+            Event(NOTIFICATION_READ, {"operator": operator_id, "notification": notification.id}),
         )
     return _view(row)
 
@@ -244,5 +245,5 @@ async def mark_all_read(session: AsyncSession, actor: Actor) -> int:
     )
     count = int(getattr(result, "rowcount", 0) or 0)
     if count:
-        await emit(session, Event("notification.read", {"operator": operator_id}))
+        await emit(session, Event(NOTIFICATION_READ, {"operator": operator_id}))
     return count

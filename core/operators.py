@@ -14,6 +14,7 @@ from core.audit import Actor
 from core.auth import revoke_all_sessions
 from core.changes import UNSET, Unset
 from core.errors import Conflict, InvalidInput, NotFound
+from core.event_types import OPERATOR_CREATED, OPERATOR_PRESENCE, OPERATOR_UPDATED
 from core.events import Event, emit
 from core.identity import normalize_email
 from core.models import Operator, Presence, Role, utcnow
@@ -75,7 +76,7 @@ async def create_operator(
     await audit.record(
         session, actor, "operator.create", "operator", operator.id, {"role": role, "email": address}
     )
-    await emit(session, Event("operator.created", {"operator": operator.id}))
+    await emit(session, Event(OPERATOR_CREATED, {"operator": operator.id}))
     return operator
 
 
@@ -142,7 +143,7 @@ async def update_operator(
         await set_presence(session, operator, Presence.OFFLINE, None)
     await session.flush()
     await audit.record(session, actor, "operator.update", "operator", operator.id, changes)
-    await emit(session, Event("operator.updated", {"operator": operator.id}))
+    await emit(session, Event(OPERATOR_UPDATED, {"operator": operator.id}))
     return operator
 
 
@@ -185,7 +186,7 @@ async def set_presence(
     operator.presence_since = at or utcnow()
     await emit(
         session,
-        Event("operator.presence", {"operator": operator.id}, {"presence": str(presence)}),
+        Event(OPERATOR_PRESENCE, {"operator": operator.id}, {"presence": str(presence)}),
     )
     return True
 

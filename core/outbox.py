@@ -35,6 +35,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import SessionFactory, transaction
+from core.event_types import DELIVERY_UPDATED, OUTBOX_BY_STATUS, OUTBOX_QUEUED
 from core.events import Event, EventBus, emit
 from core.logfields import log_fields
 from core.models import Conversation, OutboxItem, OutboxStatus, utcnow
@@ -187,7 +188,7 @@ async def enqueue(
     )
     session.add(item)
     await session.flush()
-    await emit(session, Event("outbox.queued", {"outbox": item.id}, {"channel": channel}))
+    await emit(session, Event(OUTBOX_QUEUED, {"outbox": item.id}, {"channel": channel}))
     return item
 
 
@@ -211,7 +212,7 @@ async def announce(
         ids["conversation"] = conversation_id
         labels.update(audience_labels([placement]))
     # Without a conversation, the labels name no audience: supervisors only.
-    await emit(session, Event("delivery.updated", ids, labels))
+    await emit(session, Event(DELIVERY_UPDATED, ids, labels))
 
 
 async def claim_due(
@@ -271,7 +272,9 @@ async def _finish(session: AsyncSession, delivery: Delivery, **values: Any) -> b
         await emit(
             session,
             Event(
-                f"outbox.{status}", {"outbox": delivery.outbox_id}, {"channel": delivery.channel}
+                OUTBOX_BY_STATUS[status],
+                {"outbox": delivery.outbox_id},
+                {"channel": delivery.channel},
             ),
         )
         await announce(session, delivery.outbox_id, delivery.conversation_id, delivery.channel)
@@ -431,7 +434,7 @@ class OutboxWorker:
         return self._schedule
 
     def _on_event(self, event: Event) -> None:
-        if event.type == "outbox.queued" and event.labels.get("channel") in self._senders:
+        if event.type == OUTBOX_QUEUED and event.labels.get("channel") in self._senders:
             self._wake.set()
 
     async def run_once(self) -> int:

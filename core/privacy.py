@@ -75,6 +75,7 @@ from core import audit
 from core.audit import Actor
 from core.db import SessionFactory, transaction
 from core.errors import Conflict, NotFound
+from core.event_types import CONTACT_ERASED, CONVERSATION_UPDATED, OUTBOX_FAILED
 from core.events import Event, emit
 from core.logfields import log_fields
 from core.models import (
@@ -462,12 +463,12 @@ async def erase_contact(session: AsyncSession, actor: Actor, contact_id: int) ->
         person.contact.id,
         {"merged_ids": list(erasure.merged_ids), **counts, "attachment_keys": len(keys)},
     )
-    await emit(session, Event("contact.erased", {"contact": person.contact.id}))
+    await emit(session, Event(CONTACT_ERASED, {"contact": person.contact.id}))
     for conversation_id, placement in placements.items():
         ids: dict[str, int] = {"conversation": conversation_id, "contact": person.contact.id}
-        await emit(session, Event("conversation.updated", ids, audience_labels([placement])))
+        await emit(session, Event(CONVERSATION_UPDATED, ids, audience_labels([placement])))
     for outbox_id in open_outbox:
-        await emit(session, Event("outbox.failed", {"outbox": outbox_id}, {"reason": "erased"}))
+        await emit(session, Event(OUTBOX_FAILED, {"outbox": outbox_id}, {"reason": "erased"}))
     return erasure
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit
 from core.audit import Actor
 from core.errors import Conflict, NotFound
+from core.event_types import QUARANTINE_CREATED, QUARANTINE_UPDATED
 from core.events import Event, emit
 from core.models import Mailbox, QuarantinedMessage, QuarantineStatus
 from core.pagination import DEFAULT_LIMIT, keyset_page
@@ -70,7 +71,7 @@ async def quarantine(
     )
     session.add(row)
     await session.flush()
-    await emit(session, Event("quarantine.created", {"quarantine": row.id, "mailbox": mailbox_id}))
+    await emit(session, Event(QUARANTINE_CREATED, {"quarantine": row.id, "mailbox": mailbox_id}))
     return row
 
 
@@ -185,7 +186,7 @@ async def _lock(session: AsyncSession, quarantine_id: int) -> QuarantinedMessage
 async def _emit_updated(session: AsyncSession, row: QuarantinedMessage) -> None:
     await emit(
         session,
-        Event("quarantine.updated", {"quarantine": row.id, "mailbox": row.mailbox_id}),
+        Event(QUARANTINE_UPDATED, {"quarantine": row.id, "mailbox": row.mailbox_id}),
     )
 
 

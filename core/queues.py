@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit
 from core.audit import Actor
 from core.errors import Conflict, InvalidInput, NotFound
+from core.event_types import QUEUE_CREATED, QUEUE_UPDATED
 from core.events import Event, emit
 from core.models import Operator, Queue, QueueMember
 
@@ -32,7 +33,7 @@ async def create_queue(
     session.add(queue)
     await session.flush()
     await audit.record(session, actor, "queue.create", "queue", queue.id, {"name": name})
-    await emit(session, Event("queue.created", {"queue": queue.id}))
+    await emit(session, Event(QUEUE_CREATED, {"queue": queue.id}))
     return queue
 
 
@@ -108,7 +109,7 @@ async def update_queue(
         setattr(queue, key, value)
     await session.flush()
     await audit.record(session, actor, "queue.update", "queue", queue.id, changes)
-    await emit(session, Event("queue.updated", {"queue": queue.id}))
+    await emit(session, Event(QUEUE_UPDATED, {"queue": queue.id}))
     return queue
 
 
@@ -144,7 +145,7 @@ async def set_members(
     await audit.record(
         session, actor, "queue.members", "queue", queue_id, {"operator_ids": sorted(wanted)}
     )
-    await emit(session, Event("queue.updated", {"queue": queue_id}))
+    await emit(session, Event(QUEUE_UPDATED, {"queue": queue_id}))
 
 
 async def queue_ids_of(session: AsyncSession, operator_id: int) -> list[int]:

@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import Actor
+from core.event_types import OFFER_UPDATED, ROUTING_DECISION
 from core.events import Event, emit
 from core.models import Offer, OfferStatus, RoutingDecision
 from core.visibility import Placement, audience_labels
@@ -64,7 +65,7 @@ async def record(
     if conversation_id is not None:
         # Heard by the queue and operator the decision names (core.visibility).
         labels = {"kind": kind, **audience_labels([Placement(queue_id, operator_id)])}
-        await emit(session, Event("routing.decision", {"conversation": conversation_id}, labels))
+        await emit(session, Event(ROUTING_DECISION, {"conversation": conversation_id}, labels))
     return decision
 
 
@@ -84,7 +85,7 @@ async def end_offer(
     await emit(
         session,
         Event(
-            "offer.updated",
+            OFFER_UPDATED,
             {
                 "offer": offer.id,
                 "conversation": offer.conversation_id,

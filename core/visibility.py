@@ -48,12 +48,9 @@ of hands names the queue and operators from before and after the change, so whoe
 conversation hears (by id) that it left them; the id is all they learn, and reading it
 answers 403. A routing decision names the queue and operator it is about (the one offered,
 assigned, requeued from or transferred to). A conversation or lead event without those
-labels reaches supervisors and admins only; so does a type missing from the table (fail
+labels reaches supervisors and admins only; so does a type missing from the catalogue (fail
 closed).
 
-Who receives which event type (`EVENT_AUDIENCE`):
-
-======================================================  ====================================
 event types                                             received by
 ======================================================  ====================================
 ``conversation.{created,reopened,updated,assigned}``,   supervisors and admins; operators
@@ -74,18 +71,27 @@ event types                                             received by
                                                         see the message's conversation
 ``routing.rules``, ``mailbox.*``, ``quarantine.*``      admins (their APIs are admins')
 ======================================================  ====================================
+=======
+Who receives which event type is declared with the type, in the one event catalogue
+(`core.event_types`, tabled in docs/architecture.md "Events"): everyone signed in (contacts,
+the team, queues, resync), those who may see the conversation or lead (`PLACED`, by the
+labels above), the one operator in ``ids.operator`` (reads, mentions), supervisors and admins
+(the outbox, whose events carry no conversation id), or admins (rules, channel accounts,
+mailboxes, quarantine). `EVENT_AUDIENCE` is that column of the catalogue.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.orm import aliased
 
 from core.audit import Actor
+from core.event_types import CATALOG, audience_of
+from core.event_types import Audience as Audience  # re-exported: the rule names its audiences
 from core.events import Event
 from core.models import (
     Conversation,
@@ -219,57 +225,10 @@ def sees_lead(
 # --- live events --------------------------------------------------------------------------------
 
 
-class Audience(enum.StrEnum):
-    """Who an event type is for (see the table in the module docstring)."""
-
-    EVERYONE = "everyone"
-    # By the event's `queues` and `operators` labels, like sees_conversation.
-    PLACED = "placed"
-    # The operator in ids["operator"].
-    OPERATOR = "operator"
-    SUPERVISORS = "supervisors"
-    ADMINS = "admins"
-
-
-EVENT_AUDIENCE: dict[str, Audience] = {
-    "resync": Audience.EVERYONE,
-    "contact.created": Audience.EVERYONE,
-    "contact.updated": Audience.EVERYONE,
-    "contact.merged": Audience.EVERYONE,
-    "contact.erased": Audience.EVERYONE,
-    "operator.created": Audience.EVERYONE,
-    "operator.updated": Audience.EVERYONE,
-    "operator.presence": Audience.EVERYONE,
-    "queue.created": Audience.EVERYONE,
-    "queue.updated": Audience.EVERYONE,
-    "conversation.created": Audience.PLACED,
-    "conversation.reopened": Audience.PLACED,
-    "conversation.updated": Audience.PLACED,
-    "conversation.assigned": Audience.PLACED,
-    "interaction.created": Audience.PLACED,
-    "delivery.updated": Audience.PLACED,
-    "routing.decision": Audience.PLACED,
-    "offer.created": Audience.PLACED,
-    "offer.updated": Audience.PLACED,
-    "sla.breached": Audience.PLACED,
-    "lead.created": Audience.PLACED,
-    "lead.updated": Audience.PLACED,
-    "conversation.read": Audience.OPERATOR,
-    "operator.mentioned": Audience.OPERATOR,
-    "notification.read": Audience.OPERATOR,
-    "outbox.queued": Audience.SUPERVISORS,
-    "outbox.sending": Audience.SUPERVISORS,
-    "outbox.sent": Audience.SUPERVISORS,
-    "outbox.failed": Audience.SUPERVISORS,
-    "routing.rules": Audience.ADMINS,
-    "channel_account.created": Audience.ADMINS,
-    "channel_account.updated": Audience.ADMINS,
-    "mailbox.created": Audience.ADMINS,
-    "mailbox.updated": Audience.ADMINS,
-    "mailbox.deleted": Audience.ADMINS,
-    "quarantine.created": Audience.ADMINS,
-    "quarantine.updated": Audience.ADMINS,
-}
+# Who receives each event type, from the catalogue (core/event_types.py).
+EVENT_AUDIENCE: Mapping[str, Audience] = MappingProxyType(
+    {name: declared.audience for name, declared in CATALOG.items()}
+)
 
 
 def audience_labels(
@@ -308,7 +267,7 @@ def _label_ids(event: Event, name: str) -> set[int] | None:
 
 def sees_event(actor: Actor, member_queues: Collection[int], event: Event) -> bool:
     """Whether a websocket of `actor` (an operator in `member_queues`) may receive `event`."""
-    audience = EVENT_AUDIENCE.get(event.type, Audience.SUPERVISORS)
+    audience = audience_of(event.type)
     if audience is Audience.EVERYONE:
         return True
     if audience is Audience.ADMINS:

@@ -27,12 +27,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from core.audit import CLI
 from core.canned import create_canned
 from core.db import make_engine
-from core.demo import DemoLogin, load_demo
 from core.migrate import upgrade_sync
 from core.models import Contact, Conversation, Operator, Presence, utcnow
 from core.operators import set_presence
 from core.settings import Settings
 from web.app import create_app
+from web.demo import DemoLogin, DemoServices, load_demo
 
 OUT = Path(__file__).resolve().parent / "img"
 CHROMIUM = os.environ.get("OMNICRM_CHROMIUM", "/usr/bin/chromium")
@@ -55,13 +55,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def prepare(database_url: str) -> dict[str, DemoLogin]:
+async def prepare(settings: Settings) -> dict[str, DemoLogin]:
     """The demo, plus what a working day has: people at their desks, a canned response."""
-    engine = make_engine(database_url)
+    engine = make_engine(settings.database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     try:
         async with sessions() as session, session.begin():
-            result = await load_demo(session)
+            result = await load_demo(session, DemoServices.for_settings(settings))
             await create_canned(
                 session,
                 CLI,
@@ -118,8 +118,6 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="omnicrm-screens-") as scratch:
         database_url = f"sqlite+aiosqlite:///{scratch}/demo.db"
         await asyncio.to_thread(upgrade_sync, database_url)
-        logins = await prepare(database_url)
-        conversation_id = await jonas_email_conversation(database_url)
         settings = Settings(
             database_url=database_url,
             secret_key=secrets.token_hex(16),
@@ -127,6 +125,8 @@ async def main() -> None:
             log_level="WARNING",
             attachments_dir=f"{scratch}/attachments",
         )
+        logins = await prepare(settings)
+        conversation_id = await jonas_email_conversation(database_url)
         runner = web.AppRunner(create_app(settings))
         await runner.setup()
         port = free_port()

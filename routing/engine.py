@@ -16,6 +16,21 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from core.db import SessionFactory
+from core.event_types import (
+    CONVERSATION_ASSIGNED,
+    CONVERSATION_CREATED,
+    CONVERSATION_UPDATED,
+    INTERACTION_CREATED,
+    LEAD_CREATED,
+    OFFER_UPDATED,
+    OPERATOR_CREATED,
+    OPERATOR_PRESENCE,
+    OPERATOR_UPDATED,
+    QUEUE_CREATED,
+    QUEUE_UPDATED,
+    RESYNC,
+    ROUTING_RULES,
+)
 from core.events import Event, EventBus
 from core.models import utcnow
 from routing.rules import Enricher
@@ -34,19 +49,19 @@ log = logging.getLogger(__name__)
 # Events whose commit may change what routing would decide.
 WAKING_EVENTS = frozenset(
     {
-        "conversation.created",
-        "conversation.updated",
-        "conversation.assigned",
-        "interaction.created",
-        "operator.presence",
-        "operator.updated",
-        "operator.created",
-        "offer.updated",
-        "queue.created",
-        "queue.updated",
-        "routing.rules",
-        "lead.created",
-        "resync",
+        CONVERSATION_CREATED,
+        CONVERSATION_UPDATED,
+        CONVERSATION_ASSIGNED,
+        INTERACTION_CREATED,
+        OPERATOR_PRESENCE,
+        OPERATOR_UPDATED,
+        OPERATOR_CREATED,
+        OFFER_UPDATED,
+        QUEUE_CREATED,
+        QUEUE_UPDATED,
+        ROUTING_RULES,
+        LEAD_CREATED,
+        RESYNC,
     }
 )
 # A safety net: even with no event and no deadline, look again this often.

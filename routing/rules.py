@@ -15,6 +15,10 @@ Pure logic, no database and no I/O of its own. The routing service is meant to u
 
 A `RuleSet` is a pydantic model stored as JSON; `parse_rule_set` checks stored or submitted JSON
 and raises `RuleValidationError` (a 400 with one message per field) when it is not valid.
+Channels are the registry's, not this module's: a rule names channels by name, and the caller
+that saves rules passes the names of the channels the application runs (`channels=`), so a
+rule for an unknown channel is refused naming the known ones. Stored rules are read without
+that list: a rule naming a channel that was removed since still loads and matches nothing.
 
 Patterns run on Google's RE2 (the `google-re2` package), which searches in time linear in
 the text: the standard `re` backtracks, so `(a+)+b` would take hours on 40 characters. RE2
@@ -28,11 +32,11 @@ import asyncio
 import operator
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property, lru_cache
-from typing import Annotated, Any, Literal, Protocol, get_args
+from typing import Annotated, Any, Literal, Protocol
 
 import re2
 from pydantic import (
@@ -51,9 +55,6 @@ from pydantic_core import PydanticCustomError
 from core.errors import InvalidInput, validation_fields
 from core.forms import SLUG
 
-Channel = Literal["email", "webform", "sms", "whatsapp", "voice", "telegram", "api"]
-CHANNELS: tuple[Channel, ...] = get_args(Channel)
-
 # Rules look at the subject and this much of the text: enough for what decides a queue, and a
 # bound on the work a rule set does for one very long message.
 TEXT_WINDOW = 10_000
@@ -70,7 +71,8 @@ MAX_RULES = 200
 class WorkFacts:
     """What is known about a piece of work when it needs a queue."""
 
-    channel: Channel
+    # The conversation's channel, as the registry names it ("email", "webform", ...).
+    channel: str
     # From the contact, or detected from the text; None when neither knows.
     language: str | None = None
     priority_tier: str = "standard"
@@ -228,6 +230,22 @@ def _language_tag(tag: str) -> str:
     return tag
 
 
+_CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+# The validation context key under which `parse_rule_set` passes the known channel names.
+_KNOWN_CHANNELS = "channels"
+
+
+def _channel_name(name: str, info: ValidationInfo) -> str:
+    """A channel a rule may name: one the caller says the application runs, when it says."""
+    known = (info.context or {}).get(_KNOWN_CHANNELS)
+    if known is not None and name not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise _custom_error(f"no channel {name!r}; channels: {listed}")
+    if not _CHANNEL_NAME.fullmatch(name):
+        raise _custom_error("a channel name is lower-case letters, digits, - and _")
+    return name
+
+
 def _form_slug(slug: str) -> str:
     if not SLUG.fullmatch(slug):
         raise _custom_error("a form slug is lower-case letters, digits and dashes")
@@ -240,6 +258,7 @@ def _language_matches(wanted: str, actual: str) -> bool:
 
 
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ChannelName = Annotated[str, StringConstraints(max_length=40), AfterValidator(_channel_name)]
 Language = Annotated[str, StringConstraints(max_length=35), AfterValidator(_language_tag)]
 Tier = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=20)
@@ -401,7 +420,7 @@ class QueueRule(BaseModel):
 
     queue_id: int = Field(gt=0)
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
-    channels: Annotated[tuple[Channel, ...], _NOT_EMPTY] | None = None
+    channels: Annotated[tuple[ChannelName, ...], Field(max_length=50), _NOT_EMPTY] | None = None
     languages: Annotated[tuple[Language, ...], Field(max_length=50), _NOT_EMPTY] | None = None
     priority_tiers: Annotated[tuple[Tier, ...], Field(max_length=20), _NOT_EMPTY] | None = None
     keywords: Annotated[tuple[Label, ...], Field(max_length=100), _NOT_EMPTY] | None = None
@@ -561,11 +580,17 @@ class RuleValidationError(InvalidInput):
         self.fields = dict(fields)
 
 
-def parse_rule_set(raw: Mapping[str, object] | str | bytes) -> RuleSet:
-    """A `RuleSet` from its JSON text or decoded JSON; `RuleValidationError` if it is not one."""
+def parse_rule_set(
+    raw: Mapping[str, object] | str | bytes, *, channels: Collection[str] | None = None
+) -> RuleSet:
+    """A `RuleSet` from its JSON text or decoded JSON; `RuleValidationError` if it is not one.
+
+    `channels` are the names of the channels the application runs: given, a rule naming any
+    other is refused with the known ones listed. Stored rules are read without them."""
+    context = None if channels is None else {_KNOWN_CHANNELS: frozenset(channels)}
     try:
         if isinstance(raw, str | bytes):
-            return RuleSet.model_validate_json(raw)
-        return RuleSet.model_validate(raw)
+            return RuleSet.model_validate_json(raw, context=context)
+        return RuleSet.model_validate(raw, context=context)
     except ValidationError as exc:
         raise RuleValidationError(validation_fields(exc, "rule_set")) from None

@@ -38,9 +38,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit, routing_log
 from core.audit import Actor
-from core.capacity import channel_kind
+from core.capacity import CHANNEL_KINDS, channel_kind
+from core.channels import catalog
 from core.conversations import add_note, get_conversation
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound, validation_fields
+from core.event_types import (
+    CONVERSATION_ASSIGNED,
+    CONVERSATION_UPDATED,
+    LEAD_UPDATED,
+    OFFER_CREATED,
+    ROUTING_RULES,
+    SLA_BREACHED,
+)
 from core.events import Event, emit
 from core.leads import lead_labels
 from core.models import (
@@ -71,7 +80,6 @@ from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_qu
 from routing.expressions import operator_attributes
 from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
 from routing.rules import (
-    CHANNELS,
     TEXT_WINDOW,
     Enricher,
     GatheredFacts,
@@ -214,13 +222,14 @@ async def set_rules(
         setting.value = raw
     await session.flush()
     await audit.record(session, actor, f"routing.{name}", "routing_setting", name)
-    await emit(session, Event("routing.rules", {}, {"name": name}))
+    await emit(session, Event(ROUTING_RULES, {}, {"name": name}))
     return raw
 
 
 async def _checked_rules(session: AsyncSession, name: str, raw: dict[str, Any]) -> dict[str, Any]:
     if name == QUEUE_RULES:
-        rule_set = parse_rule_set(raw)
+        # Rules may name the channels this application runs (the registry's), no others.
+        rule_set = parse_rule_set(raw, channels=catalog().names())
         wanted = {rule_set.default_queue_id, *(rule.queue_id for rule in rule_set.rules)}
         known = set(await session.scalars(select(Queue.id).where(Queue.id.in_(wanted))))
         missing = sorted(wanted - known)
@@ -300,9 +309,8 @@ def _facts(conversation: Conversation, contact: Contact, first: Interaction | No
     raw_fields = meta.get("fields")
     fields: dict[str, object] = raw_fields if isinstance(raw_fields, dict) else {}
     ivr = meta.get("ivr_choice")
-    channel = conversation.channel if conversation.channel in CHANNELS else "api"
     return WorkFacts(
-        channel=channel,
+        channel=conversation.channel,
         language=contact.language,
         priority_tier=contact.priority_tier,
         subject=conversation.subject,
@@ -473,7 +481,7 @@ async def _emit_assignment(
     if conversation.assignee_id is not None:
         ids["operator"] = conversation.assignee_id
     labels = {"channel": conversation.channel, **conversation_labels(conversation, *before)}
-    await emit(session, Event("conversation.assigned", ids, labels))
+    await emit(session, Event(CONVERSATION_ASSIGNED, ids, labels))
 
 
 # --- 2. offers ------------------------------------------------------------------------------
@@ -690,7 +698,7 @@ async def _escalate(
     await emit(
         session,
         Event(
-            "sla.breached",
+            SLA_BREACHED,
             {"conversation": conversation.id, "queue": conversation.queue_id or 0},
             {
                 "kind": str(timer.kind),
@@ -857,7 +865,7 @@ async def _overflow(
             await emit(
                 session,
                 Event(
-                    "conversation.updated",
+                    CONVERSATION_UPDATED,
                     {"conversation": conversation.id, "contact": conversation.contact_id},
                     {
                         "channel": conversation.channel,
@@ -980,7 +988,7 @@ async def _route_waiting(
     with_room = [
         queue_id
         for queue_id in members
-        if any(rooms.count(queue_id, kind) for kind in ("email", "messaging", "voice"))
+        if any(rooms.count(queue_id, kind) for kind in CHANNEL_KINDS)
     ]
     pending_offer = exists().where(
         Offer.conversation_id == Conversation.id, Offer.status == OfferStatus.PENDING
@@ -1211,7 +1219,7 @@ async def _give(
         await emit(
             session,
             Event(
-                "offer.created",
+                OFFER_CREATED,
                 {"offer": offer.id, "conversation": row.id, "operator": winner},
                 {
                     "expires_at": offer.expires_at.isoformat(),
@@ -1244,7 +1252,7 @@ async def _give(
     await emit(
         session,
         Event(
-            "conversation.assigned",
+            CONVERSATION_ASSIGNED,
             {"conversation": row.id, "contact": row.contact_id, "operator": winner},
             {"channel": row.channel, **audience_labels([Placement(setup.id, winner)])},
         ),
@@ -1302,7 +1310,7 @@ async def _assign_leads(session: AsyncSession, now: datetime, report: PassReport
             labels = await lead_labels(session, lead)
             await emit(
                 session,
-                Event("lead.updated", {"lead": lead.id, "contact": lead.contact_id}, labels),
+                Event(LEAD_UPDATED, {"lead": lead.id, "contact": lead.contact_id}, labels),
             )
         await routing_log.record(
             session,

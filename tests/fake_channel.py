@@ -2,10 +2,17 @@
 classes and one line in the app's list of channels.
 
 `FakeSms` delivers to phone numbers and keeps what it "sent" in memory. Its accounts have a
-`token` (secret: stored encrypted) that signs its webhook: `POST /hooks/fakesms/{account}/
-message` with a JSON body `{"id", "from", "text"}` (or `{"type": "typing"}`, valid but not
-for us) and `X-Fake-Signature: <hex HMAC-SHA256 of the body under the token>`.
-Tests add it to the app: `create_app(settings, channels=[*default_channels(), FakeSms()])`.
+`token` (secret: stored encrypted) that signs its webhooks, each a JSON body with
+`X-Fake-Signature: <hex HMAC-SHA256 of the body under the token>`:
+
+- `POST /hooks/fakesms/{account}/message`: `{"id", "from", "text"}` (or `{"type": "typing"}`,
+  valid but not for us), a customer's message;
+- `POST /hooks/fakesms/{account}/status`: `{"id", "status", "error_code"?, "error"?}`, the
+  provider's delivery receipt for a message we sent (`id` is what the sender returned).
+
+Tests add it to the app with one line:
+`create_app(settings, channels=[*default_channels(), FakeSms()])`. The worked example of
+docs/architecture.md ("How to add a channel") is this file.
 """
 
 from __future__ import annotations
@@ -30,10 +37,11 @@ from channels.base import (
 )
 from core.channel_accounts import AccountView
 from core.channels import Capability, ChannelFacts
+from core.delivery import record_receipt
 from core.errors import InvalidInput
 from core.identity import Address, normalize_phone
 from core.ingest import InboundEvent, ingest
-from core.models import IdentityKind
+from core.models import IdentityKind, Receipt, utcnow
 from core.outbox import Delivery, Sender
 
 SIGNATURE_HEADER = "X-Fake-Signature"
@@ -66,8 +74,7 @@ class FakeMessageHook(WebhookAdapter[InboundEvent]):
         self.parsed = 0  # how many requests reached the parser
 
     def do_authenticate(self, request: WebhookRequest, account: AccountView) -> bool:
-        sent = request.header(SIGNATURE_HEADER) or ""
-        return hmac.compare_digest(sent, sign(str(account.setting("token")), request.body))
+        return authentic(request, account)
 
     def do_parse(
         self, request: WebhookRequest, account: AccountView
@@ -104,6 +111,68 @@ class FakeMessageHook(WebhookAdapter[InboundEvent]):
         return [await ingest(session, event, services.policy) for event in parsed.items]
 
 
+@dataclass(frozen=True)
+class FakeReceipt:
+    provider_id: str
+    status: Receipt
+    error_code: str | None
+    error: str | None
+
+
+def authentic(request: WebhookRequest, account: AccountView) -> bool:
+    sent = request.header(SIGNATURE_HEADER) or ""
+    return hmac.compare_digest(sent, sign(str(account.setting("token")), request.body))
+
+
+class FakeStatusHook(WebhookAdapter[FakeReceipt]):
+    """Delivery receipts, handed to core's receipt function (every channel calls the same
+    one: channel, provider message id, receipt, error code, text, time)."""
+
+    hook: ClassVar[str] = "status"
+
+    def do_authenticate(self, request: WebhookRequest, account: AccountView) -> bool:
+        return authentic(request, account)
+
+    def do_parse(self, request: WebhookRequest, account: AccountView) -> Parsed[FakeReceipt]:
+        data = request.json()
+        if not isinstance(data, dict) or not data.get("id") or not data.get("status"):
+            raise Malformed("a receipt needs id and status")
+        code, error = data.get("error_code"), data.get("error")
+        try:
+            status = Receipt(str(data["status"]))
+        except ValueError:
+            raise Malformed(f"unknown receipt status {data['status']!r}") from None
+        return Parsed(
+            [
+                FakeReceipt(
+                    str(data["id"]),
+                    status,
+                    str(code) if code is not None else None,
+                    str(error) if error is not None else None,
+                )
+            ]
+        )
+
+    async def do_store(
+        self,
+        session: AsyncSession,
+        parsed: Parsed[FakeReceipt],
+        account: AccountView,
+        services: ChannelServices,
+    ) -> Any:
+        # The one receipt function every channel reports delivery through.
+        for receipt in parsed.items:
+            await record_receipt(
+                session,
+                channel="fakesms",
+                provider_id=receipt.provider_id,
+                receipt=receipt.status,
+                error_code=receipt.error_code,
+                error_text=receipt.error,
+                at=utcnow(),
+            )
+
+
 class FakeSms(Channel):
     facts: ClassVar[ChannelFacts] = ChannelFacts(
         name="fakesms",
@@ -118,9 +187,10 @@ class FakeSms(Channel):
     def __init__(self) -> None:
         self.outbox = MemorySender()
         self.message_hook = FakeMessageHook()
+        self.status_hook = FakeStatusHook()
 
     def webhooks(self) -> Sequence[WebhookAdapter[Any]]:
-        return (self.message_hook,)
+        return (self.message_hook, self.status_hook)
 
     def sender(self, services: ChannelServices) -> Sender | None:
         return self.outbox

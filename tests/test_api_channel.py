@@ -14,7 +14,7 @@ from core.audit import CLI
 from core.auth import create_token
 from core.db import SessionFactory
 from core.forms import create_form
-from core.models import Contact, Conversation, Identity, Interaction, Role
+from core.models import Contact, Conversation, Identity, Interaction, Lead, Role
 from core.queues import create_queue
 from tests.conftest import UserFactory
 
@@ -235,3 +235,26 @@ async def test_operators_and_supervisors_may_not_post_but_admins_may(
     assert await count(sessions, Interaction) == 0
     admin = await make_user(Role.ADMIN)
     assert (await admin.post(PATH, json=body())).status == 201
+
+
+async def test_an_integration_may_open_a_lead_once_with_a_source_of_its_own(
+    client: Client, sessions: SessionFactory
+) -> None:
+    headers = await bearer(sessions)
+    sent = body(external_id="visit-881", kind="call", lead={"source": "field-sales"})
+    created = await client.post(PATH, json=sent, headers=headers)
+    assert created.status == 201, await created.text()
+    assert (await client.post(PATH, json=sent, headers=headers)).status == 200
+    plain = await client.post(PATH, json=body(external_id="note-2", lead={}), headers=headers)
+    assert plain.status == 201
+    async with sessions() as session:
+        sources = sorted(await session.scalars(select(Lead.source)))
+    assert sources == ["api", "api:field-sales"]  # the repeat opened none
+    # A source cannot pose as another channel's ("form:quote" is a web form's).
+    for source in ("form:quote", "Field Sales", ""):
+        refused = await client.post(
+            PATH, json=body(external_id="x", lead={"source": source}), headers=headers
+        )
+        assert refused.status == 400
+        assert "lead.source" in (await refused.json())["error"]["fields"]
+    assert await count(sessions, Lead) == 2

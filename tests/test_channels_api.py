@@ -12,19 +12,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels.email.plugin import EmailChannel
 from channels.registry import default_channels
+from core.audit import CLI
 from core.db import SessionFactory
-from core.models import Interaction, Role
+from core.forms import create_form
+from core.models import Conversation, Interaction, OutboxItem, Role
+from core.outbox import OutboxWorker
 from core.settings import Settings
+from routing.engine import RoutingEngine
 from tests.conftest import User, new_user
 from tests.fake_channel import SIGNATURE_HEADER, FakeSms, sign
 from web.app import create_app
-from web.keys import METRICS
+from web.keys import BUS, METRICS, REGISTRY, SERVICES, SESSIONS
 
 TOKEN = "token-of-the-fake-provider"
 
@@ -77,9 +82,10 @@ async def test_an_account_keeps_its_secret_encrypted_and_never_shows_it(
     admin = await admin_of(server, sessions, aiohttp_client)
     created = await add_account(admin)
     assert created["settings"] == {"sender_number": "+15550100", "token_set": True}
+    base = f"http://{admin.client.server.host}:{admin.client.server.port}"
     assert created["webhooks"] == {
-        "message": f"http://{admin.client.server.host}:{admin.client.server.port}"
-        "/hooks/fakesms/main/message"
+        "message": f"{base}/hooks/fakesms/main/message",
+        "status": f"{base}/hooks/fakesms/main/status",
     }
     assert TOKEN not in json.dumps(created)
     async with sessions() as session:
@@ -203,10 +209,151 @@ async def test_webhooks_of_unknown_or_disabled_accounts_are_404(
     created = await add_account(admin)
     body = b'{"id": "m-1", "from": "+12125550187", "text": "Hi"}'
     headers = {SIGNATURE_HEADER: sign(TOKEN, body)}
-    for path in ("/hooks/fakesms/other/message", "/hooks/fakesms/main/status", "/hooks/fax/main/x"):
+    for path in ("/hooks/fakesms/other/message", "/hooks/fakesms/main/typing", "/hooks/fax/main/x"):
         assert (await client.post(path, data=body, headers=headers)).status == 404
     assert (await admin.delete(f"/api/v1/channel-accounts/{created['id']}")).status == 200
     assert (
         await client.post("/hooks/fakesms/main/message", data=body, headers=headers)
     ).status == 404
     assert await stored(sessions) == 0
+
+
+async def test_web_forms_and_the_api_channel_take_input_only_through_their_channel(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    aiohttp_server: Any,
+    aiohttp_client: Any,
+) -> None:
+    """Their intake belongs to their channel: an application that does not run one answers
+    404 for its pages and posts and stores nothing."""
+    only_email = create_app(settings, background_workers=False, channels=[EmailChannel()])
+    server = await aiohttp_server(only_email)
+    async with sessions() as session, session.begin():
+        await create_form(session, CLI, slug="contact", title="Contact us")
+    anonymous = await aiohttp_client(server)
+    for path in ("/forms/contact", "/forms/contact/embed", "/forms/contact/thanks"):
+        assert (await anonymous.get(path)).status == 404, path
+    posted = await anonymous.post(
+        "/forms/contact", json={"email": "kim@example.com", "message": "Hi"}
+    )
+    assert posted.status == 404
+    assert "web forms are not enabled" in (await posted.json())["error"]["message"]
+    admin = await new_user(server, sessions, aiohttp_client, Role.ADMIN)
+    body = {"external_id": "x-1", "contact": {"email": "kim@example.com"}, "text": "Hi"}
+    refused = await admin.post("/api/v1/interactions", json=body)
+    assert refused.status == 404
+    assert "API channel is not enabled" in (await refused.json())["error"]["message"]
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Interaction)) == 0
+
+
+async def signed_post(
+    client: TestClient[Any, Any], hook: str, data: dict[str, Any]
+) -> ClientResponse:
+    body = json.dumps(data).encode()
+    return await client.post(
+        f"/hooks/fakesms/main/{hook}", data=body, headers={SIGNATURE_HEADER: sign(TOKEN, body)}
+    )
+
+
+async def test_a_channel_added_with_one_line_works_end_to_end(
+    app: web.Application,
+    server: TestServer,
+    sessions: SessionFactory,
+    aiohttp_client: Any,
+    client: TestClient[Any, Any],
+    fake: FakeSms,
+) -> None:
+    """Inbound through its webhook, routed by a rule that names it, answered by an operator
+    through the API, delivered by the outbox worker through its own sender: nothing outside
+    tests/ knows the channel."""
+    admin = await admin_of(server, sessions, aiohttp_client)
+    operator = await new_user(server, sessions, aiohttp_client, Role.OPERATOR)
+    queues = {}
+    for name in ("General", "Texts"):
+        response = await admin.post("/api/v1/queues", json={"name": name})
+        queues[name] = (await response.json())["id"]
+    await admin.put(
+        f"/api/v1/queues/{queues['Texts']}/members", json={"operator_ids": [operator.operator.id]}
+    )
+    await admin.patch(
+        f"/api/v1/operators/{operator.operator.id}", json={"capacity": {"messaging": 3}}
+    )
+    assert (await operator.put("/api/v1/operators/me/presence", json={"presence": "available"})).ok
+    # Routing rules may name it, since the application runs it.
+    rules = await admin.put(
+        "/api/v1/routing/queue-rules",
+        json={
+            "rules": {
+                "default_queue_id": queues["General"],
+                "rules": [{"name": "texts", "channels": ["fakesms"], "queue_id": queues["Texts"]}],
+            }
+        },
+    )
+    assert rules.status == 200, await rules.text()
+    await add_account(admin)
+
+    received = await signed_post(
+        client, "message", {"id": "m-1", "from": "+1 212 555 0187", "text": "Is it in stock?"}
+    )
+    assert received.status == 200, await received.text()
+    await RoutingEngine(app[SESSIONS], app[BUS]).run_once()
+    async with sessions() as session:
+        conversation = await session.scalar(
+            select(Conversation).where(Conversation.channel == "fakesms")
+        )
+    assert conversation is not None
+    assert conversation.queue_id == queues["Texts"]
+    assert conversation.assignee_id == operator.operator.id
+    log = await (await operator.get(f"/api/v1/conversations/{conversation.id}/routing")).json()
+    assert log["items"][0]["reason"] == "queue Texts: rule 1: channel fakesms"
+
+    # The operator answers on the conversation's own channel, to the customer's number.
+    reply = await operator.post(
+        f"/api/v1/conversations/{conversation.id}/reply", json={"text": "Yes, 3 left."}
+    )
+    assert reply.status == 201, await reply.text()
+    outbox = (await reply.json())["outbox"]
+    assert (outbox["channel"], outbox["recipient"]) == ("fakesms", "+12125550187")
+    worker = OutboxWorker(app[SESSIONS], app[REGISTRY].senders(app[SERVICES]), app[BUS])
+    assert await worker.run_once() == 1
+    assert [(sent.recipient, sent.payload["text"]) for sent in fake.outbox.sent] == [
+        ("+12125550187", "Yes, 3 left.")
+    ]
+    async with sessions() as session:
+        item = await session.get(OutboxItem, outbox["id"])
+    assert item is not None
+    assert (item.status, item.provider_id) == ("sent", f"fake-{outbox['id']}")
+
+    # And the console knows how to show and offer it.
+    listed = {c["name"]: c for c in await (await operator.get("/api/v1/channels")).json()}
+    assert (listed["fakesms"]["label"], listed["fakesms"]["can_send"]) == ("Fake SMS", True)
+
+
+async def test_the_channel_reports_delivery_receipts_through_core(
+    app: web.Application,
+    server: TestServer,
+    sessions: SessionFactory,
+    aiohttp_client: Any,
+    client: TestClient[Any, Any],
+    fake: FakeSms,
+) -> None:
+    """The channel reports receipts through core's one receipt function, applied by rank."""
+    admin = await admin_of(server, sessions, aiohttp_client)
+    await add_account(admin)
+    received = await signed_post(
+        client, "message", {"id": "m-1", "from": "+12125550187", "text": "Hello?"}
+    )
+    assert received.status == 200
+    async with sessions() as session:
+        conversation_id = await session.scalar(select(Conversation.id))
+    reply = await admin.post(f"/api/v1/conversations/{conversation_id}/reply", json={"text": "Hi"})
+    outbox_id = (await reply.json())["outbox"]["id"]
+    worker = OutboxWorker(app[SESSIONS], app[REGISTRY].senders(app[SERVICES]), app[BUS])
+    assert await worker.run_once() == 1
+    for status in ("delivered", "sent"):  # an out-of-order "sent" does not move it back
+        answer = await signed_post(client, "status", {"id": f"fake-{outbox_id}", "status": status})
+        assert answer.status == 200, await answer.text()
+    shown = await (await admin.get(f"/api/v1/conversations/{conversation_id}/outbox")).json()
+    assert "delivered" in json.dumps(shown)

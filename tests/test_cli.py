@@ -69,11 +69,13 @@ pytestmark = pytest.mark.usefixtures("keep_logging")
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    """run(*argv, stdin=None, database_url=...) -> Result, with a clean OMNICRM_* environment."""
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Run:
+    """run(*argv, stdin=None, database_url=...) -> Result, with a clean OMNICRM_* environment
+    (attachments, e.g. the demo's, go to the test's own directory)."""
     for name in list(os.environ):
         if name.startswith("OMNICRM_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("OMNICRM_ATTACHMENTS_DIR", str(tmp_path / "attachments"))
 
     def invoke(*argv: str, database_url: str, stdin: str = "", **env: str) -> Result:
         capsys.readouterr()

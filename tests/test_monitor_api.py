@@ -16,7 +16,6 @@ from sqlalchemy import select
 from core import canned, duplicates, inbox, mentions, monitor
 from core.audit import CLI, Actor
 from core.db import SessionFactory
-from core.demo import load_demo
 from core.errors import InvalidInput
 from core.identity import Address
 from core.ingest import InboundEvent, ingest
@@ -37,6 +36,7 @@ from core.operators import create_operator
 from core.queues import create_queue
 from tests.conftest import UserFactory
 from tests.test_conversations_api import json_of
+from web.demo import load_demo
 
 NOW = datetime(2026, 6, 10, 15, 30, tzinfo=UTC)
 YESTERDAY = NOW - timedelta(days=1)

@@ -137,6 +137,22 @@ async def test_rule_sets_are_admin_only_and_checked(world: World, make_user: Use
     )
     assert bad_pattern.status == 400
     assert "rules.0.pattern" in (await bad_pattern.json())["error"]["fields"]
+    # Rules name the channels this server runs; the answer lists them.
+    bad_channel = await admin.put(
+        path,
+        json={
+            "rules": {
+                "default_queue_id": support,
+                "rules": [{"channels": ["email", "fax"], "queue_id": support}],
+            }
+        },
+    )
+    assert bad_channel.status == 400
+    assert (await bad_channel.json())["error"]["fields"] == {
+        "rules.0.channels.1": "no channel 'fax'; channels: "
+        "api, email, sms, twilio, webform, whatsapp"
+    }
+    assert (await (await admin.get(path)).json()) == {"rules": None}
     good = await admin.put(
         path,
         json={

@@ -417,7 +417,8 @@ def test_invalid_rules_name_each_bad_field() -> None:
                     {"queue_id": 6, "form_slug": "Contact Us", "keywords": [" "]},
                     {"queue_id": 7, "erp": [{"key": "erp.vip", "op": ">", "value": True}]},
                 ],
-            }
+            },
+            channels=["email", "webform", "api"],
         )
     error = caught.value
     assert isinstance(error, InvalidInput)  # the web layer answers 400 with these fields
@@ -443,6 +444,25 @@ def test_invalid_rules_name_each_bad_field() -> None:
     assert error.fields["rules.2.erp.0.value"] == "'in' compares with a list of values"
     assert error.fields["rules.3.form_fields.0"] == "give either 'equals' or 'contains'"
     assert error.fields["rules.5.erp.0.value"] == "'>' compares numbers or texts, not true/false"
+    assert error.fields["rules.1.channels.0"] == "no channel 'fax'; channels: api, email, webform"
+
+
+def test_rules_name_the_channels_the_caller_runs_and_stored_ones_still_load() -> None:
+    """The channels are the application's (the registry's), passed in: a channel added to the
+    application is one rules may name, and rules naming a channel removed since still load."""
+    raw = {"default_queue_id": 1, "rules": [{"queue_id": 2, "channels": ["fakesms"]}]}
+    with pytest.raises(RuleValidationError) as caught:
+        parse_rule_set(raw, channels=["email", "webform"])
+    assert caught.value.fields == {
+        "rules.0.channels.0": "no channel 'fakesms'; channels: email, webform"
+    }
+    rule_set = parse_rule_set(raw, channels=["email", "fakesms"])
+    assert rule_set.route(WorkFacts(channel="fakesms")).queue_id == 2
+    stored = parse_rule_set(raw)  # read back after fakesms is gone: loads, matches nothing else
+    assert stored.route(WorkFacts(channel="email")).queue_id == 1
+    with pytest.raises(RuleValidationError) as caught:
+        parse_rule_set({"default_queue_id": 1, "rules": [{"queue_id": 2, "channels": ["E mail"]}]})
+    assert "rules.0.channels.0" in caught.value.fields
 
 
 def test_invalid_json_text_is_a_validation_error() -> None:

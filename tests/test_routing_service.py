@@ -12,7 +12,6 @@ from core.audit import CLI, Actor
 from core.clock import using
 from core.conversations import assign, reply, set_status
 from core.db import SessionFactory
-from core.demo import load_demo
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Event, EventBus
 from core.models import (
@@ -40,6 +39,7 @@ from routing.service import (
     transfer,
 )
 from tests.routing_world import World, operator_actor
+from web.demo import load_demo
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from sqlalchemy.exc import (
 )
 
 from channels.registry import ChannelRegistry, default_channels
-from core import demo
 from core.audit import CLI
 from core.auth import create_token
 from core.credentials import CredentialCipher, CredentialError
@@ -47,6 +46,7 @@ from core.privacy_export import export_contact, record_export
 from core.queues import list_queues, queue_by_name
 from core.settings import INSECURE_DEV_SECRET, Settings, SettingsError, load_settings
 from core.storage import FilesystemStore
+from web import demo
 from web.app import create_app
 from web.logs import configure_logging
 
@@ -276,7 +276,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         if args.if_empty and not await demo.is_empty(session):
             print("the database has operators already: demo data not loaded")
             return 0
-        result = await demo.load_demo(session)
+        result = await demo.load_demo(session, demo.DemoServices.for_settings(settings))
     url = f"http://{settings.host}:{settings.port}"
     print(
         f"Demo data loaded: {len(result.logins)} operators, {result.contacts} contacts, "

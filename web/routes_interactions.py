@@ -1,22 +1,32 @@
-"""The API channel: other systems post inbound interactions."""
+"""The API channel's HTTP side: other systems post inbound interactions.
+
+The route authenticates and validates the body; the API channel (`channels/api.py`, found in
+the application's registry) resolves the queue and ingests.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from channels.api import InteractionIn, to_event
-from core.errors import InvalidInput, NotFound
-from core.ingest import ingest
+from channels.api import CHANNEL, ApiChannel, InteractionIn
+from core.errors import NotFound
 from core.models import Role
-from core.queues import queue_by_name
 from web.api import ApiRoutes, Call, NoBody, json_response
-from web.keys import INGEST_POLICY
+from web.keys import INGEST_POLICY, REGISTRY
 from web.schemas import ReceivedOut
 
 routes = ApiRoutes(tag="interactions")
 
 # Integration tokens are made for this; admins may post too (e.g. to try it out).
 API_CHANNEL_ROLES = frozenset({Role.INTEGRATION, Role.ADMIN})
+
+
+def api_channel(request: web.Request) -> ApiChannel:
+    """The API channel this application runs; 404 when it runs without one."""
+    channel = request.app[REGISTRY].get(CHANNEL)
+    if not isinstance(channel, ApiChannel):
+        raise NotFound("the API channel is not enabled on this server")
+    return channel
 
 
 @routes.post(
@@ -28,16 +38,9 @@ API_CHANNEL_ROLES = frozenset({Role.INTEGRATION, Role.ADMIN})
     status=201,
 )
 async def create_interaction(call: Call[InteractionIn, NoBody]) -> web.StreamResponse:
-    policy = call.request.app[INGEST_POLICY]
+    channel = api_channel(call.request)
     async with call.sessions() as session, session.begin():
-        queue_id = None
-        if call.body.queue is not None:
-            try:
-                queue_id = (await queue_by_name(session, call.body.queue)).id
-            except NotFound as exc:
-                raise InvalidInput(exc.message, field="queue") from None
-        event = to_event(call.body, queue_id=queue_id, default_region=policy.default_region)
-        result = await ingest(session, event, policy)
+        result = await channel.receive(session, call.body, policy=call.request.app[INGEST_POLICY])
     received = ReceivedOut(
         interaction_id=result.interaction_id,
         conversation_id=result.conversation_id,

@@ -1,7 +1,9 @@
 """Public web forms: /forms/{slug} (the web-form channel's HTTP side).
 
 The page is plain HTML without scripts, so it works anywhere, in an iframe on the customer's
-website too; the handler accepts urlencoded, multipart and JSON posts.
+website too; the handler accepts urlencoded, multipart and JSON posts, decodes them into
+fields and hands them to the web-form channel (`channels/webform.py`, found in the
+application's registry), which checks, parses and ingests.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from multidict import MultiDictProxy
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels import webform
-from core.errors import InvalidInput
+from channels.webform import WebFormChannel
+from core.errors import InvalidInput, NotFound
 from core.forms import form_by_slug
-from core.ingest import ingest
 from core.models import WebForm
 from web.api import PUBLIC, ApiRoutes, Call, NoBody, error_body, json_response
-from web.keys import INGEST_POLICY, SETTINGS
+from web.keys import INGEST_POLICY, REGISTRY, SETTINGS
 from web.ratelimit import enforce
 from web.schemas import ReceivedOut
 
@@ -65,21 +67,21 @@ class FormSubmission(BaseModel):
 )
 async def submit(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     request = call.request
+    channel = webform_channel(request)
     enforce(request, "forms", call.settings.form_rate_limit_per_minute)
     fields = await _read_fields(request)
     wants_json = request.content_type == JSON_CONTENT_TYPE
-    policy = request.app[INGEST_POLICY]
     async with call.sessions() as session, session.begin():
         form = await form_by_slug(session, request.match_info["slug"])
-        if webform.is_spam(fields):
-            return _received(form, None, created=True, wants_json=wants_json)
-        event = webform.parse_submission(
+        result = await channel.receive(
+            session,
             form,
             fields,
+            policy=request.app[INGEST_POLICY],
             referer_header=request.headers.get("Referer"),
-            default_region=policy.default_region,
         )
-        result = await ingest(session, event, policy)
+    if result is None:  # spam: answered as if received, nothing stored
+        return _received(form, None, created=True, wants_json=wants_json)
     ids = ReceivedOut(
         interaction_id=result.interaction_id,
         conversation_id=result.conversation_id,
@@ -88,9 +90,18 @@ async def submit(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     return _received(form, ids, created=result.created, wants_json=wants_json)
 
 
+def webform_channel(request: web.Request) -> WebFormChannel:
+    """The web-form channel this application runs; 404 when it runs without one."""
+    channel = request.app[REGISTRY].get(webform.CHANNEL)
+    if not isinstance(channel, WebFormChannel):
+        raise NotFound("web forms are not enabled on this server")
+    return channel
+
+
 @routes.get("/forms/{slug}", summary="The form as an HTML page", roles=PUBLIC)
 async def form_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     request = call.request
+    webform_channel(request)
     async with call.sessions() as session:
         form = await form_by_slug(session, request.match_info["slug"])
     hidden = {webform.SUBMISSION_FIELD: webform.new_submission_id()}
@@ -114,6 +125,7 @@ async def form_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
 )
 async def embed_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     request = call.request
+    webform_channel(request)
     async with call.sessions() as session:
         form = await form_by_slug(session, request.match_info["slug"])
     url = public_url(request, form)
@@ -133,6 +145,7 @@ async def embed_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
 
 @routes.get("/forms/{slug}/thanks", summary="The page shown after a submission", roles=PUBLIC)
 async def thanks_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    webform_channel(call.request)
     async with call.sessions() as session:
         form = await form_by_slug(session, call.request.match_info["slug"])
     body = (

@@ -17,6 +17,7 @@ import weakref
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from core.audit import Actor
+from core.event_types import OPERATOR_UPDATED, QUEUE_CREATED, QUEUE_UPDATED, RESYNC
 from core.events import Event
 from core.models import Operator, Role, utcnow
 from core.queues import queue_ids_of
@@ -89,7 +90,7 @@ async def _keep_console_seen(app: web.Application, operator_id: int) -> None:
 
 
 # Events after which a socket reads its operator's role and queues again.
-_MEMBERSHIP_EVENTS = frozenset({"queue.created", "queue.updated", "resync"})
+_MEMBERSHIP_EVENTS = frozenset({QUEUE_CREATED, QUEUE_UPDATED, RESYNC})
 
 
 async def _viewer(app: web.Application, actor: Actor) -> tuple[Actor, frozenset[int]] | None:
@@ -107,7 +108,7 @@ async def _viewer(app: web.Application, actor: Actor) -> tuple[Actor, frozenset[
 def _may_change_viewer(actor: Actor, event: Event) -> bool:
     if actor.operator_id is None:
         return False
-    if event.type == "operator.updated":
+    if event.type == OPERATOR_UPDATED:
         return event.ids.get("operator") == actor.operator_id
     return event.type in _MEMBERSHIP_EVENTS
 

@@ -1,4 +1,6 @@
-// Channel and kind icons, drawn as inline SVG (no icon font, nothing fetched).
+// Icons drawn as inline SVG (no icon font, nothing fetched). Which icon a channel shows, and
+// its label, come from the server (common/channels.js); this module only draws them.
+import { channelIconName, channelLabel } from "./channels.js";
 import { s } from "./dom.js";
 
 const PATHS = {
@@ -14,8 +16,11 @@ const PATHS = {
   note: ["M5 4h14v12l-4 4H5z", "M15 20v-4h4", "M8 9h8", "M8 13h5"],
   event: ["M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18z", "M12 7v5l3 3"],
   offer: ["M12 3l2.5 5.5L20 9l-4 4 1 6-5-3-5 3 1-6-4-4 5.5-.5z"],
+  // The generic icon: a channel the server does not describe, or an icon it does not draw.
+  channel: ["M4 7h16v10H4z", "M8 12h.01", "M12 12h.01", "M16 12h.01"],
 };
 
+// Other names for the drawings above.
 const ALIASES = {
   form: "webform",
   call: "voice",
@@ -27,31 +32,13 @@ const ALIASES = {
   routing: "event",
 };
 
-const LABELS = {
-  email: "Email",
-  webform: "Web form",
-  sms: "SMS",
-  voice: "Call",
-  messenger: "Messenger",
-  whatsapp: "WhatsApp",
-  telegram: "Telegram",
-  api: "API",
-  note: "Internal note",
-  event: "System event",
-  offer: "Offer",
-};
-
 export function iconName(name) {
   const key = ALIASES[name] || name;
-  return PATHS[key] ? key : "messenger";
+  return PATHS[key] ? key : "channel";
 }
 
-export function channelLabel(name) {
-  return LABELS[name] || LABELS[iconName(name)] || name;
-}
-
-/** An icon; `label` (default: the channel's name) is what screen readers hear. */
-export function icon(name, label = channelLabel(name)) {
+/** The icon `name` (a drawing, not a channel); `label` is what screen readers hear. */
+export function icon(name, label, dataset = {}) {
   const key = iconName(name);
   return s(
     "svg",
@@ -62,9 +49,15 @@ export function icon(name, label = channelLabel(name)) {
       height: 18,
       role: "img",
       "aria-label": label,
-      dataset: { channel: name },
+      dataset,
     },
     s("title", {}, label),
     PATHS[key].map((d) => s("path", { d })),
   );
+}
+
+/** A channel's icon, labelled with the channel's label (its name if the server does not run
+ *  it: old data). */
+export function channelIcon(channel) {
+  return icon(channelIconName(channel), channelLabel(channel), { channel });
 }

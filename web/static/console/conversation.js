@@ -2,16 +2,19 @@
 import { get, post, withQuery } from "../common/api.js";
 import { serverNow } from "../common/clock.js";
 import { byId, fill, formatTime, h, localInputValue, toast } from "../common/dom.js";
-import { channelLabel, icon } from "../common/icons.js";
+import {
+  channelInfo,
+  channelLabel,
+  channelsSendingTo,
+  defaultReplyChannel,
+  replyWindowLeft,
+} from "../common/channels.js";
+import { channelIcon, icon } from "../common/icons.js";
 import { renderCustomer } from "./customer.js";
 import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
 import { isSupervisor, operatorName, queueName, signal, state } from "./state.js";
 
-// Channels the server can answer on, by the kind of address they deliver to.
-const REPLY_CHANNELS = { email: ["email"], phone: ["sms"], whatsapp: ["whatsapp"], telegram: ["telegram"], external: ["api"] };
-// Channels that cannot carry an answer, and the channel that answers for them.
-const ANSWERED_BY = { webform: "email" };
 const TIMELINE_PAGE = 50;
 
 let view = null; // the elements of the open conversation
@@ -185,7 +188,7 @@ function renderHeader() {
   const name = contact.display_name || `Contact ${contact.id}`;
   fill(
     view.header,
-    h("h1", { id: "conversation-title" }, icon(c.channel), " ", name),
+    h("h1", { id: "conversation-title" }, channelIcon(c.channel), " ", name),
     c.subject ? h("p", { class: "subject" }, c.subject) : null,
     h(
       "p",
@@ -459,7 +462,6 @@ function renderInteraction(item, frames) {
   const isNote = item.kind === "note";
   const isEvent = item.kind === "event";
   const other = item.conversation_id !== state.conversationId;
-  const iconName = isNote ? "note" : isEvent ? "event" : item.kind === "call" ? "voice" : item.channel;
   const kindClass = isNote ? "item-note" : isEvent ? "item-event" : `item-${item.direction}`;
   return h(
     "li",
@@ -470,7 +472,13 @@ function renderInteraction(item, frames) {
     h(
       "div",
       { class: "item-head" },
-      icon(iconName, isNote ? "Internal note" : isEvent ? "System event" : channelLabel(item.channel)),
+      isNote
+        ? icon("note", "Internal note")
+        : isEvent
+          ? icon("event", "System event")
+          : item.kind === "call"
+            ? icon("voice", `Call · ${channelLabel(item.channel)}`)
+            : channelIcon(item.channel),
       h("strong", {}, authorOf(item)),
       h(
         "span",
@@ -648,29 +656,49 @@ export function focusCanned() {
   if (view) view.canned.focus();
 }
 
-function renderChannels() {
-  const c = state.conversation;
-  const contact = state.contact;
-  const preferred = ANSWERED_BY[c.channel] || c.channel;
+/** The channels a reply may go out on: those that can send to an address the contact has
+ *  (from the server's channel list), the conversation's default first. */
+function replyChoices(conversation, contact) {
+  const preferred = defaultReplyChannel(conversation.channel);
   const choices = [];
   for (const identity of contact.identities || []) {
-    for (const name of REPLY_CHANNELS[identity.kind] || []) {
+    for (const name of channelsSendingTo(identity.kind)) {
       if (!choices.includes(name)) choices.push(name);
     }
   }
-  if (!choices.includes(preferred)) choices.unshift(preferred);
-  const selected = view.channel.value || preferred;
+  choices.sort((a, b) => (b === preferred) - (a === preferred));
+  return { choices, preferred };
+}
+
+/** The customer's last message on `channel` in the loaded timeline (for reply windows). */
+function lastInboundOn(channel) {
+  const found = timeline.items.find((item) => item.direction === "in" && item.channel === channel);
+  return found ? found.occurred_at : null;
+}
+
+function choiceLabel(name, preferred) {
+  const parts = [channelLabel(name)];
+  if (name === preferred) parts.push("(default)");
+  const info = channelInfo(name);
+  const left = replyWindowLeft(name, lastInboundOn(name), serverNow());
+  if (info && info.reply_window_seconds !== null && left === 0) parts.push("(reply window closed)");
+  return parts.join(" ");
+}
+
+function renderChannels() {
+  const { choices, preferred } = replyChoices(state.conversation, state.contact);
+  const selected = view.channel.value;
+  if (!choices.length) {
+    fill(view.channel, h("option", { value: "" }, "No channel reaches this contact"));
+    view.channel.disabled = true;
+    return;
+  }
+  view.channel.disabled = false;
   fill(
     view.channel,
-    choices.map((name) =>
-      h(
-        "option",
-        { value: name },
-        name === preferred ? `${channelLabel(name)} (default)` : channelLabel(name),
-      ),
-    ),
+    choices.map((name) => h("option", { value: name }, choiceLabel(name, preferred))),
   );
-  view.channel.value = choices.includes(selected) ? selected : preferred;
+  view.channel.value = choices.includes(selected) ? selected : choices[0];
   if (!view.rules.contains(document.activeElement)) renderReplyRules(view.rules, view.channel.value);
 }
 
@@ -694,9 +722,11 @@ async function submit(composer, id) {
         toast(`@${mention.handle} was not notified: ${mention.reason}`, "error");
       }
     } else {
-      const body = template ? { ...template } : { text };
-      const preferred = ANSWERED_BY[state.conversation.channel] || state.conversation.channel;
-      if (composer.channel.value && composer.channel.value !== preferred) body.channel = composer.channel.value;
+      if (!composer.channel.value) {
+        toast("No channel this server runs can reach this contact: add an address first", "error");
+        return;
+      }
+      const body = template ? { ...template, channel: composer.channel.value } : { text, channel: composer.channel.value };
       const result = await post(`/api/v1/conversations/${id}/reply`, body);
       toast(`Reply queued for ${channelLabel(result.outbox.channel)} to ${result.outbox.recipient}`);
     }

@@ -2,7 +2,8 @@
 // editing, and merge suggestions.
 import { ApiError, get, patch, post, withQuery } from "../common/api.js";
 import { byId, fill, formatTime, h, toast } from "../common/dom.js";
-import { channelLabel, icon } from "../common/icons.js";
+import { channelLabel } from "../common/channels.js";
+import { channelIcon } from "../common/icons.js";
 import { isSupervisor, operatorName, signal, state } from "./state.js";
 
 const IDENTITY_LABELS = {
@@ -202,7 +203,7 @@ function pastConversations() {
               signal("open", { id: c.id });
             },
           },
-          icon(c.channel),
+          channelIcon(c.channel),
           ` #${c.id} ${c.subject || channelLabel(c.channel)}`,
         ),
         h("span", { class: "muted" }, ` · ${c.status ? `${c.status} · ` : ""}${formatTime(c.updated_at)}`),

@@ -2,7 +2,7 @@
 import { get, post, withQuery } from "../common/api.js";
 import { serverNow } from "../common/clock.js";
 import { byId, fill, formatTime, h, toast } from "../common/dom.js";
-import { icon } from "../common/icons.js";
+import { channelIcon, icon } from "../common/icons.js";
 import { queueName, signal, state } from "./state.js";
 
 const SECTION_TITLES = {
@@ -98,7 +98,7 @@ function renderItem(item) {
       h(
         "span",
         { class: "item-top" },
-        icon(item.channel),
+        channelIcon(item.channel),
         h("strong", { class: "name" }, item.contactName),
         h("time", { datetime: item.updatedAt || "" }, formatTime(item.updatedAt)),
       ),
@@ -189,7 +189,7 @@ function renderOffers() {
         h(
           "div",
           { class: "offer-head" },
-          conversation ? icon(conversation.channel) : icon("offer"),
+          conversation ? channelIcon(conversation.channel) : icon("offer", "Offer"),
           h("strong", {}, name),
           h("span", { class: "muted" }, queueName(offer.queue_id)),
         ),

@@ -1,6 +1,7 @@
 // The agent console: wires the inbox, offers, conversation view and customer card to the API
 // and to the live events of /ws.
 import { get, logout, post, put } from "../common/api.js";
+import { loadChannels } from "../common/channels.js";
 import { byId, fill, formatDuration, formatTime, h, secondsSince, toast } from "../common/dom.js";
 import { coalesce, connectLive } from "../common/live.js";
 import {
@@ -261,7 +262,8 @@ async function start() {
   on("conversation-changed", () => reloadConversation());
   on("customer-close", () => toggleCustomer(false));
 
-  await loadTeam();
+  // The channels are the server's configuration: loaded once, with the team.
+  await Promise.all([loadTeam(), loadChannels()]);
   await Promise.all([loadInbox(), loadOffers(), loadNotifications()]);
   connectLive({ onEvent, onState: setLiveState });
   openFromHash();

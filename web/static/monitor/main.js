@@ -2,12 +2,12 @@
 import { get, logout, post, withQuery } from "../common/api.js";
 import { lineChart, legend, stackedBars } from "../common/charts.js";
 import { byId, fill, formatDuration, formatTime, h, secondsSince, toast } from "../common/dom.js";
-import { channelLabel, icon } from "../common/icons.js";
+import { channelLabel, loadChannels } from "../common/channels.js";
+import { channelIcon } from "../common/icons.js";
 import { coalesce, connectLive } from "../common/live.js";
 
 const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 const HOURS = Array.from({ length: 24 }, (_, hour) => String(hour).padStart(2, "0"));
-const KINDS = ["voice", "messaging", "email"];
 
 const state = {
   me: null,
@@ -159,7 +159,10 @@ function meter(kind, load, capacity) {
 
 function renderOperators() {
   const rows = state.snapshot.operators.map((operator) => {
-    const kinds = KINDS.filter((kind) => (operator.capacity[kind] ?? 0) > 0 || (operator.load[kind] ?? 0) > 0);
+    // Capacity kinds are core's (voice, messaging, email); each channel counts against one.
+    const kinds = Object.keys({ ...operator.capacity, ...operator.load })
+      .filter((kind) => (operator.capacity[kind] ?? 0) > 0 || (operator.load[kind] ?? 0) > 0)
+      .sort();
     return h(
       "tr",
       { dataset: { operatorId: operator.id } },
@@ -200,7 +203,7 @@ function renderOperators() {
                 return h(
                   "li",
                   { dataset: { conversationId: id } },
-                  c ? icon(c.channel) : null,
+                  c ? channelIcon(c.channel) : null,
                   h("span", {}, conversationLabel(id)),
                   h(
                     "button",
@@ -235,7 +238,7 @@ function renderWaiting() {
     return h(
       "tr",
       { dataset: { conversationId: c.id } },
-      h("th", { scope: "row" }, icon(c.channel), " ", conversationLabel(c.id), h("div", { class: "muted small" }, c.subject || channelLabel(c.channel))),
+      h("th", { scope: "row" }, channelIcon(c.channel), " ", conversationLabel(c.id), h("div", { class: "muted small" }, c.subject || channelLabel(c.channel))),
       h("td", {}, queue ? queue.name : `queue ${c.queue_id}`),
       h("td", { class: "num waited", dataset: { since } }, formatDuration(secondsSince(since))),
       h(
@@ -384,6 +387,7 @@ async function start() {
   byId("logout-button").addEventListener("click", () => logout());
   byId("reassign-form").addEventListener("submit", submitReassign);
   byId("reassign-cancel").addEventListener("click", () => byId("reassign-dialog").close());
+  await loadChannels();
   await load();
   connectLive({ onEvent, onState: setLiveState });
   setInterval(tickWaits, 1000);
