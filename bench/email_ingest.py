@@ -25,14 +25,20 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select  # noqa: E402 - the path is set up just above
 
 from bench.common import database  # noqa: E402
-from channels.email.imap import PollerOptions  # noqa: E402
-from channels.email.service import EmailChannel  # noqa: E402
+from channels.base import ChannelServices  # noqa: E402
+from channels.email.imap import ImapOptions  # noqa: E402
+from channels.email.plugin import EmailChannel  # noqa: E402
+from channels.pollers import PollerSupervisor  # noqa: E402
+from channels.registry import ChannelRegistry, validated_settings  # noqa: E402
+from core.audit import CLI  # noqa: E402
+from core.channel_accounts import create_account  # noqa: E402
 from core.credentials import CredentialCipher  # noqa: E402
 from core.db import make_engine, make_session_factory, transaction  # noqa: E402
 from core.events import EventBus, session_info  # noqa: E402
 from core.ingest import IngestPolicy  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
-from core.models import Interaction, Mailbox, TlsMode  # noqa: E402
+from core.models import Interaction  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from core.storage import MemoryStore  # noqa: E402
 from tests.mailservers import DovecotServer, MailUser, dovecot_server  # noqa: E402
 
@@ -80,39 +86,50 @@ def bare_fetch(server: DovecotServer, user: MailUser, count: int) -> float:
 async def omnicrm_import(
     server: DovecotServer, user: MailUser, count: int, database_url: str
 ) -> float:
-    """Seconds from starting the email channel until all `count` messages are interactions."""
+    """Seconds from starting the email channel's poller until all `count` messages are
+    interactions."""
     await upgrade(database_url)
     cipher = CredentialCipher("the email benchmark's credentials key")
     engine = make_engine(database_url)
     bus = EventBus()
     sessions = make_session_factory(engine)
     sessions.configure(info=session_info(bus))
+    channel = EmailChannel(ImapOptions(batch_size=50))
     try:
         async with transaction(sessions) as session:
-            session.add(
-                Mailbox(
-                    name="bench",
-                    address="support@shop.example",
-                    imap_host=server.host,
-                    imap_port=server.port,
-                    imap_tls=TlsMode.NONE,
-                    imap_user=user.login,
-                    imap_password=cipher.encrypt(user.password),
-                    smtp_host="127.0.0.1",
-                    smtp_tls=TlsMode.NONE,
-                    poll_seconds=1,
-                )
+            await create_account(
+                session,
+                CLI,
+                channel="email",
+                name="bench",
+                settings=validated_settings(
+                    channel,
+                    {
+                        "address": "support@shop.example",
+                        "imap_host": server.host,
+                        "imap_port": server.port,
+                        "imap_tls": "none",
+                        "imap_user": user.login,
+                        "imap_password": user.password,
+                        "smtp_host": "127.0.0.1",
+                        "smtp_tls": "none",
+                        "poll_seconds": 1,
+                    },
+                ),
+                secret_fields=channel.secret_fields,
+                cipher=cipher,
             )
-        channel = EmailChannel(
-            sessions,
-            bus,
-            MemoryStore(),
-            IngestPolicy(reopen_window=timedelta(days=7)),
-            PollerOptions(batch_size=50),
+        services = ChannelServices(
+            sessions=sessions,
+            bus=bus,
+            store=MemoryStore(),
+            policy=IngestPolicy(reopen_window=timedelta(days=7)),
             cipher=cipher,
+            settings=Settings(database_url=database_url),
         )
+        supervisor = PollerSupervisor(ChannelRegistry([channel]), services)
         started = time.perf_counter()
-        await channel.start()
+        await supervisor.start()
         try:
             while True:
                 async with sessions() as session:
@@ -121,7 +138,7 @@ async def omnicrm_import(
                     return time.perf_counter() - started
                 await asyncio.sleep(0.1)
         finally:
-            await channel.stop()
+            await supervisor.stop()
     finally:
         await engine.dispose()
 

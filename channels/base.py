@@ -16,11 +16,13 @@ a final public method owns the policy and calls abstract `do_*` hooks.
   then acknowledge, only after the commit, so a provider that gets no answer re-delivers and
   the channel's unique keys make the re-delivery store nothing twice.
 - `PollingAdapter.run` (we call the provider): one poller per account across server
-  processes (a PostgreSQL advisory lock held on a connection of its own), backoff with full
-  jitter on failure, supervision (a failure is recorded on the account and retried, never
-  ends the task), health (`status`, and the account's `last_success_at`/`last_error`).
-  `CursorPoller` is the common case: fetch items after a cursor, parse each (pure), commit
-  each with the cursor moved past it.
+  processes (a PostgreSQL advisory lock held on a connection of its own), the account read
+  afresh with its secrets decrypted before each connection (a key that cannot read them is
+  that account's error, never a crash), backoff with full jitter on failure, supervision (a
+  failure is recorded on the account and retried, never ends the task), health (`status`,
+  and the account's `last_success_at`/`last_error`). `CursorPoller` is the common case:
+  fetch items after a cursor, parse each (pure), commit each with the cursor moved past it.
+  `channels/pollers.py` starts and stops the pollers of every channel as accounts change.
 
 The same pure parser serves a channel's webhook and its poller (Home Assistant's rule).
 Outbound delivery stays `core.outbox.Sender`. Adapters get what they use as arguments
@@ -37,7 +39,7 @@ import logging
 import random
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar, final
@@ -49,16 +51,20 @@ from core.channel_accounts import (
     AccountView,
     load_cursor_state,
     record_account_error,
+    record_account_heard_from,
     record_account_success,
     save_cursor_state,
+    view_of,
+    view_without_secrets,
 )
 from core.channels import ChannelFacts
 from core.credentials import CredentialCipher
 from core.db import SessionFactory, transaction
+from core.errors import Conflict
 from core.events import EventBus
 from core.ingest import IngestPolicy
 from core.logfields import log_fields
-from core.models import utcnow
+from core.models import ChannelAccount, QuarantinedMessage, utcnow
 from core.outbox import Sender, backoff_seconds
 from core.settings import Settings
 from core.storage import AttachmentStore
@@ -181,6 +187,8 @@ class WebhookAdapter(ABC, Generic[ItemT]):
             return self.do_acknowledge(None, "unsupported")
         async with transaction(services.sessions) as session:
             outcome = await self.do_store(session, parsed, account, services)
+            # Health: an account whose webhooks arrive works (shown by /healthz).
+            await record_account_heard_from(session, account.id, utcnow())
         return self.do_acknowledge(outcome, "stored")
 
     @abstractmethod
@@ -229,13 +237,17 @@ class PollOptions:
 
 @dataclass
 class PollerStatus:
-    """A poller's state for /healthz and metrics; updated as it runs."""
+    """A poller's state for metrics and tests; updated as it runs (this process only).
+
+    `state` is starting, standby (another process polls), backoff, stopped, or what the
+    channel's `do_serve` says it is doing; `counters` count items by outcome (a CursorPoller
+    counts "stored" and "unsupported", the IMAP poller "stored", "duplicate" and
+    "quarantined"), `errors` the rounds that failed."""
 
     channel: str
     account_id: int
     account: str
     state: str = "starting"
-    items: int = 0
     errors: int = 0
     last_success_at: datetime | None = None
     last_error: str | None = None
@@ -244,6 +256,16 @@ class PollerStatus:
 
     def count(self, name: str, by: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + by
+
+    def counted(self, name: str) -> int:
+        return self.counters.get(name, 0)
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last attempt was an error."""
+        return self.last_error_at is not None and (
+            self.last_success_at is None or self.last_error_at >= self.last_success_at
+        )
 
 
 class AccountGone(Exception):
@@ -258,14 +280,24 @@ MAX_ERROR = 1000
 
 
 class PollingAdapter(ABC):
-    """Polls one account until stopped; survives provider, network and database failures."""
+    """Polls one account until stopped; survives provider, network and database failures.
+
+    `account` names the account; its settings are read again, with the `secret_fields`
+    decrypted, before each connection, so `self.account` in `do_serve` is current (an
+    account disabled or deleted meanwhile ends the poller)."""
 
     def __init__(
-        self, account: AccountView, services: ChannelServices, options: PollOptions | None = None
+        self,
+        account: AccountView,
+        services: ChannelServices,
+        options: PollOptions | None = None,
+        *,
+        secret_fields: Iterable[str] = (),
     ) -> None:
         self.account = account
         self.services = services
         self.options = options or PollOptions()
+        self.secret_fields = frozenset(secret_fields)
         self.status = PollerStatus(account.channel, account.id, account.name)
         self._stop = asyncio.Event()
         self._failures = 0
@@ -276,6 +308,11 @@ class PollingAdapter(ABC):
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def stop_signal(self) -> asyncio.Event:
+        """Set when the poller is told to stop: for waits of the channel's own (IDLE)."""
+        return self._stop
 
     def stop(self) -> None:
         """Finish the item in hand and end `run`."""
@@ -292,6 +329,8 @@ class PollingAdapter(ABC):
                             self.status.state = "standby"
                             await self.pause(_jittered(self.options.lock_retry_seconds))
                             continue
+                        self.status.state = "connecting"
+                        self.account = await self._load_account()
                         await self.do_serve()
                 except AccountGone:
                     return
@@ -313,6 +352,23 @@ class PollingAdapter(ABC):
     async def do_serve(self) -> None:
         """Connect and poll until `stopping`; call `succeeded()` after each good round and
         `check_lock()` before each; raise on failure (recorded, retried with backoff)."""
+
+    async def _load_account(self) -> AccountView:
+        """The account as it is now, secrets decrypted (CredentialError names one no
+        configured key reads: recorded and retried like any failure)."""
+        async with self.services.sessions() as session:
+            row = await session.get(ChannelAccount, self.account.id, populate_existing=True)
+        if row is None or not row.enabled:
+            raise AccountGone(f"{self.account.label} is deleted or disabled")
+        return view_of(row, self.services.cipher, self.secret_fields)
+
+    async def current(self, session: AsyncSession) -> AccountView:
+        """The account as `session` sees it now (without its secrets): for what may change
+        between connections, such as its queue. AccountGone once it is disabled."""
+        row = await session.get(ChannelAccount, self.account.id, populate_existing=True)
+        if row is None or not row.enabled:
+            raise AccountGone(f"{self.account.label} is deleted or disabled")
+        return view_without_secrets(row, self.secret_fields)
 
     async def pause(self, seconds: float) -> None:
         """Sleep, but wake at once when stopped."""
@@ -411,10 +467,11 @@ class CursorPoller(PollingAdapter, Generic[ItemT]):
     @final
     async def do_serve(self) -> None:
         self.status.state = "polling"
+        channel, account_id = self.account.channel, self.account.id
         while not self._stop.is_set():
             await self.check_lock()
             async with self.services.sessions() as session:
-                cursor = await load_cursor_state(session, self.account)
+                cursor = await load_cursor_state(session, channel, account_id)
             items, after = await self.do_fetch(cursor)
             for item, moved in zip(items, after, strict=True):
                 if self._stop.is_set():
@@ -423,10 +480,10 @@ class CursorPoller(PollingAdapter, Generic[ItemT]):
                 async with transaction(self.services.sessions) as session:
                     if not isinstance(parsed, Unsupported):
                         await self.do_store(session, parsed)
-                        self.status.items += 1
+                        self.status.count("stored")
                     else:
                         self.status.count("unsupported")
-                    await save_cursor_state(session, self.account, moved)
+                    await save_cursor_state(session, channel, account_id, moved)
             await self.succeeded()
             if not items:
                 await self.pause(self.options.poll_seconds)
@@ -523,6 +580,9 @@ class Channel(ABC):
     facts: ClassVar[ChannelFacts]
     settings_model: ClassVar[type[BaseModel] | None] = None
     secret_fields: ClassVar[frozenset[str]] = frozenset()
+    # How an admin downloads a quarantined item (GET /api/v1/quarantine/{id}/raw).
+    quarantine_media_type: ClassVar[str] = "application/octet-stream"
+    quarantine_extension: ClassVar[str] = "bin"
 
     @property
     def name(self) -> str:
@@ -555,3 +615,20 @@ class Channel(ABC):
         """Try the account's connection and credentials; a line saying what worked, or raise
         with what did not. Channels without a provider have nothing to check."""
         return "nothing to check"
+
+    def describe_quarantined(self, raw: bytes) -> tuple[str, str]:
+        """(sender, subject) of a quarantined item as its raw bytes state them, for an
+        admin's list; best effort, never raises ("" for what the channel cannot say)."""
+        return "", ""
+
+    async def retry_quarantined(
+        self,
+        session: AsyncSession,
+        row: QuarantinedMessage,
+        account: AccountView,
+        services: ChannelServices,
+    ) -> None:
+        """Import a quarantined item again through the channel's own path, in the caller's
+        transaction, recording the outcome on `row` (ingested, or held with the new reason).
+        A channel that quarantines nothing has nothing to retry: 409."""
+        raise Conflict(f"channel {self.name!r} cannot retry quarantined input")

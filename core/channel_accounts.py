@@ -11,29 +11,38 @@ Invariants:
   secrets masked (`public_settings`).
 - Saving the same secret again writes nothing (Fernet's ciphertexts differ each time, so
   changes are detected on the decrypted value).
-- Accounts declared in the config file (`from_config`) are changed only through the file.
-- A removed account is disabled, not deleted: its conversations and cursor stay.
+- Accounts declared in the config file (`from_config`) are changed only through the file
+  (`sync_config_accounts`, which makes the table hold exactly what the file declares).
+- A removed account is disabled, not deleted: its conversations, cursor and quarantine stay.
+- An account's cursor (`channel_cursor`, key `account:<id>`) is written in the caller's
+  transaction, together with the items it covers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.audit import Actor
-from core.credentials import CredentialCipher
+from core.credentials import CredentialCipher, Rotation, is_encrypted
 from core.errors import Conflict, InvalidInput, NotFound
 from core.event_types import CHANNEL_ACCOUNT_CREATED, CHANNEL_ACCOUNT_UPDATED
 from core.events import Event, emit
-from core.models import ChannelAccount, ChannelCursor, Queue
+from core.models import ChannelAccount, ChannelCursor, Queue, Role
 
 MAX_NAME = 100
+# Who changes an account when the config file declares it.
+CONFIG_FILE = Actor("config-file", Role.ADMIN)
+# pg_advisory_xact_lock key of the config sync ("omnichan" in ASCII).
+_CONFIG_SYNC_LOCK = 0x6F6D6E696368616E
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,11 @@ class AccountView:
     def setting(self, name: str, default: Any = None) -> Any:
         return self.settings.get(name, default)
 
+    @property
+    def label(self) -> str:
+        """How logs, health and errors name the account: "<channel> account '<name>'"."""
+        return f"{self.channel} account {self.name!r}"
+
 
 def view_of(
     row: ChannelAccount, cipher: CredentialCipher, secret_fields: Iterable[str]
@@ -65,6 +79,29 @@ def view_of(
         for key, value in row.settings.items()
     }
     return AccountView(row.id, row.channel, row.name, settings, row.queue_id, row.enabled)
+
+
+def view_without_secrets(row: ChannelAccount, secret_fields: Iterable[str]) -> AccountView:
+    """The account with its secrets left out: what a poller is started with (it reads the
+    account again, secrets decrypted, each time it connects)."""
+    secrets = set(secret_fields)
+    settings = {key: value for key, value in row.settings.items() if key not in secrets}
+    return AccountView(row.id, row.channel, row.name, settings, row.queue_id, row.enabled)
+
+
+def fingerprint_of(
+    row: ChannelAccount, cipher: CredentialCipher, secret_fields: Iterable[str]
+) -> str:
+    """A digest of what the account's adapters work with (its settings, each secret as the
+    clear text it holds, its queue), to notice a change without keeping a secret: a secret
+    re-encrypted under another key is no change."""
+    secrets = set(secret_fields)
+    shown = {
+        key: cipher.fingerprint(value) if key in secrets and isinstance(value, str) else value
+        for key, value in row.settings.items()
+    }
+    data = json.dumps([shown, row.queue_id], sort_keys=True, default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
 
 
 def public_settings(row: ChannelAccount, secret_fields: Iterable[str]) -> dict[str, Any]:
@@ -89,6 +126,14 @@ async def find_account(session: AsyncSession, channel: str, name: str) -> Channe
     )
 
 
+async def account_named(session: AsyncSession, channel: str, name: str) -> ChannelAccount:
+    """The account, or NotFound naming it."""
+    row = await find_account(session, channel, name)
+    if row is None:
+        raise NotFound(f"no {channel} account named {name!r}")
+    return row
+
+
 async def list_accounts(
     session: AsyncSession, *, channel: str | None = None, enabled_only: bool = False
 ) -> list[ChannelAccount]:
@@ -100,10 +145,21 @@ async def list_accounts(
     return list(await session.scalars(query))
 
 
+async def enabled_account_exists(session: AsyncSession, channel: str) -> bool:
+    found = await session.scalar(
+        select(ChannelAccount.id)
+        .where(ChannelAccount.channel == channel, ChannelAccount.enabled.is_(True))
+        .limit(1)
+    )
+    return found is not None
+
+
 def _checked_name(name: str) -> str:
     name = name.strip()
-    if not name or len(name) > MAX_NAME or "/" in name:
-        raise InvalidInput(f"name must be 1 to {MAX_NAME} characters without '/'", field="name")
+    if not name or len(name) > MAX_NAME or "/" in name or not name.isprintable():
+        raise InvalidInput(
+            f"name must be 1 to {MAX_NAME} printable characters without '/'", field="name"
+        )
     return name
 
 
@@ -122,6 +178,7 @@ async def create_account(
     secret_fields: Iterable[str],
     cipher: CredentialCipher,
     queue_id: int | None = None,
+    enabled: bool = True,
     from_config: bool = False,
 ) -> ChannelAccount:
     """A new account with validated `settings`; 409 if the channel has one of that name."""
@@ -134,10 +191,12 @@ async def create_account(
         name=name,
         settings=cipher.encrypt_fields(settings, secret_fields),
         queue_id=queue_id,
+        enabled=enabled,
         from_config=from_config,
     )
     session.add(row)
     await session.flush()
+    # The names of the settings, never their values: some are secrets.
     await audit.record(
         session,
         actor,
@@ -164,10 +223,12 @@ async def update_account(
     by_config: bool = False,
 ) -> list[str]:
     """Apply validated changes (`settings` holds the new values of the fields sent); the
-    names of what changed. Config-file accounts only change through the file."""
+    names of what changed, sorted. Config-file accounts only change through the file
+    (`by_config`), which takes over an account of the same name made elsewhere."""
     if row.from_config and not by_config:
         raise Conflict(
-            f"account {row.name!r} is declared in the config file; change it there",
+            f"account {row.name!r} is declared in the config file: change it there and "
+            "restart omnicrm",
             field="name",
         )
     secrets = set(secret_fields)
@@ -175,10 +236,10 @@ async def update_account(
     changed: list[str] = []
     for key, value in settings.items():
         if key in secrets:
-            if cipher.matches(stored.get(key, ""), value or "") and key in stored:
+            if key in stored and cipher.matches(stored[key], value or ""):
                 continue
             stored[key] = cipher.encrypt(value) if value else ""
-        elif stored.get(key) == value and key in stored:
+        elif key in stored and stored[key] == value:
             continue
         else:
             stored[key] = value
@@ -192,7 +253,12 @@ async def update_account(
     if enabled is not None and row.enabled != enabled:
         row.enabled = enabled
         changed.append("enabled")
+    if by_config and not row.from_config:
+        row.from_config = True
+        changed.append("from_config")
+    changed.sort()
     if changed:
+        await session.flush()
         await audit.record(
             session,
             actor,
@@ -206,12 +272,215 @@ async def update_account(
     return changed
 
 
+# --- the config file ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeclaredAccount:
+    """An account as the config file declares it, its settings validated by its channel."""
+
+    channel: str
+    name: str
+    settings: Mapping[str, Any]
+    secret_fields: frozenset[str]
+    queue: str | None = None
+    enabled: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.channel}:{self.name}"
+
+
+@dataclass
+class ConfigSync:
+    """What `sync_config_accounts` changed, as "<channel>:<name>"."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+
+
+async def sync_config_accounts(
+    session: AsyncSession, declared: Sequence[DeclaredAccount], *, cipher: CredentialCipher
+) -> ConfigSync:
+    """Make the table hold exactly the config file's accounts (by channel and name).
+
+    An account the file declares is created or updated to match it (a setting left out of
+    the file means its default, since the channel's model filled it in). One of the same name
+    made through the API or CLI is taken over by the file. One the file declared before and
+    no longer does is disabled and handed back to the API, where an admin can manage or
+    enable it. An account that matches the file is not written (secrets are compared as the
+    clear text they hold), so a restart changes nothing.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        # Server processes starting together would otherwise both create the same account;
+        # on SQLite the write lock taken at BEGIN serializes them already.
+        await session.execute(select(func.pg_advisory_xact_lock(_CONFIG_SYNC_LOCK)))
+    result = ConfigSync()
+    keys: set[tuple[str, str]] = set()
+    for account in declared:
+        name = _checked_name(account.name)
+        keys.add((account.channel, name))
+        queue_id = await _queue_named(session, account)
+        row = await find_account(session, account.channel, name)
+        if row is None:
+            await create_account(
+                session,
+                CONFIG_FILE,
+                channel=account.channel,
+                name=name,
+                settings=account.settings,
+                secret_fields=account.secret_fields,
+                cipher=cipher,
+                queue_id=queue_id,
+                enabled=account.enabled,
+                from_config=True,
+            )
+            result.created.append(account.key)
+        elif await update_account(
+            session,
+            CONFIG_FILE,
+            row,
+            settings=account.settings,
+            secret_fields=account.secret_fields,
+            cipher=cipher,
+            queue_id=queue_id,
+            set_queue=True,
+            enabled=account.enabled,
+            by_config=True,
+        ):
+            result.updated.append(account.key)
+    owned = await session.scalars(
+        select(ChannelAccount)
+        .where(ChannelAccount.from_config.is_(True))
+        .order_by(ChannelAccount.id)
+    )
+    for row in list(owned):
+        if (row.channel, row.name) not in keys:
+            await _release(session, row)
+            result.disabled.append(f"{row.channel}:{row.name}")
+    return result
+
+
+async def _release(session: AsyncSession, row: ChannelAccount) -> None:
+    """The file no longer declares the account: disable it and hand it to the API."""
+    changed = ["from_config"] + (["enabled"] if row.enabled else [])
+    row.from_config = False
+    row.enabled = False
+    await session.flush()
+    await audit.record(
+        session,
+        CONFIG_FILE,
+        "channel_account.update",
+        "channel_account",
+        row.id,
+        {
+            "channel": row.channel,
+            "name": row.name,
+            "fields": sorted(changed),
+            "reason": "removed from the config file",
+        },
+    )
+    await emit(session, Event(CHANNEL_ACCOUNT_UPDATED, {"channel_account": row.id}))
+
+
+async def _queue_named(session: AsyncSession, account: DeclaredAccount) -> int | None:
+    if account.queue is None:
+        return None
+    queue_id = await session.scalar(select(Queue.id).where(Queue.name == account.queue))
+    if queue_id is None:
+        raise InvalidInput(
+            f"{account.channel} account {account.name!r}: no queue named {account.queue!r}",
+            field="queue",
+        )
+    return queue_id
+
+
+# --- key rotation ---------------------------------------------------------------------------
+
+
+async def rotate_credentials(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: CredentialCipher,
+    secret_fields: Callable[[str], Iterable[str] | None],
+) -> Rotation:
+    """Re-encrypt every stored secret of every channel account under the current key.
+
+    `secret_fields(channel)` names a channel's secrets (None for a channel this process does
+    not run: then every value that is a ciphertext counts as one). Values under a previous
+    key and clear text are re-encrypted; values under the current key stay as they are. If
+    any value can be read with no configured key, nothing is written and the result lists
+    them: the caller reports them and rolls back. The rows are locked (FOR UPDATE on
+    PostgreSQL) so a concurrent edit waits for the rotation.
+    """
+    rotation = Rotation()
+    rows = await session.scalars(
+        select(ChannelAccount).order_by(ChannelAccount.id).with_for_update()
+    )
+    planned: list[tuple[ChannelAccount, dict[str, str]]] = []
+    for row in list(rows):
+        names = secret_fields(row.channel)
+        if names is None:
+            names = [
+                key for key, value in row.settings.items() if isinstance(value, str)
+                and is_encrypted(value)
+            ]  # fmt: skip
+        new = cipher.rotate_fields(
+            row.settings, names, f"{row.channel} account {row.name!r}", rotation
+        )
+        if new:
+            planned.append((row, new))
+    if rotation.unreadable:
+        return rotation
+    for row, new in planned:
+        await session.execute(
+            update(ChannelAccount)
+            .where(ChannelAccount.id == row.id)
+            # The same secrets: not an edit of the account, so updated_at stays.
+            .values(settings={**row.settings, **new}, updated_at=ChannelAccount.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        await audit.record(
+            session,
+            actor,
+            "channel_account.rotate_credentials",
+            "channel_account",
+            row.id,
+            {"channel": row.channel, "name": row.name, "fields": sorted(new)},
+        )
+    return rotation
+
+
+# --- health -----------------------------------------------------------------------------------
+
+
 async def record_account_success(session: AsyncSession, account_id: int, at: datetime) -> None:
     """The account's poller or webhook worked: clear its error. Health is not configuration,
     so `updated_at` stays as the last edit left it."""
     await session.execute(
         update(ChannelAccount)
         .where(ChannelAccount.id == account_id)
+        .values(last_success_at=at, last_error=None, updated_at=ChannelAccount.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def record_account_heard_from(
+    session: AsyncSession, account_id: int, at: datetime, every: timedelta = timedelta(minutes=1)
+) -> None:
+    """A webhook of the account was stored: the account works. Written at most once per
+    `every` (one cheap UPDATE that matches nothing otherwise), in the caller's transaction."""
+    await session.execute(
+        update(ChannelAccount)
+        .where(
+            ChannelAccount.id == account_id,
+            or_(
+                ChannelAccount.last_success_at.is_(None),
+                ChannelAccount.last_success_at < at - every,
+                ChannelAccount.last_error.is_not(None),
+            ),
+        )
         .values(last_success_at=at, last_error=None, updated_at=ChannelAccount.updated_at)
         .execution_options(synchronize_session=False)
     )
@@ -245,30 +514,33 @@ def health_of(row: ChannelAccount) -> str:
 # --- the cursor of a polled account ---------------------------------------------------------
 
 
-def _cursor_key(account: AccountView) -> tuple[str, str]:
-    return account.channel, f"account:{account.id}"
+def cursor_key(channel: str, account_id: int) -> tuple[str, str]:
+    """The `channel_cursor` row of an account: (channel, "account:<id>")."""
+    return channel, f"account:{account_id}"
 
 
-async def load_cursor_state(session: AsyncSession, account: AccountView) -> dict[str, Any] | None:
-    channel, key = _cursor_key(account)
+async def load_cursor_state(
+    session: AsyncSession, channel: str, account_id: int
+) -> dict[str, Any] | None:
+    name, key = cursor_key(channel, account_id)
     state = await session.scalar(
         select(ChannelCursor.state).where(
-            ChannelCursor.channel == channel, ChannelCursor.account == key
+            ChannelCursor.channel == name, ChannelCursor.account == key
         )
     )
     return dict(state) if state is not None else None
 
 
 async def save_cursor_state(
-    session: AsyncSession, account: AccountView, state: Mapping[str, Any]
+    session: AsyncSession, channel: str, account_id: int, state: Mapping[str, Any]
 ) -> None:
     """Write the account's cursor in the caller's transaction (with the items it covers)."""
-    channel, key = _cursor_key(account)
+    name, key = cursor_key(channel, account_id)
     row = await session.scalar(
-        select(ChannelCursor).where(ChannelCursor.channel == channel, ChannelCursor.account == key)
+        select(ChannelCursor).where(ChannelCursor.channel == name, ChannelCursor.account == key)
     )
     if row is None:
-        session.add(ChannelCursor(channel=channel, account=key, state=dict(state)))
+        session.add(ChannelCursor(channel=name, account=key, state=dict(state)))
     else:
         row.state = dict(state)
     await session.flush()

@@ -310,29 +310,17 @@ CHANNEL_ACCOUNT_UPDATED: Final = _declare(
     "a channel account's settings changed, or it was disabled",
     ids={"channel_account": "the account"},
 )
-MAILBOX_CREATED: Final = _declare(
-    "mailbox.created", Audience.ADMINS, "a mailbox was added", ids={"mailbox": "the mailbox"}
-)
-MAILBOX_UPDATED: Final = _declare(
-    "mailbox.updated", Audience.ADMINS, "a mailbox changed", ids={"mailbox": "the mailbox"}
-)
-MAILBOX_DELETED: Final = _declare(
-    "mailbox.deleted",
-    Audience.ADMINS,
-    "a mailbox was deactivated",
-    ids={"mailbox": "the mailbox"},
-)
 QUARANTINE_CREATED: Final = _declare(
     "quarantine.created",
     Audience.ADMINS,
     "a message that could not be imported was quarantined",
-    ids={"quarantine": "the quarantine row", "mailbox": "the mailbox it came from"},
+    ids={"quarantine": "the quarantine row", "channel_account": "the account it came from"},
 )
 QUARANTINE_UPDATED: Final = _declare(
     "quarantine.updated",
     Audience.ADMINS,
     "a quarantined message was retried, imported or dismissed",
-    ids={"quarantine": "the quarantine row", "mailbox": "the mailbox it came from"},
+    ids={"quarantine": "the quarantine row", "channel_account": "the account it came from"},
 )
 
 # Types chosen at run time, by the state that names them.

@@ -455,60 +455,6 @@ class AuthSession(Base):
     revoked_at: Mapped[datetime | None]
 
 
-class TlsMode(enum.StrEnum):
-    """How a mail connection is secured: implicit TLS, STARTTLS upgrade, or none (tests, LAN)."""
-
-    SSL = "ssl"
-    STARTTLS = "starttls"
-    NONE = "none"
-
-
-class AfterImport(enum.StrEnum):
-    """What happens to a message on the IMAP server once omnicrm has committed it."""
-
-    LEAVE = "leave"
-    MARK_SEEN = "seen"
-    MOVE = "move"
-
-
-class Mailbox(Base):
-    """One email account: IMAP in, SMTP out. Passwords are write-only in the API and stored
-    encrypted (core/credentials.py: "" or "enc:v1:<token>", never the clear text)."""
-
-    __tablename__ = "mailbox"
-
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    # The From address of replies, and the domain of our Message-IDs.
-    address: Mapped[str] = mapped_column(String(320))
-    display_name: Mapped[str] = mapped_column(String(200), default="")
-    imap_host: Mapped[str] = mapped_column(String(255))
-    imap_port: Mapped[int] = mapped_column(Integer, default=993)
-    imap_tls: Mapped[str] = mapped_column(String(10), default=TlsMode.SSL)
-    imap_user: Mapped[str] = mapped_column(String(320))
-    imap_password: Mapped[str] = mapped_column(Text, default="")
-    imap_folder: Mapped[str] = mapped_column(String(200), default="INBOX")
-    smtp_host: Mapped[str] = mapped_column(String(255))
-    smtp_port: Mapped[int] = mapped_column(Integer, default=465)
-    smtp_tls: Mapped[str] = mapped_column(String(10), default=TlsMode.SSL)
-    smtp_user: Mapped[str] = mapped_column(String(320), default="")
-    smtp_password: Mapped[str] = mapped_column(Text, default="")
-    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
-    after_import: Mapped[str] = mapped_column(String(10), default=AfterImport.LEAVE)
-    move_to_folder: Mapped[str | None] = mapped_column(String(200))
-    use_idle: Mapped[bool] = mapped_column(Boolean, default=True)
-    poll_seconds: Mapped[int] = mapped_column(Integer, default=60)
-    backfill_days: Mapped[int] = mapped_column(Integer, default=30)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # Set for mailboxes declared in the config file, which owns them (the API cannot edit).
-    from_config: Mapped[bool] = mapped_column(Boolean, default=False)
-    last_success_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    last_error_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
 class QuarantineStatus(enum.StrEnum):
     QUARANTINED = "quarantined"
     INGESTED = "ingested"
@@ -516,15 +462,19 @@ class QuarantineStatus(enum.StrEnum):
 
 
 class QuarantinedMessage(Base):
-    """A message that could not be ingested: raw bytes and the reason, for an admin to retry."""
+    """Inbound input a channel could not ingest: the raw bytes and the reason, kept for an
+    admin to retry (through the channel's own import) or discard.
+
+    `reference` is where the item came from in the channel's terms, unique per account (the
+    email poller's is `<uidvalidity>:<uid>`), so the same item held again updates its row."""
 
     __tablename__ = "quarantined_message"
-    __table_args__ = (UniqueConstraint("mailbox_id", "uidvalidity", "uid"),)
+    __table_args__ = (UniqueConstraint("account_id", "reference"),)
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"))
-    uidvalidity: Mapped[int] = mapped_column(BigInteger)
-    uid: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(40))
+    account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id", ondelete="CASCADE"))
+    reference: Mapped[str] = mapped_column(String(200))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     reason: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default=QuarantineStatus.QUARANTINED)

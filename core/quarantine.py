@@ -1,16 +1,19 @@
-"""Quarantine: inbound messages that could not be ingested, kept whole for an admin.
+"""Quarantine: inbound input a channel could not ingest, kept whole for an admin.
 
-A pull channel quarantines a message in the same transaction that moves its cursor past it,
-so the message never blocks the ones behind it and is never retried by itself. An admin sees
-the raw bytes and the reason, retries it (through the channel's own import path, handed in
-as `Reimport`, since core does not know channels) or discards it.
+Generic over channels: a row is the channel, the account it came in through, the channel's
+`reference` of where it came from (unique per account: the email poller's is
+`<uidvalidity>:<uid>`), the raw bytes and the reason.
+
+A pull channel quarantines an item in the same transaction that moves its cursor past it, so
+the item never blocks the ones behind it and is never retried by itself. An admin lists the
+held items (by channel, account, status), downloads the raw bytes, retries one (through the
+channel's own import path, handed in as `Reimport`, since core does not know channels) or
+discards it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,40 +23,32 @@ from core.audit import Actor
 from core.errors import Conflict, NotFound
 from core.event_types import QUARANTINE_CREATED, QUARANTINE_UPDATED
 from core.events import Event, emit
-from core.models import Mailbox, QuarantinedMessage, QuarantineStatus
+from core.models import ChannelAccount, QuarantinedMessage, QuarantineStatus
 from core.pagination import DEFAULT_LIMIT, keyset_page
 
 MAX_REASON = 2000
-# Enough of a message's head to show an admin its sender and subject.
-_SUMMARY_BYTES = 64 * 1024
+MAX_REFERENCE = 200
 
-# Imports a quarantined message again; records the outcome on the row it is given.
+# Imports a quarantined item again; records the outcome on the row it is given.
 Reimport = Callable[[AsyncSession, QuarantinedMessage], Awaitable[None]]
 
 
 async def quarantine(
     session: AsyncSession,
     *,
-    mailbox_id: int,
-    uidvalidity: int,
-    uid: int,
+    channel: str,
+    account_id: int,
+    reference: str,
     raw: bytes,
     reason: str,
 ) -> QuarantinedMessage:
-    """Keep `raw` with the reason; a message already held (same place or same bytes) is
-    updated rather than held twice, e.g. after a folder was re-scanned under a new
-    UIDVALIDITY."""
-    row = await session.scalar(
+    """Keep `raw` with the reason; an item already held (same reference, or the same bytes
+    from the same account) is updated rather than held twice, e.g. after an email folder was
+    re-scanned under a new UIDVALIDITY."""
+    reference = reference[:MAX_REFERENCE]
+    row = await held_at(session, account_id, reference) or await session.scalar(
         select(QuarantinedMessage)
-        .where(
-            QuarantinedMessage.mailbox_id == mailbox_id,
-            QuarantinedMessage.uidvalidity == uidvalidity,
-            QuarantinedMessage.uid == uid,
-        )
-        .limit(1)
-    ) or await session.scalar(
-        select(QuarantinedMessage)
-        .where(QuarantinedMessage.mailbox_id == mailbox_id, QuarantinedMessage.raw == raw)
+        .where(QuarantinedMessage.account_id == account_id, QuarantinedMessage.raw == raw)
         .order_by(QuarantinedMessage.id)
         .limit(1)
     )
@@ -62,28 +57,27 @@ async def quarantine(
         await session.flush()
         return row
     row = QuarantinedMessage(
-        mailbox_id=mailbox_id,
-        uidvalidity=uidvalidity,
-        uid=uid,
+        channel=channel,
+        account_id=account_id,
+        reference=reference,
         raw=raw,
         reason=reason[:MAX_REASON],
         status=QuarantineStatus.QUARANTINED,
     )
     session.add(row)
     await session.flush()
-    await emit(session, Event(QUARANTINE_CREATED, {"quarantine": row.id, "mailbox": mailbox_id}))
+    await emit(session, Event(QUARANTINE_CREATED, _ids(row)))
     return row
 
 
 async def held_at(
-    session: AsyncSession, mailbox_id: int, uidvalidity: int, uid: int
+    session: AsyncSession, account_id: int, reference: str
 ) -> QuarantinedMessage | None:
-    """The quarantine row for this place in a mailbox, if the message was ever held."""
+    """The quarantine row of this place of an account, if its item was ever held."""
     return await session.scalar(
         select(QuarantinedMessage).where(
-            QuarantinedMessage.mailbox_id == mailbox_id,
-            QuarantinedMessage.uidvalidity == uidvalidity,
-            QuarantinedMessage.uid == uid,
+            QuarantinedMessage.account_id == account_id,
+            QuarantinedMessage.reference == reference[:MAX_REFERENCE],
         )
     )
 
@@ -106,16 +100,21 @@ async def get_quarantined(session: AsyncSession, quarantine_id: int) -> Quaranti
 
 async def list_quarantined(
     session: AsyncSession,
-    mailbox_id: int,
     *,
+    channel: str | None = None,
+    account_id: int | None = None,
     status: QuarantineStatus | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> tuple[list[QuarantinedMessage], str | None]:
-    """The mailbox's quarantined messages, newest first, and the next page's cursor."""
-    if await session.get(Mailbox, mailbox_id) is None:
-        raise NotFound(f"no mailbox {mailbox_id}")
-    query = select(QuarantinedMessage).where(QuarantinedMessage.mailbox_id == mailbox_id)
+    """Held items, newest first, and the next page's cursor; 404 for an unknown account."""
+    query = select(QuarantinedMessage)
+    if account_id is not None:
+        if await session.get(ChannelAccount, account_id) is None:
+            raise NotFound(f"no channel account {account_id}", field="account_id")
+        query = query.where(QuarantinedMessage.account_id == account_id)
+    if channel is not None:
+        query = query.where(QuarantinedMessage.channel == channel)
     if status is not None:
         query = query.where(QuarantinedMessage.status == status)
     return await keyset_page(
@@ -131,7 +130,7 @@ async def list_quarantined(
 async def retry(
     session: AsyncSession, actor: Actor, quarantine_id: int, reimport: Reimport
 ) -> QuarantinedMessage:
-    """Import the message again; it is "ingested" afterwards, or still held with the new
+    """Import the item again; it is "ingested" afterwards, or still held with the new
     reason."""
     row = await _lock(session, quarantine_id)
     if row.status != QuarantineStatus.QUARANTINED:
@@ -146,7 +145,8 @@ async def retry(
         "quarantine",
         row.id,
         {
-            "mailbox": row.mailbox_id,
+            "channel": row.channel,
+            "account": row.account_id,
             "outcome": row.status,
             "interaction": row.interaction_id,
             "previous_reason": previous_reason,
@@ -157,7 +157,7 @@ async def retry(
 
 
 async def discard(session: AsyncSession, actor: Actor, quarantine_id: int) -> QuarantinedMessage:
-    """Give up on the message; its bytes stay downloadable. Discarding twice is a no-op."""
+    """Give up on the item; its bytes stay downloadable. Discarding twice is a no-op."""
     row = await _lock(session, quarantine_id)
     if row.status == QuarantineStatus.DISCARDED:
         return row
@@ -166,7 +166,12 @@ async def discard(session: AsyncSession, actor: Actor, quarantine_id: int) -> Qu
     row.status = QuarantineStatus.DISCARDED
     await session.flush()
     await audit.record(
-        session, actor, "quarantine.discard", "quarantine", row.id, {"mailbox": row.mailbox_id}
+        session,
+        actor,
+        "quarantine.discard",
+        "quarantine",
+        row.id,
+        {"channel": row.channel, "account": row.account_id},
     )
     await _emit_updated(session, row)
     return row
@@ -183,18 +188,9 @@ async def _lock(session: AsyncSession, quarantine_id: int) -> QuarantinedMessage
     return row
 
 
+def _ids(row: QuarantinedMessage) -> dict[str, int]:
+    return {"quarantine": row.id, "channel_account": row.account_id}
+
+
 async def _emit_updated(session: AsyncSession, row: QuarantinedMessage) -> None:
-    await emit(
-        session,
-        Event(QUARANTINE_UPDATED, {"quarantine": row.id, "mailbox": row.mailbox_id}),
-    )
-
-
-def summarize(raw: bytes) -> dict[str, str]:
-    """The sender and subject as the message's head states them, for listing; best effort."""
-    try:
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw[:_SUMMARY_BYTES])
-        return {name: str(headers.get(name, "") or "")[:500] for name in ("from", "subject")}
-    except Exception:
-        # The message is in quarantine because it is broken; listing it must not break too.
-        return {"from": "", "subject": ""}
+    await emit(session, Event(QUARANTINE_UPDATED, _ids(row)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
@@ -23,8 +24,6 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
 from core.db import postgresql_url
-from core.errors import InvalidInput
-from core.mailboxes import check_complete
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./omnicrm.db"
 INSECURE_DEV_SECRET = "dev-insecure-change-me"  # noqa: S105 - a marker that is refused in production mode
@@ -34,82 +33,99 @@ class SettingsError(Exception):
     """Settings are invalid; the message is one line fit for a terminal."""
 
 
-class MailboxSettings(BaseModel):
-    """One `[[mailboxes]]` table of the config file: an email account omnicrm reads and sends
-    with. Settings left out take the same defaults as in the API (docs/channels/email.md).
+# Keys of a `[[channels]]` table that are the account's own; every other key is a setting of
+# the channel's (validated by its settings model when the app or the CLI starts).
+_ACCOUNT_KEYS = ("channel", "name", "queue", "enabled")
+ENV_SUFFIX = "_env"
 
-    Passwords belong in the environment, not the file: `imap_password_env = "SUPPORT_IMAP_PW"`
-    names the variable to read at load (`smtp_password_env` likewise). `queue` is a queue's
-    name, since ids differ between installations.
+
+class ChannelAccountSettings(BaseModel):
+    """One `[[channels]]` table of the config file: an account of a channel, e.g.
+
+        [[channels]]
+        channel = "email"
+        name = "support"
+        queue = "Support"                        # a queue's name: ids differ by installation
+        address = "support@shop.example"         # ... and the channel's other settings
+        imap_password_env = "SUPPORT_MAIL_PASSWORD"
+
+    Secrets belong in the environment, not the file: `<setting>_env = "VAR"` names the
+    variable that holds the setting's value, read at load (a value so read is kept as a
+    SecretStr, out of reprs). The channel's own settings are checked by the channel when the
+    app or the CLI starts (channels/accounts.py: `declared_accounts`), since core does not
+    know channels.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    address: str
-    display_name: str | None = None
-    imap_host: str
-    imap_port: int | None = None
-    imap_tls: str | None = None
-    imap_user: str
-    imap_password: SecretStr | None = None
-    imap_password_env: str | None = None
-    imap_folder: str | None = None
-    smtp_host: str
-    smtp_port: int | None = None
-    smtp_tls: str | None = None
-    smtp_user: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_password_env: str | None = None
+    channel: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=100)
     queue: str | None = None
-    after_import: str | None = None
-    move_to_folder: str | None = None
-    use_idle: bool | None = None
-    poll_seconds: int | None = None
-    backfill_days: int | None = None
-    active: bool | None = None
+    enabled: bool = True
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_settings(cls, data: Any) -> Any:
+        """The table is flat: what is not the account's own is the channel's settings."""
+        if not isinstance(data, dict):
+            return data
+        own = {key: value for key, value in data.items() if key in _ACCOUNT_KEYS}
+        rest = {key: value for key, value in data.items() if key not in _ACCOUNT_KEYS}
+        return {**own, "settings": rest}
 
     @model_validator(mode="after")
-    def _resolve_and_check(self) -> Self:
-        try:
-            self.imap_password = _password_from_env(
-                self.imap_password, self.imap_password_env, "imap_password"
-            )
-            self.smtp_password = _password_from_env(
-                self.smtp_password, self.smtp_password_env, "smtp_password"
-            )
-            check_complete(self.mailbox_fields())
-        except InvalidInput as exc:
-            problems = "; ".join(f"{name}: {text}" for name, text in exc.fields.items())
-            raise ValueError(f"mailbox {self.name!r}: {problems or exc.message}") from None
+    def _read_environment(self) -> Self:
+        settings: dict[str, Any] = {}
+        for key, value in self.settings.items():
+            if not key.endswith(ENV_SUFFIX):
+                settings.setdefault(key, value)
+                continue
+            field = key.removesuffix(ENV_SUFFIX)
+            if field in self.settings:
+                raise ValueError(f"{self._what}: give {field} or {key}, not both")
+            if not isinstance(value, str) or not os.environ.get(value):
+                raise ValueError(
+                    f"{self._what}: {key} names {value}, which is not set in the environment"
+                )
+            settings[field] = SecretStr(os.environ[value])
+        self.settings = settings
         return self
 
-    def mailbox_fields(self) -> dict[str, Any]:
-        """The settings given, named as the Mailbox columns (passwords revealed)."""
-        values = self.model_dump(
-            exclude_none=True,
-            exclude={"queue", "imap_password_env", "smtp_password_env"},
-        )
-        for name in ("imap_password", "smtp_password"):
-            secret: SecretStr | None = getattr(self, name)
-            if secret is not None:
-                values[name] = secret.get_secret_value()
-        return values
+    @property
+    def _what(self) -> str:
+        return f"{self.channel} account {self.name!r}"
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Core cannot tell which settings are secret (an inline one, say): reprs, logs and
+        # errors show the names of the settings, never their values.
+        yield from (("channel", self.channel), ("name", self.name), ("queue", self.queue))
+        yield "enabled", self.enabled
+        yield "settings", sorted(self.settings)
+
+    def values(self) -> dict[str, Any]:
+        """The channel's settings as given, values read from the environment revealed."""
+        return {
+            key: value.get_secret_value() if isinstance(value, SecretStr) else value
+            for key, value in self.settings.items()
+        }
 
 
-def _password_from_env(
-    password: SecretStr | None, variable: str | None, field: str
-) -> SecretStr | None:
-    if variable is None:
-        return password
-    if password is not None:
-        raise InvalidInput(f"give {field} or {field}_env, not both", field=f"{field}_env")
-    value = os.environ.get(variable)
-    if not value:
-        raise InvalidInput(
-            f"names {variable}, which is not set in the environment", field=f"{field}_env"
-        )
-    return SecretStr(value)
+class MailboxSettings(ChannelAccountSettings):
+    """One `[[mailboxes]]` table: another spelling of `[[channels]]` with channel "email"
+    (kept from before channel accounts; `active` is `enabled` there)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _email(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "channel" in data:
+            raise ValueError("a [[mailboxes]] table is an email account: leave out channel")
+        data = {**data, "channel": "email"}
+        if "active" in data:
+            data["enabled"] = data.pop("active")
+        return data
 
 
 class Settings(BaseSettings):
@@ -180,8 +196,10 @@ class Settings(BaseSettings):
     enricher_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     log_level: str = "INFO"
     log_json: bool = True
-    # `[[mailboxes]]` tables (`[[omnicrm.mailboxes]]` inside an [omnicrm] table); synced into
-    # the database at start-up, where the API shows them read-only.
+    # `[[channels]]` tables (`[[omnicrm.channels]]` inside an [omnicrm] table): channel
+    # accounts synced into the database at start-up, where the API shows them read-only.
+    # `[[mailboxes]]` are email accounts spelt as before.
+    channels: list[ChannelAccountSettings] = Field(default_factory=list)
     mailboxes: list[MailboxSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -283,14 +301,20 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
 
-    @field_validator("mailboxes")
-    @classmethod
-    def _unique_mailbox_names(cls, value: list[MailboxSettings]) -> list[MailboxSettings]:
-        names = [mailbox.name.strip() for mailbox in value]
-        repeated = sorted({name for name in names if names.count(name) > 1})
+    @model_validator(mode="after")
+    def _unique_account_names(self) -> Self:
+        keys = [f"{account.channel}:{account.name.strip()}" for account in self.channel_accounts]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
         if repeated:
-            raise ValueError(f"each mailbox needs its own name; repeated: {', '.join(repeated)}")
-        return value
+            raise ValueError(
+                f"each account of a channel needs its own name; repeated: {', '.join(repeated)}"
+            )
+        return self
+
+    @property
+    def channel_accounts(self) -> list[ChannelAccountSettings]:
+        """The config file's channel accounts: `[[channels]]`, then `[[mailboxes]]`."""
+        return [*self.channels, *self.mailboxes]
 
     @property
     def is_postgresql(self) -> bool:

@@ -148,6 +148,21 @@ async def empty_database(engine: AsyncEngine) -> None:
 
 
 @pytest.fixture
+async def scratch_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of the test's backend, of its own (the shared one is at head): for
+    tests that migrate from an older revision."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
+        return
+    name = f"omnicrm_scratch_{secrets.token_hex(4)}"
+    await _admin_execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def is_postgresql(database_url: str) -> bool:
     return database_url.startswith("postgresql")
 

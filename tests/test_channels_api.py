@@ -176,7 +176,8 @@ async def test_a_webhook_authenticates_before_it_parses_and_stores_once(
     fake: FakeSms,
 ) -> None:
     admin = await admin_of(server, sessions, aiohttp_client)
-    await add_account(admin)
+    account = await add_account(admin)
+    assert account["health"] == "starting"  # nothing heard from the provider yet
     path = "/hooks/fakesms/main/message"
     body = json.dumps({"id": "m-1", "from": "+1 212 555 0187", "text": "Hello"}).encode()
 
@@ -200,6 +201,9 @@ async def test_a_webhook_authenticates_before_it_parses_and_stores_once(
     assert "needs id, from and text" in (await response.json())["error"]["message"]
     assert await stored(sessions) == 1
     assert outcomes(app) == {"forbidden": 3, "stored": 2, "unsupported": 1, "malformed": 1}
+    # The provider's webhooks arrive: the account works, as /healthz and the API say.
+    shown = await (await admin.get(f"/api/v1/channel-accounts/{account['id']}")).json()
+    assert shown["health"] == "ok"
 
 
 async def test_webhooks_of_unknown_or_disabled_accounts_are_404(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,21 +14,24 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text, update
 
-from channels.email.imap import MailboxPoller
-from channels.email.service import EmailChannel
 from channels.email.smtp import EmailSender
-from core.audit import CLI
 from core.credentials import PREFIX, CredentialCipher, CredentialError
 from core.db import SessionFactory
 from core.events import Event, EventBus, emit
-from core.mailboxes import create_mailbox
-from core.models import Interaction, Mailbox, OutboxItem, OutboxStatus, Role
+from core.models import ChannelAccount, Interaction, OutboxItem, OutboxStatus, Role
 from core.outbox import OutboxWorker, enqueue
 from core.settings import Settings, SettingsError, load_settings
-from core.storage import MemoryStore
 from tests.conftest import UserFactory
 from tests.mailservers import DovecotServer, MailUser, SmtpServer
-from tests.test_email_imap import FAST, POLICY, append, eventually, mail, message_id_of
+from tests.test_email_imap import (
+    add_account,
+    append,
+    eventually,
+    mail,
+    message_id_of,
+    poller_of,
+    supervisor_of,
+)
 from web.cli import main
 
 pytest_plugins = ["tests.mailservers"]  # the `dovecot` and `smtp_server` fixtures
@@ -159,21 +163,9 @@ async def add_mailbox(
     sessions: SessionFactory, cipher: CredentialCipher, user: MailUser, server: DovecotServer,
     **overrides: Any,
 ) -> int:  # fmt: skip
-    """A mailbox on the test Dovecot, made as the API and CLI make one, encrypted with `cipher`."""
-    values = {
-        "name": user.login,
-        "address": f"{user.login}@omnicrm.test",
-        "imap_host": server.host,
-        "imap_port": server.port,
-        "imap_tls": "none",
-        "imap_user": user.login,
-        "imap_password": user.password,
-        "smtp_host": "127.0.0.1",
-        "poll_seconds": 1,
-        **overrides,
-    }
-    async with sessions() as session, session.begin():
-        return (await create_mailbox(session, CLI, values, cipher=cipher)).id
+    """An email account on the test Dovecot, made as the API and CLI make one, encrypted with
+    `cipher`."""
+    return await add_account(sessions, server, user, cipher=cipher, **overrides)
 
 
 async def has_interaction(sessions: SessionFactory, raw: bytes) -> bool:
@@ -187,14 +179,14 @@ async def has_interaction(sessions: SessionFactory, raw: bytes) -> bool:
 async def imports_with(
     sessions: SessionFactory,
     cipher: CredentialCipher,
-    mailbox_id: int,
+    account_id: int,
     server: DovecotServer,
     user: MailUser,
 ) -> None:
     """A poller with `cipher` logs in and imports a new message."""
-    raw = mail(f"Read with the key at {mailbox_id}")
+    raw = mail(f"Read with the key at {account_id}")
     await append(server, user, raw)
-    poller = MailboxPoller(sessions, mailbox_id, MemoryStore(), POLICY, FAST, cipher=cipher)
+    poller = await poller_of(sessions, account_id, cipher=cipher)
     task = asyncio.create_task(poller.run())
     try:
         await eventually(lambda: has_interaction(sessions, raw), "the message to be imported")
@@ -204,11 +196,11 @@ async def imports_with(
         await asyncio.wait_for(task, 15)
 
 
-async def stored_row(sessions: SessionFactory, mailbox_id: int) -> Mailbox:
+async def stored_row(sessions: SessionFactory, account_id: int) -> ChannelAccount:
     async with sessions() as session:
-        mailbox = await session.get(Mailbox, mailbox_id)
-    assert mailbox is not None
-    return mailbox
+        account = await session.get(ChannelAccount, account_id)
+    assert account is not None
+    return account
 
 
 async def test_encrypted_passwords_log_in_to_imap_and_smtp(
@@ -219,7 +211,7 @@ async def test_encrypted_passwords_log_in_to_imap_and_smtp(
 ) -> None:
     user = dovecot.add_user("encrypted")
     smtp_server.require_auth("sender@omnicrm.test", "smtp-Secret-3355")
-    mailbox_id = await add_mailbox(
+    account_id = await add_mailbox(
         sessions,
         cipher,
         user,
@@ -230,17 +222,17 @@ async def test_encrypted_passwords_log_in_to_imap_and_smtp(
         smtp_user="sender@omnicrm.test",
         smtp_password="smtp-Secret-3355",
     )
-    row = await stored_row(sessions, mailbox_id)
-    assert row.imap_password.startswith(PREFIX)
-    assert row.smtp_password.startswith(PREFIX)
-    await imports_with(sessions, cipher, mailbox_id, dovecot, user)
+    row = await stored_row(sessions, account_id)
+    assert row.settings["imap_password"].startswith(PREFIX)
+    assert row.settings["smtp_password"].startswith(PREFIX)
+    await imports_with(sessions, cipher, account_id, dovecot, user)
 
     async with sessions() as session, session.begin():
         item = await enqueue(
             session,
             channel="email",
             recipient="ann@customer.test",
-            payload={"subject": "Hello", "text": "It ships today.", "mailbox_id": mailbox_id},
+            payload={"subject": "Hello", "text": "It ships today.", "account_id": account_id},
         )
     worker = OutboxWorker(sessions, {"email": EmailSender(sessions, cipher=cipher)})
     assert await worker.run_once() == 1
@@ -264,7 +256,7 @@ async def test_a_key_that_cannot_read_the_passwords_is_the_mailboxs_error(
     admin = await make_user(Role.ADMIN)
     user = dovecot.add_user("wrongkey")
     foreign = CredentialCipher(KEY_A)
-    mailbox_id = await add_mailbox(
+    account_id = await add_mailbox(
         sessions,
         foreign,
         user,
@@ -275,20 +267,20 @@ async def test_a_key_that_cannot_read_the_passwords_is_the_mailboxs_error(
         smtp_user="sender@omnicrm.test",
         smtp_password="smtp-Secret-3355",
     )
-    poller = MailboxPoller(sessions, mailbox_id, MemoryStore(), POLICY, FAST, cipher=cipher)
+    poller = await poller_of(sessions, account_id, cipher=cipher)
     task = asyncio.create_task(poller.run())
     try:
 
         async def reported() -> bool:
-            return "cannot decrypt" in ((await stored_row(sessions, mailbox_id)).last_error or "")
+            return "cannot decrypt" in ((await stored_row(sessions, account_id)).last_error or "")
 
         await eventually(reported, "the key problem to be recorded")
         response = await admin.get("/healthz")
         health = await response.json()
         assert (response.status, health["status"]) == (200, "degraded")
-        check = health["checks"][f"mailbox:{user.login}"]
+        check = health["checks"][f"email:{user.login}"]
         assert check.startswith("error since")
-        assert f"cannot decrypt the IMAP password of mailbox {user.login!r}" in check
+        assert f"cannot decrypt the imap_password of email account {user.login!r}" in check
         assert "credentials_previous_keys" in check
         assert not task.done()
         assert poller.status.errors >= 1
@@ -297,12 +289,12 @@ async def test_a_key_that_cannot_read_the_passwords_is_the_mailboxs_error(
         await asyncio.wait_for(task, 15)
 
     async with sessions() as session, session.begin():
-        await session.execute(update(Mailbox).values(last_error=None, last_error_at=None))
+        await session.execute(update(ChannelAccount).values(last_error=None, last_error_at=None))
         item = await enqueue(
             session,
             channel="email",
             recipient="ann@customer.test",
-            payload={"subject": "Hello", "text": "It ships today.", "mailbox_id": mailbox_id},
+            payload={"subject": "Hello", "text": "It ships today.", "account_id": account_id},
         )
     worker = OutboxWorker(sessions, {"email": EmailSender(sessions, cipher=cipher)})
     assert await worker.run_once() == 1
@@ -311,12 +303,12 @@ async def test_a_key_that_cannot_read_the_passwords_is_the_mailboxs_error(
     assert waiting is not None
     # Retried later (the admin may fix the keys), not failed, and nothing was sent.
     assert waiting.status == OutboxStatus.SENDING
-    assert f"cannot decrypt the SMTP password of mailbox {user.login!r}" in (
+    assert f"cannot decrypt the smtp_password of email account {user.login!r}" in (
         waiting.last_error or ""
     )
     assert smtp_server.messages == []
-    error = (await stored_row(sessions, mailbox_id)).last_error or ""
-    assert "cannot decrypt the SMTP password" in error
+    error = (await stored_row(sessions, account_id)).last_error or ""
+    assert "cannot decrypt the smtp_password" in error
 
 
 async def test_the_channel_restarts_a_poller_for_a_new_password_not_a_new_ciphertext(
@@ -324,23 +316,23 @@ async def test_the_channel_restarts_a_poller_for_a_new_password_not_a_new_cipher
 ) -> None:
     user = dovecot.add_user("restarts")
     cipher = CredentialCipher(KEY_B, [KEY_A])
-    mailbox_id = await add_mailbox(sessions, CredentialCipher(KEY_A), user, dovecot)
-    channel = EmailChannel(sessions, bus, MemoryStore(), POLICY, FAST, cipher=cipher)
+    account_id = await add_mailbox(sessions, CredentialCipher(KEY_A), user, dovecot)
+    channel = supervisor_of(sessions, bus, cipher)
     await channel.start()
 
     async def resync_with(password: str) -> None:
         async with sessions() as session, session.begin():
-            await session.execute(
-                update(Mailbox).where(Mailbox.id == mailbox_id).values(imap_password=password)
-            )
+            row = await session.get(ChannelAccount, account_id)
+            assert row is not None
+            row.settings = {**row.settings, "imap_password": password}
             await emit(session, Event("resync", {}))
 
     try:
-        started = channel.pollers()[mailbox_id]
+        started = channel.pollers()[account_id]
         # Re-encrypted under the current key (what a rotation does): the same password.
         await resync_with(cipher.encrypt(user.password))
-        # The channel handles changes in order: once a mailbox created after the resync has
-        # its poller, the resync has been handled.
+        # The supervisor handles changes in order: once an account created after the resync
+        # has its poller, the resync has been handled.
         marker = dovecot.add_user("marker")
         marker_id = await add_mailbox(sessions, cipher, marker, dovecot)
 
@@ -348,12 +340,12 @@ async def test_the_channel_restarts_a_poller_for_a_new_password_not_a_new_cipher
             return marker_id in channel.pollers()
 
         await eventually(marker_started, "the poller of the mailbox created after the resync")
-        assert channel.pollers()[mailbox_id] is started
+        assert channel.pollers()[account_id] is started
 
         await resync_with(cipher.encrypt("a new password"))
 
         async def restarted() -> bool:
-            return channel.pollers().get(mailbox_id) not in (None, started)
+            return channel.pollers().get(account_id) not in (None, started)
 
         await eventually(restarted, "the poller to restart with the new password")
     finally:
@@ -398,11 +390,14 @@ def run(
 
 
 async def raw_passwords(sessions: SessionFactory) -> dict[str, tuple[str, str]]:
+    """Each account's stored IMAP and SMTP password, read as plain SQL reads the table."""
     async with sessions() as session:
-        rows = await session.execute(
-            text("SELECT name, imap_password, smtp_password FROM mailbox ORDER BY id")
-        )
-        return {name: (imap, smtp) for name, imap, smtp in rows}
+        rows = await session.execute(text("SELECT name, settings FROM channel_account ORDER BY id"))
+        found = {}
+        for name, settings in rows:
+            values = json.loads(settings) if isinstance(settings, str) else settings
+            found[name] = (values["imap_password"], values["smtp_password"])
+        return found
 
 
 async def test_rotation_moves_every_credential_to_the_new_key(
@@ -410,7 +405,7 @@ async def test_rotation_moves_every_credential_to_the_new_key(
 ) -> None:
     user = dovecot.add_user("rotated")
     under_a = CredentialCipher(KEY_A)
-    mailbox_id = await add_mailbox(
+    account_id = await add_mailbox(
         sessions, under_a, user, dovecot, smtp_user="relay", smtp_password="smtp-Secret-1"
     )
     await add_mailbox(
@@ -432,7 +427,7 @@ async def test_rotation_moves_every_credential_to_the_new_key(
         assert all(value.startswith(PREFIX) for value in after[name] if value)
     assert only_b.decrypt(after[user.login][0]) == user.password
     assert only_b.decrypt(after[user.login][1]) == "smtp-Secret-1"
-    await imports_with(sessions, only_b, mailbox_id, dovecot, user)
+    await imports_with(sessions, only_b, account_id, dovecot, user)
 
     again = await run("secrets", "rotate", credentials_key=KEY_B)
     assert again.code == 0, again.err
@@ -454,7 +449,7 @@ async def test_a_value_no_key_reads_stops_the_rotation_and_changes_nothing(
         "secrets", "rotate", credentials_key=KEY_B, credentials_previous_keys=f'["{KEY_A}"]'
     )
     assert result.code == 1
-    assert f"omnicrm: cannot decrypt mailbox {lost.login!r}: imap_password" in result.err
+    assert f"omnicrm: cannot decrypt email account {lost.login!r}: imap_password" in result.err
     assert "nothing was re-encrypted: 1 stored credential(s) cannot be decrypted" in result.err
     assert "Traceback" not in result.err
     assert await raw_passwords(sessions) == before
@@ -465,7 +460,7 @@ async def test_a_changed_secret_key_needs_the_old_one_as_a_previous_credentials_
 ) -> None:
     user = dovecot.add_user("secretkey")
     old = CredentialCipher.from_settings(Settings(secret_key="the old secret key"))
-    mailbox_id = await add_mailbox(sessions, old, user, dovecot)
+    account_id = await add_mailbox(sessions, old, user, dovecot)
 
     refused = await run("secrets", "rotate", secret_key="the new secret key")
     assert refused.code == 1
@@ -480,22 +475,22 @@ async def test_a_changed_secret_key_needs_the_old_one_as_a_previous_credentials_
     )
     assert rotated.code == 0, rotated.err
     new = CredentialCipher.from_settings(Settings(secret_key="the new secret key"))
-    await imports_with(sessions, new, mailbox_id, dovecot, user)
+    await imports_with(sessions, new, account_id, dovecot, user)
 
 
 async def test_rotation_encrypts_a_password_found_in_clear_text(
     run: Run, sessions: SessionFactory, dovecot: DovecotServer
 ) -> None:
     user = dovecot.add_user("clear")
-    mailbox_id = await add_mailbox(sessions, CredentialCipher(KEY_B), user, dovecot)
+    account_id = await add_mailbox(sessions, CredentialCipher(KEY_B), user, dovecot)
     async with sessions() as session, session.begin():
-        await session.execute(
-            text("UPDATE mailbox SET imap_password = :password"), {"password": user.password}
-        )
+        row = await session.get(ChannelAccount, account_id)
+        assert row is not None
+        row.settings = {**row.settings, "imap_password": user.password}
     result = await run("secrets", "rotate", credentials_key=KEY_B)
     assert result.code == 0, result.err
     assert "re-encrypted 1 stored credential(s)" in result.out
     [(imap, _smtp)] = (await raw_passwords(sessions)).values()
     assert imap.startswith(PREFIX)
     assert user.password not in imap
-    await imports_with(sessions, CredentialCipher(KEY_B), mailbox_id, dovecot, user)
+    await imports_with(sessions, CredentialCipher(KEY_B), account_id, dovecot, user)

@@ -1,21 +1,21 @@
 """Migration 0005: a database of the version before, with mailbox passwords in clear text,
-comes out with them encrypted under the installation's key, its mailboxes still log in, and
-nothing else is lost; without a key it stops before changing anything; downgrading decrypts."""
+comes out with them encrypted under the installation's key (and, at head, moved into the email
+channel's accounts by 0009), its mailboxes still log in, and nothing else is lost; without a
+key it stops before changing anything; downgrading decrypts."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import io
+import json
 import os
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.credentials import PREFIX, CredentialCipher, CredentialError
@@ -23,7 +23,6 @@ from core.db import make_engine
 from core.events import EventBus, session_info
 from core.migrate import downgrade, upgrade
 from core.models import UTCDateTime
-from tests.conftest import _admin_execute
 from tests.mailservers import DovecotServer, MailUser
 from tests.test_credentials import imports_with
 from web.cli import main
@@ -35,20 +34,6 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SMTP_SECRET = "smtp-Secret-2207"
 
 pytestmark = pytest.mark.usefixtures("keep_logging")
-
-
-@pytest.fixture
-async def scratch_url(database_url: str, tmp_path: Any) -> AsyncIterator[str]:
-    """An empty database of the test's backend, of its own (the shared one is at head)."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
-        return
-    name = f"omnicrm_scratch_{secrets.token_hex(4)}"
-    await _admin_execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.asynccontextmanager
@@ -64,6 +49,12 @@ async def engine_of(url: str) -> AsyncIterator[AsyncEngine]:
 async def fetch(url: str, query: str) -> list[dict[str, Any]]:
     async with engine_of(url) as engine, engine.connect() as connection:
         return [dict(row) for row in (await connection.execute(text(query))).mappings()]
+
+
+def settings_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A channel account's settings as read with plain SQL (JSON text, or JSONB's text)."""
+    value = row["settings"]
+    return dict(json.loads(value)) if isinstance(value, str) else dict(value)
 
 
 async def at_0004_with_clear_text(url: str, server: DovecotServer, user: MailUser) -> None:
@@ -118,19 +109,20 @@ async def test_the_migration_encrypts_clear_text_passwords_and_the_mailbox_still
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert await asyncio.to_thread(main, ["migrate"]) == 0
 
-    [row] = await fetch(scratch_url, "SELECT * FROM mailbox")
+    [row] = await fetch(scratch_url, "SELECT * FROM channel_account")
     assert user.password not in repr(row)
     assert SMTP_SECRET not in repr(row)
-    assert row["imap_password"].startswith(PREFIX)
-    assert row["smtp_password"].startswith(PREFIX)
+    settings = settings_of(row)
+    assert settings["imap_password"].startswith(PREFIX)
+    assert settings["smtp_password"].startswith(PREFIX)
     # The mailbox's other rows are still there (SQLite copies the table to alter it).
     assert len(await fetch(scratch_url, "SELECT id FROM quarantined_message")) == 1
 
     cipher = CredentialCipher(KEY)
-    assert cipher.decrypt(row["smtp_password"]) == SMTP_SECRET
+    assert cipher.decrypt(settings["smtp_password"]) == SMTP_SECRET
     async with engine_of(scratch_url) as engine:
         sessions = async_sessionmaker(engine, expire_on_commit=False, info=session_info(EventBus()))
-        await imports_with(sessions, cipher, 1, dovecot, user)
+        await imports_with(sessions, cipher, row["id"], dovecot, user)
 
     await downgrade(scratch_url, "0004", credentials=cipher)
     [back] = await fetch(scratch_url, "SELECT imap_password, smtp_password FROM mailbox")
@@ -152,7 +144,7 @@ async def test_without_a_key_the_migration_stops_before_changing_anything(
 
     # With a key that cannot read them, the downgrade says which value and changes nothing.
     await upgrade(scratch_url, credentials=CredentialCipher(KEY))
-    [encrypted] = await fetch(scratch_url, "SELECT imap_password FROM mailbox")
+    [encrypted] = await fetch(scratch_url, "SELECT settings FROM channel_account")
     with pytest.raises(CredentialError, match=r"imap_password of mailbox .*credentials_previous"):
         await downgrade(scratch_url, "0004", credentials=CredentialCipher("some other key!!"))
-    assert await fetch(scratch_url, "SELECT imap_password FROM mailbox") == [encrypted]
+    assert await fetch(scratch_url, "SELECT settings FROM channel_account") == [encrypted]

@@ -21,9 +21,9 @@ from core.db import SessionFactory
 from core.ingest import IngestPolicy, IngestResult
 from core.models import (
     AuditEntry,
+    ChannelAccount,
     Direction,
     Interaction,
-    Mailbox,
     OutboxItem,
     Queue,
     RoutingSetting,
@@ -96,7 +96,12 @@ async def test_customers_messages_come_in_through_their_channels(
         forms = await inbound(session, "webform")
         systems = await inbound(session, "api")
         emails = await inbound(session, "email")
-        mailboxes = {box.name: box for box in await session.scalars(select(Mailbox))}
+        mailboxes = {
+            box.name: box
+            for box in await session.scalars(
+                select(ChannelAccount).where(ChannelAccount.channel == "email")
+            )
+        }
     assert sorted(webforms.received) == sorted(
         item.external_id.split(":", 1)[1] for item in forms if item.external_id
     )
@@ -107,11 +112,11 @@ async def test_customers_messages_come_in_through_their_channels(
     # sanitized with the remote tracker held back, the photos stored as attachments.
     assert len(emails) >= 12
     assert all(item.meta.get("content_digest") and item.meta.get("message_id") for item in emails)
-    assert {item.meta["mailbox_id"] for item in emails} == {
+    assert {item.meta["account_id"] for item in emails} == {
         mailboxes["support"].id,
         mailboxes["sales"].id,
     }
-    assert not any(box.active for box in mailboxes.values())  # not connected to a server
+    assert not any(box.enabled for box in mailboxes.values())  # not connected to a server
     hannah = next(item for item in emails if item.subject == "Broken teapot in my parcel")
     assert hannah.html is not None
     assert 'data-omnicrm-src="https://tracker.example/open.gif"' in hannah.html

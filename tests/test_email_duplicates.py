@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select, text
 
 from channels.email.digest import content_digest
-from channels.email.imap import load_cursor
+from channels.email.imap import load_cursor, reference_of
 from channels.email.inbound import (
     ImportStatus,
     content_key,
@@ -28,17 +28,18 @@ from channels.email.inbound import (
     to_inbound_event,
 )
 from channels.email.message import parse_message
-from channels.email.service import EmailChannel
 from channels.email.smtp import thread_message_ids
 from core.audit import CLI
+from core.channel_accounts import AccountView
 from core.conversations import reply
 from core.db import SessionFactory
 from core.events import EventBus
 from core.ingest import IngestPolicy, ingest
-from core.models import Interaction, Mailbox
+from core.models import Interaction
 from core.storage import MemoryStore
+from tests.email_accounts import create_email_account
 from tests.mailservers import DovecotServer
-from tests.test_email_imap import CIPHER, FAST, add_mailbox, eventually, mail, synced_to
+from tests.test_email_imap import add_account, eventually, mail, supervisor_of, synced_to
 from tests.test_email_message import corpus_message
 from web.metrics import Metrics
 
@@ -151,26 +152,15 @@ def test_the_corpus_copies_are_the_same_message_and_the_reused_ids_are_not() -> 
 # --- import_message on both databases
 
 
-async def create_mailbox(sessions: SessionFactory) -> Mailbox:
-    async with sessions() as session, session.begin():
-        mailbox = Mailbox(
-            name="support",
-            address="support@omnicrm.test",
-            imap_host="127.0.0.1",
-            imap_user="support",
-            smtp_host="127.0.0.1",
-        )
-        session.add(mailbox)
-    return mailbox
-
-
 async def import_all(
-    sessions: SessionFactory, mailbox: Mailbox, messages: Sequence[bytes], store: MemoryStore
+    sessions: SessionFactory, mailbox: AccountView, messages: Sequence[bytes], store: MemoryStore
 ) -> list[ImportStatus]:
     statuses = []
     for uid, raw in enumerate(messages, start=1):
         async with sessions() as session, session.begin():
-            outcome = await import_message(session, mailbox, 1, uid, raw, store, POLICY)
+            outcome = await import_message(
+                session, mailbox, reference_of(1, uid), raw, store, POLICY
+            )
         statuses.append(outcome.status)
     return statuses
 
@@ -181,7 +171,7 @@ async def inbound(sessions: SessionFactory) -> list[Interaction]:
 
 
 async def store_as_before_digests(
-    sessions: SessionFactory, mailbox: Mailbox, raw: bytes, store: MemoryStore
+    sessions: SessionFactory, mailbox: AccountView, raw: bytes, store: MemoryStore
 ) -> int:
     """What the version before content digests stored for `raw`: the same interaction under
     the Message-ID (or the raw bytes' hash), without a digest."""
@@ -198,7 +188,7 @@ async def store_as_before_digests(
 async def test_a_different_message_with_a_used_message_id_is_kept_with_its_attachment(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    mailbox = await create_email_account(sessions)
     store = MemoryStore()
     first, second = corpus_message(PDF), corpus_message(PDF_OTHER_TEXT)
     statuses = await import_all(sessions, mailbox, [first, second, redelivered(second)], store)
@@ -221,7 +211,7 @@ async def test_a_different_message_with_a_used_message_id_is_kept_with_its_attac
 async def test_mail_stored_before_digests_is_recognized_when_it_comes_again(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    mailbox = await create_email_account(sessions)
     store = MemoryStore()
     # Both keys of the earlier version: a Message-ID, and the raw bytes' hash without one.
     without_id = mail("No id here", message_id=None)
@@ -241,7 +231,7 @@ async def test_mail_stored_before_digests_is_recognized_when_it_comes_again(
 async def test_a_different_message_reusing_the_id_of_mail_stored_before_digests_is_kept(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    mailbox = await create_email_account(sessions)
     store = MemoryStore()
     old_id = await store_as_before_digests(sessions, mailbox, corpus_message(PDF), store)
 
@@ -259,7 +249,7 @@ async def test_a_different_message_reusing_the_id_of_mail_stored_before_digests_
 async def test_a_reply_names_the_reused_message_id_of_the_message_it_answers(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    mailbox = await create_email_account(sessions)
     store = MemoryStore()
 
     def dated(day: int) -> str:
@@ -292,13 +282,15 @@ async def test_a_reply_names_the_reused_message_id_of_the_message_it_answers(
 async def test_two_different_messages_with_one_id_imported_at_once_are_both_kept(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    mailbox = await create_email_account(sessions)
     store = MemoryStore()
     first, second = corpus_message(PDF), corpus_message(PDF_OTHER_TEXT)
 
     async def import_second() -> ImportStatus:
         async with sessions() as session, session.begin():
-            return (await import_message(session, mailbox, 1, 2, second, store, POLICY)).status
+            return (
+                await import_message(session, mailbox, reference_of(1, 2), second, store, POLICY)
+            ).status
 
     async def someone_waits() -> bool:
         async with sessions() as session:
@@ -312,7 +304,7 @@ async def test_two_different_messages_with_one_id_imported_at_once_are_both_kept
         return bool(waiting)
 
     async with sessions() as session, session.begin():
-        outcome = await import_message(session, mailbox, 1, 1, first, store, POLICY)
+        outcome = await import_message(session, mailbox, reference_of(1, 1), first, store, POLICY)
         racer = asyncio.create_task(import_second())
         # The second import waits for this transaction (same sender, same Message-ID).
         await eventually(someone_waits, "the second import to wait for the first")
@@ -344,27 +336,27 @@ async def test_colliding_corpus_ids_through_imap_keep_each_message_once_and_coun
         HELLO_OTHER: corpus_message(HELLO_OTHER),
     }
     uids = await asyncio.to_thread(dovecot.append_many, user, list(messages.values()))
-    mailbox_id = await add_mailbox(sessions, dovecot, user)
+    account_id = await add_account(sessions, dovecot, user)
     store = MemoryStore()
-    channel = EmailChannel(sessions, EventBus(), store, POLICY, FAST, cipher=CIPHER)
+    supervisor = supervisor_of(sessions, EventBus(), store=store)
     metrics = Metrics()
-    metrics.watch_email(channel)
+    metrics.watch_pollers(supervisor)
 
-    def sample(name: str) -> float | None:
-        labels = {"mailbox": str(mailbox_id)}
-        return metrics.registry.get_sample_value(f"omnicrm_email_{name}_total", labels)
+    def sample(outcome: str) -> float | None:
+        labels = {"channel": "email", "account": user.login, "outcome": outcome}
+        return metrics.registry.get_sample_value("omnicrm_channel_items_total", labels)
 
     def counted(total: int) -> Callable[[], Awaitable[bool]]:
         async def check() -> bool:
-            return (sample("imported") or 0) + (sample("duplicates") or 0) >= total
+            return (sample("stored") or 0) + (sample("duplicate") or 0) >= total
 
         return check
 
-    await channel.start()
+    await supervisor.start()
     try:
-        await synced_to(sessions, mailbox_id, max(uids))
+        await synced_to(sessions, account_id, max(uids))
         await eventually(counted(len(messages)), "the poller to count what it read")
-        assert (sample("imported"), sample("duplicates"), sample("quarantined")) == (4, 3, 0)
+        assert (sample("stored"), sample("duplicate"), sample("quarantined")) == (4, 3, 0)
         stored = await inbound(sessions)
         assert [row.external_id for row in stored] == [
             "<xxxx@xxxx.com>",
@@ -378,13 +370,13 @@ async def test_colliding_corpus_ids_through_imap_keep_each_message_once_and_coun
 
         # The server renumbers the folder: everything is read again, nothing is new.
         async with sessions() as session:
-            before = await load_cursor(session, mailbox_id)
+            before = await load_cursor(session, account_id)
         assert before is not None
         await asyncio.to_thread(dovecot.reset_uidvalidity, user)
 
         async def rescanned() -> bool:
             async with sessions() as session:
-                cursor = await load_cursor(session, mailbox_id)
+                cursor = await load_cursor(session, account_id)
             return (
                 cursor is not None
                 and cursor.uidvalidity != before.uidvalidity
@@ -393,10 +385,10 @@ async def test_colliding_corpus_ids_through_imap_keep_each_message_once_and_coun
 
         await eventually(rescanned, "the folder to be re-scanned")
         await eventually(counted(2 * len(messages)), "the poller to count what it read again")
-        assert (sample("imported"), sample("duplicates")) == (4, 3 + len(messages))
+        assert (sample("stored"), sample("duplicate")) == (4, 3 + len(messages))
         assert [row.id for row in await inbound(sessions)] == [row.id for row in stored]
     finally:
-        await channel.stop()
+        await supervisor.stop()
 
 
 async def test_a_reply_naming_a_reused_message_id_joins_the_first_imported_messages_thread(
@@ -412,13 +404,13 @@ async def test_a_reply_naming_a_reused_message_id_joins_the_first_imported_messa
         headers=f"In-Reply-To: {reused_id}\r\n",
     )
     await asyncio.to_thread(dovecot.append_many, user, [first, second, answer])
-    mailbox_id = await add_mailbox(sessions, dovecot, user)
-    channel = EmailChannel(sessions, EventBus(), MemoryStore(), POLICY, FAST, cipher=CIPHER)
-    await channel.start()
+    account_id = await add_account(sessions, dovecot, user)
+    supervisor = supervisor_of(sessions, EventBus())
+    await supervisor.start()
     try:
-        await synced_to(sessions, mailbox_id, 3)
+        await synced_to(sessions, account_id, 3)
     finally:
-        await channel.stop()
+        await supervisor.stop()
 
     stored = await inbound(sessions)
     assert [row.external_id for row in stored] == [

@@ -17,25 +17,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from channels.email.imap import Cursor, MailboxPoller, PollerOptions, load_cursor
+from channels.base import ChannelServices, PollOptions
+from channels.email.imap import Cursor, ImapOptions, ImapPoller, load_cursor
 from channels.email.inbound import content_key, external_id_of
 from channels.email.message import parse_message
-from channels.email.service import EmailChannel
+from channels.email.plugin import EmailChannel
+from channels.email.settings import SECRET_FIELDS
 from channels.email.smtp import EmailSender
+from channels.pollers import PollerSupervisor
+from channels.registry import ChannelRegistry, validated_settings
 from core.audit import CLI
+from core.channel_accounts import create_account, update_account, view_without_secrets
 from core.conversations import reply, set_status
 from core.credentials import CredentialCipher
 from core.db import SessionFactory, make_engine
-from core.events import Event, EventBus, emit, session_info
+from core.events import Event, EventBus, session_info
 from core.ingest import IngestPolicy
 from core.models import (
+    ChannelAccount,
     Conversation,
     ConversationStatus,
     Interaction,
-    Mailbox,
     OutboxItem,
     OutboxStatus,
     QuarantinedMessage,
@@ -43,6 +48,7 @@ from core.models import (
     utcnow,
 )
 from core.outbox import OutboxWorker
+from core.settings import Settings
 from core.storage import MemoryStore
 from tests.conftest import UserFactory
 from tests.mailservers import DovecotServer, MailUser, SmtpServer
@@ -51,16 +57,15 @@ from tests.test_email_message import CORPUS_FILES, corpus_message
 pytest_plugins = ["tests.mailservers"]  # the `dovecot` and `smtp_server` fixtures
 
 POLICY = IngestPolicy()
-# Mailbox rows hold passwords encrypted with this; the pollers and senders read them with it.
+# Email accounts hold passwords encrypted with this; the pollers and senders read them with it.
 CIPHER = CredentialCipher("the email tests' credentials key")
-FAST = PollerOptions(
-    batch_size=5,
-    command_timeout_seconds=10,
+FAST = PollOptions(
     backoff_base_seconds=0.1,
     backoff_cap_seconds=0.5,
     lock_retry_seconds=0.2,
     success_record_seconds=0,
 )
+FAST_IMAP = ImapOptions(batch_size=5, command_timeout_seconds=10)
 WAIT_SECONDS = 30.0
 
 
@@ -85,11 +90,18 @@ async def append(server: DovecotServer, user: MailUser, raw: bytes, **options: A
     return await asyncio.to_thread(server.append, user, raw, **options)
 
 
-async def add_mailbox(
-    sessions: SessionFactory, server: DovecotServer, user: MailUser, **settings: Any
+async def add_account(
+    sessions: SessionFactory,
+    server: DovecotServer,
+    user: MailUser,
+    *,
+    cipher: CredentialCipher = CIPHER,
+    queue_id: int | None = None,
+    **settings: Any,
 ) -> int:
+    """An email account on the test Dovecot, made as the API and CLI make one (its settings
+    checked by the email channel, its passwords encrypted with `cipher`); its id."""
     values: dict[str, Any] = {
-        "name": user.login,
         "address": f"{user.login}@omnicrm.test",
         "imap_host": server.host,
         "imap_port": server.port,
@@ -100,18 +112,71 @@ async def add_mailbox(
         "poll_seconds": 1,
         **settings,
     }
+    name = values.pop("name", user.login)
     async with sessions() as session, session.begin():
-        mailbox = Mailbox(**CIPHER.encrypt_fields(values, ("imap_password", "smtp_password")))
-        session.add(mailbox)
-        await session.flush()
-        return mailbox.id
+        row = await create_account(
+            session,
+            CLI,
+            channel="email",
+            name=name,
+            settings=validated_settings(EmailChannel(), values),
+            secret_fields=SECRET_FIELDS,
+            cipher=cipher,
+            queue_id=queue_id,
+        )
+        return row.id
+
+
+def services_of(
+    sessions: SessionFactory,
+    cipher: CredentialCipher = CIPHER,
+    bus: EventBus | None = None,
+    store: MemoryStore | None = None,
+) -> ChannelServices:
+    """What the email channel's adapters get from an app, for tests that run them alone."""
+    return ChannelServices(
+        sessions=sessions,
+        bus=bus or EventBus(),
+        store=store or MemoryStore(),
+        policy=POLICY,
+        cipher=cipher,
+        settings=Settings(secret_key="the email tests' secret key"),
+    )
+
+
+async def poller_of(
+    sessions: SessionFactory,
+    account_id: int,
+    imap: ImapOptions = FAST_IMAP,
+    *,
+    cipher: CredentialCipher = CIPHER,
+) -> ImapPoller:
+    """The email channel's poller of an account, as the supervisor starts it."""
+    async with sessions() as session:
+        row = await session.get(ChannelAccount, account_id)
+    assert row is not None
+    channel = EmailChannel(imap, FAST)
+    poller = channel.poller(view_without_secrets(row, SECRET_FIELDS), services_of(sessions, cipher))
+    assert isinstance(poller, ImapPoller)
+    return poller
+
+
+def supervisor_of(
+    sessions: SessionFactory,
+    bus: EventBus,
+    cipher: CredentialCipher = CIPHER,
+    store: MemoryStore | None = None,
+) -> PollerSupervisor:
+    """The pollers of every email account, following account changes on `bus`."""
+    registry = ChannelRegistry([EmailChannel(FAST_IMAP, FAST)])
+    return PollerSupervisor(registry, services_of(sessions, cipher, bus, store))
 
 
 @contextlib.asynccontextmanager
 async def polling(
-    sessions: SessionFactory, mailbox_id: int, options: PollerOptions = FAST
-) -> AsyncIterator[MailboxPoller]:
-    poller = MailboxPoller(sessions, mailbox_id, MemoryStore(), POLICY, options, cipher=CIPHER)
+    sessions: SessionFactory, account_id: int, imap: ImapOptions = FAST_IMAP
+) -> AsyncIterator[ImapPoller]:
+    poller = await poller_of(sessions, account_id, imap)
     task = asyncio.create_task(poller.run())
     try:
         yield poller
@@ -130,14 +195,14 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-async def cursor_of(sessions: SessionFactory, mailbox_id: int) -> Cursor | None:
+async def cursor_of(sessions: SessionFactory, account_id: int) -> Cursor | None:
     async with sessions() as session:
-        return await load_cursor(session, mailbox_id)
+        return await load_cursor(session, account_id)
 
 
-async def synced_to(sessions: SessionFactory, mailbox_id: int, uid: int) -> None:
+async def synced_to(sessions: SessionFactory, account_id: int, uid: int) -> None:
     async def reached() -> bool:
-        cursor = await cursor_of(sessions, mailbox_id)
+        cursor = await cursor_of(sessions, account_id)
         return cursor is not None and not cursor.backfilling and cursor.last_uid >= uid
 
     await eventually(reached, f"the cursor to reach UID {uid}")
@@ -167,11 +232,11 @@ async def interaction_for(sessions: SessionFactory, raw: bytes) -> Interaction:
     return found
 
 
-async def mailbox_row(sessions: SessionFactory, mailbox_id: int) -> Mailbox:
+async def account_row(sessions: SessionFactory, account_id: int) -> ChannelAccount:
     async with sessions() as session:
-        mailbox = await session.get(Mailbox, mailbox_id)
-    assert mailbox is not None
-    return mailbox
+        account = await session.get(ChannelAccount, account_id)
+    assert account is not None
+    return account
 
 
 # --- the corpus
@@ -192,12 +257,15 @@ async def test_the_whole_corpus_is_imported_through_imap(
         dovecot.append_many, user, [corpus_message(name) for name in CORPUS_FILES]
     )
     uids = dict(zip(CORPUS_FILES, appended, strict=True))
-    mailbox_id = await add_mailbox(sessions, dovecot, user)
-    async with polling(sessions, mailbox_id, PollerOptions(batch_size=10)) as poller:
-        await synced_to(sessions, mailbox_id, max(uids.values()))
+    account_id = await add_account(sessions, dovecot, user)
+    async with polling(sessions, account_id, ImapOptions(batch_size=10)) as poller:
+        await synced_to(sessions, account_id, max(uids.values()))
 
     async with sessions() as session:
-        held = {row.uid: row.reason for row in await session.scalars(select(QuarantinedMessage))}
+        held = {
+            int(row.reference.partition(":")[2]): row.reason
+            for row in await session.scalars(select(QuarantinedMessage))
+        }
         stored = {
             row.external_id: row
             for row in await session.scalars(
@@ -235,9 +303,9 @@ async def test_the_whole_corpus_is_imported_through_imap(
     ingested = [name for name, outcome in outcomes.items() if outcome == "ingested"]
     assert len(ingested) + len(duplicates) + len(CORPUS_QUARANTINED) == len(CORPUS_FILES)
     assert len(stored) == len(ingested)
-    assert poller.status.imported == len(ingested)
-    assert poller.status.duplicates == len(duplicates)
-    assert poller.status.quarantined == len(CORPUS_QUARANTINED)
+    assert poller.status.counted("stored") == len(ingested)
+    assert poller.status.counted("duplicate") == len(duplicates)
+    assert poller.status.counted("quarantined") == len(CORPUS_QUARANTINED)
     assert poller.status.errors == 0
 
 
@@ -260,8 +328,8 @@ async def test_a_poller_killed_mid_batch_resumes_without_loss_or_duplicates(
     messages = [mail(f"Message {n}") for n in range(12)]
     for raw in messages:
         await append(dovecot, user, raw)
-    mailbox_id = await add_mailbox(sessions, dovecot, user)
-    poller = MailboxPoller(sessions, mailbox_id, MemoryStore(), POLICY, FAST, cipher=CIPHER)
+    account_id = await add_account(sessions, dovecot, user)
+    poller = await poller_of(sessions, account_id)
     task = asyncio.create_task(poller.run())
     committed = 0
 
@@ -275,14 +343,14 @@ async def test_a_poller_killed_mid_batch_resumes_without_loss_or_duplicates(
     bus.add_listener(kill_after_the_third)
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(task, WAIT_SECONDS)
-    cursor = await cursor_of(sessions, mailbox_id)
+    cursor = await cursor_of(sessions, account_id)
     assert cursor is not None
     assert 3 <= cursor.last_uid < 12
     # What the cursor covers is stored, nothing beyond it.
     assert await external_ids(sessions) == [message_id_of(m) for m in messages[: cursor.last_uid]]
 
-    async with polling(sessions, mailbox_id):
-        await synced_to(sessions, mailbox_id, 12)
+    async with polling(sessions, account_id):
+        await synced_to(sessions, account_id, 12)
     assert await external_ids(sessions) == [message_id_of(m) for m in messages]
 
 
@@ -290,31 +358,31 @@ async def test_an_outage_is_recorded_and_import_resumes_after_it(
     sessions: SessionFactory, dovecot: DovecotServer
 ) -> None:
     user = dovecot.add_user("outage")
-    mailbox_id = await add_mailbox(sessions, dovecot, user)
+    account_id = await add_account(sessions, dovecot, user)
     before, after = mail("Before the outage"), mail("After the outage")
     await append(dovecot, user, before)
-    async with polling(sessions, mailbox_id) as poller:
-        await synced_to(sessions, mailbox_id, 1)
+    async with polling(sessions, account_id) as poller:
+        await synced_to(sessions, account_id, 1)
         await asyncio.to_thread(dovecot.stop)
         try:
 
             async def error_recorded() -> bool:
-                return (await mailbox_row(sessions, mailbox_id)).last_error is not None
+                return (await account_row(sessions, account_id)).last_error is not None
 
             await eventually(error_recorded, "the error to be recorded on the mailbox")
         finally:
             await asyncio.to_thread(dovecot.start)
-        failed = await mailbox_row(sessions, mailbox_id)
+        failed = await account_row(sessions, account_id)
         assert failed.last_error_at is not None
         assert poller.status.errors >= 1
         await append(dovecot, user, after)
-        await synced_to(sessions, mailbox_id, 2)
+        await synced_to(sessions, account_id, 2)
 
         async def error_cleared() -> bool:
-            return (await mailbox_row(sessions, mailbox_id)).last_error is None
+            return (await account_row(sessions, account_id)).last_error is None
 
         await eventually(error_cleared, "the error to be cleared")
-    recovered = await mailbox_row(sessions, mailbox_id)
+    recovered = await account_row(sessions, account_id)
     assert recovered.last_success_at is not None
     assert recovered.last_success_at > failed.last_error_at
     assert await external_ids(sessions) == [message_id_of(before), message_id_of(after)]
@@ -324,17 +392,17 @@ async def test_mail_that_arrived_while_omnicrm_was_down_is_fetched(
     sessions: SessionFactory, dovecot: DovecotServer
 ) -> None:
     user = dovecot.add_user("down")
-    mailbox_id = await add_mailbox(sessions, dovecot, user)
+    account_id = await add_account(sessions, dovecot, user)
     first = mail("First")
     await append(dovecot, user, first)
-    async with polling(sessions, mailbox_id):
-        await synced_to(sessions, mailbox_id, 1)
+    async with polling(sessions, account_id):
+        await synced_to(sessions, account_id, 1)
     # Arrived while no poller ran; dated long ago, beyond any backfill window.
     missed = [mail(f"Missed {n}") for n in range(3)]
     for raw in missed:
         await append(dovecot, user, raw, date=utcnow() - timedelta(days=400))
-    async with polling(sessions, mailbox_id):
-        await synced_to(sessions, mailbox_id, 4)
+    async with polling(sessions, account_id):
+        await synced_to(sessions, account_id, 4)
     assert await external_ids(sessions) == [message_id_of(m) for m in [first, *missed]]
 
 
@@ -342,21 +410,21 @@ async def test_a_new_uidvalidity_rescans_without_duplicates(
     sessions: SessionFactory, dovecot: DovecotServer
 ) -> None:
     user = dovecot.add_user("uidvalidity")
-    mailbox_id = await add_mailbox(sessions, dovecot, user)
+    account_id = await add_account(sessions, dovecot, user)
     # One without Message-ID: its content hash keeps it from being stored twice.
     messages = [mail("One"), mail("Two", message_id=None), mail("Three")]
     for raw in messages:
         await append(dovecot, user, raw)
-    async with polling(sessions, mailbox_id) as poller:
-        await synced_to(sessions, mailbox_id, 3)
-        old = await cursor_of(sessions, mailbox_id)
+    async with polling(sessions, account_id) as poller:
+        await synced_to(sessions, account_id, 3)
+        old = await cursor_of(sessions, account_id)
         assert old is not None
         await asyncio.to_thread(dovecot.reset_uidvalidity, user)
         meanwhile = mail("Added meanwhile")
         await append(dovecot, user, meanwhile)
 
         async def rescanned() -> bool:
-            cursor = await cursor_of(sessions, mailbox_id)
+            cursor = await cursor_of(sessions, account_id)
             return (
                 cursor is not None
                 and cursor.uidvalidity != old.uidvalidity
@@ -365,7 +433,7 @@ async def test_a_new_uidvalidity_rescans_without_duplicates(
             )
 
         await eventually(rescanned, "the folder to be re-scanned")
-        assert poller.status.duplicates == 3
+        assert poller.status.counted("duplicate") == 3
     assert await external_ids(sessions) == [message_id_of(m) for m in [*messages, meanwhile]]
 
 
@@ -376,20 +444,22 @@ async def test_a_quarantined_message_does_not_block_and_is_not_retried_by_itself
     sessions: SessionFactory, dovecot: DovecotServer, make_user: UserFactory
 ) -> None:
     user = dovecot.add_user("quarantine")
-    mailbox_id = await add_mailbox(sessions, dovecot, user)
+    account_id = await add_account(sessions, dovecot, user)
     good, broken, behind = mail("Good"), mail("No sender", sender=""), mail("Behind")
     for raw in (good, broken, behind):
         await append(dovecot, user, raw)
-    async with polling(sessions, mailbox_id) as poller:
-        await synced_to(sessions, mailbox_id, 3)
+    async with polling(sessions, account_id) as poller:
+        await synced_to(sessions, account_id, 3)
         assert await external_ids(sessions) == [message_id_of(good), message_id_of(behind)]
         # Another round: the held message is behind the cursor and stays alone.
         await append(dovecot, user, mail("Later"))
-        await synced_to(sessions, mailbox_id, 4)
-        assert poller.status.quarantined == 1
+        await synced_to(sessions, account_id, 4)
+        assert poller.status.counted("quarantined") == 1
     async with sessions() as session:
         [held] = list(await session.scalars(select(QuarantinedMessage)))
-    assert (held.uid, held.raw, held.status) == (2, broken, "quarantined")
+    uidvalidity = await asyncio.to_thread(dovecot.uidvalidity, user)
+    assert (held.channel, held.account_id) == ("email", account_id)
+    assert (held.reference, held.raw, held.status) == (f"{uidvalidity}:2", broken, "quarantined")
     assert "no sender address" in held.reason
 
     admin = await make_user(Role.ADMIN)
@@ -410,7 +480,7 @@ async def test_after_import_acts_on_the_server_only_after_commit(
     sessions: SessionFactory, dovecot: DovecotServer, action: str
 ) -> None:
     user = dovecot.add_user(f"after-{action}")
-    mailbox_id = await add_mailbox(
+    account_id = await add_account(
         sessions,
         dovecot,
         user,
@@ -425,7 +495,7 @@ async def test_after_import_acts_on_the_server_only_after_commit(
             return set(messages) - set(dovecot.uids(user))
         return {uid for uid in messages if "\\Seen" in dovecot.flags(user, "INBOX", uid)}
 
-    async with polling(sessions, mailbox_id):
+    async with polling(sessions, account_id):
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
             # Server first, database second: whatever the server shows as handled must
@@ -437,7 +507,7 @@ async def test_after_import_acts_on_the_server_only_after_commit(
                 break
             assert time.monotonic() < deadline, f"after_import={action} did not finish"
             await asyncio.sleep(0.02)
-        await synced_to(sessions, mailbox_id, max(messages))
+        await synced_to(sessions, account_id, max(messages))
     if action == "leave":
         # BODY.PEEK: people sharing the mailbox still see the mail as unread, where it was.
         assert sorted(dovecot.uids(user)) == sorted(messages)
@@ -457,8 +527,8 @@ async def test_idle_brings_new_mail_within_seconds(
 ) -> None:
     user = dovecot.add_user("idle")
     # Polling once an hour: only IDLE can bring the message in time.
-    mailbox_id = await add_mailbox(sessions, dovecot, user, use_idle=True, poll_seconds=3600)
-    async with polling(sessions, mailbox_id) as poller:
+    account_id = await add_account(sessions, dovecot, user, use_idle=True, poll_seconds=3600)
+    async with polling(sessions, account_id) as poller:
 
         async def idling() -> bool:
             return poller.status.state == "idle"
@@ -475,8 +545,8 @@ async def test_without_idle_the_mailbox_is_polled(
     sessions: SessionFactory, dovecot: DovecotServer
 ) -> None:
     user = dovecot.add_user("poll")
-    mailbox_id = await add_mailbox(sessions, dovecot, user, use_idle=False, poll_seconds=1)
-    async with polling(sessions, mailbox_id) as poller:
+    account_id = await add_account(sessions, dovecot, user, use_idle=False, poll_seconds=1)
+    async with polling(sessions, account_id) as poller:
 
         async def polling_state() -> bool:
             return poller.status.state == "polling"
@@ -498,15 +568,15 @@ async def test_the_first_sync_backfills_only_the_window(
     old, recent = mail("Old"), mail("Recent")
     await append(dovecot, user, old, date=utcnow() - timedelta(days=40))
     await append(dovecot, user, recent, date=utcnow() - timedelta(days=2))
-    mailbox_id = await add_mailbox(sessions, dovecot, user, backfill_days=30)
-    async with polling(sessions, mailbox_id):
-        await synced_to(sessions, mailbox_id, 2)
+    account_id = await add_account(sessions, dovecot, user, backfill_days=30)
+    async with polling(sessions, account_id):
+        await synced_to(sessions, account_id, 2)
         assert await external_ids(sessions) == [message_id_of(recent)]
         # After the first sync nothing is filtered by date: a message moved in by a person
         # keeps its old date and is still new to us.
         moved_in = mail("Moved in")
         await append(dovecot, user, moved_in, date=utcnow() - timedelta(days=90))
-        await synced_to(sessions, mailbox_id, 3)
+        await synced_to(sessions, account_id, 3)
     assert await external_ids(sessions) == [message_id_of(recent), message_id_of(moved_in)]
 
 
@@ -525,21 +595,21 @@ async def test_an_auto_reply_neither_reopens_nor_gets_an_answer(
     sessions: SessionFactory, dovecot: DovecotServer
 ) -> None:
     user = dovecot.add_user("autoreply")
-    mailbox_id = await add_mailbox(sessions, dovecot, user)
+    account_id = await add_account(sessions, dovecot, user)
     question = mail("My order", message_id="<question@customer.test>")
     out_of_office = mail(
         "Automatic reply: My order",
         headers="Auto-Submitted: auto-replied\r\nIn-Reply-To: <question@customer.test>\r\n",
     )
     again = mail("Re: My order", headers="In-Reply-To: <question@customer.test>\r\n")
-    async with polling(sessions, mailbox_id):
+    async with polling(sessions, account_id):
         await append(dovecot, user, question)
-        await synced_to(sessions, mailbox_id, 1)
+        await synced_to(sessions, account_id, 1)
         conversation = await conversation_of(sessions, question)
         async with sessions() as session, session.begin():
             await set_status(session, CLI, conversation.id, "resolved")
         await append(dovecot, user, out_of_office)
-        await synced_to(sessions, mailbox_id, 2)
+        await synced_to(sessions, account_id, 2)
         recorded = await conversation_of(sessions, out_of_office)
         assert recorded.id == conversation.id
         assert recorded.status == ConversationStatus.RESOLVED
@@ -547,7 +617,7 @@ async def test_an_auto_reply_neither_reopens_nor_gets_an_answer(
             assert await session.scalar(select(func.count()).select_from(OutboxItem)) == 0
         # A person writing again does reopen it.
         await append(dovecot, user, again)
-        await synced_to(sessions, mailbox_id, 3)
+        await synced_to(sessions, account_id, 3)
     reopened = await conversation_of(sessions, again)
     assert (reopened.id, reopened.status) == (conversation.id, ConversationStatus.OPEN)
 
@@ -556,7 +626,7 @@ async def test_customer_operator_customer_is_one_conversation(
     sessions: SessionFactory, dovecot: DovecotServer, smtp_server: SmtpServer
 ) -> None:
     user = dovecot.add_user("roundtrip")
-    mailbox_id = await add_mailbox(
+    account_id = await add_account(
         sessions,
         dovecot,
         user,
@@ -568,9 +638,9 @@ async def test_customer_operator_customer_is_one_conversation(
         sessions, {"email": EmailSender(sessions, cipher=CIPHER, timeout_seconds=10)}
     )
     question = mail("Delivery date", message_id="<q1@customer.test>")
-    async with polling(sessions, mailbox_id):
+    async with polling(sessions, account_id):
         await append(dovecot, user, question)
-        await synced_to(sessions, mailbox_id, 1)
+        await synced_to(sessions, account_id, 1)
         conversation = await conversation_of(sessions, question)
         async with sessions() as session, session.begin():
             await reply(session, CLI, conversation.id, text="Friday.")
@@ -586,7 +656,7 @@ async def test_customer_operator_customer_is_one_conversation(
         await append(dovecot, user, answer)
         unrelated = mail("Invoice address")
         await append(dovecot, user, unrelated)
-        await synced_to(sessions, mailbox_id, 3)
+        await synced_to(sessions, account_id, 3)
     async with sessions() as session:
         item = await session.scalar(select(OutboxItem))
     assert item is not None
@@ -595,108 +665,125 @@ async def test_customer_operator_customer_is_one_conversation(
     assert (await conversation_of(sessions, unrelated)).id != conversation.id
 
 
-# --- one poller per mailbox
+# --- one poller per account
+
+
+def poller_in(supervisor: PollerSupervisor, account_id: int) -> ImapPoller:
+    poller = supervisor.pollers()[account_id]
+    assert isinstance(poller, ImapPoller)
+    return poller
 
 
 # The advisory lock is PostgreSQL's; SQLite serves one process.
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_two_processes_on_postgresql_poll_a_mailbox_once(
+async def test_two_processes_on_postgresql_poll_an_account_once(
     sessions: SessionFactory, dovecot: DovecotServer, database_url: str
 ) -> None:
     user = dovecot.add_user("twoprocs")
-    mailbox_id = await add_mailbox(sessions, dovecot, user)
+    account_id = await add_account(sessions, dovecot, user)
     # A second engine and bus: another server process as far as the database can tell.
     other_engine = make_engine(database_url)
+    other_bus = EventBus()
     other_sessions = async_sessionmaker(
-        other_engine, expire_on_commit=False, info=session_info(EventBus())
+        other_engine, expire_on_commit=False, info=session_info(other_bus)
     )
-    channels = [
-        EmailChannel(sessions, EventBus(), MemoryStore(), POLICY, FAST, cipher=CIPHER),
-        EmailChannel(other_sessions, EventBus(), MemoryStore(), POLICY, FAST, cipher=CIPHER),
+    supervisors = [
+        supervisor_of(sessions, EventBus()),
+        supervisor_of(other_sessions, other_bus),
     ]
+
+    def stored_by(supervisor: PollerSupervisor) -> int:
+        return poller_in(supervisor, account_id).status.counted("stored")
+
     try:
-        for channel in channels:
-            await channel.start()
+        for supervisor in supervisors:
+            await supervisor.start()
 
         async def one_active() -> bool:
-            states = sorted(c.statuses()[mailbox_id]["state"] for c in channels)
+            states = sorted(poller_in(s, account_id).status.state for s in supervisors)
             return states == ["idle", "standby"]
 
         await eventually(one_active, "one poller to poll and the other to stand by")
         messages = [mail(f"Shared {n}") for n in range(6)]
         for raw in messages:
             await append(dovecot, user, raw)
-        await synced_to(sessions, mailbox_id, 6)
-        imported = sorted(c.statuses()[mailbox_id]["imported"] for c in channels)
-        assert imported == [0, 6]
-        assert all(c.statuses()[mailbox_id]["duplicates"] == 0 for c in channels)
+        await synced_to(sessions, account_id, 6)
+        assert sorted(stored_by(s) for s in supervisors) == [0, 6]
+        assert all(poller_in(s, account_id).status.counted("duplicate") == 0 for s in supervisors)
 
         # The active process stops: the other takes over.
-        active = next(c for c in channels if c.statuses()[mailbox_id]["imported"] == 6)
-        standby = next(c for c in channels if c is not active)
+        active = next(s for s in supervisors if stored_by(s) == 6)
+        standby = next(s for s in supervisors if s is not active)
         await active.stop()
         late = mail("After the handover")
         await append(dovecot, user, late)
-        await synced_to(sessions, mailbox_id, 7)
-        assert standby.statuses()[mailbox_id]["imported"] == 1
+        await synced_to(sessions, account_id, 7)
+        assert stored_by(standby) == 1
     finally:
-        for channel in channels:
-            await channel.stop()
+        for supervisor in supervisors:
+            await supervisor.stop()
         await other_engine.dispose()
     assert await external_ids(sessions) == [message_id_of(m) for m in [*messages, late]]
 
 
-# --- the channel follows mailbox changes
+# --- the supervisor follows account changes
 
 
-async def test_the_channel_restarts_a_poller_when_its_mailbox_changes(
+async def test_the_supervisor_restarts_a_poller_when_its_account_changes(
     sessions: SessionFactory, dovecot: DovecotServer, bus: EventBus
 ) -> None:
     user = dovecot.add_user("changes")
-    mailbox_id = await add_mailbox(sessions, dovecot, user, imap_password="wrong")
-    channel = EmailChannel(sessions, bus, MemoryStore(), POLICY, FAST, cipher=CIPHER)
-    await channel.start()
+    account_id = await add_account(sessions, dovecot, user, imap_password="wrong")
+    supervisor = supervisor_of(sessions, bus)
+    await supervisor.start()
     try:
 
         async def login_refused() -> bool:
-            error = (await mailbox_row(sessions, mailbox_id)).last_error
+            error = (await account_row(sessions, account_id)).last_error
             return error is not None and "login failed" in error
 
         await eventually(login_refused, "the wrong password to be reported")
-        assert channel.statuses()[mailbox_id]["errors"] >= 1
+        assert poller_in(supervisor, account_id).status.errors >= 1
 
-        async def change(**values: Any) -> None:
+        async def change(settings: dict[str, Any], enabled: bool | None = None) -> None:
             async with sessions() as session, session.begin():
-                await session.execute(
-                    update(Mailbox).where(Mailbox.id == mailbox_id).values(**values)
+                row = await session.get(ChannelAccount, account_id)
+                assert row is not None
+                # Emits channel_account.updated, as every writer of accounts does.
+                await update_account(
+                    session,
+                    CLI,
+                    row,
+                    settings=settings,
+                    secret_fields=SECRET_FIELDS,
+                    cipher=CIPHER,
+                    enabled=enabled,
                 )
-                await emit(session, Event("mailbox.updated", {"mailbox": mailbox_id}))
 
-        await change(imap_password=CIPHER.encrypt(user.password))
+        await change({"imap_password": user.password})
         raw = mail("After the fix")
         await append(dovecot, user, raw)
         await eventually(lambda: _has(sessions, message_id_of(raw)), "the message after the fix")
-        assert channel.statuses()[mailbox_id]["errors"] == 0
+        assert poller_in(supervisor, account_id).status.errors == 0
 
-        await change(active=False)
+        await change({}, enabled=False)
 
         async def stopped() -> bool:
-            return mailbox_id not in channel.statuses()
+            return account_id not in supervisor.pollers()
 
-        await eventually(stopped, "the poller of the inactive mailbox to stop")
+        await eventually(stopped, "the poller of the disabled account to stop")
 
+        # A new account: its creation's event starts its poller.
         second_user = dovecot.add_user("created")
-        second_id = await add_mailbox(sessions, dovecot, second_user)
-        async with sessions() as session, session.begin():
-            await emit(session, Event("mailbox.created", {"mailbox": second_id}))
-        first_mail = mail("To the new mailbox")
+        await add_account(sessions, dovecot, second_user)
+        first_mail = mail("To the new account")
         await append(dovecot, second_user, first_mail)
         await eventually(
-            lambda: _has(sessions, message_id_of(first_mail)), "mail of the new mailbox"
+            lambda: _has(sessions, message_id_of(first_mail)), "mail of the new account"
         )
     finally:
-        await channel.stop()
-    assert channel.statuses() == {}
+        await supervisor.stop()
+    assert supervisor.pollers() == {}
 
 
 # --- TLS
@@ -779,8 +866,8 @@ async def tls_in_front_of(
         await listener.wait_closed()
 
 
-def trusting(certificate: tuple[Path, Path]) -> PollerOptions:
-    return replace(FAST, ssl_context=ssl.create_default_context(cafile=str(certificate[0])))
+def trusting(certificate: tuple[Path, Path]) -> ImapOptions:
+    return replace(FAST_IMAP, ssl_context=ssl.create_default_context(cafile=str(certificate[0])))
 
 
 @pytest.mark.parametrize("mode", ["ssl", "starttls"])
@@ -794,9 +881,9 @@ async def test_mail_is_fetched_over_tls(
     raw = mail(f"Over {mode}")
     await append(dovecot, user, raw)
     async with tls_in_front_of(dovecot, certificate, starttls=mode == "starttls") as port:
-        mailbox_id = await add_mailbox(sessions, dovecot, user, imap_tls=mode, imap_port=port)
-        async with polling(sessions, mailbox_id, trusting(certificate)):
-            await synced_to(sessions, mailbox_id, 1)
+        account_id = await add_account(sessions, dovecot, user, imap_tls=mode, imap_port=port)
+        async with polling(sessions, account_id, trusting(certificate)):
+            await synced_to(sessions, account_id, 1)
     assert await external_ids(sessions) == [message_id_of(raw)]
 
 
@@ -806,11 +893,11 @@ async def test_an_untrusted_certificate_is_refused(
     user = dovecot.add_user("tls-untrusted")
     await append(dovecot, user, mail("Never read"))
     async with tls_in_front_of(dovecot, certificate, starttls=False) as port:
-        mailbox_id = await add_mailbox(sessions, dovecot, user, imap_tls="ssl", imap_port=port)
-        async with polling(sessions, mailbox_id):  # the system's trust store only
+        account_id = await add_account(sessions, dovecot, user, imap_tls="ssl", imap_port=port)
+        async with polling(sessions, account_id):  # the system's trust store only
 
             async def refused() -> bool:
-                error = (await mailbox_row(sessions, mailbox_id)).last_error
+                error = (await account_row(sessions, account_id)).last_error
                 return error is not None and "CERTIFICATE_VERIFY_FAILED" in error
 
             await eventually(refused, "the certificate to be refused")

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from channels.email.digest import content_digest
+from channels.email.imap import reference_of
 from channels.email.inbound import (
     ImportStatus,
     external_id_of,
@@ -15,19 +16,20 @@ from channels.email.inbound import (
 )
 from channels.email.message import make_message_id, parse_message
 from core.audit import CLI
+from core.channel_accounts import AccountView
 from core.conversations import reply
 from core.db import SessionFactory
 from core.ingest import IngestPolicy
 from core.models import (
     IdentityKind,
     Interaction,
-    Mailbox,
     OutboxItem,
     OutboxStatus,
     QuarantinedMessage,
     QuarantineStatus,
 )
 from core.storage import MemoryStore
+from tests.email_accounts import account_view, create_email_account
 from tests.test_email_message import (
     CORPUS_FILES,
     PYTHON_FAILS,
@@ -37,10 +39,6 @@ from tests.test_email_message import (
 )
 
 POLICY = IngestPolicy()
-
-
-def mailbox_row(mailbox_id: int = 7, queue_id: int | None = None) -> Mailbox:
-    return Mailbox(id=mailbox_id, name="support", address="support@omnicrm.test", queue_id=queue_id)
 
 
 def message(
@@ -64,19 +62,6 @@ def message(
     return f"{head}\r\n{body}".encode()
 
 
-async def create_mailbox(sessions: SessionFactory) -> Mailbox:
-    async with sessions() as session, session.begin():
-        mailbox = Mailbox(
-            name="support",
-            address="support@omnicrm.test",
-            imap_host="127.0.0.1",
-            imap_user="support",
-            smtp_host="127.0.0.1",
-        )
-        session.add(mailbox)
-    return mailbox
-
-
 async def count(sessions: SessionFactory, model: type[object]) -> int:
     async with sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
@@ -88,7 +73,7 @@ async def count(sessions: SessionFactory, model: type[object]) -> int:
 def test_a_reply_maps_to_an_email_interaction_threaded_under_what_it_answers() -> None:
     raw = fixture("gmail_reply.eml")
     parsed = parse_message(raw)
-    event = to_inbound_event(parsed, mailbox_row(queue_id=3))
+    event = to_inbound_event(parsed, account_view(queue_id=3))
 
     assert event.channel == "email"
     assert event.external_id == "<CAJ2x8Fq1=reply@mail.gmail.com>"
@@ -112,7 +97,7 @@ def test_a_reply_maps_to_an_email_interaction_threaded_under_what_it_answers() -
     assert "your order 1234 has shipped" not in event.text
     assert "your order 1234 has shipped" in event.meta["quoted_text"]
     assert event.meta["full_text"] == parsed.text_full
-    assert event.meta["mailbox_id"] == 7
+    assert event.meta["account_id"] == 7
     assert event.meta["message_id"] == "<CAJ2x8Fq1=reply@mail.gmail.com>"
     assert event.meta["to"] == ["support@omnicrm.test"]
     assert event.meta["auto_reply"] is False
@@ -121,25 +106,25 @@ def test_a_reply_maps_to_an_email_interaction_threaded_under_what_it_answers() -
 
 def test_a_message_without_message_id_is_known_by_its_content_digest() -> None:
     raw = message(message_id=None)
-    event = to_inbound_event(parse_message(raw), mailbox_row())
+    event = to_inbound_event(parse_message(raw), account_view())
     assert event.external_id == f"sha256:{content_digest(raw)}"
     assert event.meta["message_id"] is None
     assert event.meta["content_digest"] == content_digest(raw)
     # The copy another mailbox received is the same message.
     copy = b"Delivered-To: sales@omnicrm.test\r\n" + raw
-    assert to_inbound_event(parse_message(copy), mailbox_row()).external_id == event.external_id
+    assert to_inbound_event(parse_message(copy), account_view()).external_id == event.external_id
 
 
 def test_an_auto_reply_is_recorded_but_may_not_reopen() -> None:
     raw = message(subject="Out of office", headers="Auto-Submitted: auto-replied\r\n")
-    event = to_inbound_event(parse_message(raw), mailbox_row())
+    event = to_inbound_event(parse_message(raw), account_view())
     assert not event.may_reopen
     assert event.meta["auto_reply"] is True
     assert event.meta["auto_reply_reason"] == "Auto-Submitted: auto-replied"
 
 
 def test_a_bounce_names_the_outbox_item_and_may_not_reopen() -> None:
-    event = to_inbound_event(parse_message(fixture("dsn_failed.eml")), mailbox_row())
+    event = to_inbound_event(parse_message(fixture("dsn_failed.eml")), account_view())
     assert not event.may_reopen
     bounce = event.meta["bounce"]
     assert bounce["outbox_id"] == 12
@@ -149,12 +134,12 @@ def test_a_bounce_names_the_outbox_item_and_may_not_reopen() -> None:
 
 def test_a_message_that_is_all_quote_shows_its_whole_text() -> None:
     raw = message(body="> what you wrote\r\n> before\r\n")
-    event = to_inbound_event(parse_message(raw), mailbox_row())
+    event = to_inbound_event(parse_message(raw), account_view())
     assert "what you wrote" in event.text
 
 
 def test_a_huge_subject_fits_the_thread_key_column() -> None:
-    event = to_inbound_event(parse_message(message(subject="x" * 2000)), mailbox_row())
+    event = to_inbound_event(parse_message(message(subject="x" * 2000)), account_view())
     assert event.thread_key is not None
     assert len(event.thread_key) == 500
 
@@ -164,7 +149,7 @@ def test_every_corpus_message_maps_with_sender_and_subject_as_python_reads_them(
     name: str,
 ) -> None:
     raw = corpus_message(name)
-    event = to_inbound_event(parse_message(raw), mailbox_row())
+    event = to_inbound_event(parse_message(raw), account_view())
     subject, sender = PYTHON_FAILS.get(name) or python_subject_and_sender(raw)
     assert event.subject == (subject or "")
     assert [a.value for a in event.addresses] == [sender]
@@ -177,11 +162,11 @@ def test_every_corpus_message_maps_with_sender_and_subject_as_python_reads_them(
 async def test_attachments_go_to_the_store_and_the_interaction_lists_them(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    account = await create_email_account(sessions)
     raw = corpus_message("multi_charset/japanese_attachment.eml")
     store = MemoryStore()
     async with sessions() as session, session.begin():
-        outcome = await import_message(session, mailbox, 1, 1, raw, store, POLICY)
+        outcome = await import_message(session, account, reference_of(1, 1), raw, store, POLICY)
     assert outcome.status is ImportStatus.INGESTED
     async with sessions() as session:
         interaction = await session.get(Interaction, outcome.interaction_id)
@@ -200,12 +185,12 @@ async def test_attachments_go_to_the_store_and_the_interaction_lists_them(
 async def test_an_attachment_over_the_limit_keeps_its_metadata_only(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    account = await create_email_account(sessions)
     raw = corpus_message("attachment_emails/attachment_pdf.eml")
     store = MemoryStore()
     async with sessions() as session, session.begin():
         outcome = await import_message(
-            session, mailbox, 1, 1, raw, store, POLICY, max_attachment_bytes=1024
+            session, account, reference_of(1, 1), raw, store, POLICY, max_attachment_bytes=1024
         )
     async with sessions() as session:
         interaction = await session.get(Interaction, outcome.interaction_id)
@@ -218,13 +203,15 @@ async def test_an_attachment_over_the_limit_keeps_its_metadata_only(
 
 
 async def test_the_same_message_twice_is_one_interaction(sessions: SessionFactory) -> None:
-    mailbox = await create_mailbox(sessions)
+    account = await create_email_account(sessions)
     raw = message(message_id=None)
     outcomes = []
     for uid in (1, 2):
         async with sessions() as session, session.begin():
             outcomes.append(
-                await import_message(session, mailbox, 1, uid, raw, MemoryStore(), POLICY)
+                await import_message(
+                    session, account, reference_of(1, uid), raw, MemoryStore(), POLICY
+                )
             )
     assert [o.status for o in outcomes] == [ImportStatus.INGESTED, ImportStatus.DUPLICATE]
     assert outcomes[0].interaction_id == outcomes[1].interaction_id
@@ -236,18 +223,20 @@ async def test_the_same_message_twice_is_one_interaction(sessions: SessionFactor
 async def test_a_message_without_sender_is_quarantined_once_with_the_reason(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    account = await create_email_account(sessions)
     raw = message(sender="")
     for _ in range(2):
         async with sessions() as session, session.begin():
-            outcome = await import_message(session, mailbox, 5, 9, raw, MemoryStore(), POLICY)
+            outcome = await import_message(
+                session, account, reference_of(5, 9), raw, MemoryStore(), POLICY
+            )
         assert outcome.status is ImportStatus.QUARANTINED
         assert outcome.reason is not None
         assert "no sender address" in outcome.reason
     async with sessions() as session:
         rows = list(await session.scalars(select(QuarantinedMessage)))
-    assert [(r.mailbox_id, r.uidvalidity, r.uid, r.raw, r.status) for r in rows] == [
-        (mailbox.id, 5, 9, raw, QuarantineStatus.QUARANTINED)
+    assert [(r.channel, r.account_id, r.reference, r.raw, r.status) for r in rows] == [
+        ("email", account.id, "5:9", raw, QuarantineStatus.QUARANTINED)
     ]
     assert await count(sessions, Interaction) == 0
 
@@ -255,11 +244,13 @@ async def test_a_message_without_sender_is_quarantined_once_with_the_reason(
 async def test_a_message_ingest_refuses_is_quarantined_and_nothing_else_is_stored(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    account = await create_email_account(sessions)
     # An address longer than any mail system allows (320 characters).
     raw = message(sender=f"{'a' * 320}@customer.test")
     async with sessions() as session, session.begin():
-        outcome = await import_message(session, mailbox, 1, 1, raw, MemoryStore(), POLICY)
+        outcome = await import_message(
+            session, account, reference_of(1, 1), raw, MemoryStore(), POLICY
+        )
     assert outcome.status is ImportStatus.QUARANTINED
     assert outcome.reason == "ingest refused the message: email: not a valid email address"
     assert await count(sessions, Interaction) == 0
@@ -269,26 +260,32 @@ async def test_a_message_ingest_refuses_is_quarantined_and_nothing_else_is_store
 async def test_the_same_bytes_held_under_a_new_uidvalidity_stay_one_row(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    account = await create_email_account(sessions)
     raw = message(sender="")
     for uidvalidity, uid in ((1, 3), (2, 1)):
         async with sessions() as session, session.begin():
-            await import_message(session, mailbox, uidvalidity, uid, raw, MemoryStore(), POLICY)
+            await import_message(
+                session, account, reference_of(uidvalidity, uid), raw, MemoryStore(), POLICY
+            )
     assert await count(sessions, QuarantinedMessage) == 1
 
 
 async def test_a_held_message_that_goes_through_is_marked_ingested(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
+    account = await create_email_account(sessions)
     raw = message()
     async with sessions() as session, session.begin():
         # Held by an earlier version that could not read it, say.
         session.add(
-            QuarantinedMessage(mailbox_id=mailbox.id, uidvalidity=1, uid=4, raw=raw, reason="old")
+            QuarantinedMessage(
+                channel="email", account_id=account.id, reference="1:4", raw=raw, reason="old"
+            )
         )
     async with sessions() as session, session.begin():
-        outcome = await import_message(session, mailbox, 1, 4, raw, MemoryStore(), POLICY)
+        outcome = await import_message(
+            session, account, reference_of(1, 4), raw, MemoryStore(), POLICY
+        )
     assert outcome.status is ImportStatus.INGESTED
     async with sessions() as session:
         row = await session.scalar(select(QuarantinedMessage))
@@ -297,10 +294,12 @@ async def test_a_held_message_that_goes_through_is_marked_ingested(
     assert row.interaction_id == outcome.interaction_id
 
 
-async def sent_reply(sessions: SessionFactory, mailbox: Mailbox) -> tuple[int, str]:
+async def sent_reply(sessions: SessionFactory, account: AccountView) -> tuple[int, str]:
     """A customer wrote; an operator answered; the answer went out with our Message-ID."""
     async with sessions() as session, session.begin():
-        first = await import_message(session, mailbox, 1, 1, message(), MemoryStore(), POLICY)
+        first = await import_message(
+            session, account, reference_of(1, 1), message(), MemoryStore(), POLICY
+        )
         assert first.conversation_id is not None
         _interaction, item = await reply(session, CLI, first.conversation_id, text="On its way.")
         message_id = make_message_id(item.id, "omnicrm.test")
@@ -317,11 +316,11 @@ def bounce_of(message_id: str) -> bytes:
 async def test_a_bounce_of_our_message_fails_its_outbox_item_with_the_reason(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
-    outbox_id, message_id = await sent_reply(sessions, mailbox)
+    account = await create_email_account(sessions)
+    outbox_id, message_id = await sent_reply(sessions, account)
     async with sessions() as session, session.begin():
         outcome = await import_message(
-            session, mailbox, 1, 2, bounce_of(message_id), MemoryStore(), POLICY
+            session, account, reference_of(1, 2), bounce_of(message_id), MemoryStore(), POLICY
         )
     assert outcome.status is ImportStatus.INGESTED
     assert outcome.bounced_outbox_id == outbox_id
@@ -341,12 +340,12 @@ async def test_a_bounce_of_our_message_fails_its_outbox_item_with_the_reason(
 async def test_a_bounce_naming_our_item_with_another_message_id_changes_nothing(
     sessions: SessionFactory,
 ) -> None:
-    mailbox = await create_mailbox(sessions)
-    outbox_id, _message_id = await sent_reply(sessions, mailbox)
+    account = await create_email_account(sessions)
+    outbox_id, _message_id = await sent_reply(sessions, account)
     forged = make_message_id(outbox_id, "omnicrm.test")  # right item, wrong random part
     async with sessions() as session, session.begin():
         outcome = await import_message(
-            session, mailbox, 1, 2, bounce_of(forged), MemoryStore(), POLICY
+            session, account, reference_of(1, 2), bounce_of(forged), MemoryStore(), POLICY
         )
     assert outcome.bounced_outbox_id is None
     async with sessions() as session:

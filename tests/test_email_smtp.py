@@ -9,14 +9,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from channels.accounts import add_account as add_email_account
+from channels.accounts import change_account
 from channels.email.message import parse_outbox_id
+from channels.email.plugin import EmailChannel
 from channels.email.smtp import EmailSender
+from channels.registry import ChannelRegistry
 from core.audit import CLI
+from core.channel_accounts import get_account
 from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.identity import Address
 from core.ingest import InboundEvent, ingest
-from core.mailboxes import create_mailbox, deactivate_mailbox
 from core.models import IdentityKind, Interaction, OutboxItem, OutboxStatus, Role
 from core.outbox import OutboxWorker, enqueue
 from core.queues import create_queue
@@ -27,14 +31,16 @@ from tests.servers import free_port
 pytest_plugins = ["tests.mailservers"]  # the `smtp_server` fixture
 
 CUSTOMER = "ann@customer.example"
-# Mailboxes are stored with their passwords encrypted with this; the sender reads them with it.
+# Email accounts are stored with their passwords encrypted with this; the sender reads them
+# with it.
 CIPHER = CredentialCipher("the SMTP tests' credentials key")
+REGISTRY = ChannelRegistry([EmailChannel()])
 FIRST_MESSAGE_ID = "<m1@customer.example>"
 
 
-async def add_mailbox(sessions: SessionFactory, smtp_server: SmtpServer, **overrides: Any) -> int:
+async def add_account(sessions: SessionFactory, smtp_server: SmtpServer, **overrides: Any) -> int:
+    """An email account sending through the test's SMTP server, made as the API makes one."""
     values = {
-        "name": "support",
         "address": "support@shop.example",
         "display_name": "Shop Support",
         "imap_host": "imap.shop.example",
@@ -44,16 +50,27 @@ async def add_mailbox(sessions: SessionFactory, smtp_server: SmtpServer, **overr
         "smtp_tls": "none",
         **overrides,
     }
+    name = values.pop("name", "support")
+    queue_id = values.pop("queue_id", None)
     async with sessions() as session, session.begin():
-        mailbox = await create_mailbox(session, CLI, values, cipher=CIPHER)
-    return mailbox.id
+        row = await add_email_account(
+            session,
+            CLI,
+            REGISTRY,
+            CIPHER,
+            channel="email",
+            name=name,
+            settings=values,
+            queue_id=queue_id,
+        )
+    return row.id
 
 
 async def customer_writes(
     sessions: SessionFactory,
     external_id: str,
     *,
-    mailbox_id: int | None,
+    account_id: int | None,
     answers: tuple[str, ...] = (),
     channel: str = "email",
     queue_id: int | None = None,
@@ -69,7 +86,7 @@ async def customer_writes(
                 addresses=[Address(IdentityKind.EMAIL, CUSTOMER)],
                 subject=subject,
                 text="Where is my order?",
-                meta={"mailbox_id": mailbox_id} if mailbox_id is not None else {},
+                meta={"account_id": account_id} if account_id is not None else {},
                 reply_to_external_ids=answers,
                 thread_key=subject,
                 queue_id=queue_id,
@@ -129,8 +146,8 @@ def assert_ours(mail: ReceivedMail, item: OutboxItem) -> str:
 async def test_operator_reply_goes_out_threaded_with_our_message_id(
     sessions: SessionFactory, operator: User, smtp_server: SmtpServer
 ) -> None:
-    mailbox_id = await add_mailbox(sessions, smtp_server)
-    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, mailbox_id=mailbox_id)
+    account_id = await add_account(sessions, smtp_server)
+    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, account_id=account_id)
     worker = worker_for(sessions)
 
     first = await deliver(worker, sessions, await reply(operator, conversation))
@@ -153,7 +170,7 @@ async def test_operator_reply_goes_out_threaded_with_our_message_id(
     answer = await customer_writes(
         sessions,
         "<m2@customer.example>",
-        mailbox_id=mailbox_id,
+        account_id=account_id,
         answers=(first_id,),
         subject="Re: Order 1234",
     )
@@ -174,8 +191,8 @@ async def test_reply_to_a_web_form_goes_to_the_address_on_the_form(
 ) -> None:
     async with sessions() as session, session.begin():
         sales = await create_queue(session, CLI, name="Sales")
-    await add_mailbox(sessions, smtp_server)
-    await add_mailbox(
+    await add_account(sessions, smtp_server)
+    await add_account(
         sessions,
         smtp_server,
         name="sales",
@@ -186,7 +203,7 @@ async def test_reply_to_a_web_form_goes_to_the_address_on_the_form(
     conversation = await customer_writes(
         sessions,
         "quote:1",
-        mailbox_id=None,
+        account_id=None,
         channel="webform",
         queue_id=sales.id,
         subject="Quote request",
@@ -207,8 +224,8 @@ async def test_reply_to_a_web_form_goes_to_the_address_on_the_form(
 async def test_automatic_messages_are_marked_auto_submitted(
     sessions: SessionFactory, smtp_server: SmtpServer
 ) -> None:
-    mailbox_id = await add_mailbox(sessions, smtp_server)
-    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, mailbox_id=mailbox_id)
+    account_id = await add_account(sessions, smtp_server)
+    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, account_id=account_id)
     async with sessions() as session, session.begin():
         item = await enqueue(
             session,
@@ -232,17 +249,18 @@ async def test_automatic_messages_are_marked_auto_submitted(
 async def test_the_mailbox_the_customer_wrote_to_answers(
     sessions: SessionFactory, operator: User, smtp_server: SmtpServer
 ) -> None:
-    await add_mailbox(sessions, smtp_server)
-    sales = await add_mailbox(sessions, smtp_server, name="sales", address="sales@shop.example")
-    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, mailbox_id=sales)
+    await add_account(sessions, smtp_server)
+    sales = await add_account(sessions, smtp_server, name="sales", address="sales@shop.example")
+    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, account_id=sales)
     worker = worker_for(sessions)
     await deliver(worker, sessions, await reply(operator, conversation))
     [mail] = await smtp_server.wait_for(1)
     assert mail.message["From"].addresses[0].addr_spec == "sales@shop.example"
 
-    # A deactivated mailbox sends nothing: the next one in line answers.
+    # A disabled account sends nothing: the next one in line answers.
     async with sessions() as session, session.begin():
-        await deactivate_mailbox(session, CLI, sales)
+        row = await get_account(session, sales)
+        await change_account(session, CLI, REGISTRY, CIPHER, row, enabled=False)
     await deliver(worker, sessions, await reply(operator, conversation))
     [_, second] = await smtp_server.wait_for(2)
     assert second.message["From"].addresses[0].addr_spec == "support@shop.example"
@@ -251,7 +269,7 @@ async def test_the_mailbox_the_customer_wrote_to_answers(
 async def test_a_reply_waits_in_the_outbox_until_a_mailbox_is_configured(
     sessions: SessionFactory, operator: User, smtp_server: SmtpServer
 ) -> None:
-    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, mailbox_id=None)
+    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, account_id=None)
     outbox_id = await reply(operator, conversation)
     worker = worker_for(sessions)
     assert await worker.run_once() == 0
@@ -259,7 +277,7 @@ async def test_a_reply_waits_in_the_outbox_until_a_mailbox_is_configured(
     assert (item.status, item.attempts) == (OutboxStatus.QUEUED, 0)
     assert smtp_server.messages == []
 
-    await add_mailbox(sessions, smtp_server)
+    await add_account(sessions, smtp_server)
     item = await deliver(worker, sessions, outbox_id)
     assert item.status == OutboxStatus.SENT
     [mail] = await smtp_server.wait_for(1)
@@ -278,8 +296,8 @@ async def test_a_reply_waits_in_the_outbox_until_a_mailbox_is_configured(
 async def test_transient_failures_are_retried(
     sessions: SessionFactory, operator: User, smtp_server: SmtpServer, script: Any
 ) -> None:
-    mailbox_id = await add_mailbox(sessions, smtp_server)
-    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, mailbox_id=mailbox_id)
+    account_id = await add_account(sessions, smtp_server)
+    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, account_id=account_id)
     outbox_id = await reply(operator, conversation)
     script(smtp_server)
     worker = worker_for(sessions)
@@ -299,8 +317,8 @@ async def test_transient_failures_are_retried(
 async def test_a_timeout_is_retried_with_the_same_message_id(
     sessions: SessionFactory, operator: User, smtp_server: SmtpServer
 ) -> None:
-    mailbox_id = await add_mailbox(sessions, smtp_server)
-    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, mailbox_id=mailbox_id)
+    account_id = await add_account(sessions, smtp_server)
+    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, account_id=account_id)
     outbox_id = await reply(operator, conversation)
     # Silent for longer than the client waits: the message may or may not have arrived.
     smtp_server.drop_next(1, after=1.5)
@@ -321,8 +339,8 @@ async def test_a_timeout_is_retried_with_the_same_message_id(
 async def test_an_unreachable_server_is_retried_then_given_up(
     sessions: SessionFactory, operator: User, smtp_server: SmtpServer
 ) -> None:
-    mailbox_id = await add_mailbox(sessions, smtp_server, smtp_port=free_port())
-    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, mailbox_id=mailbox_id)
+    account_id = await add_account(sessions, smtp_server, smtp_port=free_port())
+    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, account_id=account_id)
     item = await deliver(
         worker_for(sessions, max_attempts=2), sessions, await reply(operator, conversation)
     )
@@ -334,8 +352,8 @@ async def test_an_unreachable_server_is_retried_then_given_up(
 async def test_a_5xx_reply_fails_the_message_with_the_servers_reason(
     sessions: SessionFactory, operator: User, smtp_server: SmtpServer, stage: Any
 ) -> None:
-    mailbox_id = await add_mailbox(sessions, smtp_server)
-    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, mailbox_id=mailbox_id)
+    account_id = await add_account(sessions, smtp_server)
+    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, account_id=account_id)
     smtp_server.fail_next(1, 550, "5.1.1 Mailbox unavailable", stage=stage)
     outbox_id = await reply(operator, conversation)
     item = await deliver(worker_for(sessions), sessions, outbox_id)
@@ -355,20 +373,20 @@ async def test_smtp_auth_with_the_mailbox_credentials(
     sessions: SessionFactory, operator: User, smtp_server: SmtpServer
 ) -> None:
     smtp_server.require_auth("support@shop.example", "right horse battery")
-    good = await add_mailbox(
+    good = await add_account(
         sessions,
         smtp_server,
         smtp_user="support@shop.example",
         smtp_password="right horse battery",
     )
-    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, mailbox_id=good)
+    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, account_id=good)
     worker = worker_for(sessions)
     sent = await deliver(worker, sessions, await reply(operator, conversation))
     assert sent.status == OutboxStatus.SENT
     [mail] = await smtp_server.wait_for(1)
     assert mail.login == "support@shop.example"
 
-    wrong = await add_mailbox(
+    wrong = await add_account(
         sessions,
         smtp_server,
         name="sales",
@@ -377,7 +395,7 @@ async def test_smtp_auth_with_the_mailbox_credentials(
         smtp_password="wrong horse battery",
     )
     other = await customer_writes(
-        sessions, "<other@customer.example>", mailbox_id=wrong, subject="Refund"
+        sessions, "<other@customer.example>", account_id=wrong, subject="Refund"
     )
     failed = await deliver(worker, sessions, await reply(operator, other))
     assert (failed.status, failed.attempts) == (OutboxStatus.FAILED, 1)
@@ -389,8 +407,8 @@ async def test_smtp_auth_with_the_mailbox_credentials(
 async def test_the_sent_reply_is_the_stored_interaction(
     sessions: SessionFactory, operator: User, smtp_server: SmtpServer
 ) -> None:
-    mailbox_id = await add_mailbox(sessions, smtp_server)
-    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, mailbox_id=mailbox_id)
+    account_id = await add_account(sessions, smtp_server)
+    conversation = await customer_writes(sessions, FIRST_MESSAGE_ID, account_id=account_id)
     response = await operator.post(
         f"/api/v1/conversations/{conversation}/reply",
         json={"text": "", "html": "<p>It <b>ships</b> today.</p>"},

@@ -19,7 +19,7 @@ from core.audit import CLI
 from core.auth import create_token
 from core.db import SessionFactory
 from core.forms import create_form
-from core.models import Mailbox, Role, utcnow
+from core.models import ChannelAccount, Role, utcnow
 from core.outbox import Delivery, Sender
 from core.settings import Settings, SettingsError, load_settings
 from tests.conftest import User, UserFactory
@@ -42,12 +42,10 @@ async def add_failing_mailbox(sessions: SessionFactory) -> None:
     now = utcnow()
     async with sessions() as session, session.begin():
         session.add(
-            Mailbox(
+            ChannelAccount(
+                channel="email",
                 name="secret-sales",
-                address="sales@shop.example",
-                imap_host="imap.internal.example",
-                imap_user="sales",
-                smtp_host="smtp.internal.example",
+                settings={"imap_host": "imap.internal.example"},
                 last_success_at=now - timedelta(minutes=5),
                 last_error_at=now,
                 last_error="connection refused by imap.internal.example",
@@ -109,7 +107,7 @@ async def test_admins_and_the_metrics_token_see_the_checks(
     assert body["status"] == "degraded"
     if sees_checks:
         assert body["checks"]["database"] == "ok"
-        assert body["checks"]["mailbox:secret-sales"].endswith(
+        assert body["checks"]["email:secret-sales"].endswith(
             "connection refused by imap.internal.example"
         )
     else:

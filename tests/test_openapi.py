@@ -104,7 +104,7 @@ def statuses(document: dict[str, Any], method: str, path: str) -> set[int]:
         ("get", "/api/v1/contacts/{id}", {200, 401, 403, 404}),
         ("patch", "/api/v1/contacts/{id}", {200, 400, 401, 403, 404, 409, 413}),
         ("post", "/api/v1/forms", {201, 400, 401, 403, 409, 413}),
-        ("delete", "/api/v1/mailboxes/{id}", {204, 401, 403, 404, 409}),
+        ("delete", "/api/v1/channel-accounts/{id}", {200, 401, 403, 404, 409}),
         ("post", "/api/v1/offers/{id}/accept", {200, 401, 403, 404, 409}),
         ("get", "/api/v1/contacts", {200, 400, 401, 403}),
         ("post", "/forms/{slug}", {201, 400, 404, 413, 415, 429}),

@@ -22,11 +22,13 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.email.imap import reference_of
 from channels.email.inbound import import_message, store_attachments
 from channels.email.message import parse_message
 from core import clock, quarantine
 from core.audit import CLI
 from core.auth import create_token
+from core.channel_accounts import get_account, view_without_secrets
 from core.clock import ManualClock
 from core.contacts import merge_contacts
 from core.db import SessionFactory, make_engine, make_session_factory
@@ -43,7 +45,6 @@ from core.models import (
     IdentityKind,
     Interaction,
     Lead,
-    Mailbox,
     OutboxItem,
     Role,
     Task,
@@ -54,6 +55,7 @@ from core.queues import create_queue, set_members
 from core.storage import AttachmentStore, FilesystemStore
 from tests import test_cli
 from tests.conftest import User, UserFactory
+from tests.email_accounts import create_email_account
 from tests.test_cli import Run, query
 from web.keys import ATTACHMENTS, SETTINGS
 
@@ -182,15 +184,10 @@ async def arrange(
     async with sessions() as session, session.begin():
         queue = await create_queue(session, CLI, name="Support")
         await set_members(session, CLI, queue.id, [operator.operator.id])
-        mailbox = Mailbox(
-            name="support",
-            address="support@crm.test",
-            imap_host="127.0.0.1",
-            imap_user="support",
-            smtp_host="127.0.0.1",
-            queue_id=queue.id,
-        )
-        session.add(mailbox)
+    mailbox = await create_email_account(
+        sessions, "support", queue_id=queue.id, address="support@crm.test"
+    )
+    async with sessions() as session, session.begin():
         await create_form(
             session, CLI, slug="callback", queue_id=queue.id, create_lead=True, title="Callback"
         )
@@ -204,7 +201,7 @@ async def arrange(
         message_id="<m1@example.org>",
     )
     async with sessions() as session, session.begin():
-        mine = await import_message(session, mailbox, 1, 1, raw, store, POLICY)
+        mine = await import_message(session, mailbox, reference_of(1, 1), raw, store, POLICY)
     other_raw = email_bytes(
         f"{MAX_NAME} <{MAX_EMAIL}>",
         "Price list",
@@ -213,7 +210,9 @@ async def arrange(
         message_id="<m2@other.example>",
     )
     async with sessions() as session, session.begin():
-        others = await import_message(session, mailbox, 1, 2, other_raw, store, POLICY)
+        others = await import_message(
+            session, mailbox, reference_of(1, 2), other_raw, store, POLICY
+        )
     assert mine.interaction_id
     assert others.interaction_id
     assert mine.conversation_id
@@ -297,9 +296,9 @@ async def arrange(
         )
         held = await quarantine.quarantine(
             session,
-            mailbox_id=mailbox.id,
-            uidvalidity=1,
-            uid=3,
+            channel="email",
+            account_id=mailbox.id,
+            reference=reference_of(1, 3),
             raw=held_raw,
             reason=f"the database refused the message: {EMAIL}",
         )
@@ -312,9 +311,9 @@ async def arrange(
     async with sessions() as session, session.begin():
         retried = await quarantine.quarantine(
             session,
-            mailbox_id=mailbox.id,
-            uidvalidity=1,
-            uid=5,
+            channel="email",
+            account_id=mailbox.id,
+            reference=reference_of(1, 5),
             raw=retried_raw,
             reason=f'the database refused the message: invalid value "{EMAIL}"',
         )
@@ -460,7 +459,7 @@ async def read_everything(world: World) -> dict[str, str]:
         "/api/v1/leads",
         f"/api/v1/leads/{w.lead_id}",
         "/api/v1/audit?limit=200",
-        f"/api/v1/mailboxes/{w.mailbox_id}/quarantine",
+        f"/api/v1/quarantine?account_id={w.mailbox_id}",
         f"/api/v1/quarantine/{w.quarantine_id}/raw",
         f"/api/v1/interactions/{w.email_interaction}/attachments/0",
         f"/api/v1/interactions/{w.email_interaction}/attachments/1",
@@ -556,9 +555,10 @@ async def test_after_erasure_nothing_of_the_person_is_readable_and_the_figures_s
         f"{NAME} <{EMAIL}>", "Hello again", "It is me again", message_id="<m4@example.org>"
     )
     async with sessions() as session, session.begin():
-        mailbox = await session.get(Mailbox, world.mailbox_id)
-        assert mailbox is not None
-        outcome = await import_message(session, mailbox, 1, 4, again, world.store, POLICY)
+        account = view_without_secrets(await get_account(session, world.mailbox_id), ())
+        outcome = await import_message(
+            session, account, reference_of(1, 4), again, world.store, POLICY
+        )
     assert outcome.interaction_id is not None
     fresh_id = await contact_of(sessions, outcome.interaction_id)
     assert fresh_id not in (world.contact_id, world.merged_id)

@@ -1,5 +1,6 @@
-"""`omnicrm serve` starts, through its real start-up path, whatever the config file's
-mailboxes did since the last start (added, changed, removed), and says so in its log."""
+"""`omnicrm serve` starts, through its real start-up path, whatever the config file's channel
+accounts did since the last start (added, changed, removed), and says so in its log; both
+spellings of an email account work (`[[mailboxes]]`, `[[channels]] channel = "email"`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import SessionFactory
-from core.models import Mailbox
+from core.models import ChannelAccount
 from tests.servers import free_port, omnicrm_server
 
 
@@ -32,9 +33,11 @@ def mailbox(name: str, imap_port: int, **overrides: Any) -> dict[str, Any]:
 
 
 def write_config(path: Path, *mailboxes: dict[str, Any]) -> None:
-    """One [[mailboxes]] table per mapping (values as JSON, which TOML reads)."""
+    """One table per mapping (values as JSON, which TOML reads): [[channels]] for a mapping
+    with a channel, [[mailboxes]] for the others."""
     tables = (
-        "[[mailboxes]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in m.items())
+        ("[[channels]]\n" if "channel" in m else "[[mailboxes]]\n")
+        + "".join(f"{key} = {json.dumps(value)}\n" for key, value in m.items())
         for m in mailboxes
     )
     path.write_text("\n".join(tables))
@@ -42,7 +45,7 @@ def write_config(path: Path, *mailboxes: dict[str, Any]) -> None:
 
 def synced_lines(log: Path) -> list[dict[str, Any]]:
     entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    return [entry for entry in entries if entry["message"] == "config mailboxes synced"]
+    return [entry for entry in entries if entry["message"] == "config channel accounts synced"]
 
 
 async def start_and_check(database_url: str, config: Path, log: Path) -> dict[str, Any]:
@@ -64,7 +67,7 @@ async def start_and_check(database_url: str, config: Path, log: Path) -> dict[st
     return entry
 
 
-async def test_serve_starts_after_config_mailboxes_are_added_changed_and_removed(
+async def test_serve_starts_after_config_accounts_are_added_changed_and_removed(
     database_url: str, engine: AsyncEngine, sessions: SessionFactory, tmp_path: Path
 ) -> None:
     port = free_port()
@@ -72,24 +75,27 @@ async def test_serve_starts_after_config_mailboxes_are_added_changed_and_removed
 
     write_config(config, mailbox("support", port), mailbox("sales", port))
     first = await start_and_check(database_url, config, tmp_path / "first.log")
-    assert (first["created"], first["updated"], first["deactivated"]) == (
-        ["support", "sales"],
+    assert (first["created"], first["updated"], first["disabled"]) == (
+        ["email:support", "email:sales"],
         [],
         [],
     )
 
-    # One changed, one removed, one added, all at once.
+    # One changed, one removed, one added (spelt as a [[channels]] table), all at once.
     write_config(
-        config, mailbox("support", port, display_name="Shop Support"), mailbox("billing", port)
+        config,
+        mailbox("support", port, display_name="Shop Support"),
+        mailbox("billing", port, channel="email"),
     )
     second = await start_and_check(database_url, config, tmp_path / "second.log")
-    assert (second["created"], second["updated"], second["deactivated"]) == (
-        ["billing"],
-        ["support"],
-        ["sales"],
+    assert (second["created"], second["updated"], second["disabled"]) == (
+        ["email:billing"],
+        ["email:support"],
+        ["email:sales"],
     )
 
     async with sessions() as session:
-        stored = {m.name: m for m in await session.scalars(select(Mailbox))}
-    assert stored["support"].display_name == "Shop Support"
-    assert (stored["sales"].active, stored["billing"].active) == (False, True)
+        stored = {m.name: m for m in await session.scalars(select(ChannelAccount))}
+    assert stored["support"].settings["display_name"] == "Shop Support"
+    assert (stored["sales"].enabled, stored["billing"].enabled) == (False, True)
+    assert all(account.channel == "email" for account in stored.values())

@@ -15,7 +15,7 @@ from core.audit import CLI
 from core.forms import create_form
 from core.identity import Address
 from core.ingest import InboundEvent, ingest
-from core.models import IdentityKind, Mailbox, Role, utcnow
+from core.models import ChannelAccount, IdentityKind, Role, utcnow
 from core.settings import Settings
 from tests.conftest import UserFactory
 from web.app import create_app
@@ -167,24 +167,25 @@ async def test_start_page_links_the_console_monitor_and_active_forms(
     assert '<a href="/monitor/">' in page
 
 
-async def test_healthz_shows_each_mailbox_and_a_failing_one_degrades(
+async def test_healthz_shows_each_enabled_account_and_a_failing_one_degrades(
     make_user: UserFactory, app: web.Application
 ) -> None:
     admin = await make_user(Role.ADMIN)
     now = utcnow()
     async with app[SESSIONS]() as session, session.begin():
-        for name, success, error in (
-            ("support", now, None),
-            ("sales", now - timedelta(minutes=5), now),
-            ("new", None, None),
+        for channel, name, success, error, enabled in (
+            ("email", "support", now, None, True),
+            ("email", "sales", now - timedelta(minutes=5), now, True),
+            ("email", "new", None, None, True),
+            ("email", "retired", None, now, False),
+            ("sms", "support", now, None, True),
         ):
             session.add(
-                Mailbox(
+                ChannelAccount(
+                    channel=channel,
                     name=name,
-                    address=f"{name}@shop.example",
-                    imap_host="imap.shop.example",
-                    imap_user=name,
-                    smtp_host="smtp.shop.example",
+                    settings={},
+                    enabled=enabled,
                     last_success_at=success,
                     last_error_at=error,
                     last_error="connection refused" if error else None,
@@ -194,7 +195,16 @@ async def test_healthz_shows_each_mailbox_and_a_failing_one_degrades(
     assert response.status == 200
     body = await response.json()
     assert body["status"] == "degraded"
-    assert body["checks"]["mailbox:support"] == "ok"
-    assert body["checks"]["mailbox:new"] == "starting"
-    assert body["checks"]["mailbox:sales"].startswith("error since ")
-    assert body["checks"]["mailbox:sales"].endswith("connection refused")
+    checks = body["checks"]
+    assert sorted(checks) == [
+        "database",
+        "email:new",
+        "email:sales",
+        "email:support",
+        "sms:support",
+    ]
+    assert checks["email:support"] == "ok"
+    assert checks["email:new"] == "starting"
+    assert checks["email:sales"].startswith("error since ")
+    assert checks["email:sales"].endswith("connection refused")
+    assert checks["sms:support"] == "ok"

@@ -1,7 +1,5 @@
-"""`omnicrm channel add twilio ...`: the generic channel commands (built for issue 10 by the
-email part) derive their flags from the Twilio settings' field names. Until that command
-group is on this branch, the test is skipped with that reason; the same settings are tested
-through the API in test_twilio_outbound.py (`add_account`)."""
+"""`omnicrm channel add twilio ...`: the generic channel commands derive their flags from the
+Twilio settings' field names; the secret comes from stdin and is stored encrypted."""
 
 from __future__ import annotations
 
@@ -18,24 +16,11 @@ from core.db import make_engine, make_session_factory
 from core.models import ChannelAccount
 from core.settings import Settings
 from tests.twilio_standin import ACCOUNT_SID, AUTH_TOKEN
-from web.cli import build_parser, main
+from web.cli import main
 
 pytestmark = pytest.mark.usefixtures("keep_logging")
 
 
-def _has_channel_command() -> bool:
-    commands = next(
-        action
-        for action in build_parser()._subparsers._group_actions  # type: ignore[union-attr]
-        if hasattr(action, "choices")
-    )
-    return "channel" in (commands.choices or {})
-
-
-@pytest.mark.skipif(
-    not _has_channel_command(),
-    reason="`omnicrm channel` arrives with the email part of issue 10 (the generic CLI group)",
-)
 def test_channel_add_twilio_takes_the_token_from_stdin(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -13,16 +13,16 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from channels.accounts import declared_accounts
 from channels.base import Channel, ChannelServices
-from channels.email.imap import PollerOptions
-from channels.email.service import EmailChannel
+from channels.pollers import PollerSupervisor
 from channels.registry import ChannelRegistry, default_channels
+from core.channel_accounts import DeclaredAccount, sync_config_accounts
 from core.credentials import CredentialCipher
 from core.db import make_engine, transaction
 from core.events import EventBus, listen_postgresql, session_info
 from core.ingest import IngestPolicy
 from core.logfields import log_fields
-from core.mailboxes import sync_config_mailboxes
 from core.outbox import OutboxWorker, RetrySchedule, Sender
 from core.settings import Settings
 from core.storage import FilesystemStore
@@ -40,7 +40,6 @@ from web import (
     routes_forms,
     routes_interactions,
     routes_leads,
-    routes_mailboxes,
     routes_operators,
     routes_pages,
     routes_privacy,
@@ -55,12 +54,13 @@ from web.keys import (
     ATTACHMENTS,
     BUS,
     CREDENTIALS,
-    EMAIL_CHANNEL,
+    DECLARED_ACCOUNTS,
     ENGINE,
     ENRICHERS,
     INGEST_POLICY,
     METRICS,
     OUTBOX_WORKER,
+    POLLERS,
     REGISTRY,
     ROUTING,
     SENDERS,
@@ -83,7 +83,6 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_console_api.routes,
     routes_attachments.routes,
     routes_leads.routes,
-    routes_mailboxes.routes,
     routes_channels.routes,
     routes_quarantine.routes,
     routes_operators.routes,
@@ -107,11 +106,12 @@ def create_app(
 ) -> web.Application:
     """Build the application; resources open and close with its cleanup contexts.
 
-    `background_workers=False` leaves out the outbox worker and the mail pollers (tests that
-    drive them run their own). `routing` runs the routing engine (by default when the
+    `background_workers=False` leaves out the outbox worker and the channels' pollers (tests
+    that drive them run their own). `routing` runs the routing engine (by default when the
     background workers run); `enrichers` give it facts from elsewhere (the ERP bridge).
     `channels` are the channels it runs (`default_channels()` unless given); `senders`
-    replace their senders by channel name."""
+    replace their senders by channel name. The config file's channel accounts are checked by
+    their channels here (SettingsError) and synced into the database when the app starts."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[timed, dated, security_headers, errors_as_json],
@@ -126,6 +126,7 @@ def create_app(
     )
     app[REGISTRY] = ChannelRegistry(default_channels() if channels is None else channels)
     app[REGISTRY].install()
+    app[DECLARED_ACCOUNTS] = declared_accounts(settings.channel_accounts, app[REGISTRY])
     app[SENDERS] = dict(senders or {})
     app[ATTACHMENTS] = FilesystemStore(settings.attachments_dir)
     app[CREDENTIALS] = CredentialCipher.from_settings(settings)
@@ -138,7 +139,7 @@ def create_app(
         app.cleanup_ctx.append(postgresql_events)
     if background_workers:
         app.cleanup_ctx.append(outbox_worker)
-        app.cleanup_ctx.append(email_channel)
+        app.cleanup_ctx.append(pollers)
         app.cleanup_ctx.append(channel_background)
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(ws.close_sockets)
@@ -168,28 +169,29 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         settings=app[SETTINGS],
     )
     try:
-        await _sync_config_mailboxes(app)
+        await _sync_config_accounts(app)
         yield
     finally:
         await engine.dispose()
 
 
-async def _sync_config_mailboxes(app: web.Application) -> None:
-    """Mailboxes declared in the config file are created or updated in the database."""
+async def _sync_config_accounts(app: web.Application) -> None:
+    """Channel accounts declared in the config file are created, updated or disabled."""
+    declared: list[DeclaredAccount] = app[DECLARED_ACCOUNTS]
     try:
         async with transaction(app[SESSIONS]) as session:
-            result = await sync_config_mailboxes(
-                session, app[SETTINGS].mailboxes, cipher=app[CREDENTIALS]
-            )
+            result = await sync_config_accounts(session, declared, cipher=app[CREDENTIALS])
     except (SQLAlchemyError, OSError) as exc:
         # The server still starts, so /healthz can say what is wrong.
-        log.error("cannot sync the config file's mailboxes", extra=log_fields(error=str(exc)))
+        log.error(
+            "cannot sync the config file's channel accounts", extra=log_fields(error=str(exc))
+        )
         return
-    if result.created or result.updated or result.deactivated:
+    if result.created or result.updated or result.disabled:
         log.info(
-            "config mailboxes synced",
+            "config channel accounts synced",
             extra=log_fields(
-                created=result.created, updated=result.updated, deactivated=result.deactivated
+                created=result.created, updated=result.updated, disabled=result.disabled
             ),
         )
 
@@ -268,18 +270,11 @@ async def routing_engine(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-async def email_channel(app: web.Application) -> AsyncIterator[None]:
-    """One IMAP poller per active mailbox, following changes to the mailboxes."""
-    channel = EmailChannel(
-        app[SESSIONS],
-        app[BUS],
-        app[ATTACHMENTS],
-        app[INGEST_POLICY],
-        PollerOptions(max_attachment_bytes=app[SETTINGS].max_attachment_bytes),
-        cipher=app[CREDENTIALS],
-    )
-    app[EMAIL_CHANNEL] = channel
-    app[METRICS].watch_email(channel)
-    await channel.start()
+async def pollers(app: web.Application) -> AsyncIterator[None]:
+    """One poller per enabled account of every channel that polls, following the accounts."""
+    supervisor = PollerSupervisor(app[REGISTRY], app[SERVICES])
+    app[POLLERS] = supervisor
+    app[METRICS].watch_pollers(supervisor)
+    await supervisor.start()
     yield
-    await channel.stop()
+    await supervisor.stop()

@@ -12,10 +12,10 @@ import getpass
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from aiohttp import web
 from alembic.util import CommandError
@@ -28,39 +28,36 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
+from channels.accounts import declared_accounts
+from channels.base import Channel
 from channels.registry import ChannelRegistry, default_channels
 from core.audit import CLI
 from core.auth import create_token
+from core.channel_accounts import rotate_credentials
 from core.credentials import CredentialCipher, CredentialError
-from core.db import SessionFactory, make_engine, make_session_factory
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from core.forms import KNOWN_FIELDS, create_form
 from core.logfields import log_fields
-from core.mailboxes import create_mailbox, list_mailboxes, rotate_credentials
-from core.migrate import upgrade
-from core.models import AfterImport, Role, TlsMode
+from core.models import Role
 from core.operators import OPERATOR_ROLES, create_operator
 from core.pagination import MAX_ID
 from core.privacy import erase
 from core.privacy_export import export_contact, record_export
-from core.queues import list_queues, queue_by_name
+from core.queues import queue_by_name
 from core.settings import INSECURE_DEV_SECRET, Settings, SettingsError, load_settings
 from core.storage import FilesystemStore
 from web import demo
 from web.app import create_app
+from web.cli_channels import add_channel_commands
+from web.cli_common import CliError, Command, add_command, database, upgrade_database
 from web.logs import configure_logging
 
 log = logging.getLogger("omnicrm")
 
-Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
-
-
-class CliError(Exception):
-    """A problem to report as one line; `code` is the exit status."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
+# The names this module used before the shared helpers moved to web/cli_common.py.
+_command = add_command
+_database = database
+_upgrade = upgrade_database
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,8 +67,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(registry: ChannelRegistry | None = None) -> argparse.ArgumentParser:
+    """The command line; `channel add|set` get flags from the settings of `registry`'s
+    channels (the built-in ones unless given)."""
+    registry = registry or ChannelRegistry(default_channels())
     parser = _Parser(prog="omnicrm", description="omnicrm contact-center CRM")
+    parser.set_defaults(registry=registry)
     parser.add_argument("--config", help="TOML config file (default: $OMNICRM_CONFIG)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -125,13 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_form.add_argument("--thank-you-url", help="where to send the customer after submitting")
 
-    mailbox = commands.add_parser("mailbox", help="manage mailboxes (email accounts)")
-    mailbox_commands = mailbox.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add_mailbox = _command(
-        mailbox_commands, "add", "add a mailbox: IMAP to read, SMTP to send", cmd_mailbox_add
-    )
-    _mailbox_arguments(add_mailbox)
-    _command(mailbox_commands, "list", "list mailboxes (passwords never shown)", cmd_mailbox_list)
+    add_channel_commands(commands, registry)
 
     secrets = commands.add_parser("secrets", help="manage the encryption of stored credentials")
     secrets_commands = secrets.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -170,58 +165,6 @@ def _record_id(raw: str) -> int:
     return int(raw)
 
 
-def _mailbox_arguments(parser: argparse.ArgumentParser) -> None:
-    tls_modes = [str(mode) for mode in TlsMode]
-    parser.add_argument("--name", required=True, help="unique; how admins tell mailboxes apart")
-    parser.add_argument("--address", required=True, help="the From address of replies")
-    parser.add_argument("--display-name", help="the From name of replies")
-    parser.add_argument("--imap-host", required=True)
-    parser.add_argument("--imap-port", type=int, help="default 993")
-    parser.add_argument("--imap-tls", choices=tls_modes, help="default ssl (implicit TLS)")
-    parser.add_argument("--imap-user", required=True)
-    parser.add_argument("--imap-folder", help="the folder to read (default INBOX)")
-    parser.add_argument("--smtp-host", required=True)
-    parser.add_argument("--smtp-port", type=int, help="default 465")
-    parser.add_argument("--smtp-tls", choices=tls_modes, help="default ssl (implicit TLS)")
-    smtp_login = parser.add_mutually_exclusive_group()
-    smtp_login.add_argument(
-        "--smtp-user",
-        help="SMTP login if not the IMAP one; its password is the second line on stdin",
-    )
-    smtp_login.add_argument(
-        "--no-smtp-auth", action="store_true", help="send without logging in (a trusted relay)"
-    )
-    parser.add_argument("--queue", help="name of the queue its conversations go to")
-    parser.add_argument(
-        "--after-import",
-        choices=[str(choice) for choice in AfterImport],
-        help="what happens on the server to an imported message (default leave)",
-    )
-    parser.add_argument("--move-to-folder", help="where --after-import move puts messages")
-    parser.add_argument("--poll-seconds", type=int, help="how often to look without IDLE")
-    parser.add_argument("--no-idle", action="store_true", help="poll even if IDLE is supported")
-    parser.add_argument("--backfill-days", type=int, help="how far back the first read goes")
-    parser.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from stdin: one line, used for IMAP and SMTP alike; with "
-        "--smtp-user a second line is the SMTP password",
-    )
-
-
-def _command(commands: Any, name: str, help_text: str, handler: Command) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
-    # Accepted after the command too: `omnicrm serve --config omnicrm.toml`.
-    parser.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
-    parser.set_defaults(handler=handler)
-    return parser
-
-
-async def _upgrade(settings: Settings) -> None:
-    # Migrations that encrypt stored credentials need the installation's key.
-    await upgrade(settings.database_url, credentials=CredentialCipher.from_settings(settings))
-
-
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     await _upgrade(settings)
     print(f"database is up to date ({_safe_url(settings.database_url)})")
@@ -258,17 +201,6 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await runner.cleanup()
     return 0
-
-
-@asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[SessionFactory]:
-    """Sessions on an up-to-date schema, so any command works on a fresh database."""
-    await _upgrade(settings)
-    engine = make_engine(settings.database_url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -344,97 +276,18 @@ async def cmd_form_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cmd_mailbox_add(args: argparse.Namespace, settings: Settings) -> int:
-    given = {
-        "name": args.name,
-        "address": args.address,
-        "display_name": args.display_name,
-        "imap_host": args.imap_host,
-        "imap_port": args.imap_port,
-        "imap_tls": args.imap_tls,
-        "imap_user": args.imap_user,
-        "imap_folder": args.imap_folder,
-        "smtp_host": args.smtp_host,
-        "smtp_port": args.smtp_port,
-        "smtp_tls": args.smtp_tls,
-        "after_import": args.after_import,
-        "move_to_folder": args.move_to_folder,
-        "poll_seconds": args.poll_seconds,
-        "backfill_days": args.backfill_days,
-        "use_idle": False if args.no_idle else None,
-    }
-    values = {name: value for name, value in given.items() if value is not None}
-    password = _read_password("IMAP password: ") if args.password_stdin else None
-    if not args.no_smtp_auth:
-        # SMTP logs in as the IMAP user unless told otherwise, as most providers expect.
-        values["smtp_user"] = args.smtp_user or args.imap_user
-        if password is not None and args.smtp_user:
-            values["smtp_password"] = _read_password(
-                "SMTP password: ",
-                "no SMTP password on stdin: with --smtp-user give it as the second line",
-            )
-        elif password is not None:
-            values["smtp_password"] = password
-    if password is not None:
-        values["imap_password"] = password
-    async with _database(settings) as sessions, sessions() as session, session.begin():
-        if args.queue:
-            values["queue_id"] = (await queue_by_name(session, args.queue)).id
-        mailbox = await create_mailbox(
-            session, CLI, values, cipher=CredentialCipher.from_settings(settings)
-        )
-    print(f"mailbox {mailbox.name!r} ({mailbox.address}) added with id {mailbox.id}")
-    if password is None:
-        print(
-            "no password is set: an admin can set one with PATCH /api/v1/mailboxes/"
-            f"{mailbox.id} (imap_password, smtp_password)"
-        )
-    return 0
-
-
-async def cmd_mailbox_list(args: argparse.Namespace, settings: Settings) -> int:
-    async with _database(settings) as sessions, sessions() as session:
-        mailboxes = await list_mailboxes(session)
-        queues = {queue.id: queue.name for queue, _ in await list_queues(session)}
-    if not mailboxes:
-        print("no mailboxes: add one with `omnicrm mailbox add` or in the config file")
-        return 0
-    rows = [("id", "name", "address", "state", "source", "imap", "smtp", "queue", "passwords")]
-    for mailbox in mailboxes:
-        stored = [
-            kind
-            for kind, password in (("imap", mailbox.imap_password), ("smtp", mailbox.smtp_password))
-            if password
-        ]
-        rows.append(
-            (
-                str(mailbox.id),
-                mailbox.name,
-                mailbox.address,
-                "active" if mailbox.active else "inactive",
-                "config" if mailbox.from_config else "api/cli",
-                f"{mailbox.imap_user} {mailbox.imap_host}:{mailbox.imap_port} {mailbox.imap_tls}"
-                f" {mailbox.imap_folder}",
-                f"{mailbox.smtp_user or '(no auth)'} {mailbox.smtp_host}:{mailbox.smtp_port}"
-                f" {mailbox.smtp_tls}",
-                queues.get(mailbox.queue_id, "-") if mailbox.queue_id else "-",
-                " ".join(f"{kind} set" for kind in stored) or "none set",
-            )
-        )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
-    return 0
-
-
 async def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> int:
     """Re-encrypt under the current key what a previous key (or nobody) encrypted; all or
     nothing, in one transaction."""
     cipher = CredentialCipher.from_settings(settings)
+    registry: ChannelRegistry = args.registry
+
+    def secret_fields(name: str) -> frozenset[str] | None:
+        channel = registry.get(name)
+        return channel.secret_fields if channel is not None else None
+
     async with _database(settings) as sessions, sessions() as session, session.begin():
-        rotation = await rotate_credentials(session, CLI, cipher)
+        rotation = await rotate_credentials(session, CLI, cipher, secret_fields)
         if rotation.unreadable:
             for what in rotation.unreadable:
                 print(f"omnicrm: cannot decrypt {what}", file=sys.stderr)
@@ -443,7 +296,8 @@ async def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> in
                 "cannot be decrypted with credentials_key or credentials_previous_keys. If "
                 "credentials_key was changed, or secret_key while credentials_key is unset (the "
                 "credentials key is then derived from it), add the old value to "
-                "credentials_previous_keys and run this again; otherwise set those passwords again"
+                "credentials_previous_keys and run this again; otherwise set those secrets again "
+                "(`omnicrm channel set ... --<secret>-stdin`)"
             )
     print(
         f"re-encrypted {rotation.rotated} stored credential(s) with the current key "
@@ -565,10 +419,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, channels: Sequence[Channel] | None = None) -> int:
+    """Run one command; `channels` are the channels it knows (the built-in ones unless
+    given: tests add their own)."""
     # Core validates replies and counts capacity by the channels this process runs.
-    ChannelRegistry(default_channels()).install()
-    parser = build_parser()
+    registry = ChannelRegistry(default_channels() if channels is None else channels)
+    registry.install()
+    parser = build_parser(registry)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already reported in one line
@@ -578,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         settings = load_settings(args.config or getattr(args, "sub_config", None), **overrides)
+        # The config file's channel accounts, checked by their channels now, not at start-up.
+        declared_accounts(settings.channel_accounts, registry)
     except SettingsError as exc:
         print(f"omnicrm: {exc}", file=sys.stderr)
         return 2

@@ -8,8 +8,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.base import ChannelServices
-from channels.email.service import EmailChannel
+from channels.pollers import PollerSupervisor
 from channels.registry import ChannelRegistry
+from core.channel_accounts import DeclaredAccount
 from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.events import EventBus
@@ -33,11 +34,14 @@ OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
 ATTACHMENTS = web.AppKey("attachments", AttachmentStore)
 # Encrypts and decrypts channel credentials at rest (built from the settings' keys).
 CREDENTIALS = web.AppKey("credentials", CredentialCipher)
-EMAIL_CHANNEL = web.AppKey("email_channel", EmailChannel)
+# Runs the pollers of every channel's enabled accounts (IMAP today).
+POLLERS = web.AppKey("pollers", PollerSupervisor)
 ROUTING = web.AppKey("routing", RoutingEngine)
 # The open live-event websockets, closed on shutdown.
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 # The channels this application runs, and what their adapters get to work with.
 REGISTRY = web.AppKey("registry", ChannelRegistry)
 SERVICES = web.AppKey("channel_services", ChannelServices)
+# The config file's channel accounts, checked by their channels; synced at start-up.
+DECLARED_ACCOUNTS: web.AppKey[list[DeclaredAccount]] = web.AppKey("declared_accounts")
 ENRICHERS: web.AppKey[tuple[Enricher, ...]] = web.AppKey("enrichers", tuple[Enricher, ...])

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from channels.email.service import EmailChannel
+from channels.pollers import PollerSupervisor
 from core.events import Event
 
 
@@ -61,9 +61,9 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch_email(self, channel: EmailChannel) -> None:
-        """Report the mail pollers' counters and states at every scrape."""
-        self.registry.register(_EmailCollector(channel))
+    def watch_pollers(self, supervisor: PollerSupervisor) -> None:
+        """Report the channels' pollers' counters and states at every scrape."""
+        self.registry.register(_PollerCollector(supervisor))
 
     def on_event(self, event: Event) -> None:
         """Count what this process committed (other processes count theirs): inbound
@@ -83,37 +83,39 @@ class Metrics:
             self.sla_breaches.labels(event.labels.get("kind", "unknown")).inc()
 
 
-class _EmailCollector(Collector):
-    """Reads the pollers' own counters when Prometheus scrapes, so nothing is counted twice."""
+class _PollerCollector(Collector):
+    """Reads the pollers' own counters when Prometheus scrapes, so nothing is counted twice.
 
-    def __init__(self, channel: EmailChannel) -> None:
-        self._channel = channel
+    Labelled by channel and account name (unique within a channel); the outcomes are the
+    channel's (email: stored, duplicate, quarantined; cursor pollers: stored, unsupported).
+    """
+
+    def __init__(self, supervisor: PollerSupervisor) -> None:
+        self._supervisor = supervisor
 
     def collect(self) -> Iterator[Metric]:
-        counters = {
-            name: CounterMetricFamily(
-                f"omnicrm_email_{name}", f"Messages {text}, per mailbox id.", labels=["mailbox"]
-            )
-            for name, text in (
-                ("imported", "imported"),
-                ("duplicates", "seen again and skipped"),
-                ("quarantined", "quarantined"),
-                ("errors", "polls that failed (connection, server, database)"),
-            )
-        }
-        up = GaugeMetricFamily(
-            "omnicrm_email_poller_failing",
-            "1 while the mailbox's poller is failing (its last attempt was an error).",
-            labels=["mailbox"],
+        items = CounterMetricFamily(
+            "omnicrm_channel_items",
+            "Items a channel's poller handled, per account and outcome (email: stored, "
+            "duplicate, quarantined).",
+            labels=["channel", "account", "outcome"],
         )
-        for mailbox_id, status in self._channel.statuses().items():
-            label = [str(mailbox_id)]
-            for name, family in counters.items():
-                family.add_metric(label, status[name])
-            failing = status["last_error_at"] is not None and (
-                status["last_success_at"] is None
-                or status["last_error_at"] >= status["last_success_at"]
-            )
-            up.add_metric(label, 1.0 if failing else 0.0)
-        yield from counters.values()
-        yield up
+        errors = CounterMetricFamily(
+            "omnicrm_channel_poller_errors",
+            "Poller rounds that failed (connection, provider, credentials, database).",
+            labels=["channel", "account"],
+        )
+        failing = GaugeMetricFamily(
+            "omnicrm_channel_poller_failing",
+            "1 while the account's poller is failing (its last attempt was an error).",
+            labels=["channel", "account"],
+        )
+        for status in self._supervisor.statuses():
+            account = [status.channel, status.account]
+            for outcome, count in sorted(status.counters.items()):
+                items.add_metric([*account, outcome], count)
+            errors.add_metric(account, status.errors)
+            failing.add_metric(account, 1.0 if status.failing else 0.0)
+        yield items
+        yield errors
+        yield failing

@@ -14,10 +14,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from channels.accounts import add_account, change_account
 from channels.base import Channel, WebhookRequest
-from channels.registry import ChannelRegistry, validated_settings
+from channels.registry import ChannelRegistry
 from core.channel_accounts import (
-    create_account,
     find_account,
     get_account,
     health_of,
@@ -161,17 +161,15 @@ async def list_all(call: Call[NoBody, NoBody]) -> list[AccountOut]:
 )
 async def create(call: Call[AccountCreateBody, NoBody]) -> AccountOut:
     registry = _registry(call)
-    channel = registry.account_channel(call.body.channel)
-    settings = validated_settings(channel, call.body.settings)
     async with call.sessions() as session, session.begin():
-        row = await create_account(
+        row = await add_account(
             session,
             call.actor,
-            channel=channel.name,
+            registry,
+            call.request.app[CREDENTIALS],
+            channel=call.body.channel,
             name=call.body.name,
-            settings=settings,
-            secret_fields=channel.secret_fields,
-            cipher=call.request.app[CREDENTIALS],
+            settings=call.body.settings,
             queue_id=call.body.queue_id,
         )
     return account_out(call.request, registry, row)
@@ -199,23 +197,16 @@ async def get_one(call: Call[NoBody, NoBody]) -> AccountOut:
 )
 async def update(call: Call[AccountUpdateBody, NoBody]) -> AccountOut:
     registry = _registry(call)
-    cipher = call.request.app[CREDENTIALS]
     sent = call.body.model_fields_set
     async with call.sessions() as session, session.begin():
         row = await get_account(session, call.path_int("id"))
-        channel = registry.account_channel(row.channel)
-        changes: dict[str, Any] = {}
-        if call.body.settings:
-            current = dict(view_of(row, cipher, channel.secret_fields).settings)
-            merged = validated_settings(channel, {**current, **call.body.settings})
-            changes = {key: merged[key] for key in call.body.settings if key in merged}
-        await update_account(
+        await change_account(
             session,
             call.actor,
+            registry,
+            call.request.app[CREDENTIALS],
             row,
-            settings=changes,
-            secret_fields=channel.secret_fields,
-            cipher=cipher,
+            settings=call.body.settings,
             queue_id=call.body.queue_id,
             set_queue="queue_id" in sent,
             enabled=call.body.enabled,

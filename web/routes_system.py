@@ -1,8 +1,8 @@
 """Health, metrics and the API description.
 
 What anonymous callers learn is the least that is useful: `/healthz` answers its status and
-status code only (enough for a load balancer); the checks, which name mailboxes and quote
-upstream errors, are for admins and holders of the metrics token. `/metrics` answers callers
+status code only (enough for a load balancer); the checks, which name channel accounts and
+quote upstream errors, are for admins and holders of the metrics token. `/metrics` answers callers
 with the metrics token or from `metrics_allowed_addresses` (this machine by default), nobody
 else.
 """
@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.mailboxes import list_mailboxes
-from core.models import Mailbox, Role, WebForm
+from core.channel_accounts import health_of, list_accounts
+from core.models import Role, WebForm
 from core.outbox import outbox_depth
 from core.settings import Settings
 from web.api import PUBLIC, ApiRoutes, Call, NoBody, error_body, identify
@@ -38,8 +38,9 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "unhealthy"]
     checks: dict[str, str] | None = Field(
         default=None,
-        description="for admins and the metrics token: 'database' and 'mailbox:<name>', "
-        "each 'ok', 'starting', 'unreachable: ...' or 'error since ...: <reason>'",
+        description="for admins and the metrics token: 'database' and each enabled channel "
+        "account as '<channel>:<name>', each 'ok', 'starting', 'unreachable: ...' or "
+        "'error since ...: <reason>'",
     )
 
 
@@ -83,7 +84,7 @@ code{{background:#f3f3f3;padding:0 .2rem}}</style></head>
 @routes.get(
     "/healthz",
     summary="Liveness: the status (503 when the database is unreachable); the checks (the "
-    "database, each mailbox's last poll) for admins and the metrics token",
+    "database, each channel account's health) for admins and the metrics token",
     roles=PUBLIC,
     response=HealthOut,
     also=(503,),
@@ -95,7 +96,7 @@ async def healthz(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     elif not any(value.startswith("error") for value in checks.values()):
         status, code = "ok", 200
     else:
-        # A mailbox that cannot be reached is worth an alert, not a restart of the server.
+        # An account that cannot be reached is worth an alert, not a restart of the server.
         status, code = "degraded", 200
     if await _may_see_details(call):
         return web.json_response({"status": status, "checks": checks}, status=code)
@@ -107,13 +108,13 @@ async def _checks(call: Call[NoBody, NoBody]) -> dict[str, str]:
     try:
         async with call.sessions() as session:
             await session.execute(text("SELECT 1"))
-            mailboxes = await list_mailboxes(session, active_only=True)
+            accounts = await list_accounts(session, enabled_only=True)
         checks["database"] = "ok"
     except (SQLAlchemyError, OSError) as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
-        mailboxes = []
-    for mailbox in mailboxes:
-        checks[f"mailbox:{mailbox.name}"] = _mailbox_health(mailbox)
+        accounts = []
+    for account in accounts:
+        checks[f"{account.channel}:{account.name}"] = health_of(account)
     return checks
 
 
@@ -126,17 +127,6 @@ async def _may_see_details(call: Call[NoBody, NoBody]) -> bool:
     except (SQLAlchemyError, OSError):
         return False  # the database is down: nobody can be recognised
     return actor is not None and actor.role == Role.ADMIN
-
-
-def _mailbox_health(mailbox: Mailbox) -> str:
-    failing = mailbox.last_error_at is not None and (
-        mailbox.last_success_at is None or mailbox.last_error_at >= mailbox.last_success_at
-    )
-    if failing:
-        return f"error since {mailbox.last_error_at:%Y-%m-%dT%H:%M:%SZ}: {mailbox.last_error}"
-    if mailbox.last_success_at is None:
-        return "starting"
-    return "ok"
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -225,47 +225,14 @@ class FormAdminOut(FormOut):
     embed_url: str
 
 
-class MailboxOut(Out):
-    """A mailbox's settings; passwords are write-only, `*_password_set` says if one is stored."""
-
-    id: int
-    name: str
-    address: str
-    display_name: str
-    imap_host: str
-    imap_port: int
-    imap_tls: str
-    imap_user: str
-    imap_password_set: bool
-    imap_folder: str
-    smtp_host: str
-    smtp_port: int
-    smtp_tls: str
-    smtp_user: str
-    smtp_password_set: bool
-    queue_id: int | None
-    after_import: str
-    move_to_folder: str | None
-    use_idle: bool
-    poll_seconds: int
-    backfill_days: int
-    active: bool
-    # Declared in the config file, which owns it: the API shows it but cannot change it.
-    from_config: bool
-    last_success_at: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-
-
 class QuarantineOut(BaseModel):
-    """An inbound message that could not be ingested; GET …/raw downloads its bytes."""
+    """Inbound input a channel could not ingest; GET …/raw downloads its bytes."""
 
     id: int
-    mailbox_id: int
-    uidvalidity: int
-    uid: int
+    channel: str
+    account_id: int
+    # Where it came from in the channel's terms (email: "<uidvalidity>:<uid>").
+    reference: str
     status: str
     reason: str
     interaction_id: int | None

@@ -3,8 +3,10 @@
 `to_inbound_event` is the pure mapping from a parsed message to what ingest takes.
 `import_message` is the one path every inbound message goes through, from the IMAP poller
 and from an admin's retry alike: parse, store the attachments, ingest, record a bounce on
-the outbox item it answers; anything ingest refuses is quarantined with the reason instead.
-The caller owns the transaction (and commits the poller's cursor in it).
+the outbox item it answers; anything ingest refuses is quarantined with the reason instead
+(under the account and the message's place in its folder, `<uidvalidity>:<uid>`). The caller
+owns the transaction (and commits the poller's cursor in it). An interaction records the
+email account it came in through as `meta.account_id`; replies go out through it.
 
 The same message is imported once; "the same" means the same Message-ID (or none) and the
 same content digest (channels.email.digest: what the sender wrote, not the servers' headers).
@@ -37,12 +39,13 @@ from channels.email.message import (
     thread_subject,
 )
 from core import quarantine
+from core.channel_accounts import AccountView
 from core.delivery import record_receipt
 from core.errors import InvalidInput
 from core.identity import Address
 from core.ingest import MAX_EXTERNAL_ID, MAX_TEXT, InboundEvent, IngestPolicy, IngestResult, ingest
 from core.logfields import log_fields
-from core.models import IdentityKind, Interaction, Mailbox, OutboxItem, Receipt
+from core.models import IdentityKind, Interaction, OutboxItem, Receipt
 from core.storage import AttachmentStore
 
 log = logging.getLogger(__name__)
@@ -121,7 +124,7 @@ def _attachment_identities(entries: Sequence[dict[str, Any]]) -> list[tuple[Any,
 
 def to_inbound_event(
     parsed: ParsedEmail,
-    mailbox: Mailbox,
+    account: AccountView,
     attachments: Sequence[dict[str, Any]] = (),
     *,
     received_at: datetime | None = None,
@@ -150,7 +153,7 @@ def to_inbound_event(
         html=html,
         attachments=list(attachments),
         meta={
-            "mailbox_id": mailbox.id,
+            "account_id": account.id,
             "message_id": parsed.message_id,
             "content_digest": parsed.content_digest,
             "to": list(parsed.to),
@@ -170,7 +173,7 @@ def to_inbound_event(
                 [*([parsed.in_reply_to] if parsed.in_reply_to else []), *parsed.references]
             )
         ),
-        queue_id=mailbox.queue_id,
+        queue_id=account.queue_id,
         # An out-of-office or a bounce is recorded, but a person did not write again.
         may_reopen=not machine_made,
     )
@@ -208,9 +211,8 @@ async def store_attachments(parsed: ParsedEmail, store: AttachmentStore) -> list
 
 async def import_message(
     session: AsyncSession,
-    mailbox: Mailbox,
-    uidvalidity: int,
-    uid: int,
+    account: AccountView,
+    reference: str,
     raw: bytes,
     store: AttachmentStore,
     policy: IngestPolicy,
@@ -218,17 +220,22 @@ async def import_message(
     received_at: datetime | None = None,
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
 ) -> ImportOutcome:
-    """Ingest the message at (uidvalidity, uid) of `mailbox`, or quarantine it with why.
+    """Ingest the message found at `reference` of `account`, or quarantine it with why.
 
     Storage and database failures propagate (the caller retries); a message that can never
     be ingested as it is, is quarantined, so it never blocks the messages behind it. A
     message quarantined before at this place becomes "ingested" when it goes through.
     """
-    held = await quarantine.held_at(session, mailbox.id, uidvalidity, uid)
+    held = await quarantine.held_at(session, account.id, reference)
 
     async def hold(reason: str) -> ImportOutcome:
         row = await quarantine.quarantine(
-            session, mailbox_id=mailbox.id, uidvalidity=uidvalidity, uid=uid, raw=raw, reason=reason
+            session,
+            channel=CHANNEL,
+            account_id=account.id,
+            reference=reference,
+            raw=raw,
+            reason=reason,
         )
         return ImportOutcome(ImportStatus.QUARANTINED, quarantine_id=row.id, reason=row.reason)
 
@@ -240,7 +247,7 @@ async def import_message(
     if not parsed.sender_address:
         return await hold("no sender address: the message has no usable From or Sender header")
     attachments = await store_attachments(parsed, store)
-    event = to_inbound_event(parsed, mailbox, attachments, received_at=received_at)
+    event = to_inbound_event(parsed, account, attachments, received_at=received_at)
     try:
         # Ingest writes in a savepoint of its own: when it raises, nothing of it remains.
         result = await _ingest_once(session, parsed, event, policy)
@@ -286,7 +293,7 @@ async def _ingest_once(
         log.info(
             "stored an email whose Message-ID an earlier, different message has",
             extra=log_fields(
-                mailbox_id=event.meta["mailbox_id"],
+                account_id=event.meta["account_id"],
                 message_id=parsed.message_id,
                 interaction_id=result.interaction_id,
                 earlier_interaction_id=holder.id,

@@ -1,12 +1,12 @@
 """Outbound email: the outbox's sender for the email channel, over SMTP with aiosmtplib.
 
-Each outbox item goes out from one mailbox, threaded into the customer's conversation
-(In-Reply-To, References) with a Message-ID of ours that core.ingest recognizes when the
-customer answers it. SMTP's own verdicts decide what happens next: 4xx replies, dropped
-connections and timeouts are retried by the outbox; 5xx replies fail the item with the
-server's words. The SMTP password is decrypted just before the login; a key that cannot
-read it is retried like a 4xx (the admin may fix the keys) and recorded as the mailbox's error,
-which /healthz shows.
+Each outbox item goes out from one email account (a `channel_account` row of the email
+channel), threaded into the customer's conversation (In-Reply-To, References) with a
+Message-ID of ours that core.ingest recognizes when the customer answers it. SMTP's own
+verdicts decide what happens next: 4xx replies, dropped connections and timeouts are retried
+by the outbox; 5xx replies fail the item with the server's words. The SMTP password is
+decrypted just before the login; a key that cannot read it is retried like a 4xx (the admin
+may fix the keys) and recorded as the account's error, which /healthz shows.
 """
 
 from __future__ import annotations
@@ -19,40 +19,46 @@ from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
-from sqlalchemy import select, update
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.email.inbound import message_id_in
+from channels.email.inbound import CHANNEL, message_id_in
 from channels.email.message import MAX_REFERENCES, compose_message
+from channels.email.settings import SECRET_FIELDS, EmailSettings, TlsMode
+from core.channel_accounts import enabled_account_exists, record_account_error
 from core.credentials import CredentialCipher, CredentialError
 from core.db import SessionFactory, transaction
-from core.mailboxes import active_mailbox_exists
 from core.models import (
+    ChannelAccount,
     Conversation,
     Direction,
     Interaction,
-    Mailbox,
     OutboxItem,
     OutboxStatus,
-    TlsMode,
     utcnow,
 )
 from core.outbox import Delivery, PermanentSendError, Sender, TransientSendError
-
-CHANNEL = "email"
 
 
 @dataclass(frozen=True)
 class _Outgoing:
     """What one attempt needs from the database, read before the network is touched."""
 
-    mailbox: Mailbox
+    account: ChannelAccount
+    mail: EmailSettings
     message_id: str
     references: list[str]
 
 
+def stored_settings(row: ChannelAccount) -> EmailSettings:
+    """An account's settings as stored, typed; its passwords left out (they are ciphertexts
+    here, decrypted only for the login)."""
+    return EmailSettings.model_validate({**row.settings, **dict.fromkeys(SECRET_FIELDS, "")})
+
+
 class EmailSender(Sender):
-    """Delivers email outbox items through the SMTP server of the mailbox they go out from.
+    """Delivers email outbox items through the SMTP server of the account they go out from.
 
     `timeout_seconds` bounds each SMTP step and the whole attempt.
     """
@@ -65,25 +71,25 @@ class EmailSender(Sender):
         self.timeout_seconds = timeout_seconds
 
     async def is_ready(self) -> bool:
-        """Replies wait in the outbox until an admin has configured an active mailbox."""
+        """Replies wait in the outbox until an admin has configured an enabled email account."""
         async with self._sessions() as session:
-            return await active_mailbox_exists(session)
+            return await enabled_account_exists(session, CHANNEL)
 
     async def do_send(self, delivery: Delivery) -> str:
         # The session closes before SMTP starts: no database connection waits on the network.
         async with self._sessions() as session:
             outgoing = await _prepare(session, delivery)
         payload = delivery.payload
-        mailbox = outgoing.mailbox
+        mail = outgoing.mail
         try:
             message = compose_message(
-                from_address=mailbox.address,
-                from_name=mailbox.display_name,
+                from_address=mail.address,
+                from_name=mail.display_name,
                 to=delivery.recipient,
                 subject=_text(payload, "subject"),
                 text=_text(payload, "text"),
                 html=_text(payload, "html") or None,
-                message_id_domain=_domain(mailbox.address),
+                message_id_domain=_domain(mail.address),
                 in_reply_to=_text(payload, "in_reply_to") or None,
                 references=outgoing.references,
                 automatic=payload.get("automatic") is True,
@@ -92,55 +98,50 @@ class EmailSender(Sender):
             )
         except ValueError as exc:
             raise PermanentSendError(f"cannot compose the message: {exc}") from None
-        await self._submit(mailbox, message, delivery.recipient)
+        await self._submit(outgoing, message, delivery.recipient)
         return outgoing.message_id
 
-    async def _password(self, mailbox: Mailbox) -> str | None:
+    async def _password(self, account: ChannelAccount, mail: EmailSettings) -> str | None:
         """The SMTP password in clear text, None to send without AUTH."""
-        if not mailbox.smtp_user:
+        if not mail.smtp_user:
             return None
+        stored = account.settings.get("smtp_password", "")
         try:
             return self._cipher.decrypt(
-                mailbox.smtp_password, f"the SMTP password of mailbox {mailbox.name!r}"
+                stored if isinstance(stored, str) else "",
+                f"the smtp_password of email account {account.name!r}",
             )
         except CredentialError as exc:
             reason = f"{type(exc).__name__}: {exc}"
             async with transaction(self._sessions) as session:
-                await session.execute(
-                    update(Mailbox)
-                    .where(Mailbox.id == mailbox.id)
-                    .values(
-                        last_error=reason, last_error_at=utcnow(), updated_at=Mailbox.updated_at
-                    )
-                    .execution_options(synchronize_session=False)
-                )
+                await record_account_error(session, account.id, reason, utcnow())
             raise TransientSendError(str(exc)) from None
 
-    async def _submit(self, mailbox: Mailbox, message: EmailMessage, recipient: str) -> None:
-        password = await self._password(mailbox)
-        tls = TlsMode(mailbox.smtp_tls)
-        server = f"SMTP server {mailbox.smtp_host}:{mailbox.smtp_port}"
+    async def _submit(self, outgoing: _Outgoing, message: EmailMessage, recipient: str) -> None:
+        mail = outgoing.mail
+        password = await self._password(outgoing.account, mail)
+        server = f"SMTP server {mail.smtp_host}:{mail.smtp_port}"
         try:
             await aiosmtplib.send(
                 message,
-                sender=mailbox.address,
+                sender=mail.address,
                 recipients=[recipient],
-                hostname=mailbox.smtp_host,
-                port=mailbox.smtp_port,
-                username=mailbox.smtp_user or None,
+                hostname=mail.smtp_host,
+                port=mail.smtp_port,
+                username=mail.smtp_user or None,
                 password=password,
-                use_tls=tls is TlsMode.SSL,
-                start_tls=tls is TlsMode.STARTTLS,
+                use_tls=mail.smtp_tls is TlsMode.SSL,
+                start_tls=mail.smtp_tls is TlsMode.STARTTLS,
                 timeout=self.timeout_seconds,
                 # The default asks DNS for this host's name, which can block the event loop.
-                local_hostname=_domain(mailbox.address),
+                local_hostname=_domain(mail.address),
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise _verdict(server, exc.recipients) from None
         except aiosmtplib.SMTPResponseException as exc:
             raise _verdict(server, [exc]) from None
         except aiosmtplib.SMTPNotSupported as exc:
-            # The server lacks what the mailbox is configured for (STARTTLS, AUTH).
+            # The server lacks what the account is configured for (STARTTLS, AUTH).
             raise PermanentSendError(f"{server}: {exc}") from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             # Disconnects, timeouts, refused connections, TLS handshakes that failed.
@@ -159,9 +160,16 @@ def _verdict(
 
 
 async def _prepare(session: AsyncSession, delivery: Delivery) -> _Outgoing:
-    mailbox = await sending_mailbox(session, delivery.payload, delivery.conversation_id)
-    if mailbox is None:
-        raise PermanentSendError("no mailbox configured for email")
+    account = await sending_account(session, delivery.payload, delivery.conversation_id)
+    if account is None:
+        raise PermanentSendError("no email account configured")
+    try:
+        mail = stored_settings(account)
+    except ValidationError as exc:
+        # Written by a version with other rules, say: the admin must correct the account.
+        raise TransientSendError(
+            f"the settings of email account {account.name!r} are invalid: {exc}"
+        ) from None
     created_at = await session.scalar(
         select(OutboxItem.created_at).where(OutboxItem.id == delivery.outbox_id)
     )
@@ -173,19 +181,20 @@ async def _prepare(session: AsyncSession, delivery: Delivery) -> _Outgoing:
         else []
     )
     return _Outgoing(
-        mailbox=mailbox,
-        message_id=_message_id(delivery.outbox_id, created_at, _domain(mailbox.address)),
+        account=account,
+        mail=mail,
+        message_id=_message_id(delivery.outbox_id, created_at, _domain(mail.address)),
         references=references,
     )
 
 
-async def sending_mailbox(
+async def sending_account(
     session: AsyncSession, payload: dict[str, Any], conversation_id: int | None
-) -> Mailbox | None:
-    """The active mailbox to send from: the one the payload names, else the one the
-    customer last wrote to in this conversation, else the one serving its queue, else the
-    first. A deactivated mailbox neither reads nor sends."""
-    candidates: list[int | None] = [_int(payload.get("mailbox_id"))]
+) -> ChannelAccount | None:
+    """The enabled email account to send from: the one the payload names (`account_id`),
+    else the one the customer last wrote to in this conversation, else the one serving its
+    queue, else the first. A disabled account neither reads nor sends."""
+    candidates: list[int | None] = [_int(payload.get("account_id"))]
     queue_id = None
     if conversation_id is not None:
         meta = await session.scalar(
@@ -198,21 +207,26 @@ async def sending_mailbox(
             .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
             .limit(1)
         )
-        candidates.append(_int((meta or {}).get("mailbox_id")))
+        candidates.append(_int((meta or {}).get("account_id")))
         queue_id = await session.scalar(
             select(Conversation.queue_id).where(Conversation.id == conversation_id)
         )
-    active = select(Mailbox).where(Mailbox.active.is_(True)).order_by(Mailbox.id).limit(1)
-    for mailbox_id in candidates:
-        if mailbox_id is not None:
-            found = await session.scalar(active.where(Mailbox.id == mailbox_id))
+    enabled = (
+        select(ChannelAccount)
+        .where(ChannelAccount.channel == CHANNEL, ChannelAccount.enabled.is_(True))
+        .order_by(ChannelAccount.id)
+        .limit(1)
+    )
+    for account_id in candidates:
+        if account_id is not None:
+            found = await session.scalar(enabled.where(ChannelAccount.id == account_id))
             if found is not None:
                 return found
     if queue_id is not None:
-        found = await session.scalar(active.where(Mailbox.queue_id == queue_id))
+        found = await session.scalar(enabled.where(ChannelAccount.queue_id == queue_id))
         if found is not None:
             return found
-    return await session.scalar(active)
+    return await session.scalar(enabled)
 
 
 async def thread_message_ids(

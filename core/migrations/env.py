@@ -32,6 +32,10 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode copies the table instead.
         render_as_batch=sqlite,
         compare_type=True,
+        # SQLite's DDL is transactional too: one transaction for the whole run, so a migration
+        # that fails leaves the database at the revision it started from (Alembic would
+        # otherwise commit each step on SQLite).
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()

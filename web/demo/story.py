@@ -27,13 +27,16 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.accounts import add_account
 from channels.api import ApiChannel, ContactIn, InteractionIn, LeadIn
 from channels.base import Channel
+from channels.email.imap import reference_of
 from channels.email.inbound import ImportStatus, import_message
 from channels.registry import ChannelRegistry, default_channels
 from channels.webform import WebFormChannel
 from core import audit, clock, conversations, inbox
 from core.audit import CLI, Actor
+from core.channel_accounts import AccountView, view_without_secrets
 from core.channels import catalog
 from core.contacts import ContactChanges, update_contact
 from core.credentials import CredentialCipher
@@ -41,7 +44,6 @@ from core.forms import create_form
 from core.identity import Address
 from core.ingest import InboundEvent, IngestPolicy, IngestResult, ingest
 from core.leads import LeadChanges, update_lead
-from core.mailboxes import create_mailbox
 from core.models import (
     Account,
     Contact,
@@ -52,7 +54,6 @@ from core.models import (
     InteractionKind,
     LeadStage,
     LegalEntity,
-    Mailbox,
     Operator,
     OutboxStatus,
     Presence,
@@ -136,7 +137,7 @@ class Story:
         self.operators: dict[str, Operator] = {}
         self.queues: dict[str, Queue] = {}
         self.forms: dict[str, WebForm] = {}
-        self.mailboxes: dict[str, Mailbox] = {}
+        self.mailboxes: dict[str, AccountView] = {}
         self.legal_entities: dict[str, LegalEntity] = {}
         self.contact_ids: set[int] = set()
         self.conversation_ids: set[int] = set()
@@ -219,22 +220,27 @@ class Story:
             required_fields=("name", "email", "message"),
         )
         for name, (address, queue_name) in MAILBOXES.items():
-            self.mailboxes[name] = await create_mailbox(
+            row = await add_account(
                 self.session,
                 CLI,
-                {
-                    "name": name,
+                self.services.registry,
+                self.services.cipher,
+                channel="email",
+                name=name,
+                settings={
                     "address": address,
                     "display_name": f"{queue_name} team",
                     "imap_host": "imap.example.com",
                     "imap_user": address,
                     "smtp_host": "smtp.example.com",
                     "smtp_user": address,
-                    "queue_id": self.queues[queue_name].id,
-                    "active": False,
                 },
-                cipher=self.services.cipher,
+                queue_id=self.queues[queue_name].id,
+                # Not connected to a server: the demo's mail is imported by the story.
+                enabled=False,
             )
+            secrets = self.services.registry.account_channel("email").secret_fields
+            self.mailboxes[name] = view_without_secrets(row, secrets)
 
     async def account(self) -> None:
         """A customer company with two legal entities (the ERP bridge will bring these; no
@@ -318,7 +324,7 @@ class Story:
         raw = compose(
             key=key,
             sender=sender,
-            to=mailbox.address,
+            to=str(mailbox.setting("address")),
             subject=subject,
             text=text,
             when=when,
@@ -331,8 +337,7 @@ class Story:
         outcome = await import_message(
             self.session,
             mailbox,
-            1,
-            uid,
+            reference_of(1, uid),
             raw,
             self.services.store,
             self.services.policy,
