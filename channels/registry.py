@@ -112,6 +112,7 @@ class ChannelRegistry:
                     int(facts.reply_window.total_seconds()) if facts.reply_window else None
                 ),
                 "has_accounts": channel.settings_model is not None,
+                "carries_conversations": facts.carries_conversations,
             }
             for channel in self._channels.values()
             for facts in (channel.facts,)

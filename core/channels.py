@@ -49,7 +49,9 @@ class ChannelFacts:
     contact to have one); `sends` is empty for a channel that cannot answer at all, and then
     `answered_by` may name the channel that answers for it (web forms are answered by email).
     `reply_window` is how long after the customer's last message free text may be sent
-    (WhatsApp's 24 hours); None is unlimited.
+    (WhatsApp's 24 hours); None is unlimited. `carries_conversations` is False for an entry
+    that only holds accounts for other channels (Twilio's accounts serve SMS and WhatsApp):
+    routing rules and the console's channel filters never offer it.
     """
 
     name: str
@@ -61,6 +63,7 @@ class ChannelFacts:
     answered_by: str | None = None
     reply_window: timedelta | None = None
     description: str = ""
+    carries_conversations: bool = True
 
     def __post_init__(self) -> None:
         if self.capacity_kind not in CAPACITY_KINDS:
@@ -84,6 +87,10 @@ class ChannelCatalog:
 
     def names(self) -> list[str]:
         return sorted(self.channels)
+
+    def conversation_channels(self) -> list[str]:
+        """The channels conversations can be on (what routing rules may name), by name."""
+        return [name for name in self.names() if self.channels[name].carries_conversations]
 
     def capacity_kind(self, channel: str) -> str:
         facts = self.channels.get(channel)

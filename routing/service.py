@@ -229,7 +229,7 @@ async def set_rules(
 async def _checked_rules(session: AsyncSession, name: str, raw: dict[str, Any]) -> dict[str, Any]:
     if name == QUEUE_RULES:
         # Rules may name the channels this application runs (the registry's), no others.
-        rule_set = parse_rule_set(raw, channels=catalog().names())
+        rule_set = parse_rule_set(raw, channels=catalog().conversation_channels())
         wanted = {rule_set.default_queue_id, *(rule.queue_id for rule in rule_set.rules)}
         known = set(await session.scalars(select(Queue.id).where(Queue.id.in_(wanted))))
         missing = sorted(wanted - known)

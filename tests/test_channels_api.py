@@ -74,6 +74,9 @@ async def test_the_console_learns_every_channel_and_what_it_can_send(
     assert listed["webform"]["can_send"] is False
     assert listed["webform"]["answered_by"] == "email"
     assert listed["api"]["can_send"] is False
+    # Twilio holds the accounts of SMS and WhatsApp; no conversation is ever on it.
+    assert listed["twilio"]["carries_conversations"] is False
+    assert listed["sms"]["carries_conversations"] is True
 
 
 async def test_an_account_keeps_its_secret_encrypted_and_never_shows_it(

@@ -50,6 +50,9 @@ class ChannelOut(BaseModel):
         description="how long after the customer's last message free text may be sent"
     )
     has_accounts: bool
+    carries_conversations: bool = Field(
+        description="false for an entry that only holds accounts for other channels (twilio)"
+    )
 
 
 class AccountOut(BaseModel):

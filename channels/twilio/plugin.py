@@ -47,6 +47,7 @@ class TwilioChannel(Channel):
         icon="sms",
         identity_kind=None,
         description="the Twilio accounts behind the SMS and WhatsApp channels",
+        carries_conversations=False,
     )
     settings_model: ClassVar[type[BaseModel] | None] = TwilioSettings
     secret_fields: ClassVar[frozenset[str]] = SECRET_FIELDS
