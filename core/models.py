@@ -184,6 +184,9 @@ class Operator(Base):
     last_assigned_at: Mapped[datetime | None]
     # Refreshed while a console websocket is open; routing sets auto-away when it goes stale.
     console_seen_at: Mapped[datetime | None]
+    # The operator's own choices (language, time zone, notifications); read through
+    # core.preferences.Preferences, which gives every missing key its default.
+    preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

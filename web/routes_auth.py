@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from core import audit, auth, login_throttle
 from core.errors import Forbidden
 from core.models import Operator
+from core.preferences import Preferences, preferences_of, update_preferences
 from web.api import (
     CSRF_COOKIE,
     PUBLIC,
@@ -139,6 +140,45 @@ async def me(call: Call[NoBody, NoBody]) -> OperatorOut:
     if operator is None:
         raise web.HTTPUnauthorized()
     return OperatorOut.model_validate(operator)
+
+
+class PreferencesBody(BaseModel):
+    """Only the keys given change."""
+
+    locale: str | None = None
+    time_zone: str | None = None
+    desktop_notifications: bool | None = None
+    sound: bool | None = None
+    title_count: bool | None = None
+
+
+@routes.get(
+    "/api/v1/auth/me/preferences",
+    summary="The signed-in operator's language, time zone and notification choices",
+    response=Preferences,
+)
+async def my_preferences(call: Call[NoBody, NoBody]) -> Preferences:
+    async with call.sessions() as session:
+        operator = await session.get(Operator, call.actor.operator_id or 0)
+    if operator is None:
+        raise web.HTTPUnauthorized()
+    return preferences_of(operator)
+
+
+@routes.patch(
+    "/api/v1/auth/me/preferences",
+    summary="Change one's own preferences (only the keys given)",
+    body=PreferencesBody,
+    response=Preferences,
+)
+async def change_my_preferences(call: Call[PreferencesBody, NoBody]) -> Preferences:
+    async with call.sessions() as session, session.begin():
+        operator = await session.get(Operator, call.actor.operator_id or 0)
+        if operator is None:
+            raise web.HTTPUnauthorized()
+        return await update_preferences(
+            session, call.actor, operator, call.body.model_dump(exclude_none=True)
+        )
 
 
 @routes.post(
