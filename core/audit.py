@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -56,11 +57,18 @@ async def list_entries(
     entity_type: str | None = None,
     entity_id: str | None = None,
     actor_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[AuditEntry], str | None]:
-    """Audit entries matching every filter given, newest first, one keyset page."""
+    """Audit entries matching every filter given (`since` inclusive, `until` exclusive),
+    newest first, one keyset page."""
     query = select(AuditEntry)
+    if since is not None:
+        query = query.where(AuditEntry.created_at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.created_at < until)
     for column, value in (
         (AuditEntry.action, action),
         (AuditEntry.entity_type, entity_type),

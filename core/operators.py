@@ -13,14 +13,37 @@ from core import audit, passwords
 from core.audit import Actor
 from core.auth import revoke_all_sessions
 from core.changes import UNSET, Unset
+from core.channels import CAPACITY_KINDS, EMAIL, MESSAGING, VOICE
 from core.errors import Conflict, InvalidInput, NotFound
-from core.event_types import OPERATOR_CREATED, OPERATOR_PRESENCE, OPERATOR_UPDATED
+from core.event_types import (
+    OPERATOR_CREATED,
+    OPERATOR_PRESENCE,
+    OPERATOR_UPDATED,
+    QUEUE_UPDATED,
+)
 from core.events import Event, emit
 from core.identity import normalize_email
-from core.models import Operator, Presence, Role, utcnow
+from core.models import Operator, Presence, Queue, QueueMember, Role, utcnow
 
 OPERATOR_ROLES = (Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
 MAX_PRESENCE_REASON = 200
+# What an operator added without a capacity may carry at once, per capacity kind: one call,
+# five chats, ten emails. Without it routing would never give them work (capacity 0).
+DEFAULT_CAPACITY: Mapping[str, int] = {VOICE: 1, MESSAGING: 5, EMAIL: 10}
+
+
+def check_capacity(capacity: Mapping[str, Any]) -> dict[str, Any]:
+    """The capacity if every key is a capacity kind (voice, messaging, email); else a 400
+    naming each unknown key as its own field (`capacity.<key>`)."""
+    unknown = [key for key in capacity if key not in CAPACITY_KINDS]
+    if unknown:
+        kinds = ", ".join(CAPACITY_KINDS)
+        error = InvalidInput(f"capacity is counted per kind of work: {kinds}")
+        error.fields = {
+            f"capacity.{key}": f"not a capacity kind (use {kinds})" for key in unknown
+        }
+        raise error
+    return dict(capacity)
 
 
 def _check_role(role: Role | str) -> Role:
@@ -67,7 +90,7 @@ async def create_operator(
         password_hash=password_hash,
         skills=dict(skills or {}),
         languages=dict(languages or {}),
-        capacity=dict(capacity or {}),
+        capacity=check_capacity(DEFAULT_CAPACITY if capacity is None else capacity),
         total_capacity=total_capacity,
         presence=Presence.OFFLINE,
     )
@@ -116,9 +139,11 @@ async def update_operator(
         wanted["role"] = _check_role(role)
     if active is not None:
         wanted["active"] = active
-    for field, value in (("skills", skills), ("languages", languages), ("capacity", capacity)):
+    for field, value in (("skills", skills), ("languages", languages)):
         if value is not None:
             wanted[field] = dict(value)
+    if capacity is not None:
+        wanted["capacity"] = check_capacity(capacity)
     if total_capacity is not UNSET:
         wanted["total_capacity"] = total_capacity
     changes = {key: value for key, value in wanted.items() if getattr(operator, key) != value}
@@ -145,6 +170,39 @@ async def update_operator(
     await audit.record(session, actor, "operator.update", "operator", operator.id, changes)
     await emit(session, Event(OPERATOR_UPDATED, {"operator": operator.id}))
     return operator
+
+
+async def set_queues(
+    session: AsyncSession, actor: Actor, operator_id: int, queue_ids: list[int]
+) -> list[int]:
+    """Replace the queues an operator works (the other side of `queues.set_members`)."""
+    await get_operator(session, operator_id)
+    wanted = set(queue_ids)
+    known = set(await session.scalars(select(Queue.id).where(Queue.id.in_(wanted))))
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise InvalidInput(f"no queues with ids {unknown}", field="queue_ids")
+    current = set(
+        await session.scalars(
+            select(QueueMember.queue_id).where(QueueMember.operator_id == operator_id)
+        )
+    )
+    if current == wanted:
+        return sorted(wanted)
+    for queue_id in current - wanted:
+        member = await session.get(QueueMember, (queue_id, operator_id))
+        if member is not None:
+            await session.delete(member)
+    for queue_id in wanted - current:
+        session.add(QueueMember(queue_id=queue_id, operator_id=operator_id))
+    await session.flush()
+    await audit.record(
+        session, actor, "operator.queues", "operator", operator_id, {"queue_ids": sorted(wanted)}
+    )
+    for queue_id in sorted(current ^ wanted):
+        await emit(session, Event(QUEUE_UPDATED, {"queue": queue_id}))
+    await emit(session, Event(OPERATOR_UPDATED, {"operator": operator_id}))
+    return sorted(wanted)
 
 
 async def _other_active_admin_exists(session: AsyncSession, operator_id: int) -> bool:

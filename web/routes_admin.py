@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from core import audit, auth
 from core.errors import NotFound
@@ -28,6 +28,8 @@ class AuditQuery(PageQuery):
     entity_type: str | None = Field(None, max_length=40, description="e.g. operator, queue")
     entity_id: str | None = Field(None, max_length=60)
     actor_id: RecordId | None = Field(None, description="the operator who acted")
+    since: AwareDatetime | None = Field(None, description="from this moment on (inclusive)")
+    until: AwareDatetime | None = Field(None, description="before this moment")
 
 
 @routes.get("/api/v1/tokens", summary="API tokens", roles=ADMINS, response=list[TokenOut])
@@ -87,6 +89,8 @@ async def list_audit(call: Call[NoBody, AuditQuery]) -> Page[AuditOut]:
             entity_type=query.entity_type,
             entity_id=query.entity_id,
             actor_id=query.actor_id,
+            since=query.since,
+            until=query.until,
             cursor=query.cursor,
             limit=query.limit,
         )

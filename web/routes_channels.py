@@ -91,6 +91,15 @@ class AccountUpdateBody(BaseModel):
     enabled: bool | None = None
 
 
+class ChannelSettingsOut(BaseModel):
+    channel: str
+    label: str
+    settings_schema: dict[str, Any] = Field(
+        description="the JSON schema of an account's settings (pydantic's)"
+    )
+    secret_fields: list[str] = Field(description="settings that are write-only secrets")
+
+
 class CheckOut(BaseModel):
     ok: bool
     message: str
@@ -139,6 +148,25 @@ def account_out(request: web.Request, registry: ChannelRegistry, row: ChannelAcc
 )
 async def list_channels(call: Call[NoBody, NoBody]) -> list[ChannelOut]:
     return [ChannelOut.model_validate(item) for item in _registry(call).describe()]
+
+
+@routes.get(
+    "/api/v1/channel-settings",
+    summary="The settings each channel's accounts take, as JSON schemas (for the admin page)",
+    roles=ADMINS,
+    response=list[ChannelSettingsOut],
+)
+async def list_channel_settings(call: Call[NoBody, NoBody]) -> list[ChannelSettingsOut]:
+    return [
+        ChannelSettingsOut(
+            channel=channel.name,
+            label=channel.facts.label,
+            settings_schema=channel.settings_model.model_json_schema(),
+            secret_fields=sorted(channel.secret_fields),
+        )
+        for channel in _registry(call).with_accounts()
+        if channel.settings_model is not None
+    ]
 
 
 @routes.get(

@@ -11,7 +11,7 @@ from core import auth, operators, queues
 from core.changes import UNSET
 from core.models import Presence, Queue, Role
 from routing import service as routing
-from web.api import ADMINS, ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody
+from web.api import ADMINS, ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody, RecordId
 from web.schemas import OperatorOut, QueueOut, QueueWithMembersOut
 
 routes = ApiRoutes(tag="operators")
@@ -23,6 +23,7 @@ Capacity = Annotated[dict[Key, Annotated[int, Field(ge=0, le=1000)]], Field(max_
 TotalCapacity = Annotated[int, Field(ge=0, le=1000)]
 OperatorRole = Literal["operator", "supervisor", "admin"]
 Password = Annotated[str, Field(min_length=auth.MIN_PASSWORD, max_length=1000)]
+QueueIds = Annotated[list[RecordId], Field(max_length=1000)]
 
 
 class OperatorsQuery(BaseModel):
@@ -40,10 +41,15 @@ class NewOperatorBody(BaseModel):
     password: Password | None = None
     skills: Levels = Field(default_factory=dict)
     languages: Levels = Field(default_factory=dict)
-    capacity: Capacity = Field(default_factory=dict)
+    capacity: Capacity | None = Field(
+        None,
+        description="per capacity kind (voice, messaging, email); left out: "
+        f"{dict(operators.DEFAULT_CAPACITY)}",
+    )
     total_capacity: TotalCapacity | None = Field(
         None, description="at most this much work across all channels (null: no total cap)"
     )
+    queue_ids: QueueIds | None = Field(None, description="the queues they work")
 
 
 class OperatorChangeBody(BaseModel):
@@ -58,6 +64,7 @@ class OperatorChangeBody(BaseModel):
     total_capacity: TotalCapacity | None = Field(
         None, description="null removes the total cap; leave it out to keep it"
     )
+    queue_ids: QueueIds | None = Field(None, description="replaces the queues they work")
 
 
 class SetPasswordBody(BaseModel):
@@ -132,6 +139,8 @@ async def create_operator(call: Call[NewOperatorBody, NoBody]) -> OperatorOut:
             capacity=body.capacity,
             total_capacity=body.total_capacity,
         )
+        if body.queue_ids is not None:
+            await operators.set_queues(session, call.actor, operator.id, body.queue_ids)
     return OperatorOut.model_validate(operator)
 
 
@@ -174,6 +183,8 @@ async def update_operator(call: Call[OperatorChangeBody, NoBody]) -> OperatorOut
             if "total_capacity" in body.model_fields_set
             else UNSET,
         )
+        if body.queue_ids is not None:
+            await operators.set_queues(session, call.actor, operator.id, body.queue_ids)
     return OperatorOut.model_validate(operator)
 
 

@@ -1,4 +1,5 @@
-"""The browser side: the agent console, the supervisor monitor, the sign-in page and their
+"""The browser side: the agent console, the supervisor monitor, administration, the sign-in
+page and their
 static files (plain ES modules and CSS, no build step).
 
 Every page and file is served with a strict Content-Security-Policy: scripts and styles only
@@ -48,6 +49,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
     )
 )
 MONITOR_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
+# Supervisors see the admin pages they may use (the team, queues, forms, canned responses);
+# the API checks every action again.
+ADMIN_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
 # No static file's path is longer; a longer one is a 404 without touching the disk.
 MAX_STATIC_PATH = 200
 
@@ -91,6 +95,26 @@ async def monitor_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     if actor.role not in MONITOR_ROLES:
         return _html(FORBIDDEN_PAGE, status=403)
     return await _page("monitor/index.html")
+
+
+@routes.get("/admin", summary="Redirects to /admin/", roles=PUBLIC)
+async def admin_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/admin/")
+
+
+@routes.get(
+    "/admin/",
+    summary="Administration (admins; supervisors see what they may use; operators get a 403 "
+    "page)",
+    roles=PUBLIC,
+)
+async def admin_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    actor, _ = await identify(call.request)
+    if actor is None or actor.operator_id is None:
+        raise _to_login("/admin/")
+    if actor.role not in ADMIN_ROLES:
+        return _html(ADMIN_FORBIDDEN_PAGE, status=403)
+    return await _page("admin/index.html")
 
 
 @routes.get(
@@ -181,6 +205,20 @@ FORBIDDEN_PAGE = """<!doctype html>
 <body class="plain-page"><main class="narrow">
 <h1>Supervisors only</h1>
 <p>The monitor is for supervisors and admins. Your role cannot open it.</p>
+<p><a href="/console/">Back to the console</a></p>
+</main></body></html>
+"""
+
+
+ADMIN_FORBIDDEN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Admins only · omnicrm</title>
+<link rel="icon" href="/static/common/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/common/base.css"></head>
+<body class="plain-page"><main class="narrow">
+<h1>Admins only</h1>
+<p>Administration is for admins and supervisors. Your role cannot open it.</p>
 <p><a href="/console/">Back to the console</a></p>
 </main></body></html>
 """
