@@ -39,9 +39,7 @@ def check_capacity(capacity: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         kinds = ", ".join(CAPACITY_KINDS)
         error = InvalidInput(f"capacity is counted per kind of work: {kinds}")
-        error.fields = {
-            f"capacity.{key}": f"not a capacity kind (use {kinds})" for key in unknown
-        }
+        error.fields = {f"capacity.{key}": f"not a capacity kind (use {kinds})" for key in unknown}
         raise error
     return dict(capacity)
 

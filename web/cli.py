@@ -15,42 +15,26 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from aiohttp import web
-from alembic.util import CommandError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import (
-    ArgumentError,
-    DBAPIError,
-    InterfaceError,
-    OperationalError,
-    SQLAlchemyError,
+from web import cli_admin
+from web.cli_common import (
+    FORM_FIELD_NAMES,
+    OPERATOR_ROLE_NAMES,
+    TOKEN_ROLE_NAMES,
+    CliError,
+    Command,
+    add_command,
+    database,
+    record_id,
+    upgrade_database,
 )
 
-from channels.accounts import declared_accounts
-from channels.base import Channel
-from channels.registry import ChannelRegistry, default_channels
-from core.audit import CLI
-from core.auth import create_token
-from core.channel_accounts import rotate_credentials
-from core.credentials import CredentialCipher, CredentialError
-from core.errors import Conflict, DomainError, InvalidInput, NotFound
-from core.forms import KNOWN_FIELDS, create_form
-from core.logfields import log_fields
-from core.models import Role
-from core.operators import OPERATOR_ROLES, create_operator
-from core.pagination import MAX_ID
-from core.privacy import erase
-from core.privacy_export import export_contact, record_export
-from core.queues import queue_by_name
-from core.settings import INSECURE_DEV_SECRET, Settings, SettingsError, load_settings
-from core.storage import FilesystemStore
-from web import demo
-from web.app import create_app
-from web.cli_channels import add_channel_commands
-from web.cli_common import CliError, Command, add_command, database, upgrade_database
-from web.logs import configure_logging
+if TYPE_CHECKING:
+    from channels.base import Channel
+    from channels.registry import ChannelRegistry
+    from core.errors import DomainError
+    from core.settings import Settings
 
 log = logging.getLogger("omnicrm")
 
@@ -58,6 +42,7 @@ log = logging.getLogger("omnicrm")
 _command = add_command
 _database = database
 _upgrade = upgrade_database
+_record_id = record_id
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,9 +53,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(registry: ChannelRegistry | None = None) -> argparse.ArgumentParser:
-    """The command line; `channel add|set` get flags from the settings of `registry`'s
-    channels (the built-in ones unless given)."""
-    registry = registry or ChannelRegistry(default_channels())
+    """The command line. `channel add|set` get flags from the settings of `registry`'s
+    channels; without a registry the `channel` group is only named (for --help: building
+    it imports every channel)."""
     parser = _Parser(prog="omnicrm", description="omnicrm contact-center CRM")
     parser.set_defaults(registry=registry)
     parser.add_argument("--config", help="TOML config file (default: $OMNICRM_CONFIG)")
@@ -94,20 +79,21 @@ def build_parser(registry: ChannelRegistry | None = None) -> argparse.ArgumentPa
     add_operator = _command(operator_commands, "add", "add an operator", cmd_operator_add)
     add_operator.add_argument("--email", required=True)
     add_operator.add_argument("--name", required=True)
-    add_operator.add_argument(
-        "--role", required=True, choices=[str(role) for role in OPERATOR_ROLES]
-    )
+    add_operator.add_argument("--role", required=True, choices=OPERATOR_ROLE_NAMES)
     add_operator.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from stdin (one line); without it no password is set",
     )
+    cli_admin.add_operator_arguments(add_operator)
+    cli_admin.add_operator_commands(operator_commands)
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = _command(token_commands, "create", "create an API token", cmd_token_create)
     create.add_argument("--name", required=True)
-    create.add_argument("--role", default=str(Role.INTEGRATION), choices=[str(r) for r in Role])
+    create.add_argument("--role", default="integration", choices=TOKEN_ROLE_NAMES)
+    cli_admin.add_token_commands(token_commands)
 
     form = commands.add_parser("form", help="manage web forms")
     form_commands = form.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -120,13 +106,21 @@ def build_parser(registry: ChannelRegistry | None = None) -> argparse.ArgumentPa
         "--require",
         nargs="+",
         action="extend",
-        choices=KNOWN_FIELDS,
+        choices=FORM_FIELD_NAMES,
         metavar="FIELD",
-        help=f"required fields, from {', '.join(KNOWN_FIELDS)} (default: email message)",
+        help=f"required fields, from {', '.join(FORM_FIELD_NAMES)} (default: email message)",
     )
     add_form.add_argument("--thank-you-url", help="where to send the customer after submitting")
+    cli_admin.add_form_commands(form_commands)
 
-    add_channel_commands(commands, registry)
+    cli_admin.add_queue_commands(commands)
+
+    if registry is None:
+        commands.add_parser("channel", help="manage channel accounts (email, ...)", add_help=False)
+    else:
+        from web.cli_channels import add_channel_commands
+
+        add_channel_commands(commands, registry)
 
     secrets = commands.add_parser("secrets", help="manage the encryption of stored credentials")
     secrets_commands = secrets.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -159,12 +153,6 @@ def build_parser(registry: ChannelRegistry | None = None) -> argparse.ArgumentPa
     return parser
 
 
-def _record_id(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
-        raise argparse.ArgumentTypeError(f"not a record id: {raw!r}")
-    return int(raw)
-
-
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     await _upgrade(settings)
     print(f"database is up to date ({_safe_url(settings.database_url)})")
@@ -172,6 +160,12 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from aiohttp import web
+
+    from core.logfields import log_fields
+    from core.settings import INSECURE_DEV_SECRET
+    from web.app import create_app
+
     # The schema is brought up to date first, so a fresh checkout or an upgrade just works.
     await _upgrade(settings)
     if settings.secret_key == INSECURE_DEV_SECRET:
@@ -204,6 +198,8 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from web import demo
+
     async with _database(settings) as sessions, sessions() as session, session.begin():
         if args.if_empty and not await demo.is_empty(session):
             print("the database has operators already: demo data not loaded")
@@ -227,14 +223,27 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_operator_add(args: argparse.Namespace, settings: Settings) -> int:
+    from core.audit import CLI
+    from core.models import Role
+    from core.operators import create_operator, set_queues
+
     password = _read_password() if args.password_stdin else None
     async with _database(settings) as sessions, sessions() as session, session.begin():
+        queue_ids = await cli_admin.queue_ids_named(session, args.queue or [])
         operator = await create_operator(
-            session, CLI, email=args.email, name=args.name, role=Role(args.role), password=password
+            session,
+            CLI,
+            email=args.email,
+            name=args.name,
+            role=Role(args.role),
+            password=password,
+            **cli_admin.operator_fields(args),
         )
+        if queue_ids:
+            await set_queues(session, CLI, operator.id, queue_ids)
     print(f"operator {operator.email} ({operator.role}) added with id {operator.id}")
     if password is None:
-        print("no password is set: an admin can set one with POST /api/v1/operators/{id}/password")
+        print("no password is set: `omnicrm operator passwd EMAIL` sets one")
     return 0
 
 
@@ -242,6 +251,8 @@ def _read_password(
     prompt: str = "password: ",
     missing: str = "no password on stdin (give one line, or leave out --password-stdin)",
 ) -> str:
+    from core.errors import InvalidInput
+
     if sys.stdin.isatty():
         password = getpass.getpass(prompt)
     else:
@@ -252,6 +263,10 @@ def _read_password(
 
 
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from core.audit import CLI
+    from core.auth import create_token
+    from core.models import Role
+
     async with _database(settings) as sessions, sessions() as session, session.begin():
         token, plain = await create_token(session, CLI, args.name, Role(args.role))
     print(f"API token {token.name!r} (role {token.role}) created; it is shown only this once:")
@@ -260,6 +275,10 @@ async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_form_add(args: argparse.Namespace, settings: Settings) -> int:
+    from core.audit import CLI
+    from core.forms import create_form
+    from core.queues import queue_by_name
+
     async with _database(settings) as sessions, sessions() as session, session.begin():
         queue = await queue_by_name(session, args.queue) if args.queue else None
         form = await create_form(
@@ -279,6 +298,10 @@ async def cmd_form_add(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> int:
     """Re-encrypt under the current key what a previous key (or nobody) encrypted; all or
     nothing, in one transaction."""
+    from core.audit import CLI
+    from core.channel_accounts import rotate_credentials
+    from core.credentials import CredentialCipher, CredentialError
+
     cipher = CredentialCipher.from_settings(settings)
     registry: ChannelRegistry = args.registry
 
@@ -308,6 +331,10 @@ async def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> in
 
 
 async def cmd_contact_export(args: argparse.Namespace, settings: Settings) -> int:
+    from core.audit import CLI
+    from core.privacy_export import export_contact, record_export
+    from core.storage import FilesystemStore
+
     output = Path(args.output or f"contact-{args.id}-export.zip")
     partial = await asyncio.to_thread(_export_target, output)
     try:
@@ -338,6 +365,8 @@ async def cmd_contact_export(args: argparse.Namespace, settings: Settings) -> in
 @asynccontextmanager
 async def _contact_given() -> AsyncIterator[None]:
     """An id that names no contact, or a merged one, is a bad argument: exit 2."""
+    from core.errors import Conflict, NotFound
+
     try:
         yield
     except (NotFound, Conflict) as exc:
@@ -355,6 +384,10 @@ def _export_target(output: Path) -> Path:
 
 
 async def cmd_contact_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from core.audit import CLI
+    from core.privacy import erase
+    from core.storage import FilesystemStore
+
     if not args.yes:
         raise CliError(f"erasing contact {args.id} cannot be undone: add --yes to confirm", code=2)
     async with _database(settings) as sessions, _contact_given():
@@ -376,10 +409,14 @@ async def cmd_contact_erase(args: argparse.Namespace, settings: Settings) -> int
 
 
 def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
 def _check_sqlite_file(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and (parsed.database or ":memory:") == ":memory:":
         raise CliError("an in-memory SQLite database ends with the command; give a file path")
@@ -387,6 +424,8 @@ def _check_sqlite_file(url: str) -> None:
 
 def _check_sqlite_directory(url: str) -> None:
     """SQLite creates its file but not the directories: say so before a driver error does."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     path = parsed.database or ""
     if (
@@ -413,23 +452,64 @@ def _with_fields(exc: DomainError) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    from sqlalchemy.exc import DBAPIError
+
     # A driver's message may span lines (with SQL and hints); the first one says what failed.
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     text = str(cause).strip() or type(cause).__name__
     return text.splitlines()[0]
 
 
+def _registry(channels: Sequence[Channel] | None) -> ChannelRegistry:
+    """The channels this process runs, installed: core validates replies and counts capacity
+    by them."""
+    from channels.registry import ChannelRegistry, default_channels
+
+    registry = ChannelRegistry(default_channels() if channels is None else channels)
+    registry.install()
+    return registry
+
+
+def _command_word(words: Sequence[str]) -> str | None:
+    """The command `words` name (`--config F` may come first), or None."""
+    rest = iter(words)
+    for word in rest:
+        if word == "--config":
+            next(rest, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None, channels: Sequence[Channel] | None = None) -> int:
     """Run one command; `channels` are the channels it knows (the built-in ones unless
     given: tests add their own)."""
-    # Core validates replies and counts capacity by the channels this process runs.
-    registry = ChannelRegistry(default_channels() if channels is None else channels)
-    registry.install()
+    words = list(sys.argv[1:] if argv is None else argv)
+    # The channels are built (imported) only when the command needs them: `--help` and a
+    # usage error answer at once.
+    registry = _registry(channels) if _command_word(words) == "channel" else None
     parser = build_parser(registry)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # --help, or a usage error already reported in one line
         return exc.code if isinstance(exc.code, int) else 2
+    from alembic.util import CommandError
+    from sqlalchemy.exc import (
+        ArgumentError,
+        InterfaceError,
+        OperationalError,
+        SQLAlchemyError,
+    )
+
+    from channels.accounts import declared_accounts
+    from core.credentials import CredentialError
+    from core.errors import DomainError, InvalidInput
+    from core.settings import SettingsError, load_settings
+    from web.logs import configure_logging
+
+    if registry is None:
+        registry = _registry(channels)
+    args.registry = registry
     overrides = {
         key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None
     }

@@ -1,5 +1,8 @@
 """What the `omnicrm` commands share (web/cli.py and the modules of its command groups): the
 error that is one line, how a command is declared, and a database brought up to date first.
+
+Light on purpose: building the parser (and so `omnicrm --help`) imports nothing heavier than
+argparse; commands import the database, models and core functions when they run.
 """
 
 from __future__ import annotations
@@ -7,14 +10,27 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.credentials import CredentialCipher
-from core.db import SessionFactory, make_engine, make_session_factory
-from core.migrate import upgrade
-from core.settings import Settings
+if TYPE_CHECKING:
+    from core.db import SessionFactory
+    from core.settings import Settings
 
-Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+Command = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
+
+# The choices the parser offers, spelt here so that --help need not import the models;
+# tests/test_cli_admin.py checks they match core's (Role, OPERATOR_ROLES, KNOWN_FIELDS).
+OPERATOR_ROLE_NAMES = ("operator", "supervisor", "admin")
+TOKEN_ROLE_NAMES = ("operator", "supervisor", "admin", "integration")
+FORM_FIELD_NAMES = ("name", "email", "phone", "message")
+MAX_RECORD_ID = 2**63 - 1  # core.pagination.MAX_ID
+
+
+def record_id(raw: str) -> int:
+    """An argparse type: a record's id (digits, within an id column)."""
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_RECORD_ID:
+        raise argparse.ArgumentTypeError(f"not a record id: {raw!r}")
+    return int(raw)
 
 
 class CliError(Exception):
@@ -37,6 +53,9 @@ def add_command(
 
 
 async def upgrade_database(settings: Settings) -> None:
+    from core.credentials import CredentialCipher
+    from core.migrate import upgrade
+
     # Migrations that encrypt stored credentials need the installation's key.
     await upgrade(settings.database_url, credentials=CredentialCipher.from_settings(settings))
 
@@ -44,6 +63,8 @@ async def upgrade_database(settings: Settings) -> None:
 @asynccontextmanager
 async def database(settings: Settings) -> AsyncIterator[SessionFactory]:
     """Sessions on an up-to-date schema, so any command works on a fresh database."""
+    from core.db import make_engine, make_session_factory
+
     await upgrade_database(settings)
     engine = make_engine(settings.database_url)
     try:

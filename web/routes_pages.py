@@ -1,6 +1,5 @@
 """The browser side: the agent console, the supervisor monitor, administration, the sign-in
-page and their
-static files (plain ES modules and CSS, no build step).
+page and their static files (plain ES modules and CSS, no build step).
 
 Every page and file is served with a strict Content-Security-Policy: scripts and styles only
 from our own files (no inline code), frames only from our own origin (the sandboxed email
@@ -104,8 +103,7 @@ async def admin_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
 
 @routes.get(
     "/admin/",
-    summary="Administration (admins; supervisors see what they may use; operators get a 403 "
-    "page)",
+    summary="Administration (admins; supervisors see what they may use; operators get a 403 page)",
     roles=PUBLIC,
 )
 async def admin_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
