@@ -11,7 +11,7 @@ from core.forms import create_form, deactivate_form, list_forms, update_form
 from core.models import WebForm
 from web.api import ADMINS, SUPERVISORS, ApiRoutes, Call, NoBody, RecordId
 from web.schemas import FormAdminOut, FormOut
-from web.webforms import public_url
+from web.webforms import embed_snippet, public_url
 
 routes = ApiRoutes(tag="forms")
 
@@ -53,7 +53,10 @@ class FormUpdateBody(BaseModel):
 def _out(request: web.Request, form: WebForm) -> FormAdminOut:
     url = public_url(request, form)
     return FormAdminOut(
-        **FormOut.model_validate(form).model_dump(), url=url, embed_url=f"{url}/embed"
+        **FormOut.model_validate(form).model_dump(),
+        url=url,
+        embed_url=f"{url}/embed",
+        embed_snippet=embed_snippet(url, form.title),
     )
 
 

@@ -71,6 +71,8 @@ code{{background:#f3f3f3;padding:0 .2rem}}</style></head>
 <h2>For the team</h2><ul>
 <li><a href="/console/">Agent console</a>: offers, inbox, conversations, replies</li>
 <li><a href="/monitor/">Queue monitor</a> (supervisors): queues, operators, service level</li>
+<li><a href="/admin/">Administration</a> (admins; supervisors in part): the team, queues,
+forms, channels, tokens, the audit log</li>
 </ul>
 <h2>Web forms</h2><ul>{forms}</ul>
 <h2>For integrations and admins</h2><ul>

@@ -223,6 +223,7 @@ class FormAdminOut(FormOut):
 
     url: str
     embed_url: str
+    embed_snippet: str = Field(description="the HTML (an iframe) to paste into a website")
 
 
 class QuarantineOut(BaseModel):

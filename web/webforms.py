@@ -129,10 +129,7 @@ async def embed_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     async with call.sessions() as session:
         form = await form_by_slug(session, request.match_info["slug"])
     url = public_url(request, form)
-    snippet = (
-        f'<iframe src="{escape(url)}" title="{escape(form.title)}" loading="lazy" '
-        'style="width:100%;min-height:40rem;border:0"></iframe>'
-    )
+    snippet = embed_snippet(url, form.title)
     body = (
         f"<h1>Embed “{escape(form.title)}”</h1>\n"
         "<p>Paste this snippet into the HTML of your website where the form should appear.</p>\n"
@@ -153,6 +150,14 @@ async def thanks_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
         f"<p>We received your message ({escape(form.title)}) and will get back to you soon.</p>"
     )
     return _html_page("Thank you", body, form)
+
+
+def embed_snippet(url: str, title: str) -> str:
+    """The HTML to paste into a website to show the form at `url`."""
+    return (
+        f'<iframe src="{escape(url)}" title="{escape(title)}" loading="lazy" '
+        'style="width:100%;min-height:40rem;border:0"></iframe>'
+    )
 
 
 def public_url(request: web.Request, form: WebForm) -> str:
