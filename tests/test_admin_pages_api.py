@@ -53,7 +53,10 @@ async def test_capacity_keys_must_be_capacity_kinds(
     assert set(error["fields"]) == {"capacity.sms", "capacity.chat"}
     assert "voice, messaging, email" in error["fields"]["capacity.sms"]
     async with sessions() as session:
-        assert await session.scalar(select(Operator.id).where(Operator.email == "x@example.com")) is None
+        assert (
+            await session.scalar(select(Operator.id).where(Operator.email == "x@example.com"))
+            is None
+        )
 
 
 async def test_the_queues_an_operator_works_are_set_with_the_operator_and_audited(

@@ -34,7 +34,8 @@ function settingsFields(channel) {
   return Object.entries(schema.properties || {}).map(([name, prop]) => {
     const how = describeProperty(schema, prop);
     const secret = channel.secret_fields.includes(name);
-    const label = `${prop.title || name}${required.has(name) ? " *" : ""}`;
+    const title = prop.title || name.split("_").map((word) => word[0].toUpperCase() + word.slice(1)).join(" ");
+    const label = `${title}${required.has(name) ? " *" : ""}`;
     const initial = prop.default;
     return field({
       name: `settings.${name}`,

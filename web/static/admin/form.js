@@ -166,7 +166,7 @@ export function showErrors(form, error) {
   formError.textContent = unplaced.length || !placed ? [error.message, ...unplaced].join(" · ") : "";
   const first = form.querySelector("[aria-invalid=true]");
   if (first) first.focus();
-  toast(error.message, "error");
+  if (!placed) toast(error.message, "error");
 }
 
 /** "de=80, en=100" <-> {de: 80, en: 100}; a FieldError for `name` when it does not parse. */
