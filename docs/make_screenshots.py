@@ -1,12 +1,14 @@
-"""Make the screenshots of docs/console.md (docs/img/*.png) from the demo data.
+"""Make the screenshots of docs/console.md and docs/admin.md (docs/img/*.png) from the demo
+data.
 
     .venv/bin/python docs/make_screenshots.py
 
 Loads the demo into a throwaway SQLite database, serves the app on a free local port with its
 background workers (routing included), and drives Debian's Chromium (/usr/bin/chromium, or
 OMNICRM_CHROMIUM) headless with Playwright: the console as an operator at laptop and tablet
-sizes, the monitor as a supervisor. Nothing is fetched from the internet. Run it again after a
-visible change to the console or the monitor and commit the new PNGs.
+sizes, the monitor as a supervisor, each admin page as the admin. Nothing is fetched from the
+internet. Run it again after a visible change to the console, the monitor or the admin pages
+and commit the new PNGs.
 """
 
 from __future__ import annotations
@@ -114,6 +116,36 @@ async def jonas_email_conversation(database_url: str) -> int:
     return int(found)
 
 
+ADMIN_SECTIONS = (
+    "operators",
+    "queues",
+    "routing",
+    "forms",
+    "channels",
+    "canned",
+    "tokens",
+    "audit",
+)
+
+
+async def admin_screenshot(page: Page, section: str) -> None:
+    """One admin section (docs/admin.md); the queue editor open with an error beside a field."""
+    await page.goto(f"/admin/#{section}")
+    await page.reload()
+    await page.locator("body[data-ready=true]").wait_for()
+    if section == "queues":
+        await (
+            page.locator("#admin-main tr", has_text="Support")
+            .get_by_role("button", name="Edit")
+            .first.click()
+        )
+        await page.get_by_label("SLA: first response (minutes)").fill("0")
+        await page.get_by_role("button", name="Save").click()
+        await page.locator("[aria-invalid=true]").first.wait_for()
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=OUT / f"admin-{section}.png", full_page=True)
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="omnicrm-screens-") as scratch:
         database_url = f"sqlite+aiosqlite:///{scratch}/demo.db"
@@ -162,10 +194,17 @@ async def main() -> None:
                 page = await sign_in(browser, base, tom, "/monitor/", LAPTOP)
                 await page.wait_for_timeout(500)
                 await page.screenshot(path=OUT / "monitor.png", full_page=True)
+                await page.close()
+
+                maria = logins["admin@example.com"]
+                page = await sign_in(browser, base, maria, "/admin/", LAPTOP)
+                for section in ADMIN_SECTIONS:
+                    await admin_screenshot(page, section)
                 await browser.close()
         finally:
             await runner.cleanup()
-    for name in ("console.png", "console-tablet.png", "monitor.png"):
+    admin = [f"admin-{section}.png" for section in ADMIN_SECTIONS]
+    for name in ("console.png", "console-tablet.png", "monitor.png", *admin):
         sys.stdout.write(f"wrote {OUT / name}\n")
 
 

@@ -173,6 +173,17 @@ async def test_an_admin_runs_the_installation_from_the_admin_pages(
     await expect(account_row.get_by_role("status")).to_contain_text("Failed")
     async with sessions() as session:
         assert await session.scalar(select(ChannelAccount.name)) == "support"
+    # A secret is write-only: set it by editing, the page then says it is set.
+    await account_row.get_by_role("button", name="Edit").click()
+    await editor(page).get_by_label("Imap Password").fill("app password")
+    await editor(page).get_by_role("button", name="Save").click()
+    await expect(editor(page)).to_have_count(0)
+    accounts = await (await admin.get("/api/v1/channel-accounts")).json()
+    assert accounts[0]["settings"]["imap_password_set"] is True
+    await account_row.get_by_role("button", name="Edit").click()
+    await expect(editor(page).get_by_label("Imap Password")).to_have_value("")
+    await expect(editor(page)).to_contain_text("Set; leave empty to keep it")
+    await editor(page).get_by_role("button", name="Cancel").click()
     await screenshot(page, artifacts, "channels")
 
     # --- Canned responses.

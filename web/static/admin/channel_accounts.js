@@ -28,7 +28,7 @@ function resolve(schema, ref) {
   return (schema.$defs || {})[name] || {};
 }
 
-function settingsFields(channel) {
+function settingsFields(channel, current) {
   const schema = channel.settings_schema;
   const required = new Set(schema.required || []);
   return Object.entries(schema.properties || {}).map(([name, prop]) => {
@@ -36,12 +36,15 @@ function settingsFields(channel) {
     const secret = channel.secret_fields.includes(name);
     const title = prop.title || name.split("_").map((word) => word[0].toUpperCase() + word.slice(1)).join(" ");
     const label = `${title}${required.has(name) ? " *" : ""}`;
-    const initial = prop.default;
+    const initial = current && name in current ? current[name] : prop.default;
     return field({
       name: `settings.${name}`,
       label,
       kind: secret ? "password" : how.kind,
-      hint: prop.description || (how.list ? t("One per line") : how.json ? t("JSON") : null),
+      hint:
+        secret && current && current[`${name}_set`]
+          ? t("Set; leave empty to keep it")
+          : prop.description || (how.list ? t("One per line") : how.json ? t("JSON") : null),
       options: how.options ? [["", "—"], ...how.options.map((o) => [o, o])] : undefined,
       value: secret ? "" : how.list ? (initial || []).join("\n") : how.json ? (initial === undefined ? "" : JSON.stringify(initial)) : initial,
       wide: how.kind === "textarea",
@@ -77,29 +80,40 @@ export async function render(main, context) {
   ]);
   const queueNames = new Map(queues.map((q) => [q.id, q.name]));
   const labels = new Map(channels.map((c) => [c.channel, c.label]));
+  const channelOf = (account) => channels.find((c) => c.channel === account.channel);
   const slot = h("div");
   const close = () => fill(slot);
   const reload = () => render(main, context);
 
-  function accountEditor(channel) {
+  function accountEditor(channel, account = null) {
+    const isNew = !account;
     return editor({
-      title: t("Add a {channel} account", { channel: channel.label }),
+      title: isNew
+        ? t("Add a {channel} account", { channel: channel.label })
+        : t("Edit {name}", { name: `${channel.label} ${account.name}` }),
       fields: [
-        field({ name: "name", label: t("Name"), hint: t("Unique within the channel"), required: true }),
-        field({ name: "queue_id", label: t("Queue"), kind: "select", value: "", options: [["", t("None (routing rules decide)")], ...queues.map((q) => [String(q.id), q.name])] }),
-        ...settingsFields(channel),
-      ],
-      submitLabel: t("Add account"),
+        isNew ? field({ name: "name", label: t("Name"), hint: t("Unique within the channel"), required: true }) : null,
+        field({
+          name: "queue_id",
+          label: t("Queue"),
+          kind: "select",
+          value: account?.queue_id ?? "",
+          options: [["", t("None (routing rules decide)")], ...queues.map((q) => [String(q.id), q.name])],
+        }),
+        ...settingsFields(channel, account?.settings),
+      ].filter(Boolean),
+      submitLabel: isNew ? t("Add account") : t("Save"),
       onCancel: close,
       onSubmit: async (form) => {
         const queue = valueOf(form, "queue_id");
-        await post("/api/v1/channel-accounts", {
-          channel: channel.channel,
-          name: valueOf(form, "name"),
-          queue_id: queue ? Number(queue) : null,
-          settings: readSettings(form, channel),
-        });
-        toast(t("Account added"));
+        const body = { queue_id: queue ? Number(queue) : null, settings: readSettings(form, channel) };
+        if (isNew) {
+          await post("/api/v1/channel-accounts", { channel: channel.channel, name: valueOf(form, "name"), ...body });
+          toast(t("Account added"));
+        } else {
+          await patch(`/api/v1/channel-accounts/${account.id}`, body);
+          toast(t("Account saved"));
+        }
         await reload();
       },
     });
@@ -164,6 +178,9 @@ export async function render(main, context) {
         "td",
         { class: "actions" },
         h("button", { type: "button", onclick: () => check(account, result) }, t("Test connection")),
+        account.from_config || !channelOf(account)
+          ? null
+          : h("button", { type: "button", onclick: () => fill(slot, accountEditor(channelOf(account), account)) }, t("Edit")),
         account.from_config
           ? null
           : account.enabled
