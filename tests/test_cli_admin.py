@@ -16,6 +16,7 @@ from core.operators import DEFAULT_CAPACITY, OPERATOR_ROLES
 from core.pagination import MAX_ID
 from tests import test_cli as cli_tests
 from tests.test_cli import GOOD_PASSWORD, Run, authenticate, query
+from web.cli import _command_word
 from web.cli_common import (
     FORM_FIELD_NAMES,
     MAX_RECORD_ID,
@@ -249,3 +250,19 @@ def test_queue_add_set_and_list(run: Run, sqlite_url: str) -> None:
         return list(await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
 
     assert {"queue.create", "queue.update", "queue.members"} <= set(query(sqlite_url, details))
+
+
+@pytest.mark.parametrize(
+    ("words", "command"),
+    [
+        ([], None),
+        (["--help"], None),
+        (["channel", "list"], "channel"),
+        (["--config", "channel", "operator", "list"], "operator"),
+        (["--config=x.toml", "channel", "list"], "channel"),
+    ],
+)
+def test_the_command_word_decides_whether_the_channels_are_loaded(
+    words: list[str], command: str | None
+) -> None:
+    assert _command_word(words) == command

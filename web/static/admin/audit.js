@@ -46,11 +46,11 @@ export async function render(main, context) {
         h(
           "tr",
           { dataset: { audit: entry.id } },
-          h("td", {}, formatDateTime(entry.created_at)),
+          h("td", { class: "when" }, formatDateTime(entry.created_at)),
           h("td", {}, entry.actor_id ? names.get(entry.actor_id) || entry.actor_label : entry.actor_label),
           h("td", {}, entry.action),
           h("td", {}, `${entry.entity_type}${entry.entity_id ? ` ${entry.entity_id}` : ""}`),
-          h("td", {}, Object.keys(entry.details || {}).length ? h("pre", { class: "json" }, JSON.stringify(entry.details)) : "—"),
+          h("td", {}, Object.keys(entry.details || {}).length ? h("pre", { class: "json" }, JSON.stringify(entry.details, null, 1)) : "—"),
         ),
       );
     }

@@ -57,7 +57,7 @@ export async function render(main, context) {
           ? [
               h("button", { type: "button", onclick: () => fill(slot, operatorEditor(operator)) }, t("Edit")),
               h("button", { type: "button", onclick: () => fill(slot, passwordEditor(operator)) }, t("Reset password")),
-              operator.active
+              operator.active && operator.id !== context.me.id
                 ? h("button", { type: "button", class: "danger", onclick: () => deactivate(operator) }, t("Deactivate"))
                 : null,
             ]
