@@ -138,6 +138,12 @@ async def test_an_admin_runs_the_installation_from_the_admin_pages(
     await expect(error_beside(queue_rules.locator("[data-field=rules]"))).to_have_text(
         "Not valid JSON"
     )
+    await queue_rules.get_by_label("Rules (JSON)").fill('{"rules": [{"queue_id": 999}]}')
+    await queue_rules.get_by_role("button", name="Save").click()
+    await expect(error_beside(queue_rules.locator("[data-field=rules]"))).not_to_be_empty()
+    await expect(error_beside(queue_rules.locator("[data-field=rules]"))).not_to_have_text(
+        "Not valid JSON"
+    )
     await screenshot(page, artifacts, "routing")
 
     # --- Web forms, with the snippet to embed.

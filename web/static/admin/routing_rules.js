@@ -1,7 +1,7 @@
 // The routing settings kept in the database: the rules that match work to queues and the
 // rules that give leads an owner (docs/routing.md), edited as JSON and checked by the server.
 
-import { api, get, put } from "../common/api.js";
+import { ApiError, api, get, put } from "../common/api.js";
 import { fill, h, toast } from "../common/dom.js";
 import { t } from "../common/i18n.js";
 import { FieldError, editor, field, sectionHeader } from "./form.js";
@@ -39,7 +39,18 @@ export async function render(main, context) {
           } catch {
             throw new FieldError({ rules: t("Not valid JSON") });
           }
-          await put(`/api/v1/routing/${path}`, { rules });
+          try {
+            await put(`/api/v1/routing/${path}`, { rules });
+          } catch (error) {
+            // The one field here holds the whole rule set: every problem is about it, by
+            // where in it ("rules.0.queue_id", "rule_set", "lead_rules").
+            if (!(error instanceof ApiError) || !Object.keys(error.fields).length) throw error;
+            const fields = {};
+            for (const [key, message] of Object.entries(error.fields)) {
+              fields[key === "rules" || key.startsWith("rules.") ? key : `rules.${key}`] = message;
+            }
+            throw new FieldError(fields);
+          }
         }
         toast(t("{what} saved", { what: title() }));
         await reload();
