@@ -126,8 +126,13 @@ async def test_a_web_form_message_arrives_live_and_the_operator_accepts_and_answ
     form_icon = view.locator('.item[data-channel="webform"] svg[aria-label="Web form"]')
     await expect(form_icon).to_be_visible()
     await expect(view.locator(".assignee")).to_have_text("assigned to Anna Novak")
-    # The routing log's assignment shows as a system event.
-    await expect(view.locator(".item-event").first).to_be_visible()
+    # The routing log speaks people: who got it and who decided, by name.
+    accepted = view.locator('.item-event[data-routing-kind="accepted"]')
+    await expect(accepted).to_contain_text("Anna Novak accepted the offer")
+    await expect(accepted.locator(".actor")).to_have_text("by Anna Novak")
+    await expect(view.locator('.item-event[data-routing-kind="queue"]')).to_contain_text(
+        "by routing"
+    )
 
     # The answer goes out by email, the web form's answering channel.
     await expect(page.get_by_label("Send via")).to_have_value("email")
