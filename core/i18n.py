@@ -163,6 +163,7 @@ def client_catalogue(locale: str) -> dict[str, Any]:
     }
     return {
         "locale": locale,
+        "locales": list(LOCALES),
         "plural_index": plural_index(catalogue, locale),
         "messages": messages,
     }

@@ -224,7 +224,8 @@ def problems(locale: str, found: Iterable[Found], locale_dir: Path = LOCALE_DIR)
         for string in strings:
             if not string:
                 wrong.append(f"{locale}: no translation of {item.msgid!r} ({where})")
-            elif not _same_placeholders(string, expected, plural=item.plural is not None):
+                break
+            if not _same_placeholders(string, expected, plural=item.plural is not None):
                 wrong.append(f"{locale}: placeholders of {item.msgid!r} differ in {string!r}")
     return wrong
 

@@ -90,12 +90,13 @@ def error_page(status: int, tr: Translator, retry_after: int | None = None) -> s
         )
     else:
         explanation = tr.gettext(_EXPLANATIONS.get(status, _EXPLANATIONS[500]))
+    code = tr.gettext("Error {code}", code=status)
     return (
         f'<!doctype html>\n<html lang="{escape(tr.locale)}"><head><meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n<style>{STYLE}</style></head>\n"
         f"<body><main>\n<h1>{escape(title)}</h1>\n<p>{escape(explanation)}</p>\n"
-        f'<p class="code">{tr.gettext("Error {code}", code=status)}</p>\n'
+        f'<p class="code">{escape(code)}</p>\n'
         "</main></body></html>\n"
     )
 

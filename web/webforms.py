@@ -332,6 +332,8 @@ def _form_body(
     ]
     if not {"email", "phone"} & required:
         notes.append(escape(tr.gettext(webform.NO_ADDRESS)))
+    leave_empty = escape(tr.gettext("Leave this empty"))
+    send = escape(tr.gettext("Send"))
     summary = f'<p class="error-summary" role="alert">{escape(general)}</p>\n' if general else ""
     hidden_inputs = "".join(
         f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">\n'
@@ -347,10 +349,10 @@ def _form_body(
         + hidden_inputs
         # The honeypot: off screen, out of the tab order and hidden from screen readers.
         + f'<div class="hp" aria-hidden="true"><label for="f-{webform.HONEYPOT_FIELD}">'
-        f"{escape(tr.gettext('Leave this empty'))}</label>"
+        f"{leave_empty}</label>"
         f'<input type="text" id="f-{webform.HONEYPOT_FIELD}" '
         f'name="{webform.HONEYPOT_FIELD}" tabindex="-1" autocomplete="off"></div>\n'
-        f'<p><button type="submit">{escape(tr.gettext("Send"))}</button></p>\n</form>'
+        f'<p><button type="submit">{send}</button></p>\n</form>'
     )
 
 

@@ -17,6 +17,7 @@ import {
   toggleCustomer,
 } from "./conversation.js";
 import { answerOffer, firstOffer, inboxOrder, loadInbox, loadOffers } from "./inbox.js";
+import { loadPreferences, mountPreferences } from "./preferences.js";
 import { on, state } from "./state.js";
 
 const reloadInbox = coalesce(() => loadInbox(), 200);
@@ -243,6 +244,9 @@ function openFromHash() {
 }
 
 async function start() {
+  // The operator's language and time zone first: everything after is shown in them.
+  const prefs = await loadPreferences();
+  mountPreferences(prefs);
   state.me = await get("/api/v1/auth/me");
   byId("me-name").textContent = state.me.name;
   byId("monitor-link").hidden = !(state.me.role === "supervisor" || state.me.role === "admin");
