@@ -96,5 +96,10 @@ async def test_the_console_and_monitor_in_russian_and_a_form_error_in_german(
         await form.get_by_label("E-Mail").fill("jan@example.com")
         await form.get_by_role("button", name="Senden").click()
         await expect(form.get_by_role("heading", name="Vielen Dank")).to_be_visible()
+        # Signing in, too, speaks the browser's language.
+        await form.goto("/login")
+        await expect(form.get_by_role("heading", name="Bei omnicrm anmelden")).to_be_visible()
+        await expect(form.get_by_label("Passwort")).to_be_visible()
+        await expect(form.get_by_role("button", name="Anmelden")).to_be_visible()
     finally:
         await german.close()
