@@ -17,11 +17,22 @@ import {
   toggleCustomer,
 } from "./conversation.js";
 import { answerOffer, firstOffer, inboxOrder, loadInbox, loadOffers } from "./inbox.js";
+import {
+  buildAttentionSettings,
+  noticeMentions,
+  noticeOffers,
+  useAttentionPreferences,
+} from "./attention.js";
 import { loadPreferences, mountPreferences } from "./preferences.js";
 import { on, state } from "./state.js";
 
 const reloadInbox = coalesce(() => loadInbox(), 200);
-const reloadOffers = coalesce(() => loadOffers(), 100);
+const openFromAlert = (id) => openConversation(id, { focus: true });
+async function loadOffersAndNotice() {
+  await loadOffers();
+  noticeOffers(state.offers, openFromAlert);
+}
+const reloadOffers = coalesce(() => loadOffersAndNotice(), 100);
 const reloadConversation = coalesce(() => refreshConversation(), 200);
 const reloadNotifications = coalesce(() => loadNotifications(), 200);
 const reloadTeam = coalesce(() => loadTeam(), 500);
@@ -65,6 +76,7 @@ async function changePresence() {
 
 async function loadNotifications() {
   const data = await get("/api/v1/notifications");
+  noticeMentions(data, openFromAlert);
   const count = byId("notifications-count");
   count.textContent = String(data.unread_count);
   count.classList.toggle("quiet", data.unread_count === 0);
@@ -259,6 +271,10 @@ async function start() {
     reloadNotifications();
     byId("notifications-dialog").showModal();
   });
+  useAttentionPreferences(prefs);
+  const attention = buildAttentionSettings();
+  byId("notifications-button").after(attention.opener);
+  document.body.append(attention.dialog);
   document.addEventListener("keydown", onKey);
   window.addEventListener("hashchange", openFromHash);
   on("open", ({ id, focus }) => openConversation(id, { focus }));
@@ -268,7 +284,7 @@ async function start() {
 
   // The channels are the server's configuration: loaded once, with the team.
   await Promise.all([loadTeam(), loadChannels()]);
-  await Promise.all([loadInbox(), loadOffers(), loadNotifications()]);
+  await Promise.all([loadInbox(), loadOffersAndNotice(), loadNotifications()]);
   connectLive({ onEvent, onState: setLiveState });
   openFromHash();
   document.body.dataset.ready = "true";
