@@ -103,11 +103,12 @@ async def test_required_fields_and_the_missing_address_are_named_in_russian(
 
 async def test_api_clients_keep_json_errors(client: Client, sessions: SessionFactory) -> None:
     await make_form(sessions)
-    for kwargs in (
+    posts: list[dict[str, Any]] = [
         {"json": {"email": "x"}},
         {"data": {"email": "x"}},  # urlencoded, but not asking for HTML
         {"json": {"email": "x"}, "headers": {"Accept": BROWSER}},  # JSON body: a script
-    ):
+    ]
+    for kwargs in posts:
         response = await client.post("/forms/contact", **kwargs)
         assert response.status == 400, kwargs
         body = await response.json()
