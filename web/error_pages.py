@@ -101,6 +101,13 @@ def error_page(status: int, tr: Translator, retry_after: int | None = None) -> s
     )
 
 
+def _content_security_policy(path: str) -> str:
+    policy = f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
+    policy += "form-action 'none'"
+    # A form's errors show where the form is: in the customer's website's frame.
+    return policy if path.startswith("/forms/") else f"{policy}; frame-ancestors 'none'"
+
+
 def _retry_after(response: web.StreamResponse) -> int | None:
     value = response.headers.get("Retry-After", "")
     return int(value) if value.isdigit() else None
@@ -123,10 +130,7 @@ async def browser_error_pages(request: web.Request, handler: Handler) -> web.Str
         text=error_page(response.status, tr, _retry_after(response)),
         content_type="text/html",
         headers={
-            "Content-Security-Policy": (
-                f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
-                "form-action 'none'; frame-ancestors 'none'"
-            ),
+            "Content-Security-Policy": _content_security_policy(request.path),
             "Cache-Control": "no-store",
             "Content-Language": tr.locale,
             "Vary": "Accept, Accept-Language",
