@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
@@ -241,3 +242,28 @@ async def test_the_start_and_sign_in_pages_speak_the_browsers_language(client: C
     assert '<html lang="ru">' in await login.text()
     default = await client.get("/login", headers={"Accept-Language": "fr"})
     assert '<html lang="en">' in await default.text()
+
+
+async def test_a_browser_post_that_cannot_be_used_gets_the_form_with_a_general_error(
+    client: Client, sessions: SessionFactory
+) -> None:
+    await make_form(sessions)
+    upload = aiohttp.FormData()
+    upload.add_field("email", "a@example.com")
+    upload.add_field("message", "see attached")
+    upload.add_field("cv", b"%PDF", filename="cv.pdf", content_type="application/pdf")
+    response = await client.post(
+        "/forms/contact", data=upload, headers={"Accept": BROWSER, "Accept-Language": "ru"}
+    )
+    assert response.status == 400
+    page = await response.text()
+    assert "Форму не удалось отправить" in page
+    assert 'value="a@example.com"' in page
+    unreadable = await client.post(
+        "/forms/contact",
+        data=b"--x\r\nbroken",
+        headers={"Accept": BROWSER, "Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert unreadable.status == 400
+    assert "The form could not be sent" in await unreadable.text()
+    assert await count(sessions, Interaction) == 0
