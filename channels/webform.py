@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,7 @@ from channels.base import Channel
 from core.channels import ChannelFacts
 from core.errors import InvalidInput
 from core.forms import KNOWN_FIELDS
+from core.i18n import N_
 from core.identity import Address, normalize_email, normalize_phone
 from core.ingest import InboundEvent, IngestPolicy, IngestResult, LeadRequest, ingest
 from core.models import IdentityKind, InteractionKind, WebForm
@@ -29,8 +31,12 @@ CHANNEL = "webform"
 HONEYPOT_FIELD = "website"
 # A random id rendered into each form, so a double submit is stored once.
 SUBMISSION_FIELD = "submission_id"
+# The visitor's language when the page was asked for in one (`/forms/{slug}?lang=de`).
+LANGUAGE_FIELD = "lang"
 MARKETING_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "referrer")
-RESERVED_FIELDS = frozenset({*KNOWN_FIELDS, HONEYPOT_FIELD, SUBMISSION_FIELD, *MARKETING_FIELDS})
+RESERVED_FIELDS = frozenset(
+    {*KNOWN_FIELDS, HONEYPOT_FIELD, SUBMISSION_FIELD, LANGUAGE_FIELD, *MARKETING_FIELDS}
+)
 
 MAX_CUSTOM_FIELDS = 50
 MAX_FIELD_NAME = 100
@@ -41,6 +47,33 @@ _SUBMISSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 # A field's value as decoded from the body: text, a JSON scalar, a list of those (a field sent
 # several times, e.g. checkboxes), or anything else a client may send (rejected).
 FieldValue = object
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with a field: `message` for the API (English, stable), `text` (a message
+    id with `{placeholders}` filled from `values`) for the visitor, in their language."""
+
+    message: str
+    text: str
+    values: dict[str, object] = field(default_factory=dict)
+
+
+REQUIRED = N_("Please fill in this field.")
+TOO_LONG = N_("Please use at most {limit} characters.")
+NOT_ACCEPTED = N_("This value cannot be accepted.")
+BAD_EMAIL = N_("This is not a valid email address.")
+BAD_PHONE = N_("This is not a valid phone number.")
+NO_ADDRESS = N_("Give an email address or a phone number so we can answer you.")
+
+
+class SubmissionInvalid(InvalidInput):
+    """The fields at fault: `fields` (the API's messages) and `problems` (the visitor's)."""
+
+    def __init__(self, problems: Mapping[str, Problem]) -> None:
+        super().__init__("the form has invalid fields")
+        self.problems = dict(problems)
+        self.fields.update({name: problem.message for name, problem in problems.items()})
 
 
 def new_submission_id() -> str:
@@ -59,42 +92,43 @@ def parse_submission(
     *,
     referer_header: str | None,
     default_region: str | None,
+    language: str | None = None,
 ) -> InboundEvent:
-    """The inbound event for a submission of `form`; InvalidInput with per-field messages."""
+    """The inbound event for a submission of `form`; SubmissionInvalid names the fields at
+    fault (InvalidInput for a submission with too many fields). `language` is the visitor's,
+    kept on a contact that has none."""
     if len([name for name in fields if name not in RESERVED_FIELDS]) > MAX_CUSTOM_FIELDS:
         raise InvalidInput(
             f"too many fields: at most {MAX_CUSTOM_FIELDS} besides {', '.join(KNOWN_FIELDS)}"
         )
-    errors: dict[str, str] = {}
+    errors: dict[str, Problem] = {}
     values: dict[str, str] = {}
     for name, raw in fields.items():
         if not name or len(name) > MAX_FIELD_NAME or not _is_storable(name):
-            errors[name[:MAX_FIELD_NAME] or "field"] = (
-                "field names must be 1 to 100 characters of text"
-            )
+            message = "field names must be 1 to 100 characters of text"
+            errors[name[:MAX_FIELD_NAME] or "field"] = Problem(message, NOT_ACCEPTED)
             continue
         try:
             value = _as_text(raw, name)
         except InvalidInput as exc:
-            errors[name] = exc.message
+            errors[name] = Problem(exc.message, NOT_ACCEPTED)
             continue
         limit = MAX_LENGTHS.get(name, MAX_FIELD_VALUE)
         if len(value) > limit:
-            errors[name] = f"at most {limit} characters"
+            errors[name] = Problem(f"at most {limit} characters", TOO_LONG, {"limit": limit})
         elif value:
             values[name] = value
     custom = {name: value for name, value in values.items() if name not in RESERVED_FIELDS}
     for name in form.required_fields:
         if name not in values and name not in errors:
-            errors[name] = "this field is required"
+            errors[name] = Problem("this field is required", REQUIRED)
     addresses = _addresses(values, errors, default_region)
     submission_id = values.get(SUBMISSION_FIELD)
     if submission_id is not None and not _SUBMISSION_ID.fullmatch(submission_id):
-        errors[SUBMISSION_FIELD] = "letters, digits and ._:- only, up to 200"
+        message = "letters, digits and ._:- only, up to 200"
+        errors[SUBMISSION_FIELD] = Problem(message, NOT_ACCEPTED)
     if errors:
-        error = InvalidInput("the form has invalid fields")
-        error.fields.update(errors)
-        raise error
+        raise SubmissionInvalid(errors)
     marketing = {name: values[name] for name in MARKETING_FIELDS if name in values}
     if "referrer" not in marketing and referer_header:
         referrer = referer_header.strip()[:MAX_FIELD_VALUE]
@@ -117,6 +151,7 @@ def parse_submission(
         # One conversation per form and contact: a sales form and a support form do not mix.
         thread_key=f"form:{form.slug}",
         queue_id=form.queue_id,
+        language=language,
         contact_fields=custom,
         marketing={"channel": CHANNEL, "form": form.slug, **marketing},
         lead=LeadRequest(source=f"form:{form.slug}", marketing=marketing)
@@ -147,24 +182,24 @@ def _scalar_text(raw: FieldValue, name: str) -> str:
 
 
 def _addresses(
-    values: dict[str, str], errors: dict[str, str], default_region: str | None
+    values: dict[str, str], errors: dict[str, Problem], default_region: str | None
 ) -> list[Address]:
     addresses = []
     if "email" in values and "email" not in errors:
         try:
             addresses.append(Address(IdentityKind.EMAIL, normalize_email(values["email"])))
         except InvalidInput as exc:
-            errors["email"] = exc.message
+            errors["email"] = Problem(exc.message, BAD_EMAIL)
     if "phone" in values and "phone" not in errors:
         try:
             phone = normalize_phone(values["phone"], default_region)
             addresses.append(Address(IdentityKind.PHONE, phone))
         except InvalidInput as exc:
-            errors["phone"] = exc.message
+            errors["phone"] = Problem(exc.message, BAD_PHONE)
     if not addresses and not ({"email", "phone"} & errors.keys()):
-        message = "give an email address or a phone number so we can answer"
-        errors["email"] = message
-        errors["phone"] = message
+        problem = Problem("give an email address or a phone number so we can answer", NO_ADDRESS)
+        errors["email"] = problem
+        errors["phone"] = problem
     return addresses
 
 
@@ -196,6 +231,7 @@ class WebFormChannel(Channel):
         *,
         policy: IngestPolicy,
         referer_header: str | None = None,
+        language: str | None = None,
     ) -> IngestResult | None:
         """Store a submission of `form` in the caller's transaction; None for spam (the
         honeypot is filled: answer as if received, store nothing). InvalidInput names the
@@ -207,5 +243,6 @@ class WebFormChannel(Channel):
             fields,
             referer_header=referer_header,
             default_region=policy.default_region,
+            language=language,
         )
         return await ingest(session, event, policy)

@@ -56,10 +56,11 @@ class CountingWebForms(WebFormChannel):
         *,
         policy: IngestPolicy,
         referer_header: str | None = None,
+        language: str | None = None,
     ) -> IngestResult | None:
         self.received.append(str(fields.get("submission_id")))
         return await super().receive(
-            session, form, fields, policy=policy, referer_header=referer_header
+            session, form, fields, policy=policy, referer_header=referer_header, language=language
         )
 
 

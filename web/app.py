@@ -38,6 +38,7 @@ from web import (
     routes_contacts,
     routes_conversations,
     routes_forms,
+    routes_i18n,
     routes_interactions,
     routes_leads,
     routes_operators,
@@ -50,6 +51,7 @@ from web import (
     ws,
 )
 from web.api import ApiRoutes, error_body
+from web.error_pages import browser_error_pages
 from web.keys import (
     ATTACHMENTS,
     BUS,
@@ -92,6 +94,7 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_interactions.routes,
     routes_system.routes,
     routes_pages.routes,
+    routes_i18n.routes,
 )
 
 
@@ -114,7 +117,7 @@ def create_app(
     their channels here (SettingsError) and synced into the database when the app starts."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[timed, dated, security_headers, errors_as_json],
+        middlewares=[timed, dated, security_headers, browser_error_pages, errors_as_json],
     )
     app[SETTINGS] = settings
     app[BUS] = EventBus()

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from core.models import Role
 from web.api import PUBLIC, ApiRoutes, Call, NoBody, identify
+from web.error_pages import visitor_locale
 
 routes = ApiRoutes(tag="pages")
 
@@ -57,7 +58,12 @@ MAX_STATIC_PATH = 200
 
 @routes.get("/login", summary="The sign-in page of the console and monitor", roles=PUBLIC)
 async def login_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
-    return await _page("login.html")
+    # Nobody is signed in yet: the page speaks the browser's language (?lang= chooses).
+    locale = visitor_locale(call.request)
+    text = await asyncio.to_thread((STATIC_DIR / "login.html").read_text, "utf-8")
+    response = _html(text.replace('<html lang="en">', f'<html lang="{locale}">', 1))
+    response.headers["Vary"] = "Accept-Language"
+    return response
 
 
 @routes.get("/console", summary="Redirects to /console/", roles=PUBLIC)

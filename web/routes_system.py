@@ -24,10 +24,12 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.channel_accounts import health_of, list_accounts
+from core.i18n import Translator, translator
 from core.models import Role, WebForm
 from core.outbox import outbox_depth
 from core.settings import Settings
 from web.api import PUBLIC, ApiRoutes, Call, NoBody, error_body, identify
+from web.error_pages import visitor_locale
 from web.keys import METRICS
 from web.openapi import ROUTE_DOCS, build_document
 
@@ -52,33 +54,63 @@ async def start_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
                 select(WebForm).where(WebForm.active.is_(True)).order_by(WebForm.slug)
             )
         )
+    tr = translator(visitor_locale(call.request))
     links = "".join(
         f'<li><a href="/forms/{quote(form.slug)}">{escape(form.title)}</a> '
         f"<code>/forms/{escape(form.slug)}</code></li>"
         for form in forms
     )
-    page = START_PAGE.format(forms=links or "<li>No forms yet: <code>omnicrm form add</code></li>")
-    return web.Response(text=page, content_type="text/html")
+    no_forms = tr.gettext("No forms yet: {command}", command="\0")
+    no_forms = escape(no_forms).replace("\0", "<code>omnicrm form add</code>")
+    response = web.Response(
+        text=start_page_html(tr, links or f"<li>{no_forms}</li>"), content_type="text/html"
+    )
+    response.headers["Content-Language"] = tr.locale
+    response.headers["Vary"] = "Accept-Language"
+    return response
+
+
+def start_page_html(tr: Translator, forms: str) -> str:
+    """The start page in `tr`'s language; `forms` is the list items of the forms (HTML)."""
+    text = {
+        "running": tr.gettext("The contact-center CRM is running."),
+        "team": tr.gettext("For the team"),
+        "console": tr.gettext("Agent console"),
+        "console_what": tr.gettext("offers, inbox, conversations, replies"),
+        "monitor": tr.gettext("Queue monitor"),
+        "monitor_what": tr.gettext("(supervisors): queues, operators, service level"),
+        "admin": tr.gettext("Administration"),
+        "admin_what": tr.gettext(
+            "(admins; supervisors in part): the team, queues, forms, channels, tokens, the audit log"
+        ),
+        "forms_title": tr.gettext("Web forms"),
+        "integrations": tr.gettext("For integrations and admins"),
+        "api": tr.gettext("REST API description (OpenAPI)"),
+        "sign_in": tr.gettext("sign in with {login} or use a bearer token", login="\0"),
+        "health": tr.gettext("Health"),
+        "metrics": tr.gettext("Prometheus metrics"),
+    }
+    safe = {name: escape(value) for name, value in text.items()}
+    safe["sign_in"] = safe["sign_in"].replace("\0", "<code>POST /api/v1/auth/login</code>")
+    return START_PAGE.format(lang=escape(tr.locale), forms=forms, **safe)
 
 
 START_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>omnicrm</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>omnicrm</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}
 code{{background:#f3f3f3;padding:0 .2rem}}</style></head>
 <body><h1>omnicrm</h1>
-<p>The contact-center CRM is running.</p>
-<h2>For the team</h2><ul>
-<li><a href="/console/">Agent console</a>: offers, inbox, conversations, replies</li>
-<li><a href="/monitor/">Queue monitor</a> (supervisors): queues, operators, service level</li>
-<li><a href="/admin/">Administration</a> (admins; supervisors in part): the team, queues,
-forms, channels, tokens, the audit log</li>
+<p>{running}</p>
+<h2>{team}</h2><ul>
+<li><a href="/console/">{console}</a>: {console_what}</li>
+<li><a href="/monitor/">{monitor}</a> {monitor_what}</li>
+<li><a href="/admin/">{admin}</a> {admin_what}</li>
 </ul>
-<h2>Web forms</h2><ul>{forms}</ul>
-<h2>For integrations and admins</h2><ul>
-<li><a href="/api/openapi.json">REST API description (OpenAPI)</a>; sign in with
-<code>POST /api/v1/auth/login</code> or use a bearer token</li>
-<li><a href="/healthz">Health</a> and <a href="/metrics">Prometheus metrics</a></li>
+<h2>{forms_title}</h2><ul>{forms}</ul>
+<h2>{integrations}</h2><ul>
+<li><a href="/api/openapi.json">{api}</a>; {sign_in}</li>
+<li><a href="/healthz">{health}</a>, <a href="/metrics">{metrics}</a></li>
 </ul></body></html>
 """
 

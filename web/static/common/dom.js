@@ -2,6 +2,7 @@
 // customer wrote is shown, not run.
 
 import { serverNow } from "./clock.js";
+import { formatDate, formatDateTime, t } from "./i18n.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -60,34 +61,31 @@ export function byId(id) {
   return document.getElementById(id);
 }
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  day: "numeric",
-  month: "short",
-  hour: "2-digit",
-  minute: "2-digit",
-});
+const CLOCK = { dateStyle: undefined, timeStyle: undefined, hour: "2-digit", minute: "2-digit" };
+const DAY_AND_CLOCK = { ...CLOCK, day: "numeric", month: "short" };
 
-/** A short time: hh:mm today, else day, month and time. */
+/** A short time: hh:mm today, else day, month and time; in the operator's language and time
+ *  zone (common/i18n.js). */
 export function formatTime(iso) {
   if (!iso) return "";
   const date = new Date(iso);
   const now = new Date(serverNow());
-  return date.toDateString() === now.toDateString()
-    ? timeFormat.format(date)
-    : dateTimeFormat.format(date);
+  return formatDate(date) === formatDate(now)
+    ? formatDateTime(date, CLOCK)
+    : formatDateTime(date, DAY_AND_CLOCK);
 }
 
-/** A duration in seconds as "45 s", "12 min", "3 h 05 min", "2 d 4 h". */
+/** A duration in seconds as "45 s", "12 min", "3 h 05 min", "2 d 4 h" (in the operator's
+ *  language). */
 export function formatDuration(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "–";
   const total = Math.max(0, Math.round(seconds));
-  if (total < 60) return `${total} s`;
+  if (total < 60) return t("{s} s", { s: total });
   const minutes = Math.floor(total / 60);
-  if (minutes < 60) return `${minutes} min`;
+  if (minutes < 60) return t("{m} min", { m: minutes });
   const hours = Math.floor(minutes / 60);
-  if (hours < 24) return `${hours} h ${String(minutes % 60).padStart(2, "0")} min`;
-  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+  if (hours < 24) return t("{h} h {m} min", { h: hours, m: String(minutes % 60).padStart(2, "0") });
+  return t("{d} d {h} h", { d: Math.floor(hours / 24), h: hours % 24 });
 }
 
 /** Seconds since an ISO time, by the server's clock. */

@@ -2,7 +2,8 @@
 //
 // Messages are gettext's: the English text is the message id, and the catalogues are the
 // server's .po files, which it serves as JSON at /i18n/<locale>.json (no build step):
-//   {"locale": "ru", "plural_index": {"one": 0, "few": 1, "many": 2, "other": 2},
+//   {"locale": "ru", "locales": ["en", "ru", "de"],
+//    "plural_index": {"one": 0, "few": 1, "many": 2, "other": 2},
 //    "messages": {"Resolve": "Решить", "{n} conversation": ["{n} разговор", ...]}}
 // A plural entry is keyed by its singular and holds the catalogue's forms in order;
 // `plural_index` maps the CLDR category Intl.PluralRules gives for a number to a form.
@@ -11,6 +12,11 @@
 //   t("Assigned to {name}", { name })        one message, {placeholders} filled
 //   tn("{n} conversation", "{n} conversations", n)   plural; {n} is filled with n
 //   formatDateTime(iso), formatTime(iso), formatNumber(n)   in the operator's locale and zone
+//   translatePage()   the static text of a page: elements marked data-i18n (their text) and
+//                     data-i18n-attrs="aria-label title" (those attributes)
+//
+// `python -m core.i18n_extract` finds every t("...") and tn("...", "...") with literal
+// strings, and the marked elements of the .html pages, and adds them to the catalogues.
 
 let locale = "en";
 let timeZone = undefined;
@@ -51,6 +57,29 @@ export async function useLocale(code, zone) {
 
 export function currentLocale() {
   return locale;
+}
+
+/** The IANA time zone dates are shown in (undefined: the browser's). */
+export function currentTimeZone() {
+  return timeZone;
+}
+
+/** Translate the page's marked static text (see the top of this file); safe to run again
+ *  after a change of language, as the English source is kept on each element. */
+export function translatePage(root = document) {
+  for (const element of root.querySelectorAll("[data-i18n]")) {
+    if (element.dataset.i18nSource === undefined) {
+      element.dataset.i18nSource = element.textContent.replace(/\s+/g, " ").trim();
+    }
+    element.textContent = t(element.dataset.i18nSource);
+  }
+  for (const element of root.querySelectorAll("[data-i18n-attrs]")) {
+    for (const name of element.dataset.i18nAttrs.split(/\s+/).filter(Boolean)) {
+      const key = `i18nSource${name.replace(/(^|-)(\w)/g, (_, __, c) => c.toUpperCase())}`;
+      if (element.dataset[key] === undefined) element.dataset[key] = element.getAttribute(name) || "";
+      if (element.dataset[key]) element.setAttribute(name, t(element.dataset[key]));
+    }
+  }
 }
 
 /** The translation of `msgid`, with `{name}` placeholders filled from `vars`. */

@@ -23,6 +23,7 @@ import {
   noticeOffers,
   useAttentionPreferences,
 } from "./attention.js";
+import { loadPreferences, mountPreferences } from "./preferences.js";
 import { on, state } from "./state.js";
 
 const reloadInbox = coalesce(() => loadInbox(), 200);
@@ -255,6 +256,9 @@ function openFromHash() {
 }
 
 async function start() {
+  // The operator's language and time zone first: everything after is shown in them.
+  const prefs = await loadPreferences();
+  mountPreferences(prefs);
   state.me = await get("/api/v1/auth/me");
   byId("me-name").textContent = state.me.name;
   byId("monitor-link").hidden = !(state.me.role === "supervisor" || state.me.role === "admin");
@@ -268,7 +272,7 @@ async function start() {
     reloadNotifications();
     byId("notifications-dialog").showModal();
   });
-  useAttentionPreferences(await get("/api/v1/auth/me/preferences"));
+  useAttentionPreferences(prefs);
   const attention = buildAttentionSettings();
   byId("notifications-button").after(attention.opener);
   document.body.append(attention.dialog);

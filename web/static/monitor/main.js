@@ -3,10 +3,12 @@ import { get, logout, post, withQuery } from "../common/api.js";
 import { lineChart, legend, stackedBars } from "../common/charts.js";
 import { byId, fill, formatDuration, formatTime, h, secondsSince, toast } from "../common/dom.js";
 import { channelLabel, loadChannels } from "../common/channels.js";
+import { currentTimeZone, formatNumber, t, tn, translatePage, useLocale } from "../common/i18n.js";
 import { channelIcon } from "../common/icons.js";
 import { coalesce, connectLive } from "../common/live.js";
 
-const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+// The operator's time zone (their preferences), else the browser's: "today" is theirs.
+let TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 const HOURS = Array.from({ length: 24 }, (_, hour) => String(hour).padStart(2, "0"));
 
 const state = {
@@ -43,9 +45,9 @@ async function loadContactNames() {
     missing.map(async (id) => {
       try {
         const contact = await get(`/api/v1/contacts/${id}`);
-        state.contactNames.set(id, contact.display_name || `Contact ${id}`);
+        state.contactNames.set(id, contact.display_name || t("Contact {id}", { id }));
       } catch {
-        state.contactNames.set(id, `Contact ${id}`);
+        state.contactNames.set(id, t("Contact {id}", { id }));
       }
     }),
   );
@@ -56,7 +58,7 @@ function render() {
   renderOperators();
   renderWaiting();
   renderCharts();
-  byId("updated").textContent = `updated ${formatTime(state.snapshot.generated_at)}`;
+  byId("updated").textContent = t("updated {time}", { time: formatTime(state.snapshot.generated_at) });
   document.body.dataset.ready = "true";
 }
 
@@ -66,7 +68,11 @@ function elapsed() {
 }
 
 function percent(value) {
-  return value === null || value === undefined ? "–" : `${Math.round(value * 100)}%`;
+  return value === null || value === undefined
+    ? "–"
+    : new Intl.NumberFormat(document.documentElement.lang, { style: "percent" }).format(
+        Math.round(value * 100) / 100,
+      );
 }
 
 function slClass(value) {
@@ -108,7 +114,7 @@ function renderQueues() {
   );
   fill(
     byId("queues").tBodies[0],
-    rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No queues yet.")),
+    rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "muted" }, t("No queues yet."))),
   );
 }
 
@@ -122,15 +128,38 @@ function tickWaits() {
     cell.textContent = formatDuration(secondsSince(cell.dataset.since));
   }
   for (const cell of document.querySelectorAll("[data-presence-since]")) {
-    cell.textContent = `for ${formatDuration(secondsSince(cell.dataset.presenceSince))}`;
+    cell.textContent = t("for {duration}", {
+      duration: formatDuration(secondsSince(cell.dataset.presenceSince)),
+    });
   }
 }
 
 function conversationLabel(id) {
   const c = state.conversations.get(id);
   if (!c) return `#${id}`;
-  const name = state.contactNames.get(c.contact_id) || `Contact ${c.contact_id}`;
+  const name = state.contactNames.get(c.contact_id) || t("Contact {id}", { id: c.contact_id });
   return `${name} · #${id}`;
+}
+
+// Capacity kinds are core's; their names shown in the operator's language.
+function kindLabel(kind) {
+  const labels = { voice: t("voice"), messaging: t("messaging"), email: t("email") };
+  return labels[kind] || kind;
+}
+
+function presenceLabel(presence) {
+  const labels = {
+    available: t("Available"),
+    busy: t("Busy"),
+    away: t("Away"),
+    offline: t("Offline"),
+  };
+  return labels[presence] || presence;
+}
+
+function roleLabel(role) {
+  const labels = { operator: t("operator"), supervisor: t("supervisor"), admin: t("admin") };
+  return labels[role] || role;
 }
 
 function meter(kind, load, capacity) {
@@ -139,7 +168,7 @@ function meter(kind, load, capacity) {
   return h(
     "div",
     { class: "meter-row", dataset: { kind } },
-    h("span", { class: "meter-label" }, kind),
+    h("span", { class: "meter-label" }, kindLabel(kind)),
     h(
       "meter",
       {
@@ -148,7 +177,11 @@ function meter(kind, load, capacity) {
         value: Math.min(load, Math.max(cap, 1)),
         high: Math.max(cap, 1) * 0.8,
         optimum: 0,
-        "aria-label": `${kind} load ${load} of ${cap}`,
+        "aria-label": t("{kind} load {load} of {capacity}", {
+          kind: kindLabel(kind),
+          load,
+          capacity: cap,
+        }),
         class: ratio >= 1 ? "full" : "",
       },
       `${load}/${cap}`,
@@ -166,28 +199,31 @@ function renderOperators() {
     return h(
       "tr",
       { dataset: { operatorId: operator.id } },
-      h("th", { scope: "row" }, operator.name, h("div", { class: "muted small" }, operator.role)),
+      h("th", { scope: "row" }, operator.name, h("div", { class: "muted small" }, roleLabel(operator.role))),
       h(
         "td",
         {},
-        h("span", { class: `pill presence-${operator.presence}` }, operator.presence),
+        h("span", { class: `pill presence-${operator.presence}` }, presenceLabel(operator.presence)),
         " ",
         h(
           "span",
           { class: "muted small", dataset: { presenceSince: operator.presence_since } },
-          `for ${formatDuration(secondsSince(operator.presence_since))}`,
+          t("for {duration}", { duration: formatDuration(secondsSince(operator.presence_since)) }),
         ),
         operator.presence_reason ? h("div", { class: "muted small" }, operator.presence_reason) : null,
       ),
       h(
         "td",
         { class: "load" },
-        kinds.length ? kinds.map((kind) => meter(kind, operator.load[kind] ?? 0, operator.capacity[kind])) : h("span", { class: "muted" }, "no capacity set"),
+        kinds.length ? kinds.map((kind) => meter(kind, operator.load[kind] ?? 0, operator.capacity[kind])) : h("span", { class: "muted" }, t("no capacity set")),
         operator.total_capacity !== null
           ? h(
               "div",
               { class: "muted small" },
-              `total ${Object.values(operator.load).reduce((a, b) => a + b, 0)}/${operator.total_capacity}`,
+              t("total {load}/{capacity}", {
+                load: Object.values(operator.load).reduce((a, b) => a + b, 0),
+                capacity: operator.total_capacity,
+              }),
             )
           : null,
       ),
@@ -210,21 +246,21 @@ function renderOperators() {
                     {
                       type: "button",
                       class: "reassign",
-                      "aria-label": `Reassign ${conversationLabel(id)}`,
+                      "aria-label": t("Reassign {conversation}", { conversation: conversationLabel(id) }),
                       onclick: () => openReassign(id, operator.id),
                     },
-                    "Reassign",
+                    t("Reassign"),
                   ),
                 );
               }),
             )
-          : h("span", { class: "muted" }, "none"),
+          : h("span", { class: "muted" }, t("none")),
       ),
     );
   });
   fill(
     byId("operators").tBodies[0],
-    rows.length ? rows : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No operators.")),
+    rows.length ? rows : h("tr", {}, h("td", { colspan: 4, class: "muted" }, t("No operators."))),
   );
 }
 
@@ -239,7 +275,7 @@ function renderWaiting() {
       "tr",
       { dataset: { conversationId: c.id } },
       h("th", { scope: "row" }, channelIcon(c.channel), " ", conversationLabel(c.id), h("div", { class: "muted small" }, c.subject || channelLabel(c.channel))),
-      h("td", {}, queue ? queue.name : `queue ${c.queue_id}`),
+      h("td", {}, queue ? queue.name : t("queue {id}", { id: c.queue_id })),
       h("td", { class: "num waited", dataset: { since } }, formatDuration(secondsSince(since))),
       h(
         "td",
@@ -249,17 +285,17 @@ function renderWaiting() {
           {
             type: "button",
             class: "reassign",
-            "aria-label": `Assign ${conversationLabel(c.id)}`,
+            "aria-label": t("Assign {conversation}", { conversation: conversationLabel(c.id) }),
             onclick: () => openReassign(c.id, null),
           },
-          "Assign…",
+          t("Assign…"),
         ),
       ),
     );
   });
   fill(
     byId("waiting").tBodies[0],
-    rows.length ? rows : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "Nobody is waiting.")),
+    rows.length ? rows : h("tr", {}, h("td", { colspan: 4, class: "muted" }, t("Nobody is waiting."))),
   );
 }
 
@@ -274,11 +310,17 @@ function renderCharts() {
   }));
   fill(
     byId("volume-chart"),
-    stackedBars({ label: `Interactions per hour today (${TIME_ZONE})`, xLabels: HOURS, series }),
-    channels.length ? legend(series.map((one) => one.name)) : h("p", { class: "muted" }, "Nothing yet today."),
+    stackedBars({
+      label: t("Interactions per hour today ({zone})", { zone: TIME_ZONE }),
+      xLabels: HOURS,
+      series,
+    }),
+    channels.length
+      ? legend(series.map((one) => one.name))
+      : h("p", { class: "muted" }, t("Nothing yet today.")),
     dataTable(
-      "Volume per hour",
-      ["Hour", ...series.map((one) => one.name)],
+      t("Volume per hour as a table"),
+      [t("Hour"), ...series.map((one) => one.name)],
       HOURS.map((hour, i) => [hour, ...series.map((one) => one.values[i])]).filter((row) =>
         row.slice(1).some((value) => value > 0),
       ),
@@ -291,11 +333,15 @@ function renderCharts() {
   });
   fill(
     byId("sl-chart"),
-    lineChart({ label: `Service level per hour today, percent (${TIME_ZONE})`, xLabels: HOURS, points }),
+    lineChart({
+      label: t("Service level per hour today, percent ({zone})", { zone: TIME_ZONE }),
+      xLabels: HOURS,
+      points,
+    }),
     dataTable(
-      "Service level per hour",
-      ["Hour", "Service level"],
-      points.filter((p) => p.y !== null).map((p) => [HOURS[p.x], `${p.y}%`]),
+      t("Service level per hour as a table"),
+      [t("Hour"), t("Service level")],
+      points.filter((p) => p.y !== null).map((p) => [HOURS[p.x], `${formatNumber(p.y)}%`]),
     ),
   );
 }
@@ -304,7 +350,7 @@ function dataTable(title, head, rows) {
   return h(
     "details",
     { class: "chart-data" },
-    h("summary", {}, `${title} as a table`),
+    h("summary", {}, title),
     rows.length
       ? h(
           "table",
@@ -312,7 +358,7 @@ function dataTable(title, head, rows) {
           h("thead", {}, h("tr", {}, head.map((cell) => h("th", { scope: "col" }, cell)))),
           h("tbody", {}, rows.map((row) => h("tr", {}, row.map((cell) => h("td", {}, cell))))),
         )
-      : h("p", { class: "muted" }, "No data yet."),
+      : h("p", { class: "muted" }, t("No data yet.")),
   );
 }
 
@@ -322,16 +368,23 @@ let reassigning = null;
 
 function openReassign(conversationId, currentOperatorId) {
   reassigning = conversationId;
-  byId("reassign-title").textContent = currentOperatorId === null ? "Assign" : "Reassign";
+  byId("reassign-title").textContent = currentOperatorId === null ? t("Assign") : t("Reassign");
   byId("reassign-what").textContent = conversationLabel(conversationId);
   const operators = state.snapshot.operators.filter((o) => o.id !== currentOperatorId);
   fill(
     byId("reassign-to"),
     operators.map((o) => {
       const load = Object.values(o.load).reduce((a, b) => a + b, 0);
-      return h("option", { value: o.id }, `${o.name} (${o.presence}, ${load} open)`);
+      return h(
+        "option",
+        { value: o.id },
+        tn("{name} ({presence}, {n} open)", "{name} ({presence}, {n} open)", load, {
+          name: o.name,
+          presence: presenceLabel(o.presence),
+        }),
+      );
     }),
-    currentOperatorId !== null ? h("option", { value: "" }, "Nobody: back to the queue") : null,
+    currentOperatorId !== null ? h("option", { value: "" }, t("Nobody: back to the queue")) : null,
   );
   byId("reassign-dialog").showModal();
   byId("reassign-to").focus();
@@ -343,7 +396,7 @@ async function submitReassign(event) {
   const assignee = value === "" ? null : Number(value);
   try {
     await post(`/api/v1/conversations/${reassigning}/assign`, { assignee_id: assignee });
-    toast(assignee === null ? "Back in the queue" : "Reassigned");
+    toast(assignee === null ? t("Back in the queue") : t("Reassigned"));
     byId("reassign-dialog").close();
   } catch (error) {
     toast(error.message, "error");
@@ -378,10 +431,15 @@ function onEvent(event) {
 function setLiveState(value) {
   const element = byId("live-state");
   element.dataset.state = value;
-  element.textContent = value === "live" ? "live" : "reconnecting…";
+  element.textContent = value === "live" ? t("live") : t("reconnecting…");
 }
 
 async function start() {
+  // The operator's language and time zone first: everything after is shown in them.
+  const prefs = await get("/api/v1/auth/me/preferences");
+  await useLocale(prefs.locale, prefs.time_zone);
+  TIME_ZONE = currentTimeZone() || TIME_ZONE;
+  translatePage();
   state.me = await get("/api/v1/auth/me");
   byId("me-name").textContent = state.me.name;
   byId("logout-button").addEventListener("click", () => logout());
@@ -397,5 +455,5 @@ async function start() {
 
 start().catch((error) => {
   console.error(error);
-  toast(`The monitor could not start: ${error.message}`, "error");
+  toast(t("The monitor could not start: {reason}", { reason: error.message }), "error");
 });

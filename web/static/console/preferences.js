@@ -1,0 +1,119 @@
+// The operator's own language and time zone: read at start-up (everything after is shown in
+// them) and changed in a small dialog opened from the top bar; saving reloads the console in
+// the new language.
+import { get, patch } from "../common/api.js";
+import { byId, fill, h, toast } from "../common/dom.js";
+import { currentLocale, formatDateTime, t, translatePage, useLocale } from "../common/i18n.js";
+
+const PATH = "/api/v1/auth/me/preferences";
+
+/** Fetch the signed-in operator's preferences and switch the page to their language and zone. */
+export async function loadPreferences() {
+  const prefs = await get(PATH);
+  await useLocale(prefs.locale, prefs.time_zone);
+  translatePage();
+  return prefs;
+}
+
+// A language's name in itself ("Deutsch", "Русский"), so anyone finds their own.
+function autonym(code) {
+  try {
+    const name = new Intl.DisplayNames([code], { type: "language" }).of(code);
+    return name ? name.charAt(0).toLocaleUpperCase(code) + name.slice(1) : code;
+  } catch {
+    return code;
+  }
+}
+
+function timeZones(current) {
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  return [...new Set(["UTC", current, ...zones])].sort();
+}
+
+async function availableLocales() {
+  // Every catalogue names the languages there are; English's is the smallest.
+  const catalogue = await get("/i18n/en.json");
+  return catalogue.locales || ["en"];
+}
+
+/** Add the "Preferences" button to the top bar and its dialog to the page. */
+export function mountPreferences(prefs) {
+  const dialog = h(
+    "dialog",
+    { id: "preferences-dialog", "aria-labelledby": "preferences-title" },
+    h(
+      "form",
+      { id: "preferences-form", class: "form-grid", onsubmit: (event) => save(event, prefs) },
+      h("h2", { id: "preferences-title" }, t("Preferences")),
+      h(
+        "div",
+        { class: "field" },
+        h("label", { for: "preferences-locale" }, t("Language")),
+        h("select", { id: "preferences-locale", name: "locale" }),
+      ),
+      h(
+        "div",
+        { class: "field" },
+        h("label", { for: "preferences-zone" }, t("Time zone")),
+        h("select", { id: "preferences-zone", name: "time_zone" }),
+      ),
+      h("p", { id: "preferences-now", class: "muted" }),
+      h(
+        "div",
+        { class: "dialog-buttons" },
+        h("button", { type: "submit", class: "primary" }, t("Save")),
+        h("button", { type: "button", onclick: () => dialog.close() }, t("Cancel")),
+      ),
+    ),
+  );
+  document.body.append(dialog);
+  const button = h(
+    "button",
+    {
+      id: "preferences-button",
+      type: "button",
+      "aria-haspopup": "dialog",
+      "aria-controls": "preferences-dialog",
+      onclick: () => open(prefs),
+    },
+    t("Preferences"),
+  );
+  const anchor = byId("me-name");
+  anchor.parentElement.insertBefore(button, anchor);
+}
+
+async function open(prefs) {
+  const locales = await availableLocales();
+  fill(
+    byId("preferences-locale"),
+    locales.map((code) => h("option", { value: code, selected: code === prefs.locale }, autonym(code))),
+  );
+  fill(
+    byId("preferences-zone"),
+    timeZones(prefs.time_zone).map((zone) =>
+      h("option", { value: zone, selected: zone === prefs.time_zone }, zone),
+    ),
+  );
+  byId("preferences-now").textContent = t("Now: {time}", { time: formatDateTime(new Date()) });
+  byId("preferences-dialog").showModal();
+}
+
+async function save(event, prefs) {
+  event.preventDefault();
+  const locale = byId("preferences-locale").value;
+  const timeZone = byId("preferences-zone").value;
+  try {
+    const saved = await patch(PATH, { locale, time_zone: timeZone });
+    Object.assign(prefs, saved);
+    byId("preferences-dialog").close();
+    if (saved.locale !== currentLocale()) {
+      // Every text of the console follows the language: start it again in the new one.
+      location.reload();
+      return;
+    }
+    await useLocale(saved.locale, saved.time_zone);
+    toast(t("Preferences saved"));
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
