@@ -22,7 +22,8 @@ from core.models import Operator
 # The languages the console and the customer-facing pages are translated into.
 LOCALES: Final = ("en", "ru", "de")
 DEFAULT_LOCALE: Final = "en"
-DEFAULT_TIME_ZONE: Final = "UTC"
+# Empty: the time zone of the computer the console runs on.
+DEFAULT_TIME_ZONE: Final = ""
 
 
 class Preferences(BaseModel):
@@ -32,7 +33,8 @@ class Preferences(BaseModel):
 
     locale: str = Field(default=DEFAULT_LOCALE, description="the console's language")
     time_zone: str = Field(
-        default=DEFAULT_TIME_ZONE, description="IANA time zone dates and times are shown in"
+        default=DEFAULT_TIME_ZONE,
+        description="IANA time zone dates and times are shown in; empty: the computer's own",
     )
     desktop_notifications: bool = Field(
         default=True, description="offers and @mentions raise a desktop notification"
@@ -50,6 +52,8 @@ class Preferences(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
+        if value == DEFAULT_TIME_ZONE:
+            return value
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -81,7 +81,7 @@ def start_page_html(tr: Translator, forms: str) -> str:
         "monitor_what": tr.gettext("(supervisors): queues, operators, service level"),
         "admin": tr.gettext("Administration"),
         "admin_what": tr.gettext(
-            "(admins; supervisors in part): the team, queues, forms, channels, tokens, the audit log"
+            "(admins; supervisors in part): the team, queues, forms, channels, tokens, audit log"
         ),
         "forms_title": tr.gettext("Web forms"),
         "integrations": tr.gettext("For integrations and admins"),

@@ -27,7 +27,7 @@ function autonym(code) {
 
 function timeZones(current) {
   const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
-  return [...new Set(["UTC", current, ...zones])].sort();
+  return [...new Set(["UTC", ...(current ? [current] : []), ...zones])].sort();
 }
 
 async function availableLocales() {
@@ -90,9 +90,16 @@ async function open(prefs) {
   );
   fill(
     byId("preferences-zone"),
-    timeZones(prefs.time_zone).map((zone) =>
-      h("option", { value: zone, selected: zone === prefs.time_zone }, zone),
-    ),
+    [
+      h(
+        "option",
+        { value: "", selected: !prefs.time_zone },
+        t("This computer's ({zone})", { zone: Intl.DateTimeFormat().resolvedOptions().timeZone }),
+      ),
+      ...timeZones(prefs.time_zone).map((zone) =>
+        h("option", { value: zone, selected: zone === prefs.time_zone }, zone),
+      ),
+    ],
   );
   byId("preferences-now").textContent = t("Now: {time}", { time: formatDateTime(new Date()) });
   byId("preferences-dialog").showModal();
