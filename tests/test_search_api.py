@@ -75,7 +75,8 @@ def test_queries_become_quoted_words_never_syntax() -> None:
 def test_a_snippet_shows_the_words_found() -> None:
     text = "word " * 100 + "the parcel never arrived in Tbilisi " + "filler " * 100
     piece = snippet(text, ["parcel", "tbil"])
-    assert piece.text.startswith("…") and piece.text.endswith("…")
+    assert piece.text.startswith("…")
+    assert piece.text.endswith("…")
     marked = [piece.text[start:end] for start, end in piece.highlights]
     assert marked == ["parcel", "Tbil"]
     assert snippet("short", ["zzz"]).text == "short"

@@ -53,9 +53,7 @@ async def test_each_status_has_its_view_and_snoozed_ones_are_not_lost(
     everything = await view(me, status="all")
     assert sorted(ids(everything)) == sorted(made.values())
     assert everything["total"] == 4
-    assert sorted(ids(await view(me, status="active"))) == sorted(
-        [made["open"], made["pending"]]
-    )
+    assert sorted(ids(await view(me, status="active"))) == sorted([made["open"], made["pending"]])
     item = (await view(me, status="snoozed"))["items"][0]
     assert item["snoozed_until"] is not None
     assert item["preview"] == "Hello, where is my order?"
@@ -160,13 +158,16 @@ async def test_load_more_reaches_past_100_without_repeats(
             if body["next_cursor"] is None:
                 break
             params["cursor"] = body["next_cursor"]
-        assert len(seen) == 250 and len(set(seen)) == 250, scope
+        assert len(seen) == 250, scope
+        assert len(set(seen)) == 250, scope
     inbox = await json_of(await me.get("/api/v1/inbox?limit=100"), 200)
     section = inbox["unassigned"]
-    assert len(section["items"]) == 100 and section["total"] == 250
+    assert len(section["items"]) == 100
+    assert section["total"] == 250
     rest = await view(me, scope="unassigned", cursor=section["next_cursor"], limit=200)
     together = ids(section) + ids(rest)
-    assert len(together) == 250 and len(set(together)) == 250
+    assert len(together) == 250
+    assert len(set(together)) == 250
     # Highest priority first.
     priorities = [item["priority"] for item in section["items"] + rest["items"]]
     assert priorities == sorted(priorities, reverse=True)
