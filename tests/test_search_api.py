@@ -49,7 +49,10 @@ async def message(
 
 
 async def found(caller: Any, q: str, **params: Any) -> dict[str, Any]:
-    return await json_of(await caller.get("/api/v1/search", params={"q": q, **params}), 200)
+    body: dict[str, Any] = await json_of(
+        await caller.get("/api/v1/search", params={"q": q, **params}), 200
+    )
+    return body
 
 
 def conversation_ids(body: dict[str, Any]) -> list[int]:

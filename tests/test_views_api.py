@@ -26,7 +26,10 @@ EMAIL = IdentityKind.EMAIL
 
 
 async def view(caller: Any, **params: Any) -> dict[str, Any]:
-    return await json_of(await caller.get("/api/v1/views/conversations", params=params), 200)
+    body: dict[str, Any] = await json_of(
+        await caller.get("/api/v1/views/conversations", params=params), 200
+    )
+    return body
 
 
 def ids(body: dict[str, Any]) -> list[int]:
