@@ -17,9 +17,17 @@ import {
   toggleCustomer,
 } from "./conversation.js";
 import { answerOffer, firstOffer, inboxOrder, loadInbox, loadOffers } from "./inbox.js";
+import { focusSearch, startSearch } from "./search.js";
 import { on, state } from "./state.js";
+import { loadView, showTab, startViews, viewsVisible } from "./views.js";
 
-const reloadInbox = coalesce(() => loadInbox(), 200);
+const reloadInboxNow = coalesce(() => loadInbox(), 200);
+const reloadView = coalesce(() => loadView(), 300);
+// Whatever changes the inbox may change the view on screen too.
+const reloadInbox = () => {
+  reloadInboxNow();
+  if (viewsVisible()) reloadView();
+};
 const reloadOffers = coalesce(() => loadOffers(), 100);
 const reloadConversation = coalesce(() => refreshConversation(), 200);
 const reloadNotifications = coalesce(() => loadNotifications(), 200);
@@ -206,7 +214,9 @@ function onKey(event) {
   const actions = {
     j: () => step(1),
     k: () => step(-1),
+    "/": () => focusSearch(),
     i: () => {
+      showTab("inbox");
       const first = document.querySelector(".inbox-item.current, .inbox-item");
       if (first) first.focus();
     },
@@ -264,6 +274,8 @@ async function start() {
 
   // The channels are the server's configuration: loaded once, with the team.
   await Promise.all([loadTeam(), loadChannels()]);
+  startViews();
+  startSearch();
   await Promise.all([loadInbox(), loadOffers(), loadNotifications()]);
   connectLive({ onEvent, onState: setLiveState });
   openFromHash();
