@@ -27,9 +27,19 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, column, func, literal_column, or_, select, table, text
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import Actor
@@ -113,14 +123,18 @@ def interaction_match(dialect: str, words: Sequence[str]) -> ColumnElement[bool]
     return Interaction.id.in_(_fts5_rowids("interaction_fts", words))
 
 
-def contact_match(dialect: str, words: Sequence[str]) -> ColumnElement[bool]:
-    """Contacts whose name and addresses hold every word (the last as a prefix)."""
+def contact_ids_matching(dialect: str, words: Sequence[str]) -> list[Select[Any]]:
+    """Queries of the ids of contacts whose name and addresses hold every word (the last as a
+    prefix). On PostgreSQL: every word in the name, or every word in one address (names and
+    addresses live in two indexes); on SQLite, names and addresses mixed ("anna gmail")."""
     if dialect == "postgresql":
-        # Every word in the name, or every word in one address; names and addresses mixed
-        # ("anna gmail") are SQLite's only: PostgreSQL keeps them in two indexes.
-        by_address = select(Identity.contact_id).where(_ts_match(IDENTITY_DOCUMENT, words))
-        return or_(_ts_match(CONTACT_DOCUMENT, words), Contact.id.in_(by_address))
-    return Contact.id.in_(_fts5_rowids("contact_fts", words))
+        return [
+            # Not correlated with an outer query on contact: its own scan of the index.
+            select(Contact.id).where(_ts_match(CONTACT_DOCUMENT, words)).correlate(None),
+            select(Identity.contact_id).where(_ts_match(IDENTITY_DOCUMENT, words)),
+        ]
+    fts = table("contact_fts", column("rowid"))
+    return [select(fts.c.rowid).where(literal_column("contact_fts").op("MATCH")(fts5_query(words)))]
 
 
 # --- snippets -----------------------------------------------------------------------------
@@ -249,24 +263,22 @@ def contact_condition(
 ) -> ColumnElement[bool] | None:
     """Contacts matching a person's query: by the full-text index, or by one of
     `exact_addresses` (the query as a normalized email or phone number). None: no words,
-    nothing to filter by."""
+    nothing to filter by. One IN over a UNION, so each part is answered by its index."""
     words = tokens(query)
-    conditions: list[ColumnElement[bool]] = []
+    parts: list[Select[Any]] = []
     if words:
-        conditions.append(contact_match(dialect, words))
+        parts += contact_ids_matching(dialect, words)
     if exact_addresses:
-        conditions.append(
-            Contact.id.in_(
-                # Every kind named, so the (kind, address) unique index answers.
-                select(Identity.contact_id).where(
-                    Identity.kind.in_(list(IdentityKind)),
-                    Identity.address.in_(list(exact_addresses)),
-                )
+        parts.append(
+            # Every kind named, so the (kind, address) unique index answers.
+            select(Identity.contact_id).where(
+                Identity.kind.in_(list(IdentityKind)),
+                Identity.address.in_(list(exact_addresses)),
             )
         )
-    if not conditions:
+    if not parts:
         return None
-    return or_(*conditions)
+    return Contact.id.in_(union(*parts))
 
 
 def has_tag(dialect: str, tag: str) -> ColumnElement[bool]:
