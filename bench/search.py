@@ -81,7 +81,17 @@ def texts() -> list[str]:
                 found += [row.get("instruction") or "", row.get("response") or ""]
     found = [text for text in found if text.strip()]
     if not found:
-        words = ["order", "refund", "invoice", "delivery", "password", "account", "cancel", "payment", "address"]
+        words = [
+            "order",
+            "refund",
+            "invoice",
+            "delivery",
+            "password",
+            "account",
+            "cancel",
+            "payment",
+            "address",
+        ]
         rng = random.Random(1)
         found = [" ".join(rng.choices(words, k=20)) for _ in range(2000)]
     return found
