@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import Actor
 from core.errors import InvalidInput
 from core.models import Contact, Conversation, Identity, IdentityKind, Interaction
-from core.pagination import decode_cursor, encode_cursor
+from core.pagination import MAX_ID, decode_cursor, encode_cursor
 from core.visibility import conversation_filter, interaction_filter
 
 # The documents, exactly as migration 0012 indexes them on PostgreSQL.
@@ -186,6 +186,84 @@ class ConversationHit:
     snippet: Snippet
 
 
+def _visible(actor: Actor) -> list[ColumnElement[bool]]:
+    return [
+        Interaction.conversation_id.is_not(None),
+        interaction_filter(actor),
+        conversation_filter(actor),
+    ]
+
+
+async def _grouped(
+    session: AsyncSession, actor: Actor, words: Sequence[str], before: int | None, limit: int
+) -> list[tuple[int, int]]:
+    """(conversation, newest visible match) of the next limit + 1 conversations, grouped in
+    one query (PostgreSQL: the GIN index gives the matches, a hash aggregate the rest)."""
+    newest = func.max(Interaction.id).label("hit_id")
+    grouped = (
+        select(Interaction.conversation_id, newest)
+        .join(Conversation, Conversation.id == Interaction.conversation_id)
+        .where(interaction_match(_dialect(session), words), *_visible(actor))
+        .group_by(Interaction.conversation_id)
+    )
+    if before is not None:
+        grouped = grouped.having(func.max(Interaction.id) < before)
+    rows = await session.execute(grouped.order_by(newest.desc()).limit(limit + 1))
+    return [(conversation_id or 0, hit_id) for conversation_id, hit_id in rows]
+
+
+async def _walk_fts5(
+    session: AsyncSession, actor: Actor, words: Sequence[str], before: int | None, limit: int
+) -> list[tuple[int, int]]:
+    """The same as `_grouped`, by walking FTS5's matches newest first in growing chunks
+    (FTS5 reads a rowid range in either order cheaply) until limit + 1 conversations are
+    found: a common word costs one small chunk instead of grouping every match."""
+    match = fts5_query(words)
+    found: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    upper = MAX_ID if before is None else before
+    chunk = 200
+    while len(found) <= limit:
+        fts = text(
+            "SELECT rowid FROM interaction_fts WHERE interaction_fts MATCH :match"
+            " AND rowid < :upper ORDER BY rowid DESC LIMIT :chunk"
+        ).bindparams(match=match, upper=upper, chunk=chunk)
+        ids = list(await session.scalars(fts))
+        if not ids:
+            break
+        visible = await session.execute(
+            select(Interaction.id, Interaction.conversation_id)
+            .join(Conversation, Conversation.id == Interaction.conversation_id)
+            .where(Interaction.id.in_(ids), *_visible(actor))
+            .order_by(Interaction.id.desc())
+        )
+        new: list[tuple[int, int]] = []
+        for interaction_id, conversation_id in visible:
+            if conversation_id is not None and conversation_id not in seen:
+                seen.add(conversation_id)
+                new.append((conversation_id, interaction_id))
+        if before is not None and new:
+            # Conversations with a newer match were on an earlier page.
+            shown = await session.scalars(
+                select(Interaction.conversation_id)
+                .where(
+                    Interaction.conversation_id.in_([item[0] for item in new]),
+                    Interaction.id >= before,
+                    Interaction.id.in_(_fts5_rowids("interaction_fts", words)),
+                    *_visible(actor),
+                )
+                .distinct()
+            )
+            earlier = set(shown)
+            new = [item for item in new if item[0] not in earlier]
+        found += new
+        if len(ids) < chunk:
+            break
+        upper = ids[-1]
+        chunk = min(chunk * 4, 10_000)
+    return found[: limit + 1]
+
+
 async def search_conversations(
     session: AsyncSession,
     actor: Actor,
@@ -200,26 +278,16 @@ async def search_conversations(
     words = tokens(query)
     if not words:
         return [], None
-    newest = func.max(Interaction.id).label("hit_id")
-    grouped = (
-        select(Interaction.conversation_id, newest)
-        .join(Conversation, Conversation.id == Interaction.conversation_id)
-        .where(
-            interaction_match(_dialect(session), words),
-            interaction_filter(actor),
-            conversation_filter(actor),
-        )
-        .group_by(Interaction.conversation_id)
-    )
-    if cursor:
-        (before,) = decode_cursor(cursor, int)
-        grouped = grouped.having(func.max(Interaction.id) < before)
-    rows = (await session.execute(grouped.order_by(newest.desc()).limit(limit + 1))).all()
+    before = decode_cursor(cursor, int)[0] if cursor else None
+    if _dialect(session) == "sqlite":
+        rows = await _walk_fts5(session, actor, words, before, limit)
+    else:
+        rows = await _grouped(session, actor, words, before, limit)
     more = len(rows) > limit
     rows = rows[:limit]
     if not rows:
         return [], None
-    hit_ids = [row.hit_id for row in rows]
+    hit_ids = [hit_id for _, hit_id in rows]
     messages = {
         item.id: item
         for item in await session.scalars(select(Interaction).where(Interaction.id.in_(hit_ids)))

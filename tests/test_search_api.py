@@ -246,3 +246,24 @@ async def test_erased_and_renamed_contacts_follow_the_index(
         )
     assert contact_ids(await found(admin, "Anna")) == []
     assert contact_ids(await found(admin, "hanna")) == [anna["id"]]
+
+
+async def test_a_conversation_with_many_matches_is_found_once_across_pages(
+    sessions: SessionFactory, make_user: UserFactory
+) -> None:
+    admin = await make_user(Role.ADMIN)
+    a, b, c = (Address(EMAIL, f"{name}@example.com") for name in "abc")
+    order = [a, b, a, c, b, a, a]
+    ids = [await message(sessions, f"m{n}", who, f"tracking {n}") for n, who in enumerate(order)]
+    by_address = dict(zip(order, ids, strict=True))
+    for limit in (1, 2):
+        seen: list[int] = []
+        params: dict[str, Any] = {"q": "tracking", "kind": "conversations", "limit": limit}
+        while True:
+            body = await found(admin, **params)
+            seen += conversation_ids(body)
+            if body["conversations"]["next_cursor"] is None:
+                break
+            params["cursor"] = body["conversations"]["next_cursor"]
+        # Newest match first: a (the last two), then b, then c.
+        assert seen == [by_address[a], by_address[b], by_address[c]], limit
