@@ -27,6 +27,8 @@ class Actor:
 
 SYSTEM = Actor("system", Role.ADMIN)
 CLI = Actor("cli", Role.ADMIN)
+# Channel accounts the config file declares are created and changed by it.
+CONFIG_FILE = Actor("config-file", Role.ADMIN)
 
 
 async def record(

@@ -31,16 +31,14 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
-from core.audit import Actor
+from core.audit import CONFIG_FILE, Actor
 from core.credentials import CredentialCipher, Rotation, is_encrypted
 from core.errors import Conflict, InvalidInput, NotFound
 from core.event_types import CHANNEL_ACCOUNT_CREATED, CHANNEL_ACCOUNT_UPDATED
 from core.events import Event, emit
-from core.models import ChannelAccount, ChannelCursor, Queue, Role
+from core.models import ChannelAccount, ChannelCursor, Queue
 
 MAX_NAME = 100
-# Who changes an account when the config file declares it.
-CONFIG_FILE = Actor("config-file", Role.ADMIN)
 # pg_advisory_xact_lock key of the config sync ("omnichan" in ASCII).
 _CONFIG_SYNC_LOCK = 0x6F6D6E696368616E
 

@@ -51,7 +51,9 @@ class ChannelFacts:
     `reply_window` is how long after the customer's last message free text may be sent
     (WhatsApp's 24 hours); None is unlimited. `carries_conversations` is False for an entry
     that only holds accounts for other channels (Twilio's accounts serve SMS and WhatsApp):
-    routing rules and the console's channel filters never offer it.
+    routing rules and the console's channel filters never offer it. `subjects` is True for
+    a channel whose messages carry a subject line (email): replies on it get "Re: ...";
+    chat-like channels' replies get none.
     """
 
     name: str
@@ -64,6 +66,7 @@ class ChannelFacts:
     reply_window: timedelta | None = None
     description: str = ""
     carries_conversations: bool = True
+    subjects: bool = False
 
     def __post_init__(self) -> None:
         if self.capacity_kind not in CAPACITY_KINDS:

@@ -415,7 +415,8 @@ async def reply(
         template=template is not None,
         media=bool(media_urls),
     )
-    subject = _reply_subject(conversation.subject)
+    reply_facts = channels.catalog().sending(reply_channel)
+    subject = _reply_subject(conversation.subject) if reply_facts.subjects else ""
     now = utcnow()
     message = Interaction(
         conversation_id=conversation.id,

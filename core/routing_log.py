@@ -6,16 +6,18 @@ by hand (a supervisor's assignment), so every change of hands is in one history.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.audit import Actor
+from core.audit import CONFIG_FILE, Actor
 from core.event_types import OFFER_UPDATED, ROUTING_DECISION
 from core.events import Event, emit
-from core.models import Offer, OfferStatus, RoutingDecision
+from core.models import Offer, OfferStatus, Operator, Role, RoutingDecision
 from core.visibility import Placement, audience_labels
 
 MAX_REASON = 2000
@@ -67,6 +69,42 @@ async def record(
         labels = {"kind": kind, **audience_labels([Placement(queue_id, operator_id)])}
         await emit(session, Event(ROUTING_DECISION, {"conversation": conversation_id}, labels))
     return decision
+
+
+@dataclass(frozen=True)
+class ActorRef:
+    """Who a stored actor label names, for showing people: `kind` is operator, token, cli,
+    routing, sla, config or other; `name` is the token's (or, for other, the label)."""
+
+    kind: str
+    operator_id: int | None = None
+    name: str | None = None
+
+
+_PROCESSES = {"cli": "cli", "system": "routing", "routing": "routing", "sla": "sla"}
+
+
+def actor_ref(label: str) -> ActorRef:
+    """Read a label `actor_label` (or a process) wrote: "supervisor:3" is operator 3."""
+    head, _, tail = label.partition(":")
+    if tail.isdigit() and head in {role.value for role in Role}:
+        return ActorRef("operator", operator_id=int(tail))
+    if head == "token" and tail:
+        return ActorRef("token", name=tail)
+    if label == CONFIG_FILE.label:
+        return ActorRef("config")
+    if label in _PROCESSES:
+        return ActorRef(_PROCESSES[label])
+    return ActorRef("other", name=label)
+
+
+async def operator_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
+    """The names of these operators, in one query."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Operator.id, Operator.name).where(Operator.id.in_(wanted)))
+    return {row.id: row.name for row in rows}
 
 
 def actor_label(actor: Actor) -> str:

@@ -195,7 +195,9 @@ class Settings(BaseSettings):
     # How long routing waits for enrichers (the ERP bridge) before routing without their facts.
     enricher_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     log_level: str = "INFO"
-    log_json: bool = True
+    # None: JSON lines when stderr is not a terminal (a service manager, a container, a
+    # file), plain text on a terminal.
+    log_json: bool | None = None
     # `[[channels]]` tables (`[[omnicrm.channels]]` inside an [omnicrm] table): channel
     # accounts synced into the database at start-up, where the API shows them read-only.
     # `[[mailboxes]]` are email accounts spelt as before.

@@ -495,6 +495,27 @@ async def test_two_operators_taking_at_once_only_one_gets_it(
     assert len(await audit_rows(sessions, "conversation.assign")) == 1
 
 
+async def test_a_chat_reply_has_no_email_style_subject(
+    sessions: SessionFactory, make_user: UserFactory
+) -> None:
+    operator = await make_user(Role.OPERATOR)
+    queue = await queue_with(sessions, "Web", operator)
+    conversation = await inbound(
+        sessions,
+        "form-2",
+        Address(PHONE, "+4930123456"),
+        channel="webform",
+        queue_id=queue,
+        subject="Quote request",
+    )
+    response = await operator.post(
+        f"/api/v1/conversations/{conversation}/reply",
+        json={"text": "A quote follows by text.", "channel": "sms"},
+    )
+    interaction = (await json_of(response, 201))["interaction"]
+    assert (interaction["channel"], interaction["subject"]) == ("sms", "")
+
+
 async def test_reply_to_a_webform_conversation_goes_by_email(
     sessions: SessionFactory, make_user: UserFactory, app: web.Application
 ) -> None:

@@ -7,9 +7,11 @@ the demo shows is what the product does, and it cannot hold what the product wou
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from channels.api import ApiChannel, InteractionIn
@@ -24,14 +26,20 @@ from core.models import (
     ChannelAccount,
     Direction,
     Interaction,
+    Offer,
+    OfferStatus,
+    Operator,
     OutboxItem,
+    Presence,
     Queue,
     RoutingSetting,
     WebForm,
+    utcnow,
 )
 from core.storage import MemoryStore
 from routing.config import parse_queue_config
 from routing.leads import LeadRuleSet
+from routing.service import RoutingOptions, run_pass
 from tests.conftest import empty_database
 from web.demo import DemoServices, load_demo
 
@@ -173,3 +181,33 @@ async def test_sms_answers_are_real_replies_where_an_sms_channel_runs(
     assert {item.recipient for item in items} >= {"+12125550187"}
     # The demo put the process's channels back.
     assert "sms" in core_channels.catalog().names()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_demo_operators_with_no_console_open_do_not_strand_offers(
+    sessions: SessionFactory,
+) -> None:
+    """The demo's available operators count as having just closed their console: once the
+    grace passes, routing sets them away and offers nobody would see are never made."""
+    async with sessions() as session, session.begin():
+        await load_demo(session)
+        loaded_at = utcnow()
+    async with sessions() as session:
+        available = list(
+            await session.scalars(
+                select(Operator.id).where(Operator.presence == Presence.AVAILABLE)
+            )
+        )
+    assert available, "the demo shows someone at work"
+    later = loaded_at + RoutingOptions().away_after_disconnect + timedelta(seconds=1)
+    async with sessions() as session, session.begin():
+        await run_pass(session, later, RoutingOptions())
+    async with sessions() as session:
+        presences = await session.scalars(
+            select(Operator.presence).where(Operator.id.in_(available))
+        )
+        assert set(presences) == {Presence.AWAY}
+        pending = await session.scalar(
+            select(func.count()).select_from(Offer).where(Offer.status == OfferStatus.PENDING)
+        )
+    assert pending == 0

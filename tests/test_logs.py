@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 import logging
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.logfields import log_fields
-from web.logs import LINE_KEYS, JsonFormatter
+from web.logs import LINE_KEYS, JsonFormatter, wants_json
 
 
 def test_a_log_line_is_json_with_extra_fields() -> None:
@@ -109,3 +110,27 @@ def _extra_arguments_not_from_the_helper() -> list[str]:
 
 def test_every_extra_argument_in_the_code_base_is_built_by_the_helper() -> None:
     assert _extra_arguments_not_from_the_helper() == []
+
+
+class _Stream(io.StringIO):
+    def __init__(self, terminal: bool) -> None:
+        super().__init__()
+        self.terminal = terminal
+
+    def isatty(self) -> bool:
+        return self.terminal
+
+
+@pytest.mark.parametrize(
+    ("configured", "terminal", "expected"),
+    [
+        (None, True, False),  # a person at a terminal reads plain text
+        (None, False, True),  # a service manager, container or file gets JSON lines
+        (True, True, True),
+        (False, False, False),
+    ],
+)
+def test_logs_are_plain_on_a_terminal_and_json_elsewhere_unless_configured(
+    configured: bool | None, terminal: bool, expected: bool
+) -> None:
+    assert wants_json(configured, _Stream(terminal)) is expected

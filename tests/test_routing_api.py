@@ -11,6 +11,7 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
+from core import routing_log
 from core.audit import CLI
 from core.auth import create_token
 from core.clock import ManualClock
@@ -58,6 +59,10 @@ async def test_an_operator_accepts_an_offer_and_the_history_explains_it(
     assert offered["operator_id"] == ann.operator.id
     assert offered["details"]["winner_id"] == ann.operator.id
     assert entries[2]["actor_label"] == f"operator:{ann.operator.id}"
+    # The console names people, not labels.
+    assert (entries[2]["actor_kind"], entries[2]["actor_name"]) == ("operator", ann.operator.name)
+    assert entries[2]["actor_operator_id"] == ann.operator.id
+    assert (entries[0]["actor_kind"], entries[0]["actor_name"]) == ("routing", None)
 
 
 async def test_a_rejected_offer_and_someone_elses_offer(
@@ -274,3 +279,23 @@ async def test_shutting_down_closes_open_consoles_at_once(
         assert message.type == WSMsgType.CLOSE
         assert message.data == WSCloseCode.GOING_AWAY
         await asyncio.wait_for(closing, 10)
+
+
+@pytest.mark.parametrize(
+    ("label", "kind", "operator_id", "name"),
+    [
+        ("supervisor:3", "operator", 3, None),
+        ("admin:12", "operator", 12, None),
+        ("token:crm", "token", None, "crm"),
+        ("cli", "cli", None, None),
+        ("routing", "routing", None, None),
+        ("system", "routing", None, None),
+        ("sla", "sla", None, None),
+        ("config-file", "config", None, None),
+        ("operator:ann@example.com", "other", None, "operator:ann@example.com"),
+    ],
+)
+def test_a_stored_actor_label_reads_as_who_it_names(
+    label: str, kind: str, operator_id: int | None, name: str | None
+) -> None:
+    assert routing_log.actor_ref(label) == routing_log.ActorRef(kind, operator_id, name)

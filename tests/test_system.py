@@ -153,6 +153,16 @@ async def test_server_fixture_is_reachable(server: TestServer) -> None:
     assert server.port
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_favicon_browsers_ask_for_is_the_product_icon(
+    client: TestClient[Any, Any],
+) -> None:
+    response = await client.get("/favicon.ico")
+    assert response.status == 200
+    assert response.content_type == "image/svg+xml"
+    assert (await response.read()).lstrip().startswith(b"<svg")
+
+
 async def test_start_page_links_the_console_monitor_and_active_forms(
     client: TestClient[Any, Any], app: web.Application
 ) -> None:

@@ -42,8 +42,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str, as_json: bool) -> None:
+def wants_json(configured: bool | None, stream: Any) -> bool:
+    """JSON lines unless configured otherwise or writing to a terminal."""
+    if configured is not None:
+        return configured
+    isatty = getattr(stream, "isatty", None)
+    return not (callable(isatty) and isatty())
+
+
+def configure_logging(level: str, configured_json: bool | None) -> None:
     handler = logging.StreamHandler()
+    as_json = wants_json(configured_json, handler.stream)
     handler.setFormatter(
         JsonFormatter()
         if as_json

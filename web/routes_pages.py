@@ -117,6 +117,16 @@ async def static_file(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     return web.Response(body=data, content_type=content_type, headers=headers)
 
 
+@routes.get("/favicon.ico", summary="The icon browsers ask for by this name", roles=PUBLIC)
+async def favicon(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    data = await asyncio.to_thread(_read_static, "common/favicon.svg")
+    if data is None:
+        raise web.HTTPNotFound()
+    return web.Response(
+        body=data, content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )
+
+
 def _read_static(path: str) -> bytes | None:
     """The file's bytes if `path` names a file inside the static directory, else None.
 

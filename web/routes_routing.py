@@ -6,11 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core import conversations
+from core import conversations, routing_log
 from core.models import utcnow
 from routing import service as routing
 from web.api import ADMINS, ApiRoutes, Call, NoBody, PageQuery, RecordId
-from web.schemas import ConversationOut, OfferOut, Page, RoutingDecisionOut, page_of
+from web.schemas import ConversationOut, OfferOut, Page, RoutingDecisionOut
 
 routes = ApiRoutes(tag="routing")
 
@@ -122,7 +122,24 @@ async def routing_history(call: Call[NoBody, PageQuery]) -> Page[RoutingDecision
             cursor=call.query.cursor,
             limit=call.query.limit,
         )
-    return page_of(RoutingDecisionOut, rows, next_cursor)
+        actors = {row.id: routing_log.actor_ref(row.actor_label) for row in rows}
+        names = await routing_log.operator_names(
+            session, (ref.operator_id for ref in actors.values() if ref.operator_id is not None)
+        )
+    items = []
+    for row in rows:
+        ref = actors[row.id]
+        name = names.get(ref.operator_id) if ref.operator_id is not None else ref.name
+        items.append(
+            RoutingDecisionOut.model_validate(row).model_copy(
+                update={
+                    "actor_kind": ref.kind,
+                    "actor_operator_id": ref.operator_id,
+                    "actor_name": name,
+                }
+            )
+        )
+    return Page[RoutingDecisionOut](items=items, next_cursor=next_cursor)
 
 
 def _rule_routes(path: str, name: str, what: str) -> None:

@@ -269,3 +269,11 @@ class RoutingDecisionOut(Out):
     details: dict[str, Any]
     actor_label: str
     created_at: datetime
+    actor_kind: str = Field(
+        default="other",
+        description="who made it: operator, token, cli, routing, sla, config or other",
+    )
+    actor_operator_id: int | None = None
+    actor_name: str | None = Field(
+        default=None, description="the operator's or token's name, for showing people"
+    )

@@ -42,6 +42,7 @@ class EmailChannel(Channel):
         capacity_kind=EMAIL,
         sends=frozenset({Capability.TEXT, Capability.HTML}),
         description="IMAP in, SMTP out, threaded by Message-ID",
+        subjects=True,
     )
     settings_model: ClassVar[type[BaseModel] | None] = EmailSettings
     secret_fields: ClassVar[frozenset[str]] = SECRET_FIELDS

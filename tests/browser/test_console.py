@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Request, expect
+from playwright.async_api import Page, Request, expect
 from sqlalchemy import select
 
 from core.db import SessionFactory
@@ -126,8 +126,13 @@ async def test_a_web_form_message_arrives_live_and_the_operator_accepts_and_answ
     form_icon = view.locator('.item[data-channel="webform"] svg[aria-label="Web form"]')
     await expect(form_icon).to_be_visible()
     await expect(view.locator(".assignee")).to_have_text("assigned to Anna Novak")
-    # The routing log's assignment shows as a system event.
-    await expect(view.locator(".item-event").first).to_be_visible()
+    # The routing log speaks people: who got it and who decided, by name.
+    accepted = view.locator('.item-event[data-routing-kind="accepted"]')
+    await expect(accepted).to_contain_text("Anna Novak accepted the offer")
+    await expect(accepted.locator(".actor")).to_have_text("by Anna Novak")
+    await expect(view.locator('.item-event[data-routing-kind="queue"]')).to_contain_text(
+        "by routing"
+    )
 
     # The answer goes out by email, the web form's answering channel.
     await expect(page.get_by_label("Send via")).to_have_value("email")
@@ -379,3 +384,83 @@ async def test_an_operator_works_by_keyboard_with_canned_responses_mentions_and_
     assert stored is not None
     assert stored.status == "resolved"
     assert [note.text for note in notes] == ["Please check this, @luis thanks"]
+
+
+# Records each desktop notification the page raises, and makes the console believe the
+# operator works in another window (a notification is for when the console is not in front).
+RECORD_NOTIFICATIONS = """
+(() => {
+  const Real = window.Notification;
+  window.raisedNotifications = [];
+  class Recording extends Real {
+    constructor(title, options) {
+      window.raisedNotifications.push({ title, body: (options && options.body) || "" });
+      super(title, options);
+    }
+  }
+  Object.defineProperty(Recording, "permission", { get: () => Real.permission });
+  Recording.requestPermission = (...args) => Real.requestPermission(...args);
+  window.Notification = Recording;
+  document.hasFocus = () => false;
+})();
+"""
+
+
+async def raised(page: Page, count: int) -> list[dict[str, str]]:
+    """The notifications the page raised, once there are `count` (the page's CSP forbids
+    wait_for_function's evaluation, so this polls)."""
+    for _ in range(100):
+        found: list[dict[str, str]] = await page.evaluate("window.raisedNotifications")
+        if len(found) >= count:
+            return found
+        await page.wait_for_timeout(100)
+    raise AssertionError(f"{count} notifications expected, the page raised {found}")
+
+
+async def test_offers_and_mentions_reach_an_operator_in_another_window(
+    browsing: Browsing,
+    make_user: UserFactory,
+    client: TestClient[Any, Any],
+    artifacts: Path,
+) -> None:
+    center = await contact_center(make_user)
+    await browsing.context.grant_permissions(["notifications"], origin=browsing.base_url)
+    await browsing.context.add_init_script(RECORD_NOTIFICATIONS)
+    page = await browsing.page()
+    await sign_in(page, "anna@example.com")
+    await page.get_by_label("Presence").select_option("available")
+    await expect(page.locator("#presence")).to_have_value("available")
+
+    # The operator's choices: desktop notifications on by default, a sound if they like.
+    await page.get_by_role("button", name="Alerts").click()
+    dialog = page.locator("#attention-dialog")
+    await expect(dialog).to_contain_text("Desktop notifications are allowed.")
+    await dialog.get_by_label("Sound").check()
+    await expect(page.locator(".toast").last).to_contain_text("Saved")
+    await page.screenshot(path=str(artifacts / "console-alerts.png"))
+    await dialog.get_by_role("button", name="Close").click()
+    prefs = await (await center.operator.get("/api/v1/auth/me/preferences")).json()
+    assert (prefs["desktop_notifications"], prefs["sound"]) == (True, True)
+
+    conversation_id = await submit_form(
+        client, "Jonas Weber", "jonas@nordwind.example", "Where is my order 4711?"
+    )
+    await expect(page.locator(".offer")).to_contain_text("Jonas Weber")
+    [offer] = await raised(page, 1)
+    assert offer["title"] == "New offer"
+    assert "Jonas Weber" in offer["body"]
+    await expect(page).to_have_title(re.compile(r"^\(1\) "))
+    assert await page.evaluate("document.body.dataset.lastChime !== undefined")
+
+    # Accepting clears the count; a colleague's @mention raises one of its own.
+    await page.locator(".offer").get_by_role("button", name="Accept").click()
+    await expect(page).not_to_have_title(re.compile(r"^\("))
+    note = await center.admin.post(
+        f"/api/v1/conversations/{conversation_id}/notes",
+        json={"text": "@anna the customer called about 4711 as well"},
+    )
+    assert note.status == 201, await note.text()
+    mention = (await raised(page, 2))[1]
+    assert mention["title"] == "Maria Keller mentioned you"
+    assert "4711" in mention["body"]
+    await expect(page).to_have_title(re.compile(r"^\(1\) "))

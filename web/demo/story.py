@@ -534,6 +534,11 @@ class Story:
             operator = self.operators[who]
             await set_presence(self.session, operator, presence, reason)
             operator.presence_since = since
+            if presence == Presence.AVAILABLE:
+                # As if their console closed just now: with no console open, routing sets
+                # them away after the grace and withdraws their offers, so no work waits on
+                # an offer nobody sees; signing in makes them available again.
+                operator.console_seen_at = self.now
         self.at(self.now)
         await self.session.flush()
 

@@ -14,6 +14,7 @@ import { renderCustomer } from "./customer.js";
 import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
 import { isSupervisor, operatorName, queueName, signal, state } from "./state.js";
+import { t } from "../common/i18n.js";
 
 const TIMELINE_PAGE = 50;
 
@@ -401,36 +402,60 @@ function renderTimeline({ keepScroll = false } = {}) {
   box.dataset.scrolled = "1";
 }
 
+// What each kind of routing decision reads as; {operator} is who got the work, {queue} where.
 const ROUTING_WORDS = {
-  queue: "Entered queue",
-  offer: "Offered",
-  assign: "Assigned",
-  accepted: "Offer accepted",
-  rejected: "Offer rejected",
-  timed_out: "Offer timed out",
-  overflow: "Overflowed",
-  transfer: "Transferred",
-  manual_assign: "Assigned by hand",
-  requeue: "Back in the queue",
-  sla_breach: "SLA breached",
-  wait: "Waiting",
-  none: "No operator available",
-  auto_away: "Operator went away",
+  queue: (v) => t("Entered queue {queue}", v),
+  offer: (v) => t("Offered to {operator}", v),
+  assign: (v) => t("Assigned to {operator}", v),
+  accepted: (v) => t("{operator} accepted the offer", v),
+  rejected: (v) => t("{operator} declined the offer", v),
+  timed_out: (v) => t("The offer to {operator} timed out", v),
+  overflow: (v) => t("Overflowed to {queue}", v),
+  transfer: (v) => t("Transferred to {queue}", v),
+  manual_assign: (v) => t("Assigned to {operator}", v),
+  requeue: (v) => t("Back in queue {queue}", v),
+  sla_breach: (v) => t("SLA breached", v),
+  wait: (v) => t("Waiting for an operator", v),
+  none: (v) => t("No operator available", v),
+  auto_away: (v) => t("{operator} went away", v),
 };
 
+/** Who made a decision, in words: a person's name, or what the process is. */
+function actorWords(decision) {
+  switch (decision.actor_kind) {
+    case "operator":
+      return t("by {name}", { name: decision.actor_name || operatorName(decision.actor_operator_id) });
+    case "token":
+      return t("by API token {name}", { name: decision.actor_name || "" });
+    case "cli":
+      return t("from the command line");
+    case "config":
+      return t("from the config file");
+    case "sla":
+      return t("by the SLA timer");
+    case "routing":
+      return t("by routing");
+    default:
+      return decision.actor_name || decision.actor_label || "";
+  }
+}
+
 function renderRouting(decision) {
-  const parts = [ROUTING_WORDS[decision.kind] || decision.kind];
-  if (decision.operator_id) parts.push(`→ ${operatorName(decision.operator_id)}`);
-  if (decision.queue_id && decision.kind !== "manual_assign") parts.push(`(${queueName(decision.queue_id)})`);
+  const words = ROUTING_WORDS[decision.kind];
+  const vars = {
+    operator: decision.operator_id ? operatorName(decision.operator_id) : t("nobody"),
+    queue: decision.queue_id ? queueName(decision.queue_id) : t("no queue"),
+  };
+  const text = words ? words(vars) : decision.kind;
   return h(
     "li",
     { class: "item item-event", dataset: { routingKind: decision.kind } },
     h(
       "div",
       { class: "item-head" },
-      icon("event", "System event"),
-      h("strong", {}, parts.join(" ")),
-      h("span", { class: "muted" }, decision.actor_label || ""),
+      icon("event", t("System event")),
+      h("strong", {}, text),
+      h("span", { class: "muted actor" }, actorWords(decision)),
       h("time", { datetime: decision.created_at }, formatTime(decision.created_at)),
     ),
     decision.reason ? h("div", { class: "item-body muted" }, decision.reason) : null,

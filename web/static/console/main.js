@@ -17,6 +17,12 @@ import {
   toggleCustomer,
 } from "./conversation.js";
 import { answerOffer, firstOffer, inboxOrder, loadInbox, loadOffers } from "./inbox.js";
+import {
+  buildAttentionSettings,
+  noticeMentions,
+  noticeOffers,
+  useAttentionPreferences,
+} from "./attention.js";
 import { focusSearch, startSearch } from "./search.js";
 import { on, state } from "./state.js";
 import { loadView, showTab, startViews, viewsVisible } from "./views.js";
@@ -28,7 +34,12 @@ const reloadInbox = () => {
   reloadInboxNow();
   if (viewsVisible()) reloadView();
 };
-const reloadOffers = coalesce(() => loadOffers(), 100);
+const openFromAlert = (id) => openConversation(id, { focus: true });
+async function loadOffersAndNotice() {
+  await loadOffers();
+  noticeOffers(state.offers, openFromAlert);
+}
+const reloadOffers = coalesce(() => loadOffersAndNotice(), 100);
 const reloadConversation = coalesce(() => refreshConversation(), 200);
 const reloadNotifications = coalesce(() => loadNotifications(), 200);
 const reloadTeam = coalesce(() => loadTeam(), 500);
@@ -72,6 +83,7 @@ async function changePresence() {
 
 async function loadNotifications() {
   const data = await get("/api/v1/notifications");
+  noticeMentions(data, openFromAlert);
   const count = byId("notifications-count");
   count.textContent = String(data.unread_count);
   count.classList.toggle("quiet", data.unread_count === 0);
@@ -265,6 +277,10 @@ async function start() {
     reloadNotifications();
     byId("notifications-dialog").showModal();
   });
+  useAttentionPreferences(await get("/api/v1/auth/me/preferences"));
+  const attention = buildAttentionSettings();
+  byId("notifications-button").after(attention.opener);
+  document.body.append(attention.dialog);
   document.addEventListener("keydown", onKey);
   window.addEventListener("hashchange", openFromHash);
   on("open", ({ id, focus }) => openConversation(id, { focus }));
@@ -276,7 +292,7 @@ async function start() {
   await Promise.all([loadTeam(), loadChannels()]);
   startViews();
   startSearch();
-  await Promise.all([loadInbox(), loadOffers(), loadNotifications()]);
+  await Promise.all([loadInbox(), loadOffersAndNotice(), loadNotifications()]);
   connectLive({ onEvent, onState: setLiveState });
   openFromHash();
   document.body.dataset.ready = "true";
