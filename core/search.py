@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import Actor
 from core.errors import InvalidInput
-from core.models import Contact, Conversation, Identity, IdentityKind, Interaction
+from core.models import Contact, Conversation, Identity, IdentityKind, Interaction, Role
 from core.pagination import MAX_ID, decode_cursor, encode_cursor
 from core.visibility import conversation_filter, interaction_filter
 
@@ -187,11 +187,15 @@ class ConversationHit:
 
 
 def _visible(actor: Actor) -> list[ColumnElement[bool]]:
-    return [
-        Interaction.conversation_id.is_not(None),
-        interaction_filter(actor),
-        conversation_filter(actor),
-    ]
+    """Interactions in a conversation, both visible to `actor` (the query joins the
+    conversation). For everyone who sees any conversation, `interaction_filter` is "its
+    conversation passes `conversation_filter`", already checked on the join: it is added only
+    where the two differ (integration tokens, who see no conversation), so the common query
+    has one visibility test, not two. tests/test_visibility.py checks every caller."""
+    conditions = [Interaction.conversation_id.is_not(None), conversation_filter(actor)]
+    if actor.role == Role.INTEGRATION or (actor.operator_id is None and not actor.is_supervisor):
+        conditions.append(interaction_filter(actor))
+    return conditions
 
 
 async def _grouped(
