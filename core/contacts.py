@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, or_, select, update
+from sqlalchemy import CursorResult, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from core import audit
+from core import audit, search
 from core.audit import Actor
 from core.changes import UNSET, Unset
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -23,7 +24,6 @@ from core.models import (
     Contact,
     Conversation,
     Identity,
-    IdentityKind,
     Interaction,
     Lead,
     Task,
@@ -64,56 +64,45 @@ async def search_contacts(
     default_region: str | None,
     cursor: str | None,
     limit: int,
+    tag: str | None = None,
+    channel: str | None = None,
 ) -> tuple[list[Contact], str | None]:
-    """Live contacts whose name, email or phone matches `text` (all if empty), newest first;
-    neither merged nor erased ones."""
+    """Live contacts whose name or addresses hold the words of `text` (full-text, the last word
+    as a prefix) or that have `text` as an address (an email, a phone number in any notation,
+    an external id); all if empty; newest first; neither merged nor erased ones. `tag`: only
+    contacts with this tag; `channel`: only those with a conversation on it."""
     query = (
         select(Contact)
         # Erased people (privacy requests) stay as tombstones for statistics, not as contacts.
         .where(Contact.merged_into_id.is_(None), Contact.erased_at.is_(None))
         .options(selectinload(Contact.identities))
     )
+    dialect = session.get_bind().dialect.name
     text = text.strip()
     if text:
-        query = query.where(or_(*_matches(text, default_region)))
+        condition = search.contact_condition(dialect, text, _addresses(text, default_region))
+        query = query.where(condition if condition is not None else false())
+    if tag is not None:
+        query = query.where(search.has_tag(dialect, tag))
+    if channel is not None:
+        query = query.where(
+            Contact.id.in_(select(Conversation.contact_id).where(Conversation.channel == channel))
+        )
     return await keyset_page(
         session, query, Contact.created_at, Contact.id, cursor=cursor, limit=limit
     )
 
 
-def _matches(text: str, default_region: str | None) -> list[ColumnElement[bool]]:
-    conditions = [Contact.display_name.icontains(text, autoescape=True)]
+def _addresses(text: str, default_region: str | None) -> list[str]:
+    """What `text` may be as a stored identity address: itself (an external id), and the
+    normalized email or phone number it writes."""
+    found = [text]
     if "@" in text:
-        try:
-            conditions.append(_has_identity([IdentityKind.EMAIL], normalize_email(text)))
-        except InvalidInput:
-            conditions.append(_has_email_containing(text))
-    else:
-        conditions.append(_has_email_containing(text))
-    try:
-        phone = normalize_phone(text, default_region)
-    except InvalidInput:
-        pass
-    else:
-        # WhatsApp identities are E.164 numbers too; a caller searches the person, not the app.
-        conditions.append(_has_identity([IdentityKind.PHONE, IdentityKind.WHATSAPP], phone))
-    return conditions
-
-
-def _has_identity(kinds: list[IdentityKind], address: str) -> ColumnElement[bool]:
-    return Contact.id.in_(
-        select(Identity.contact_id).where(Identity.kind.in_(kinds), Identity.address == address)
-    )
-
-
-def _has_email_containing(text: str) -> ColumnElement[bool]:
-    # Stored email addresses are lower-case, so lower-casing the query makes this case-blind.
-    return Contact.id.in_(
-        select(Identity.contact_id).where(
-            Identity.kind == IdentityKind.EMAIL,
-            Identity.address.contains(text.lower(), autoescape=True),
-        )
-    )
+        with contextlib.suppress(InvalidInput):
+            found.append(normalize_email(text))
+    with contextlib.suppress(InvalidInput):
+        found.append(normalize_phone(text, default_region))
+    return found
 
 
 async def get_contact(session: AsyncSession, contact_id: int) -> Contact:

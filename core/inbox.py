@@ -4,10 +4,16 @@ and the HTML view of a message.
 Sections, each bounded by a limit and counted in full:
 
 - ``mine``: assigned to the operator, status open or pending; newest activity first.
-- ``queues``: open or pending in the queues the operator works (whoever has them); newest
-  activity first.
+- ``queues``: open or pending in the queues the operator works, held by a colleague (or
+  pending with nobody); newest activity first. Not the operator's own (those are ``mine``)
+  nor the waiting ones (``unassigned``): the sections never repeat a conversation. (It used to
+  be "everything in my queues", which repeated "Assigned to me" and the waiting ones.)
 - ``unassigned``: open and unassigned in the operator's queues (snoozed ones are not open);
   highest priority first, then the longest waiting (``queue_entered_at``, else ``created_at``).
+
+The sections are views of `core.views` (scopes ``mine``, ``queues``, ``unassigned``); each
+answers a cursor for the rest, so nothing is cut off. Snoozed and resolved conversations are
+in the views with those statuses.
 
 A read marker holds, per operator and conversation, the id of the newest interaction when the
 operator last marked it read. Unread are the inbound interactions (customer messages, forms,
@@ -26,6 +32,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import views
 from core.audit import Actor
 from core.conversations import get_conversation, get_interaction
 from core.errors import InvalidInput, NotFound
@@ -35,21 +42,18 @@ from core.html import sanitize_html
 from core.models import (
     Contact,
     Conversation,
-    ConversationStatus,
     Direction,
     Interaction,
-    QueueMember,
     ReadMarker,
     utcnow,
 )
 from core.sql import insert_ignoring_conflicts
-from core.visibility import conversation_filter
+from core.views import ViewFilters
 
 DEFAULT_SECTION_LIMIT = 50
 MAX_SECTION_LIMIT = 200
 PREVIEW_CHARS = 160
 SECTIONS = ("mine", "queues", "unassigned")
-_ACTIVE = (ConversationStatus.OPEN, ConversationStatus.PENDING)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class InboxSection:
     # Every conversation of the section, and those with something unread (not only the shown).
     total: int
     unread_conversations: int
+    # The rest of the section: GET /api/v1/views/conversations?scope=<section>&cursor=...
+    next_cursor: str | None = None
 
 
 def _operator_id(actor: Actor) -> int:
@@ -76,17 +82,11 @@ def _operator_id(actor: Actor) -> int:
     return actor.operator_id
 
 
-def _section_filter(name: str, operator_id: int) -> ColumnElement[bool]:
-    my_queues = select(QueueMember.queue_id).where(QueueMember.operator_id == operator_id)
-    if name == "mine":
-        return and_(Conversation.assignee_id == operator_id, Conversation.status.in_(_ACTIVE))
-    if name == "queues":
-        return and_(Conversation.queue_id.in_(my_queues), Conversation.status.in_(_ACTIVE))
-    return and_(
-        Conversation.queue_id.in_(my_queues),
-        Conversation.assignee_id.is_(None),
-        Conversation.status == ConversationStatus.OPEN,
-    )
+SECTION_FILTERS: dict[str, ViewFilters] = {
+    "mine": ViewFilters(scope="mine", status="active"),
+    "queues": ViewFilters(scope="queues", status="active"),
+    "unassigned": ViewFilters(scope="unassigned"),
+}
 
 
 def _has_unread(operator_id: int) -> ColumnElement[bool]:
@@ -115,17 +115,11 @@ async def inbox(
     if not 1 <= limit <= MAX_SECTION_LIMIT:
         raise InvalidInput(f"limit must be 1 to {MAX_SECTION_LIMIT}", field="limit")
     sections: dict[str, InboxSection] = {}
+    dialect = session.get_bind().dialect.name
     for name in SECTIONS:
-        where = and_(conversation_filter(actor), _section_filter(name, operator_id))
-        query = select(Conversation).where(where)
-        if name == "unassigned":
-            waiting_since = func.coalesce(Conversation.queue_entered_at, Conversation.created_at)
-            query = query.order_by(
-                Conversation.priority.desc(), waiting_since.asc(), Conversation.id.asc()
-            )
-        else:
-            query = query.order_by(Conversation.updated_at.desc(), Conversation.id.desc())
-        rows = list(await session.scalars(query.limit(limit)))
+        filters = SECTION_FILTERS[name]
+        rows, next_cursor = await views.list_view(session, actor, filters, cursor=None, limit=limit)
+        where = and_(*views.conditions(dialect, actor, filters))
         total = await session.scalar(select(func.count()).select_from(Conversation).where(where))
         unread_conversations = await session.scalar(
             select(func.count()).select_from(Conversation).where(where, _has_unread(operator_id))
@@ -134,6 +128,7 @@ async def inbox(
             items=await describe(session, operator_id, rows),
             total=total or 0,
             unread_conversations=unread_conversations or 0,
+            next_cursor=next_cursor,
         )
     return sections
 

@@ -723,3 +723,20 @@ class AttachmentFetch(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- search and views (issue 11) ---
+
+
+class SavedView(Base):
+    """An operator's own named list of conversations: the filters of core.views as JSON."""
+
+    __tablename__ = "saved_view"
+    __table_args__ = (UniqueConstraint("operator_id", "name"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

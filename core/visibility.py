@@ -29,7 +29,8 @@ The rule
 Forms
 -----
 
-- SQL conditions, for queries: `conversation_filter`, `interaction_filter`, `lead_filter`.
+- SQL conditions, for queries (lists, views, full-text search, the timeline...):
+  `conversation_filter`, `interaction_filter`, `lead_filter`.
   They take an `Actor`; an operator's queues are a subquery, read in the caller's transaction.
 - Pure predicates over the same facts, for places that must not query (the websocket deciding
   per event): `sees_conversation`, `sees_interaction`, `sees_lead`, `sees_event`. They take the

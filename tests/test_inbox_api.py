@@ -84,9 +84,8 @@ async def test_sections_hold_what_the_operator_works_on(
 
     body = await json_of(await me.get("/api/v1/inbox"), 200)
     assert sorted(ids(body["mine"])) == sorted([assigned, pending])
-    assert sorted(ids(body["queues"])) == sorted(
-        [assigned, theirs, waiting_long, waiting_short, urgent]
-    )
+    # A colleague's in my queues: neither mine nor the waiting ones (no section repeats one).
+    assert ids(body["queues"]) == [theirs]
     # Highest priority first, then the longest waiting.
     assert ids(body["unassigned"]) == [urgent, waiting_long, waiting_short]
     assert body["unassigned"]["total"] == 3
@@ -101,7 +100,9 @@ async def test_sections_hold_what_the_operator_works_on(
 
     limited = await json_of(await me.get("/api/v1/inbox?limit=1"), 200)
     assert ids(limited["unassigned"]) == [urgent]
-    assert (limited["unassigned"]["total"], limited["queues"]["total"]) == (3, 5)
+    assert (limited["unassigned"]["total"], limited["queues"]["total"]) == (3, 1)
+    assert limited["unassigned"]["next_cursor"] is not None
+    assert limited["queues"]["next_cursor"] is None
     assert limited["unassigned"]["unread_conversations"] == 3
 
 
@@ -132,7 +133,7 @@ async def test_unread_counts_follow_each_operators_read_marker(
 
     async def unread(user: User) -> int:
         body = await json_of(await user.get("/api/v1/inbox"), 200)
-        (item,) = body["queues"]["items"]
+        (item,) = body["unassigned"]["items"]
         assert item["id"] == conversation_id
         return int(item["unread"])
 
@@ -154,8 +155,8 @@ async def test_unread_counts_follow_each_operators_read_marker(
     assert await unread(me) == 0
     body = await json_of(await me.get("/api/v1/inbox"), 200)
     # The preview is what the customer sees, not the note.
-    assert body["queues"]["items"][0]["preview"] == "Yes"
-    assert body["queues"]["items"][0]["preview_direction"] == "out"
+    assert body["unassigned"]["items"][0]["preview"] == "Yes"
+    assert body["unassigned"]["items"][0]["preview_direction"] == "out"
     await inbound(sessions, "m3", customer, queue_id=queue, text="Thanks")
     assert await unread(me) == 1
     assert await unread(colleague) == 3

@@ -8,10 +8,18 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.models import Base
+from core.search import is_search_object
 
 
 def _differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "compare_type": True,
+            # Full-text tables and indexes (migration 0012) live beside the models.
+            "include_name": lambda name, type_, parents: not is_search_object(name),
+        },
+    )
     return list(compare_metadata(context, Base.metadata))
 
 

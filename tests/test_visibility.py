@@ -436,6 +436,28 @@ async def test_console_routes_show_only_the_callers_conversations(world: World) 
         ), name
 
 
+async def test_search_and_views_find_only_what_the_caller_may_see(world: World) -> None:
+    for name, caller in world.callers.items():
+        views = await caller.get("/api/v1/views/conversations", params={"status": "all"})
+        if name not in CONSOLE:
+            assert views.status == 403
+            assert (await caller.get("/api/v1/search", params={"q": "zqq1inqz"})).status == 403
+            continue
+        listed = {world.conversation_name(item["id"]) for item in (await views.json())["items"]}
+        assert listed == SEES_CONVERSATIONS[name], name
+        for interaction, markers in PIECES.items():
+            for marker in markers:
+                response = await caller.get("/api/v1/search", params={"q": marker})
+                assert response.status == 200, await response.text()
+                hits = (await response.json())["conversations"]["items"]
+                found = {world.conversation_name(hit["conversation"]["id"]) for hit in hits}
+                shown = interaction in SEES_INTERACTIONS[name] and interaction != "orphan"
+                # Markers only the HTML or the attachment list carries are not indexed.
+                indexed = "html" not in marker and "file" not in marker
+                expected = {interaction.split(".")[0]} if shown and indexed else set()
+                assert found == expected, (name, marker)
+
+
 # --- every GET route, every caller: no content outside the caller's view -------------------
 
 # Routes tested exactly above (what each caller gets), or elsewhere in this file.
@@ -457,6 +479,8 @@ EXACT_ROUTES = frozenset(
         "/api/v1/offers",
         "/api/v1/contacts/{id}/merge-suggestions",
         "/api/v1/monitor",
+        "/api/v1/search",
+        "/api/v1/views/conversations",
         "/ws",
     }
 )
@@ -536,6 +560,7 @@ def _fill(path: str, world: World) -> list[str]:
         "/api/v1/canned-responses/": [1],
         "/api/v1/channel-accounts/": [1],
         "/api/v1/quarantine/": [1],
+        "/api/v1/saved-views/": [1],
         "/api/v1/queues/": list(world.queues.values()),
         "/api/v1/operators/": [user.operator.id for user in world.users.values()],
     }

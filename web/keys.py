@@ -16,6 +16,7 @@ from core.db import SessionFactory
 from core.events import EventBus
 from core.ingest import IngestPolicy
 from core.outbox import OutboxWorker, Sender
+from core.search import OrderSearch
 from core.settings import Settings
 from core.storage import AttachmentStore
 from routing.engine import RoutingEngine
@@ -45,3 +46,6 @@ SERVICES = web.AppKey("channel_services", ChannelServices)
 # The config file's channel accounts, checked by their channels; synced at start-up.
 DECLARED_ACCOUNTS: web.AppKey[list[DeclaredAccount]] = web.AppKey("declared_accounts")
 ENRICHERS: web.AppKey[tuple[Enricher, ...]] = web.AppKey("enrichers", tuple[Enricher, ...])
+# Finds orders by number for the search box: the ERP bridge's to set. Unset (today), the
+# search answers no orders.
+ORDER_SEARCH: web.AppKey[OrderSearch] = web.AppKey("order_search")

@@ -218,31 +218,36 @@ async def get_inbox(call: Call[NoBody, InboxQuery]) -> InboxOut:
         sections = await inbox.inbox(session, call.actor, limit=call.query.limit)
 
     def section_out(section: inbox.InboxSection) -> InboxSectionOut:
-        items = [
-            InboxConversationOut.model_validate(
-                {
-                    **{
-                        name: getattr(item.conversation, name)
-                        for name in InboxConversationOut.model_fields
-                        if hasattr(item.conversation, name)
-                    },
-                    "contact_display_name": item.contact_name,
-                    "preview": item.preview,
-                    "preview_direction": item.preview_direction,
-                    "last_interaction_at": item.last_interaction_at,
-                    "unread": item.unread,
-                }
-            )
-            for item in section.items
-        ]
+        items = [inbox_item_out(item) for item in section.items]
         return InboxSectionOut(
-            items=items, total=section.total, unread_conversations=section.unread_conversations
+            items=items,
+            total=section.total,
+            unread_conversations=section.unread_conversations,
+            next_cursor=section.next_cursor,
         )
 
     return InboxOut(
         mine=section_out(sections["mine"]),
         queues=section_out(sections["queues"]),
         unassigned=section_out(sections["unassigned"]),
+    )
+
+
+def inbox_item_out(item: inbox.InboxItem) -> InboxConversationOut:
+    """A conversation as the inbox and the views list it."""
+    return InboxConversationOut.model_validate(
+        {
+            **{
+                name: getattr(item.conversation, name)
+                for name in InboxConversationOut.model_fields
+                if hasattr(item.conversation, name)
+            },
+            "contact_display_name": item.contact_name,
+            "preview": item.preview,
+            "preview_direction": item.preview_direction,
+            "last_interaction_at": item.last_interaction_at,
+            "unread": item.unread,
+        }
     )
 
 

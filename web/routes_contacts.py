@@ -25,7 +25,16 @@ FieldName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 class ContactSearchQuery(PageQuery):
     q: str = Field(
-        "", max_length=320, description="part of a name or email, a whole email or a phone number"
+        "",
+        max_length=320,
+        description=(
+            "words of a name or address (the last one may be the start of a word), or a whole"
+            " email, phone number or external id"
+        ),
+    )
+    tag: Tag | None = Field(None, description="only contacts with this tag")
+    channel: str | None = Field(
+        None, min_length=1, max_length=30, description="only contacts with a conversation on it"
     )
 
 
@@ -70,7 +79,7 @@ class MergeBody(BaseModel):
 
 @routes.get(
     "/api/v1/contacts",
-    summary="Search contacts by name, email or phone, newest first",
+    summary="Contacts by name, email or phone (full-text), tag and channel; newest first",
     roles=READERS,
     query=ContactSearchQuery,
     response=Page[ContactOut],
@@ -83,6 +92,8 @@ async def search_contacts(call: Call[NoBody, ContactSearchQuery]) -> Page[Contac
             default_region=call.settings.default_region,
             cursor=call.query.cursor,
             limit=call.query.limit,
+            tag=call.query.tag,
+            channel=call.query.channel,
         )
     return page_of(ContactOut, rows, next_cursor)
 

@@ -48,6 +48,10 @@ class InboxSectionOut(BaseModel):
     items: list[InboxConversationOut]
     total: int = Field(description="conversations in the section (items holds at most limit)")
     unread_conversations: int = Field(description="conversations of the section with unread")
+    next_cursor: str | None = Field(
+        None,
+        description="the rest: GET /api/v1/views/conversations?scope=<section>&cursor=...",
+    )
 
 
 class InboxOut(BaseModel):

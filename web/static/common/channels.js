@@ -13,6 +13,14 @@ export async function loadChannels() {
   return channels;
 }
 
+/** The channels conversations happen on (not account-only entries such as Twilio's), for
+ *  filters: [{name, label, ...}] by label. */
+export function conversationChannels() {
+  return [...channels.values()]
+    .filter((channel) => channel.carries_conversations)
+    .sort((a, b) => a.label.localeCompare(b.label));
+}
+
 /** What the server says of a channel, or null for one it does not run. */
 export function channelInfo(name) {
   return channels.get(name) || null;

@@ -2,16 +2,25 @@
 import { get, post, withQuery } from "../common/api.js";
 import { serverNow } from "../common/clock.js";
 import { byId, fill, formatTime, h, toast } from "../common/dom.js";
+import { t } from "../common/i18n.js";
 import { channelIcon, icon } from "../common/icons.js";
 import { queueName, signal, state } from "./state.js";
 
+// The sections never repeat a conversation: "My queues" holds what colleagues have in them.
 const SECTION_TITLES = {
-  mine: "Assigned to me",
-  queues: "My queues",
-  unassigned: "Unassigned in my queues",
+  mine: () => t("Assigned to me"),
+  queues: () => t("My queues: colleagues'"),
+  unassigned: () => t("Unassigned in my queues"),
+};
+const PAGE = 100;
+// The rest of a section comes from the views API with the section's own filters.
+const SECTION_VIEWS = {
+  mine: { scope: "mine", status: "active" },
+  queues: { scope: "queues", status: "active" },
+  unassigned: { scope: "unassigned" },
 };
 
-function normalizeItem(raw) {
+export function normalizeItem(raw) {
   return {
     id: raw.id,
     contactId: raw.contact_id,
@@ -28,21 +37,52 @@ function normalizeItem(raw) {
 }
 
 async function fetchSections() {
-  const data = await get(withQuery("/api/v1/inbox", { limit: 100 }));
+  const data = await get(withQuery("/api/v1/inbox", { limit: PAGE }));
   return Object.keys(SECTION_TITLES).map((key) => {
     const section = data[key] || { items: [], total: 0, unread_conversations: 0 };
     return {
       key,
-      title: SECTION_TITLES[key],
+      title: SECTION_TITLES[key](),
       items: section.items.map(normalizeItem),
       total: section.total,
       unread: section.unread_conversations,
+      nextCursor: section.next_cursor || null,
     };
   });
 }
 
+async function fetchMore(section, limit) {
+  const page = await get(
+    withQuery("/api/v1/views/conversations", {
+      ...SECTION_VIEWS[section.key],
+      cursor: section.nextCursor,
+      limit: Math.min(200, Math.max(1, limit)),
+    }),
+  );
+  const known = new Set(section.items.map((item) => item.id));
+  section.items.push(...page.items.map(normalizeItem).filter((item) => !known.has(item.id)));
+  section.nextCursor = page.next_cursor;
+}
+
 export async function loadInbox() {
-  state.inboxSections = await fetchSections();
+  // A reload keeps as many of each section as were shown ("load more" is not undone).
+  const shown = new Map(state.inboxSections.map((section) => [section.key, section.items.length]));
+  const sections = await fetchSections();
+  for (const section of sections) {
+    while (section.nextCursor && section.items.length < (shown.get(section.key) || 0)) {
+      await fetchMore(section, shown.get(section.key) - section.items.length);
+    }
+  }
+  state.inboxSections = sections;
+  renderInbox();
+}
+
+async function loadMore(section) {
+  try {
+    await fetchMore(section, PAGE);
+  } catch (error) {
+    toast(error.message, "error");
+  }
   renderInbox();
 }
 
@@ -73,12 +113,19 @@ function renderInbox() {
         section.items.length
           ? h("ul", { class: "inbox-list" }, section.items.map(renderItem))
           : h("p", { class: "muted empty" }, "Nothing here."),
+        section.nextCursor
+          ? h(
+              "button",
+              { type: "button", class: "load-more", onclick: () => loadMore(section) },
+              t("Load more ({shown} of {total})", { shown: section.items.length, total: section.total }),
+            )
+          : null,
       ),
     ),
   );
 }
 
-function renderItem(item) {
+export function renderItem(item) {
   const current = item.id === state.conversationId;
   return h(
     "li",

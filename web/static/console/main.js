@@ -24,9 +24,17 @@ import {
   useAttentionPreferences,
 } from "./attention.js";
 import { loadPreferences, mountPreferences } from "./preferences.js";
+import { focusSearch, startSearch } from "./search.js";
 import { on, state } from "./state.js";
+import { loadView, showTab, startViews, viewsVisible } from "./views.js";
 
-const reloadInbox = coalesce(() => loadInbox(), 200);
+const reloadInboxNow = coalesce(() => loadInbox(), 200);
+const reloadView = coalesce(() => loadView(), 300);
+// Whatever changes the inbox may change the view on screen too.
+const reloadInbox = () => {
+  reloadInboxNow();
+  if (viewsVisible()) reloadView();
+};
 const openFromAlert = (id) => openConversation(id, { focus: true });
 async function loadOffersAndNotice() {
   await loadOffers();
@@ -219,7 +227,9 @@ function onKey(event) {
   const actions = {
     j: () => step(1),
     k: () => step(-1),
+    "/": () => focusSearch(),
     i: () => {
+      showTab("inbox");
       const first = document.querySelector(".inbox-item.current, .inbox-item");
       if (first) first.focus();
     },
@@ -285,6 +295,8 @@ async function start() {
 
   // The channels are the server's configuration: loaded once, with the team.
   await Promise.all([loadTeam(), loadChannels()]);
+  startViews();
+  startSearch();
   await Promise.all([loadInbox(), loadOffersAndNotice(), loadNotifications()]);
   connectLive({ onEvent, onState: setLiveState });
   openFromHash();
