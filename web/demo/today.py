@@ -183,7 +183,9 @@ async def midday(story: Story) -> None:
         leo.conversation_id,
         "Hi Leo, it is back next Tuesday. Shall I reserve one for you?",
     )
-    await story.resolve(story.ago(minutes=50), leo.conversation_id)
+    # Waiting on Leo's answer: Luis's work in the Support queue, which Anna sees under "My
+    # queues".
+    await story.status(story.ago(minutes=50), leo.conversation_id, ConversationStatus.PENDING)
 
 
 async def now(story: Story) -> None:
