@@ -216,7 +216,7 @@ class WebFormChannel(Channel):
 
     facts: ClassVar[ChannelFacts] = ChannelFacts(
         name=CHANNEL,
-        label="Web form",
+        label=N_("Web form"),  # translated where shown (the console)
         icon="webform",
         identity_kind=None,
         answered_by="email",

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
 
+from core.i18n import N_, translator
 from core.models import Role
 from web.api import PUBLIC, ApiRoutes, Call, NoBody, identify
 from web.error_pages import visitor_locale
@@ -98,7 +100,11 @@ async def monitor_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     if actor is None or actor.operator_id is None:
         raise _to_login("/monitor/")
     if actor.role not in MONITOR_ROLES:
-        return _html(FORBIDDEN_PAGE, status=403)
+        return _forbidden_page(
+            call.request,
+            N_("Supervisors only"),
+            N_("The monitor is for supervisors and admins. Your role cannot open it."),
+        )
     return await _page("monitor/index.html")
 
 
@@ -117,7 +123,11 @@ async def admin_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     if actor is None or actor.operator_id is None:
         raise _to_login("/admin/")
     if actor.role not in ADMIN_ROLES:
-        return _html(ADMIN_FORBIDDEN_PAGE, status=403)
+        return _forbidden_page(
+            call.request,
+            N_("Admins only"),
+            N_("Administration is for admins and supervisors. Your role cannot open it."),
+        )
     return await _page("admin/index.html")
 
 
@@ -210,29 +220,23 @@ def _html(text: str, status: int = 200) -> web.Response:
     )
 
 
-FORBIDDEN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Supervisors only · omnicrm</title>
-<link rel="icon" href="/static/common/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/static/common/base.css"></head>
-<body class="plain-page"><main class="narrow">
-<h1>Supervisors only</h1>
-<p>The monitor is for supervisors and admins. Your role cannot open it.</p>
-<p><a href="/console/">Back to the console</a></p>
-</main></body></html>
-"""
-
-
-ADMIN_FORBIDDEN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Admins only · omnicrm</title>
-<link rel="icon" href="/static/common/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/static/common/base.css"></head>
-<body class="plain-page"><main class="narrow">
-<h1>Admins only</h1>
-<p>Administration is for admins and supervisors. Your role cannot open it.</p>
-<p><a href="/console/">Back to the console</a></p>
-</main></body></html>
-"""
+def _forbidden_page(request: web.Request, title: str, explanation: str) -> web.Response:
+    """The 403 page of a page the operator's role cannot open, in the browser's language."""
+    tr = translator(visitor_locale(request))
+    heading = escape(tr.gettext(title))
+    back = escape(tr.gettext("Back to the console"))
+    text = (
+        f'<!doctype html>\n<html lang="{escape(tr.locale)}"><head><meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{heading} · omnicrm</title>\n"
+        '<link rel="icon" href="/static/common/favicon.svg" type="image/svg+xml">\n'
+        '<link rel="stylesheet" href="/static/common/base.css"></head>\n'
+        '<body class="plain-page"><main class="narrow">\n'
+        f"<h1>{heading}</h1>\n"
+        f"<p>{escape(tr.gettext(explanation))}</p>\n"
+        f'<p><a href="/console/">{back}</a></p>\n'
+        "</main></body></html>\n"
+    )
+    response = _html(text, status=403)
+    response.headers["Vary"] = "Accept-Language"
+    return response

@@ -24,6 +24,7 @@ from channels.email.settings import SECRET_FIELDS, EmailSettings
 from channels.email.smtp import EmailSender
 from core.channel_accounts import AccountView
 from core.channels import EMAIL, Capability, ChannelFacts
+from core.i18n import N_
 from core.models import IdentityKind, QuarantinedMessage
 from core.outbox import Sender
 
@@ -36,7 +37,7 @@ class EmailChannel(Channel):
 
     facts: ClassVar[ChannelFacts] = ChannelFacts(
         name="email",
-        label="Email",
+        label=N_("Email"),  # translated where shown (the console)
         icon="email",
         identity_kind=IdentityKind.EMAIL,
         capacity_kind=EMAIL,

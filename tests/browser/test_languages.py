@@ -1,6 +1,7 @@
 """Languages in a real browser (Debian's Chromium): an operator whose preferences say Russian
-gets the console's preferences and dates, and the monitor, in Russian; a German visitor
-posting a web form with a mistake gets the form back in German, with what they typed."""
+gets the console (its preferences and dates, the inbox, a conversation's actions, status and
+composer), the monitor and the admin pages in Russian; a German visitor posting a web form
+with a mistake gets the form back in German, with what they typed."""
 
 from __future__ import annotations
 
@@ -77,6 +78,51 @@ async def test_the_console_and_monitor_in_russian_and_a_form_error_in_german(
     await expect(waiting.get_by_role("button", name=re.compile("^Назначить"))).to_be_visible()
     await assert_controls_labelled(page)
     await page.screenshot(path=artifacts / "monitor-ru.png", full_page=True)
+
+    # The console itself: the inbox, a conversation's actions, its status and the composer.
+    listed = await (await tom.get("/api/v1/conversations?limit=1")).json()
+    conversation_id = listed["items"][0]["id"]
+    await page.goto(f"/console/#c={conversation_id}")
+    await page.locator("body[data-ready=true]").wait_for()
+    await expect(page.get_by_role("tab", name="Входящие")).to_be_visible()
+    await expect(page.get_by_role("tab", name="Представления")).to_be_visible()
+    sections = page.locator("#inbox-sections h2")
+    await expect(sections.nth(0)).to_contain_text("Назначенные мне")
+    await expect(sections.nth(2)).to_contain_text("Не назначенные в моих очередях")  # noqa: RUF001 (Russian)
+    header = page.locator(".conversation-header")
+    await expect(header.locator(".pill[data-status=open]")).to_have_text("открыт")
+    await expect(header.locator(".assignee")).to_have_text("не назначен")
+    await expect(header.locator(".meta")).to_contain_text("Веб-форма")  # noqa: RUF001 (Russian)
+    actions = page.get_by_role("group", name="Действия с разговором")  # noqa: RUF001 (Russian)
+    await expect(actions.get_by_role("button", name="Взять")).to_be_visible()
+    await expect(actions.get_by_role("button", name="Решить")).to_be_visible()
+    await expect(actions.locator("summary", has_text="Передать…")).to_be_visible()
+    composer = page.get_by_role("form", name="Ответ или заметка")
+    await expect(composer.get_by_role("button", name="Отправить ответ")).to_be_visible()
+    await expect(composer.get_by_label("Внутренняя заметка")).to_be_visible()
+    textarea = composer.get_by_role("textbox", name="Ответ клиенту")
+    await expect(textarea).to_have_attribute("placeholder", re.compile("^Напишите ответ"))
+    await composer.get_by_label("Внутренняя заметка").check()
+    await expect(composer.get_by_role("button", name="Добавить заметку")).to_be_visible()
+    await assert_controls_labelled(page)
+    await page.screenshot(path=artifacts / "console-conversation-ru.png")
+    await actions.get_by_role("button", name="Решить").click()
+    await expect(page.locator(".toast", has_text="Разговор решён")).to_be_visible()
+    await expect(header.locator(".pill[data-status=resolved]")).to_have_text("решён")
+    await expect(actions.get_by_role("button", name="Открыть снова")).to_be_visible()
+
+    # The admin pages: navigation and the section heading in Russian.
+    await page.goto("/admin/#queues")
+    await page.locator("body[data-ready=true]").wait_for()
+    await expect(page.locator("main h1")).to_have_text("Очереди")
+    await expect(page.get_by_role("link", name="Операторы")).to_be_visible()
+    await assert_controls_labelled(page)
+
+    # A page the role cannot open says so in the browser's language.
+    anna = await make_user("operator", email="anna@example.com", name="Anna Novak")
+    response = await anna.get("/admin/", headers={"Accept-Language": "ru"})
+    assert response.status == 403
+    assert "Только для администраторов" in await response.text()
 
     # A German visitor's browser posts the form with an address the server cannot use.
     german = await browser.new_context(base_url=browsing.base_url, viewport=LAPTOP, locale="de-DE")

@@ -30,8 +30,8 @@ export async function render(main, context) {
     field({ name: "action", label: t("Action"), hint: null, attrs: { placeholder: "operator.update" } }),
     field({ name: "entity_type", label: t("Record type"), attrs: { placeholder: "queue" } }),
     field({ name: "entity_id", label: t("Record id") }),
-    field({ name: "since", label: t("From"), kind: "date" }),
-    field({ name: "until", label: t("To"), kind: "date" }),
+    field({ name: "since", label: t("Since"), kind: "date" }),
+    field({ name: "until", label: t("Until"), kind: "date" }),
     h("button", { type: "submit", class: "primary" }, t("Filter")),
   );
 

@@ -79,7 +79,7 @@ export async function render(main, context) {
     get("/api/v1/queues"),
   ]);
   const queueNames = new Map(queues.map((q) => [q.id, q.name]));
-  const labels = new Map(channels.map((c) => [c.channel, c.label]));
+  const labels = new Map(channels.map((c) => [c.channel, t(c.label)]));
   const channelOf = (account) => channels.find((c) => c.channel === account.channel);
   const slot = h("div");
   const close = () => fill(slot);
@@ -89,8 +89,8 @@ export async function render(main, context) {
     const isNew = !account;
     return editor({
       title: isNew
-        ? t("Add a {channel} account", { channel: channel.label })
-        : t("Edit {name}", { name: `${channel.label} ${account.name}` }),
+        ? t("Add a {channel} account", { channel: t(channel.label) })
+        : t("Edit {name}", { name: `${t(channel.label)} ${account.name}` }),
       fields: [
         isNew ? field({ name: "name", label: t("Name"), hint: t("Unique within the channel"), required: true }) : null,
         field({
@@ -123,7 +123,7 @@ export async function render(main, context) {
     const picker = h(
       "select",
       { "aria-label": t("Channel") },
-      channels.map((c) => h("option", { value: c.channel }, c.label)),
+      channels.map((c) => h("option", { value: c.channel }, t(c.label))),
     );
     const show = () => {
       const channel = channels.find((c) => c.channel === picker.value);

@@ -4,7 +4,7 @@
 
 import { get, logout } from "../common/api.js";
 import { byId, fill, h, toast } from "../common/dom.js";
-import { t, useLocale } from "../common/i18n.js";
+import { t, translatePage, useLocale } from "../common/i18n.js";
 import * as audit from "./audit.js";
 import * as canned from "./canned.js";
 import * as channelAccounts from "./channel_accounts.js";
@@ -72,6 +72,7 @@ async function show() {
 async function start() {
   const [me, prefs] = await Promise.all([get("/api/v1/auth/me"), get("/api/v1/auth/me/preferences")]);
   await useLocale(prefs.locale, prefs.time_zone);
+  translatePage();
   context.me = me;
   context.isAdmin = me.role === "admin";
   byId("me-name").textContent = me.name;

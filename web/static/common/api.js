@@ -1,11 +1,12 @@
 // The JSON API, with the session cookie and the CSRF header the server asks for on changes.
 
 import { learnServerClock } from "./clock.js";
+import { t } from "./i18n.js";
 
 export class ApiError extends Error {
   constructor(status, body) {
     const error = body && body.error ? body.error : {};
-    super(error.message || `request failed (${status})`);
+    super(error.message || t("request failed ({status})", { status }));
     this.status = status;
     this.code = error.code || "http_error";
     this.fields = error.fields || {};

@@ -4,6 +4,7 @@
 // monitor name no channel of their own. A channel the server does not run (old data, a
 // channel removed since) shows its name and the generic icon, and is never offered.
 import { get } from "./api.js";
+import { t } from "./i18n.js";
 
 let channels = new Map();
 
@@ -18,7 +19,7 @@ export async function loadChannels() {
 export function conversationChannels() {
   return [...channels.values()]
     .filter((channel) => channel.carries_conversations)
-    .sort((a, b) => a.label.localeCompare(b.label));
+    .sort((a, b) => channelLabel(a.name).localeCompare(channelLabel(b.name)));
 }
 
 /** What the server says of a channel, or null for one it does not run. */
@@ -26,9 +27,10 @@ export function channelInfo(name) {
   return channels.get(name) || null;
 }
 
+/** A channel's label in the operator's language (the server's labels are message ids). */
 export function channelLabel(name) {
   const channel = channels.get(name);
-  return channel ? channel.label : name;
+  return channel ? t(channel.label) : name;
 }
 
 /** The icon a channel asks for; "channel" (the generic one) for an unknown channel. */

@@ -1,6 +1,7 @@
 // Charts as inline SVG drawn from the data: stacked bars and a line. Each chart carries a
 // text description and <title> tooltips, and the pages show the same figures in tables.
 import { s } from "./dom.js";
+import { t, tn } from "./i18n.js";
 
 export const PALETTE = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#64748b"];
 
@@ -61,7 +62,10 @@ function axes(svg, xLabels, yMax, yFormat) {
 export function stackedBars({ label, xLabels, series }) {
   const totals = xLabels.map((_, i) => series.reduce((sum, one) => sum + (one.values[i] || 0), 0));
   const all = totals.reduce((a, b) => a + b, 0);
-  const svg = frame(label, `${all} in total; ${series.map((one) => one.name).join(", ")}`);
+  const svg = frame(
+    label,
+    t("{total} in total; {series}", { total: all, series: series.map((one) => one.name).join(", ") }),
+  );
   const yMax = niceMax(Math.max(0, ...totals));
   const step = axes(svg, xLabels, yMax, (v) => String(Math.round(v)));
   const plotHeight = HEIGHT - PAD.top - PAD.bottom;
@@ -99,8 +103,10 @@ export function stackedBars({ label, xLabels, series }) {
 export function lineChart({ label, xLabels, points, yMax = 100, yFormat = (v) => `${v}%` }) {
   const known = points.filter((p) => p.y !== null && p.y !== undefined);
   const description = known.length
-    ? `${known.length} points, last ${yFormat(known[known.length - 1].y)}`
-    : "no data yet";
+    ? tn("{n} point, last {last}", "{n} points, last {last}", known.length, {
+        last: yFormat(known[known.length - 1].y),
+      })
+    : t("no data yet");
   const svg = frame(label, description);
   const step = axes(svg, xLabels, yMax, yFormat);
   const plotHeight = HEIGHT - PAD.top - PAD.bottom;

@@ -13,7 +13,7 @@ import { channelIcon, icon } from "../common/icons.js";
 import { renderCustomer } from "./customer.js";
 import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
-import { isSupervisor, operatorName, queueName, signal, state } from "./state.js";
+import { isSupervisor, operatorName, presenceLabel, queueName, signal, state, statusLabel } from "./state.js";
 import { t } from "../common/i18n.js";
 
 const TIMELINE_PAGE = 50;
@@ -60,7 +60,7 @@ export async function refreshConversation() {
     if (state.conversationId !== id) return;
     fill(
       view.header,
-      h("p", { class: "error-text", role: "alert" }, `Cannot open conversation ${id}: ${error.message}`),
+      h("p", { class: "error-text", role: "alert" }, t("Cannot open conversation {id}: {reason}", { id, reason: error.message })),
     );
     return;
   }
@@ -153,16 +153,16 @@ async function loadRouting(conversationId) {
 
 function buildView(id) {
   const header = h("header", { class: "conversation-header" });
-  const actions = h("div", { class: "actions", role: "group", "aria-label": "Conversation actions" });
-  const list = h("ol", { class: "timeline", "aria-label": "Timeline of the customer, oldest first" });
+  const actions = h("div", { class: "actions", role: "group", "aria-label": t("Conversation actions") });
+  const list = h("ol", { class: "timeline", "aria-label": t("Timeline of the customer, oldest first") });
   const older = h(
     "button",
     { type: "button", class: "load-older", hidden: true, onclick: () => loadOlder() },
-    "Load older history",
+    t("Load older history"),
   );
   const timelineBox = h(
     "section",
-    { class: "timeline-box", "aria-label": "Timeline", tabindex: "-1" },
+    { class: "timeline-box", "aria-label": t("Timeline"), tabindex: "-1" },
     older,
     list,
   );
@@ -173,7 +173,7 @@ function buildView(id) {
     h(
       "button",
       { type: "button", class: "back-to-inbox", onclick: () => closeConversation() },
-      "← Inbox",
+      `← ${t("Inbox")}`,
     ),
     header,
     actions,
@@ -186,7 +186,7 @@ function buildView(id) {
 function renderHeader() {
   const c = state.conversation;
   const contact = state.contact;
-  const name = contact.display_name || `Contact ${contact.id}`;
+  const name = contact.display_name || t("Contact {id}", { id: contact.id });
   fill(
     view.header,
     h("h1", { id: "conversation-title" }, channelIcon(c.channel), " ", name),
@@ -194,13 +194,13 @@ function renderHeader() {
     h(
       "p",
       { class: "meta" },
-      h("span", { class: `pill status-${c.status}`, dataset: { status: c.status } }, c.status),
+      h("span", { class: `pill status-${c.status}`, dataset: { status: c.status } }, statusLabel(c.status)),
       " ",
       h("span", {}, `#${c.id} · ${channelLabel(c.channel)} · ${queueName(c.queue_id)} · `),
-      h("span", { class: "assignee" }, c.assignee_id ? `assigned to ${operatorName(c.assignee_id)}` : "unassigned"),
-      c.snoozed_until ? h("span", {}, ` · snoozed until ${formatTime(c.snoozed_until)}`) : null,
+      h("span", { class: "assignee" }, c.assignee_id ? t("assigned to {name}", { name: operatorName(c.assignee_id) }) : t("unassigned")),
+      c.snoozed_until ? h("span", {}, ` · ${t("snoozed until {time}", { time: formatTime(c.snoozed_until) })}`) : null,
       c.sla_due_at && !c.first_response_at
-        ? h("span", { class: "sla" }, ` · first response due ${formatTime(c.sla_due_at)}`)
+        ? h("span", { class: "sla" }, ` · ${t("first response due {time}", { time: formatTime(c.sla_due_at) })}`)
         : null,
       " ",
       h(
@@ -211,7 +211,7 @@ function renderHeader() {
           "aria-controls": "customer",
           onclick: () => toggleCustomer(),
         },
-        "Customer",
+        t("Customer"),
       ),
     ),
   );
@@ -232,18 +232,18 @@ function renderActions() {
   const mine = c.assignee_id === state.me.id;
   const buttons = [];
   if (!mine && (c.assignee_id === null || isSupervisor())) {
-    buttons.push(button("Take", "take", () => assignTo(state.me.id), "Assign this conversation to me"));
+    buttons.push(button(t("Take"), "take", () => assignTo(state.me.id), t("Assign this conversation to me")));
   }
   if (c.status !== "resolved") {
-    buttons.push(button("Resolve", "resolve", () => setStatus("resolved"), "Resolve (e)"));
+    buttons.push(button(t("Resolve"), "resolve", () => setStatus("resolved"), t("Resolve (e)")));
   } else {
-    buttons.push(button("Reopen", "reopen", () => setStatus("open"), "Reopen"));
+    buttons.push(button(t("Reopen"), "reopen", () => setStatus("open"), t("Reopen")));
   }
   if (c.status !== "pending") {
-    buttons.push(button("Pending", "pending", () => setStatus("pending"), "Waiting on the customer (p)"));
+    buttons.push(button(t("Pending"), "pending", () => setStatus("pending"), t("Waiting on the customer (p)")));
   }
   if (c.status !== "open" && c.status !== "resolved") {
-    buttons.push(button("Open", "open", () => setStatus("open"), "Back to open"));
+    buttons.push(button(t("Open"), "open", () => setStatus("open"), t("Back to open")));
   }
   fill(view.actions, buttons, snoozeControl(), transferControl());
 }
@@ -269,16 +269,16 @@ function snoozeControl() {
       onsubmit: (event) => {
         event.preventDefault();
         const until = new Date(input.value);
-        if (Number.isNaN(until.getTime())) return toast("Pick a date and time", "error");
+        if (Number.isNaN(until.getTime())) return toast(t("Pick a date and time"), "error");
         setStatus("snoozed", until.toISOString());
         details.open = false;
       },
     },
-    h("label", { for: "snooze-until" }, "Snooze until"),
+    h("label", { for: "snooze-until" }, t("Snooze until")),
     input,
-    h("button", { type: "submit" }, "Snooze"),
+    h("button", { type: "submit" }, t("Snooze")),
   );
-  const details = h("details", { class: "popover snooze" }, h("summary", {}, "Snooze…"), form);
+  const details = h("details", { class: "popover snooze" }, h("summary", {}, t("Snooze…")), form);
   return details;
 }
 
@@ -286,18 +286,18 @@ function transferControl() {
   const select = h(
     "select",
     { id: "transfer-target", name: "transfer-target", required: true },
-    h("option", { value: "" }, "Choose…"),
+    h("option", { value: "" }, t("Choose…")),
     h(
       "optgroup",
-      { label: "Queues" },
+      { label: t("Queues") },
       [...state.queues.values()].map((q) => h("option", { value: `queue:${q.id}` }, q.name)),
     ),
     h(
       "optgroup",
-      { label: "Operators" },
+      { label: t("Operators") },
       [...state.operators.values()]
         .filter((o) => o.active && o.id !== state.me.id)
-        .map((o) => h("option", { value: `operator:${o.id}` }, `${o.name} (${o.presence})`)),
+        .map((o) => h("option", { value: `operator:${o.id}` }, `${o.name} (${presenceLabel(o.presence)})`)),
     ),
   );
   const note = h("input", {
@@ -305,7 +305,7 @@ function transferControl() {
     id: "transfer-note",
     name: "transfer-note",
     maxlength: 2000,
-    placeholder: "What the next person should know",
+    placeholder: t("What the next person should know"),
   });
   const form = h(
     "form",
@@ -313,21 +313,21 @@ function transferControl() {
       class: "inline-form",
       onsubmit: async (event) => {
         event.preventDefault();
-        if (!select.value) return toast("Choose a queue or an operator", "error");
+        if (!select.value) return toast(t("Choose a queue or an operator"), "error");
         const [kind, target] = select.value.split(":");
         const body = kind === "queue" ? { queue_id: Number(target) } : { operator_id: Number(target) };
         if (note.value.trim()) body.note = note.value.trim();
-        await act(() => post(`/api/v1/conversations/${state.conversationId}/transfer`, body), "Transferred");
+        await act(() => post(`/api/v1/conversations/${state.conversationId}/transfer`, body), t("Transferred"));
         details.open = false;
       },
     },
-    h("label", { for: "transfer-target" }, "Transfer to"),
+    h("label", { for: "transfer-target" }, t("Transfer to")),
     select,
-    h("label", { for: "transfer-note" }, "Note"),
+    h("label", { for: "transfer-note" }, t("Note")),
     note,
-    h("button", { type: "submit" }, "Transfer"),
+    h("button", { type: "submit" }, t("Transfer")),
   );
-  const details = h("details", { class: "popover transfer" }, h("summary", {}, "Transfer…"), form);
+  const details = h("details", { class: "popover transfer" }, h("summary", {}, t("Transfer…")), form);
   return details;
 }
 
@@ -355,14 +355,19 @@ export function setStatus(status, snoozedUntil) {
   if (!state.conversationId) return Promise.resolve();
   const body = { status };
   if (snoozedUntil) body.snoozed_until = snoozedUntil;
-  const words = { resolved: "Resolved", pending: "Set to pending", snoozed: "Snoozed", open: "Reopened" };
+  const words = {
+    resolved: t("Conversation resolved"),
+    pending: t("Set to pending"),
+    snoozed: t("Conversation snoozed"),
+    open: t("Reopened"),
+  };
   return act(() => post(`/api/v1/conversations/${state.conversationId}/status`, body), words[status]);
 }
 
 function assignTo(operatorId) {
   return act(
     () => post(`/api/v1/conversations/${state.conversationId}/assign`, { assignee_id: operatorId }),
-    "Assigned to you",
+    t("Assigned to you"),
   );
 }
 
@@ -374,7 +379,7 @@ function timelineEntries() {
     entries.push({ at: decision.created_at, kind: "routing", item: decision });
   }
   const c = state.conversation;
-  if (c && c.resolved_at) entries.push({ at: c.resolved_at, kind: "status", item: { text: "Resolved" } });
+  if (c && c.resolved_at) entries.push({ at: c.resolved_at, kind: "status", item: { text: t("Conversation resolved") } });
   entries.sort((a, b) => new Date(a.at) - new Date(b.at));
   return entries;
 }
@@ -469,7 +474,7 @@ function renderSystem(text, at) {
     h(
       "div",
       { class: "item-head" },
-      icon("event", "System event"),
+      icon("event", t("System event")),
       h("strong", {}, text),
       h("time", { datetime: at }, formatTime(at)),
     ),
@@ -480,7 +485,7 @@ function authorOf(item) {
   if (item.kind === "note" || item.direction === "out" || item.operator_id) {
     return item.operator_id ? operatorName(item.operator_id) : "omnicrm";
   }
-  return state.contact ? state.contact.display_name || "Customer" : "Customer";
+  return state.contact ? state.contact.display_name || t("Customer") : t("Customer");
 }
 
 function renderInteraction(item, frames) {
@@ -498,17 +503,17 @@ function renderInteraction(item, frames) {
       "div",
       { class: "item-head" },
       isNote
-        ? icon("note", "Internal note")
+        ? icon("note", t("Internal note"))
         : isEvent
-          ? icon("event", "System event")
+          ? icon("event", t("System event"))
           : item.kind === "call"
-            ? icon("voice", `Call · ${channelLabel(item.channel)}`)
+            ? icon("voice", t("Call · {channel}", { channel: channelLabel(item.channel) }))
             : channelIcon(item.channel),
       h("strong", {}, authorOf(item)),
       h(
         "span",
         { class: "muted" },
-        isNote ? "internal note" : channelLabel(item.channel),
+        isNote ? t("internal note") : channelLabel(item.channel),
       ),
       item.direction === "out" && !isNote ? deliveryBadge(item, () => refreshConversation()) : null,
       h("time", { datetime: item.occurred_at }, formatTime(item.occurred_at)),
@@ -523,7 +528,7 @@ function renderInteraction(item, frames) {
                 signal("open", { id: item.conversation_id });
               },
             },
-            `conversation #${item.conversation_id}`,
+            t("conversation #{id}", { id: item.conversation_id }),
           )
         : null,
     ),
@@ -545,7 +550,7 @@ function renderBody(item, frames) {
       sandbox: "",
       referrerpolicy: "no-referrer",
       loading: "lazy",
-      title: `Email: ${item.subject || "message"}`,
+      title: t("Email: {subject}", { subject: item.subject || t("message") }),
       src: `/api/v1/interactions/${item.id}/html`,
       dataset: { interactionId: key },
     });
@@ -553,32 +558,32 @@ function renderBody(item, frames) {
     "div",
     { class: "email" },
     frame,
-    h("details", { class: "plain-text" }, h("summary", {}, "Plain text"), text),
+    h("details", { class: "plain-text" }, h("summary", {}, t("Plain text")), text),
   );
 }
 
 function formatSize(bytes) {
   if (bytes === undefined || bytes === null) return "";
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  if (bytes < 1024) return t("{n} B", { n: bytes });
+  if (bytes < 1024 * 1024) return t("{n} KB", { n: (bytes / 1024).toFixed(0) });
+  return t("{n} MB", { n: (bytes / 1024 / 1024).toFixed(1) });
 }
 
 function renderAttachments(item) {
   if (!item.attachments || !item.attachments.length) return null;
   return h(
     "ul",
-    { class: "attachments", "aria-label": "Attachments" },
+    { class: "attachments", "aria-label": t("Attachments") },
     item.attachments.map((entry, index) => {
-      const name = entry.filename || `attachment ${index + 1}`;
+      const name = entry.filename || t("attachment {n}", { n: index + 1 });
       const size = formatSize(entry.size);
       if (!entry.key) {
         // Media a provider holds is fetched after the message is stored (Twilio's).
         const why = entry.pending
-          ? "fetching…"
+          ? t("fetching…")
           : entry.error && !entry.too_large
-            ? `could not be fetched: ${entry.error}`
-            : "too large, not kept";
+            ? t("could not be fetched: {reason}", { reason: entry.error })
+            : t("too large, not kept");
         return h("li", { class: "muted" }, `${name} ${size} (${why})`);
       }
       return h(
@@ -602,38 +607,38 @@ function buildComposer(id) {
     id: "composer-text",
     name: "text",
     rows: 4,
-    "aria-label": "Reply to the customer",
-    placeholder: "Write a reply… (Ctrl+Enter sends)",
+    "aria-label": t("Reply to the customer"),
+    placeholder: t("Write a reply… (Ctrl+Enter sends)"),
   });
   const channel = h("select", { id: "reply-channel", name: "channel" });
-  const canned = h("select", { id: "canned", name: "canned" }, h("option", { value: "" }, "Canned response…"));
-  const send = h("button", { type: "submit", class: "primary send" }, "Send reply");
-  const mentionList = h("ul", { class: "mention-list", role: "listbox", id: "mention-list", hidden: true, "aria-label": "Mention a colleague" });
+  const canned = h("select", { id: "canned", name: "canned" }, h("option", { value: "" }, t("Canned response…")));
+  const send = h("button", { type: "submit", class: "primary send" }, t("Send reply"));
+  const mentionList = h("ul", { class: "mention-list", role: "listbox", id: "mention-list", hidden: true, "aria-label": t("Mention a colleague") });
   const modeReply = h("input", { type: "radio", name: "mode", value: "reply", id: "mode-reply", checked: true });
   const modeNote = h("input", { type: "radio", name: "mode", value: "note", id: "mode-note" });
-  const channelField = h("span", { class: "field channel-field" }, h("label", { for: "reply-channel" }, "Send via"), channel);
+  const channelField = h("span", { class: "field channel-field" }, h("label", { for: "reply-channel" }, t("Send via")), channel);
   // What the chosen channel allows now (reply window, templates): delivery.js fills it.
   const rules = h("div", { class: "reply-rules", id: "reply-rules", hidden: true, "aria-live": "polite" });
   channel.addEventListener("change", () => renderReplyRules(rules, channel.value));
   const form = h(
     "form",
-    { class: "composer", "aria-label": "Reply or note", dataset: { mode: "reply" } },
+    { class: "composer", "aria-label": t("Reply or note"), dataset: { mode: "reply" } },
     h(
       "div",
       { class: "composer-bar" },
       h(
         "fieldset",
         { class: "mode" },
-        h("legend", { class: "visually-hidden" }, "Write"),
-        h("label", { for: "mode-reply" }, modeReply, " Reply"),
-        h("label", { for: "mode-note" }, modeNote, " Internal note"),
+        h("legend", { class: "visually-hidden" }, t("Write")),
+        h("label", { for: "mode-reply" }, modeReply, " ", t("Reply")),
+        h("label", { for: "mode-note" }, modeNote, " ", t("Internal note")),
       ),
       channelField,
-      h("span", { class: "field" }, h("label", { for: "canned", class: "visually-hidden" }, "Insert a canned response"), canned),
+      h("span", { class: "field" }, h("label", { for: "canned", class: "visually-hidden" }, t("Insert a canned response")), canned),
     ),
     rules,
     h("div", { class: "composer-input" }, textarea, mentionList),
-    h("div", { class: "composer-send" }, h("span", { class: "muted hint" }, "Ctrl+Enter sends"), send),
+    h("div", { class: "composer-send" }, h("span", { class: "muted hint" }, t("Ctrl+Enter sends")), send),
   );
   const composer = { form, textarea, channel, canned, send, mentionList, modeReply, modeNote, rules };
   const setMode = () => {
@@ -641,11 +646,11 @@ function buildComposer(id) {
     form.dataset.mode = note ? "note" : "reply";
     channelField.hidden = note;
     rules.hidden = note || rules.childElementCount === 0;
-    send.textContent = note ? "Add note" : "Send reply";
-    textarea.setAttribute("aria-label", note ? "Internal note (type @ to mention)" : "Reply to the customer");
+    send.textContent = note ? t("Add note") : t("Send reply");
+    textarea.setAttribute("aria-label", note ? t("Internal note (type @ to mention)") : t("Reply to the customer"));
     textarea.placeholder = note
-      ? "Internal note, never sent to the customer; @name mentions a colleague"
-      : "Write a reply… (Ctrl+Enter sends)";
+      ? t("Internal note, never sent to the customer; @name mentions a colleague")
+      : t("Write a reply… (Ctrl+Enter sends)");
   };
   modeReply.addEventListener("change", setMode);
   modeNote.addEventListener("change", setMode);
@@ -703,10 +708,10 @@ function lastInboundOn(channel) {
 
 function choiceLabel(name, preferred) {
   const parts = [channelLabel(name)];
-  if (name === preferred) parts.push("(default)");
+  if (name === preferred) parts.push(t("(default)"));
   const info = channelInfo(name);
   const left = replyWindowLeft(name, lastInboundOn(name), serverNow());
-  if (info && info.reply_window_seconds !== null && left === 0) parts.push("(reply window closed)");
+  if (info && info.reply_window_seconds !== null && left === 0) parts.push(t("(reply window closed)"));
   return parts.join(" ");
 }
 
@@ -714,7 +719,7 @@ function renderChannels() {
   const { choices, preferred } = replyChoices(state.conversation, state.contact);
   const selected = view.channel.value;
   if (!choices.length) {
-    fill(view.channel, h("option", { value: "" }, "No channel reaches this contact"));
+    fill(view.channel, h("option", { value: "" }, t("No channel reaches this contact")));
     view.channel.disabled = true;
     return;
   }
@@ -731,7 +736,7 @@ async function submit(composer, id) {
   const text = composer.textarea.value.trim();
   const template = composer.modeNote.checked ? null : chosenTemplate(composer.rules);
   if (!text && !template) {
-    toast("Write something first", "error");
+    toast(t("Write something first"), "error");
     composer.textarea.focus();
     return;
   }
@@ -742,18 +747,18 @@ async function submit(composer, id) {
       const added = await post(`/api/v1/conversations/${id}/notes`, { text });
       const mentions = (added.meta && added.meta.mentions) || [];
       const told = mentions.filter((m) => m.notified).map((m) => `@${m.handle}`);
-      toast(told.length ? `Note added; ${told.join(", ")} notified` : "Note added");
+      toast(told.length ? t("Note added; {names} notified", { names: told.join(", ") }) : t("Note added"));
       for (const mention of mentions.filter((m) => !m.notified && m.reason)) {
-        toast(`@${mention.handle} was not notified: ${mention.reason}`, "error");
+        toast(t("@{handle} was not notified: {reason}", { handle: mention.handle, reason: mention.reason }), "error");
       }
     } else {
       if (!composer.channel.value) {
-        toast("No channel this server runs can reach this contact: add an address first", "error");
+        toast(t("No channel this server runs can reach this contact: add an address first"), "error");
         return;
       }
       const body = template ? { ...template, channel: composer.channel.value } : { text, channel: composer.channel.value };
       const result = await post(`/api/v1/conversations/${id}/reply`, body);
-      toast(`Reply queued for ${channelLabel(result.outbox.channel)} to ${result.outbox.recipient}`);
+      toast(t("Reply queued for {channel} to {recipient}", { channel: channelLabel(result.outbox.channel), recipient: result.outbox.recipient }));
     }
     composer.textarea.value = "";
   } catch (error) {
@@ -773,7 +778,7 @@ async function loadCanned(composer) {
   }
   fill(
     composer.canned,
-    h("option", { value: "" }, state.canned.length ? "Canned response…" : "No canned responses"),
+    h("option", { value: "" }, state.canned.length ? t("Canned response…") : t("No canned responses")),
     state.canned.map((item) =>
       h("option", { value: item.id }, item.shortcut ? `${item.title} (/${item.shortcut})` : item.title),
     ),

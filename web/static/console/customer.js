@@ -3,16 +3,17 @@
 import { ApiError, get, patch, post, withQuery } from "../common/api.js";
 import { byId, fill, formatTime, h, toast } from "../common/dom.js";
 import { channelLabel } from "../common/channels.js";
+import { t } from "../common/i18n.js";
 import { channelIcon } from "../common/icons.js";
-import { isSupervisor, operatorName, signal, state } from "./state.js";
+import { isSupervisor, operatorName, signal, state, statusLabel } from "./state.js";
 
 const IDENTITY_LABELS = {
-  email: "Email",
-  phone: "Phone",
-  telegram: "Telegram",
-  whatsapp: "WhatsApp",
-  web: "Web visitor",
-  external: "External id",
+  email: () => t("Email"),
+  phone: () => t("Phone"),
+  telegram: () => "Telegram",
+  whatsapp: () => "WhatsApp",
+  web: () => t("Web visitor"),
+  external: () => t("External id"),
 };
 
 let extras = { contactId: null, leads: [], suggestions: [], conversations: [] };
@@ -82,10 +83,10 @@ function drawCard(aside, contact) {
       h(
         "div",
         { class: "card-head" },
-        h("h2", { id: "customer-name" }, contact.display_name || `Contact ${contact.id}`),
+        h("h2", { id: "customer-name" }, contact.display_name || t("Contact {id}", { id: contact.id })),
         h(
           "button",
-          { type: "button", class: "close-customer", "aria-label": "Close the customer card", onclick: () => signal("customer-close") },
+          { type: "button", class: "close-customer", "aria-label": t("Close the customer card"), onclick: () => signal("customer-close") },
           "×",
         ),
       ),
@@ -95,29 +96,32 @@ function drawCard(aside, contact) {
         contact.priority_tier && contact.priority_tier !== "standard"
           ? [h("span", { class: "pill tier" }, contact.priority_tier), " "]
           : null,
-        [contact.language ? `language ${contact.language}` : null, `customer since ${formatTime(contact.created_at)}`]
+        [
+          contact.language ? t("language {language}", { language: contact.language }) : null,
+          t("customer since {time}", { time: formatTime(contact.created_at) }),
+        ]
           .filter(Boolean)
           .join(" · "),
       ),
-      section("Identities", identities(contact)),
-      section("Owner", h("p", {}, contact.owner_id ? operatorName(contact.owner_id) : "no owner")),
-      section("Tags", tags(contact)),
-      section("Custom fields", customFields(contact)),
-      section("Leads", leads()),
-      section("Past conversations", pastConversations()),
-      extras.suggestions.length ? section("Possible duplicates", suggestions(contact)) : null,
-      h("details", { class: "edit-contact" }, h("summary", {}, "Edit customer"), editForm(contact)),
+      section("identities", t("Identities"), identities(contact)),
+      section("owner", t("Owner"), h("p", {}, contact.owner_id ? operatorName(contact.owner_id) : t("no owner"))),
+      section("tags", t("Tags"), tags(contact)),
+      section("custom-fields", t("Custom fields"), customFields(contact)),
+      section("leads", t("Leads"), leads()),
+      section("past-conversations", t("Past conversations"), pastConversations()),
+      extras.suggestions.length ? section("possible-duplicates", t("Possible duplicates"), suggestions(contact)) : null,
+      h("details", { class: "edit-contact" }, h("summary", {}, t("Edit customer")), editForm(contact)),
     ),
   );
 }
 
-function section(title, content) {
-  const id = `card-${title.toLowerCase().replace(/\W+/g, "-")}`;
+function section(key, title, content) {
+  const id = `card-${key}`;
   return h("section", { class: "card-section", "aria-labelledby": id }, h("h3", { id }, title), content);
 }
 
 function identities(contact) {
-  if (!contact.identities.length) return h("p", { class: "muted" }, "none");
+  if (!contact.identities.length) return h("p", { class: "muted" }, t("none"));
   return h(
     "ul",
     { class: "identities" },
@@ -125,7 +129,7 @@ function identities(contact) {
       h(
         "li",
         {},
-        h("span", { class: "muted" }, `${IDENTITY_LABELS[identity.kind] || identity.kind}: `),
+        h("span", { class: "muted" }, `${IDENTITY_LABELS[identity.kind] ? IDENTITY_LABELS[identity.kind]() : identity.kind}: `),
         identity.address,
       ),
     ),
@@ -133,13 +137,13 @@ function identities(contact) {
 }
 
 function tags(contact) {
-  if (!contact.tags.length) return h("p", { class: "muted" }, "none");
+  if (!contact.tags.length) return h("p", { class: "muted" }, t("none"));
   return h("ul", { class: "tags" }, contact.tags.map((tag) => h("li", { class: "pill" }, tag)));
 }
 
 function customFields(contact) {
   const entries = Object.entries(contact.custom_fields || {});
-  if (!entries.length) return h("p", { class: "muted" }, "none");
+  if (!entries.length) return h("p", { class: "muted" }, t("none"));
   return h(
     "dl",
     { class: "fields" },
@@ -151,7 +155,7 @@ function customFields(contact) {
 }
 
 function leads() {
-  if (!extras.leads.length) return h("p", { class: "muted" }, "none");
+  if (!extras.leads.length) return h("p", { class: "muted" }, t("none"));
   return h(
     "ul",
     { class: "leads" },
@@ -186,7 +190,7 @@ function pastConversations() {
     rows = [...seen.values()];
   }
   const others = rows.filter((c) => c.id !== state.conversationId);
-  if (!others.length) return h("p", { class: "muted" }, "none");
+  if (!others.length) return h("p", { class: "muted" }, t("none"));
   return h(
     "ul",
     { class: "past" },
@@ -206,7 +210,7 @@ function pastConversations() {
           channelIcon(c.channel),
           ` #${c.id} ${c.subject || channelLabel(c.channel)}`,
         ),
-        h("span", { class: "muted" }, ` · ${c.status ? `${c.status} · ` : ""}${formatTime(c.updated_at)}`),
+        h("span", { class: "muted" }, ` · ${c.status ? `${statusLabel(c.status)} · ` : ""}${formatTime(c.updated_at)}`),
       ),
     ),
   );
@@ -219,7 +223,7 @@ function suggestions(contact) {
     extras.suggestions.map((suggestion) => {
       const other = suggestion.contact;
       const otherId = other.id;
-      const name = other.display_name || `Contact ${otherId}`;
+      const name = other.display_name || t("Contact {id}", { id: otherId });
       const reasons = suggestion.because;
       return h(
         "li",
@@ -234,20 +238,20 @@ function suggestions(contact) {
                 class: "merge",
                 onclick: () => merge(contact, otherId, name),
               },
-              "Merge into this customer",
+              t("Merge into this customer"),
             )
-          : h("span", { class: "muted" }, " (a supervisor can merge)"),
+          : h("span", { class: "muted" }, ` ${t("(a supervisor can merge)")}`),
       );
     }),
   );
 }
 
 async function merge(contact, otherId, name) {
-  if (!window.confirm(`Merge ${name} into ${contact.display_name}? Their history moves here.`)) return;
+  if (!window.confirm(t("Merge {name} into {target}? Their history moves here.", { name, target: contact.display_name }))) return;
   try {
     state.contact = await post(`/api/v1/contacts/${contact.id}/merge`, { merge_id: otherId });
     extras.contactId = null;
-    toast(`${name} merged`);
+    toast(t("{name} merged", { name }));
     signal("conversation-changed");
   } catch (error) {
     toast(error.message, "error");
@@ -274,7 +278,7 @@ function editForm(contact) {
           display_name: name.value.trim(),
           tags: tagInput.value
             .split(",")
-            .map((t) => t.trim())
+            .map((tag) => tag.trim())
             .filter(Boolean),
         };
         if (fieldKey.value.trim()) {
@@ -283,7 +287,7 @@ function editForm(contact) {
         }
         try {
           state.contact = await patch(`/api/v1/contacts/${contact.id}`, body);
-          toast("Customer saved");
+          toast(t("Customer saved"));
           drawCard(byId("customer"), state.contact);
         } catch (error) {
           const fields = Object.values(error.fields || {}).join("; ");
@@ -291,12 +295,12 @@ function editForm(contact) {
         }
       },
     },
-    h("div", { class: "field" }, h("label", { for: "edit-name" }, "Name"), name),
-    h("div", { class: "field" }, h("label", { for: "edit-tags" }, "Tags"), tagInput),
-    h("small", { id: "edit-tags-help", class: "muted" }, "Separate tags with commas."),
-    h("div", { class: "field" }, h("label", { for: "edit-field-key" }, "Custom field"), fieldKey),
-    h("div", { class: "field" }, h("label", { for: "edit-field-value" }, "Value (empty deletes the field)"), fieldValue),
-    h("button", { type: "submit", class: "primary" }, "Save customer"),
+    h("div", { class: "field" }, h("label", { for: "edit-name" }, t("Name")), name),
+    h("div", { class: "field" }, h("label", { for: "edit-tags" }, t("Tags")), tagInput),
+    h("small", { id: "edit-tags-help", class: "muted" }, t("Separate tags with commas.")),
+    h("div", { class: "field" }, h("label", { for: "edit-field-key" }, t("Custom field")), fieldKey),
+    h("div", { class: "field" }, h("label", { for: "edit-field-value" }, t("Value (empty deletes the field)")), fieldValue),
+    h("button", { type: "submit", class: "primary" }, t("Save customer")),
   );
   return form;
 }

@@ -6,15 +6,21 @@
 import { get, post, withQuery } from "../common/api.js";
 import { serverNow } from "../common/clock.js";
 import { formatDuration, formatTime, h, toast } from "../common/dom.js";
+import { t } from "../common/i18n.js";
 
+// The delivery states are the data's (data-delivery keeps them); these are their names shown.
 const WORDS = {
-  queued: "queued",
-  sending: "sending…",
-  sent: "sent",
-  delivered: "delivered",
-  read: "read",
-  failed: "failed",
+  queued: () => t("queued"),
+  sending: () => t("sending…"),
+  sent: () => t("sent"),
+  delivered: () => t("delivered"),
+  read: () => t("read"),
+  failed: () => t("failed"),
 };
+
+function stateWord(state) {
+  return WORDS[state] ? WORDS[state]() : state;
+}
 
 // Outbox rows by interaction id, for the conversations whose messages are in view.
 const byInteraction = new Map();
@@ -45,13 +51,13 @@ export function deliveryBadge(item, onChanged) {
       {
         class: `delivery delivery-${state}`,
         dataset: { delivery: state, outboxId: row.id },
-        title: row.receipt_at ? `${state} ${formatTime(row.receipt_at)}` : state,
+        title: row.receipt_at ? `${stateWord(state)} ${formatTime(row.receipt_at)}` : stateWord(state),
       },
-      WORDS[state] || state,
+      stateWord(state),
     ),
   ];
   if (state === "failed") {
-    const reason = row.last_error || "the provider did not deliver it";
+    const reason = row.last_error || t("the provider did not deliver it");
     parts.push(h("span", { class: "delivery-error", role: "note" }, reason));
     parts.push(
       h(
@@ -64,14 +70,14 @@ export function deliveryBadge(item, onChanged) {
             try {
               const updated = await post(`/api/v1/outbox/${row.id}/retry`);
               byInteraction.set(item.id, updated);
-              toast("Sending again");
+              toast(t("Sending again"));
             } catch (error) {
               toast(error.message, "error");
             }
             onChanged();
           },
         },
-        "Retry",
+        t("Retry"),
       ),
     );
   } else if (state === "sending" && row.last_error) {
@@ -79,7 +85,7 @@ export function deliveryBadge(item, onChanged) {
       h(
         "span",
         { class: "delivery-error muted", role: "note" },
-        `retrying ${formatTime(row.next_attempt_at)}: ${row.last_error}`,
+        t("retrying {time}: {reason}", { time: formatTime(row.next_attempt_at), reason: row.last_error }),
       ),
     );
   }
@@ -113,7 +119,11 @@ export function renderReplyRules(box, channel) {
   const lines = [];
   if (option.opted_out) {
     lines.push(
-      h("p", { class: "reply-rule error-text", role: "alert" }, `${option.recipient} unsubscribed (${option.opted_out}): nothing can be sent on ${option.label}.`),
+      h("p", { class: "reply-rule error-text", role: "alert" }, t("{recipient} unsubscribed ({how}): nothing can be sent on {channel}.", {
+        recipient: option.recipient,
+        how: option.opted_out,
+        channel: option.label,
+      })),
     );
   }
   const window = option.window;
@@ -124,12 +134,18 @@ export function renderReplyRules(box, channel) {
         ? h(
             "p",
             { class: "reply-rule reply-window", dataset: { window: "open" } },
-            `${option.label} reply window: ${formatDuration(left)} left (closes ${formatTime(window.closes_at)})`,
+            t("{channel} reply window: {duration} left (closes {time})", {
+              channel: option.label,
+              duration: formatDuration(left),
+              time: formatTime(window.closes_at),
+            }),
           )
         : h(
             "p",
             { class: "reply-rule reply-window", dataset: { window: "closed" } },
-            `Outside ${option.label}'s reply window: free text cannot be sent, pick an approved template.`,
+            t("Outside the {channel} reply window: free text cannot be sent, pick an approved template.", {
+              channel: option.label,
+            }),
           ),
     );
   }
@@ -137,7 +153,7 @@ export function renderReplyRules(box, channel) {
     const select = h(
       "select",
       { id: "reply-template", name: "template" },
-      h("option", { value: "" }, "No template (free text)"),
+      h("option", { value: "" }, t("No template (free text)")),
       option.templates.map((item) => h("option", { value: item.name }, item.name)),
     );
     const variables = h("div", { class: "template-variables" });
@@ -164,7 +180,7 @@ export function renderReplyRules(box, channel) {
     }
     show();
     lines.push(
-      h("div", { class: "reply-rule template-picker" }, h("label", { for: "reply-template" }, "Template "), select, preview, variables),
+      h("div", { class: "reply-rule template-picker" }, h("label", { for: "reply-template" }, `${t("Template")} `), select, preview, variables),
     );
   }
   box.replaceChildren(...lines);

@@ -2,7 +2,7 @@
 import { get, post, withQuery } from "../common/api.js";
 import { serverNow } from "../common/clock.js";
 import { byId, fill, formatTime, h, toast } from "../common/dom.js";
-import { t } from "../common/i18n.js";
+import { t, tn } from "../common/i18n.js";
 import { channelIcon, icon } from "../common/icons.js";
 import { queueName, signal, state } from "./state.js";
 
@@ -24,7 +24,7 @@ export function normalizeItem(raw) {
   return {
     id: raw.id,
     contactId: raw.contact_id,
-    contactName: raw.contact_display_name || `Contact ${raw.contact_id}`,
+    contactName: raw.contact_display_name || t("Contact {id}", { id: raw.contact_id }),
     channel: raw.channel,
     status: raw.status,
     subject: raw.subject || "",
@@ -100,19 +100,19 @@ function renderInbox() {
           { id: `section-${section.key}` },
           section.title,
           " ",
-          h("span", { class: "badge quiet" }, section.total, h("span", { class: "visually-hidden" }, " conversations")),
+          h("span", { class: "badge quiet" }, section.total, h("span", { class: "visually-hidden" }, ` ${tn("conversation", "conversations", section.total)}`)),
           section.unread
             ? h(
                 "span",
                 { class: "badge unread-total" },
                 section.unread,
-                h("span", { class: "visually-hidden" }, " with unread messages"),
+                h("span", { class: "visually-hidden" }, ` ${tn("with unread messages", "with unread messages", section.unread)}`),
               )
             : null,
         ),
         section.items.length
           ? h("ul", { class: "inbox-list" }, section.items.map(renderItem))
-          : h("p", { class: "muted empty" }, "Nothing here."),
+          : h("p", { class: "muted empty" }, t("Nothing here.")),
         section.nextCursor
           ? h(
               "button",
@@ -152,9 +152,9 @@ export function renderItem(item) {
       h(
         "span",
         { class: "item-bottom" },
-        h("span", { class: "preview" }, item.preview || item.subject || "(no text)"),
+        h("span", { class: "preview" }, item.preview || item.subject || t("(no text)")),
         item.unread
-          ? h("span", { class: "badge unread-count" }, item.unread, h("span", { class: "visually-hidden" }, " unread"))
+          ? h("span", { class: "badge unread-count" }, item.unread, h("span", { class: "visually-hidden" }, ` ${tn("unread", "unread", item.unread)}`))
           : null,
       ),
     ),
@@ -218,6 +218,12 @@ export async function loadOffers() {
   renderOffers();
 }
 
+/** "{time} left" with the time in its own element (the countdown updates it). */
+function countdownParts(left) {
+  const [before, after] = t("{time} left").split("{time}");
+  return [before, h("span", { class: "countdown" }, t("{s} s", { s: left })), after];
+}
+
 function secondsLeft(offer) {
   return Math.max(0, (new Date(offer.expires_at).getTime() - serverNow()) / 1000);
 }
@@ -228,15 +234,17 @@ function renderOffers() {
   fill(
     byId("offer-list"),
     state.offers.map(({ offer, conversation, contact }) => {
-      const name = contact ? contact.display_name || `Contact ${contact.id}` : `Conversation ${offer.conversation_id}`;
+      const name = contact
+        ? contact.display_name || t("Contact {id}", { id: contact.id })
+        : t("Conversation {id}", { id: offer.conversation_id });
       const left = Math.ceil(secondsLeft(offer));
       return h(
         "li",
-        { class: "offer", dataset: { offerId: offer.id }, "aria-label": `Offer: ${name}` },
+        { class: "offer", dataset: { offerId: offer.id }, "aria-label": t("Offer: {name}", { name }) },
         h(
           "div",
           { class: "offer-head" },
-          conversation ? channelIcon(conversation.channel) : icon("offer", "Offer"),
+          conversation ? channelIcon(conversation.channel) : icon("offer", t("Offer")),
           h("strong", {}, name),
           h("span", { class: "muted" }, queueName(offer.queue_id)),
         ),
@@ -244,8 +252,7 @@ function renderOffers() {
         h(
           "div",
           { class: "offer-timer", role: "timer", "aria-live": "off", dataset: { expiresAt: offer.expires_at } },
-          h("span", { class: "countdown" }, `${left} s`),
-          " left",
+          ...countdownParts(left),
           h("span", { class: "bar", "aria-hidden": "true" }, h("span", { class: "bar-fill" })),
         ),
         h(
@@ -254,9 +261,9 @@ function renderOffers() {
           h(
             "button",
             { type: "button", class: "primary accept", onclick: () => answerOffer(offer, "accept") },
-            "Accept",
+            t("Accept"),
           ),
-          h("button", { type: "button", class: "reject", onclick: () => answerOffer(offer, "reject") }, "Reject"),
+          h("button", { type: "button", class: "reject", onclick: () => answerOffer(offer, "reject") }, t("Reject")),
         ),
       );
     }),
@@ -276,7 +283,7 @@ function tickOffers() {
     if (!offer) continue;
     const left = secondsLeft(offer);
     const total = Math.max(1, (new Date(offer.expires_at) - new Date(offer.created_at)) / 1000);
-    element.querySelector(".countdown").textContent = `${Math.ceil(left)} s`;
+    element.querySelector(".countdown").textContent = t("{s} s", { s: Math.ceil(left) });
     const fillBar = element.querySelector(".bar-fill");
     fillBar.style.width = `${Math.min(100, (100 * left) / total)}%`;
     element.classList.toggle("urgent", left < 10);
@@ -288,13 +295,13 @@ export async function answerOffer(offer, verb) {
   try {
     await post(`/api/v1/offers/${offer.id}/${verb}`);
     if (verb === "accept") {
-      toast("Offer accepted");
+      toast(t("Offer accepted"));
       signal("open", { id: offer.conversation_id, focus: true });
     } else {
-      toast("Offer rejected; it goes to someone else");
+      toast(t("Offer rejected; it goes to someone else"));
     }
   } catch (error) {
-    toast(error.status === 409 ? "This offer is gone: it expired or was answered" : error.message, "error");
+    toast(error.status === 409 ? t("This offer is gone: it expired or was answered") : error.message, "error");
   }
   await loadOffers();
   signal("inbox-changed");

@@ -3,6 +3,7 @@
 import { get, logout, post, put } from "../common/api.js";
 import { loadChannels } from "../common/channels.js";
 import { byId, fill, formatDuration, formatTime, h, secondsSince, toast } from "../common/dom.js";
+import { t, tn } from "../common/i18n.js";
 import { coalesce, connectLive } from "../common/live.js";
 import {
   closeConversation,
@@ -25,7 +26,7 @@ import {
 } from "./attention.js";
 import { loadPreferences, mountPreferences } from "./preferences.js";
 import { focusSearch, startSearch } from "./search.js";
-import { on, state } from "./state.js";
+import { on, presenceWord, state } from "./state.js";
 import { loadView, showTab, startViews, viewsVisible } from "./views.js";
 
 const reloadInboxNow = coalesce(() => loadInbox(), 200);
@@ -66,14 +67,16 @@ function showPresence() {
   const select = byId("presence");
   select.value = state.me.presence;
   select.dataset.presence = state.me.presence;
-  byId("presence-since").textContent = `for ${formatDuration(secondsSince(state.me.presence_since))}`;
+  byId("presence-since").textContent = t("for {duration}", {
+    duration: formatDuration(secondsSince(state.me.presence_since)),
+  });
 }
 
 async function changePresence() {
   const select = byId("presence");
   try {
     state.me = await put("/api/v1/operators/me/presence", { presence: select.value });
-    toast(`You are ${state.me.presence}`);
+    toast(t("You are {presence}", { presence: presenceWord(state.me.presence) }));
   } catch (error) {
     toast(error.message, "error");
   }
@@ -88,7 +91,7 @@ async function loadNotifications() {
   const count = byId("notifications-count");
   count.textContent = String(data.unread_count);
   count.classList.toggle("quiet", data.unread_count === 0);
-  count.setAttribute("aria-label", `${data.unread_count} unread mentions`);
+  count.setAttribute("aria-label", tn("{n} unread mention", "{n} unread mentions", data.unread_count));
   fill(
     byId("notification-list"),
     data.items.length
@@ -110,14 +113,14 @@ async function loadNotifications() {
                   openConversation(item.conversation_id, { focus: false });
                 },
               },
-              `${item.author_name || "Someone"} mentioned you · ${item.contact_display_name}`,
+              `${t("{name} mentioned you", { name: item.author_name || t("Someone") })} · ${item.contact_display_name}`,
               item.conversation_subject ? ` · ${item.conversation_subject}` : "",
             ),
             h("div", { class: "muted" }, item.excerpt),
             h("time", { datetime: item.created_at }, formatTime(item.created_at)),
           ),
         )
-      : h("li", { class: "muted" }, "No mentions yet."),
+      : h("li", { class: "muted" }, t("No mentions yet.")),
   );
 }
 
@@ -156,7 +159,7 @@ function onEvent(event) {
     case "offer.updated":
       if (ids.operator === state.me.id) {
         reloadOffers();
-        if (event.type === "offer.created") toast("New offer: accept or reject it");
+        if (event.type === "offer.created") toast(t("New offer: accept or reject it"));
       }
       reloadInbox();
       break;
@@ -172,7 +175,7 @@ function onEvent(event) {
     case "operator.mentioned":
       if (ids.operator === state.me.id) {
         reloadNotifications();
-        toast("You were mentioned in a note");
+        toast(t("You were mentioned in a note"));
       }
       break;
     case "operator.created":
@@ -195,7 +198,7 @@ function reloadEverything() {
 function setLiveState(value) {
   const element = byId("live-state");
   element.dataset.state = value;
-  element.textContent = value === "live" ? "live" : "reconnecting…";
+  element.textContent = value === "live" ? t("live") : t("reconnecting…");
 }
 
 // ----- keyboard -----
@@ -305,5 +308,5 @@ async function start() {
 
 start().catch((error) => {
   console.error(error);
-  toast(`The console could not start: ${error.message}`, "error");
+  toast(t("The console could not start: {reason}", { reason: error.message }), "error");
 });

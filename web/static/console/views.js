@@ -1,7 +1,7 @@
 // The left column's other tabs: conversation views (status tabs, filters, saved views) and
 // the contacts list. Every list pages with "load more" until the server says it is the end.
 import { api, get, patch, post, withQuery } from "../common/api.js";
-import { conversationChannels } from "../common/channels.js";
+import { channelLabel, conversationChannels } from "../common/channels.js";
 import { byId, fill, h, toast } from "../common/dom.js";
 import { t, tn } from "../common/i18n.js";
 import { normalizeItem, renderItem } from "./inbox.js";
@@ -135,7 +135,7 @@ function renderFilters() {
   fill(
     byId("view-channel"),
     option("", t("Any channel"), f.channel),
-    conversationChannels().map((channel) => option(channel.name, channel.label, f.channel)),
+    conversationChannels().map((channel) => option(channel.name, channelLabel(channel.name), f.channel)),
   );
   fill(
     byId("view-queue"),
@@ -415,7 +415,7 @@ export function startViews() {
   fill(
     byId("contact-channel"),
     option("", t("Any channel"), ""),
-    conversationChannels().map((channel) => option(channel.name, channel.label, "")),
+    conversationChannels().map((channel) => option(channel.name, channelLabel(channel.name), "")),
   );
   renderFilters();
   renderStatusTabs();
