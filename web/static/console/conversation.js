@@ -37,8 +37,10 @@ export async function openConversation(id, { focus = false } = {}) {
   await refreshConversation();
   if (state.conversationId !== id) return;
   await markConversationRead();
+  const pane = byId("conversation");
   if (focus) view.textarea.focus();
-  else if (switching) byId("conversation").focus({ preventScroll: true });
+  // Someone who already started typing in the new conversation keeps their place.
+  else if (switching && !pane.contains(document.activeElement)) pane.focus({ preventScroll: true });
 }
 
 export function closeConversation() {
