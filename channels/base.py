@@ -72,8 +72,9 @@ from core.storage import AttachmentStore
 log = logging.getLogger(__name__)
 
 ItemT = TypeVar("ItemT")
-# A channel's long-running work (a coroutine function run until cancelled).
-BackgroundWork = Callable[[], Coroutine[Any, Any, None]]
+# A channel's long-running work: a coroutine function given the app's stop signal, which
+# returns soon after it is set, between units of work (core/workers.py).
+BackgroundWork = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -602,7 +603,8 @@ class Channel(ABC):
 
     def background(self, services: ChannelServices) -> Sequence[BackgroundWork]:
         """Work the channel runs while the server runs its background workers (Twilio's
-        media downloads): coroutine functions that run until cancelled."""
+        media downloads): coroutine functions that run until the stop signal they are given
+        is set."""
         return ()
 
     async def templates(

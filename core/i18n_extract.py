@@ -194,7 +194,9 @@ def update(root: Path = ROOT, locale_dir: Path = LOCALE_DIR) -> list[str]:
         path = po_path(locale, locale_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as file:
-            write_po(file, catalogue, width=100, ignore_obsolete=True)
+            # Files without line numbers: an edit that only moves a text keeps the
+            # catalogues in step (only new, changed or removed texts need an extract).
+            write_po(file, catalogue, width=100, ignore_obsolete=True, include_lineno=False)
         written.append(str(path))
     return written
 

@@ -21,7 +21,6 @@ conversation's audience, so consoles update live.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from abc import ABC, abstractmethod
@@ -41,6 +40,7 @@ from core.logfields import log_fields
 from core.models import Conversation, OutboxItem, OutboxStatus, utcnow
 from core.sql import supports_skip_locked
 from core.visibility import Placement, audience_labels
+from core.workers import wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -414,11 +414,13 @@ class OutboxWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    async def run(self) -> None:
-        """Work until cancelled; wakes early when something is queued in this process."""
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Work until `stop` is set (between batches; see core.workers) or cancelled; wakes
+        early when something is queued in this process."""
+        stop = stop or asyncio.Event()
         if self._bus is not None:
             self._bus.add_listener(self._on_event)
-        while True:
+        while not stop.is_set():
             try:
                 handled = await self.run_once()
             except Exception:
@@ -426,8 +428,7 @@ class OutboxWorker:
                 handled = 0
             if handled < self._batch_size:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                await wait_for_any(self._wake, stop, seconds=self._poll_seconds)
 
     @property
     def schedule(self) -> RetrySchedule:

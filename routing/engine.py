@@ -10,7 +10,6 @@ database, so a restarted process picks them up with its first pass.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -33,6 +32,7 @@ from core.event_types import (
 )
 from core.events import Event, EventBus
 from core.models import utcnow
+from core.workers import wait_for_any
 from routing.rules import Enricher
 from routing.service import (
     NEW_WORK_BATCH,
@@ -85,6 +85,7 @@ class RoutingEngine:
         self._enrichers = tuple(enrichers)
         self._clock = clock
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self.passes = 0
         bus.add_listener(self._on_event)
 
@@ -107,9 +108,11 @@ class RoutingEngine:
             report.more = True  # more new work than one batch: go on at once
         return report
 
-    async def run(self) -> None:
-        """Pass after pass until cancelled; a failing pass is logged and retried."""
-        while True:
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Pass after pass until `stop` is set (between passes; see core.workers) or
+        cancelled; a failing pass is logged and retried."""
+        self._stop = stop or asyncio.Event()
+        while not self._stop.is_set():
             self._wake.clear()
             try:
                 report = await self.run_once()
@@ -123,8 +126,7 @@ class RoutingEngine:
             if report.next_due is not None:
                 delay = min(delay, max(0.0, (report.next_due - self._clock()).total_seconds()))
             await self._sleep(delay)
-            await asyncio.sleep(SETTLE_SECONDS)
+            await wait_for_any(self._stop, seconds=SETTLE_SECONDS)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        await wait_for_any(self._wake, self._stop, seconds=seconds)

@@ -26,6 +26,7 @@ from core.logfields import log_fields
 from core.outbox import OutboxWorker, RetrySchedule, Sender
 from core.settings import Settings
 from core.storage import FilesystemStore
+from core.workers import stop_task
 from routing.engine import RoutingEngine
 from routing.rules import Enricher
 from routing.service import RoutingOptions
@@ -234,22 +235,18 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[OUTBOX_WORKER] = worker
-    task = asyncio.create_task(worker.run())
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_task(task, stop)
 
 
 async def channel_background(app: web.Application) -> AsyncIterator[None]:
     """The channels' own background work (Twilio's media downloads), until shutdown."""
-    tasks = [asyncio.create_task(work()) for work in app[REGISTRY].background(app[SERVICES])]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(work(stop)) for work in app[REGISTRY].background(app[SERVICES])]
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await asyncio.gather(*(stop_task(task, stop) for task in tasks))
 
 
 async def routing_engine(app: web.Application) -> AsyncIterator[None]:
@@ -268,11 +265,10 @@ async def routing_engine(app: web.Application) -> AsyncIterator[None]:
         enrichers,
     )
     app[ROUTING] = engine
-    task = asyncio.create_task(engine.run())
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_task(task, stop)
 
 
 async def pollers(app: web.Application) -> AsyncIterator[None]:

@@ -16,7 +16,6 @@ a URL elsewhere is not fetched at all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +35,7 @@ from core.logfields import log_fields
 from core.models import AttachmentFetch, Contact, Interaction, utcnow
 from core.outbox import RetrySchedule
 from core.sql import supports_skip_locked
+from core.workers import wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,10 @@ class MediaFetcher:
         if event.type == "interaction.created" and event.labels.get("channel") in (SMS, WHATSAPP):
             self._wake.set()
 
-    async def run(self) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Download due media until `stop` is set (between rounds; see core.workers)."""
         self.services.bus.add_listener(self._on_event)
-        while True:
+        while not stop.is_set():
             try:
                 handled = await self.run_once()
             except Exception:
@@ -98,8 +99,7 @@ class MediaFetcher:
                 handled = 0
             if handled < self.batch_size:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                await wait_for_any(self._wake, stop, seconds=self.poll_seconds)
 
     async def run_once(self) -> int:
         """Claim due fetches and do them; how many were attempted."""
