@@ -23,7 +23,8 @@ async def test_a_unit_under_way_finishes_before_the_worker_stops() -> None:
     await started.wait()
     await stop_task(task, stop, grace=5)
     assert finished == [True]
-    assert task.done() and not task.cancelled()
+    assert task.done()
+    assert not task.cancelled()
 
 
 async def test_an_idle_worker_stops_at_once_and_an_overrunning_one_is_cancelled() -> None:
@@ -31,7 +32,8 @@ async def test_an_idle_worker_stops_at_once_and_an_overrunning_one_is_cancelled(
     idle = asyncio.create_task(wait_for_any(asyncio.Event(), stop, seconds=60))
     await asyncio.sleep(0)
     await stop_task(idle, stop, grace=5)
-    assert idle.done() and not idle.cancelled()
+    assert idle.done()
+    assert not idle.cancelled()
 
     stuck = asyncio.create_task(asyncio.sleep(60))
     await stop_task(stuck, asyncio.Event(), grace=0.05)
