@@ -228,6 +228,7 @@ async def run(backend: str, n_contacts: int, n_interactions: int, runs: int) -> 
             Timings("fts contacts"),
             Timings("LIKE conversations"),
             Timings("LIKE contacts"),
+            Timings("warm-up (cold first queries)"),
         ]
         async with sessions() as session:
 
@@ -254,7 +255,10 @@ async def run(backend: str, n_contacts: int, n_interactions: int, runs: int) -> 
                 rows = await session.execute(like_contacts(query))  # type: ignore[call-overload]
                 return len(rows.all())
 
-            await timed(Timings("warm-up"), 5, QUERIES, conversations_as(admin))
+            # The first query of each kind pays for cold caches and plans (a server that has
+            # answered one search has paid it): timed apart, not in the percentiles.
+            await timed(results[5], 5, QUERIES, conversations_as(admin))
+            await timed(results[5], 5, people, fts_contacts)
             await timed(results[0], runs, QUERIES, conversations_as(admin))
             await timed(results[1], runs, QUERIES, conversations_as(operator))
             await timed(results[2], runs, people, fts_contacts)
