@@ -698,9 +698,11 @@ class ChannelAccount(Base):
 
 
 class AttachmentFetch(Base):
-    """An attachment a provider holds for us (Twilio's MediaUrl), fetched after the message
-    is stored: the message is never lost to a slow or failing download, and a failed fetch
-    is retried. `position` is the attachment's index in `interaction.attachments`."""
+    """An attachment a provider holds for us (Twilio's MediaUrl, Telegram's file_id), fetched
+    after the message is stored by the channel's `channels.media.MediaFetcher`: the message is
+    never lost to a slow or failing download, and a failed fetch is retried. `position` is the
+    attachment's index in `interaction.attachments`; `url` is the provider's reference to the
+    file (a URL, or the provider's own id)."""
 
     __tablename__ = "attachment_fetch"
     __table_args__ = (

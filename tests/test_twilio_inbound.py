@@ -11,8 +11,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from channels.media import Claimed, MediaFetcher, pending_attachment, queue_fetch
 from core import clock
-from core.db import SessionFactory
+from core.db import SessionFactory, transaction
 from core.models import AttachmentFetch, Contact, Identity, Interaction, Role, utcnow
 from core.settings import Settings
 from core.storage import FilesystemStore
@@ -28,6 +29,7 @@ from tests.twilio_helpers import (
     twilio_settings,
 )
 from tests.twilio_standin import AUTH_TOKEN, Signer, TwilioStandIn, inbound
+from web.keys import SERVICES
 
 CUSTOMER = "+14155550123"
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -277,6 +279,60 @@ async def test_media_elsewhere_than_the_accounts_api_is_not_fetched(
     entry = (await interactions(sessions))[0].attachments[0]
     assert entry["pending"] is False
     assert "API origin" in entry["error"]
+
+
+class _OtherChannelFetcher(MediaFetcher):
+    """Another channel's fetcher: its files are ids, not URLs, and come from elsewhere."""
+
+    def __init__(self, app: web.Application, content: bytes) -> None:
+        super().__init__(app[SERVICES], frozenset({"otherchat"}), poll_seconds=0.05)
+        self.content = content
+        self.asked: list[str] = []
+
+    async def do_download(self, item: Claimed) -> bytes:
+        self.asked.append(item.url)
+        return self.content
+
+
+async def test_each_fetcher_claims_only_its_own_channels_media(
+    client: TestClient[Any, Any],
+    app: web.Application,
+    make_user: UserFactory,
+    sessions: SessionFactory,
+    standin: TwilioStandIn,
+) -> None:
+    await add_account(make_user, standin)
+    photo = standin.add_media(b"png", "image/png")
+    response = await post_signed(client, inbound(CUSTOMER, "hi", media=[(photo, "image/png")]))
+    assert response.status == 200
+    interaction = (await interactions(sessions))[0]
+    async with transaction(sessions) as session:
+        for position in (1, 2):
+            await queue_fetch(
+                session,
+                channel="otherchat",
+                account_id=None,
+                interaction_id=interaction.id,
+                position=position,
+                url=f"file-id-{position}",
+            )
+        stored = await session.get(Interaction, interaction.id)
+        assert stored is not None
+        stored.attachments = [
+            *stored.attachments,
+            pending_attachment("a.bin", "application/octet-stream"),
+            pending_attachment("b.bin", "application/octet-stream"),
+        ]
+
+    assert await fetcher(app).run_once() == 1  # the SMS's photo only
+    assert await fetcher(app).run_once() == 0
+    other = _OtherChannelFetcher(app, b"x" * 5000)  # over max_attachment_bytes (4096)
+    assert await other.run_once() == 2
+    assert sorted(other.asked) == ["file-id-1", "file-id-2"]
+    entries = (await interactions(sessions))[0].attachments
+    assert entries[0]["size"] == len(b"png")
+    assert [entries[n]["too_large"] for n in (1, 2)] == [True, True]
+    assert [entries[n]["pending"] for n in (0, 1, 2)] == [False, False, False]
 
 
 async def test_stop_opts_the_number_out_and_start_back_in(

@@ -12,7 +12,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from channels.twilio.media import MediaFetcher
+from channels.twilio.media import TwilioMediaFetcher
 from core.db import SessionFactory
 from core.models import Interaction, OutboxItem, OutboxStatus, Role
 from core.outbox import OutboxWorker
@@ -102,8 +102,8 @@ async def count(sessions: SessionFactory, model: Any = Interaction) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def fetcher(app: web.Application) -> MediaFetcher:
-    return MediaFetcher(app[SERVICES], poll_seconds=0.05)
+def fetcher(app: web.Application) -> TwilioMediaFetcher:
+    return TwilioMediaFetcher(app[SERVICES], poll_seconds=0.05)
 
 
 def worker(app: web.Application, **options: Any) -> OutboxWorker:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from channels.base import Malformed, Unsupported
+from channels.media import pending_attachment
 from channels.twilio.settings import WHATSAPP_PREFIX, e164
 from core.identity import Address
 from core.ingest import InboundEvent
@@ -144,13 +145,7 @@ def parse_message(
         addresses.insert(0, Address(IdentityKind.WHATSAPP, number))
     media = _media(fields, sid)
     attachments = [
-        {
-            "key": None,
-            "filename": _filename(item, index),
-            "content_type": item.content_type,
-            "size": None,
-            "pending": True,
-        }
+        pending_attachment(_filename(item, index), item.content_type)
         for index, item in enumerate(media)
     ]
     opt_out = fields.get("OptOutType", "").strip().upper()

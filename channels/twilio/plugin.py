@@ -27,7 +27,7 @@ from channels.base import (
 )
 from channels.twilio.accounts import PROVIDER, SECRET_FIELDS, sending_account, settings_of
 from channels.twilio.client import connect, fetch_account
-from channels.twilio.media import MediaFetcher
+from channels.twilio.media import TwilioMediaFetcher
 from channels.twilio.parse import SMS, WHATSAPP
 from channels.twilio.sender import TwilioSender
 from channels.twilio.settings import TwilioSettings
@@ -59,7 +59,7 @@ class TwilioChannel(Channel):
         return self._webhooks
 
     def background(self, services: ChannelServices) -> Sequence[BackgroundWork]:
-        return (MediaFetcher(services).run,)
+        return (TwilioMediaFetcher(services).run,)
 
     async def check(self, account: AccountView, services: ChannelServices) -> str:
         settings = settings_of(account)

@@ -27,6 +27,7 @@ from channels.base import (
     WebhookReply,
     WebhookRequest,
 )
+from channels.media import queue_fetch
 from channels.twilio.parse import (
     OPTED_OUT,
     InboundMessage,
@@ -38,9 +39,8 @@ from core.channel_accounts import AccountView
 from core.delivery import record_receipt
 from core.identity import normalize_phone
 from core.ingest import ingest
-from core.models import AttachmentFetch, IdentityKind, utcnow
+from core.models import IdentityKind
 from core.reply_rules import set_opt_out
-from core.sql import insert_ignoring_conflicts
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -127,19 +127,13 @@ class MessageHook(WebhookAdapter[InboundMessage]):
             if not result.created:
                 continue  # Twilio's retry of a message we have: nothing more to do
             for media in message.media:
-                await session.execute(
-                    insert_ignoring_conflicts(
-                        session, AttachmentFetch, ["interaction_id", "position"]
-                    ).values(
-                        channel=message.event.channel,
-                        account_id=account.id,
-                        interaction_id=result.interaction_id,
-                        position=media.position,
-                        url=media.url,
-                        status="pending",
-                        attempts=0,
-                        next_attempt_at=utcnow(),
-                    )
+                await queue_fetch(
+                    session,
+                    channel=message.event.channel,
+                    account_id=account.id,
+                    interaction_id=result.interaction_id,
+                    position=media.position,
+                    url=media.url,
                 )
             if message.opt_out is not None:
                 number = normalize_phone(message.number, services.policy.default_region)
