@@ -2,7 +2,9 @@
 (`/api/v1/channel-accounts`), the CLI (`omnicrm channel ...`) and the config file
 (`[[channels]]`, `[[mailboxes]]`) turn what an admin gave into validated account settings.
 
-Each channel's settings model checks its accounts (`channels.registry.validated_settings`);
+Each channel's settings model checks its accounts (`channels.registry.validated_settings`),
+and the channel may check them with its provider before they are saved
+(`Channel.verify_settings`: Telegram asks getMe whether the token works);
 core/channel_accounts.py stores them, secrets encrypted. A change is validated as the whole
 account it makes (the stored settings merged with the fields given), and only the fields
 given are written, so a secret left out stays as it is.
@@ -43,12 +45,14 @@ async def add_account(
 ) -> ChannelAccount:
     """A new account of `channel`; 400 naming each bad setting, 409 for a taken name."""
     found = registry.account_channel(channel)
+    checked = validated_settings(found, settings)
+    checked = await found.verify_settings(checked, frozenset(checked))
     return await create_account(
         session,
         actor,
         channel=found.name,
         name=name,
-        settings=validated_settings(found, settings),
+        settings=checked,
         secret_fields=found.secret_fields,
         cipher=cipher,
         queue_id=queue_id,
@@ -76,7 +80,14 @@ async def change_account(
         if channel is None:
             channel = registry.account_channel(row.channel)  # 400 naming the known channels
         merged = validated_settings(channel, {**_current(row, cipher, channel), **settings})
-        changes = {key: merged[key] for key in settings if key in merged}
+        merged = await channel.verify_settings(merged, frozenset(settings))
+        # What the admin changed, and what verifying it learned (Telegram's bot username).
+        learned = {key for key, value in merged.items() if row.settings.get(key) != value}
+        changes = {
+            key: merged[key]
+            for key in merged
+            if key in settings or (key in learned and key not in channel.secret_fields)
+        }
     return await update_account(
         session,
         actor,

@@ -613,6 +613,15 @@ class Channel(ABC):
         """The templates an answer in this conversation may use (channels with TEMPLATES)."""
         return ()
 
+    async def verify_settings(
+        self, settings: Mapping[str, Any], changed: frozenset[str]
+    ) -> dict[str, Any]:
+        """An account's validated settings, checked with the provider before they are saved
+        (`changed`: the fields an admin gave; all of them for a new account), and what the
+        provider told about it added (Telegram: the bot's username). InvalidInput naming the
+        field at fault (a token the provider refuses). By default: nothing to verify."""
+        return dict(settings)
+
     async def check(self, account: AccountView, services: ChannelServices) -> str:
         """Try the account's connection and credentials; a line saying what worked, or raise
         with what did not. Channels without a provider have nothing to check."""

@@ -140,6 +140,7 @@ def default_channels() -> list[Channel]:
     """The channels omnicrm runs out of the box."""
     from channels.api import ApiChannel
     from channels.email.plugin import EmailChannel
+    from channels.telegram.plugin import TelegramChannel
     from channels.twilio.plugin import SmsChannel, TwilioChannel, WhatsAppChannel
     from channels.webform import WebFormChannel
 
@@ -150,4 +151,5 @@ def default_channels() -> list[Channel]:
         TwilioChannel(),
         SmsChannel(),
         WhatsAppChannel(),
+        TelegramChannel(),
     ]

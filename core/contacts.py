@@ -18,7 +18,7 @@ from core.changes import UNSET, Unset
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.event_types import CONTACT_MERGED, CONTACT_UPDATED
 from core.events import Event, emit
-from core.identity import normalize_email, normalize_phone
+from core.identity import Address, normalize_email, normalize_phone
 from core.models import (
     Account,
     Contact,
@@ -285,6 +285,41 @@ async def merge_contacts(
     await emit(session, Event(CONTACT_MERGED, {"contact": survivor.id, "merged": merged.id}))
     await session.flush()
     return await get_contact(session, survivor.id)
+
+
+async def attach_verified_address(
+    session: AsyncSession, actor: Actor, contact_id: int, address: Address
+) -> int:
+    """A normalized address the provider vouches belongs to this contact (a phone number a
+    Telegram user shared as their own: Telegram checked it): attached to them. If another
+    contact holds it, the two are one person, and are merged (the older record survives, as
+    the one whose history came first). The surviving contact's id."""
+    owner = await session.scalar(
+        select(Identity.contact_id).where(
+            Identity.kind == address.kind, Identity.address == address.value
+        )
+    )
+    if owner == contact_id:
+        return contact_id
+    if owner is None:
+        session.add(Identity(contact_id=contact_id, kind=address.kind, address=address.value))
+        await session.flush()
+        await audit.record(
+            session,
+            actor,
+            "contact.identity_add",
+            "contact",
+            contact_id,
+            {"kind": str(address.kind), "verified": True},
+        )
+        await emit(session, Event(CONTACT_UPDATED, {"contact": contact_id}))
+        return contact_id
+    erased = await session.scalar(select(Contact.erased_at).where(Contact.id == owner))
+    if erased is not None:
+        return contact_id  # a privacy request's tombstone keeps it; nothing joins it
+    older, newer = sorted((owner, contact_id))
+    survivor = await merge_contacts(session, actor, older, newer)
+    return survivor.id
 
 
 async def _move_records(session: AsyncSession, from_id: int, to_id: int) -> dict[str, int]:

@@ -387,6 +387,7 @@ async def reply(
     channel: str | None = None,
     template: Mapping[str, Any] | None = None,
     media_urls: Sequence[str] = (),
+    automatic: bool = False,
 ) -> tuple[Interaction, OutboxItem]:
     """Answer the customer: the outbound interaction and its outbox item commit together;
     a channel's sender delivers it afterwards. What the channel would refuse (an opted-out
@@ -394,7 +395,8 @@ async def reply(
 
     `template` is a channel template the caller resolved (`name`, the `text` shown, the
     provider's fields), sent instead of free text; `media_urls` are public addresses of
-    media the provider fetches (channels that send media)."""
+    media the provider fetches (channels that send media). An `automatic` answer (a channel's
+    greeting) is marked so in its meta and is no one's first response."""
     clean_html = sanitize_html(html) if html else None
     if template is not None:
         text = str(template.get("text") or template.get("name") or "")
@@ -433,10 +435,11 @@ async def reply(
         meta={
             **({"template": str(template.get("name", ""))} if template is not None else {}),
             **({"media_urls": list(media_urls)} if media_urls else {}),
+            **({"automatic": True} if automatic else {}),
         },
     )
     session.add(message)
-    if conversation.first_response_at is None:
+    if conversation.first_response_at is None and not automatic:
         conversation.first_response_at = now
     conversation.last_outbound_at = now
     conversation.updated_at = now

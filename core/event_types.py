@@ -174,6 +174,13 @@ INTERACTION_CREATED: Final = _declare(
         "direction": '"in" for an inbound message (ingest); absent for replies and notes',
     },
 )
+INTERACTION_EDITED: Final = _declare(
+    "interaction.edited",
+    Audience.PLACED,
+    "a customer edited a message they sent (its earlier text is kept)",
+    ids={**_CONVERSATION_IDS, "interaction": "the interaction"},
+    labels={"channel": "the interaction's channel"},
+)
 ROUTING_DECISION: Final = _declare(
     "routing.decision",
     Audience.PLACED,

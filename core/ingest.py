@@ -3,7 +3,8 @@
 Every channel hands its input over as an `InboundEvent`. Ingest is idempotent on
 (channel, external_id) through a unique constraint, resolves the contact from the event's
 addresses, threads the interaction into a conversation and records the events to publish
-after the caller commits.
+after the caller commits. A customer editing a message they sent (Telegram) goes through
+`record_edit`: the stored interaction gets the new text and keeps the earlier ones.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core.event_types import (
     CONTACT_CREATED,
     CONVERSATION_BY_STATE,
     INTERACTION_CREATED,
+    INTERACTION_EDITED,
     LEAD_CREATED,
 )
 from core.events import Event, emit
@@ -44,6 +46,8 @@ from core.visibility import conversation_labels
 
 MAX_EXTERNAL_ID = 500
 MAX_TEXT = 1_000_000
+# Earlier texts an edited message keeps (the oldest are dropped beyond this).
+MAX_EDITS = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,3 +305,43 @@ async def _answered_conversation(
         .order_by(OutboxItem.id.desc())
         .limit(1)
     )
+
+
+async def record_edit(
+    session: AsyncSession, channel: str, external_id: str, text: str, edited_at: datetime
+) -> int | None:
+    """The customer changed a message they sent: the stored interaction (channel,
+    external_id) gets `text`, and its meta["edits"] keeps the earlier texts with when they
+    were replaced. The id of the interaction, or None if it was never stored. Repeating an
+    edit changes nothing (the text is already the new one). The caller commits."""
+    if len(text) > MAX_TEXT:
+        raise InvalidInput("the message is too long", field="text")
+    check_storable(text, "text")
+    interaction = await session.scalar(
+        select(Interaction)
+        .where(Interaction.channel == channel, Interaction.external_id == external_id)
+        .with_for_update()
+    )
+    if interaction is None:
+        return None
+    if interaction.text == text:
+        return interaction.id
+    earlier = {"text": interaction.text, "until": edited_at.isoformat()}
+    edits = [*(interaction.meta or {}).get("edits", []), earlier]
+    interaction.meta = {**(interaction.meta or {}), "edits": edits[-MAX_EDITS:]}
+    interaction.text = text
+    await session.flush()
+    conversation = (
+        await session.get(Conversation, interaction.conversation_id)
+        if interaction.conversation_id is not None
+        else None
+    )
+    if conversation is not None:
+        ids = {
+            "conversation": conversation.id,
+            "contact": interaction.contact_id,
+            "interaction": interaction.id,
+        }
+        labels = {"channel": channel, **conversation_labels(conversation)}
+        await emit(session, Event(INTERACTION_EDITED, ids, labels))
+    return interaction.id

@@ -67,7 +67,16 @@ async def test_the_console_learns_every_channel_and_what_it_can_send(
     assert (await client.get("/api/v1/channels")).status == 401
     operator = await new_user(server, sessions, aiohttp_client, Role.OPERATOR)
     listed = {item["name"]: item for item in await (await operator.get("/api/v1/channels")).json()}
-    assert set(listed) == {"email", "webform", "api", "twilio", "sms", "whatsapp", "fakesms"}
+    assert set(listed) == {
+        "email",
+        "webform",
+        "api",
+        "twilio",
+        "sms",
+        "whatsapp",
+        "telegram",
+        "fakesms",
+    }
     assert listed["fakesms"]["sends"] == ["text"]
     assert listed["fakesms"]["address_kind"] == "phone"
     assert listed["email"]["sends"] == ["html", "text"]

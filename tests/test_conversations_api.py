@@ -605,11 +605,14 @@ async def test_reply_on_a_channel_that_cannot_send_is_400_naming_those_that_can(
         sessions, "api-1", Address(EMAIL, "ann@example.com"), Address(PHONE, "+4930123456")
     )
     path = f"/api/v1/conversations/{conversation}/reply"
-    for channel in ("api", "webform", "telegram"):
+    for channel in ("api", "webform", "pigeon"):
         body = await json_of(
             await supervisor.post(path, json={"text": "Hi", "channel": channel}), 400
         )
-        assert "channels that can send: email, sms, whatsapp" in body["error"]["fields"]["channel"]
+        assert (
+            "channels that can send: email, sms, telegram, whatsapp"
+            in body["error"]["fields"]["channel"]
+        )
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(OutboxItem)) == 0
 

@@ -26,12 +26,12 @@ from tests.mailservers import DovecotServer, MailUser, SmtpServer
 from tests.test_email_imap import (
     add_account,
     append,
-    eventually,
     mail,
     message_id_of,
     poller_of,
     supervisor_of,
 )
+from tests.waiting import eventually
 from web.cli import main
 
 pytest_plugins = ["tests.mailservers"]  # the `dovecot` and `smtp_server` fixtures

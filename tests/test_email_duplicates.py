@@ -39,8 +39,9 @@ from core.models import Interaction
 from core.storage import MemoryStore
 from tests.email_accounts import create_email_account
 from tests.mailservers import DovecotServer
-from tests.test_email_imap import add_account, eventually, mail, supervisor_of, synced_to
+from tests.test_email_imap import add_account, mail, supervisor_of, synced_to
 from tests.test_email_message import corpus_message
+from tests.waiting import eventually
 from web.metrics import Metrics
 
 pytest_plugins = ["tests.mailservers"]  # the `dovecot` fixture

@@ -10,7 +10,7 @@ import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -53,6 +53,7 @@ from core.storage import MemoryStore
 from tests.conftest import UserFactory
 from tests.mailservers import DovecotServer, MailUser, SmtpServer
 from tests.test_email_message import CORPUS_FILES, corpus_message
+from tests.waiting import eventually
 
 pytest_plugins = ["tests.mailservers"]  # the `dovecot` and `smtp_server` fixtures
 
@@ -183,16 +184,6 @@ async def polling(
     finally:
         poller.stop()
         await asyncio.wait_for(task, 15)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], what: str, within: float = WAIT_SECONDS
-) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def cursor_of(sessions: SessionFactory, account_id: int) -> Cursor | None:

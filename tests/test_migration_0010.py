@@ -26,7 +26,8 @@ from core.migrate import downgrade, upgrade
 from core.models import ChannelAccount, UTCDateTime
 from tests.mailservers import DovecotServer, MailUser
 from tests.test_credentials_migration import engine_of, fetch
-from tests.test_email_imap import append, eventually, mail, message_id_of, poller_of
+from tests.test_email_imap import append, mail, message_id_of, poller_of
+from tests.waiting import eventually
 
 pytest_plugins = ["tests.mailservers"]  # the `dovecot` fixture
 

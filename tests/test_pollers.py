@@ -5,8 +5,7 @@ metrics from channels/base.py and channels/pollers.py with no code of its own fo
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -45,6 +44,7 @@ from core.models import ChannelAccount, IdentityKind, Interaction
 from core.settings import Settings
 from core.storage import MemoryStore
 from tests.fake_channel import FakeSms
+from tests.waiting import eventually
 from web.metrics import Metrics
 
 CIPHER = CredentialCipher("the poller tests' credentials key")
@@ -55,7 +55,6 @@ FAST = PollOptions(
     lock_retry_seconds=0.1,
     success_record_seconds=0,
 )
-WAIT_SECONDS = 20.0
 
 
 @dataclass
@@ -161,14 +160,6 @@ async def add_feed(
             cipher=cipher,
         )
         return row.id
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def texts(sessions: SessionFactory) -> list[str]:

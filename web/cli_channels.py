@@ -1,7 +1,8 @@
 """`omnicrm channel add|list|set|remove|check`: channel accounts from the command line.
 
 The flags of `add` and `set` are built from each channel's settings model: a field becomes
-`--<field with - for _>` (or the name its `json_schema_extra={"cli": ...}` gives), a bool
+`--<field with - for _>` (or the name its `json_schema_extra={"cli": ...}` gives; `False`:
+no flag, for nested values set through the API or the config file), a bool
 field `--x/--no-x`, a list field a flag given once per item, a choice field a flag with those
 choices. Secret fields are never flags with a value: `--<flag>-stdin` reads the secret from
 stdin, one line per such flag in the order they are given (a terminal is asked without
@@ -127,6 +128,8 @@ def _setting_arguments(parser: argparse.ArgumentParser, channel: Channel, *, cha
         return
     parser.set_defaults(**{SECRET_ORDER: []})
     for name, info in model.model_fields.items():
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("cli") is False:
+            continue  # set through the API or the config file only (nested values)
         flag = flag_of(name, info)
         dest = SETTING + name
         text = info.description or name

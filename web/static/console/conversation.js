@@ -536,7 +536,32 @@ function renderInteraction(item, frames) {
     ),
     item.subject && !isNote ? h("div", { class: "item-subject" }, item.subject) : null,
     renderBody(item, frames),
+    renderEdits(item),
     renderAttachments(item),
+  );
+}
+
+/** A message the customer edited (Telegram): marked, with what it said before. */
+function renderEdits(item) {
+  const edits = (item.meta && item.meta.edits) || [];
+  if (!edits.length) return null;
+  return h(
+    "details",
+    { class: "item-edits" },
+    h("summary", {}, t("edited")),
+    h(
+      "ol",
+      { "aria-label": t("Earlier versions") },
+      edits.map((edit) =>
+        h(
+          "li",
+          {},
+          h("span", { class: "muted" }, t("until {time}", { time: formatTime(edit.until) })),
+          " ",
+          h("span", { class: "item-edit-text" }, edit.text || ""),
+        ),
+      ),
+    ),
   );
 }
 

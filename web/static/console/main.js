@@ -145,6 +145,11 @@ function onEvent(event) {
     case "delivery.updated":
       reloadDelivery(ids);
       break;
+    case "interaction.edited":
+      if (state.conversation && (ids.conversation === state.conversationId || ids.contact === state.conversation.contact_id)) {
+        reloadConversation();
+      }
+      break;
     case "conversation.created":
     case "conversation.updated":
     case "conversation.assigned":

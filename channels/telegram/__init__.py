@@ -1,0 +1,1 @@
+"""Telegram bots (python-telegram-bot): see plugin.py."""

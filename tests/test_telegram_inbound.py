@@ -1,0 +1,253 @@
+"""Customers writing to a Telegram bot: by webhook and by long polling, through the official
+library against the Bot API stand-in (tests/telegram_standin.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from channels.pollers import PollerSupervisor
+from channels.registry import default_channels
+from channels.telegram.settings import webhook_secret
+from core.db import SessionFactory
+from core.models import (
+    ChannelCursor,
+    Contact,
+    Identity,
+    IdentityKind,
+    Interaction,
+    Lead,
+    OutboxItem,
+)
+from core.settings import Settings
+from core.storage import FilesystemStore
+from tests import telegram_standin as tg
+from tests.conftest import UserFactory
+from tests.telegram_helpers import PUBLIC, add_bot, fast_channel, telegram_settings
+from tests.telegram_standin import TOKEN, TelegramStandIn
+from tests.waiting import eventually
+from web.app import create_app
+from web.keys import REGISTRY, SERVICES
+
+ALICE = 5_550_001
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return telegram_settings(database_url, tmp_path, public_url=PUBLIC)
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Any) -> web.Application:
+    channels = [item for item in default_channels() if item.name != "telegram"]
+    return create_app(settings, background_workers=False, channels=[*channels, fast_channel()])
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[TelegramStandIn]:
+    async with tg.running() as telegram:
+        yield telegram
+
+
+@pytest.fixture
+async def pollers(app: web.Application, server: TestServer) -> AsyncIterator[PollerSupervisor]:
+    supervisor = PollerSupervisor(app[REGISTRY], app[SERVICES])
+    await supervisor.start()
+    try:
+        yield supervisor
+    finally:
+        await supervisor.stop()
+
+
+async def messages(sessions: SessionFactory) -> list[Interaction]:
+    async with sessions() as session:
+        query = select(Interaction).where(Interaction.channel == "telegram")
+        return list(await session.scalars(query.order_by(Interaction.id)))
+
+
+async def inbound_count(sessions: SessionFactory) -> int:
+    return len([item for item in await messages(sessions) if item.direction == "in"])
+
+
+async def test_a_wrong_token_is_refused_when_the_bot_is_added(
+    make_user: UserFactory, standin: TelegramStandIn, sessions: SessionFactory
+) -> None:
+    other = "7000000001:" + "A" * 35  # well formed, but no bot of the stand-in's
+    body = await add_bot(make_user, standin, token=other, expect=400)
+    assert "token" in body["error"]["fields"]["settings.token"]
+    assert other not in json.dumps(body)
+    added = await add_bot(make_user, standin)
+    assert added["settings"]["bot_username"] == tg.BOT_USERNAME
+    assert TOKEN not in json.dumps(added)  # secrets are never shown
+
+
+async def test_webhook_mode_registers_authenticates_and_stores_each_message_once(
+    make_user: UserFactory,
+    standin: TelegramStandIn,
+    sessions: SessionFactory,
+    server: TestServer,
+    pollers: PollerSupervisor,
+) -> None:
+    await add_bot(make_user, standin, mode="webhook")
+    bot = standin.bots[TOKEN]
+    await eventually(lambda: _true(bot.webhook is not None), "the webhook registered")
+    assert bot.webhook is not None
+    assert bot.webhook.url == f"{PUBLIC}/hooks/telegram/support/update"
+    assert bot.webhook.secret_token == webhook_secret(TOKEN)
+    origin = str(server.make_url("")).rstrip("/")
+
+    update = tg.text_message(ALICE, "Where is my order 4711?", first_name="Alice", last_name="Li")
+    standin.push(TOKEN, update)
+    assert await standin.deliver(TOKEN, origin=origin) == [200]
+    # Telegram delivers the same message again (say our answer was lost): nothing new.
+    standin.push(TOKEN, update)
+    assert await standin.deliver(TOKEN, origin=origin) == [200]
+    stored = await messages(sessions)
+    assert [item.text for item in stored] == ["Where is my order 4711?"]
+    async with sessions() as session:
+        contact = await session.get(Contact, stored[0].contact_id)
+        identity = await session.scalar(
+            select(Identity).where(Identity.contact_id == stored[0].contact_id)
+        )
+    assert contact is not None
+    assert contact.display_name == "Alice Li"
+    assert identity is not None
+    assert (identity.kind, identity.address) == ("telegram", str(ALICE))
+
+    body = json.dumps(tg.text_message(ALICE, "forged") | {"update_id": 1}).encode()
+    assert await standin.deliver_raw(TOKEN, body, "not-the-secret", origin=origin) == 403
+    assert await standin.deliver_raw(TOKEN, body, None, origin=origin) == 403
+    secret = webhook_secret(TOKEN)
+    assert await standin.deliver_raw(TOKEN, b"{not json", secret, origin=origin) == 400
+    assert await standin.deliver_raw(TOKEN, b'{"message": {}}', secret, origin=origin) == 400
+    # A group message: valid, not for us (the account takes private chats only).
+    standin.push(TOKEN, tg.group_text(ALICE, "hello group"))
+    assert await standin.deliver(TOKEN, origin=origin) == [200]
+    assert await inbound_count(sessions) == 1
+
+
+async def test_polling_stores_media_edits_and_moves_the_offset_with_them(
+    app: web.Application,
+    make_user: UserFactory,
+    standin: TelegramStandIn,
+    sessions: SessionFactory,
+    pollers: PollerSupervisor,
+    settings: Settings,
+) -> None:
+    await add_bot(make_user, standin, mode="polling")
+    picture = b"\xff\xd8\xff" + b"jpeg" * 50
+    standin.push(TOKEN, tg.text_message(ALICE, "Hi, my parcel is damaged", message_id=10))
+    standin.push(TOKEN, tg.photo(standin, TOKEN, ALICE, data=picture, caption="the box"))
+    standin.push(TOKEN, tg.edited(ALICE, "Hi, my parcel 4711 is damaged", message_id=10))
+    big = standin.add_file(TOKEN, b"x", size=25 * 1024 * 1024, path_hint="videos/file_9.mp4")
+    huge = tg.update(
+        "message",
+        tg._message(ALICE, {}, video={"file_id": big, "file_unique_id": "u9", "width": 1,
+                                      "height": 1, "duration": 3, "file_size": 25 * 1024 * 1024}),
+    )  # fmt: skip
+    standin.push(TOKEN, huge)
+
+    async def all_in() -> bool:
+        return await inbound_count(sessions) == 3 and not standin.pending(TOKEN)
+
+    await eventually(all_in, "the updates stored")
+    first, photo, video = await messages(sessions)
+    assert first.text == "Hi, my parcel 4711 is damaged"
+    assert [edit["text"] for edit in first.meta["edits"]] == ["Hi, my parcel is damaged"]
+    assert photo.text == "the box"
+    assert photo.attachments[0]["pending"] is True
+    assert video.attachments[0]["too_large"] is True
+    assert "20 MB" in video.attachments[0]["error"]
+    async with sessions() as session:
+        cursor = await session.scalar(select(ChannelCursor))
+    assert cursor is not None
+    assert cursor.state["offset"] > 0
+
+    from tests.telegram_helpers import fetcher
+
+    assert await fetcher(app).run_once() == 1
+    async with sessions() as session:
+        fetched = await session.get(Interaction, photo.id, populate_existing=True)
+    assert fetched is not None
+    entry = fetched.attachments[0]
+    assert entry["pending"] is False, entry
+    store = FilesystemStore(Path(settings.attachments_dir))
+    assert await store.get(entry["key"]) == picture
+
+
+async def test_start_with_a_deep_link_records_the_source_opens_a_lead_and_greets(
+    make_user: UserFactory,
+    standin: TelegramStandIn,
+    sessions: SessionFactory,
+    pollers: PollerSupervisor,
+) -> None:
+    await add_bot(make_user, standin, mode="polling", leads_from_start=True)
+    standin.push(TOKEN, tg.command(ALICE, "/start", "spring_sale", language_code="ru"))
+    await eventually(lambda: _more_than(sessions, 0), "the /start stored")
+    async with sessions() as session:
+        contact = await session.scalar(select(Contact))
+        lead = await session.scalar(select(Lead))
+        greeting = await session.scalar(select(OutboxItem))
+    assert contact is not None
+    assert contact.marketing_source["start"] == "spring_sale"
+    assert contact.language == "ru"
+    assert lead is not None
+    assert lead.source == "telegram:spring_sale"
+    assert greeting is not None
+    assert greeting.channel == "telegram"
+    assert greeting.payload["text"].startswith("Здравствуйте")
+
+
+async def test_sharing_a_phone_number_joins_the_customers_sms_history(
+    make_user: UserFactory,
+    standin: TelegramStandIn,
+    sessions: SessionFactory,
+    pollers: PollerSupervisor,
+) -> None:
+    from core.identity import Address
+    from core.ingest import InboundEvent, ingest
+
+    async with sessions() as session, session.begin():
+        sms = await ingest(
+            session,
+            InboundEvent(
+                channel="sms",
+                external_id="SM1",
+                addresses=[Address(IdentityKind.PHONE, "+4915112345678")],
+                text="Hello by SMS",
+            ),
+        )
+    await add_bot(make_user, standin, mode="polling")
+    standin.push(TOKEN, tg.text_message(ALICE, "Hello on Telegram"))
+    standin.push(TOKEN, tg.contact(ALICE, "4915112345678"))
+
+    async def merged() -> bool:
+        async with sessions() as session:
+            owner = await session.scalar(
+                select(Identity.contact_id).where(Identity.address == str(ALICE))
+            )
+        return owner == sms.contact_id
+
+    await eventually(merged, "the contacts merged")
+    async with sessions() as session:
+        mine = list(
+            await session.scalars(
+                select(Interaction.text).where(Interaction.contact_id == sms.contact_id)
+            )
+        )
+    assert set(mine) >= {"Hello by SMS", "Hello on Telegram"}
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _more_than(sessions: SessionFactory, n: int) -> bool:
+    return await inbound_count(sessions) > n
