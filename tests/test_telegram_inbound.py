@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from channels.pollers import PollerSupervisor
 from channels.registry import default_channels
@@ -20,11 +20,14 @@ from core.db import SessionFactory
 from core.models import (
     ChannelCursor,
     Contact,
+    Conversation,
     Identity,
     IdentityKind,
     Interaction,
     Lead,
     OutboxItem,
+    QuarantinedMessage,
+    Role,
 )
 from core.settings import Settings
 from core.storage import FilesystemStore
@@ -243,6 +246,156 @@ async def test_sharing_a_phone_number_joins_the_customers_sms_history(
             )
         )
     assert set(mine) >= {"Hello by SMS", "Hello on Telegram"}
+
+
+async def test_every_kind_of_message_a_customer_sends_is_stored_with_its_files(
+    app: web.Application,
+    make_user: UserFactory,
+    standin: TelegramStandIn,
+    sessions: SessionFactory,
+    pollers: PollerSupervisor,
+) -> None:
+    await add_bot(make_user, standin, mode="polling")
+    sent = [
+        tg.document(standin, TOKEN, ALICE),
+        tg.voice(standin, TOKEN, ALICE),
+        tg.video_note(standin, TOKEN, ALICE),
+        tg.video(standin, TOKEN, ALICE, caption="unboxing"),
+        tg.sticker(standin, TOKEN, ALICE),
+        tg.location(ALICE, 52.520008, 13.404954),
+        tg.contact(ALICE, "+4930901820", own=False, contact_first_name="Bob"),
+    ]
+    for update in sent:
+        standin.push(TOKEN, update)
+
+    async def all_in() -> bool:
+        return await inbound_count(sessions) == len(sent)
+
+    await eventually(all_in, "every message stored")
+    stored = await messages(sessions)
+    texts = [item.text for item in stored]
+    assert texts[1] == "(voice message)"
+    assert texts[2] == "(video message)"
+    assert texts[3] == "unboxing"
+    assert texts[4] == "(sticker 👍)"
+    assert texts[5].startswith("(location) 52.520008, 13.404954 https://www.openstreetmap.org/")
+    assert stored[5].meta["telegram"]["location"] == {"latitude": 52.520008, "longitude": 13.404954}
+    assert texts[6] == "(contact) Bob +4930901820"
+    names = [item.attachments[0]["filename"] for item in stored[:5]]
+    assert names[0] == "invoice.pdf"
+    assert names[1].endswith(".ogg")
+    assert names[4].endswith(".webp")
+    # Someone else's number is a card to read, not the customer's own: no phone identity.
+    async with sessions() as session:
+        phones = await session.scalar(
+            select(func.count()).select_from(Identity).where(Identity.kind == "phone")
+        )
+    assert phones == 0
+
+    from tests.telegram_helpers import fetcher
+
+    assert await fetcher(app).run_once() == 5
+    async with sessions() as session:
+        fetched = list(
+            await session.scalars(
+                select(Interaction).where(Interaction.id.in_([item.id for item in stored[:5]]))
+            )
+        )
+    assert all(item.attachments[0]["pending"] is False for item in fetched)
+    assert all(item.attachments[0]["key"] for item in fetched)
+
+
+async def test_blocking_the_bot_marks_the_customer_unreachable_until_they_write_again(
+    make_user: UserFactory,
+    standin: TelegramStandIn,
+    sessions: SessionFactory,
+    pollers: PollerSupervisor,
+) -> None:
+    await add_bot(make_user, standin, mode="polling")
+    standin.push(TOKEN, tg.text_message(ALICE, "Hello"))
+    standin.push(TOKEN, member_update(ALICE, "kicked"))
+
+    async def opted_out() -> bool:
+        async with sessions() as session:
+            identity = await session.scalar(select(Identity).where(Identity.address == str(ALICE)))
+        return identity is not None and identity.opted_out_at is not None
+
+    await eventually(opted_out, "the customer marked unreachable")
+    standin.push(TOKEN, member_update(ALICE, "member"))
+    standin.push(TOKEN, tg.text_message(ALICE, "I am back"))
+
+    async def reachable() -> bool:
+        return not await opted_out() and await inbound_count(sessions) == 2
+
+    await eventually(reachable, "the customer reachable again")
+
+
+async def test_group_chats_are_ignored_unless_the_account_takes_them(
+    make_user: UserFactory,
+    standin: TelegramStandIn,
+    sessions: SessionFactory,
+    pollers: PollerSupervisor,
+) -> None:
+    admin = await make_user(Role.ADMIN)
+    added = await add_bot(make_user, standin, mode="polling")
+    standin.push(TOKEN, tg.group_text(ALICE, "in the group, before"))
+    standin.push(TOKEN, tg.text_message(ALICE, "in private"))
+    await eventually(lambda: _more_than(sessions, 0), "the private message")
+    assert [item.text for item in await messages(sessions)] == ["in private"]
+
+    changed = await admin.patch(
+        f"/api/v1/channel-accounts/{added['id']}", json={"settings": {"groups": True}}
+    )
+    assert changed.status == 200, await changed.text()
+    standin.push(TOKEN, tg.group_text(ALICE, "in the group, after", title="Buyers"))
+    await eventually(lambda: _more_than(sessions, 1), "the group message")
+    group = (await messages(sessions))[-1]
+    assert group.text == "in the group, after"
+    assert group.meta["telegram"]["chat_title"] == "Buyers"
+    async with sessions() as session:
+        conversation = await session.get(Conversation, group.conversation_id)
+    assert conversation is not None
+    assert conversation.thread_key == f"chat:{group.meta['telegram']['chat_id']}"
+
+
+def member_update(user_id: int, status: str) -> dict[str, Any]:
+    """`my_chat_member` of a private chat: the user blocked ("kicked") or restarted the bot."""
+    bot = {"id": int(TOKEN.split(":")[0]), "is_bot": True, "first_name": "Support"}
+    user = {"id": user_id, "is_bot": False, "first_name": "Alice"}
+    before = "member" if status == "kicked" else "kicked"
+
+    def member(state: str) -> dict[str, Any]:
+        return {"status": state, "user": bot, **({"until_date": 0} if state == "kicked" else {})}
+
+    return {
+        "my_chat_member": {
+            "chat": {"id": user_id, "type": "private", "first_name": "Alice"},
+            "from": user,
+            "date": tg.DATE + 100,
+            "old_chat_member": member(before),
+            "new_chat_member": member(status),
+        }
+    }
+
+
+async def test_an_update_the_library_cannot_read_is_quarantined_not_blocking_the_rest(
+    make_user: UserFactory,
+    standin: TelegramStandIn,
+    sessions: SessionFactory,
+    pollers: PollerSupervisor,
+) -> None:
+    await add_bot(make_user, standin, mode="polling")
+    standin.push(TOKEN, {"message": {"message_id": 7, "text": "no chat, no date"}})
+    standin.push(TOKEN, tg.text_message(ALICE, "behind it"))
+    await eventually(lambda: _more_than(sessions, 0), "the readable update")
+    async with sessions() as session:
+        held = await session.scalar(select(QuarantinedMessage))
+    assert held is not None
+    assert held.channel == "telegram"
+    assert b"no chat, no date" in held.raw
+    admin = await make_user(Role.ADMIN)
+    listed = await (await admin.get("/api/v1/quarantine")).json()
+    assert listed["items"][0]["subject"] == "no chat, no date"
 
 
 async def _true(value: bool) -> bool:

@@ -1,1 +1,8 @@
-"""Telegram bots (python-telegram-bot): see plugin.py."""
+"""Telegram bots through python-telegram-bot (PTB); the channel is `plugin.TelegramChannel`."""
+
+import os
+
+# PTB 22 returns durations as timedelta once this is set, and warns on every RetryAfter (and
+# every media duration) until then: we opt in to the behaviour PTB is moving to. Set before
+# any module of the package runs (PTB reads it when it builds such a value).
+os.environ.setdefault("PTB_TIMEDELTA", "true")

@@ -11,15 +11,12 @@ library's own messages can quote it, so ours are written here.
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
 
-# PTB 22 returns durations as timedelta once this is set and warns on every RetryAfter (and
-# every media duration) until then; we opt in to the behaviour PTB is moving to.
-os.environ.setdefault("PTB_TIMEDELTA", "true")
-
+import aiohttp
 from telegram import Bot, User
 from telegram.error import (
     BadRequest,
@@ -112,6 +109,47 @@ def send_error(exc: TelegramError) -> TransientSendError | PermanentSendError:
     if isinstance(exc, NetworkError):  # TimedOut too; and 5xx answers
         return TransientSendError(describe(exc))
     return TransientSendError(describe(exc))
+
+
+class UpdatesFailed(ConnectionError):
+    """getUpdates failed; the message says why (never the token)."""
+
+
+async def get_updates(
+    settings: TelegramSettings, offset: int | None, wait_seconds: int, allowed: Sequence[str]
+) -> list[Any]:
+    """getUpdates over the documented HTTP API, answered as JSON rather than read by the
+    library, so each update can be read on its own (one the library cannot read is kept
+    apart instead of failing the batch). Long polling: Telegram answers when updates come
+    or after `wait_seconds`."""
+    url = f"{settings.api_base_url.rstrip('/')}/bot{settings.token}/getUpdates"
+    body: dict[str, Any] = {"timeout": wait_seconds, "allowed_updates": list(allowed)}
+    if offset is not None:
+        body["offset"] = offset
+    limits = aiohttp.ClientTimeout(total=wait_seconds + REQUEST_TIMEOUT_SECONDS, connect=10.0)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=limits) as http,
+            http.post(url, json=body) as answer,
+        ):
+            text = await answer.text()
+            status = answer.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise UpdatesFailed(f"Telegram could not be reached: {type(exc).__name__}") from None
+    try:
+        envelope = json.loads(text)
+    except ValueError:
+        raise UpdatesFailed(f"Telegram answered HTTP {status} without JSON") from None
+    if not isinstance(envelope, dict):
+        raise UpdatesFailed(f"Telegram answered HTTP {status} with something unexpected")
+    if envelope.get("ok") is True and isinstance(envelope.get("result"), list):
+        return list(envelope["result"])
+    description = str(envelope.get("description") or f"HTTP {status}")
+    if status in (401, 404):
+        raise UpdatesFailed("Telegram rejected the bot token (revoked, or not this bot's)")
+    if status == 409:
+        raise UpdatesFailed(f"Telegram refused: {description} (another program uses this bot)")
+    raise UpdatesFailed(f"Telegram: {description}")
 
 
 async def get_me(settings: TelegramSettings) -> User:

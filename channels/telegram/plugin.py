@@ -5,32 +5,38 @@ downloads. See docs/channels/telegram.md for setting a bot up.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import (
     BackgroundWork,
     Channel,
     ChannelServices,
+    Malformed,
     PollingAdapter,
     PollOptions,
+    Unsupported,
     WebhookAdapter,
 )
-from channels.telegram.accounts import SECRET_FIELDS, settings_of
+from channels.telegram.accounts import SECRET_FIELDS, parser_settings, settings_of
 from channels.telegram.client import LONG_POLL_SECONDS, get_me
 from channels.telegram.media import TelegramMediaFetcher
-from channels.telegram.parse import CHANNEL
+from channels.telegram.parse import CHANNEL, parse_update
 from channels.telegram.poller import UpdatePoller, WebhookKeeper
 from channels.telegram.sender import TelegramSender
 from channels.telegram.settings import TelegramSettings
-from channels.telegram.webhooks import UpdateHook
+from channels.telegram.store import store_items
+from channels.telegram.webhooks import UpdateHook, read_update
 from core.channel_accounts import AccountView
 from core.channels import Capability, ChannelFacts
 from core.errors import InvalidInput
-from core.models import IdentityKind
+from core.models import IdentityKind, QuarantinedMessage
 from core.outbox import Sender
+from core.quarantine import mark_ingested
 
 
 class TelegramChannel(Channel):
@@ -44,6 +50,8 @@ class TelegramChannel(Channel):
     )
     settings_model: ClassVar[type[BaseModel] | None] = TelegramSettings
     secret_fields: ClassVar[frozenset[str]] = SECRET_FIELDS
+    quarantine_media_type: ClassVar[str] = "application/json"
+    quarantine_extension: ClassVar[str] = "json"
 
     def __init__(
         self,
@@ -102,3 +110,48 @@ class TelegramChannel(Channel):
         user = await get_me(settings)
         mode = "webhook" if settings.webhook_wanted(services.settings.public_url) else "polling"
         return f"signed in as @{user.username} ({user.full_name}); updates by {mode}"
+
+    def describe_quarantined(self, raw: bytes) -> tuple[str, str]:
+        try:
+            data = json.loads(raw)
+            message: dict[str, Any] = next(
+                (
+                    data[key]
+                    for key in ("message", "edited_message")
+                    if isinstance(data.get(key), dict)
+                ),
+                {},
+            )
+            sender = message.get("from") or {}
+            name = " ".join(
+                str(part) for part in (sender.get("first_name"), sender.get("last_name")) if part
+            )
+            return name, str(message.get("text") or message.get("caption") or "")[:200]
+        except (ValueError, AttributeError, TypeError):
+            return "", ""
+
+    async def retry_quarantined(
+        self,
+        session: AsyncSession,
+        row: QuarantinedMessage,
+        account: AccountView,
+        services: ChannelServices,
+    ) -> None:
+        """Read the update again (a newer library may read it now) and store it."""
+        settings = settings_of(account)
+        if settings is None:
+            raise ValueError("the account's settings are incomplete (a bot token is needed)")
+        try:
+            update = read_update(json.loads(row.raw))
+        except (ValueError, Malformed) as exc:
+            row.reason = str(exc)[:2000]
+            await session.flush()
+            return
+        parsed = parse_update(update, parser_settings(account, settings))
+        if isinstance(parsed, Unsupported):
+            row.reason = f"not a customer message: {parsed.reason}"[:2000]
+            await session.flush()
+            return
+        touched = await store_items(session, parsed.items, account, settings, services)
+        if touched:
+            await mark_ingested(session, row, touched[0])

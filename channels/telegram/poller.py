@@ -7,7 +7,9 @@ Both are `PollingAdapter`s, so the supervisor runs one per account across server
   set), then asks getUpdates for updates after the stored offset, waiting up to
   `long_poll_seconds` for them; each update is parsed by the webhook's parser and stored in a
   transaction that also moves the offset past it, so an update is confirmed to Telegram (by
-  the next getUpdates' offset) only once it is stored.
+  the next getUpdates' offset) only once it is stored. An update the library cannot read is
+  quarantined (`core.quarantine`) in that transaction instead, so it never holds up the
+  ones behind it, and an admin can look at it and retry it.
 - `WebhookKeeper` (webhook mode): registers `<public_url>/hooks/telegram/<account>/update`
   with setWebhook and the account's secret token, then checks getWebhookInfo every
   `check_seconds`: registers again if the address changed, and reports Telegram's last
@@ -17,30 +19,33 @@ Both are `PollingAdapter`s, so the supervisor runs one per account across server
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import Update
 from telegram.error import TelegramError
 
 from channels.base import (
     ChannelServices,
     CursorPoller,
+    Malformed,
     Parsed,
     PollingAdapter,
     PollOptions,
     Unsupported,
 )
 from channels.telegram.accounts import SECRET_FIELDS, parser_settings, settings_of
-from channels.telegram.client import LONG_POLL_SECONDS, describe, open_bot
+from channels.telegram.client import LONG_POLL_SECONDS, describe, get_updates, open_bot
 from channels.telegram.parse import ALLOWED_UPDATES, CHANNEL, parse_update
 from channels.telegram.settings import TelegramSettings, webhook_secret
 from channels.telegram.store import store_items
-from channels.telegram.webhooks import HOOK
+from channels.telegram.webhooks import HOOK, read_update
 from core.channel_accounts import AccountView
 from core.models import utcnow
+from core.quarantine import quarantine
 
 
 def _settings(account: AccountView) -> TelegramSettings:
@@ -50,7 +55,7 @@ def _settings(account: AccountView) -> TelegramSettings:
     return settings
 
 
-class UpdatePoller(CursorPoller[Update]):
+class UpdatePoller(CursorPoller[Any]):
     """getUpdates long polling for one bot."""
 
     def __init__(
@@ -67,43 +72,74 @@ class UpdatePoller(CursorPoller[Update]):
 
     async def do_fetch(
         self, cursor: Mapping[str, Any] | None
-    ) -> tuple[Sequence[Update], Sequence[Mapping[str, Any]]]:
+    ) -> tuple[Sequence[Any], Sequence[Mapping[str, Any]]]:
         settings = _settings(self.account)
         offset = int((cursor or {}).get("offset", 0)) or None
-        try:
-            async with open_bot(settings, long_poll_seconds=self.long_poll_seconds) as bot:
-                if self._webhook_dropped_for != settings.token:
+        if self._webhook_dropped_for != settings.token:
+            # Telegram refuses getUpdates while a webhook is set (ours from webhook mode).
+            try:
+                async with open_bot(settings) as bot:
                     await bot.delete_webhook(drop_pending_updates=False)
-                    self._webhook_dropped_for = settings.token
-                fetch = asyncio.ensure_future(
-                    bot.get_updates(
-                        offset=offset,
-                        timeout=self.long_poll_seconds,
-                        allowed_updates=list(ALLOWED_UPDATES),
-                    )
-                )
-                stopped = asyncio.ensure_future(self.stop_signal.wait())
-                try:
-                    await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    stopped.cancel()
-                if not fetch.done():
-                    # Told to stop mid-wait: nothing was handed out that is not re-fetched.
-                    fetch.cancel()
-                    await asyncio.gather(fetch, return_exceptions=True)
-                    return [], []
-                updates = fetch.result()
-        except TelegramError as exc:
-            raise ConnectionError(describe(exc)) from None
-        return updates, [{"offset": update.update_id + 1} for update in updates]
+            except TelegramError as exc:
+                raise ConnectionError(describe(exc)) from None
+            self._webhook_dropped_for = settings.token
+        fetch = asyncio.ensure_future(
+            get_updates(settings, offset, self.long_poll_seconds, ALLOWED_UPDATES)
+        )
+        stopped = asyncio.ensure_future(self.stop_signal.wait())
+        try:
+            await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not fetch.done():
+            # Told to stop mid-wait: nothing was handed out that is not fetched again.
+            fetch.cancel()
+            await asyncio.gather(fetch, return_exceptions=True)
+            return [], []
+        updates = fetch.result()
+        if not isinstance(updates, list):
+            raise ConnectionError("getUpdates answered something other than a list")
+        items = [item for item in updates if isinstance(item, dict)]
+        after = []
+        for item in items:
+            update_id = item.get("update_id")
+            if not isinstance(update_id, int):
+                raise ConnectionError("getUpdates answered an update without an update_id")
+            after.append({"offset": update_id + 1})
+        return items, after
 
-    def do_parse(self, item: Update) -> Parsed[Any] | Unsupported:
+    def do_parse(self, item: Any) -> Parsed[Any] | Unsupported:
         settings = _settings(self.account)
-        return parse_update(item, parser_settings(self.account, settings))
+        try:
+            update = read_update(item)
+        except Malformed as exc:
+            return Parsed([Unreadable(item.get("update_id"), item, str(exc))])
+        return parse_update(update, parser_settings(self.account, settings))
 
     async def do_store(self, session: AsyncSession, parsed: Parsed[Any]) -> None:
         settings = _settings(self.account)
-        await store_items(session, parsed.items, self.account, settings, self.services)
+        for item in parsed.items:
+            if isinstance(item, Unreadable):
+                await quarantine(
+                    session,
+                    channel=CHANNEL,
+                    account_id=self.account.id,
+                    reference=f"update:{item.update_id}",
+                    raw=json.dumps(item.data, ensure_ascii=False).encode(),
+                    reason=item.reason,
+                )
+                self.status.count("quarantined")
+        wanted = [item for item in parsed.items if not isinstance(item, Unreadable)]
+        await store_items(session, wanted, self.account, settings, self.services)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An update the library could not read: kept in quarantine for an admin."""
+
+    update_id: Any
+    data: dict[str, Any]
+    reason: str
 
 
 def webhook_url(account: AccountView, settings: TelegramSettings, server_public_url: str) -> str:
