@@ -374,3 +374,33 @@ async def test_any_channels_settings_become_flags(run: Run, sessions: SessionFac
     assert short.code == 2
     assert "--api-key-stdin: " in short.err
     assert await account_count(sessions) == 2
+
+
+async def test_a_telegram_bot_is_added_with_its_token_from_stdin_and_checked(
+    run: Run, sessions: SessionFactory
+) -> None:
+    from tests import telegram_standin as tg
+
+    async with tg.running() as standin:
+        add = ("channel", "add", "telegram", "--name", "support", "--api-base-url", standin.url)
+        wrong = "7000000001:" + "B" * 35
+        refused = await run(*add, "--token-stdin", "--mode", "polling", stdin=f"{wrong}\n")
+        assert refused.code != 0
+        assert refused.err.count("\n") == 1, refused.err
+        assert "--token-stdin" in refused.err
+        assert "rejected the bot token" in refused.err
+        assert wrong not in refused.out + refused.err
+        assert await account_count(sessions) == 0
+
+        added = await run(*add, "--token-stdin", "--mode", "polling", stdin=f"{tg.TOKEN}\n")
+        assert added.code == 0, added.err
+        assert tg.TOKEN not in added.out + added.err
+        stored = (await accounts(sessions))["support"]
+        assert stored.settings["mode"] == "polling"
+        assert stored.settings["bot_username"] == tg.BOT_USERNAME
+        assert stored.settings["token"] != tg.TOKEN  # encrypted at rest
+
+        checked = await run("channel", "check", "telegram", "support")
+        assert checked.code == 0, checked.err
+        assert f"signed in as @{tg.BOT_USERNAME}" in checked.out
+        assert "updates by polling" in checked.out
