@@ -92,7 +92,7 @@ async def check_reply(
             raise InvalidInput(
                 f"{recipient} unsubscribed on {opted_out.opted_out_at:%Y-%m-%d %H:%M} UTC "
                 f"({opted_out.opt_out_reason or 'opted out'}); nothing can be sent to it on "
-                f"{facts.label} until they write START",
+                f"{facts.label} until they write again",
                 field="channel",
             )
     if template and Capability.TEMPLATES not in facts.sends:

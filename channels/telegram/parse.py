@@ -180,7 +180,8 @@ def _message(message: Message, settings: Settings) -> NewMessage | Unsupported:
             }
         },
         occurred_at=_aware(message.date),
-        thread_key=f"chat:{chat.id}" if group else None,
+        # Each chat its own conversation: an answer to a private chat never goes to a group.
+        thread_key=f"chat:{chat.id}",
         queue_id=settings.queue_id,
         language=(sender.language_code or None),
         marketing=marketing,

@@ -11,6 +11,10 @@ second per bot). If Telegram still answers 429, its `retry_after` holds that cha
 the outbox's delay. 403 (the customer blocked the bot, or deleted their account) is
 permanent and marks their Telegram address unreachable: the console shows it and refuses
 replies there until they write again.
+
+An answer sent in parts (long text, media) remembers, per outbox item, how many parts went
+out, so a retry after a failure midway sends only the rest. That memory is the sending
+process's: if another process makes the retry, the parts already sent arrive twice.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 import mimetypes
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -58,9 +63,9 @@ class RateLimiter:
 
     per_second: int = PER_BOT_PER_SECOND
     clock: object = field(default=time.monotonic)
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
     _next_at: dict[tuple[int, int], float] = field(default_factory=dict)
     _recent: dict[int, deque[float]] = field(default_factory=dict)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def _now(self) -> float:
         clock = self.clock
@@ -68,22 +73,23 @@ class RateLimiter:
         return float(clock())
 
     async def wait(self, bot: int, chat: int) -> None:
-        """Return when the bot may send to the chat now."""
-        async with self._lock:
-            while True:
-                now = self._now()
-                delay = self._next_at.get((bot, chat), 0.0) - now
-                recent = self._recent.setdefault(bot, deque())
-                while recent and recent[0] <= now - 1.0:
-                    recent.popleft()
-                if len(recent) >= self.per_second:
-                    delay = max(delay, recent[0] + 1.0 - now)
-                if delay <= 0:
-                    break
-                await asyncio.sleep(delay)
-            recent.append(now)
-            spacing = GROUP_CHAT_SECONDS if chat < 0 else PRIVATE_CHAT_SECONDS
-            self._next_at[(bot, chat)] = now + spacing
+        """Return when the bot may send to the chat now, having taken that send's place.
+        Checking and taking the place happen with no await between them, so no lock is
+        needed, and a chat that must wait holds up no other chat."""
+        while True:
+            now = self._now()
+            delay = self._next_at.get((bot, chat), 0.0) - now
+            recent = self._recent.setdefault(bot, deque())
+            while recent and recent[0] <= now - 1.0:
+                recent.popleft()
+            if len(recent) >= self.per_second:
+                delay = max(delay, recent[0] + 1.0 - now)
+            if delay <= 0:
+                break
+            await self.sleep(delay)
+        recent.append(now)
+        spacing = GROUP_CHAT_SECONDS if chat < 0 else PRIVATE_CHAT_SECONDS
+        self._next_at[(bot, chat)] = now + spacing
 
     def hold(self, bot: int, chat: int, seconds: float) -> None:
         """Telegram asked to wait: nothing more to this chat before then."""
@@ -118,6 +124,9 @@ class TelegramSender(Sender):
         self._sessions = sessions
         self._cipher = cipher
         self.limiter = limiter or RateLimiter()
+        # Parts of an answer already sent, by outbox item: a retry after a failure midway
+        # sends only the rest (this process's memory; see the module's docstring).
+        self._parts_sent: dict[int, int] = {}
 
     async def is_ready(self) -> bool:
         async with self._sessions() as session:
@@ -164,23 +173,27 @@ class TelegramSender(Sender):
         if not texts and not media:
             raise PermanentSendError("the answer is empty")
         bot_id = int(settings.token.split(":", 1)[0])
+        parts: list[tuple[str, str]] = [("text", piece) for piece in texts]
+        parts += [("media", url) for url in media]
+        done = self._parts_sent.get(delivery.outbox_id, 0)
         sent: list[Message] = []
         try:
             async with open_bot(settings) as bot:
-                for piece in texts:
+                for kind, part in parts[done:]:
                     await self.limiter.wait(bot_id, chat_id)
-                    sent.append(
-                        await bot.send_message(chat_id, html.escape(piece, quote=False), "HTML")
-                    )
-                for url in media:
-                    await self.limiter.wait(bot_id, chat_id)
-                    sent.append(await _send_media(bot, chat_id, url))
+                    if kind == "text":
+                        escaped = html.escape(part, quote=False)
+                        sent.append(await bot.send_message(chat_id, escaped, "HTML"))
+                    else:
+                        sent.append(await _send_media(bot, chat_id, part))
+                    self._parts_sent[delivery.outbox_id] = done + len(sent)
         except TelegramError as exc:
             error = send_error(exc)
             retry_after = getattr(error, "retry_after", None)
             if retry_after:
                 self.limiter.hold(bot_id, chat_id, retry_after)
-            if isinstance(error, PermanentSendError) and error.code == BLOCKED:
+            # Blocked in a private chat: the customer. (Kicked from a group: only that chat.)
+            if isinstance(error, PermanentSendError) and error.code == BLOCKED and chat_id > 0:
                 async with transaction(self._sessions) as session:
                     await set_opt_out(
                         session, IdentityKind.TELEGRAM, delivery.recipient, BLOCKED_REASON
@@ -190,7 +203,12 @@ class TelegramSender(Sender):
                     "telegram answer sent in part",
                     extra=log_fields(outbox_id=delivery.outbox_id, sent=len(sent)),
                 )
+            if isinstance(error, PermanentSendError):
+                self._parts_sent.pop(delivery.outbox_id, None)
             raise error from None
+        self._parts_sent.pop(delivery.outbox_id, None)
+        if not sent:
+            return f"{chat_id}:sent"
         log.info(
             "telegram accepted a message",
             extra=log_fields(
