@@ -130,6 +130,14 @@ async def test_webhook_mode_registers_authenticates_and_stores_each_message_once
     secret = webhook_secret(TOKEN)
     assert await standin.deliver_raw(TOKEN, b"{not json", secret, origin=origin) == 400
     assert await standin.deliver_raw(TOKEN, b'{"message": {}}', secret, origin=origin) == 400
+    # An Update the library cannot read: kept in quarantine, acknowledged (else Telegram
+    # would deliver it again and again, then drop it).
+    unreadable = b'{"update_id": 5, "message": {"message_id": 1}}'
+    assert await standin.deliver_raw(TOKEN, unreadable, secret, origin=origin) == 200
+    async with sessions() as session:
+        held = await session.scalar(select(QuarantinedMessage))
+    assert held is not None
+    assert held.reference == "update:5"
     # A group message: valid, not for us (the account takes private chats only).
     standin.push(TOKEN, tg.group_text(ALICE, "hello group"))
     assert await standin.deliver(TOKEN, origin=origin) == [200]

@@ -20,6 +20,7 @@ import aiohttp
 from telegram import Bot, User
 from telegram.error import (
     BadRequest,
+    ChatMigrated,
     Conflict,
     Forbidden,
     InvalidToken,
@@ -104,6 +105,12 @@ def send_error(exc: TelegramError) -> TransientSendError | PermanentSendError:
         return PermanentSendError(describe(exc), code=BLOCKED)
     if isinstance(exc, InvalidToken):
         return TransientSendError(describe(exc), code="401")
+    if isinstance(exc, ChatMigrated):
+        return PermanentSendError(
+            f"the group became a supergroup (now chat {exc.new_chat_id}); answer in the "
+            "conversation of its new messages",
+            code="400",
+        )
     if isinstance(exc, BadRequest):
         return PermanentSendError(describe(exc), code="400")
     if isinstance(exc, NetworkError):  # TimedOut too; and 5xx answers

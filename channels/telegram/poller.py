@@ -19,9 +19,7 @@ Both are `PollingAdapter`s, so the supervisor runs one per account across server
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +29,6 @@ from telegram.error import TelegramError
 from channels.base import (
     ChannelServices,
     CursorPoller,
-    Malformed,
     Parsed,
     PollingAdapter,
     PollOptions,
@@ -39,13 +36,12 @@ from channels.base import (
 )
 from channels.telegram.accounts import SECRET_FIELDS, parser_settings, settings_of
 from channels.telegram.client import LONG_POLL_SECONDS, describe, get_updates, open_bot
-from channels.telegram.parse import ALLOWED_UPDATES, CHANNEL, parse_update
+from channels.telegram.parse import ALLOWED_UPDATES, CHANNEL
 from channels.telegram.settings import TelegramSettings, webhook_secret
 from channels.telegram.store import store_items
-from channels.telegram.webhooks import HOOK, read_update
+from channels.telegram.webhooks import HOOK, parse_raw_update
 from core.channel_accounts import AccountView
 from core.models import utcnow
-from core.quarantine import quarantine
 
 
 def _settings(account: AccountView) -> TelegramSettings:
@@ -110,36 +106,11 @@ class UpdatePoller(CursorPoller[Any]):
 
     def do_parse(self, item: Any) -> Parsed[Any] | Unsupported:
         settings = _settings(self.account)
-        try:
-            update = read_update(item)
-        except Malformed as exc:
-            return Parsed([Unreadable(item.get("update_id"), item, str(exc))])
-        return parse_update(update, parser_settings(self.account, settings))
+        return parse_raw_update(item, parser_settings(self.account, settings))
 
     async def do_store(self, session: AsyncSession, parsed: Parsed[Any]) -> None:
         settings = _settings(self.account)
-        for item in parsed.items:
-            if isinstance(item, Unreadable):
-                await quarantine(
-                    session,
-                    channel=CHANNEL,
-                    account_id=self.account.id,
-                    reference=f"update:{item.update_id}",
-                    raw=json.dumps(item.data, ensure_ascii=False).encode(),
-                    reason=item.reason,
-                )
-                self.status.count("quarantined")
-        wanted = [item for item in parsed.items if not isinstance(item, Unreadable)]
-        await store_items(session, wanted, self.account, settings, self.services)
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """An update the library could not read: kept in quarantine for an admin."""
-
-    update_id: Any
-    data: dict[str, Any]
-    reason: str
+        await store_items(session, parsed.items, self.account, settings, self.services)
 
 
 def webhook_url(account: AccountView, settings: TelegramSettings, server_public_url: str) -> str:

@@ -66,7 +66,7 @@ class TelegramSettings(BaseModel):
     greeting: dict[str, str] = Field(
         default_factory=dict,
         max_length=20,
-        description="the answer to a plain /start, by language (en, ru, ...); "
+        description="the answer to /start, by language (en, ru, ...); "
         "empty: the built-in greeting in the customer's language",
         json_schema_extra={"cli": False},
     )

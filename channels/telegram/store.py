@@ -15,7 +15,10 @@ poller's alike).
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +36,7 @@ from core.identity import Address, normalize_phone
 from core.ingest import ingest, record_edit
 from core.models import IdentityKind, Role
 from core.preferences import LOCALES
+from core.quarantine import quarantine
 from core.reply_rules import set_opt_out
 
 # Who greets and who joins a shared phone number, in the audit log and the timeline.
@@ -43,9 +47,19 @@ GREETING = N_(
 )
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """An update the library could not read: kept in quarantine for an admin, so it never
+    holds up the updates behind it (an admin can look at it and retry it)."""
+
+    update_id: int
+    data: dict[str, Any]
+    reason: str
+
+
 async def store_items(
     session: AsyncSession,
-    items: Sequence[Item],
+    items: Sequence[Item | Unreadable],
     account: AccountView,
     settings: TelegramSettings,
     services: ChannelServices,
@@ -53,7 +67,16 @@ async def store_items(
     """Store the items; the ids of the interactions they created or changed."""
     touched: list[int] = []
     for item in items:
-        if isinstance(item, NewMessage):
+        if isinstance(item, Unreadable):
+            await quarantine(
+                session,
+                channel=CHANNEL,
+                account_id=account.id,
+                reference=f"update:{item.update_id}",
+                raw=json.dumps(item.data, ensure_ascii=False).encode(),
+                reason=item.reason,
+            )
+        elif isinstance(item, NewMessage):
             created = await _new_message(session, item, account, settings, services)
             touched += [created] if created is not None else []
         elif isinstance(item, EditedMessage):
