@@ -597,6 +597,11 @@ class Channel(ABC):
         """The sender of this channel's outbox items; None for a channel that cannot send."""
         return None
 
+    def embed(self, account: str, base_url: str) -> str | None:
+        """What an admin pastes into the company's website for `account`, for channels that
+        show on one (the chat widget's script tag); `base_url` is omnicrm's public address."""
+        return None
+
     def poller(self, account: AccountView, services: ChannelServices) -> PollingAdapter | None:
         """The poller of an account, for channels that fetch their input."""
         return None

@@ -142,6 +142,7 @@ def default_channels() -> list[Channel]:
     from channels.email.plugin import EmailChannel
     from channels.telegram.plugin import TelegramChannel
     from channels.twilio.plugin import SmsChannel, TwilioChannel, WhatsAppChannel
+    from channels.webchat.plugin import WebchatChannel
     from channels.webform import WebFormChannel
 
     return [
@@ -152,4 +153,5 @@ def default_channels() -> list[Channel]:
         SmsChannel(),
         WhatsAppChannel(),
         TelegramChannel(),
+        WebchatChannel(),
     ]

@@ -172,6 +172,7 @@ INTERACTION_CREATED: Final = _declare(
     labels={
         "channel": "the interaction's channel",
         "direction": '"in" for an inbound message (ingest); absent for replies and notes',
+        "visitor": "the website chat visitor who wrote it (webchat messages only)",
     },
 )
 INTERACTION_EDITED: Final = _declare(
@@ -180,6 +181,17 @@ INTERACTION_EDITED: Final = _declare(
     "a customer edited a message they sent (its earlier text is kept)",
     ids={**_CONVERSATION_IDS, "interaction": "the interaction"},
     labels={"channel": "the interaction's channel"},
+)
+CONVERSATION_TYPING: Final = _declare(
+    "conversation.typing",
+    Audience.PLACED,
+    "someone is typing in a chat (the website chat's visitor, or an operator answering it)",
+    ids={"conversation": "the conversation", "operator": "the operator typing, if it is one"},
+    labels={
+        "who": '"customer" or "operator"',
+        "typing": '"true" while typing, "false" when they stopped',
+        "name": "the operator's name (what the visitor's widget shows)",
+    },
 )
 ROUTING_DECISION: Final = _declare(
     "routing.decision",

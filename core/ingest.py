@@ -86,6 +86,9 @@ class InboundEvent:
     lead: LeadRequest | None = None
     # Auto-replies and bounces are recorded but never reopen a resolved conversation.
     may_reopen: bool = True
+    # Small labels for the interaction.created event (ids, never content): the website chat
+    # names its visitor, so their open widget learns of their new conversation.
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,7 @@ async def _store(
         events.append(Event(CONTACT_CREATED, {"contact": contact.id}))
     if conversation_state:
         events.append(Event(CONVERSATION_BY_STATE[conversation_state], ids, labels))
-    created = {**labels, "direction": "in"}  # replies and notes are interactions too
+    created = {**event.labels, **labels, "direction": "in"}  # replies and notes too
     events.append(Event(INTERACTION_CREATED, {**ids, "interaction": interaction_id}, created))
     if lead_id is not None:
         events.append(Event(LEAD_CREATED, {**ids, "lead": lead_id}, labels))

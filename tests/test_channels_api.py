@@ -75,6 +75,7 @@ async def test_the_console_learns_every_channel_and_what_it_can_send(
         "sms",
         "whatsapp",
         "telegram",
+        "webchat",
         "fakesms",
     }
     assert listed["fakesms"]["sends"] == ["text"]

@@ -610,7 +610,7 @@ async def test_reply_on_a_channel_that_cannot_send_is_400_naming_those_that_can(
             await supervisor.post(path, json={"text": "Hi", "channel": channel}), 400
         )
         assert (
-            "channels that can send: email, sms, telegram, whatsapp"
+            "channels that can send: email, sms, telegram, webchat, whatsapp"
             in body["error"]["fields"]["channel"]
         )
     async with sessions() as session:

@@ -95,6 +95,8 @@ class Call(Generic[BodyT, QueryT]):
     body: BodyT
     query: QueryT
     auth_session_id: int | None = None
+    # What the route's `guard` returned (the website chat's visitor), else None.
+    guarded: Any = None
 
     @property
     def sessions(self) -> SessionFactory:
@@ -110,6 +112,9 @@ class Call(Generic[BodyT, QueryT]):
 
 
 Handler = Callable[[Call[Any, Any]], Awaitable[Any]]
+# A public route's own authentication (a website visitor's token): runs on the raw request
+# before the body is parsed; raises an ApiError-like exception (401/403) or returns who it is.
+Guard = Callable[[web.Request], Awaitable[Any]]
 
 
 # Error answers a route may declare with `errors=`, beyond those its declaration implies
@@ -183,8 +188,11 @@ class ApiRoutes:
         documented_body: type[BaseModel] | None = None,
         errors: Iterable[int] = (),
         also: Iterable[int] = (),
+        guard: Guard | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Declare a route. `documented_body` documents a body the handler parses itself;
+        """Declare a route. `guard` authenticates a public route's caller its own way (on the
+        raw request, before the body is parsed; `call.guarded` is what it returned);
+        `documented_body` documents a body the handler parses itself;
         `errors` lists the error statuses its handler can answer beyond those the rest of the
         declaration implies (e.g. 409 where core raises `Conflict`); `also` lists statuses
         answered with the `response` model besides `status`."""
@@ -218,12 +226,14 @@ class ApiRoutes:
                 # never sees an id that is not one.
                 for name in ids:
                     path_id(request.match_info[name])
+                guarded = await guard(request) if guard is not None else None
                 call = Call(
                     request,
                     actor,
                     await parse_body(request, body or NoBody),
                     parse_query(request, query or NoBody),
                     session_id,
+                    guarded,
                 )
                 result = await handler(call)
                 if isinstance(result, web.StreamResponse):

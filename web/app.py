@@ -49,6 +49,7 @@ from web import (
     routes_routing,
     routes_search,
     routes_system,
+    routes_webchat,
     webforms,
     ws,
 )
@@ -76,6 +77,7 @@ from web.keys import (
 from web.metrics import Metrics
 from web.middleware import dated, errors_as_json, security_headers, timed
 from web.openapi import ROUTE_DOCS
+from web.routes_webchat import webchat_cors
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_system.routes,
     routes_pages.routes,
     routes_i18n.routes,
+    routes_webchat.routes,
 )
 
 
@@ -120,7 +123,14 @@ def create_app(
     their channels here (SettingsError) and synced into the database when the app starts."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[timed, dated, security_headers, browser_error_pages, errors_as_json],
+        middlewares=[
+            timed,
+            dated,
+            security_headers,
+            webchat_cors,
+            browser_error_pages,
+            errors_as_json,
+        ],
     )
     app[SETTINGS] = settings
     app[BUS] = EventBus()

@@ -68,6 +68,9 @@ class AccountOut(BaseModel):
     last_error: str | None
     last_error_at: datetime | None
     webhooks: dict[str, str] = Field(description="the address of each webhook, by hook name")
+    embed: str | None = Field(
+        default=None, description="HTML to paste into the website (the chat widget's script)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -109,10 +112,15 @@ def _registry(call: Call[Any, Any]) -> ChannelRegistry:
     return call.request.app[REGISTRY]
 
 
+def public_base(request: web.Request) -> str:
+    """omnicrm's address as the outside world reaches it (`public_url`, else the request's)."""
+    settings = request.app[SERVICES].settings
+    return settings.public_url or f"{request.scheme}://{request.host}"
+
+
 def webhook_urls(request: web.Request, channel: Channel, account: str) -> dict[str, str]:
     """Where a provider must send each webhook of `account` (from `public_url` when set)."""
-    settings = request.app[SERVICES].settings
-    base = settings.public_url or f"{request.scheme}://{request.host}"
+    base = public_base(request)
     return {
         adapter.hook: f"{base}/hooks/{channel.name}/{account}/{adapter.hook}"
         for adapter in channel.webhooks()
@@ -135,6 +143,7 @@ def account_out(request: web.Request, registry: ChannelRegistry, row: ChannelAcc
         last_error=row.last_error,
         last_error_at=row.last_error_at,
         webhooks=webhook_urls(request, channel, row.name) if channel is not None else {},
+        embed=channel.embed(row.name, public_base(request)) if channel is not None else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -5,7 +5,7 @@
 import { api, get, patch, post } from "../common/api.js";
 import { fill, h, toast } from "../common/dom.js";
 import { formatDateTime, t } from "../common/i18n.js";
-import { FieldError, editor, field, sectionHeader, table, valueOf } from "./form.js";
+import { FieldError, copy, editor, field, sectionHeader, table, valueOf } from "./form.js";
 
 /** What a schema property is: {kind, options, list, json} after following $ref and anyOf. */
 export function describeProperty(schema, property) {
@@ -163,7 +163,20 @@ export async function render(main, context) {
       "tr",
       { class: account.enabled ? "" : "inactive", dataset: { account: account.id } },
       h("td", {}, labels.get(account.channel) || account.channel),
-      h("td", {}, account.name, account.from_config ? h("span", { class: "muted" }, ` (${t("config file")})`) : null),
+      h(
+        "td",
+        {},
+        account.name,
+        account.from_config ? h("span", { class: "muted" }, ` (${t("config file")})`) : null,
+        account.embed
+          ? h(
+              "div",
+              { class: "embed" },
+              h("textarea", { class: "snippet", readonly: true, rows: 2, "aria-label": t("Embed snippet of {name}", { name: account.name }) }, account.embed),
+              h("button", { type: "button", onclick: () => copy(account.embed) }, t("Copy snippet")),
+            )
+          : null,
+      ),
       h("td", {}, account.queue_id ? queueNames.get(account.queue_id) || `#${account.queue_id}` : "—"),
       h("td", { class: account.last_error ? "health-error" : account.health === "ok" ? "health-ok" : "" }, account.health),
       h(

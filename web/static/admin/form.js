@@ -13,6 +13,16 @@ let counter = 0;
  * for anything under it ("skills.billing" goes to "skills"), appear in its error line.
  * kind: text | email | password | number | url | textarea | select | checkbox
  */
+/** Put `text` on the clipboard, saying whether it worked. */
+export async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    toast(t("Copied"));
+  } catch {
+    toast(t("Select the text and copy it"), "error");
+  }
+}
+
 export function field({ name, label, kind = "text", value, hint, options, required, wide, attrs }) {
   const id = `f${++counter}`;
   const errorId = `${id}-error`;

@@ -4,18 +4,9 @@
 import { api, get, patch, post } from "../common/api.js";
 import { fill, h, toast } from "../common/dom.js";
 import { t } from "../common/i18n.js";
-import { checkboxes, checkedValues, editor, field, sectionHeader, table, valueOf } from "./form.js";
+import { checkboxes, checkedValues, copy, editor, field, sectionHeader, table, valueOf } from "./form.js";
 
 const FIELDS = ["name", "email", "phone", "message"];
-
-async function copy(text) {
-  try {
-    await navigator.clipboard.writeText(text);
-    toast(t("Copied"));
-  } catch {
-    toast(t("Select the text and copy it"), "error");
-  }
-}
 
 export async function render(main, context) {
   const [forms, queues] = await Promise.all([get("/api/v1/forms"), get("/api/v1/queues")]);

@@ -13,6 +13,7 @@ import { channelIcon, icon } from "../common/icons.js";
 import { renderCustomer } from "./customer.js";
 import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
+import { showCustomerTyping, watchTyping } from "./typing.js";
 import { isSupervisor, operatorName, presenceLabel, queueName, signal, state, statusLabel } from "./state.js";
 import { t } from "../common/i18n.js";
 
@@ -100,6 +101,12 @@ export async function onDelivery(ids) {
 }
 
 /** New interactions of the contact: refresh the timeline; mark read if we are looking. */
+/** A conversation.typing event: the visitor of the open chat is typing (or stopped). */
+export function onTyping(ids, labels) {
+  if (!view || ids.conversation !== state.conversationId || labels.who !== "customer") return;
+  showCustomerTyping(view.typingLine, labels.typing === "true");
+}
+
 export async function onInteraction(ids) {
   if (!state.conversation) return;
   if (ids.contact !== state.conversation.contact_id && ids.conversation !== state.conversationId) return;
@@ -647,6 +654,7 @@ function buildComposer(id) {
   // What the chosen channel allows now (reply window, templates): delivery.js fills it.
   const rules = h("div", { class: "reply-rules", id: "reply-rules", hidden: true, "aria-live": "polite" });
   channel.addEventListener("change", () => renderReplyRules(rules, channel.value));
+  const typingLine = h("p", { class: "muted customer-typing", hidden: true, "aria-live": "polite" }, t("The customer is typing…"));
   const form = h(
     "form",
     { class: "composer", "aria-label": t("Reply or note"), dataset: { mode: "reply" } },
@@ -664,10 +672,11 @@ function buildComposer(id) {
       h("span", { class: "field" }, h("label", { for: "canned", class: "visually-hidden" }, t("Insert a canned response")), canned),
     ),
     rules,
+    typingLine,
     h("div", { class: "composer-input" }, textarea, mentionList),
     h("div", { class: "composer-send" }, h("span", { class: "muted hint" }, t("Ctrl+Enter sends")), send),
   );
-  const composer = { form, textarea, channel, canned, send, mentionList, modeReply, modeNote, rules };
+  const composer = { form, textarea, channel, canned, send, mentionList, modeReply, modeNote, rules, typingLine };
   const setMode = () => {
     const note = modeNote.checked;
     form.dataset.mode = note ? "note" : "reply";
@@ -681,6 +690,7 @@ function buildComposer(id) {
   };
   modeReply.addEventListener("change", setMode);
   modeNote.addEventListener("change", setMode);
+  watchTyping(composer, id);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     submit(composer, id);

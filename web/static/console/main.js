@@ -11,6 +11,7 @@ import {
   focusComposer,
   onDelivery,
   onInteraction,
+  onTyping,
   openConversation,
   openPopover,
   refreshConversation,
@@ -144,6 +145,9 @@ function onEvent(event) {
       break;
     case "delivery.updated":
       reloadDelivery(ids);
+      break;
+    case "conversation.typing":
+      onTyping(ids, event.labels || {});
       break;
     case "interaction.edited":
       if (state.conversation && (ids.conversation === state.conversationId || ids.contact === state.conversation.contact_id)) {
