@@ -444,3 +444,25 @@ async def test_a_widget_open_before_the_first_message_hears_the_answer_live(
         assert reply.status == 201
         heard = await asyncio.wait_for(live.receive_json(), 5)
         assert heard["message"]["text"] == "Yes, Anna here."
+
+
+async def test_the_try_page_shows_the_widget_of_the_demo(
+    client: TestClient[Any, Any], sessions: SessionFactory
+) -> None:
+    from web.demo import DemoServices, load_demo
+
+    demo = DemoServices.in_memory()
+    async with sessions() as session, session.begin():
+        await load_demo(session, demo)
+    page = await client.get("/webchat/website/try", headers={"Accept-Language": "ru"})
+    assert page.status == 200
+    html = await page.text()
+    assert '<script type="module" src="/static/widget/widget.js?account=website">' in html
+    assert "Попробуйте чат на сайте" in html
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    # The demo's widget may be shown on the demo server itself.
+    started = await client.post(
+        "/webchat/website/session", json={}, headers={"Origin": "http://127.0.0.1:8080"}
+    )
+    assert started.status == 200
+    assert (await client.get("/webchat/nope/try")).status == 404

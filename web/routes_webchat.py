@@ -24,8 +24,10 @@ import json
 import logging
 import math
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import BodyPartReader, WSMsgType, web
 from aiohttp.typedefs import Handler
@@ -222,6 +224,49 @@ async def preflight(call: Call[NoBody, NoBody]) -> web.StreamResponse:
             "Access-Control-Max-Age": "600",
             "Vary": "Origin",
         },
+    )
+
+
+# --- a page to try the widget on -----------------------------------------------------------------
+
+TRY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' blob: data:; frame-ancestors 'none'"
+)
+
+
+@routes.get(
+    "/webchat/{account}/try",
+    summary="A page showing the widget as visitors see it (where this server is an allowed origin)",
+    roles=PUBLIC,
+)
+async def try_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    name = call.request.match_info["account"]
+    async with call.sessions() as session:
+        row = await find_account(session, CHANNEL, name) if name.isprintable() else None
+    if row is None:
+        raise NotFound(f"no website chat {name!r}")
+    translate = translator(negotiate(call.request.headers.get("Accept-Language")))
+    title = translate.gettext(N_("Try the website chat"))
+    text = translate.gettext(
+        N_(
+            "This page shows the chat widget as your website's visitors see it: the bubble is "
+            "in the corner. It works when this server's address is one of the widget's allowed "
+            "origins."
+        )
+    )
+    source = f"/static/widget/widget.js?account={quote(name, safe='')}"
+    page = (
+        f'<!doctype html>\n<html lang="{translate.locale}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title></head>"
+        f"<body><main><h1>{escape(title)}</h1><p>{escape(text)}</p></main>"
+        f'<script type="module" src="{escape(source)}"></script></body></html>'
+    )
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        headers={"Content-Security-Policy": TRY_POLICY, "Cache-Control": "no-store"},
     )
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,6 +80,11 @@ from web.demo.mail import Attachment, compose, message_id
 ChannelT = TypeVar("ChannelT", bound=Channel)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 @dataclass(frozen=True)
 class DemoServices:
     """What the demo's channels need: the channels the application runs, where attachments
@@ -89,6 +95,8 @@ class DemoServices:
     store: AttachmentStore
     policy: IngestPolicy
     cipher: CredentialCipher
+    # Where the server is reached: the demo's website chat may be shown there (its try page).
+    origins: tuple[str, ...] = ("http://127.0.0.1:8080", "http://localhost:8080")
 
     @classmethod
     def for_settings(cls, settings: Settings) -> DemoServices:
@@ -101,6 +109,16 @@ class DemoServices:
                 reopen_window=timedelta(days=settings.reopen_window_days),
             ),
             cipher=CredentialCipher.from_settings(settings),
+            origins=tuple(
+                dict.fromkeys(
+                    [
+                        f"http://127.0.0.1:{settings.port}",
+                        f"http://localhost:{settings.port}",
+                        f"http://{settings.host}:{settings.port}",
+                        *([_origin(settings.public_url)] if settings.public_url else []),
+                    ]
+                )
+            ),
         )
 
     @classmethod
@@ -241,6 +259,23 @@ class Story:
             )
             secrets = self.services.registry.account_channel("email").secret_fields
             self.mailboxes[name] = view_without_secrets(row, secrets)
+        # The website chat, to try at /webchat/website/try on this server.
+        if self.services.registry.get("webchat") is None:
+            return
+        await add_account(
+            self.session,
+            CLI,
+            self.services.registry,
+            self.services.cipher,
+            channel="webchat",
+            name="website",
+            settings={
+                "allowed_origins": list(self.services.origins),
+                "title": "Nordwind Support",
+                "consent_text": "I agree that Nordwind keeps my details to answer me.",
+            },
+            queue_id=self.queues["Support"].id,
+        )
 
     async def account(self) -> None:
         """A customer company with two legal entities (the ERP bridge will bring these; no
