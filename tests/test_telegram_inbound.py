@@ -406,6 +406,48 @@ async def test_an_update_the_library_cannot_read_is_quarantined_not_blocking_the
     assert listed["items"][0]["subject"] == "no chat, no date"
 
 
+async def test_a_revoked_token_is_the_accounts_error_and_never_shown(
+    app: web.Application,
+    server: TestServer,
+    make_user: UserFactory,
+    standin: TelegramStandIn,
+    sessions: SessionFactory,
+    settings: Settings,
+) -> None:
+    from core.audit import CLI
+    from core.channel_accounts import create_account
+    from core.credentials import CredentialCipher
+
+    revoked = "7000000002:" + "C" * 35  # as in a config file: not checked when it was saved
+    async with sessions() as session, session.begin():
+        await create_account(
+            session,
+            CLI,
+            channel="telegram",
+            name="old",
+            settings={"token": revoked, "mode": "polling", "api_base_url": standin.url},
+            secret_fields=["token"],
+            cipher=CredentialCipher.from_settings(settings),
+        )
+    admin = await make_user(Role.ADMIN)
+
+    async def failing() -> bool:
+        listed = await (await admin.get("/api/v1/channel-accounts")).json()
+        return bool(listed and listed[0]["last_error"])
+
+    # Started after the account was written (its event went to this test's bus, not the app's).
+    supervisor = PollerSupervisor(app[REGISTRY], app[SERVICES])
+    await supervisor.start()
+    try:
+        await eventually(failing, "the poller's error recorded")
+    finally:
+        await supervisor.stop()
+    (account,) = await (await admin.get("/api/v1/channel-accounts")).json()
+    assert "rejected the bot token" in account["last_error"]
+    assert account["health"].startswith("error")
+    assert revoked not in json.dumps(account)
+
+
 async def _true(value: bool) -> bool:
     return value
 
