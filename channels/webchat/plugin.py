@@ -15,6 +15,7 @@ from channels.webchat.service import provider_id
 from channels.webchat.settings import WebchatSettings
 from core.channel_accounts import AccountView
 from core.channels import Capability, ChannelFacts
+from core.i18n import N_
 from core.models import IdentityKind
 from core.outbox import Delivery, PermanentSendError, Sender
 
@@ -33,7 +34,7 @@ class WebchatSender(Sender):
 class WebchatChannel(Channel):
     facts: ClassVar[ChannelFacts] = ChannelFacts(
         name=CHANNEL,
-        label="Website chat",
+        label=N_("Website chat"),  # translated where shown (the console)
         icon="chat",
         identity_kind=IdentityKind.WEB,
         sends=frozenset({Capability.TEXT}),
