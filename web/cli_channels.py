@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from channels.accounts import add_account, change_account
 from channels.base import Channel, ChannelServices
@@ -135,7 +136,7 @@ def _setting_arguments(parser: argparse.ArgumentParser, channel: Channel, *, cha
         text = info.description or name
         if not change and info.is_required():
             text += " (required)"
-        elif not change and info.default not in (None, ""):
+        elif not change and info.default not in (None, "", PydanticUndefined):
             default = info.default.value if isinstance(info.default, enum.Enum) else info.default
             text += f" (default {default})"
         if name in channel.secret_fields:

@@ -52,10 +52,13 @@ _limiters: weakref.WeakKeyDictionary[web.Application, dict[str, SlidingWindowLim
 )
 
 
-def limiter_for(app: web.Application, purpose: str, per_minute: int) -> SlidingWindowLimiter:
+def limiter_for(
+    app: web.Application, purpose: str, limit: int, window: float = 60.0
+) -> SlidingWindowLimiter:
+    """The application's limiter for `purpose`: at most `limit` hits per `window` seconds."""
     limiters = _limiters.setdefault(app, {})
     if purpose not in limiters:
-        limiters[purpose] = SlidingWindowLimiter(per_minute)
+        limiters[purpose] = SlidingWindowLimiter(limit, window)
     return limiters[purpose]
 
 

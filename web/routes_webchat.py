@@ -53,6 +53,7 @@ from core.i18n_extract import from_javascript
 from core.ingest import ingest
 from core.models import Conversation, utcnow
 from core.operators import get_operator
+from core.settings import Settings
 from core.visibility import conversation_labels
 from routing.availability import chat_availability
 from web.api import (
@@ -153,8 +154,9 @@ async def visitor_guard(request: web.Request) -> VisitorCall:
     return VisitorCall(widget, visitor, locale)
 
 
-def _limit(request: web.Request, purpose: str, per_minute: int, key: str) -> None:
-    retry_after = limiter_for(request.app, purpose, per_minute).hit(key)
+def _limit(request: web.Request, purpose: str, limit: int, key: str, window: float = 60.0) -> None:
+    """At most `limit` requests per `key` within `window` seconds (429 with Retry-After)."""
+    retry_after = limiter_for(request.app, purpose, limit, window).hit(key)
     if retry_after is not None:
         seconds = max(1, math.ceil(retry_after))
         raise web.HTTPTooManyRequests(
@@ -164,6 +166,13 @@ def _limit(request: web.Request, purpose: str, per_minute: int, key: str) -> Non
             ),
             content_type="application/json",
         )
+
+
+def attachment_limit(widget: Widget, settings: Settings) -> int:
+    """The largest file a visitor may send: the widget's limit, the server's, and room in a
+    request for the rest of the upload (a bigger body is refused before it is read)."""
+    room = settings.max_body_bytes - 64 * 1024
+    return max(0, min(widget.settings.max_attachment_bytes, settings.max_attachment_bytes, room))
 
 
 def _translated(error: InvalidInput, translate: Translator) -> web.Response:
@@ -326,9 +335,7 @@ async def start_session(call: Call[SessionIn, NoBody]) -> dict[str, Any]:
             or translate.gettext(N_("Hello! How can we help you today?")),
             "prechat": settings.prechat,
             "consent_text": settings.consent_text,
-            "max_attachment_bytes": min(
-                settings.max_attachment_bytes, call.settings.max_attachment_bytes
-            ),
+            "max_attachment_bytes": attachment_limit(widget, call.settings),
             "attachment_types": settings.attachment_types,
         },
         "online": availability.online,
@@ -425,7 +432,7 @@ async def post_attachment(call: Call[NoBody, NoBody]) -> web.StreamResponse:
         call.request, "webchat-messages", MESSAGES_PER_VISITOR_PER_MINUTE, who.visitor.visitor_id
     )
     translate = who.translate
-    limit = min(who.widget.settings.max_attachment_bytes, call.settings.max_attachment_bytes)
+    limit = attachment_limit(who.widget, call.settings)
     if limit <= 0:
         return _translated(InvalidInput(N_("this chat takes no files"), field="file"), translate)
     fields: dict[str, str] = {}
@@ -606,6 +613,7 @@ async def post_transcript(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     async with call.sessions() as session:
         profile = await service.visitor_profile(session, who.visitor)
         found = await service.visitor_messages(session, who.visitor, limit=1000)
+        chats = await service.conversation_ids(session, who.visitor)
     email = profile.get("email")
     if not email:
         error = InvalidInput(N_("leave your email address first"), field="email")
@@ -615,7 +623,11 @@ async def post_transcript(call: Call[NoBody, NoBody]) -> web.StreamResponse:
             InvalidInput(N_("there is nothing to send yet"), field="chat"), translate
         )
     _limit(
-        call.request, "webchat-transcript", TRANSCRIPTS_PER_VISITOR_PER_HOUR, who.visitor.visitor_id
+        call.request,
+        "webchat-transcript",
+        TRANSCRIPTS_PER_VISITOR_PER_HOUR,
+        who.visitor.visitor_id,
+        window=3600.0,
     )
     team, you = translate.gettext(N_("Team")), translate.gettext(N_("You"))
     lines = [
@@ -625,10 +637,12 @@ async def post_transcript(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     ]
     title = who.widget.settings.title or translate.gettext(N_("Chat with us"))
     async with transaction(call.sessions) as session:
+        # Filed with their chat: the person's export and erasure cover the transcript too.
         await outbox.enqueue(
             session,
             channel="email",
             recipient=email,
+            conversation_id=chats[-1] if chats else None,
             payload={
                 "subject": translate.gettext(N_("Your chat: {title}"), title=title),
                 "text": "\n\n".join(lines),

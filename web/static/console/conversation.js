@@ -100,13 +100,13 @@ export async function onDelivery(ids) {
   await refreshConversation();
 }
 
-/** New interactions of the contact: refresh the timeline; mark read if we are looking. */
 /** A conversation.typing event: the visitor of the open chat is typing (or stopped). */
 export function onTyping(ids, labels) {
   if (!view || ids.conversation !== state.conversationId || labels.who !== "customer") return;
   showCustomerTyping(view.typingLine, labels.typing === "true");
 }
 
+/** New interactions of the contact: refresh the timeline; mark read if we are looking. */
 export async function onInteraction(ids) {
   if (!state.conversation) return;
   if (ids.contact !== state.conversation.contact_id && ids.conversation !== state.conversationId) return;

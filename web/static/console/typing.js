@@ -3,7 +3,8 @@
 //
 //   watchTyping(composer, id)   POST /api/v1/conversations/{id}/typing while the operator types
 //                               a reply on the website chat (at most every 3 s; "stopped" after
-//                               5 s without a key, or when the reply is sent)
+//                               5 s without a key, or when the reply is sent: the Send
+//                               button or Ctrl+Enter)
 //   showCustomerTyping(line, typing)   the "Customer is typing…" line (hidden again after 8 s
 //                               without news, so a lost "stopped" never leaves it on)
 import { post } from "../common/api.js";
@@ -35,6 +36,10 @@ export function watchTyping(composer, id) {
     idle = setTimeout(stop, IDLE_MS);
   });
   composer.form.addEventListener("submit", stop);
+  // Ctrl+Enter sends without a submit event (conversation.js): it ends the typing too.
+  composer.textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) stop();
+  });
 }
 
 const timers = new WeakMap();
