@@ -1,12 +1,18 @@
-"""What the benchmarks share: a fresh database of each backend for one run."""
+"""What the benchmarks share: a fresh database of each backend for one run, and the load
+loop of the ingest benchmarks (`load`: concurrent clients posting for a fixed time)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
 
 POSTGRES_ADMIN = os.environ.get(
     "OMNICRM_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -32,3 +38,51 @@ async def database(backend: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@dataclass
+class Figures:
+    name: str
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, share: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+
+
+# One request of a client: (the session, the client's number, its request's number) -> whether
+# it was answered as it should be.
+Send = Callable[[aiohttp.ClientSession, int, int], Awaitable[bool]]
+
+
+async def load(send: Send, seconds: float, concurrency: int, name: str) -> Figures:
+    """`concurrency` clients each sending one request after another for `seconds`: how many,
+    how many failed, and how long each took."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+
+    async def client(http: aiohttp.ClientSession, number: int) -> None:
+        nonlocal errors
+        sent = 0
+        while time.perf_counter() < deadline:
+            sent += 1
+            started = time.perf_counter()
+            if not await send(http, number, sent):
+                errors += 1
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await asyncio.gather(*(client(http, n) for n in range(concurrency)))
+    return Figures(name, len(latencies), errors, time.perf_counter() - started, latencies)

@@ -14,10 +14,8 @@ import argparse
 import asyncio
 import secrets
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -25,7 +23,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import database  # noqa: E402
+from bench.common import Figures, database, load  # noqa: E402
 from core.audit import CLI  # noqa: E402 - the path is set up just above
 from core.db import make_engine, make_session_factory, transaction  # noqa: E402
 from core.forms import create_form  # noqa: E402
@@ -33,55 +31,21 @@ from core.migrate import upgrade  # noqa: E402
 from tests.servers import free_port, omnicrm_server  # noqa: E402
 
 
-@dataclass
-class Figures:
-    name: str
-    requests: int
-    errors: int
-    seconds: float
-    latencies: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, share: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
-
-
 async def hammer(url: str, seconds: float, concurrency: int, name: str) -> Figures:
     """Post forms from `concurrency` clients for `seconds`; every post is a new submission."""
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
 
-    async def client(http: aiohttp.ClientSession, number: int) -> None:
-        nonlocal errors
-        sent = 0
-        while time.perf_counter() < deadline:
-            sent += 1
-            form = {
-                "name": f"Bench Client {number}",
-                "email": f"bench{number}-{sent % 50}@example.com",
-                "message": "Where is my order? " * 5,
-                "submission_id": f"{number}-{sent}-{secrets.token_hex(4)}",
-            }
-            started = time.perf_counter()
-            async with http.post(url, data=form, allow_redirects=False) as response:
-                await response.read()
-                if response.status >= 400:
-                    errors += 1
-            latencies.append(time.perf_counter() - started)
+    async def send(http: aiohttp.ClientSession, number: int, sent: int) -> bool:
+        form = {
+            "name": f"Bench Client {number}",
+            "email": f"bench{number}-{sent % 50}@example.com",
+            "message": "Where is my order? " * 5,
+            "submission_id": f"{number}-{sent}-{secrets.token_hex(4)}",
+        }
+        async with http.post(url, data=form, allow_redirects=False) as response:
+            await response.read()
+            return response.status < 400
 
-    started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector) as http:
-        await asyncio.gather(*(client(http, n) for n in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return Figures(name, len(latencies), errors, elapsed, latencies)
+    return await load(send, seconds, concurrency, name)
 
 
 @asynccontextmanager

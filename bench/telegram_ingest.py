@@ -22,7 +22,6 @@ import hmac
 import itertools
 import json
 import sys
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,8 +36,8 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import database  # noqa: E402
-from bench.ingest import Figures, report  # noqa: E402
+from bench.common import Figures, database, load  # noqa: E402
+from bench.ingest import report  # noqa: E402
 from channels.accounts import add_account  # noqa: E402
 from channels.registry import ChannelRegistry, default_channels  # noqa: E402
 from channels.telegram.settings import webhook_secret  # noqa: E402
@@ -146,30 +145,16 @@ async def hammer(
     """Post new Updates from `concurrency` clients for `seconds`; the figures, and the bodies
     that were accepted."""
     updates = Updates()
-    latencies: list[float] = []
     accepted: list[bytes] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
 
-    async def client(http: aiohttp.ClientSession, number: int) -> None:
-        nonlocal errors
-        sent = 0
-        while time.perf_counter() < deadline:
-            sent += 1
-            body = body_of(updates.next(number, sent))
-            started = time.perf_counter()
-            if await post(http, url, body, secret):
-                accepted.append(body)
-            else:
-                errors += 1
-            latencies.append(time.perf_counter() - started)
+    async def send(http: aiohttp.ClientSession, number: int, sent: int) -> bool:
+        body = body_of(updates.next(number, sent))
+        if await post(http, url, body, secret):
+            accepted.append(body)
+            return True
+        return False
 
-    started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector) as http:
-        await asyncio.gather(*(client(http, n) for n in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return Figures(name, len(latencies), errors, elapsed, latencies), accepted
+    return await load(send, seconds, concurrency, name), accepted
 
 
 async def redeliver(url: str, secret: str, bodies: Sequence[bytes]) -> int:

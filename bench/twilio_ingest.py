@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,8 +24,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import database  # noqa: E402
-from bench.ingest import Figures, report  # noqa: E402
+from bench.common import Figures, database, load  # noqa: E402
+from bench.ingest import report  # noqa: E402
 from core.audit import CLI  # noqa: E402 - the path is set up just above
 from core.channel_accounts import create_account  # noqa: E402
 from core.credentials import CredentialCipher  # noqa: E402
@@ -45,31 +44,16 @@ CUSTOMERS = 500
 async def hammer(url: str, seconds: float, concurrency: int, name: str) -> Figures:
     """Post signed webhooks from `concurrency` clients for `seconds`."""
     signer = Signer(AUTH_TOKEN)
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
 
-    async def client(http: aiohttp.ClientSession, number: int) -> None:
-        nonlocal errors
-        sent = 0
-        while time.perf_counter() < deadline:
-            sent += 1
-            customer = f"+1415555{(number * 7919 + sent) % CUSTOMERS:04d}"
-            params = inbound(customer, f"Where is my order {number}-{sent}? " * 3)
-            body, headers = signer.form(f"{PUBLIC}{PATH}", params)
-            started = time.perf_counter()
-            async with http.post(url, data=body, headers=headers) as response:
-                text = await response.text()
-                if response.status != 200 or "<Response/>" not in text:
-                    errors += 1
-            latencies.append(time.perf_counter() - started)
+    async def send(http: aiohttp.ClientSession, number: int, sent: int) -> bool:
+        customer = f"+1415555{(number * 7919 + sent) % CUSTOMERS:04d}"
+        params = inbound(customer, f"Where is my order {number}-{sent}? " * 3)
+        body, headers = signer.form(f"{PUBLIC}{PATH}", params)
+        async with http.post(url, data=body, headers=headers) as response:
+            text = await response.text()
+            return response.status == 200 and "<Response/>" in text
 
-    started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector) as http:
-        await asyncio.gather(*(client(http, n) for n in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return Figures(name, len(latencies), errors, elapsed, latencies)
+    return await load(send, seconds, concurrency, name)
 
 
 @asynccontextmanager
