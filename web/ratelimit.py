@@ -64,7 +64,15 @@ def limiter_for(
 
 def enforce(request: web.Request, purpose: str, per_minute: int) -> None:
     """429 with Retry-After when the client's address has used up its allowance."""
-    retry_after = limiter_for(request.app, purpose, per_minute).hit(request.remote or "unknown")
+    enforce_key(request, purpose, per_minute, request.remote or "unknown")
+
+
+def enforce_key(
+    request: web.Request, purpose: str, limit: int, key: str, window: float = 60.0
+) -> None:
+    """429 with Retry-After once `key` (an address, a visitor) has made `limit` requests
+    for `purpose` within `window` seconds."""
+    retry_after = limiter_for(request.app, purpose, limit, window).hit(key)
     if retry_after is not None:
         seconds = max(1, math.ceil(retry_after))
         raise web.HTTPTooManyRequests(

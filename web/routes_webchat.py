@@ -17,19 +17,17 @@ team only the names of who answered.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import json
 import logging
-import math
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import BodyPartReader, WSMsgType, web
+from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,7 +64,8 @@ from web.api import (
     json_response,
 )
 from web.keys import ATTACHMENTS, BUS, INGEST_POLICY, SESSIONS, SETTINGS
-from web.ratelimit import limiter_for
+from web.ratelimit import enforce_key
+from web.ws import events_until_closed
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +134,7 @@ async def widget_guard(request: web.Request) -> Widget:
     if not settings.allows(origin):
         raise _refuse(403, "forbidden", "this website may not show the chat")
     request[ORIGIN_KEY] = origin
-    _limit(request, "webchat-ip", PER_IP_PER_MINUTE, request.remote or "unknown")
+    enforce_key(request, "webchat-ip", PER_IP_PER_MINUTE, request.remote or "unknown")
     return Widget(account, settings, origin)
 
 
@@ -149,26 +148,12 @@ async def visitor_guard(request: web.Request) -> VisitorCall:
     visitor = read_token(key, token, widget.account.id) if token else None
     if visitor is None:
         raise _refuse(401, "unauthorized", "the visitor token is missing or not this chat's")
-    _limit(request, "webchat-visitor", PER_VISITOR_PER_MINUTE, visitor.visitor_id)
+    enforce_key(request, "webchat-visitor", PER_VISITOR_PER_MINUTE, visitor.visitor_id)
     locale = negotiate(request.headers.get("Accept-Language"), request.query.get("lang"))
     return VisitorCall(widget, visitor, locale)
 
 
-def _limit(request: web.Request, purpose: str, limit: int, key: str, window: float = 60.0) -> None:
-    """At most `limit` requests per `key` within `window` seconds (429 with Retry-After)."""
-    retry_after = limiter_for(request.app, purpose, limit, window).hit(key)
-    if retry_after is not None:
-        seconds = max(1, math.ceil(retry_after))
-        raise web.HTTPTooManyRequests(
-            headers={"Retry-After": str(seconds)},
-            text=json.dumps(
-                error_body("rate_limited", f"too many requests; try again in {seconds} seconds")
-            ),
-            content_type="application/json",
-        )
-
-
-def attachment_limit(widget: Widget, settings: Settings) -> int:
+def attachmentenforce_key(widget: Widget, settings: Settings) -> int:
     """The largest file a visitor may send: the widget's limit, the server's, and room in a
     request for the rest of the upload (a bigger body is refused before it is read)."""
     room = settings.max_body_bytes - 64 * 1024
@@ -335,7 +320,7 @@ async def start_session(call: Call[SessionIn, NoBody]) -> dict[str, Any]:
             or translate.gettext(N_("Hello! How can we help you today?")),
             "prechat": settings.prechat,
             "consent_text": settings.consent_text,
-            "max_attachment_bytes": attachment_limit(widget, call.settings),
+            "max_attachment_bytes": attachmentenforce_key(widget, call.settings),
             "attachment_types": settings.attachment_types,
         },
         "online": availability.online,
@@ -391,7 +376,7 @@ class MessageIn(BaseModel):
 )
 async def post_message(call: Call[MessageIn, NoBody]) -> web.StreamResponse:
     who: VisitorCall = call.guarded
-    _limit(
+    enforce_key(
         call.request, "webchat-messages", MESSAGES_PER_VISITOR_PER_MINUTE, who.visitor.visitor_id
     )
     try:
@@ -428,11 +413,11 @@ async def _store(call: Call[Any, Any], who: VisitorCall, event: Any) -> web.Stre
 )
 async def post_attachment(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     who: VisitorCall = call.guarded
-    _limit(
+    enforce_key(
         call.request, "webchat-messages", MESSAGES_PER_VISITOR_PER_MINUTE, who.visitor.visitor_id
     )
     translate = who.translate
-    limit = attachment_limit(who.widget, call.settings)
+    limit = attachmentenforce_key(who.widget, call.settings)
     if limit <= 0:
         return _translated(InvalidInput(N_("this chat takes no files"), field="file"), translate)
     fields: dict[str, str] = {}
@@ -622,7 +607,7 @@ async def post_transcript(call: Call[NoBody, NoBody]) -> web.StreamResponse:
         return _translated(
             InvalidInput(N_("there is nothing to send yet"), field="chat"), translate
         )
-    _limit(
+    enforce_key(
         call.request,
         "webchat-transcript",
         TRANSCRIPTS_PER_VISITOR_PER_HOUR,
@@ -670,52 +655,47 @@ async def live(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     async with request.app[BUS].subscribe() as queue:
         async with call.sessions() as session:
             mine = set(await service.conversation_ids(session, who.visitor))
-        reader = asyncio.create_task(_drain(socket))
-        try:
-            while not socket.closed and not reader.done():
-                getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                    continue
-                event = getter.result()
-                conversation = event.ids.get("conversation")
-                if event.type in (INTERACTION_CREATED, INTERACTION_EDITED):
-                    if conversation is not None and event.labels.get("visitor") == (
-                        who.visitor.visitor_id
-                    ):
-                        mine.add(conversation)  # their first message began a chat
-                    if conversation not in mine:
-                        continue
-                    async with call.sessions() as session:
-                        found = await service.visitor_messages(
-                            session, who.visitor, only=[int(event.ids["interaction"])]
-                        )
-                    for item in found:
-                        message = item.as_json(_attachment_base(call))
-                        await socket.send_json({"type": "message", "message": message})
-                elif event.type == CONVERSATION_TYPING and conversation in mine:
-                    if event.labels.get("who") != "operator":
-                        continue
-                    await socket.send_json(
-                        {
-                            "type": "typing",
-                            "typing": event.labels.get("typing") == "true",
-                            "author": event.labels.get("name") or None,
-                        }
-                    )
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        async with contextlib.aclosing(events_until_closed(socket, queue)) as events:
+            async for event in events:
+                await _forward(call, who, socket, mine, event)
     return socket
 
 
-async def _drain(socket: web.WebSocketResponse) -> None:
-    """Read (and ignore) what the widget sends, until it closes."""
-    async for message in socket:
-        if message.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+async def _forward(
+    call: Call[NoBody, NoBody],
+    who: VisitorCall,
+    socket: web.WebSocketResponse,
+    mine: set[int],
+    event: Event,
+) -> None:
+    """Send the visitor what `event` means for them: a message of their chats (never a note:
+    `visitor_messages` is the rule), or the operator typing in one. `mine` is their chats'
+    ids, grown when an event names the visitor (their first message began a chat)."""
+    conversation = event.ids.get("conversation")
+    if event.type in (INTERACTION_CREATED, INTERACTION_EDITED):
+        if conversation is not None and event.labels.get("visitor") == who.visitor.visitor_id:
+            mine.add(conversation)
+        if conversation not in mine:
             return
+        async with call.sessions() as session:
+            found = await service.visitor_messages(
+                session, who.visitor, only=[int(event.ids["interaction"])]
+            )
+        for item in found:
+            message = item.as_json(_attachment_base(call))
+            await socket.send_json({"type": "message", "message": message})
+    elif (
+        event.type == CONVERSATION_TYPING
+        and conversation in mine
+        and event.labels.get("who") == "operator"
+    ):
+        await socket.send_json(
+            {
+                "type": "typing",
+                "typing": event.labels.get("typing") == "true",
+                "author": event.labels.get("name") or None,
+            }
+        )
 
 
 # --- the operator's side ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections.abc import AsyncGenerator
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -123,15 +124,8 @@ async def _forward_events(
             await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"signed out")
             return
         await socket.send_json({"type": "hello", "ids": {}, "labels": {"role": call.actor.role}})
-        reader = asyncio.create_task(_drain(socket))
-        try:
-            while not socket.closed and not reader.done():
-                getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                    continue
-                event = getter.result()
+        async with contextlib.aclosing(events_until_closed(socket, queue)) as events:
+            async for event in events:
                 if _may_change_viewer(call.actor, event):
                     viewer = await _viewer(request.app, call.actor)
                     if viewer is None:
@@ -140,10 +134,27 @@ async def _forward_events(
                 actor, member_queues = viewer
                 if sees_event(actor, member_queues, event):
                     await socket.send_json(event_message(event))
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+
+
+async def events_until_closed(
+    socket: web.WebSocketResponse, queue: asyncio.Queue[Event]
+) -> AsyncGenerator[Event, None]:
+    """The bus's events from `queue` (a subscription), one by one, until the client closes
+    the socket; what the client sends is read and ignored (so pings are answered). Use it
+    inside `contextlib.aclosing`, so the reader stops when the caller does."""
+    reader = asyncio.create_task(_drain(socket))
+    try:
+        while not socket.closed and not reader.done():
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                continue
+            yield getter.result()
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
 
 
 async def _drain(socket: web.WebSocketResponse) -> None:
