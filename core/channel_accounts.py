@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.audit import CONFIG_FILE, Actor
-from core.credentials import CredentialCipher, Rotation, is_encrypted
+from core.credentials import CredentialCipher, CredentialError, Rotation, is_encrypted
 from core.errors import Conflict, InvalidInput, NotFound
 from core.event_types import CHANNEL_ACCOUNT_CREATED, CHANNEL_ACCOUNT_UPDATED
 from core.events import Event, emit
@@ -141,6 +141,21 @@ async def list_accounts(
     if enabled_only:
         query = query.where(ChannelAccount.enabled.is_(True))
     return list(await session.scalars(query))
+
+
+async def readable_accounts(
+    session: AsyncSession, cipher: CredentialCipher, channel: str, secret_fields: Iterable[str]
+) -> list[AccountView]:
+    """The enabled accounts of `channel` whose secrets a configured key reads, oldest first:
+    the ones a sender may use (an account no key reads is its own error, shown on it)."""
+    views = []
+    rows = await list_accounts(session, channel=channel, enabled_only=True)
+    for row in sorted(rows, key=lambda item: item.id):
+        try:
+            views.append(view_of(row, cipher, secret_fields))
+        except CredentialError:
+            continue
+    return views
 
 
 async def enabled_account_exists(session: AsyncSession, channel: str) -> bool:

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.telegram.parse import CHANNEL, Settings, bot_id_of
 from channels.telegram.settings import TelegramSettings
-from core.channel_accounts import AccountView, list_accounts, view_of
+from core.channel_accounts import AccountView, readable_accounts, view_of
 from core.credentials import CredentialCipher, CredentialError
 from core.models import ChannelAccount
 
@@ -52,15 +52,9 @@ async def account_by_id(
 async def enabled_accounts(
     session: AsyncSession, cipher: CredentialCipher
 ) -> list[tuple[AccountView, TelegramSettings]]:
-    """The enabled Telegram accounts whose settings can be read, by id."""
+    """The enabled accounts whose settings (and secrets) can be read, oldest first."""
     found = []
-    for row in sorted(
-        await list_accounts(session, channel=CHANNEL, enabled_only=True), key=lambda r: r.id
-    ):
-        try:
-            view = view_of(row, cipher, SECRET_FIELDS)
-        except CredentialError:
-            continue
+    for view in await readable_accounts(session, cipher, CHANNEL, SECRET_FIELDS):
         settings = settings_of(view)
         if settings is not None:
             found.append((view, settings))

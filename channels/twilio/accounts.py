@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.twilio.parse import SMS
 from channels.twilio.settings import TwilioSettings
-from core.channel_accounts import AccountView, list_accounts, view_of
-from core.credentials import CredentialCipher, CredentialError
+from core.channel_accounts import AccountView, readable_accounts, view_of
+from core.credentials import CredentialCipher
 from core.models import ChannelAccount, Direction, Interaction
 
 PROVIDER = "twilio"
@@ -45,15 +45,9 @@ def serves(settings: TwilioSettings, channel: str) -> bool:
 async def enabled_accounts(
     session: AsyncSession, cipher: CredentialCipher
 ) -> list[tuple[AccountView, TwilioSettings]]:
-    """The enabled Twilio accounts whose settings (and token) can be read, by id."""
+    """The enabled accounts whose settings (and secrets) can be read, oldest first."""
     found = []
-    for row in sorted(
-        await list_accounts(session, channel=PROVIDER, enabled_only=True), key=lambda r: r.id
-    ):
-        try:
-            view = view_of(row, cipher, SECRET_FIELDS)
-        except CredentialError:
-            continue
+    for view in await readable_accounts(session, cipher, PROVIDER, SECRET_FIELDS):
         settings = settings_of(view)
         if settings is not None:
             found.append((view, settings))

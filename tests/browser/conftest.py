@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
 from core.settings import Settings
-from tests.conftest import PASSWORD, User
+from tests.conftest import PASSWORD, User, UserFactory
 from web.app import create_app
 
 CHROMIUM = Path(os.environ.get("OMNICRM_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -170,3 +170,29 @@ async def assert_controls_labelled(page: Page) -> None:
     tree = await page.locator("body").aria_snapshot()
     unnamed = [match.group(0).strip() for match in _UNNAMED_CONTROL.finditer(tree)]
     assert not unnamed, f"controls without a name: {unnamed}\n{tree}"
+
+
+@dataclass
+class SupportTeam:
+    """Maria, an admin; Anna, an operator of the Support queue with room for chats."""
+
+    admin: User
+    operator: User
+    queue_id: int
+
+
+async def support_team(make_user: UserFactory) -> SupportTeam:
+    admin = await make_user("admin", email="maria@example.com", name="Maria Keller")
+    operator = await make_user("operator", email="anna@example.com", name="Anna Novak")
+    response = await admin.post("/api/v1/queues", json={"name": "Support"})
+    assert response.status == 201, await response.text()
+    queue_id = int((await response.json())["id"])
+    members = await admin.put(
+        f"/api/v1/queues/{queue_id}/members", json={"operator_ids": [operator.operator.id]}
+    )
+    assert members.status == 200, await members.text()
+    room = await admin.patch(
+        f"/api/v1/operators/{operator.operator.id}", json={"capacity": {"messaging": 5}}
+    )
+    assert room.status == 200, await room.text()
+    return SupportTeam(admin, operator, queue_id)

@@ -19,7 +19,7 @@ from channels.registry import default_channels
 from core.models import utcnow
 from core.settings import Settings
 from tests import telegram_standin as tg
-from tests.browser.conftest import Browsing, sign_in
+from tests.browser.conftest import Browsing, sign_in, support_team
 from tests.conftest import UserFactory
 from tests.telegram_helpers import fast_channel
 from tests.telegram_standin import TOKEN, TelegramStandIn
@@ -62,17 +62,8 @@ async def test_a_telegram_message_arrives_live_is_answered_and_its_edit_shows(
     standin: TelegramStandIn,
     artifacts: Path,
 ) -> None:
-    admin = await make_user("admin", email="maria@example.com", name="Maria Keller")
-    operator = await make_user("operator", email="anna@example.com", name="Anna Novak")
-    response = await admin.post("/api/v1/queues", json={"name": "Support"})
-    assert response.status == 201, await response.text()
-    queue_id = (await response.json())["id"]
-    await admin.put(
-        f"/api/v1/queues/{queue_id}/members", json={"operator_ids": [operator.operator.id]}
-    )
-    await admin.patch(
-        f"/api/v1/operators/{operator.operator.id}", json={"capacity": {"messaging": 5}}
-    )
+    team = await support_team(make_user)
+    admin, queue_id = team.admin, team.queue_id
     # The bot, pointed at the stand-in: getMe checks the token, then its poller long-polls.
     response = await admin.post(
         "/api/v1/channel-accounts",

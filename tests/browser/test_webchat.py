@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 
 from core.db import SessionFactory
 from core.models import Contact, Identity, IdentityKind, Interaction
-from tests.browser.conftest import LAPTOP, Browsing, assert_controls_labelled, sign_in
+from tests.browser.conftest import LAPTOP, Browsing, assert_controls_labelled, sign_in, support_team
 from tests.conftest import User, UserFactory
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -113,17 +113,8 @@ class Shop:
 
 async def shop_with_chat(make_user: UserFactory, aiohttp_server: ServerFactory) -> Shop:
     """An admin, an operator in the Support queue, the shop's website with the widget on it."""
-    admin = await make_user("admin", email="maria@example.com", name="Maria Keller")
-    operator = await make_user("operator", email="anna@example.com", name="Anna Novak")
-    response = await admin.post("/api/v1/queues", json={"name": "Support"})
-    assert response.status == 201, await response.text()
-    queue_id = (await response.json())["id"]
-    await admin.put(
-        f"/api/v1/queues/{queue_id}/members", json={"operator_ids": [operator.operator.id]}
-    )
-    await admin.patch(
-        f"/api/v1/operators/{operator.operator.id}", json={"capacity": {"messaging": 5}}
-    )
+    team = await support_team(make_user)
+    admin, operator, queue_id = team.admin, team.operator, team.queue_id
     # The shop's port is known before its page is: a placeholder origin, corrected below.
     response = await admin.post(
         "/api/v1/channel-accounts",
