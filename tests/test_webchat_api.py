@@ -132,6 +132,8 @@ async def test_a_visitor_chats_with_an_operator_and_reads_only_their_own_chat(
 
     first = await visitor.say("Do you ship to Tbilisi?", "client-0001")
     assert first["direction"] == "in"
+    (account,) = await (await admin.get("/api/v1/channel-accounts")).json()
+    assert account["health"] == "ok"  # its visitors' messages arrive
     # The widget sends again after a lost answer: stored once.
     again = await visitor.say("Do you ship to Tbilisi?", "client-0001", status=200)
     assert again["id"] == first["id"]

@@ -36,7 +36,12 @@ from channels.webchat.parse import CHANNEL
 from channels.webchat.settings import WebchatSettings
 from channels.webchat.visitors import Visitor, key_from_secret, new_visitor, read_token, token_of
 from core import outbox
-from core.channel_accounts import AccountView, find_account, view_without_secrets
+from core.channel_accounts import (
+    AccountView,
+    find_account,
+    record_account_heard_from,
+    view_without_secrets,
+)
 from core.conversations import get_conversation
 from core.db import transaction
 from core.errors import InvalidInput, NotFound
@@ -396,6 +401,8 @@ async def post_message(call: Call[MessageIn, NoBody]) -> web.StreamResponse:
 async def _store(call: Call[Any, Any], who: VisitorCall, event: Any) -> web.StreamResponse:
     async with transaction(call.sessions) as session:
         result = await ingest(session, event, call.request.app[INGEST_POLICY])
+        # Health: a widget whose visitors' messages arrive works (the admin page, /healthz).
+        await record_account_heard_from(session, who.widget.account.id, utcnow())
     async with call.sessions() as session:
         found = await service.visitor_messages(session, who.visitor, only=[result.interaction_id])
     body = found[0].as_json(_attachment_base(call)) if found else {"id": result.interaction_id}
