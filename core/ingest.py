@@ -270,12 +270,17 @@ async def _thread(
         channel=event.channel,
         thread_key=event.thread_key,
         queue_id=event.queue_id,
-        subject=(event.subject or event.text[:80]).strip()[:500],
+        subject=_subject_of(event.subject, event.text),
         status=ConversationStatus.OPEN,
     )
     session.add(conversation)
     await session.flush()
     return conversation, "created"
+
+
+def _subject_of(subject: str, text: str) -> str:
+    """A new conversation's subject: the message's, else the start of its text."""
+    return (subject or text[:80]).strip()[:500]
 
 
 async def _answered_conversation(
@@ -332,13 +337,15 @@ async def record_edit(
     earlier = {"text": interaction.text, "until": edited_at.isoformat()}
     edits = [*(interaction.meta or {}).get("edits", []), earlier]
     interaction.meta = {**(interaction.meta or {}), "edits": edits[-MAX_EDITS:]}
-    interaction.text = text
-    await session.flush()
     conversation = (
         await session.get(Conversation, interaction.conversation_id)
         if interaction.conversation_id is not None
         else None
     )
+    if conversation is not None and conversation.subject == _subject_of("", interaction.text):
+        conversation.subject = _subject_of("", text)  # it was named after this message
+    interaction.text = text
+    await session.flush()
     if conversation is not None:
         ids = {
             "conversation": conversation.id,

@@ -172,6 +172,10 @@ async def test_polling_stores_media_edits_and_moves_the_offset_with_them(
     first, photo, video = await messages(sessions)
     assert first.text == "Hi, my parcel 4711 is damaged"
     assert [edit["text"] for edit in first.meta["edits"]] == ["Hi, my parcel is damaged"]
+    async with sessions() as session:
+        named = await session.get(Conversation, first.conversation_id)
+    assert named is not None
+    assert named.subject == "Hi, my parcel 4711 is damaged"  # named after it, renamed with it
     assert photo.text == "the box"
     assert photo.attachments[0]["pending"] is True
     assert video.attachments[0]["too_large"] is True
