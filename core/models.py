@@ -469,10 +469,15 @@ class QuarantinedMessage(Base):
     admin to retry (through the channel's own import) or discard.
 
     `reference` is where the item came from in the channel's terms, unique per account (the
-    email poller's is `<uidvalidity>:<uid>`), so the same item held again updates its row."""
+    email poller's is `<uidvalidity>:<uid>`), so the same item held again updates its row.
+    `sender_kind`/`sender_address` name who it is from when the channel can tell without
+    reading it whole (a Telegram update's user), so a privacy request finds it."""
 
     __tablename__ = "quarantined_message"
-    __table_args__ = (UniqueConstraint("account_id", "reference"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "reference"),
+        Index("ix_quarantined_message_sender", "sender_kind", "sender_address"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     channel: Mapped[str] = mapped_column(String(40))
@@ -480,6 +485,8 @@ class QuarantinedMessage(Base):
     reference: Mapped[str] = mapped_column(String(200))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     reason: Mapped[str] = mapped_column(Text)
+    sender_kind: Mapped[str | None] = mapped_column(String(20))
+    sender_address: Mapped[str | None] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(20), default=QuarantineStatus.QUARANTINED)
     interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interaction.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,8 +10,8 @@ from two records is both, and a request about them covers both. What belongs to 
 - their leads (marketing data) and tasks (notes);
 - outbox items of their conversations (the reply's payload, the address it went to, the
   provider's error, which often quotes the address);
-- quarantined email from their addresses (From, Sender or Reply-To) or ingested into their
-  interactions: the raw bytes;
+- quarantined input from their addresses (an email's From, Sender or Reply-To; the sender a
+  channel noted, such as a Telegram user) or ingested into their interactions: the raw bytes;
 - notifications of notes in their conversations (the console shows an excerpt of the note);
 - the routing decisions of their conversations and leads (reasons may quote facts);
 - audit entries about their records (these hold ids, field names and counts, never values;
@@ -298,12 +298,25 @@ def _id_of(row: Any) -> int:
 
 
 async def quarantined_from(session: AsyncSession, person: Person, emails: set[str]) -> list[int]:
-    """Ids of quarantined messages that are the person's: sent from one of their addresses,
-    or ingested into one of their interactions."""
+    """Ids of quarantined messages that are the person's: sent from one of their addresses
+    (an email's sender headers, or the sender the channel noted: a Telegram user), or
+    ingested into one of their interactions."""
     found: set[int] = set(
         await session.scalars(
             select(QuarantinedMessage.id).where(
                 QuarantinedMessage.interaction_id.in_(person.interaction_ids())
+            )
+        )
+    )
+    found.update(
+        await session.scalars(
+            select(QuarantinedMessage.id).join(
+                Identity,
+                and_(
+                    Identity.kind == QuarantinedMessage.sender_kind,
+                    Identity.address == QuarantinedMessage.sender_address,
+                    Identity.contact_id.in_(person.ids),
+                ),
             )
         )
     )

@@ -23,6 +23,7 @@ from core.audit import Actor
 from core.errors import Conflict, NotFound
 from core.event_types import QUARANTINE_CREATED, QUARANTINE_UPDATED
 from core.events import Event, emit
+from core.identity import Address
 from core.models import ChannelAccount, QuarantinedMessage, QuarantineStatus
 from core.pagination import DEFAULT_LIMIT, keyset_page
 
@@ -41,8 +42,10 @@ async def quarantine(
     reference: str,
     raw: bytes,
     reason: str,
+    sender: Address | None = None,
 ) -> QuarantinedMessage:
-    """Keep `raw` with the reason; an item already held (same reference, or the same bytes
+    """Keep `raw` with the reason (and who it is from, if the channel can tell); an item
+    already held (same reference, or the same bytes
     from the same account) is updated rather than held twice, e.g. after an email folder was
     re-scanned under a new UIDVALIDITY."""
     reference = reference[:MAX_REFERENCE]
@@ -62,6 +65,8 @@ async def quarantine(
         reference=reference,
         raw=raw,
         reason=reason[:MAX_REASON],
+        sender_kind=str(sender.kind) if sender is not None else None,
+        sender_address=sender.value[:320] if sender is not None else None,
         status=QuarantineStatus.QUARANTINED,
     )
     session.add(row)

@@ -408,6 +408,15 @@ async def test_an_update_the_library_cannot_read_is_quarantined_not_blocking_the
     admin = await make_user(Role.ADMIN)
     listed = await (await admin.get("/api/v1/quarantine")).json()
     assert listed["items"][0]["subject"] == "no chat, no date"
+    # Not readable, yet it names its sender: erasing the person takes it too.
+    standin.push(TOKEN, {"message": {"message_id": 8, "from": {"id": ALICE}, "text": "mine"}})
+    await eventually(lambda: _quarantined(sessions, 2), "the second unreadable update held")
+    contact_id = (await messages(sessions))[0].contact_id
+    erased = await admin.delete(f"/api/v1/contacts/{contact_id}?erase=true&confirm={contact_id}")
+    assert erased.status == 200, await erased.text()
+    async with sessions() as session:
+        left = list(await session.scalars(select(QuarantinedMessage.raw)))
+    assert [b"mine" in raw for raw in left] == [False]
 
 
 async def test_a_revoked_token_is_the_accounts_error_and_never_shown(
@@ -450,6 +459,12 @@ async def test_a_revoked_token_is_the_accounts_error_and_never_shown(
     assert "rejected the bot token" in account["last_error"]
     assert account["health"].startswith("error")
     assert revoked not in json.dumps(account)
+
+
+async def _quarantined(sessions: SessionFactory, n: int) -> bool:
+    async with sessions() as session:
+        held = await session.scalar(select(func.count()).select_from(QuarantinedMessage))
+    return held == n
 
 
 async def _true(value: bool) -> bool:

@@ -57,6 +57,16 @@ class Unreadable:
     reason: str
 
 
+def sender_of(data: dict[str, Any]) -> Address | None:
+    """Who an update is from, read from its JSON alone (for one the library cannot read)."""
+    for key in ("message", "edited_message", "my_chat_member"):
+        part = data.get(key)
+        sender = part.get("from") if isinstance(part, dict) else None
+        if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+            return Address(IdentityKind.TELEGRAM, str(sender["id"]))
+    return None
+
+
 async def store_items(
     session: AsyncSession,
     items: Sequence[Item | Unreadable],
@@ -75,6 +85,7 @@ async def store_items(
                 reference=f"update:{item.update_id}",
                 raw=json.dumps(item.data, ensure_ascii=False).encode(),
                 reason=item.reason,
+                sender=sender_of(item.data),
             )
         elif isinstance(item, NewMessage):
             created = await _new_message(session, item, account, settings, services)
