@@ -158,7 +158,7 @@ async def visitor_guard(request: web.Request) -> VisitorCall:
     return VisitorCall(widget, visitor, locale)
 
 
-def attachmentenforce_key(widget: Widget, settings: Settings) -> int:
+def attachment_limit(widget: Widget, settings: Settings) -> int:
     """The largest file a visitor may send: the widget's limit, the server's, and room in a
     request for the rest of the upload (a bigger body is refused before it is read)."""
     room = settings.max_body_bytes - 64 * 1024
@@ -325,7 +325,7 @@ async def start_session(call: Call[SessionIn, NoBody]) -> dict[str, Any]:
             or translate.gettext(N_("Hello! How can we help you today?")),
             "prechat": settings.prechat,
             "consent_text": settings.consent_text,
-            "max_attachment_bytes": attachmentenforce_key(widget, call.settings),
+            "max_attachment_bytes": attachment_limit(widget, call.settings),
             "attachment_types": settings.attachment_types,
         },
         "online": availability.online,
@@ -424,7 +424,7 @@ async def post_attachment(call: Call[NoBody, NoBody]) -> web.StreamResponse:
         call.request, "webchat-messages", MESSAGES_PER_VISITOR_PER_MINUTE, who.visitor.visitor_id
     )
     translate = who.translate
-    limit = attachmentenforce_key(who.widget, call.settings)
+    limit = attachment_limit(who.widget, call.settings)
     if limit <= 0:
         return _translated(InvalidInput(N_("this chat takes no files"), field="file"), translate)
     fields: dict[str, str] = {}
