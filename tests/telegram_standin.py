@@ -22,8 +22,9 @@ even shaped like one), an unknown method 404 `Not Found`, a body over 50 MB 413.
   an http(s) URL), `sendChatAction`: a realistic Message (message ids per chat continue after the
   customer's, from = the bot, date = now by omnicrm's clock, reply_to_message from
   `reply_parameters`). Text and captions are parsed for `parse_mode` HTML, MarkdownV2 and
-  Markdown as Telegram does (tests/telegram_entities.py): the Message carries the plain text and its entities (UTF-16 offsets), and
-  malformed markup answers 400 `can't parse entities: ...` with Telegram's wording. Empty text,
+  Markdown as Telegram does (tests/telegram_entities.py): the Message carries the plain text
+  and its entities (UTF-16 offsets), and malformed markup answers 400 `can't parse entities:
+  ...` with Telegram's wording. Empty text,
   text over 4096 or a caption over 1024 characters, an unknown chat, a reply to a message the
   chat does not have, an unknown action: Telegram's 400s.
 - `script(answer, chat_id=..., method=...)` makes the next matching call fail: `retry_after(n)`
