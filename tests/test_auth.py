@@ -242,11 +242,6 @@ async def test_a_burst_of_password_work_does_not_slow_other_clients(
         admin = await make_user(Role.ADMIN)
         operator = await make_user(Role.OPERATOR)
         bystander = await aiohttp_client(server)
-        # The baseline spans about as long as the burst, so it meets the machine's own hiccups
-        # as often as the burst does.
-        baseline: list[float] = []
-        while sum(baseline) < 2:
-            baseline.append(await _healthz_seconds(bystander))
         if work == "wrong logins":
             wrong = {"email": operator.operator.email, "password": "wrong!!!!!"}
             burst = [client.post("/api/v1/auth/login", json=wrong) for _ in range(8)]
@@ -271,5 +266,7 @@ async def test_a_burst_of_password_work_does_not_slow_other_clients(
         while not all(task.done() for task in tasks):
             during.append(await _healthz_seconds(bystander))
         assert [(await task).status for task in tasks] == expected
-    # Before the fix, a request waited for every hash queued ahead of it: seconds, here.
-    assert _p95_over_time(during) <= 5 * _p95_over_time(baseline) + 0.25, (baseline, during)
+    # Before the fix, each of the bystander's requests waited behind a hash on the event loop:
+    # about one answer per hash. Hashed on threads, the bystander is answered all along, many
+    # times per hash. (Counted, not timed: a busy machine slows both alike.)
+    assert len(during) >= 4 * len(burst), (len(during), _p95_over_time(during))
