@@ -1,14 +1,16 @@
-"""What the benchmarks share: a fresh database of each backend for one run, and the load
-loop of the ingest benchmarks (`load`: concurrent clients posting for a fixed time)."""
+"""What the benchmarks share: a fresh database of each backend for one run, and for the
+ingest benchmarks the load loop (`load`: concurrent clients posting for a fixed time) and
+the bare server they are measured against (`bare_server`: a process of its own)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import secrets
+import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -86,3 +88,29 @@ async def load(send: Send, seconds: float, concurrency: int, name: str) -> Figur
     async with aiohttp.ClientSession(connector=connector) as http:
         await asyncio.gather(*(client(http, n) for n in range(concurrency)))
     return Figures(name, len(latencies), errors, time.perf_counter() - started, latencies)
+
+
+@asynccontextmanager
+async def bare_server(
+    argv: Callable[[int], Sequence[str]], probe_path: str, attempts: int = 200
+) -> AsyncIterator[str]:
+    """The ceiling's server: `python <argv(port)>` on a free port, its address once it answers
+    a POST to `probe_path` (whatever it answers), stopped when the block ends."""
+    from tests.servers import free_port
+
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(sys.executable, *argv(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(attempts):
+                try:
+                    async with http.post(f"{url}{probe_path}", data=b"") as response:
+                        await response.read()
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()

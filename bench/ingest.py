@@ -14,8 +14,7 @@ import argparse
 import asyncio
 import secrets
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import aiohttp
@@ -23,12 +22,13 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import common  # noqa: E402
 from bench.common import Figures, database, load  # noqa: E402
 from core.audit import CLI  # noqa: E402 - the path is set up just above
 from core.db import make_engine, make_session_factory, transaction  # noqa: E402
 from core.forms import create_form  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
-from tests.servers import free_port, omnicrm_server  # noqa: E402
+from tests.servers import omnicrm_server  # noqa: E402
 
 
 async def hammer(url: str, seconds: float, concurrency: int, name: str) -> Figures:
@@ -48,26 +48,10 @@ async def hammer(url: str, seconds: float, concurrency: int, name: str) -> Figur
     return await load(send, seconds, concurrency, name)
 
 
-@asynccontextmanager
-async def bare_server() -> AsyncIterator[str]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)
+def bare_server() -> AbstractAsyncContextManager[str]:
+    return common.bare_server(
+        lambda port: [str(ROOT / "bench" / "bare_server.py"), str(port)], "/forms/x", 100
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.post(f"{url}/forms/x", data={"email": "a@b.c"}) as response:
-                        await response.read()
-                        break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def prepare(database_url: str) -> None:

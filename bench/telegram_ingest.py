@@ -22,8 +22,8 @@ import hmac
 import itertools
 import json
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import common  # noqa: E402
 from bench.common import Figures, database, load  # noqa: E402
 from bench.ingest import report  # noqa: E402
 from channels.accounts import add_account  # noqa: E402
@@ -49,7 +50,7 @@ from core.migrate import upgrade  # noqa: E402
 from core.models import Interaction  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from tests import telegram_standin as tg  # noqa: E402
-from tests.servers import free_port, omnicrm_server  # noqa: E402
+from tests.servers import omnicrm_server  # noqa: E402
 
 PUBLIC = "https://crm.example.com"
 ACCOUNT = "bench"
@@ -186,26 +187,8 @@ def bare_app(secret: str) -> web.Application:
     return app
 
 
-@asynccontextmanager
-async def bare_server(secret: str) -> AsyncIterator[str]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(HERE), "--serve-bare", str(port), secret
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.post(f"{url}{PATH}", data=b"{}") as response:
-                        await response.read()
-                        break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        await process.wait()
+def bare_server(secret: str) -> AbstractAsyncContextManager[str]:
+    return common.bare_server(lambda port: [str(HERE), "--serve-bare", str(port), secret], PATH)
 
 
 async def prepare(database_url: str, standin: tg.TelegramStandIn) -> None:

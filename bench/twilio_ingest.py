@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import aiohttp
@@ -24,6 +23,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import common  # noqa: E402
 from bench.common import Figures, database, load  # noqa: E402
 from bench.ingest import report  # noqa: E402
 from core.audit import CLI  # noqa: E402 - the path is set up just above
@@ -32,7 +32,7 @@ from core.credentials import CredentialCipher  # noqa: E402
 from core.db import make_engine, make_session_factory, transaction  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from tests.servers import free_port, omnicrm_server  # noqa: E402
+from tests.servers import omnicrm_server  # noqa: E402
 from tests.twilio_standin import ACCOUNT_SID, AUTH_TOKEN, Signer, inbound  # noqa: E402
 
 PUBLIC = "https://crm.example.com"
@@ -56,26 +56,9 @@ async def hammer(url: str, seconds: float, concurrency: int, name: str) -> Figur
     return await load(send, seconds, concurrency, name)
 
 
-@asynccontextmanager
-async def bare_server() -> AsyncIterator[str]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bench" / "twilio_bare_server.py"), str(port), PUBLIC, AUTH_TOKEN
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.post(f"{url}{PATH}", data={}) as response:
-                        await response.read()
-                        break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        await process.wait()
+def bare_server() -> AbstractAsyncContextManager[str]:
+    script = str(ROOT / "bench" / "twilio_bare_server.py")
+    return common.bare_server(lambda port: [script, str(port), PUBLIC, AUTH_TOKEN], PATH)
 
 
 async def prepare(database_url: str) -> None:
