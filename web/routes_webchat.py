@@ -30,6 +30,7 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.webchat import parse, service
 from channels.webchat.parse import CHANNEL
@@ -560,15 +561,30 @@ async def post_typing(call: Call[TypingIn, NoBody]) -> web.StreamResponse:
         ids = await service.conversation_ids(session, who.visitor)
         conversation = await session.get(Conversation, ids[-1]) if ids else None
         if conversation is not None:
-            labels = {
-                "who": "customer",
-                "typing": "true" if call.body.typing else "false",
-                **conversation_labels(conversation),
-            }
-            await emit(
-                session, Event(CONVERSATION_TYPING, {"conversation": conversation.id}, labels)
-            )
+            await _emit_typing(session, conversation, "customer", typing=call.body.typing)
     return web.Response(status=204)
+
+
+async def _emit_typing(
+    session: AsyncSession,
+    conversation: Conversation,
+    who: str,
+    *,
+    typing: bool,
+    operator_id: int | None = None,
+    name: str | None = None,
+) -> None:
+    """`conversation.typing`: the "customer" or an "operator" is typing, or stopped."""
+    labels = {
+        "who": who,
+        "typing": "true" if typing else "false",
+        **({"name": name} if name is not None else {}),
+        **conversation_labels(conversation),
+    }
+    ids = {"conversation": conversation.id}
+    if operator_id is not None:
+        ids["operator"] = operator_id
+    await emit(session, Event(CONVERSATION_TYPING, ids, labels))
 
 
 class ReadIn(BaseModel):
@@ -722,17 +738,14 @@ class OperatorTypingIn(BaseModel):
 async def operator_typing(call: Call[OperatorTypingIn, NoBody]) -> web.StreamResponse:
     async with transaction(call.sessions) as session:
         conversation = await get_conversation(session, call.actor, call.path_int("conversation_id"))
-        name = ""
-        if call.actor.operator_id is not None:
-            name = (await get_operator(session, call.actor.operator_id)).name
-        labels = {
-            "who": "operator",
-            "typing": "true" if call.body.typing else "false",
-            "name": name,
-            **conversation_labels(conversation),
-        }
-        ids = {"conversation": conversation.id}
-        if call.actor.operator_id is not None:
-            ids["operator"] = call.actor.operator_id
-        await emit(session, Event(CONVERSATION_TYPING, ids, labels))
+        operator_id = call.actor.operator_id
+        name = (await get_operator(session, operator_id)).name if operator_id is not None else ""
+        await _emit_typing(
+            session,
+            conversation,
+            "operator",
+            typing=call.body.typing,
+            operator_id=operator_id,
+            name=name,
+        )
     return web.Response(status=204)

@@ -24,7 +24,6 @@ from telegram.error import (
     Conflict,
     Forbidden,
     InvalidToken,
-    NetworkError,
     RetryAfter,
     TelegramError,
     TimedOut,
@@ -113,8 +112,7 @@ def send_error(exc: TelegramError) -> TransientSendError | PermanentSendError:
         )
     if isinstance(exc, BadRequest):
         return PermanentSendError(describe(exc), code="400")
-    if isinstance(exc, NetworkError):  # TimedOut too; and 5xx answers
-        return TransientSendError(describe(exc))
+    # The rest (NetworkError, TimedOut, 5xx answers, anything new) may work later.
     return TransientSendError(describe(exc))
 
 
