@@ -42,11 +42,12 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar, final
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, final
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from core.calls import CallControls
 from core.channel_accounts import (
     AccountView,
     load_cursor_state,
@@ -68,6 +69,7 @@ from core.models import ChannelAccount, QuarantinedMessage, utcnow
 from core.outbox import Sender, backoff_seconds
 from core.settings import Settings
 from core.storage import AttachmentStore
+from core.tasks import CallPlacer
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,26 @@ ItemT = TypeVar("ItemT")
 # A channel's long-running work: a coroutine function given the app's stop signal, which
 # returns soon after it is set, between units of work (core/workers.py).
 BackgroundWork = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class QueueHours(Protocol):
+    """Whether a queue takes work at `now` by its business hours (routing knows them; the
+    application hands channels this question, so no channel imports routing)."""
+
+    async def __call__(self, session: AsyncSession, queue_id: int | None, now: datetime) -> bool:
+        """True when open (a queue without hours, or no queue, is always open)."""
+
+
+async def always_open(session: AsyncSession, queue_id: int | None, now: datetime) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Telephony:
+    """What a channel that carries calls gives the console."""
+
+    calls: CallControls
+    placer: CallPlacer
 
 
 @dataclass(frozen=True)
@@ -87,6 +109,7 @@ class ChannelServices:
     policy: IngestPolicy
     cipher: CredentialCipher
     settings: Settings
+    queue_hours: QueueHours = always_open
 
 
 # --- webhooks -----------------------------------------------------------------------------------
@@ -162,9 +185,13 @@ class Parsed(Generic[ItemT]):
 
 
 class WebhookAdapter(ABC, Generic[ItemT]):
-    """One webhook of a channel: `POST /hooks/{channel}/{account}/{hook}`."""
+    """One webhook of a channel: `POST /hooks/{channel}/{account}/{hook}`.
+
+    `entered_by_admin`: an admin enters this address at the provider (the account lists it);
+    False for addresses omnicrm hands the provider itself (a call's next step)."""
 
     hook: ClassVar[str]
+    entered_by_admin: ClassVar[bool] = True
 
     @final
     async def handle(
@@ -604,6 +631,11 @@ class Channel(ABC):
 
     def poller(self, account: AccountView, services: ChannelServices) -> PollingAdapter | None:
         """The poller of an account, for channels that fetch their input."""
+        return None
+
+    def telephony(self, services: ChannelServices) -> Telephony | None:
+        """For a channel that carries phone calls: what the console may do with them (hold,
+        resume, hang up) and how a task's "call back" is placed."""
         return None
 
     def background(self, services: ChannelServices) -> Sequence[BackgroundWork]:

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import ChannelServices
 from core.db import transaction
-from core.event_types import INTERACTION_CREATED
+from core.event_types import CALL_UPDATED, INTERACTION_CREATED
 from core.events import Event
 from core.logfields import log_fields
 from core.models import AttachmentFetch, Contact, Interaction, utcnow
@@ -45,6 +45,8 @@ from core.sql import insert_ignoring_conflicts, supports_skip_locked
 from core.workers import wait_for_any
 
 log = logging.getLogger(__name__)
+# A new message with media, or a call whose recording arrived (labelled with its channel).
+_WAKING = frozenset({INTERACTION_CREATED, CALL_UPDATED})
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 SCHEDULE = RetrySchedule(
@@ -204,7 +206,7 @@ class MediaFetcher(ABC):
         )
 
     def _on_event(self, event: Event) -> None:
-        if event.type == INTERACTION_CREATED and event.labels.get("channel") in self.channels:
+        if event.type in _WAKING and event.labels.get("channel") in self.channels:
             self._wake.set()
 
     @final

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from channels.base import BackgroundWork, Channel, ChannelServices, WebhookAdapter
+from channels.base import BackgroundWork, Channel, ChannelServices, Telephony, WebhookAdapter
 from core import channels as core_channels
 from core.channels import ChannelFacts
 from core.errors import InvalidInput, NotFound, validation_fields
@@ -89,6 +89,14 @@ class ChannelRegistry:
                 found[channel.name] = sender
         return found
 
+    def telephony(self, services: ChannelServices) -> Telephony | None:
+        """The calls of the first channel that carries them (None: no telephony)."""
+        for channel in self._channels.values():
+            found = channel.telephony(services)
+            if found is not None:
+                return found
+        return None
+
     def background(self, services: ChannelServices) -> list[BackgroundWork]:
         """The channels' background work, started with the app's background workers."""
         return [
@@ -141,7 +149,7 @@ def default_channels() -> list[Channel]:
     from channels.api import ApiChannel
     from channels.email.plugin import EmailChannel
     from channels.telegram.plugin import TelegramChannel
-    from channels.twilio.plugin import SmsChannel, TwilioChannel, WhatsAppChannel
+    from channels.twilio.plugin import SmsChannel, TwilioChannel, VoiceChannel, WhatsAppChannel
     from channels.webchat.plugin import WebchatChannel
     from channels.webform import WebFormChannel
 
@@ -152,6 +160,7 @@ def default_channels() -> list[Channel]:
         TwilioChannel(),
         SmsChannel(),
         WhatsAppChannel(),
+        VoiceChannel(),
         TelegramChannel(),
         WebchatChannel(),
     ]

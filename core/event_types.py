@@ -214,6 +214,24 @@ OFFER_UPDATED: Final = _declare(
     ids={"offer": "the offer", "conversation": "the conversation", "operator": "who was offered"},
     labels={"status": "the offer's status now"},
 )
+CALL_UPDATED: Final = _declare(
+    "call.updated",
+    Audience.PLACED,
+    "a phone call moved on (queued, ringing an operator, connected, on hold, ended, recorded)",
+    ids={"call": "the call", "conversation": "its conversation", "operator": "its operator"},
+    labels={
+        "state": "the call's state now",
+        "outcome": "how it ended, once it has",
+        "channel": '"voice"',
+    },
+)
+TASK_UPDATED: Final = _declare(
+    "task.updated",
+    Audience.PLACED,
+    "a task (a callback or a follow-up) was created, given an owner, became due or was closed",
+    ids={"task": "the task", "conversation": "its conversation, if any"},
+    labels={"kind": '"callback" or "follow_up"', "state": '"open" or "done"'},
+)
 SLA_BREACHED: Final = _declare(
     "sla.breached",
     Audience.PLACED,
@@ -261,6 +279,18 @@ NOTIFICATION_READ: Final = _declare(
     Audience.OPERATOR,
     "an operator read a notification (or all of them)",
     ids={"operator": "whose", "notification": "the notification (absent: all were read)"},
+)
+TASK_DUE: Final = _declare(
+    "task.due",
+    Audience.OPERATOR,
+    "a task an operator owns became due (the console raises a desktop notification)",
+    ids={
+        "operator": "its owner",
+        "task": "the task",
+        "conversation": "its conversation, if any",
+        "notification": "the notification left for it (absent without a conversation)",
+    },
+    labels={"kind": '"callback" or "follow_up"'},
 )
 
 # --- supervisors and admins ---------------------------------------------------------------------

@@ -12,6 +12,12 @@ them; the note says so instead: its ``meta["mentions"]`` lists every operator me
 ``notified`` and, when not notified, the ``reason`` (no access, or the author themself), so the
 console can tell the author. Each notified operator gets one `Notification` row and an
 ``operator.mentioned`` event (ids operator, conversation, interaction).
+
+The notifications list holds task reminders too (kind ``task_due``, left by routing when a
+task an operator owns falls due; routing/tasks.py): they have a ``task_id`` and no
+interaction, and show the task's note (or, without one, the contact's name) as their
+excerpt. A mention is listed while its reader may see the note (`conversation_filter`,
+`interaction_filter`); a reminder while they may see the task (`task_filter`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import Actor
@@ -35,9 +41,10 @@ from core.models import (
     Notification,
     Operator,
     Role,
+    Task,
     utcnow,
 )
-from core.visibility import conversation_filter, interaction_filter
+from core.visibility import conversation_filter, interaction_filter, task_filter
 
 # At most this many distinct handles of one note are looked up; a note is no mailing list.
 MAX_MENTIONS = 20
@@ -163,26 +170,57 @@ def _excerpt(text: str) -> str:
     return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
 
 
-def _views(actor: Actor, operator_id: int) -> Select[Notification, str, str | None, str, str]:
-    """Notifications of `operator_id` in conversations `actor` may still see, with what the
-    console shows about each."""
-    return (
-        select(
-            Notification,
-            func.substr(Interaction.text, 1, EXCERPT_CHARS * 2),
-            Operator.name,
-            Contact.display_name,
-            Conversation.subject,
-        )
-        .join(Conversation, Conversation.id == Notification.conversation_id)
-        .join(Interaction, Interaction.id == Notification.interaction_id)
-        .join(Contact, Contact.id == Conversation.contact_id)
-        .outerjoin(Operator, Operator.id == Notification.author_id)
-        .where(
-            Notification.operator_id == operator_id,
+def _visible(actor: Actor) -> ColumnElement[bool]:
+    """The notifications `actor` may still see: a mention with its note, a reminder with its
+    task (the query joins both, outer)."""
+    return or_(
+        and_(
+            Notification.interaction_id.is_not(None),
+            Interaction.id.is_not(None),
             conversation_filter(actor),
             interaction_filter(actor),
-        )
+        ),
+        and_(Notification.task_id.is_not(None), Task.id.is_not(None), task_filter(actor)),
+    )
+
+
+def _joined(query: Select[Any]) -> Select[Any]:
+    return (
+        query.join(Conversation, Conversation.id == Notification.conversation_id)
+        .outerjoin(Interaction, Interaction.id == Notification.interaction_id)
+        .outerjoin(Task, Task.id == Notification.task_id)
+        .join(Contact, Contact.id == Conversation.contact_id)
+    )
+
+
+def _views(actor: Actor, operator_id: int) -> Select[Notification, str, str | None, str, str]:
+    """Notifications of `operator_id` that `actor` may still see, with what the console shows
+    about each: a mention's note, a reminder's task note or else the contact's name."""
+    task_excerpt = case(
+        (
+            func.length(func.coalesce(Task.note, "")) > 0,
+            func.substr(Task.note, 1, EXCERPT_CHARS * 2),
+        ),
+        else_=Contact.display_name,
+    )
+    excerpt = case(
+        (
+            Notification.interaction_id.is_not(None),
+            func.substr(Interaction.text, 1, EXCERPT_CHARS * 2),
+        ),
+        else_=task_excerpt,
+    )
+    query = select(
+        Notification,
+        excerpt,
+        Operator.name,
+        Contact.display_name,
+        Conversation.subject,
+    )
+    return (
+        _joined(query)
+        .outerjoin(Operator, Operator.id == Notification.author_id)
+        .where(Notification.operator_id == operator_id, _visible(actor))
     )
 
 
@@ -205,10 +243,9 @@ async def list_notifications(
     ).limit(limit)
     views = [_view(row) for row in await session.execute(query)]
     unread_count = await session.scalar(
-        select(func.count())
-        .select_from(Notification)
-        .join(Conversation, Conversation.id == Notification.conversation_id)
-        .where(Notification.operator_id == operator_id, conversation_filter(actor), unread)
+        _joined(select(func.count()).select_from(Notification)).where(
+            Notification.operator_id == operator_id, _visible(actor), unread
+        )
     )
     return views, unread_count or 0
 

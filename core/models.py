@@ -343,20 +343,62 @@ class Lead(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class TaskKind(enum.StrEnum):
+    # A missed call (abandoned, unanswered, after hours) to return.
+    CALLBACK = "callback"
+    # A reminder an operator set on a conversation.
+    FOLLOW_UP = "follow_up"
+
+
+class TaskOutcome(enum.StrEnum):
+    DONE = "done"
+    # The customer reached us again (a call answered) before anyone called back.
+    ANSWERED = "answered"
+    # An operator called back and the customer picked up.
+    CALLED_BACK = "called_back"
+    CANCELLED = "cancelled"
+
+
 class Task(Base):
-    """A callback or follow-up with a due time and an owner."""
+    """A callback or follow-up with a due time and an owner (core/tasks.py).
+
+    Open while `done_at` is null. A callback task belongs to its call's queue until routing
+    gives it an owner; at most one callback is open per contact (a second missed call updates
+    it: `meta.attempts`). `notified_at` is set when its owner was told it is due."""
 
     __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_owner_open", "owner_id", "done_at", "due_at"),
+        Index("ix_task_queue_open", "queue_id", "done_at", "due_at"),
+        Index("ix_task_due", "done_at", "notified_at", "due_at"),
+        Index(
+            "uq_task_open_callback",
+            "contact_id",
+            unique=True,
+            sqlite_where=text("kind = 'callback' AND done_at IS NULL"),
+            postgresql_where=text("kind = 'callback' AND done_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operator.id", ondelete="SET NULL")
+    )
     due_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
+    # done, answered, called_back, cancelled (TaskOutcome); null while open.
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    notified_at: Mapped[datetime | None]
     note: Mapped[str] = mapped_column(Text, default="")
+    # Callbacks: number, reason, waited_seconds, voicemail_interaction_id, attempts.
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class OutboxItem(Base):
@@ -644,7 +686,10 @@ class Notification(Base):
     """Something for one operator's attention, e.g. a note that mentions them."""
 
     __tablename__ = "notification"
-    __table_args__ = (UniqueConstraint("operator_id", "interaction_id"),)
+    __table_args__ = (
+        UniqueConstraint("operator_id", "interaction_id"),
+        UniqueConstraint("operator_id", "task_id"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"))
@@ -652,7 +697,11 @@ class Notification(Base):
     conversation_id: Mapped[int] = mapped_column(
         ForeignKey("conversation.id", ondelete="CASCADE"), index=True
     )
-    interaction_id: Mapped[int] = mapped_column(ForeignKey("interaction.id", ondelete="CASCADE"))
+    # A mention's note; null for a task's reminder (kind "task_due").
+    interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interaction.id", ondelete="CASCADE")
+    )
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
     author_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     read_at: Mapped[datetime | None]
@@ -747,5 +796,86 @@ class SavedView(Base):
     operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- voice (issue 13) ---
+
+
+class CallState(enum.StrEnum):
+    """Where a call is (channels/twilio/voice): its caller's leg as omnicrm drives it."""
+
+    # In the number's menu (or its greeting).
+    IVR = "ivr"
+    # Leaving a voicemail (after hours, or nobody answered).
+    VOICEMAIL = "voicemail"
+    # Waiting in a queue for an operator (routing offers it).
+    QUEUED = "queued"
+    # An operator accepted: their device is being rung.
+    RINGING = "ringing"
+    # Caller and operator talk.
+    CONNECTED = "connected"
+    # The operator put the caller on hold (the caller hears the hold message).
+    ON_HOLD = "on_hold"
+    # Outbound (a callback): the operator's device, then the customer, are rung.
+    DIALING = "dialing"
+    ENDED = "ended"
+
+
+class VoiceCall(Base):
+    """One phone call: the caller's leg (inbound) or a callback (outbound), and its progress.
+
+    Written at the first webhook (`call_sid` unique: Twilio's retries and repeats find it),
+    so a server killed mid-call finds the call where it was. `leg` numbers the operator legs
+    placed for it: a callback about an older leg is fenced off. The call's interaction and
+    conversation (routing's work item) are made when the caller reaches a queue, leaves a
+    voicemail or hangs up."""
+
+    __tablename__ = "voice_call"
+    __table_args__ = (
+        Index("ix_voice_call_state", "state", "updated_at"),
+        Index("ix_voice_call_queue", "queue_id", "state", "started_at"),
+        Index("ix_voice_call_operator", "operator_id", "ended_at"),
+        Index("ix_voice_call_conversation", "conversation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("channel_account.id", ondelete="SET NULL")
+    )
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    # in: a customer called; out: an operator called a customer back.
+    direction: Mapped[str] = mapped_column(String(10))
+    from_number: Mapped[str] = mapped_column(String(40))
+    to_number: Mapped[str] = mapped_column(String(40))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interaction.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(20), default=CallState.IVR)
+    # answered, abandoned, voicemail, no_answer, busy, failed, missed (after hours, no voicemail)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    # The IVR: where the caller is in the menu tree ("" the top; "1.2" nested), their choice.
+    menu_path: Mapped[str | None] = mapped_column(String(100))
+    menu_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    ivr_choice: Mapped[str | None] = mapped_column(String(100))
+    # The operator rung, connected or (outbound) calling; their current leg.
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    leg: Mapped[int] = mapped_column(Integer, default=0)
+    agent_call_sid: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    # Seconds the caller waited in the queue (until answered or gone); of the whole call.
+    wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Seconds caller and operator talked (handle time, for the monitor).
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    # When the operator's wrap-up after this call ends (their presence returns).
+    wrapup_until: Mapped[datetime | None]
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -24,6 +24,27 @@ hours are the local hours (23 or 25 on the days clocks change, each with its sta
 - service_level_today: per local hour up to now, the service level of the conversations due
   in that hour, all queues together.
 
+Phone calls (``voice_call`` rows; a queue's ``calls`` counts its inbound calls only, callbacks
+are operators' work, not customers waiting):
+
+- calls.waiting: calls of the queue in state queued or ringing (an operator's phone rings
+  but nobody has picked up: the caller still waits); ``longest_wait_seconds``: now minus the
+  oldest one's ``queued_at`` (``started_at`` if it has none), null if none waits.
+- calls.answered_today: calls answered (``answered_at``) today; ``answered_within_target_today``
+  those among them whose wait (``wait_seconds``, else ``answered_at - queued_at``) was at most
+  the queue's ``call_answer_target_seconds`` (its config; default 20), shown as
+  ``answer_target_seconds``.
+- calls.abandoned_today: calls with outcome abandoned (the caller hung up waiting) that ended
+  today.
+- calls.service_level_today: answered within target / (answered + abandoned) today; null when
+  both are 0.
+- calls.avg_handle_seconds_today: the mean ``talk_seconds`` of the calls answered that ended
+  today (null if none).
+- operators' on_call: they have a call in state connected or on hold (either direction);
+  on_call_seconds_today: the ``talk_seconds`` of their calls that ended today plus, for a call
+  in progress, the time since it was answered (or since midnight, if it was answered before);
+  overdue_tasks: their open tasks (core/tasks.py) whose due time has passed.
+
 Queues, conversations and offers are those in the database now: a conversation counts in the
 queue it is in at the moment of the request.
 """
@@ -43,6 +64,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.capacity import channel_kind
 from core.errors import InvalidInput
 from core.models import (
+    CallState,
     Conversation,
     ConversationStatus,
     Direction,
@@ -51,11 +73,21 @@ from core.models import (
     OfferStatus,
     Operator,
     Queue,
+    Task,
+    VoiceCall,
     utcnow,
 )
 
 # The monitor lists at most this many conversation ids per operator.
 MAX_CONVERSATION_IDS = 100
+# A queue's target for answering a call (its config's "call_answer_target_seconds", which
+# routing/config.py checks and documents).
+CALL_ANSWER_TARGET_SECONDS = 20
+MAX_CALL_ANSWER_TARGET_SECONDS = 3600
+# The caller waits in these states; the operator is on the phone in those.
+_CALL_WAITING = (CallState.QUEUED, CallState.RINGING)
+_CALL_TALKING = (CallState.CONNECTED, CallState.ON_HOLD)
+_INBOUND = "in"
 _ACTIVE = (ConversationStatus.OPEN, ConversationStatus.PENDING)
 
 
@@ -89,6 +121,20 @@ class Hour:
 
 
 @dataclass(frozen=True)
+class CallFigures:
+    """A queue's phone calls (see the module docstring)."""
+
+    waiting: int = 0
+    longest_wait_seconds: int | None = None
+    answered_today: int = 0
+    answered_within_target_today: int = 0
+    answer_target_seconds: int = CALL_ANSWER_TARGET_SECONDS
+    service_level_today: float | None = None
+    abandoned_today: int = 0
+    avg_handle_seconds_today: int | None = None
+
+
+@dataclass(frozen=True)
 class QueueFigures:
     id: int
     name: str
@@ -99,6 +145,7 @@ class QueueFigures:
     service_level_last_hour: float | None
     abandoned_today: int
     avg_first_response_seconds_today: int | None
+    calls: CallFigures = field(default_factory=CallFigures)
 
 
 @dataclass(frozen=True)
@@ -113,6 +160,9 @@ class OperatorFigures:
     capacity: dict[str, int]
     total_capacity: int | None
     conversations: list[int]
+    on_call: bool = False
+    on_call_seconds_today: int = 0
+    overdue_tasks: int = 0
 
 
 @dataclass(frozen=True)
@@ -209,7 +259,7 @@ async def snapshot(session: AsyncSession, tz: str = "UTC", now: datetime | None 
         now=now,
         day_start=day_start.astimezone(zone),
         queues=await _queues(session, now, day_start, day_end),
-        operators=await _operators(session),
+        operators=await _operators(session, now, day_start),
         volume_today=await _volume(session, now, hours),
         service_level_today=await _hourly_service_level(session, now, hours),
         hours=hours,
@@ -286,8 +336,11 @@ async def _queues(
             .group_by(queue_id)
         )
     }
+    queues = list(await session.scalars(select(Queue).order_by(Queue.name, Queue.id)))
+    targets = {queue.id: call_answer_target(queue.config) for queue in queues}
+    calls = await _calls(session, now, day_start, targets)
     figures = []
-    for queue in await session.scalars(select(Queue).order_by(Queue.name, Queue.id)):
+    for queue in queues:
         count, oldest = waiting.get(queue.id, (0, None))
         average = first_response.get(queue.id)
         figures.append(
@@ -303,7 +356,103 @@ async def _queues(
                 avg_first_response_seconds_today=None
                 if average is None
                 else max(0, round(float(average))),
+                calls=calls.get(queue.id, CallFigures(answer_target_seconds=targets[queue.id])),
             )
+        )
+    return figures
+
+
+def call_answer_target(config: Any) -> int:
+    """The queue config's ``call_answer_target_seconds``, or the default when it is missing
+    or not a whole number of seconds within bounds (routing/config.py refuses those)."""
+    raw = config.get("call_answer_target_seconds") if isinstance(config, dict) else None
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        return CALL_ANSWER_TARGET_SECONDS
+    if 1 <= raw <= MAX_CALL_ANSWER_TARGET_SECONDS:
+        return raw
+    return CALL_ANSWER_TARGET_SECONDS
+
+
+async def _calls(
+    session: AsyncSession, now: datetime, day_start: datetime, targets: dict[int, int]
+) -> dict[int, CallFigures]:
+    """Each queue's call figures, in four aggregate queries."""
+    queue_id = VoiceCall.queue_id
+    inbound = and_(queue_id.is_not(None), VoiceCall.direction == _INBOUND)
+    waiting = {
+        row[0]: (row[1], row[2])
+        for row in await session.execute(
+            select(
+                queue_id,
+                func.count(),
+                func.min(func.coalesce(VoiceCall.queued_at, VoiceCall.started_at)),
+            )
+            .where(inbound, VoiceCall.state.in_(_CALL_WAITING))
+            .group_by(queue_id)
+        )
+    }
+    # The wait of an answered call: as the channel stored it, else as its times tell.
+    waited = func.coalesce(
+        cast(VoiceCall.wait_seconds, Float),
+        _seconds_between(
+            session,
+            VoiceCall.answered_at,
+            func.coalesce(VoiceCall.queued_at, VoiceCall.started_at),
+        ),
+    )
+    target = (
+        case(targets, value=queue_id, else_=CALL_ANSWER_TARGET_SECONDS)
+        if targets
+        else literal(CALL_ANSWER_TARGET_SECONDS)
+    )
+    answered = {
+        row[0]: (row[1], row[2])
+        for row in await session.execute(
+            select(queue_id, func.count(), func.sum(case((waited <= target, 1), else_=0)))
+            .where(
+                inbound,
+                VoiceCall.answered_at >= day_start,
+                VoiceCall.answered_at <= now,
+            )
+            .group_by(queue_id)
+        )
+    }
+    ended_today = and_(inbound, VoiceCall.ended_at >= day_start, VoiceCall.ended_at <= now)
+    abandoned = {
+        row[0]: row[1]
+        for row in await session.execute(
+            select(queue_id, func.count())
+            .where(ended_today, VoiceCall.outcome == "abandoned")
+            .group_by(queue_id)
+        )
+    }
+    handled = {
+        row[0]: row[1]
+        for row in await session.execute(
+            select(queue_id, func.avg(VoiceCall.talk_seconds))
+            .where(
+                ended_today,
+                VoiceCall.answered_at.is_not(None),
+                VoiceCall.talk_seconds.is_not(None),
+            )
+            .group_by(queue_id)
+        )
+    }
+    figures = {}
+    for queue, target_seconds in targets.items():
+        count, oldest = waiting.get(queue, (0, None))
+        answered_count, within = answered.get(queue, (0, 0))
+        abandoned_count = abandoned.get(queue, 0)
+        average = handled.get(queue)
+        figures[queue] = CallFigures(
+            waiting=count,
+            longest_wait_seconds=_seconds_since(oldest, now) if count else None,
+            answered_today=answered_count,
+            answered_within_target_today=int(within or 0),
+            answer_target_seconds=target_seconds,
+            service_level_today=_ratio(within, answered_count + abandoned_count),
+            abandoned_today=abandoned_count,
+            avg_handle_seconds_today=None if average is None else max(0, round(float(average))),
         )
     return figures
 
@@ -314,7 +463,9 @@ def _seconds_since(moment: datetime | None, now: datetime) -> int | None:
     return max(0, int((now - moment).total_seconds()))
 
 
-async def _operators(session: AsyncSession) -> list[OperatorFigures]:
+async def _operators(
+    session: AsyncSession, now: datetime, day_start: datetime
+) -> list[OperatorFigures]:
     # Keyed by assignee ids, which the query keeps to non-null ones.
     load: dict[int | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     conversations: dict[int | None, list[int]] = defaultdict(list)
@@ -335,6 +486,27 @@ async def _operators(session: AsyncSession) -> list[OperatorFigures]:
     )
     for operator_id, channel, count in offered:
         load[operator_id][channel_kind(channel)] += count
+    calls = await _operator_calls(session, now, day_start)
+    ended_talk = {
+        row[0]: int(row[1] or 0)
+        for row in await session.execute(
+            select(VoiceCall.operator_id, func.sum(VoiceCall.talk_seconds))
+            .where(
+                VoiceCall.operator_id.is_not(None),
+                VoiceCall.ended_at >= day_start,
+                VoiceCall.ended_at <= now,
+            )
+            .group_by(VoiceCall.operator_id)
+        )
+    }
+    overdue = {
+        row[0]: row[1]
+        for row in await session.execute(
+            select(Task.owner_id, func.count())
+            .where(Task.owner_id.is_not(None), Task.done_at.is_(None), Task.due_at < now)
+            .group_by(Task.owner_id)
+        )
+    }
     operators = await session.scalars(
         select(Operator).where(Operator.active.is_(True)).order_by(Operator.name, Operator.id)
     )
@@ -354,9 +526,37 @@ async def _operators(session: AsyncSession) -> list[OperatorFigures]:
             },
             total_capacity=operator.total_capacity,
             conversations=conversations.get(operator.id, []),
+            on_call=operator.id in calls,
+            on_call_seconds_today=calls.get(operator.id, (0, 0))[1]
+            + ended_talk.get(operator.id, 0),
+            overdue_tasks=overdue.get(operator.id, 0),
         )
         for operator in operators
     ]
+
+
+async def _operator_calls(
+    session: AsyncSession, now: datetime, day_start: datetime
+) -> dict[int | None, tuple[int, int]]:
+    """Operators on a call now: how many calls, and the seconds of them since answered (or
+    since midnight) up to now."""
+    moment = VoiceCall.answered_at.type
+    since = case(
+        # Not answered (yet): nothing talked.
+        (VoiceCall.answered_at.is_(None), literal(now, type_=moment)),
+        (VoiceCall.answered_at > day_start, VoiceCall.answered_at),
+        else_=literal(day_start, type_=moment),
+    )
+    rows = await session.execute(
+        select(
+            VoiceCall.operator_id,
+            func.count(),
+            func.sum(_seconds_between(session, literal(now, type_=moment), since)),
+        )
+        .where(VoiceCall.operator_id.is_not(None), VoiceCall.state.in_(_CALL_TALKING))
+        .group_by(VoiceCall.operator_id)
+    )
+    return {row[0]: (row[1], max(0, round(float(row[2] or 0)))) for row in rows}
 
 
 async def _volume(session: AsyncSession, now: datetime, hours: list[Hour]) -> list[Volume]:

@@ -8,9 +8,11 @@ sensibly. `update_preferences` validates the whole result and audits what change
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +43,29 @@ class Preferences(BaseModel):
     )
     sound: bool = Field(default=False, description="a sound with each notification")
     title_count: bool = Field(default=True, description="the tab title counts unseen work")
+    voice_device: str = Field(
+        default="",
+        max_length=200,
+        description="the phone calls ring on: +E.164 or sip:user@host; empty: none",
+    )
+
+    @field_validator("voice_device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        if value.lower().startswith("sip:"):
+            if not re.fullmatch(r"sip:[^@\s]+@[A-Za-z0-9.-]+(:\d{1,5})?(;[^\s]*)?", value, re.I):
+                raise ValueError("a SIP address looks like sip:anna@pbx.example.com")
+            return value
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            raise ValueError("a phone number with its +country code, or sip:user@host") from None
+        if not phonenumbers.is_possible_number(number):
+            raise ValueError("not a possible phone number")
+        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
     @field_validator("locale")
     @classmethod

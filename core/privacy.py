@@ -7,7 +7,10 @@ from two records is both, and a request about them covers both. What belongs to 
   owner and account), and their identities (email addresses, phone numbers, chat ids...);
 - their conversations (subject, thread key) and every interaction in them or of them (text,
   HTML, subject, meta, attachment list, the channel's external id), internal notes included;
-- their leads (marketing data) and tasks (notes);
+- their leads (marketing data) and tasks (notes; a callback's number and reasons: open
+  ones are cancelled);
+- their phone calls (the numbers, the menu choice; times and outcomes stay for the monitor;
+  recordings are attachments of the calls' interactions);
 - outbox items of their conversations (the reply's payload, the address it went to, the
   provider's error, which often quotes the address);
 - quarantined input from their addresses (an email's From, Sender or Reply-To; the sender a
@@ -92,6 +95,8 @@ from core.models import (
     QuarantinedMessage,
     RoutingDecision,
     Task,
+    TaskOutcome,
+    VoiceCall,
     utcnow,
 )
 from core.storage import AttachmentStore
@@ -424,7 +429,23 @@ async def erase_contact(session: AsyncSession, actor: Actor, contact_id: int) ->
             .where(Lead.contact_id.in_(person.ids))
             .values(marketing={}, updated_at=Lead.updated_at),
         ),
-        "tasks": await _run(session, update(Task).where(person.owns_task()).values(note="")),
+        # A task keeps that there was work, not who or what number (a callback's meta).
+        "tasks": await _run(
+            session, update(Task).where(person.owns_task()).values(note="", meta={})
+        ),
+        "tasks_cancelled": await _run(
+            session,
+            update(Task)
+            .where(person.owns_task(), Task.done_at.is_(None))
+            .values(done_at=now, outcome=TaskOutcome.CANCELLED),
+        ),
+        # A call keeps its times and outcome (the monitor's figures), not the numbers.
+        "voice_calls": await _run(
+            session,
+            update(VoiceCall)
+            .where(VoiceCall.contact_id.in_(person.ids))
+            .values(from_number="", to_number="", ivr_choice=None, meta={}),
+        ),
         "outbox_items": await _run(
             session,
             update(OutboxItem)

@@ -5,13 +5,14 @@ into it, and what hangs off them). The archive holds:
 
 - ``contact.json``: UTF-8 JSON, ``{"format": "omnicrm.contact-export", "version": 1,
   "exported_at", "contact_id", "contact", "merged_records", "identities", "conversations",
-  "interactions", "leads", "tasks", "outbox", "quarantined_messages", "routing_decisions",
-  "audit"}``. Each list holds the rows with all their columns, oldest first (by id), with these
-  exceptions: an interaction's ``attachments`` entries carry ``file`` (the entry's path in the
-  archive, null if the file was too large to keep or is missing from the store) and ``sha256``
-  instead of the store key; a quarantined message carries ``file`` instead of its bytes;
-  routing decisions leave out their ``details`` and audit entries their actor (both are about
-  operators, not the person). Timestamps are ISO 8601 UTC, amounts strings.
+  "interactions", "leads", "tasks", "voice_calls", "outbox", "quarantined_messages",
+  "routing_decisions", "audit"}``. Each list holds the rows with all their columns, oldest
+  first (by id), with these exceptions: an interaction's ``attachments`` entries carry
+  ``file`` (the entry's path in the archive, null if the file was too large to keep or is
+  missing from the store) and ``sha256`` instead of the store key; a quarantined message
+  carries ``file`` instead of its bytes; routing decisions leave out their ``details`` and
+  audit entries their actor (both are about operators, not the person). Timestamps are ISO
+  8601 UTC, amounts strings.
 - ``attachments/<interaction id>/<n>-<filename>``: the attachment files, n counting from 0 in
   the interaction's attachment list;
 - ``quarantine/<id>.eml``: quarantined messages as received.
@@ -52,6 +53,7 @@ from core.models import (
     QuarantinedMessage,
     RoutingDecision,
     Task,
+    VoiceCall,
     utcnow,
 )
 from core.privacy import (
@@ -281,6 +283,12 @@ async def _write_json(
         ),
         ("leads", select(Lead).where(Lead.contact_id.in_(ids)), Lead.id, columns),
         ("tasks", select(Task).where(person.owns_task()), Task.id, columns),
+        (
+            "voice_calls",
+            select(VoiceCall).where(VoiceCall.contact_id.in_(ids)),
+            VoiceCall.id,
+            columns,
+        ),
         (
             "outbox",
             select(OutboxItem).where(person.owns_outbox_item()),

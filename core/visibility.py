@@ -22,6 +22,10 @@ The rule
 - **Leads**: supervisors and admins all; an operator the leads they own and the leads whose
   conversation they may see (a lead is sales data about that conversation); integration tokens
   none (the leads API refuses them).
+- **Tasks** (callbacks of missed calls, follow-ups; `core/tasks.py`): supervisors and admins
+  all; an operator the tasks they own, the tasks of a queue they are a member of (a callback
+  waits there until routing gives it an owner) and the tasks whose conversation they may see;
+  integration tokens and other callers without an operator none.
 - **Contacts themselves** (names, identities, tags, custom fields) are not confidential in
   this product: every signed-in caller and integration tokens read them (search, get, merge
   suggestions). What is confidential is what people said, and that lives in interactions.
@@ -30,7 +34,7 @@ Forms
 -----
 
 - SQL conditions, for queries (lists, views, full-text search, the timeline...):
-  `conversation_filter`, `interaction_filter`, `lead_filter`.
+  `conversation_filter`, `interaction_filter`, `lead_filter`, `task_filter`.
   They take an `Actor`; an operator's queues are a subquery, read in the caller's transaction.
 - Pure predicates over the same facts, for places that must not query (the websocket deciding
   per event): `sees_conversation`, `sees_interaction`, `sees_lead`, `sees_event`. They take the
@@ -61,8 +65,11 @@ event types                                             received by
 ``lead.{created,updated}``                              supervisors and admins; its owner
                                                         (before and after); those who may
                                                         see its conversation
+``task.updated``                                        supervisors and admins; its owner
+                                                        (before and after), its queue's
+                                                        members, who may see its conversation
 ``conversation.read``, ``operator.mentioned``,          the operator in ``ids.operator``;
-``notification.read``                                   supervisors and admins
+``notification.read``, ``task.due``                     supervisors and admins
 ``contact.{created,updated,merged}``,                   everyone signed in: contacts and
 ``operator.{created,updated,presence}``,                the team are no secret, and the
 ``queue.{created,updated}``, ``resync``                 consoles reload on them
@@ -102,6 +109,7 @@ from core.models import (
     Lead,
     QueueMember,
     Role,
+    Task,
 )
 
 
@@ -171,6 +179,26 @@ def lead_filter(actor: Actor, lead: Any = Lead) -> ColumnElement[bool]:
         exists(
             select(holder.id).where(
                 holder.id == lead.conversation_id, conversation_filter(actor, holder)
+            )
+        ),
+    )
+
+
+def task_filter(actor: Actor, task: Any = Task) -> ColumnElement[bool]:
+    """The tasks `actor` may see, as a condition on `task`: their own, their queues', and
+    those of conversations they may see (`conversation_filter`)."""
+    if actor.is_supervisor:
+        return true()
+    if _sees_nothing_confidential(actor):
+        return false()
+    member_queues = select(QueueMember.queue_id).where(QueueMember.operator_id == actor.operator_id)
+    holder = aliased(Conversation)
+    return or_(
+        task.owner_id == actor.operator_id,
+        task.queue_id.in_(member_queues),
+        exists(
+            select(holder.id).where(
+                holder.id == task.conversation_id, conversation_filter(actor, holder)
             )
         ),
     )

@@ -14,6 +14,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import Operator, Presence, Queue, QueueMember
+from routing.calendar import BusinessHours
 from routing.config import parse_queue_config
 
 
@@ -35,7 +36,7 @@ async def chat_availability(
     if queue_id is not None:
         queue = await session.get(Queue, queue_id)
         if queue is not None:
-            hours = parse_queue_config(queue.config).business_hours
+            hours = _hours(queue)
             if hours is not None and not hours.is_open(now):
                 return Availability(False, "closed", hours.next_open(now))
             available = available.join(QueueMember, QueueMember.operator_id == Operator.id).where(
@@ -44,3 +45,14 @@ async def chat_availability(
     if not await session.scalar(select(exists(available))):
         return Availability(False, "nobody")
     return Availability(True)
+
+
+async def queue_open(session: AsyncSession, queue_id: int | None, now: datetime) -> bool:
+    """Whether `queue_id` is within its business hours at `now` (no hours, no queue: open)."""
+    queue = await session.get(Queue, queue_id) if queue_id is not None else None
+    hours = _hours(queue) if queue is not None else None
+    return hours is None or hours.is_open(now)
+
+
+def _hours(queue: Queue) -> BusinessHours | None:
+    return parse_queue_config(queue.config).business_hours

@@ -11,7 +11,8 @@ Example (every key is optional; docs/routing.md explains each)::
       "overflow_queue_id": 4,
       "business_hours": {"timezone": "Europe/Berlin", "weekly": {"mon": ["09:00-17:00"]}},
       "sla": {"first_response_minutes": 60, "resolution_minutes": 1440},
-      "escalation": {"actions": ["raise_priority", "notify_supervisors"], "raise_priority_by": 1}
+      "escalation": {"actions": ["raise_priority", "notify_supervisors"], "raise_priority_by": 1},
+      "call_answer_target_seconds": 20
     }
 
 Without ``offer_timeout_seconds`` the queue assigns directly, as email teams usually want; with
@@ -28,6 +29,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import InvalidInput, validation_fields
+from core.monitor import CALL_ANSWER_TARGET_SECONDS, MAX_CALL_ANSWER_TARGET_SECONDS
 from routing.calendar import BusinessHours
 from routing.expressions import Expression
 from routing.strategies import MAX_STICKY_WAIT_SECONDS, QueuePolicy, StrategyName
@@ -68,6 +70,11 @@ class QueueConfig(BaseModel):
     business_hours: BusinessHours | None = None
     sla: SlaTargets = SlaTargets()
     escalation: Escalation = Escalation()
+    # Phone calls answered within this many seconds of queueing count toward the monitor's
+    # call service level (core/monitor.py).
+    call_answer_target_seconds: int = Field(
+        default=CALL_ANSWER_TARGET_SECONDS, ge=1, le=MAX_CALL_ANSWER_TARGET_SECONDS
+    )
 
     @field_validator("strategies")
     @classmethod

@@ -1,10 +1,10 @@
 """The routing engine: runs routing passes when something changes, and when a timer is due.
 
 Event-driven: every committed event that can change a routing outcome (new work, presence,
-offers answered, transfers, rules edited; from this process or, on PostgreSQL, from others)
-wakes it; between events it sleeps until the earliest persisted deadline (offer timeout, SLA
-due time, overflow, presence grace) the last pass reported. The deadlines live in the
-database, so a restarted process picks them up with its first pass.
+offers answered, transfers, rules edited, tasks; from this process or, on PostgreSQL, from
+others) wakes it; between events it sleeps until the earliest persisted deadline (offer
+timeout, SLA due time, overflow, presence grace, a task's due time) the last pass reported.
+The deadlines live in the database, so a restarted process picks them up with its first pass.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from core.event_types import (
     QUEUE_UPDATED,
     RESYNC,
     ROUTING_RULES,
+    TASK_UPDATED,
 )
 from core.events import Event, EventBus
 from core.models import utcnow
@@ -61,6 +62,8 @@ WAKING_EVENTS = frozenset(
         QUEUE_UPDATED,
         ROUTING_RULES,
         LEAD_CREATED,
+        # A callback to give an owner, a new due time or owner to remind of.
+        TASK_UPDATED,
         RESYNC,
     }
 )

@@ -12,7 +12,8 @@ One *routing pass* (`run_pass`) does, under one lock and in one transaction the 
 5. work waiting longer than its queue's maximum wait moved to the overflow queue;
 6. waiting work routed in order (priority, then longest wait): offered to, or assigned to,
    the operator `routing.strategies.decide` picks; every decision logged with its reasons;
-7. new leads given an owner by the lead rules.
+7. new leads given an owner by the lead rules;
+8. tasks: unowned callbacks given an owner, due tasks announced to theirs (`routing/tasks.py`).
 
 Everything that changes who holds work (passes, accepts, rejects, transfers, manual
 assignment) takes the routing lock first: on PostgreSQL a transaction-scoped advisory lock, on
@@ -76,6 +77,7 @@ from core.operators import set_presence
 from core.queues import create_queue, update_queue
 from core.routing_log import REOPENED_NOTE, lock_routing
 from core.visibility import Placement, audience_labels, conversation_labels
+from routing import tasks
 from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_queue_config
 from routing.expressions import operator_attributes
 from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
@@ -355,6 +357,8 @@ async def run_pass(
     await _overflow(session, now, setups, report)
     await _route_waiting(session, now, setups, options, report)
     await _assign_leads(session, now, report)
+    await tasks.assign_callbacks(session, now)
+    await tasks.notify_due(session, now)
     await _next_due(session, now, setups, options, report)
     return report
 
@@ -1393,6 +1397,7 @@ async def _next_due(
     )
     if offline is not None:
         report.due(offline + options.requeue_after_offline)
+    report.due(await tasks.next_due(session, now))
     if report.next_due is not None and report.next_due < now:
         report.next_due = now
 

@@ -74,6 +74,7 @@ async def test_the_console_learns_every_channel_and_what_it_can_send(
         "twilio",
         "sms",
         "whatsapp",
+        "voice",
         "telegram",
         "webchat",
         "fakesms",
@@ -87,6 +88,10 @@ async def test_the_console_learns_every_channel_and_what_it_can_send(
     # Twilio holds the accounts of SMS and WhatsApp; no conversation is ever on it.
     assert listed["twilio"]["carries_conversations"] is False
     assert listed["sms"]["carries_conversations"] is True
+    # A call is answered in writing by SMS; it holds the operator's voice capacity.
+    assert listed["voice"]["can_send"] is False
+    assert listed["voice"]["answered_by"] == "sms"
+    assert listed["voice"]["capacity_kind"] == "voice"
 
 
 async def test_an_account_keeps_its_secret_encrypted_and_never_shows_it(

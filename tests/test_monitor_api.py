@@ -20,6 +20,7 @@ from core.errors import InvalidInput
 from core.identity import Address
 from core.ingest import InboundEvent, ingest
 from core.models import (
+    CallState,
     Conversation,
     ConversationStatus,
     Direction,
@@ -30,6 +31,9 @@ from core.models import (
     Operator,
     Presence,
     Role,
+    Task,
+    TaskKind,
+    VoiceCall,
     utcnow,
 )
 from core.operators import create_operator
@@ -219,6 +223,7 @@ async def test_every_figure(sessions: SessionFactory) -> None:
         "service_level_last_hour": 0.0,
         "abandoned_today": 1,
         "avg_first_response_seconds_today": 1800,
+        "calls": monitor.CallFigures(),
     }
     assert vars(queues["Sales"]) == {
         "id": sales,
@@ -230,6 +235,7 @@ async def test_every_figure(sessions: SessionFactory) -> None:
         "service_level_last_hour": None,
         "abandoned_today": 0,
         "avg_first_response_seconds_today": None,
+        "calls": monitor.CallFigures(),
     }
 
     people = {person.name: person for person in snap.operators}
@@ -255,6 +261,227 @@ async def test_every_figure(sessions: SessionFactory) -> None:
         14: 1.0,
         15: 0.0,
     }
+
+
+async def call(
+    sessions: SessionFactory,
+    queue_id: int | None,
+    *,
+    state: CallState,
+    operator_id: int | None = None,
+    direction: str = "in",
+    **values: Any,
+) -> None:
+    """A phone call as the voice channel keeps it, written directly."""
+    async with sessions() as session, session.begin():
+        session.add(
+            VoiceCall(
+                call_sid=f"CA{secrets.token_hex(16)}",
+                direction=direction,
+                from_number="+4930111222",
+                to_number="+4930999000",
+                queue_id=queue_id,
+                operator_id=operator_id,
+                state=state,
+                started_at=values.pop("started_at", values.get("queued_at") or at(8)),
+                **values,
+            )
+        )
+
+
+async def test_call_figures(sessions: SessionFactory) -> None:
+    async with sessions() as session, session.begin():
+        hotline = (
+            await create_queue(
+                session, CLI, name="Hotline", config={"call_answer_target_seconds": 30}
+            )
+        ).id
+        await create_queue(session, CLI, name="Quiet")
+    anna = await operator(sessions, "Anna", {"voice": 1}, Presence.BUSY)
+    luis = await operator(sessions, "Luis", {"voice": 1}, Presence.AVAILABLE)
+    mia = await operator(sessions, "Mia", {"voice": 1}, Presence.AVAILABLE)
+
+    # Waiting: one queued 2 minutes ago, one ringing Luis's phone since 40 s after queueing
+    # 50 s ago; a call still in the menu does not wait in the queue yet.
+    await call(sessions, hotline, state=CallState.QUEUED, queued_at=NOW - timedelta(minutes=2))
+    await call(
+        sessions,
+        hotline,
+        state=CallState.RINGING,
+        operator_id=luis,
+        queued_at=NOW - timedelta(seconds=50),
+    )
+    await call(sessions, hotline, state=CallState.IVR, started_at=NOW - timedelta(minutes=9))
+
+    # Answered today: after 10 s and 30 s (in time), 31 s (late); one told by its times only.
+    ended: dict[str, Any] = {"state": CallState.ENDED, "outcome": "answered"}
+    for waited, talked, operator_id in ((10, 200, anna), (30, 100, anna), (31, 300, mia)):
+        await call(
+            sessions,
+            hotline,
+            operator_id=operator_id,
+            queued_at=at(10),
+            answered_at=at(10) + timedelta(seconds=waited),
+            ended_at=at(10) + timedelta(seconds=waited + talked),
+            wait_seconds=waited,
+            talk_seconds=talked,
+            **ended,
+        )
+    await call(  # no wait_seconds stored: 25 s between queueing and answer, in time
+        sessions,
+        hotline,
+        operator_id=mia,
+        queued_at=at(11),
+        answered_at=at(11) + timedelta(seconds=25),
+        ended_at=at(11, 5),
+        talk_seconds=275,
+        **ended,
+    )
+    # Anna is talking now: answered 4 minutes ago, not ended.
+    await call(
+        sessions,
+        hotline,
+        state=CallState.CONNECTED,
+        operator_id=anna,
+        queued_at=NOW - timedelta(minutes=5),
+        answered_at=NOW - timedelta(minutes=4),
+        wait_seconds=60,
+    )
+    # Abandoned today (twice) and yesterday; answered and ended yesterday.
+    for when in (at(9), at(14), at(9, day=YESTERDAY)):
+        await call(
+            sessions,
+            hotline,
+            state=CallState.ENDED,
+            outcome="abandoned",
+            queued_at=when,
+            ended_at=when + timedelta(seconds=90),
+            wait_seconds=90,
+        )
+    await call(
+        sessions,
+        hotline,
+        operator_id=mia,
+        queued_at=at(16, day=YESTERDAY),
+        answered_at=at(16, day=YESTERDAY),
+        ended_at=at(16, 10, day=YESTERDAY),
+        wait_seconds=5,
+        talk_seconds=600,
+        **ended,
+    )
+    # Luis's callback this morning (outbound): his talk time, not the queue's calls.
+    await call(
+        sessions,
+        hotline,
+        direction="out",
+        operator_id=luis,
+        answered_at=at(9),
+        ended_at=at(9, 2),
+        talk_seconds=120,
+        **ended,
+    )
+
+    # Overdue tasks: Mia's follow-up an hour late; not one due later, nor one closed.
+    conversation_id = await conversation(sessions, hotline)
+    async with sessions() as session, session.begin():
+        for due, done in ((NOW - timedelta(hours=1), None), (NOW + timedelta(hours=1), None)):
+            session.add(
+                Task(
+                    kind=TaskKind.FOLLOW_UP,
+                    conversation_id=conversation_id,
+                    owner_id=mia,
+                    due_at=due,
+                    done_at=done,
+                )
+            )
+        session.add(
+            Task(
+                kind=TaskKind.FOLLOW_UP,
+                owner_id=mia,
+                due_at=NOW - timedelta(hours=2),
+                done_at=NOW - timedelta(minutes=1),
+                outcome="done",
+            )
+        )
+
+    async with sessions() as session:
+        snap = await monitor.snapshot(session, "UTC", now=NOW)
+    queues = {queue.name: queue for queue in snap.queues}
+    assert queues["Hotline"].calls == monitor.CallFigures(
+        waiting=2,
+        longest_wait_seconds=120,
+        # Four answered today, then Anna's call in progress: five.
+        answered_today=5,
+        # 10 s, 30 s and 25 s made the 30 s target; 31 s and Anna's 60 s did not.
+        answered_within_target_today=3,
+        answer_target_seconds=30,
+        service_level_today=round(3 / (5 + 2), 4),
+        abandoned_today=2,
+        avg_handle_seconds_today=round((200 + 100 + 300 + 275) / 4),
+    )
+    assert queues["Quiet"].calls == monitor.CallFigures()
+    assert queues["Quiet"].calls.answer_target_seconds == 20
+
+    people = {person.name: person for person in snap.operators}
+    assert (people["Anna"].on_call, people["Anna"].on_call_seconds_today) == (True, 200 + 100 + 240)
+    assert (people["Mia"].on_call, people["Mia"].on_call_seconds_today) == (False, 300 + 275)
+    # Luis's phone rings, he is not on a call yet; his callback counts.
+    assert (people["Luis"].on_call, people["Luis"].on_call_seconds_today) == (False, 120)
+    assert [people[name].overdue_tasks for name in ("Anna", "Luis", "Mia")] == [0, 0, 1]
+
+
+async def test_a_call_in_progress_since_before_midnight_counts_from_midnight(
+    sessions: SessionFactory,
+) -> None:
+    anna = await operator(sessions, "Anna", {"voice": 1}, Presence.BUSY)
+    await call(
+        sessions,
+        None,
+        state=CallState.ON_HOLD,
+        operator_id=anna,
+        queued_at=at(23, 50, day=YESTERDAY),
+        answered_at=at(23, 55, day=YESTERDAY),
+    )
+    async with sessions() as session:
+        snap = await monitor.snapshot(session, "UTC", now=at(0, 10))
+    (person,) = snap.operators
+    assert (person.on_call, person.on_call_seconds_today) == (True, 600)
+
+
+async def test_the_api_shows_call_figures(make_user: UserFactory, sessions: SessionFactory) -> None:
+    supervisor = await make_user(Role.SUPERVISOR)
+    async with sessions() as session, session.begin():
+        hotline = (await create_queue(session, CLI, name="Hotline")).id
+    now = utcnow()
+    await call(sessions, hotline, state=CallState.QUEUED, queued_at=now - timedelta(seconds=30))
+    await call(
+        sessions,
+        hotline,
+        state=CallState.CONNECTED,
+        operator_id=supervisor.operator.id,
+        queued_at=now - timedelta(seconds=80),
+        answered_at=now - timedelta(seconds=60),
+        wait_seconds=20,
+    )
+    body = await json_of(await supervisor.get("/api/v1/monitor"), 200)
+    (queue,) = body["queues"]
+    calls = queue["calls"]
+    assert set(calls) == {
+        "waiting",
+        "longest_wait_seconds",
+        "answered_today",
+        "answered_within_target_today",
+        "answer_target_seconds",
+        "service_level_today",
+        "abandoned_today",
+        "avg_handle_seconds_today",
+    }
+    assert (calls["waiting"], calls["answer_target_seconds"]) == (1, 20)
+    assert 30 <= calls["longest_wait_seconds"] < 90
+    (me,) = [item for item in body["operators"] if item["id"] == supervisor.operator.id]
+    assert me["on_call"] is True
+    assert 60 <= me["on_call_seconds_today"] < 120
+    assert me["overdue_tasks"] == 0
 
 
 async def test_an_empty_contact_center(sessions: SessionFactory) -> None:

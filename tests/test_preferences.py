@@ -25,6 +25,7 @@ async def test_preferences_start_at_defaults_and_change_one_key_at_a_time(
         "desktop_notifications": True,
         "sound": False,
         "title_count": True,
+        "voice_device": "",  # no phone for calls
     }
     changed = await anna.patch(PATH, json={"locale": "ru", "time_zone": "Asia/Tbilisi"})
     assert changed.status == 200, await changed.text()
@@ -36,6 +37,7 @@ async def test_preferences_start_at_defaults_and_change_one_key_at_a_time(
         "desktop_notifications": True,
         "sound": True,
         "title_count": True,
+        "voice_device": "",
     }
     # Tom's are his own.
     assert (await (await tom.get(PATH)).json())["locale"] == "en"
@@ -65,6 +67,25 @@ async def test_bad_preferences_are_400_per_field_and_change_nothing(
             select(Operator.preferences).where(Operator.id == anna.operator.id)
         )
     assert stored == {}
+
+
+async def test_the_phone_calls_ring_on_is_a_number_or_a_sip_address(
+    make_user: UserFactory,
+) -> None:
+    anna = await make_user()
+    number = await anna.patch(PATH, json={"voice_device": "+49 30 1111 2222"})
+    assert (await number.json())["voice_device"] == "+493011112222"
+    sip = await anna.patch(PATH, json={"voice_device": "sip:anna@pbx.example.com"})
+    assert (await sip.json())["voice_device"] == "sip:anna@pbx.example.com"
+    for bad in ("030 1111", "sip:nobody", "call me"):
+        refused = await anna.patch(PATH, json={"voice_device": bad})
+        assert refused.status == 400, bad
+        assert set((await refused.json())["error"]["fields"]) == {"voice_device"}
+    assert (await (await anna.get(PATH)).json())["voice_device"] == "sip:anna@pbx.example.com"
+    unknown = await anna.patch(PATH, json={"ringtone": "loud"})
+    assert unknown.status == 400
+    cleared = await anna.patch(PATH, json={"voice_device": ""})
+    assert (await cleared.json())["voice_device"] == ""
 
 
 async def test_a_stored_value_that_no_longer_validates_reads_as_its_default(

@@ -425,6 +425,7 @@ async def test_the_account_check_asks_twilio(
     path = f"/api/v1/channel-accounts/{account['id']}/check"
     good = await (await admin.post(path)).json()
     assert good == {"ok": True, "message": "signed in to omnicrm test account; sends sms, whatsapp"}
+    # The addresses to enter in Twilio's console (the calls' next steps omnicrm hands over).
     await admin.patch(
         f"/api/v1/channel-accounts/{account['id']}", json={"settings": {"auth_token": "0" * 32}}
     )
@@ -434,6 +435,8 @@ async def test_the_account_check_asks_twilio(
     assert account["webhooks"] == {
         "message": "https://crm.example.com/hooks/twilio/main/message",
         "status": "https://crm.example.com/hooks/twilio/main/status",
+        "voice": "https://crm.example.com/hooks/twilio/main/voice",
+        "voice-status": "https://crm.example.com/hooks/twilio/main/voice-status",
     }
     assert "auth_token" not in account["settings"]
     assert account["settings"]["auth_token_set"] is True

@@ -42,6 +42,7 @@ from core.models import (
     utcnow,
 )
 from core.queues import create_queue, set_members
+from core.tasks import MissedCall, open_callback
 from core.visibility import EVENT_AUDIENCE, Audience
 from tests.conftest import User, UserFactory
 from web.keys import ATTACHMENTS, BUS, SESSIONS
@@ -384,6 +385,53 @@ async def test_leads_follow_the_rule(world: World) -> None:
             assert response.status == (200 if visible else 403), (name, lead)
 
 
+async def test_tasks_follow_the_rule(world: World) -> None:
+    """A callback waiting in queue Two, a follow-up Ann set on queue One's conversation, and
+    one Sue gave Ann on queue Two's conversation (Ann's own, in a conversation she may not
+    see: like the lead she owns there)."""
+    async with world.app[SESSIONS]() as session, session.begin():
+        contact = world.contact
+        callback = await open_callback(
+            session,
+            MissedCall(
+                contact_id=contact,
+                conversation_id=world.conversations["q2"],
+                queue_id=world.queues["q2"],
+                number="+4930123456",
+                reason="abandoned",
+            ),
+            utcnow(),
+        )
+    due = (utcnow() + timedelta(hours=1)).isoformat()
+    q1_body = {"conversation_id": world.conversations["q1"], "due_at": due}
+    follow_up = await json_of(await world.users["ann"].post("/api/v1/tasks", json=q1_body), 201)
+    q2_body = {
+        "conversation_id": world.conversations["q2"],
+        "due_at": due,
+        "owner_id": world.users["ann"].operator.id,
+    }
+    given = await json_of(await world.users["sue"].post("/api/v1/tasks", json=q2_body), 201)
+    names = {callback.id: "callback", follow_up["id"]: "q1", given["id"]: "owned"}
+    sees = {
+        "ann": {"q1", "owned"},
+        "bob": {"callback", "owned"},
+        "sue": {"callback", "q1", "owned"},
+        "ada": {"callback", "q1", "owned"},
+        "bot": set(),
+    }
+    for name, caller in world.callers.items():
+        listed = await caller.get("/api/v1/tasks", params={"scope": "all"})
+        if name not in CONSOLE:
+            assert listed.status == 403, name
+            continue
+        items = (await json_of(listed, 200))["items"]
+        assert {names[item["id"]] for item in items} == sees[name], name
+    # Bob may not set a follow-up on a conversation he may not see, nor close Ann's task there.
+    refused = await world.users["bob"].post("/api/v1/tasks", json=q1_body)
+    assert refused.status == 404
+    assert (await world.users["bob"].post(f"/api/v1/tasks/{follow_up['id']}/done")).status == 404
+
+
 async def test_an_operator_may_not_change_a_lead_they_may_not_see(world: World) -> None:
     ann = world.users["ann"]
     response = await ann.patch(f"/api/v1/leads/{world.leads['q2']}", json={"stage": "won"})
@@ -474,6 +522,7 @@ EXACT_ROUTES = frozenset(
         "/api/v1/interactions/{id}/attachments/{index}",
         "/api/v1/leads",
         "/api/v1/leads/{id}",
+        "/api/v1/tasks",
         "/api/v1/inbox",
         "/api/v1/notifications",
         "/api/v1/offers",

@@ -24,7 +24,7 @@ import asyncio
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 from typing import Any
@@ -88,6 +88,8 @@ class TwilioStandIn:
         self.media: dict[str, Media] = {}
         self.friendly_name = "omnicrm test account"
         self.server: TestServer | None = None
+        # more routes on the same server (the Voice stand-in's), added before `start()`
+        self.extra_routes: list[Callable[[web.Application], None]] = []
 
     # --- scripting ------------------------------------------------------------------------
 
@@ -114,6 +116,8 @@ class TwilioStandIn:
         app.router.add_get(f"{API}/Accounts/{{sid}}.json", self._account)
         app.router.add_get(f"{API}/Accounts/{{sid}}/Messages/{{mm}}/Media/{{me}}", self._media)
         app.router.add_get("/cdn/{key}", self._cdn)
+        for add_routes in self.extra_routes:
+            add_routes(app)
         return app
 
     async def start(self) -> str:

@@ -27,6 +27,7 @@ from core.outbox import OutboxWorker, RetrySchedule, Sender
 from core.settings import Settings
 from core.storage import FilesystemStore
 from core.workers import stop_task
+from routing.availability import queue_open
 from routing.engine import RoutingEngine
 from routing.rules import Enricher
 from routing.service import RoutingOptions
@@ -34,6 +35,7 @@ from web import (
     routes_admin,
     routes_attachments,
     routes_auth,
+    routes_calls,
     routes_channels,
     routes_console_api,
     routes_contacts,
@@ -49,6 +51,7 @@ from web import (
     routes_routing,
     routes_search,
     routes_system,
+    routes_tasks,
     routes_webchat,
     webforms,
     ws,
@@ -58,6 +61,8 @@ from web.error_pages import browser_error_pages
 from web.keys import (
     ATTACHMENTS,
     BUS,
+    CALL_CONTROLS,
+    CALL_PLACER,
     CREDENTIALS,
     DECLARED_ACCOUNTS,
     ENGINE,
@@ -90,6 +95,8 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_search.routes,
     routes_attachments.routes,
     routes_leads.routes,
+    routes_tasks.routes,
+    routes_calls.routes,
     routes_channels.routes,
     routes_quarantine.routes,
     routes_operators.routes,
@@ -160,6 +167,9 @@ def create_app(
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(ws.close_sockets)
     app[ENRICHERS] = tuple(enrichers)
+    # Until the database is up (the channels' telephony needs it): no calls to place.
+    app[CALL_PLACER] = None
+    app[CALL_CONTROLS] = None
     if background_workers if routing is None else routing:
         app.cleanup_ctx.append(routing_engine)
     app.router.add_route("*", "/{tail:.*}", not_found)
@@ -183,7 +193,11 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         policy=app[INGEST_POLICY],
         cipher=app[CREDENTIALS],
         settings=app[SETTINGS],
+        queue_hours=queue_open,
     )
+    telephony = app[REGISTRY].telephony(app[SERVICES])
+    app[CALL_PLACER] = telephony.placer if telephony is not None else None
+    app[CALL_CONTROLS] = telephony.calls if telephony is not None else None
     try:
         await _sync_config_accounts(app)
         yield

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from channels.base import ChannelServices
 from channels.pollers import PollerSupervisor
 from channels.registry import ChannelRegistry
+from core.calls import CallControls
 from core.channel_accounts import DeclaredAccount
 from core.credentials import CredentialCipher
 from core.db import SessionFactory
@@ -19,6 +20,7 @@ from core.outbox import OutboxWorker, Sender
 from core.search import OrderSearch
 from core.settings import Settings
 from core.storage import AttachmentStore
+from core.tasks import CallPlacer
 from routing.engine import RoutingEngine
 from routing.rules import Enricher
 from web.metrics import Metrics
@@ -49,3 +51,9 @@ ENRICHERS: web.AppKey[tuple[Enricher, ...]] = web.AppKey("enrichers", tuple[Enri
 # Finds orders by number for the search box: the ERP bridge's to set. Unset (today), the
 # search answers no orders.
 ORDER_SEARCH: web.AppKey[OrderSearch] = web.AppKey("order_search")
+# Places a callback task's phone call (`POST /api/v1/tasks/{id}/call`): the voice channel's to
+# set. None (no telephony): that route answers 409.
+CALL_PLACER: web.AppKey[CallPlacer | None] = web.AppKey("call_placer")
+# Hold, resume and hang up a conversation's call (`/api/v1/conversations/{id}/call/...`): the
+# voice channel's. None (no telephony): those routes answer 409.
+CALL_CONTROLS: web.AppKey[CallControls | None] = web.AppKey("call_controls")

@@ -12,7 +12,7 @@ import asyncio
 from datetime import timedelta
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core import audit, auth, login_throttle
 from core.errors import Forbidden
@@ -143,13 +143,18 @@ async def me(call: Call[NoBody, NoBody]) -> OperatorOut:
 
 
 class PreferencesBody(BaseModel):
-    """Only the keys given change."""
+    """Only the keys given change; an unknown key is a 400, never dropped quietly."""
+
+    model_config = ConfigDict(extra="forbid")
 
     locale: str | None = None
     time_zone: str | None = None
     desktop_notifications: bool | None = None
     sound: bool | None = None
     title_count: bool | None = None
+    voice_device: str | None = Field(
+        default=None, description="the phone calls ring on: +E.164 or sip:user@host; \"\": none"
+    )
 
 
 @routes.get(

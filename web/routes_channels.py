@@ -119,11 +119,13 @@ def public_base(request: web.Request) -> str:
 
 
 def webhook_urls(request: web.Request, channel: Channel, account: str) -> dict[str, str]:
-    """Where a provider must send each webhook of `account` (from `public_url` when set)."""
+    """Where a provider must send each webhook of `account` (from `public_url` when set):
+    the ones an admin enters at the provider, not those omnicrm hands over itself."""
     base = public_base(request)
     return {
         adapter.hook: f"{base}/hooks/{channel.name}/{account}/{adapter.hook}"
         for adapter in channel.webhooks()
+        if adapter.entered_by_admin
     }
 
 

@@ -20,6 +20,7 @@ from web.schemas_console import (
     InboxSectionOut,
     MergeSuggestionOut,
     MergeSuggestionsOut,
+    MonitorCallsOut,
     MonitorOperatorOut,
     MonitorOut,
     MonitorQueueOut,
@@ -272,6 +273,7 @@ def _notification_out(view: mentions.NotificationView) -> NotificationOut:
         kind=row.kind,
         conversation_id=row.conversation_id,
         interaction_id=row.interaction_id,
+        task_id=row.task_id,
         author_id=row.author_id,
         author_name=view.author_name,
         contact_display_name=view.contact_name,
@@ -284,7 +286,7 @@ def _notification_out(view: mentions.NotificationView) -> NotificationOut:
 
 @routes.get(
     "/api/v1/notifications",
-    summary="Your notifications (mentions), unread first, then newest",
+    summary="Your notifications (mentions, due tasks), unread first, then newest",
     query=NotificationsQuery,
     response=NotificationsOut,
 )
@@ -365,7 +367,10 @@ async def get_monitor(call: Call[NoBody, MonitorQuery]) -> MonitorOut:
         tz=snap.tz,
         generated_at=snap.now,
         day_start=snap.day_start,
-        queues=[MonitorQueueOut(**vars(queue)) for queue in snap.queues],
+        queues=[
+            MonitorQueueOut(**{**vars(queue), "calls": MonitorCallsOut(**vars(queue.calls))})
+            for queue in snap.queues
+        ],
         operators=[MonitorOperatorOut(**vars(operator)) for operator in snap.operators],
         volume_today=[VolumeOut(**vars(volume)) for volume in snap.volume_today],
         service_level_today=[

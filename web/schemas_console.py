@@ -67,10 +67,15 @@ class ReadMarkerOut(Out):
 
 
 class NotificationOut(BaseModel):
+    """A mention (kind "mention": its note is `interaction_id`) or a task's reminder (kind
+    "task_due": `task_id`, no interaction; the excerpt is the task's note or the contact's
+    name)."""
+
     id: int
     kind: str
     conversation_id: int
-    interaction_id: int
+    interaction_id: int | None
+    task_id: int | None = None
     author_id: int | None
     author_name: str | None
     contact_display_name: str
@@ -89,6 +94,23 @@ class ReadAllOut(BaseModel):
     updated: int
 
 
+class MonitorCallsOut(BaseModel):
+    """A queue's inbound phone calls (core/monitor.py defines each figure)."""
+
+    waiting: int = Field(description="calls queued or ringing an operator")
+    longest_wait_seconds: int | None
+    answered_today: int
+    answered_within_target_today: int
+    answer_target_seconds: int = Field(description="the queue's call_answer_target_seconds")
+    service_level_today: float | None = Field(
+        description="answered within target / (answered + abandoned) today, 0 to 1; null if none"
+    )
+    abandoned_today: int
+    avg_handle_seconds_today: int | None = Field(
+        description="mean talk time of the calls answered that ended today"
+    )
+
+
 class MonitorQueueOut(BaseModel):
     id: int
     name: str
@@ -99,6 +121,7 @@ class MonitorQueueOut(BaseModel):
     service_level_last_hour: float | None
     abandoned_today: int
     avg_first_response_seconds_today: int | None
+    calls: MonitorCallsOut
 
 
 class MonitorOperatorOut(BaseModel):
@@ -112,6 +135,11 @@ class MonitorOperatorOut(BaseModel):
     capacity: dict[str, int]
     total_capacity: int | None
     conversations: list[int] = Field(description="ids of open and pending assigned ones")
+    on_call: bool = Field(description="on a phone call now (connected or on hold)")
+    on_call_seconds_today: int = Field(
+        description="talk time of today's ended calls plus the one in progress"
+    )
+    overdue_tasks: int = Field(description="their open tasks past the due time")
 
 
 class VolumeOut(BaseModel):

@@ -1,4 +1,5 @@
-"""Twilio's media downloads: how one MediaUrl is fetched; the rest is channels/media.py.
+"""Twilio's media downloads: how one MediaUrl (or a call's recording) is fetched; the rest
+is channels/media.py.
 
 The message webhook queues one `attachment_fetch` row per `MediaUrl{n}` (channel `sms` or
 `whatsapp`, the receiving account's id, the URL). `TwilioMediaFetcher`, started from the
@@ -21,13 +22,14 @@ from channels.media import Claimed, FetchFailed, MediaFetcher
 from channels.twilio.accounts import account_by_id
 from channels.twilio.client import basic_auth
 from channels.twilio.parse import SMS, WHATSAPP
+from channels.twilio.voice.store import VOICE
 
 
 class TwilioMediaFetcher(MediaFetcher):
     """Downloads the pending media of SMS and WhatsApp messages from Twilio."""
 
     def __init__(self, services: ChannelServices, **options: Any) -> None:
-        super().__init__(services, frozenset({SMS, WHATSAPP}), **options)
+        super().__init__(services, frozenset({SMS, WHATSAPP, VOICE}), **options)
 
     async def do_download(self, item: Claimed) -> bytes:
         account = None

@@ -17,7 +17,8 @@ from typing import Any, Final
 
 from channels.base import Malformed, Unsupported
 from channels.media import pending_attachment
-from channels.twilio.settings import WHATSAPP_PREFIX, e164
+from channels.twilio.numbers import e164
+from channels.twilio.settings import WHATSAPP_PREFIX
 from core.identity import Address
 from core.ingest import InboundEvent
 from core.models import IdentityKind, Receipt

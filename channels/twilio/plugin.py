@@ -1,8 +1,10 @@
 """Twilio as the registry sees it: one account type, two channels.
 
 - `twilio` holds the accounts (`omnicrm channel add twilio ...`, `/api/v1/channel-accounts`),
-  their webhooks (`/hooks/twilio/{account}/message` and `/status`), the account check and the
-  media downloads. It carries no conversations and cannot send itself.
+  their webhooks (`/hooks/twilio/{account}/message` and `/status`, and the voice webhooks
+  `/hooks/twilio/{account}/voice...`), the account check, the media downloads and the call
+  controller. It carries no conversations and cannot send itself.
+- `voice` carries the calls' conversations (channels/twilio/voice/).
 - `sms` and `whatsapp` are the conversation channels: their facts (WhatsApp's 24-hour reply
   window and templates) and their senders, which send through the Twilio accounts.
 
@@ -23,6 +25,7 @@ from channels.base import (
     Channel,
     ChannelServices,
     MessageTemplate,
+    Telephony,
     WebhookAdapter,
 )
 from channels.twilio.accounts import PROVIDER, SECRET_FIELDS, sending_account, settings_of
@@ -31,8 +34,12 @@ from channels.twilio.media import TwilioMediaFetcher
 from channels.twilio.parse import SMS, WHATSAPP
 from channels.twilio.sender import TwilioSender
 from channels.twilio.settings import TwilioSettings
+from channels.twilio.voice.control import CallActions, CallController, TwilioCallPlacer
+from channels.twilio.voice.hooks import VOICE_HOOKS
+from channels.twilio.voice.store import VOICE
 from channels.twilio.webhooks import MessageHook, StatusHook
 from core.channel_accounts import AccountView
+from core.channels import VOICE as VOICE_KIND
 from core.channels import Capability, ChannelFacts
 from core.models import IdentityKind
 from core.outbox import Sender
@@ -53,13 +60,20 @@ class TwilioChannel(Channel):
     secret_fields: ClassVar[frozenset[str]] = SECRET_FIELDS
 
     def __init__(self) -> None:
-        self._webhooks = (MessageHook(), StatusHook())
+        self._webhooks: tuple[WebhookAdapter[Any], ...] = (
+            MessageHook(),
+            StatusHook(),
+            *VOICE_HOOKS,
+        )
 
     def webhooks(self) -> Sequence[WebhookAdapter[Any]]:
         return self._webhooks
 
     def background(self, services: ChannelServices) -> Sequence[BackgroundWork]:
-        return (TwilioMediaFetcher(services).run,)
+        return (TwilioMediaFetcher(services).run, CallController(services).run)
+
+    def telephony(self, services: ChannelServices) -> Telephony | None:
+        return Telephony(CallActions(services), TwilioCallPlacer(services))
 
     async def check(self, account: AccountView, services: ChannelServices) -> str:
         settings = settings_of(account)
@@ -71,7 +85,11 @@ class TwilioChannel(Channel):
             raise ConnectionError(f"the Twilio account is {found['status']}")
         serving = [
             name
-            for name, serves in ((SMS, settings.sends_sms), (WHATSAPP, settings.sends_whatsapp))
+            for name, serves in (
+                (SMS, settings.sends_sms),
+                (WHATSAPP, settings.sends_whatsapp),
+                (VOICE, bool(settings.voice_numbers)),
+            )
             if serves
         ]
         name = found["friendly_name"] or settings.account_sid
@@ -117,3 +135,19 @@ class WhatsAppChannel(_TwilioMessaging):
         if account is None:
             return ()
         return [template.as_message_template() for template in account.settings.templates]
+
+
+class VoiceChannel(Channel):
+    """Phone calls through the Twilio accounts' `voice_numbers` (channels/twilio/voice/): the
+    calls' conversations. Their webhooks and REST calls belong to the `twilio` channel;
+    an answer in writing goes out by SMS."""
+
+    facts: ClassVar[ChannelFacts] = ChannelFacts(
+        name=VOICE,
+        label="Phone",
+        icon="phone",
+        identity_kind=IdentityKind.PHONE,
+        capacity_kind=VOICE_KIND,
+        answered_by=SMS,
+        description="phone calls through Twilio: menus, queues, recordings, callbacks",
+    )

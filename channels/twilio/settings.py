@@ -9,26 +9,16 @@ from __future__ import annotations
 
 import re
 
-import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from channels.base import MessageTemplate
+from channels.twilio.numbers import e164
+from channels.twilio.voice.settings import VoiceNumber
 
 TWILIO_API = "https://api.twilio.com"
 WHATSAPP_PREFIX = "whatsapp:"
 MAX_TEMPLATES = 100
 _PLACEHOLDER = re.compile(r"\{\{\s*(\d{1,2})\s*\}\}")
-
-
-def e164(raw: str) -> str:
-    """+E.164 for a number written with its country code; ValueError otherwise."""
-    try:
-        number = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        raise ValueError(f"{raw!r} is not a phone number with its +country code") from None
-    if not phonenumbers.is_possible_number(number):
-        raise ValueError(f"{raw!r} is not a possible phone number")
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
 class Template(BaseModel):
@@ -89,6 +79,15 @@ class TwilioSettings(BaseModel):
         default=TWILIO_API, max_length=500, description="Twilio's REST API (or a stand-in)"
     )
     templates: list[Template] = Field(default_factory=list, max_length=MAX_TEMPLATES)
+    voice_numbers: list[VoiceNumber] = Field(
+        default_factory=list,
+        max_length=50,
+        description=(
+            "numbers that take calls (+E.164), each with its call flow; the CLI sets a number"
+            " with the default flow, menus come through the API or the config file"
+        ),
+        json_schema_extra={"cli": "voice-number"},
+    )
 
     @field_validator("from_numbers")
     @classmethod
@@ -97,6 +96,14 @@ class TwilioSettings(BaseModel):
         if len(set(numbers)) != len(numbers):
             raise ValueError("a number is listed twice")
         return numbers
+
+    @field_validator("voice_numbers", mode="before")
+    @classmethod
+    def _plain_numbers(cls, value: object) -> object:
+        """A bare number (the CLI's `--voice-number +E.164`) is that number's default flow."""
+        if isinstance(value, list):
+            return [{"number": item} if isinstance(item, str) else item for item in value]
+        return value
 
     @field_validator("whatsapp_from")
     @classmethod
@@ -118,10 +125,19 @@ class TwilioSettings(BaseModel):
 
     @model_validator(mode="after")
     def _can_send(self) -> TwilioSettings:
-        if not (self.from_numbers or self.messaging_service_sid or self.whatsapp_from):
+        if not (
+            self.from_numbers
+            or self.messaging_service_sid
+            or self.whatsapp_from
+            or self.voice_numbers
+        ):
             raise ValueError(
-                "give at least one sender: from_numbers, messaging_service_sid or whatsapp_from"
+                "give at least one sender: from_numbers, messaging_service_sid, whatsapp_from"
+                " or voice_numbers"
             )
+        numbers = [item.number for item in self.voice_numbers]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("a voice number is listed twice")
         names = [template.name for template in self.templates]
         if len(set(names)) != len(names):
             raise ValueError("two templates have the same name")
@@ -134,6 +150,9 @@ class TwilioSettings(BaseModel):
     @property
     def sends_whatsapp(self) -> bool:
         return self.whatsapp_from is not None
+
+    def voice_number(self, number: str) -> VoiceNumber | None:
+        return next((item for item in self.voice_numbers if item.number == number), None)
 
     def template(self, name: str) -> Template | None:
         return next((item for item in self.templates if item.name == name), None)

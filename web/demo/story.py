@@ -34,6 +34,9 @@ from channels.base import Channel
 from channels.email.imap import reference_of
 from channels.email.inbound import ImportStatus, import_message
 from channels.registry import ChannelRegistry, default_channels
+from channels.twilio.voice import store as voice_store
+from channels.twilio.voice.parse import CallRequest
+from channels.twilio.voice.settings import VoiceNumber
 from channels.webform import WebFormChannel
 from core import audit, clock, conversations, inbox
 from core.audit import CLI, Actor
@@ -42,7 +45,7 @@ from core.channels import catalog
 from core.contacts import ContactChanges, update_contact
 from core.credentials import CredentialCipher
 from core.forms import create_form
-from core.identity import Address
+from core.identity import Address, normalize_phone
 from core.ingest import InboundEvent, IngestPolicy, IngestResult, ingest
 from core.leads import LeadChanges, update_lead
 from core.models import (
@@ -78,6 +81,8 @@ from web.demo.cast import (
 from web.demo.mail import Attachment, compose, message_id
 
 ChannelT = TypeVar("ChannelT", bound=Channel)
+# The demo's phone line (a number of Twilio's test range).
+DEMO_PHONE_NUMBER = "+12125550100"
 
 
 def _origin(url: str) -> str:
@@ -164,6 +169,7 @@ class Story:
         self.waiting_since: dict[int, datetime] = {}
         self._uids: dict[str, int] = {}
         self._sent_ids: dict[str, str] = {}
+        self.phone_account = 0
 
     def ago(self, days: float = 0, hours: float = 0, minutes: float = 0) -> datetime:
         return self.now - timedelta(days=days, hours=hours, minutes=minutes)
@@ -259,6 +265,7 @@ class Story:
             )
             secrets = self.services.registry.account_channel("email").secret_fields
             self.mailboxes[name] = view_without_secrets(row, secrets)
+        await self._phone_line()
         # The website chat, to try at /webchat/website/try on this server.
         if self.services.registry.get("webchat") is None:
             return
@@ -276,6 +283,97 @@ class Story:
             },
             queue_id=self.queues["Support"].id,
         )
+
+    async def _phone_line(self) -> None:
+        """A Twilio account whose number takes calls (not connected: the demo's calls are
+        told through the voice channel's own steps, `call`)."""
+        if self.services.registry.get("twilio") is None:
+            return
+        row = await add_account(
+            self.session,
+            CLI,
+            self.services.registry,
+            self.services.cipher,
+            channel="twilio",
+            name="phone",
+            settings={
+                "account_sid": "AC" + "d" * 32,
+                "auth_token": secrets.token_hex(16),
+                "voice_numbers": [
+                    {
+                        "number": DEMO_PHONE_NUMBER,
+                        "greeting": "Thank you for calling Nordwind.",
+                        "menu": {
+                            "prompt": "For orders and deliveries press 1. For sales press 2.",
+                            "options": [
+                                {"digit": "1", "speech": ["order"], "label": "Orders"},
+                                {
+                                    "digit": "2",
+                                    "speech": ["sales"],
+                                    "label": "Sales",
+                                    "queue_id": self.queues["Sales"].id,
+                                },
+                            ],
+                        },
+                    }
+                ],
+            },
+            queue_id=self.queues["Support"].id,
+            enabled=False,
+        )
+        self.phone_account = row.id
+
+    async def call(
+        self,
+        when: datetime,
+        number: str,
+        *,
+        choice: str,
+        queue: str,
+        waited: timedelta,
+        answered_by: str | None = None,
+        talked: timedelta = timedelta(0),
+    ) -> Arrival:
+        """A phone call, through the voice channel's steps: it comes in, the caller picks
+        `choice` and waits `waited`; then `answered_by` takes it and they talk `talked`, or
+        the caller hangs up (a callback task)."""
+        flow = VoiceNumber(number=DEMO_PHONE_NUMBER)
+        request = CallRequest(
+            call_sid="CA" + secrets.token_hex(16),
+            account_sid="AC" + "d" * 32,
+            from_number=normalize_phone(number, "US"),
+            to_number=DEMO_PHONE_NUMBER,
+            status="ringing",
+            call_id=None,
+            leg=None,
+            query={},
+        )
+        queue_id = self.queues[queue].id
+        self.at(when)
+        started = await voice_store.begin_inbound(
+            self.session, self.phone_account, request, queue_id, self.services.policy, when
+        )
+        call = started.call
+        await voice_store.to_queue(self.session, call, queue_id, choice, when)
+        picked_up = self.at(when + waited)
+        if answered_by is None:
+            await voice_store.ended(
+                self.session, call, "completed", int(waited.total_seconds()) + 20, picked_up, flow
+            )
+        else:
+            await self.assign(call.conversation_id or 0, answered_by)
+            call.operator_id, call.leg, call.state = self.operators[answered_by].id, 1, "ringing"
+            await voice_store.operator_answered(self.session, call, 1, request.call_sid, picked_up)
+            over = self.at(picked_up + talked)
+            await voice_store.bridge_ended(self.session, call, 1, over, flow.wrap_up_seconds)
+            total = int((over - when).total_seconds()) + 20
+            await voice_store.ended(self.session, call, "completed", total, over, flow)
+            await voice_store.wrap_up_over(self.session, call, over)
+        assert call.conversation_id is not None
+        assert call.contact_id is not None
+        self.conversation_ids.add(call.conversation_id)
+        self.contact_ids.add(call.contact_id)
+        return Arrival(call.interaction_id or 0, call.conversation_id, call.contact_id)
 
     async def account(self) -> None:
         """A customer company with two legal entities (the ERP bridge will bring these; no

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from core.identity import Address
 from core.models import ConversationStatus, IdentityKind
 from web.demo.mail import Attachment, png
@@ -13,7 +15,7 @@ ANNA, LUIS, TOM = "anna", "luis", "tom"
 
 
 async def today(story: Story) -> None:
-    for part in (morning, midday, now):
+    for part in (morning, midday, calls, now):
         await part(story)
 
 
@@ -186,6 +188,29 @@ async def midday(story: Story) -> None:
     # Waiting on Leo's answer: Luis's work in the Support queue, which Anna sees under "My
     # queues".
     await story.status(story.ago(minutes=50), leo.conversation_id, ConversationStatus.PENDING)
+
+
+async def calls(story: Story) -> None:
+    """The phone line: Oliver calls about his Saturday delivery and Anna answers; Ben hangs
+    up after waiting (a callback task for the sales queue)."""
+    if not story.phone_account:
+        return
+    await story.call(
+        story.ago(hours=2, minutes=40),
+        "+1 646 555 0142",
+        choice="orders",
+        queue="Support",
+        waited=timedelta(seconds=35),
+        answered_by=ANNA,
+        talked=timedelta(minutes=3, seconds=12),
+    )
+    await story.call(
+        story.ago(minutes=40),
+        "+1 206 555 0117",
+        choice="sales",
+        queue="Sales",
+        waited=timedelta(minutes=2, seconds=5),
+    )
 
 
 async def now(story: Story) -> None:

@@ -39,6 +39,15 @@ export function channelIconName(name) {
   return channel ? channel.icon : "channel";
 }
 
+/** Whether work on a channel is a phone call: its facts' capacity kind is "voice" (a server
+ *  that does not say its capacity kind: its icon is the phone). */
+export function isVoiceChannel(name) {
+  const channel = channels.get(name);
+  if (!channel) return false;
+  if (channel.capacity_kind) return channel.capacity_kind === "voice";
+  return channel.icon === "voice" || channel.icon === "phone";
+}
+
 /** The channel an answer goes out on by default: the conversation's own, or the one that
  *  answers for it (web forms: email). */
 export function defaultReplyChannel(name) {

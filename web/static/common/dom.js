@@ -88,6 +88,16 @@ export function formatDuration(seconds) {
   return t("{d} d {h} h", { d: Math.floor(hours / 24), h: hours % 24 });
 }
 
+/** A running time as a clock reads it: "0:40", "3:12", "1:02:05" (calls). */
+export function formatClock(seconds) {
+  if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "–";
+  const total = Math.max(0, Math.floor(seconds));
+  const pad = (n) => String(n).padStart(2, "0");
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  return hours ? `${hours}:${pad(minutes)}:${pad(total % 60)}` : `${minutes}:${pad(total % 60)}`;
+}
+
 /** Seconds since an ISO time, by the server's clock. */
 export function secondsSince(iso) {
   return iso ? (serverNow() - new Date(iso).getTime()) / 1000 : null;

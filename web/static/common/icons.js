@@ -16,6 +16,18 @@ const PATHS = {
   note: ["M5 4h14v12l-4 4H5z", "M15 20v-4h4", "M8 9h8", "M8 13h5"],
   event: ["M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18z", "M12 7v5l3 3"],
   offer: ["M12 3l2.5 5.5L20 9l-4 4 1 6-5-3-5 3 1-6-4-4 5.5-.5z"],
+  // Calls by direction (the handset with an arrow in its corner) and tasks.
+  call_in: [
+    "M6 3l3 1 1 4-2 1.5a11 11 0 0 0 6.5 6.5L16 14l4 1 1 3-2 3C11 21 3 13 3 5z",
+    "M21 3l-5.5 5.5",
+    "M15 4v5h5",
+  ],
+  call_out: [
+    "M6 3l3 1 1 4-2 1.5a11 11 0 0 0 6.5 6.5L16 14l4 1 1 3-2 3C11 21 3 13 3 5z",
+    "M15 9l6-6",
+    "M16 3h5v5",
+  ],
+  task: ["M5 4h14v16H5z", "M8 9l2 2 4-4", "M8 15h8"],
   // The generic icon: a channel the server does not describe, or an icon it does not draw.
   channel: ["M4 7h16v10H4z", "M8 12h.01", "M12 12h.01", "M16 12h.01"],
 };
@@ -25,6 +37,8 @@ const ALIASES = {
   form: "webform",
   call: "voice",
   phone: "voice",
+  callback: "call_out",
+  follow_up: "task",
   whatsapp: "messenger",
   chat: "messenger",
   internal: "note",

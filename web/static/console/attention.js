@@ -1,4 +1,5 @@
-// Never miss work: a new offer or an @mention raises a desktop notification (the Notification
+// Never miss work: a new offer (an incoming call), an @mention or a task coming due raises a
+// desktop notification (the Notification
 // API, once the operator allowed it), an optional sound, and a count in the tab's title.
 // Each is the operator's choice, kept in their preferences (desktop_notifications, sound,
 // title_count: GET/PATCH /api/v1/auth/me/preferences). While the console has the focus a
@@ -13,6 +14,8 @@ let baseTitle = document.title;
 const unseen = { offers: 0, mentions: 0 };
 // What was announced already, so a reload announces only what is new.
 const announced = { offers: null, mentions: null };
+// Tasks whose coming due was announced (by the "task.due" event or the notifications list).
+const announcedTasks = new Set();
 let audio = null;
 
 export function useAttentionPreferences(preferences) {
@@ -71,7 +74,8 @@ function raise(title, body, tag, onOpen) {
   };
 }
 
-/** The operator's pending offers now (`[{offer, contact}]`); new ones are announced. */
+/** The operator's pending offers now (`[{offer, contact, isCall}]`); new ones are announced,
+ *  an incoming call as such. */
 export function noticeOffers(offers, open) {
   unseen.offers = offers.length;
   renderTitle();
@@ -79,8 +83,15 @@ export function noticeOffers(offers, open) {
   const first = announced.offers === null;
   const fresh = first ? [] : offers.filter(({ offer }) => !announced.offers.has(offer.id));
   announced.offers = ids;
-  for (const { offer, contact } of fresh) {
-    const name = contact ? contact.display_name || t("Contact {id}", { id: contact.id }) : "";
+  for (const { offer, contact, call, isCall } of fresh) {
+    const number = call && call.from ? call.from : "";
+    const name = contact ? contact.display_name || number || t("Contact {id}", { id: contact.id }) : number;
+    if (isCall) {
+      raise(t("Incoming call"), t("{name} is calling: accept or reject it", { name }), `offer-${offer.id}`, () =>
+        open(offer.conversation_id),
+      );
+      continue;
+    }
     raise(t("New offer"), t("{name} is waiting: accept or reject it", { name }), `offer-${offer.id}`, () =>
       open(offer.conversation_id),
     );
@@ -96,6 +107,20 @@ export function noticeMentions(data, open) {
   const fresh = first ? [] : unread.filter((item) => !announced.mentions.has(item.id));
   announced.mentions = new Set([...(announced.mentions || []), ...unread.map((item) => item.id)]);
   for (const item of fresh) {
+    if (item.kind === "task_due") {
+      // Announced once, whether the event or the list told of it first.
+      if (item.task_id !== undefined && item.task_id !== null) {
+        if (announcedTasks.has(item.task_id)) continue;
+        announcedTasks.add(item.task_id);
+      }
+      raise(
+        t("Task due: {what}", { what: item.contact_display_name || item.conversation_subject || t("a task") }),
+        item.excerpt || "",
+        `task-${item.task_id ?? item.id}`,
+        () => open(item.conversation_id),
+      );
+      continue;
+    }
     raise(
       t("{name} mentioned you", { name: item.author_name || t("Someone") }),
       item.excerpt,
@@ -103,6 +128,14 @@ export function noticeMentions(data, open) {
       () => open(item.conversation_id),
     );
   }
+}
+
+/** A "task.due" event for this operator: `what` names the task, `body` says why; announced
+ *  once (the notifications list may tell of it too). */
+export function noticeTaskDue(taskId, what, body, onOpen) {
+  if (announcedTasks.has(taskId)) return;
+  announcedTasks.add(taskId);
+  raise(t("Task due: {what}", { what }), body || "", `task-${taskId}`, onOpen);
 }
 
 function permissionWords() {
@@ -160,7 +193,7 @@ export function buildAttentionSettings() {
     h(
       "p",
       { class: "muted" },
-      t("New offers and @mentions can reach you while you work in another window."),
+      t("New offers, incoming calls, @mentions and tasks coming due can reach you while you work in another window."),
     ),
     box("desktop_notifications", t("Desktop notification")),
     box("sound", t("Sound")),

@@ -7,14 +7,17 @@ import {
   channelLabel,
   channelsSendingTo,
   defaultReplyChannel,
+  isVoiceChannel,
   replyWindowLeft,
 } from "../common/channels.js";
 import { channelIcon, icon } from "../common/icons.js";
+import { buildCallBar, callSummary, directionIcon, fetchCall, renderCallBar } from "./calls.js";
 import { renderCustomer } from "./customer.js";
 import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
 import { showCustomerTyping, watchTyping } from "./typing.js";
 import { isSupervisor, operatorName, presenceLabel, queueName, signal, state, statusLabel } from "./state.js";
+import { followUpControl } from "./tasks.js";
 import { t } from "../common/i18n.js";
 
 const TIMELINE_PAGE = 50;
@@ -22,8 +25,11 @@ const TIMELINE_PAGE = 50;
 let view = null; // the elements of the open conversation
 let timeline = { items: [], cursor: null, contactId: null };
 let routingEvents = [];
+// The open conversation's call (CallView or null), and conversations a call event named.
+let call = null;
+const callConversations = new Set();
 
-export async function openConversation(id, { focus = false } = {}) {
+export async function openConversation(id, { focus = false, reveal = null } = {}) {
   const switching = state.conversationId !== id || view === null;
   state.conversationId = id;
   if (location.hash !== `#c=${id}`) history.replaceState(null, "", `#c=${id}`);
@@ -32,6 +38,7 @@ export async function openConversation(id, { focus = false } = {}) {
   if (switching) {
     timeline = { items: [], cursor: null, contactId: null };
     routingEvents = [];
+    call = null;
     view = buildView(id);
     fill(byId("conversation"), view.root);
   }
@@ -39,6 +46,7 @@ export async function openConversation(id, { focus = false } = {}) {
   if (state.conversationId !== id) return;
   await markConversationRead();
   const pane = byId("conversation");
+  if (reveal !== null && revealInteraction(reveal)) return;
   if (focus) view.textarea.focus();
   // Someone who already started typing in the new conversation keeps their place.
   else if (switching && !pane.contains(document.activeElement)) pane.focus({ preventScroll: true });
@@ -69,8 +77,9 @@ export async function refreshConversation() {
   }
   if (state.conversationId !== id) return;
   state.conversation = conversation;
-  const [contact] = await Promise.all([
+  const [contact, currentCall] = await Promise.all([
     get(`/api/v1/contacts/${conversation.contact_id}`),
+    hasCall(conversation) ? fetchCall(id).catch(() => null) : null,
     loadTimeline(conversation.contact_id),
     loadRouting(id),
     loadReplyOptions(id),
@@ -79,11 +88,52 @@ export async function refreshConversation() {
   if (state.conversationId !== id) return;
   state.contact = contact;
   state.timelineItems = timeline.items;
+  call = currentCall;
   renderHeader();
+  renderCallBar(view.callBar, call, id, onCallControlled);
   renderActions();
   renderTimeline();
   renderChannels();
   renderCustomer();
+}
+
+/** Whether the conversation may have a call: a voice channel's, or one a call event named. */
+function hasCall(conversation) {
+  return isVoiceChannel(conversation.channel) || callConversations.has(conversation.id);
+}
+
+/** After Hold, Resume or Hang up: a hung-up call's entry joins the timeline. */
+async function onCallControlled(verb) {
+  if (verb === "hangup") await refreshConversation();
+}
+
+/** A "call.updated" event: reload the call bar of the open conversation; when the call ended,
+ *  the whole conversation (the call's entry and recording join the timeline). */
+export async function onCall(ids, labels) {
+  if (ids.conversation) callConversations.add(ids.conversation);
+  if (view === null || ids.conversation !== state.conversationId) return;
+  if (labels.state === "ended" || !state.conversation) {
+    await refreshConversation();
+    return;
+  }
+  const id = state.conversationId;
+  const fresh = await fetchCall(id).catch(() => null);
+  if (state.conversationId !== id || view === null) return;
+  call = fresh;
+  renderCallBar(view.callBar, call, id, onCallControlled);
+}
+
+/** Scroll to an interaction of the timeline and focus it (a voicemail from the tasks); false
+ *  if it is not loaded. */
+export function revealInteraction(interactionId) {
+  if (!view) return false;
+  const item = view.list.querySelector(`.item[data-interaction-id="${Number(interactionId)}"]`);
+  if (!item) return false;
+  item.setAttribute("tabindex", "-1");
+  item.classList.add("revealed");
+  item.scrollIntoView({ block: "center" });
+  item.focus({ preventScroll: true });
+  return true;
 }
 
 /** Conversations of the outbound messages in view (their delivery status is shown). */
@@ -176,6 +226,7 @@ function buildView(id) {
     list,
   );
   const composer = buildComposer(id);
+  const callBar = buildCallBar();
   const root = h(
     "div",
     { class: "conversation-view", dataset: { conversationId: id } },
@@ -186,10 +237,11 @@ function buildView(id) {
     ),
     header,
     actions,
+    callBar,
     timelineBox,
     composer.form,
   );
-  return { id, root, header, actions, list, older, timelineBox, ...composer };
+  return { id, root, header, actions, callBar, list, older, timelineBox, followUp: null, ...composer };
 }
 
 function renderHeader() {
@@ -254,7 +306,9 @@ function renderActions() {
   if (c.status !== "open" && c.status !== "resolved") {
     buttons.push(button(t("Open"), "open", () => setStatus("open"), t("Back to open")));
   }
-  fill(view.actions, buttons, snoozeControl(), transferControl());
+  // The follow-up form is kept across refreshes: a half-written note survives live updates.
+  if (state.tasksAvailable && view.followUp === null) view.followUp = followUpControl(c.id);
+  fill(view.actions, buttons, snoozeControl(), transferControl(), state.tasksAvailable ? view.followUp : null);
 }
 
 function button(text, name, onclick, title) {
@@ -516,7 +570,7 @@ function renderInteraction(item, frames) {
         : isEvent
           ? icon("event", t("System event"))
           : item.kind === "call"
-            ? icon("voice", t("Call · {channel}", { channel: channelLabel(item.channel) }))
+            ? directionIcon((item.meta && item.meta.call && item.meta.call.direction) || item.direction)
             : channelIcon(item.channel),
       h("strong", {}, authorOf(item)),
       h(
@@ -542,7 +596,8 @@ function renderInteraction(item, frames) {
         : null,
     ),
     item.subject && !isNote ? h("div", { class: "item-subject" }, item.subject) : null,
-    renderBody(item, frames),
+    item.kind === "call" ? callSummary(item) : null,
+    item.kind === "call" && !item.text ? null : renderBody(item, frames),
     renderEdits(item),
     renderAttachments(item),
   );
@@ -620,14 +675,24 @@ function renderAttachments(item) {
             : t("too large, not kept");
         return h("li", { class: "muted" }, `${name} ${size} (${why})`);
       }
+      const url = `/api/v1/interactions/${item.id}/attachments/${index}`;
+      // A recording (a call's, a voicemail, a voice message) plays here; loaded only on play.
+      const audio =
+        typeof entry.content_type === "string" && entry.content_type.toLowerCase().startsWith("audio/")
+          ? h("audio", {
+              class: "attachment-audio",
+              controls: true,
+              preload: "none",
+              src: url,
+              "aria-label": t("Recording: {name}", { name }),
+              dataset: { interactionId: item.id, attachmentIndex: index },
+            })
+          : null;
       return h(
         "li",
-        {},
-        h(
-          "a",
-          { href: `/api/v1/interactions/${item.id}/attachments/${index}`, download: name },
-          name,
-        ),
+        { class: audio ? "attachment-recording" : null },
+        audio,
+        h("a", { href: url, download: name }, name),
         size ? h("span", { class: "muted" }, ` ${size}`) : null,
       );
     }),

@@ -3,7 +3,9 @@ import { get, post, withQuery } from "../common/api.js";
 import { serverNow } from "../common/clock.js";
 import { byId, fill, formatTime, h, toast } from "../common/dom.js";
 import { t, tn } from "../common/i18n.js";
+import { isVoiceChannel } from "../common/channels.js";
 import { channelIcon, icon } from "../common/icons.js";
+import { callStateWord, fetchCall } from "./calls.js";
 import { queueName, signal, state } from "./state.js";
 
 // The sections never repeat a conversation: "My queues" holds what colleagues have in them.
@@ -207,10 +209,16 @@ export async function loadOffers() {
     offers.map(async (offer) => {
       try {
         const conversation = await get(`/api/v1/conversations/${offer.conversation_id}`);
-        const contact = await get(`/api/v1/contacts/${conversation.contact_id}`);
-        return { offer, conversation, contact };
+        // An offer of a voice channel's conversation is an incoming call: its number and
+        // menu choice come with the call.
+        const isCall = isVoiceChannel(conversation.channel);
+        const [contact, call] = await Promise.all([
+          get(`/api/v1/contacts/${conversation.contact_id}`),
+          isCall ? fetchCall(offer.conversation_id).catch(() => null) : null,
+        ]);
+        return { offer, conversation, contact, call, isCall };
       } catch {
-        return { offer, conversation: null, contact: null };
+        return { offer, conversation: null, contact: null, call: null, isCall: false };
       }
     }),
   );
@@ -228,27 +236,70 @@ function secondsLeft(offer) {
   return Math.max(0, (new Date(offer.expires_at).getTime() - serverNow()) / 1000);
 }
 
+/** The caller's number: the call's, else the contact's first phone number. */
+function callerNumber(call, contact) {
+  if (call && call.direction !== "out" && call.from) return call.from;
+  const phone = contact && (contact.identities || []).find((identity) => identity.kind === "phone");
+  return phone ? phone.address : "";
+}
+
+/** The head of an incoming call's offer: ringing, who calls, from which number. */
+function callHead(offer, call, contact, name) {
+  const number = callerNumber(call, contact);
+  return [
+    h(
+      "div",
+      { class: "offer-head" },
+      icon("call_in", t("Incoming call"), { ringing: "true" }),
+      h("strong", { class: "offer-kind" }, t("Incoming call")),
+      h("span", { class: "muted" }, queueName(offer.queue_id)),
+    ),
+    h(
+      "div",
+      { class: "offer-caller" },
+      h("strong", { class: "caller-name" }, name),
+      number && number !== name ? h("span", { class: "caller-number" }, number) : null,
+    ),
+    call && (call.ivr_choice || (call.state && call.state !== "queued"))
+      ? h(
+          "div",
+          { class: "offer-subject" },
+          [call.ivr_choice ? t("menu: {choice}", { choice: call.ivr_choice }) : null, call.state && call.state !== "queued" ? callStateWord(call.state) : null]
+            .filter(Boolean)
+            .join(" · "),
+        )
+      : null,
+  ];
+}
+
 function renderOffers() {
   const section = byId("offers");
   section.hidden = state.offers.length === 0;
   fill(
     byId("offer-list"),
-    state.offers.map(({ offer, conversation, contact }) => {
+    state.offers.map(({ offer, conversation, contact, call, isCall }) => {
+      const number = isCall ? callerNumber(call, contact) : "";
       const name = contact
-        ? contact.display_name || t("Contact {id}", { id: contact.id })
+        ? contact.display_name || number || t("Contact {id}", { id: contact.id })
         : t("Conversation {id}", { id: offer.conversation_id });
       const left = Math.ceil(secondsLeft(offer));
       return h(
         "li",
-        { class: "offer", dataset: { offerId: offer.id }, "aria-label": t("Offer: {name}", { name }) },
-        h(
-          "div",
-          { class: "offer-head" },
-          conversation ? channelIcon(conversation.channel) : icon("offer", t("Offer")),
-          h("strong", {}, name),
-          h("span", { class: "muted" }, queueName(offer.queue_id)),
-        ),
-        conversation && conversation.subject ? h("div", { class: "offer-subject" }, conversation.subject) : null,
+        {
+          class: `offer${isCall ? " offer-call" : ""}`,
+          dataset: { offerId: offer.id, offerKind: isCall ? "call" : "conversation", conversationId: offer.conversation_id },
+          "aria-label": isCall ? t("Incoming call: {name}", { name }) : t("Offer: {name}", { name }),
+        },
+        isCall
+          ? callHead(offer, call, contact, name)
+          : h(
+              "div",
+              { class: "offer-head" },
+              conversation ? channelIcon(conversation.channel) : icon("offer", t("Offer")),
+              h("strong", {}, name),
+              h("span", { class: "muted" }, queueName(offer.queue_id)),
+            ),
+        !isCall && conversation && conversation.subject ? h("div", { class: "offer-subject" }, conversation.subject) : null,
         h(
           "div",
           { class: "offer-timer", role: "timer", "aria-live": "off", dataset: { expiresAt: offer.expires_at } },

@@ -9,6 +9,7 @@ import {
   closeConversation,
   focusCanned,
   focusComposer,
+  onCall,
   onDelivery,
   onInteraction,
   onTyping,
@@ -23,9 +24,11 @@ import {
   buildAttentionSettings,
   noticeMentions,
   noticeOffers,
+  noticeTaskDue,
   useAttentionPreferences,
 } from "./attention.js";
-import { loadPreferences, mountPreferences } from "./preferences.js";
+import { loadPreferences, mountPreferences, openPreferences } from "./preferences.js";
+import { findTask, loadTasks, onCallForTasks, startTasks, taskTitle } from "./tasks.js";
 import { focusSearch, startSearch } from "./search.js";
 import { on, presenceWord, state } from "./state.js";
 import { loadView, showTab, startViews, viewsVisible } from "./views.js";
@@ -46,6 +49,18 @@ const reloadOffers = coalesce(() => loadOffersAndNotice(), 100);
 const reloadConversation = coalesce(() => refreshConversation(), 200);
 const reloadNotifications = coalesce(() => loadNotifications(), 200);
 const reloadTeam = coalesce(() => loadTeam(), 500);
+const reloadTasks = coalesce(() => loadTasks(), 300);
+let callEvents = [];
+// Call events in a burst: one reload per conversation, a whole refresh if its call ended.
+const reloadCallNow = coalesce(async () => {
+  const latest = new Map();
+  for (const { ids, labels } of callEvents) {
+    const ended = labels.state === "ended" || (latest.get(ids.conversation) || {}).ended;
+    latest.set(ids.conversation, { ids, labels: ended ? { ...labels, state: "ended" } : labels, ended });
+  }
+  callEvents = [];
+  for (const { ids, labels } of latest.values()) await onCall(ids, labels);
+}, 150);
 let deliveryIds = {};
 const reloadDeliveryNow = coalesce(() => onDelivery(deliveryIds), 200);
 const reloadDelivery = (ids) => {
@@ -84,7 +99,61 @@ async function changePresence() {
   showPresence();
 }
 
-// ----- mentions -----
+// ----- tasks coming due -----
+
+async function onTaskDue(ids) {
+  await loadTasks().catch(() => null);
+  const task = findTask(ids.task);
+  const what = task ? taskTitle(task) : t("a task");
+  const body = task ? task.note || "" : "";
+  const conversationId = (task && task.conversation_id) || ids.conversation;
+  toast(t("Task due: {what}", { what }));
+  noticeTaskDue(ids.task, what, body, () => (conversationId ? openFromAlert(conversationId) : showTab("tasks")));
+  reloadNotifications();
+}
+
+// ----- mentions and reminders -----
+
+/** One entry of the notifications list: a mention, or a task that came due. */
+function notificationEntry(item) {
+  const open = async (event) => {
+    event.preventDefault();
+    byId("notifications-dialog").close();
+    if (!item.read_at) {
+      await post(`/api/v1/notifications/${item.id}/read`).catch(() => null);
+      reloadNotifications();
+    }
+    if (item.conversation_id) openConversation(item.conversation_id, { focus: false });
+    else showTab("tasks");
+  };
+  if (item.kind === "task_due") {
+    const what = item.contact_display_name || item.conversation_subject || t("a task");
+    return h(
+      "li",
+      { class: item.read_at ? "read" : "unread", dataset: { kind: "task_due", taskId: item.task_id ?? "" } },
+      h(
+        "a",
+        { href: item.conversation_id ? `#c=${item.conversation_id}` : "#", onclick: open },
+        t("Task due: {what}", { what }),
+        item.conversation_subject && item.contact_display_name ? ` · ${item.conversation_subject}` : "",
+      ),
+      item.excerpt && item.excerpt !== what ? h("div", { class: "muted" }, item.excerpt) : null,
+      h("time", { datetime: item.created_at }, formatTime(item.created_at)),
+    );
+  }
+  return h(
+    "li",
+    { class: item.read_at ? "read" : "unread", dataset: { kind: item.kind || "mention" } },
+    h(
+      "a",
+      { href: `#c=${item.conversation_id}`, onclick: open },
+      `${t("{name} mentioned you", { name: item.author_name || t("Someone") })} · ${item.contact_display_name}`,
+      item.conversation_subject ? ` · ${item.conversation_subject}` : "",
+    ),
+    h("div", { class: "muted" }, item.excerpt),
+    h("time", { datetime: item.created_at }, formatTime(item.created_at)),
+  );
+}
 
 async function loadNotifications() {
   const data = await get("/api/v1/notifications");
@@ -95,33 +164,7 @@ async function loadNotifications() {
   count.setAttribute("aria-label", tn("{n} unread mention", "{n} unread mentions", data.unread_count));
   fill(
     byId("notification-list"),
-    data.items.length
-      ? data.items.map((item) =>
-          h(
-            "li",
-            { class: item.read_at ? "read" : "unread" },
-            h(
-              "a",
-              {
-                href: `#c=${item.conversation_id}`,
-                onclick: async (event) => {
-                  event.preventDefault();
-                  byId("notifications-dialog").close();
-                  if (!item.read_at) {
-                    await post(`/api/v1/notifications/${item.id}/read`).catch(() => null);
-                    reloadNotifications();
-                  }
-                  openConversation(item.conversation_id, { focus: false });
-                },
-              },
-              `${t("{name} mentioned you", { name: item.author_name || t("Someone") })} · ${item.contact_display_name}`,
-              item.conversation_subject ? ` · ${item.conversation_subject}` : "",
-            ),
-            h("div", { class: "muted" }, item.excerpt),
-            h("time", { datetime: item.created_at }, formatTime(item.created_at)),
-          ),
-        )
-      : h("li", { class: "muted" }, t("No mentions yet.")),
+    data.items.length ? data.items.map(notificationEntry) : h("li", { class: "muted" }, t("No mentions yet.")),
   );
 }
 
@@ -191,6 +234,18 @@ function onEvent(event) {
     case "operator.updated":
       reloadTeam();
       break;
+    case "call.updated":
+      callEvents.push({ ids, labels: event.labels || {} });
+      reloadCallNow();
+      onCallForTasks(ids, event.labels || {});
+      break;
+    case "task.updated":
+      reloadTasks();
+      break;
+    case "task.due":
+      if (ids.operator === state.me.id) onTaskDue(ids).catch((error) => console.error(error));
+      else reloadTasks();
+      break;
     default:
       break;
   }
@@ -201,6 +256,7 @@ function reloadEverything() {
   reloadInbox();
   reloadOffers();
   reloadNotifications();
+  if (state.tasksAvailable !== false) reloadTasks();
   if (state.conversationId !== null) reloadConversation();
 }
 
@@ -260,6 +316,7 @@ function onKey(event) {
     p: () => setStatus("pending"),
     s: () => openPopover("snooze"),
     t: () => openPopover("transfer"),
+    f: () => openPopover("follow-up"),
     u: () => toggleCustomer(),
     "?": () => byId("help-dialog").showModal(),
   };
@@ -300,7 +357,10 @@ async function start() {
   document.body.append(attention.dialog);
   document.addEventListener("keydown", onKey);
   window.addEventListener("hashchange", openFromHash);
-  on("open", ({ id, focus }) => openConversation(id, { focus }));
+  on("open", ({ id, focus, reveal }) => openConversation(id, { focus, reveal: reveal ?? null }));
+  on("show-tab", (name) => showTab(name));
+  on("tasks-changed", () => reloadTasks());
+  on("preferences-open", (detail) => openPreferences(detail || {}));
   on("inbox-changed", () => reloadInbox());
   on("conversation-changed", () => reloadConversation());
   on("customer-close", () => toggleCustomer(false));
@@ -309,7 +369,13 @@ async function start() {
   await Promise.all([loadTeam(), loadChannels()]);
   startViews();
   startSearch();
-  await Promise.all([loadInbox(), loadOffersAndNotice(), loadNotifications()]);
+  startTasks();
+  await Promise.all([
+    loadInbox(),
+    loadOffersAndNotice(),
+    loadNotifications(),
+    loadTasks().catch((error) => console.error(error)),
+  ]);
   connectLive({ onEvent, onState: setLiveState });
   openFromHash();
   document.body.dataset.ready = "true";

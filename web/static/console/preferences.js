@@ -1,11 +1,21 @@
 // The operator's own language and time zone: read at start-up (everything after is shown in
 // them) and changed in a small dialog opened from the top bar; saving reloads the console in
-// the new language.
+// the new language. The same dialog holds the phone calls ring on (`voice_device`: "+E.164"
+// or "sip:user@host", empty for none), shown once the server knows that preference; the
+// server's complaint about it is shown beside it.
 import { get, patch } from "../common/api.js";
 import { byId, fill, h, toast } from "../common/dom.js";
 import { currentLocale, formatDateTime, t, translatePage, useLocale } from "../common/i18n.js";
 
 const PATH = "/api/v1/auth/me/preferences";
+const VOICE = "voice_device";
+
+let mounted = null; // the preferences the dialog edits
+
+/** Whether the server keeps the phone preference (a server before it has no such key). */
+function knowsVoice(prefs) {
+  return Object.prototype.hasOwnProperty.call(prefs, VOICE);
+}
 
 /** Fetch the signed-in operator's preferences and switch the page to their language and zone. */
 export async function loadPreferences() {
@@ -38,6 +48,7 @@ async function availableLocales() {
 
 /** Add the "Preferences" button to the top bar and its dialog to the page. */
 export function mountPreferences(prefs) {
+  mounted = prefs;
   const dialog = h(
     "dialog",
     { id: "preferences-dialog", "aria-labelledby": "preferences-title" },
@@ -58,6 +69,27 @@ export function mountPreferences(prefs) {
         h("select", { id: "preferences-zone", name: "time_zone" }),
       ),
       h("p", { id: "preferences-now", class: "muted" }),
+      h(
+        "div",
+        { class: "field voice-device-field", hidden: !knowsVoice(prefs) },
+        h("label", { for: "preferences-voice-device" }, t("Phone for calls")),
+        h("input", {
+          id: "preferences-voice-device",
+          name: VOICE,
+          type: "text",
+          autocomplete: "tel",
+          maxlength: 200,
+          spellcheck: "false",
+          placeholder: "+49 30 1234567",
+          "aria-describedby": "preferences-voice-device-hint preferences-voice-device-error",
+        }),
+        h(
+          "p",
+          { id: "preferences-voice-device-hint", class: "muted hint" },
+          t("Calls you accept and callbacks you make ring here: a number (+49 30 1234567) or a SIP address (sip:anna@pbx.example). Empty: no calls."),
+        ),
+        h("p", { id: "preferences-voice-device-error", class: "field-error", role: "alert" }),
+      ),
       h(
         "div",
         { class: "dialog-buttons" },
@@ -82,6 +114,13 @@ export function mountPreferences(prefs) {
   anchor.parentElement.insertBefore(button, anchor);
 }
 
+/** Open the dialog; `focus` names a field to put the cursor in ("voice_device"). */
+export async function openPreferences({ focus } = {}) {
+  if (!mounted) return;
+  await open(mounted);
+  if (focus === VOICE && knowsVoice(mounted)) byId("preferences-voice-device").focus();
+}
+
 async function open(prefs) {
   const locales = await availableLocales();
   fill(
@@ -102,16 +141,34 @@ async function open(prefs) {
     ],
   );
   byId("preferences-now").textContent = t("Now: {time}", { time: formatDateTime(new Date()) });
-  byId("preferences-dialog").showModal();
+  const voice = byId("preferences-voice-device");
+  voice.closest(".field").hidden = !knowsVoice(prefs);
+  voice.value = prefs[VOICE] || "";
+  voice.removeAttribute("aria-invalid");
+  byId("preferences-voice-device-error").textContent = "";
+  if (!byId("preferences-dialog").open) byId("preferences-dialog").showModal();
 }
 
 async function save(event, prefs) {
   event.preventDefault();
   const locale = byId("preferences-locale").value;
   const timeZone = byId("preferences-zone").value;
+  const changes = { locale, time_zone: timeZone };
+  const voice = byId("preferences-voice-device");
+  const voiceError = byId("preferences-voice-device-error");
+  voiceError.textContent = "";
+  voice.removeAttribute("aria-invalid");
+  if (knowsVoice(prefs)) changes[VOICE] = voice.value.trim();
   try {
-    const saved = await patch(PATH, { locale, time_zone: timeZone });
+    const saved = await patch(PATH, changes);
     Object.assign(prefs, saved);
+    if (changes[VOICE] && !saved[VOICE]) {
+      // The server answered without keeping the phone (it ignored the key): say so here.
+      voiceError.textContent = t("The server did not keep this phone; ask an administrator.");
+      voice.setAttribute("aria-invalid", "true");
+      voice.focus();
+      return;
+    }
     byId("preferences-dialog").close();
     if (saved.locale !== currentLocale()) {
       // Every text of the console follows the language: start it again in the new one.
@@ -121,6 +178,15 @@ async function save(event, prefs) {
     await useLocale(saved.locale, saved.time_zone);
     toast(t("Preferences saved"));
   } catch (error) {
+    // The server's words about the phone go beside it (the key, or a dotted path ending in it).
+    const fields = error.fields || {};
+    const key = Object.keys(fields).find((name) => name === VOICE || name.endsWith(`.${VOICE}`));
+    if (key) {
+      voiceError.textContent = fields[key];
+      voice.setAttribute("aria-invalid", "true");
+      voice.focus();
+      return;
+    }
     toast(error.message, "error");
   }
 }

@@ -13,6 +13,8 @@ export const state = {
   contact: null,
   timelineItems: [],
   canned: null,
+  // Whether the server keeps tasks (GET /api/v1/tasks answers): null until asked.
+  tasksAvailable: null,
 };
 
 export function operatorName(id) {

@@ -47,6 +47,7 @@ export function showTab(name) {
   }
   if (name === "views") loadView();
   if (name === "contacts") loadContacts();
+  if (name === "tasks") signal("tasks-shown");
 }
 
 // ----- views -----
@@ -368,7 +369,7 @@ export function startViews() {
   for (const tab of document.querySelectorAll(".nav-tab")) {
     tab.addEventListener("click", () => showTab(tab.dataset.tab));
     tab.addEventListener("keydown", (event) => {
-      const tabs = [...document.querySelectorAll(".nav-tab")];
+      const tabs = [...document.querySelectorAll(".nav-tab")].filter((one) => !one.hidden);
       const index = tabs.indexOf(tab);
       const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
       if (!step) return;

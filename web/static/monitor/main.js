@@ -1,4 +1,6 @@
-// The supervisor monitor: queues, operators, waiting work and today's charts, live.
+// The supervisor monitor: queues (and their calls), operators, waiting work and today's
+// charts, live. Figures a server does not give (an older one: no calls, no tasks) are left
+// out rather than shown as zero.
 import { get, logout, post, withQuery } from "../common/api.js";
 import { lineChart, legend, stackedBars } from "../common/charts.js";
 import { byId, fill, formatDuration, formatTime, h, secondsSince, toast } from "../common/dom.js";
@@ -55,6 +57,7 @@ async function loadContactNames() {
 
 function render() {
   renderQueues();
+  renderCalls();
   renderOperators();
   renderWaiting();
   renderCharts();
@@ -118,6 +121,85 @@ function renderQueues() {
   );
 }
 
+/** A queue's call figures, if the server gives them and any is worth a row. */
+function callFigures(queue) {
+  const calls = queue.calls;
+  if (!calls || typeof calls !== "object") return null;
+  const some = [
+    calls.waiting,
+    calls.answered_today,
+    calls.abandoned_today,
+    calls.longest_wait_seconds,
+    calls.avg_handle_seconds_today,
+  ].some((value) => value !== null && value !== undefined && value !== 0);
+  return some ? calls : null;
+}
+
+function count(value) {
+  return value === null || value === undefined ? "–" : formatNumber(value);
+}
+
+/** "12/15 within 20 s", with the share (coloured like a service level). */
+function withinTarget(calls) {
+  const answered = calls.answered_today;
+  const within = calls.answered_within_target_today;
+  if (answered === null || answered === undefined) return ["–", ""];
+  const parts = [];
+  if (within !== null && within !== undefined && calls.answer_target_seconds) {
+    parts.push(
+      t("{within}/{answered} within {target}", {
+        within: formatNumber(within),
+        answered: formatNumber(answered),
+        target: formatDuration(calls.answer_target_seconds),
+      }),
+    );
+  } else if (within !== null && within !== undefined) {
+    parts.push(`${formatNumber(within)}/${formatNumber(answered)}`);
+  } else {
+    parts.push(formatNumber(answered));
+  }
+  const level = calls.service_level_today;
+  if (level !== null && level !== undefined) parts.push(`(${percent(level)})`);
+  return [parts.join(" "), slClass(level)];
+}
+
+function renderCalls() {
+  const queues = state.snapshot.queues
+    .map((queue) => ({ queue, calls: callFigures(queue) }))
+    .filter((one) => one.calls !== null);
+  byId("calls-panel").hidden = queues.length === 0;
+  fill(
+    byId("calls").tBodies[0],
+    queues.map(({ queue, calls }) => {
+      const [target, level] = withinTarget(calls);
+      const longest = calls.longest_wait_seconds;
+      return h(
+        "tr",
+        { dataset: { queueId: queue.id } },
+        h("th", { scope: "row" }, queue.name),
+        h("td", { class: "num waiting", dataset: { field: "calls-waiting" } }, count(calls.waiting)),
+        h(
+          "td",
+          {
+            class: "num longest",
+            dataset: { field: "calls-longest", base: longest ?? "" },
+          },
+          longest === null || longest === undefined ? "–" : formatDuration(longest + elapsed()),
+        ),
+        h("td", { class: `num sl ${level}`, dataset: { field: "calls-within-target" } }, target),
+        h("td", { class: "num", dataset: { field: "calls-abandoned" } }, count(calls.abandoned_today)),
+        h(
+          "td",
+          { class: "num", dataset: { field: "calls-handle" } },
+          calls.avg_handle_seconds_today === null || calls.avg_handle_seconds_today === undefined
+            ? "–"
+            : formatDuration(calls.avg_handle_seconds_today),
+        ),
+      );
+    }),
+  );
+}
+
 function tickWaits() {
   if (!state.snapshot) return;
   for (const cell of document.querySelectorAll("td.longest[data-base]")) {
@@ -126,6 +208,9 @@ function tickWaits() {
   }
   for (const cell of document.querySelectorAll("td.waited[data-since]")) {
     cell.textContent = formatDuration(secondsSince(cell.dataset.since));
+  }
+  for (const cell of document.querySelectorAll("[data-on-call-base]")) {
+    cell.textContent = onCallText(Number(cell.dataset.onCallBase) + elapsed());
   }
   for (const cell of document.querySelectorAll("[data-presence-since]")) {
     cell.textContent = t("for {duration}", {
@@ -160,6 +245,44 @@ function presenceLabel(presence) {
 function roleLabel(role) {
   const labels = { operator: t("operator"), supervisor: t("supervisor"), admin: t("admin") };
   return labels[role] || role;
+}
+
+function onCallText(seconds) {
+  return t("on calls {duration} today", { duration: formatDuration(seconds) });
+}
+
+/** On a call now, time on calls today, overdue tasks: each only if the server tells. */
+function callAndTaskFacts(operator) {
+  const parts = [];
+  if (operator.on_call === true) {
+    parts.push(h("span", { class: "pill on-call", dataset: { onCall: "true" } }, t("on a call")));
+  }
+  const seconds = operator.on_call_seconds_today;
+  if (typeof seconds === "number" && (seconds > 0 || operator.on_call === true)) {
+    parts.push(
+      h(
+        "span",
+        {
+          class: "muted small on-call-time",
+          // While on a call the time keeps counting between two snapshots.
+          dataset: operator.on_call === true ? { onCallBase: seconds } : {},
+        },
+        onCallText(seconds),
+      ),
+    );
+  }
+  // Overdue tasks only when there are some: a row of zeros would hide the one that matters.
+  const overdue = operator.overdue_tasks;
+  if (typeof overdue === "number" && overdue > 0) {
+    parts.push(
+      h(
+        "span",
+        { class: "overdue-tasks has-overdue", dataset: { overdueTasks: overdue } },
+        tn("{n} overdue task", "{n} overdue tasks", overdue),
+      ),
+    );
+  }
+  return parts.length ? h("div", { class: "operator-calls" }, parts) : null;
 }
 
 function meter(kind, load, capacity) {
@@ -211,6 +334,7 @@ function renderOperators() {
           t("for {duration}", { duration: formatDuration(secondsSince(operator.presence_since)) }),
         ),
         operator.presence_reason ? h("div", { class: "muted small" }, operator.presence_reason) : null,
+        callAndTaskFacts(operator),
       ),
       h(
         "td",
@@ -420,6 +544,8 @@ function onEvent(event) {
     event.type.startsWith("conversation.") ||
     event.type.startsWith("offer.") ||
     event.type.startsWith("operator.") ||
+    event.type.startsWith("call.") ||
+    event.type.startsWith("task.") ||
     event.type === "interaction.created" ||
     event.type === "routing.decision" ||
     event.type === "sla.breached"

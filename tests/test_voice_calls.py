@@ -1,0 +1,386 @@
+"""Phone calls end to end: the Twilio stand-in plays Twilio's part (signed webhooks in
+Twilio's order, the TwiML omnicrm answers followed, the REST calls omnicrm makes answered)
+while routing, the call controller and the media fetcher run as they do in the server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from core.db import SessionFactory
+from core.models import Conversation, Interaction, Presence, RoutingDecision, Task
+from core.settings import Settings
+from tests.conftest import UserFactory
+from tests.twilio_helpers import OUR_NUMBER, twilio_settings
+from tests.twilio_twiml import Caller, Device
+from tests.voice_helpers import CUSTOMER, MENU, Line, phone_line
+
+OPERATOR_PHONE = "+493011112222"
+SECOND_PHONE = "+493033334444"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return twilio_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+async def line(
+    app: web.Application,
+    client: TestClient[Any, Any],
+    sessions: SessionFactory,
+    make_user: UserFactory,
+) -> AsyncIterator[Line]:
+    async with phone_line(
+        app, client, sessions, make_user, menu=MENU, record_calls=True, wrap_up_seconds=0
+    ) as phone:
+        yield phone
+
+
+async def test_a_call_through_the_menu_to_an_operator_is_answered_recorded_and_kept(
+    line: Line,
+) -> None:
+    anna = await line.operator("anna", OPERATOR_PHONE)
+    leg = await line.call(Caller(inputs=["speech:I have a question about my orders"]))
+    await leg.wait_state("in-queue")
+    heard = list(leg.heard)
+    assert heard[0] == "This call may be recorded for quality and training."  # consent first
+    assert "For orders press 1 or say orders. For sales press 2." in heard
+
+    call = await line.voice_call()
+    assert (call.state, call.ivr_choice, call.from_number) == ("queued", "orders", CUSTOMER)
+    await line.route()
+    offer = await line.offer_of(anna)
+    assert offer["conversation_id"] == call.conversation_id
+    await line.accept(anna)
+    await line.control()
+    # The operator's phone was called from our number, and it dials exactly this caller.
+    created = [r for r in line.sim.requests if r.method == "POST" and r.path.endswith("Calls.json")]
+    assert len(created) == 1
+    assert created[0].params["To"] == OPERATOR_PHONE
+    assert created[0].params["From"] == OUR_NUMBER
+    await leg.wait_state("bridged")
+    operator_leg = line.sim.legs_to(OPERATOR_PHONE)[0]
+    assert any("Call from" in text for text in operator_leg.heard)  # the whisper
+    assert await line.presence("anna") == (Presence.BUSY, "on a call")
+    view = await (await anna.get(f"/api/v1/conversations/{call.conversation_id}/call")).json()
+    assert view["call"]["state"] == "connected"
+    assert view["call"]["can_control"] is True
+
+    await line.sim.talk(95)
+    await leg.hang_up()
+    await operator_leg.wait_state("completed")
+    # Twilio's last callbacks (the recording's) may trail the hang-up a little.
+    recording = await _eventually_recorded(line)
+    await line.fetch_media()
+
+    call = await line.voice_call()
+    assert call.outcome == "answered"
+    assert call.talk_seconds is not None
+    assert 90 <= call.talk_seconds <= 100  # Twilio's count of the bridged talk
+    assert call.duration_seconds is not None
+    assert call.duration_seconds >= call.talk_seconds
+    await line.control()  # no wrap-up time: available again, the call's conversation done
+    assert await line.presence("anna") == (Presence.AVAILABLE, None)
+    async with line.sessions() as session:
+        interaction = await session.get(Interaction, call.interaction_id)
+        conversation = await session.get(Conversation, call.conversation_id)
+    assert interaction is not None
+    assert conversation is not None
+    assert conversation.status == "resolved"
+    assert interaction.meta["call"]["outcome"] == "answered"
+    audio = interaction.attachments[0]
+    assert audio["content_type"] == "audio/mpeg"
+    assert audio["recording_sid"] == recording
+    assert audio["pending"] is False
+    # The recording plays in the timeline: served to whoever may see the conversation.
+    played = await anna.get(f"/api/v1/interactions/{interaction.id}/attachments/0")
+    assert played.status == 200
+    assert await played.read() == line.sim.recording_audio(recording, "mp3")
+
+
+async def _eventually_recorded(line: Line) -> str:
+    for _ in range(400):
+        call = await line.voice_call()
+        async with line.sessions() as session:
+            interaction = await session.get(Interaction, call.interaction_id)
+        if interaction is not None and interaction.attachments:
+            return str(interaction.attachments[0]["recording_sid"])
+        await line.sim.sleep(0.5)
+    raise AssertionError("no recording arrived")
+
+
+async def test_a_caller_who_hangs_up_in_the_queue_gets_a_callback_that_calls_them_back(
+    line: Line,
+) -> None:
+    luis = await line.operator("luis", OPERATOR_PHONE)
+    async with line.sessions() as session, session.begin():
+        # Luis is on another call: nobody can take this one.
+        from core.models import Operator
+
+        operator = await session.get(Operator, luis.operator.id)
+        assert operator is not None
+        operator.presence = Presence.BUSY
+    leg = await line.call(Caller(inputs=["2"]))
+    await leg.wait_state("in-queue")
+    await line.sim.talk(40)
+    await leg.hang_up()
+    call = await line.voice_call()
+    assert call.outcome == "abandoned"
+    tasks = await line.tasks()
+    assert len(tasks) == 1
+    task = tasks[0]
+    assert (task.kind, task.meta["number"], task.meta["reason"]) == (
+        "callback",
+        CUSTOMER,
+        "abandoned",
+    )
+    assert task.queue_id == line.queue_id
+
+    # Routing gives the callback to a member of the queue; they call back from the task list.
+    await line.route()
+    listed = await (await luis.get("/api/v1/tasks", params={"scope": "mine"})).json()
+    assert [item["id"] for item in listed["items"]] == [task.id]
+    async with line.sessions() as session, session.begin():
+        from core.models import Operator
+
+        operator = await session.get(Operator, luis.operator.id)
+        assert operator is not None
+        operator.presence = Presence.AVAILABLE
+    placed = await luis.post(f"/api/v1/tasks/{task.id}/call")
+    assert placed.status == 202, await placed.text()
+    # Luis's phone rings first; when he answers, the customer's rings (from our number).
+    operator_leg = line.sim.legs_to(OPERATOR_PHONE)[0]
+    await operator_leg.wait_state("bridged")
+    customer_leg = line.sim.legs_to(CUSTOMER)[0]
+    assert customer_leg.from_ == OUR_NUMBER
+    await line.sim.talk(30)
+    await customer_leg.hang_up()
+    await operator_leg.wait_state("completed")
+    done = (await line.tasks())[0]
+    assert done.outcome == "called_back"
+    assert done.done_at is not None
+    async with line.sessions() as session:
+        calls = list(
+            await session.scalars(
+                select(Interaction).where(Interaction.kind == "call").order_by(Interaction.id)
+            )
+        )
+    assert [(item.direction, item.meta["call"]["outcome"]) for item in calls] == [
+        ("in", "abandoned"),
+        ("out", "answered"),
+    ]
+
+
+async def test_an_operator_whose_phone_does_not_answer_loses_the_call_to_the_next(
+    line: Line,
+) -> None:
+    phones = {"anna": OPERATOR_PHONE, "luis": SECOND_PHONE}
+    team = {name: await line.operator(name, phone) for name, phone in phones.items()}
+    leg = await line.call(Caller(inputs=["1"]))
+    await leg.wait_state("in-queue")
+    await line.route()
+    first = await _offered_to_either(line, *team.values())
+    second = next(name for name in team if name != first)
+    # Whoever routing chose first: their phone rings out unanswered.
+    line.sim.devices[phones[first]] = Device(answer="no-answer", ring_seconds=20)
+    await line.accept(team[first])
+    await line.control()
+    await line.sim.legs_to(phones[first])[0].wait_state("completed")
+    call = await line.voice_call()
+    assert call.state == "queued"  # back in the queue, the caller never left it
+    assert leg.in_queue
+    async with line.sessions() as session:
+        missed = await session.scalar(
+            select(RoutingDecision).where(
+                RoutingDecision.kind == "timed_out",
+                RoutingDecision.operator_id == team[first].operator.id,
+            )
+        )
+    assert missed is not None
+    assert "did not answer (no-answer)" in missed.reason
+    await line.route()
+    assert (await (await team[first].get("/api/v1/offers")).json())["items"] == []
+    await line.accept(team[second])  # the other one is offered it
+    await line.control()
+    await leg.wait_state("bridged")
+    assert leg.other is not None
+    assert leg.other.to == phones[second]
+
+
+async def _offered_to_either(line: Line, *users: Any) -> str:
+    for user in users:
+        offers = (await (await user.get("/api/v1/offers")).json())["items"]
+        if offers:
+            return str(user.operator.name)
+    raise AssertionError("nobody was offered the call")
+
+
+async def test_hold_resume_and_a_transfer_to_another_operator(line: Line) -> None:
+    anna = await line.operator("anna", OPERATOR_PHONE)
+    leg = await line.call(Caller(inputs=["1"]))
+    await line.answered_by(anna, leg)
+    call = await line.voice_call()
+    path = f"/api/v1/conversations/{call.conversation_id}/call"
+
+    held = await anna.post(f"{path}/hold")
+    assert held.status == 200, await held.text()
+    await leg.wait_for(lambda caller: caller.in_queue)  # the caller hears the hold message
+    assert "Please hold." in leg.heard
+    anna_leg = line.sim.legs_to(OPERATOR_PHONE)[0]
+    assert not anna_leg.ended  # Anna's line stays open
+    assert (await line.voice_call()).state == "on_hold"
+    resumed = await anna.post(f"{path}/resume")
+    assert resumed.status == 200, await resumed.text()
+    await leg.wait_for(lambda caller: caller.bridged and caller.other is anna_leg)
+    assert (await line.voice_call()).state == "connected"
+
+    luis = await line.operator("luis", SECOND_PHONE)
+    moved = await anna.post(
+        f"/api/v1/conversations/{call.conversation_id}/transfer",
+        json={"operator_id": luis.operator.id, "note": "Wants a refund"},
+    )
+    assert moved.status == 200, await moved.text()
+    await line.control()  # the caller goes back to the queue
+    await anna_leg.wait_state("completed")
+    await line.control()  # and Luis's phone rings
+    await leg.wait_for(lambda caller: caller.bridged and caller.other is not anna_leg)
+    assert leg.other is not None
+    assert leg.other.to == SECOND_PHONE
+    assert "Please hold while we transfer your call." in leg.heard
+    assert await line.presence("anna") == (Presence.AVAILABLE, None)
+    assert await line.presence("luis") == (Presence.BUSY, "on a call")
+
+    others = await (await anna.post(f"{path}/hangup")).json()
+    assert others["error"]["message"].startswith("only the operator on the call")
+    ended = await luis.post(f"{path}/hangup")
+    assert ended.status == 200, await ended.text()
+    await leg.wait_state("completed")
+    final = await line.voice_call()
+    assert final.outcome == "answered"
+    assert final.operator_id == luis.operator.id
+    assert final.meta["transfers"][0]["from"] == anna.operator.id
+
+
+async def test_after_hours_the_caller_leaves_a_voicemail_that_the_callback_carries(
+    app: web.Application,
+    client: TestClient[Any, Any],
+    sessions: SessionFactory,
+    make_user: UserFactory,
+) -> None:
+    closed = {"business_hours": {"timezone": "Europe/Berlin", "weekly": {}}}
+    async with phone_line(
+        app, client, sessions, make_user, queue_config=closed, menu=MENU
+    ) as line:
+        leg = await line.call(Caller(voicemail_seconds=12, finish_key="#"))
+        await leg.wait_state("completed")
+        assert "We are closed now." in leg.heard
+        assert not any("press 1" in text for text in leg.heard)  # no menu when closed
+        for _ in range(400):
+            tasks = await line.tasks()
+            if tasks and tasks[0].meta.get("voicemail_interaction_id"):
+                break
+            await line.sim.sleep(0.5)
+        call = await line.voice_call()
+        assert call.outcome == "voicemail"
+        assert [(task.kind, task.meta["reason"]) for task in tasks] == [("callback", "voicemail")]
+        assert tasks[0].meta["voicemail_interaction_id"] == call.interaction_id
+        await line.fetch_media()
+        async with line.sessions() as session:
+            interaction = await session.get(Interaction, call.interaction_id)
+        assert interaction is not None
+        assert interaction.attachments[0]["kind"] == "voicemail"
+        assert interaction.attachments[0]["pending"] is False
+
+
+async def test_repeated_and_out_of_order_callbacks_change_nothing(line: Line) -> None:
+    anna = await line.operator("anna", OPERATOR_PHONE)
+    leg = await line.call(Caller(inputs=["1"]))
+    await line.answered_by(anna, leg)
+    await line.sim.talk(20)
+    await leg.hang_up()
+    await line.sim.legs_to(OPERATOR_PHONE)[0].wait_state("completed")
+    await _eventually_recorded(line)
+    before = await line.voice_call()
+    async with line.sessions() as session:
+        counts = await _counts(session)
+    # Twilio repeats every webhook of the call, in reverse order for good measure.
+    for sent in reversed(list(line.sim.webhooks)):
+        again = await line.sim.replay(sent)
+        assert again.status == 200, again.body
+    after = await line.voice_call()
+    assert (after.state, after.outcome, after.talk_seconds, after.leg) == (
+        before.state,
+        before.outcome,
+        before.talk_seconds,
+        before.leg,
+    )
+    async with line.sessions() as session:
+        assert await _counts(session) == counts
+    assert await line.tasks() == []
+
+
+async def _counts(session: Any) -> tuple[int, int, int]:
+    from sqlalchemy import func
+
+    from core.models import AttachmentFetch, VoiceCall
+
+    return (
+        int(await session.scalar(select(func.count()).select_from(Interaction)) or 0),
+        int(await session.scalar(select(func.count()).select_from(VoiceCall)) or 0),
+        int(await session.scalar(select(func.count()).select_from(AttachmentFetch)) or 0),
+    )
+
+
+async def test_a_customer_who_calls_again_and_is_answered_closes_their_callback(
+    line: Line,
+) -> None:
+    leg = await line.call(Caller(inputs=["1"]))
+    await leg.wait_state("in-queue")
+    await leg.hang_up()  # nobody is there: a callback
+    assert [task.done_at for task in await line.tasks()] == [None]
+    again = await line.call(Caller(inputs=["1"]))
+    await again.wait_state("in-queue")
+    await again.hang_up()  # missed again: still one callback, two attempts
+    tasks = await line.tasks()
+    assert len(tasks) == 1
+    assert tasks[0].meta["attempts"] == 2
+    anna = await line.operator("anna", OPERATOR_PHONE)
+    third = await line.call(Caller(inputs=["1"]))
+    await line.answered_by(anna, third)
+    closed = (await line.tasks())[0]
+    assert closed.outcome == "answered"
+    assert closed.done_at is not None
+
+
+async def test_unsigned_or_malformed_voice_webhooks_store_nothing(
+    line: Line, client: TestClient[Any, Any]
+) -> None:
+    from tests.twilio_helpers import post_signed
+    from tests.twilio_standin import ACCOUNT_SID
+
+    params = {
+        "CallSid": "CA" + "1" * 32,
+        "AccountSid": ACCOUNT_SID,
+        "From": CUSTOMER,
+        "To": OUR_NUMBER,
+        "CallStatus": "ringing",
+    }
+    unsigned = await client.post("/hooks/twilio/main/voice", data=params)
+    assert unsigned.status == 403
+    broken = await post_signed(client, {**params, "CallSid": "nope"}, hook="voice")
+    assert broken.status == 400
+    other = await post_signed(client, {**params, "AccountSid": "AC" + "2" * 32}, hook="voice")
+    assert other.status == 400
+    unknown = await post_signed(client, {**params, "To": "+15005550009"}, hook="voice")
+    assert unknown.status == 200
+    assert "does not take calls" in await unknown.text()
+    async with line.sessions() as session:
+        assert await _counts(session) == (0, 0, 0)
+        assert await session.scalar(select(Task.id)) is None
