@@ -15,10 +15,10 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import CONFIG_FILE, Actor
-from core.event_types import OFFER_UPDATED, ROUTING_DECISION
+from core.event_types import CONVERSATION_ASSIGNED, OFFER_UPDATED, ROUTING_DECISION
 from core.events import Event, emit
-from core.models import Offer, OfferStatus, Operator, Role, RoutingDecision
-from core.visibility import Placement, audience_labels
+from core.models import Conversation, Offer, OfferStatus, Operator, Role, RoutingDecision
+from core.visibility import Placement, audience_labels, conversation_labels
 
 MAX_REASON = 2000
 # Ingest marks a conversation the customer reopened, for routing to look at again.
@@ -151,3 +151,14 @@ async def withdraw_offers(
     for offer in offers:
         await end_offer(session, offer, status, now)
     return offers
+
+
+async def emit_assignment(
+    session: AsyncSession, conversation: Conversation, *before: Placement
+) -> None:
+    """Tell consoles who holds the conversation now; whoever held it `before` hears it too."""
+    ids = {"conversation": conversation.id, "contact": conversation.contact_id}
+    if conversation.assignee_id is not None:
+        ids["operator"] = conversation.assignee_id
+    labels = {"channel": conversation.channel, **conversation_labels(conversation, *before)}
+    await emit(session, Event(CONVERSATION_ASSIGNED, ids, labels))

@@ -467,7 +467,9 @@ async def _presence_housekeeping(
             ),
             at=now,
         )
-        await _emit_assignment(session, conversation, Placement(conversation.queue_id, operator.id))
+        await routing_log.emit_assignment(
+            session, conversation, Placement(conversation.queue_id, operator.id)
+        )
         report.requeued += 1
 
 
@@ -475,17 +477,6 @@ def _enter_queue(conversation: Conversation, now: datetime) -> None:
     """The conversation starts waiting (again) in its queue."""
     conversation.queue_entered_at = now
     conversation.routing_note = None
-
-
-async def _emit_assignment(
-    session: AsyncSession, conversation: Conversation, *before: Placement
-) -> None:
-    """Tell consoles who holds the conversation now; whoever held it `before` hears it too."""
-    ids = {"conversation": conversation.id, "contact": conversation.contact_id}
-    if conversation.assignee_id is not None:
-        ids["operator"] = conversation.assignee_id
-    labels = {"channel": conversation.channel, **conversation_labels(conversation, *before)}
-    await emit(session, Event(CONVERSATION_ASSIGNED, ids, labels))
 
 
 # --- 2. offers ------------------------------------------------------------------------------
@@ -533,7 +524,7 @@ async def accept_offer(session: AsyncSession, actor: Actor, offer_id: int, now: 
         actor_label=routing_log.actor_label(actor),
         at=now,
     )
-    await _emit_assignment(session, conversation)
+    await routing_log.emit_assignment(session, conversation)
     return offer
 
 
@@ -682,7 +673,9 @@ async def _escalate(
             actor_label="sla",
             at=now,
         )
-        await _emit_assignment(session, conversation, Placement(conversation.queue_id, previous))
+        await routing_log.emit_assignment(
+            session, conversation, Placement(conversation.queue_id, previous)
+        )
         done.append(f"taken from operator {previous} and requeued")
     if "notify_supervisors" in actions:
         done.append("supervisors notified")
@@ -816,7 +809,7 @@ async def _reopened(
             f"reopened by the customer while operator {holder.id} has no room for it"
             f" ({kind} {holder.load_of(kind)}/{holder.capacity_of(kind)}): back to the queue"
         )
-        await _emit_assignment(session, conversation, held_by)
+        await routing_log.emit_assignment(session, conversation, held_by)
     await routing_log.record(
         session,
         kind="requeue",
@@ -1476,7 +1469,7 @@ async def transfer(
         conversation.id,
         {"from": previous, "queue": queue_id, "operator": operator_id},
     )
-    await _emit_assignment(session, conversation, held_by)
+    await routing_log.emit_assignment(session, conversation, held_by)
     return conversation
 
 

@@ -161,7 +161,9 @@ async def test_sms_answers_are_real_replies_where_an_sms_channel_runs(
     """The seam: a server without an SMS channel keeps the demo's SMS answers as history; with
     one (the built-in Twilio channels) they are replies through the outbox, delivered back
     then."""
-    without_sms = [c for c in default_channels() if c.name not in ("sms", "whatsapp", "twilio", "voice")]
+    without_sms = [
+        c for c in default_channels() if c.name not in ("sms", "whatsapp", "twilio", "voice")
+    ]
     async with sessions() as session, session.begin():
         await load_demo(session, services(*without_sms))
     async with sessions() as session:

@@ -45,6 +45,8 @@ def test_channel_add_twilio_takes_the_token_from_stdin(
             "+15005550006",
             "--whatsapp-from",
             "whatsapp:+14155238886",
+            "--voice-number",
+            "+1 500 555 0006",
         ]
     )
     captured = capsys.readouterr()
@@ -64,6 +66,9 @@ def test_channel_add_twilio_takes_the_token_from_stdin(
     assert (account.channel, account.name) == ("twilio", "main")
     assert account.settings["from_numbers"] == ["+15005550006"]
     assert account.settings["whatsapp_from"] == "whatsapp:+14155238886"
+    # The number takes calls with the default flow (menus come through the API or the file).
+    [voice] = account.settings["voice_numbers"]
+    assert (voice["number"], voice["menu"], voice["voicemail"]) == ("+15005550006", None, True)
     assert account.settings["auth_token"] != AUTH_TOKEN  # encrypted at rest
     cipher = CredentialCipher.from_settings(Settings(database_url=url, secret_key="cli-secret-key"))
     assert cipher.decrypt(account.settings["auth_token"]) == AUTH_TOKEN

@@ -275,9 +275,7 @@ async def test_after_hours_the_caller_leaves_a_voicemail_that_the_callback_carri
     make_user: UserFactory,
 ) -> None:
     closed = {"business_hours": {"timezone": "Europe/Berlin", "weekly": {}}}
-    async with phone_line(
-        app, client, sessions, make_user, queue_config=closed, menu=MENU
-    ) as line:
+    async with phone_line(app, client, sessions, make_user, queue_config=closed, menu=MENU) as line:
         leg = await line.call(Caller(voicemail_seconds=12, finish_key="#"))
         await leg.wait_state("completed")
         assert "We are closed now." in leg.heard
@@ -384,3 +382,21 @@ async def test_unsigned_or_malformed_voice_webhooks_store_nothing(
     async with line.sessions() as session:
         assert await _counts(session) == (0, 0, 0)
         assert await session.scalar(select(Task.id)) is None
+
+
+async def test_erasing_a_caller_leaves_no_number_in_their_calls_or_callbacks(line: Line) -> None:
+    leg = await line.call(Caller(inputs=["1"]))
+    await leg.wait_state("in-queue")
+    await leg.hang_up()
+    call = await line.voice_call()
+    erased = await line.admin.delete(
+        f"/api/v1/contacts/{call.contact_id}",
+        params={"erase": "true", "confirm": str(call.contact_id)},
+    )
+    assert erased.status == 200, await erased.text()
+    after = await line.voice_call()
+    assert (after.from_number, after.to_number, after.ivr_choice) == ("", "", None)
+    assert after.outcome == "abandoned"  # the monitor's figures stay
+    task = (await line.tasks())[0]
+    assert task.meta == {}
+    assert task.outcome == "cancelled"  # nobody calls an erased person back

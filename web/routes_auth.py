@@ -153,7 +153,7 @@ class PreferencesBody(BaseModel):
     sound: bool | None = None
     title_count: bool | None = None
     voice_device: str | None = Field(
-        default=None, description="the phone calls ring on: +E.164 or sip:user@host; \"\": none"
+        default=None, description='the phone calls ring on: +E.164 or sip:user@host; "": none'
     )
 
 

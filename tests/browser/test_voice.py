@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,12 +24,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Page, expect
 
-from core.settings import Settings
+from core.models import Role
 from tests.browser.conftest import Browsing, sign_in
 from tests.conftest import User, UserFactory
-from tests.twilio_helpers import OUR_NUMBER, twilio_settings
+from tests.twilio_helpers import OUR_NUMBER, PUBLIC, add_account
+from tests.twilio_standin import TwilioStandIn
 from tests.twilio_twiml import Caller, Leg
-from tests.voice_helpers import CUSTOMER, MENU, Line, phone_line
+from tests.twilio_voice import VoiceSim, via_client
+from tests.voice_helpers import CUSTOMER, MENU, Line
 from web.keys import SESSIONS
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -41,23 +42,35 @@ LEG_SECONDS = 30.0  # real seconds a leg of the stand-in may take to reach a sta
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Twilio signs the public address; omnicrm hands it out in TwiML and REST calls."""
-    return twilio_settings(database_url, tmp_path)
-
-
-@pytest.fixture
 async def line(
     app: web.Application,
     client: TestClient[Any, Any],
     make_user: UserFactory,
 ) -> AsyncIterator[Line]:
-    """The company's number, with a menu, recording its calls; the stand-in's webhooks reach
-    the test server. The app's own sessions: what the helpers change, its workers hear of."""
-    async with phone_line(
-        app, client, app[SESSIONS], make_user, menu=MENU, record_calls=True, wrap_up_seconds=0
-    ) as phone:
-        yield phone
+    """The company's number (as tests/voice_helpers.phone_line makes it: a menu, calls
+    recorded, no wrap-up) on the stand-in, whose webhooks reach the test server.
+
+    The public address Twilio calls and signs is the account's own `public_url`: the server's
+    would make the console's origin (the test server's) a foreign one, refused at sign-in and
+    on the websocket. The app's own sessions: what the test changes, its workers hear of."""
+    standin = TwilioStandIn()
+    sim = VoiceSim(standin, via_client(client))
+    await standin.start()
+    try:
+        admin = await make_user(Role.ADMIN, email="admin@example.com")
+        response = await admin.post(
+            "/api/v1/queues", json={"name": "Phone", "config": {"offer_timeout_seconds": 60}}
+        )
+        assert response.status == 201, await response.text()
+        queue_id = (await response.json())["id"]
+        number = {"number": OUR_NUMBER, "menu": MENU, "record_calls": True, "wrap_up_seconds": 0}
+        account = await add_account(
+            make_user, standin, queue_id=queue_id, public_url=PUBLIC, voice_numbers=[number]
+        )
+        yield Line(app, client, app[SESSIONS], standin, sim, admin, queue_id, account, make_user)
+    finally:
+        await sim.close()
+        await standin.close()
 
 
 async def anna_of(line: Line) -> User:
@@ -134,7 +147,7 @@ async def test_an_incoming_call_is_offered_accepted_hung_up_and_its_recording_pl
     await expect(offer).to_contain_text(CUSTOMER)
     await expect(offer.locator(".caller-number")).to_have_text(CUSTOMER)
     await expect(offer.locator(".countdown")).to_have_text(re.compile(r"^\d+ s$"))
-    assert "in-queue" in leg.states
+    await leg.wait_state("in-queue", LEG_SECONDS)  # the caller waits meanwhile
     await offer.get_by_role("button", name="Accept").click()
 
     # Her phone is called from our number, picks up, and the caller is bridged.
@@ -184,6 +197,7 @@ async def test_an_incoming_call_is_offered_accepted_hung_up_and_its_recording_pl
     assert bytes(played["bytes"]) == line.sim.recording_audio(recording.sid, "mp3")
     call = await line.voice_call()
     assert (call.outcome, call.operator_id) == ("answered", anna.operator.id)
+    assert browsing.watches[0].console_errors == []
 
 
 async def test_a_missed_call_becomes_anna_s_callback_and_call_back_rings_the_customer(
@@ -191,6 +205,9 @@ async def test_a_missed_call_becomes_anna_s_callback_and_call_back_rings_the_cus
 ) -> None:
     await anna_of(line)
     page = await open_console(browsing, "busy")  # nobody can take a call
+    await page.locator("#tab-tasks").click()
+    await page.locator("#task-tab-mine").click()
+    await expect(page.locator("#task-list")).to_contain_text("No open tasks.")
 
     leg: Leg = await line.call(Caller(inputs=["2"]))
     await leg.wait_state("in-queue", LEG_SECONDS)
@@ -200,8 +217,6 @@ async def test_a_missed_call_becomes_anna_s_callback_and_call_back_rings_the_cus
     assert call.outcome == "abandoned"
 
     # Routing gives Anna the callback: it shows in her Tasks, live.
-    await page.locator("#tab-tasks").click()
-    await page.locator("#task-tab-mine").click()
     task = page.locator('.task[data-task-id][data-task-kind="callback"]')
     await expect(task).to_have_count(1, timeout=SLOW)
     await expect(task).to_contain_text(CUSTOMER)
@@ -215,28 +230,43 @@ async def test_a_missed_call_becomes_anna_s_callback_and_call_back_rings_the_cus
         CUSTOMER,
     )
 
-    # Call back: her phone first, from our number; once she answers, it dials the customer.
+    # Call back: her phone first, from our number; once she answers, it dials the customer
+    # from the number they called. The task says the call is on its way, and the task's
+    # conversation opens with the call in its bar.
     await task.locator('[data-action="call-back"]').click()
+    status = page.locator(f'.task[data-task-id="{task_id}"] .task-status')
+    await expect(status).to_have_attribute("data-call-state", "dialing", timeout=SLOW)
+    bar = page.locator(".conversation-view .call-bar")
+    await expect(bar).to_have_attribute("data-call-direction", "out", timeout=SLOW)
+    await expect(bar.locator(".call-party")).to_have_text(f"Call to {CUSTOMER}")
     anna_leg = await _first_leg_to(line, ANNA_PHONE)
     customer_leg = await _first_leg_to(line, CUSTOMER)
+    # The customer answers. (omnicrm hears of it only when the Dial ends: a callback stays
+    # "dialing" until then, so the task and the call bar cannot say "connected" yet.)
     await customer_leg.wait_state("bridged", LEG_SECONDS)
     [created] = calls_created(line)
     assert (created.params["To"], created.params["From"]) == (ANNA_PHONE, OUR_NUMBER)
     assert customer_leg.from_ == OUR_NUMBER
     assert customer_leg.parent is anna_leg
     assert customer_leg.other is anna_leg
-    status = page.locator(f'.task[data-task-id="{task_id}"] .task-status')
-    await expect(status).to_have_attribute("data-call-state", "connected", timeout=SLOW)
 
     await line.sim.talk(30)
     await customer_leg.hang_up()
     await anna_leg.wait_state("completed", LEG_SECONDS)
-    # Done: the task leaves the open list.
+    # Done: the task leaves the open list; the conversation has both calls.
     await expect(page.locator(f'.task[data-task-id="{task_id}"]')).to_have_count(0, timeout=SLOW)
     await expect(page.locator("#task-list")).to_contain_text("No open tasks.")
     [done] = await line.tasks()
-    assert done.outcome == "called_back"
-    assert done.done_at is not None
+    assert (done.outcome, done.done_at is not None) == ("called_back", True)
+    await expect(bar).to_have_attribute("data-call-state", "ended", timeout=SLOW)
+    summaries = page.locator('.conversation-view .item[data-kind="call"] .call-summary')
+    await expect(summaries).to_have_count(2, timeout=SLOW)
+    for direction, outcome in (("in", "abandoned"), ("out", "answered")):
+        entry = summaries.and_(
+            page.locator(f'[data-direction="{direction}"][data-call-outcome="{outcome}"]')
+        )
+        await expect(entry).to_have_count(1)
+    assert browsing.watches[0].console_errors == []
 
 
 async def _first_leg_to(line: Line, destination: str) -> Leg:

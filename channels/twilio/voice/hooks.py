@@ -56,6 +56,27 @@ class VoiceInput:
     hooks: twiml.Hooks
 
 
+@dataclass(frozen=True)
+class Turn:
+    """One webhook's step of a call: the request and what it may use."""
+
+    session: AsyncSession
+    call: CallRequest
+    fields: dict[str, str]
+    hooks: twiml.Hooks
+    account: AccountView
+    settings: TwilioSettings
+    services: ChannelServices
+    now: datetime
+
+    async def found(self) -> VoiceCall | None:
+        """The call this request is about (locked), if it is this account's."""
+        return await store.find_call(self.session, self.call, self.account.id)
+
+    def number(self, call: VoiceCall) -> VoiceNumber:
+        return number_of(self.settings, call)
+
+
 @dataclass
 class Step:
     """What one webhook did: the TwiML to answer."""
@@ -95,22 +116,17 @@ class VoiceHook(WebhookAdapter[VoiceInput]):
         settings = settings_of(account)
         if settings is None:
             return Step(twiml.hang_up("This line is not configured."))
-        return Step(await self.step(session, item, account, settings, services, utcnow()))
+        turn = Turn(
+            session, item.call, item.fields, item.hooks, account, settings, services, utcnow()
+        )
+        return Step(await self.step(turn))
 
     def do_acknowledge(self, outcome: Any, how: str) -> WebhookReply:
         body = outcome.twiml if isinstance(outcome, Step) else twiml.empty()
         return WebhookReply(200, body, "text/xml", how)
 
     @abstractmethod
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
+    async def step(self, t: Turn) -> bytes:
         """Change the call and say what Twilio does next."""
 
 
@@ -140,24 +156,21 @@ async def resume(
 
 
 async def _enter_queue(
-    session: AsyncSession,
+    t: Turn,
     call: VoiceCall,
     number: VoiceNumber,
     queue_id: int | None,
     choice: str | None,
-    item: VoiceInput,
-    services: ChannelServices,
-    now: datetime,
     response: VoiceResponse,
     say: str = "",
 ) -> bytes:
     """Into the queue, if it is open; otherwise the after-hours message and voicemail."""
-    if not await services.queue_hours(session, queue_id, now):
+    if not await t.services.queue_hours(t.session, queue_id, t.now):
         call.queue_id = queue_id
-        await store.to_voicemail(session, call, "after_hours", now)
-        return twiml.voicemail(number, item.hooks, call.id, before=number.after_hours_message)
-    await store.to_queue(session, call, queue_id, choice, now)
-    return twiml.enqueue(response, number, item.hooks, call.id, say=say)
+        await store.to_voicemail(t.session, call, "after_hours", t.now)
+        return twiml.voicemail(number, t.hooks, call.id, before=number.after_hours_message)
+    await store.to_queue(t.session, call, queue_id, choice, t.now)
+    return twiml.enqueue(response, number, t.hooks, call.id, say=say)
 
 
 class IncomingCall(VoiceHook):
@@ -166,36 +179,26 @@ class IncomingCall(VoiceHook):
     hook: ClassVar[str] = "voice"
     entered_by_admin: ClassVar[bool] = True
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        number = settings.voice_number(item.call.to_number)
+    async def step(self, t: Turn) -> bytes:
+        number = t.settings.voice_number(t.call.to_number)
         if number is None:
             log.warning(
                 "a call to a number without a call flow",
-                extra=log_fields(account=account.name, to=item.call.to_number),
+                extra=log_fields(account=t.account.name, to=t.call.to_number),
             )
             return twiml.hang_up("This number does not take calls.")
-        queue_id = default_queue(number, account)
+        queue_id = default_queue(number, t.account)
         started = await store.begin_inbound(
-            session, account.id, item.call, queue_id, services.policy, now
+            t.session, t.account.id, t.call, queue_id, t.services.policy, t.now
         )
         call = started.call
         if not started.created:
-            return await resume(session, call, number, item.hooks)
+            return await resume(t.session, call, number, t.hooks)
         response = twiml.welcome(number)
-        if number.menu is not None and await services.queue_hours(session, queue_id, now):
-            await store.menu_step(session, call, "", 0)
-            return twiml.menu(response, number, number.menu, "", item.hooks, call.id)
-        return await _enter_queue(
-            session, call, number, queue_id, None, item, services, now, response
-        )
+        if number.menu is not None and await t.services.queue_hours(t.session, queue_id, t.now):
+            await store.menu_step(t.session, call, "", 0)
+            return twiml.menu(response, number, number.menu, "", t.hooks, call.id)
+        return await _enter_queue(t, call, number, queue_id, None, response)
 
 
 class MenuChoice(VoiceHook):
@@ -203,60 +206,40 @@ class MenuChoice(VoiceHook):
 
     hook: ClassVar[str] = "voice-menu"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
         if call is None:
             return twiml.hang_up()
-        number = number_of(settings, call)
-        path = item.call.query.get("menu", "")
+        number = t.number(call)
+        path = t.call.query.get("menu", "")
         current = number.menu.at(path) if number.menu is not None else None
         if call.state != CallState.IVR or path != (call.menu_path or "") or current is None:
-            return await resume(session, call, number, item.hooks)
-        said = gathered(item.fields)
+            return await resume(t.session, call, number, t.hooks)
+        said = gathered(t.fields)
         index = current.match(said.digits, said.speech)
         if index is None:
             attempts = call.menu_attempts + 1
             if attempts >= current.attempts:
                 return await _enter_queue(
-                    session,
+                    t,
                     call,
                     number,
-                    default_queue(number, account),
+                    default_queue(number, t.account),
                     None,
-                    item,
-                    services,
-                    now,
                     VoiceResponse(),
                     say="Let me put you through to the next free agent.",
                 )
-            await store.menu_step(session, call, path, attempts)
+            await store.menu_step(t.session, call, path, attempts)
             why = current.invalid_message if said.digits or said.speech else current.timeout_message
-            return twiml.menu(VoiceResponse(), number, current, path, item.hooks, call.id, why)
+            return twiml.menu(VoiceResponse(), number, current, path, t.hooks, call.id, why)
         option = current.options[index]
         if option.menu is not None:
             deeper = f"{path}.{index}" if path else str(index)
-            await store.menu_step(session, call, deeper, 0)
-            return twiml.menu(VoiceResponse(), number, option.menu, deeper, item.hooks, call.id)
-        queue_id = option.queue_id or default_queue(number, account)
+            await store.menu_step(t.session, call, deeper, 0)
+            return twiml.menu(VoiceResponse(), number, option.menu, deeper, t.hooks, call.id)
+        queue_id = option.queue_id or default_queue(number, t.account)
         return await _enter_queue(
-            session,
-            call,
-            number,
-            queue_id,
-            option.fact,
-            item,
-            services,
-            now,
-            VoiceResponse(),
-            say=option.say,
+            t, call, number, queue_id, option.fact, VoiceResponse(), say=option.say
         )
 
 
@@ -266,29 +249,21 @@ class QueueWait(VoiceHook):
 
     hook: ClassVar[str] = "voice-wait"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
         if call is None:
             return twiml.leave_queue()
-        number = number_of(settings, call)
+        number = t.number(call)
         if call.state == CallState.ON_HOLD:
             return twiml.waiting(number, None, False)
         if call.state == CallState.RINGING:
             return twiml.waiting(number, None, True)
         if call.state != CallState.QUEUED:
             return twiml.waiting(number, None, False)
-        waited = store.waited(call, now) or 0
+        waited = store.waited(call, t.now) or 0
         if waited >= number.max_wait_seconds:
             return twiml.leave_queue()
-        return twiml.waiting(number, await store.position(session, call), False)
+        return twiml.waiting(number, await store.position(t.session, call), False)
 
 
 class LeftQueue(VoiceHook):
@@ -296,22 +271,14 @@ class LeftQueue(VoiceHook):
 
     hook: ClassVar[str] = "voice-left-queue"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
         if call is None:
             return twiml.hang_up()
-        number = number_of(settings, call)
-        result = item.fields.get("QueueResult", "")
+        number = t.number(call)
+        result = t.fields.get("QueueResult", "")
         if result == "hangup":
-            await store.ended(session, call, "completed", None, now, number)
+            await store.ended(t.session, call, "completed", None, t.now, number)
             return twiml.empty()
         if result == "bridged":
             return twiml.hang_up(GOODBYE, number.language)
@@ -320,11 +287,11 @@ class LeftQueue(VoiceHook):
             return twiml.empty()
         # leave (waited too long), queue-full, error, system-error: nobody will answer.
         if call.state in store.WAITING_STATES:
-            await store.to_voicemail(session, call, "no_answer", now)
+            await store.to_voicemail(t.session, call, "no_answer", t.now)
             return twiml.voicemail(
-                number, item.hooks, call.id, before="Sorry, no one is free to take your call."
+                number, t.hooks, call.id, before="Sorry, no one is free to take your call."
             )
-        return await resume(session, call, number, item.hooks)
+        return await resume(t.session, call, number, t.hooks)
 
 
 class Voicemail(VoiceHook):
@@ -332,17 +299,9 @@ class Voicemail(VoiceHook):
 
     hook: ClassVar[str] = "voice-voicemail"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
-        language = number_of(settings, call).language if call is not None else "en-US"
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
+        language = t.number(call).language if call is not None else "en-US"
         return twiml.hang_up("Thank you. Goodbye.", language)
 
 
@@ -353,22 +312,14 @@ class RecordingReady(VoiceHook):
     hook: ClassVar[str] = "voice-recording"
     numbers: ClassVar[bool] = False
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        found = recording(item.fields)
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        found = recording(t.fields)
+        call = await t.found()
         if call is None:
             return twiml.empty()
-        kind = "voicemail" if item.call.query.get("kind") == "voicemail" else "call"
-        number = number_of(settings, call)
-        await store.recorded(session, call, found, kind, account.id, now, number)
+        kind = "voicemail" if t.call.query.get("kind") == "voicemail" else "call"
+        number = t.number(call)
+        await store.recorded(t.session, call, found, kind, t.account.id, t.now, number)
         return twiml.empty()
 
 
@@ -379,28 +330,20 @@ class CallStatus(VoiceHook):
     hook: ClassVar[str] = "voice-status"
     entered_by_admin: ClassVar[bool] = True
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        if item.call.status not in FINAL_STATUSES:
+    async def step(self, t: Turn) -> bytes:
+        if t.call.status not in FINAL_STATUSES:
             return twiml.empty()
-        call = await store.find_call(session, item.call, account.id)
+        call = await t.found()
         if call is None:
             return twiml.empty()
-        number = number_of(settings, call)
-        duration = seconds(item.fields, "CallDuration")
+        number = t.number(call)
+        duration = seconds(t.fields, "CallDuration")
         if call.direction == "out":
             await store.callback_over(
-                session, call, item.call.status, duration, now, number.wrap_up_seconds
+                t.session, call, t.call.status, duration, t.now, number.wrap_up_seconds
             )
         else:
-            await store.ended(session, call, item.call.status, duration, now, number)
+            await store.ended(t.session, call, t.call.status, duration, t.now, number)
         return twiml.empty()
 
 
@@ -412,25 +355,17 @@ class OperatorLeg(VoiceHook):
 
     hook: ClassVar[str] = "voice-agent"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
         if call is None:
             return twiml.hang_up("The caller is no longer waiting.")
-        number = number_of(settings, call)
+        number = t.number(call)
         resumed = call.state == CallState.ON_HOLD
-        leg = item.call.leg
-        if not await store.operator_answered(session, call, leg, item.call.call_sid, now):
+        leg = t.call.leg
+        if not await store.operator_answered(t.session, call, leg, t.call.call_sid, t.now):
             return twiml.hang_up("The caller is no longer waiting.", number.language)
-        whisper = "" if resumed else await _whisper(session, call)
-        return twiml.operator_leg(number, item.hooks, call.id, call.leg, whisper)
+        whisper = "" if resumed else await _whisper(t.session, call)
+        return twiml.operator_leg(number, t.hooks, call.id, call.leg, whisper)
 
 
 async def _whisper(session: AsyncSession, call: VoiceCall) -> str:
@@ -445,21 +380,13 @@ class OperatorLegStatus(VoiceHook):
 
     hook: ClassVar[str] = "voice-agent-status"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        if item.call.status not in FINAL_STATUSES:
+    async def step(self, t: Turn) -> bytes:
+        if t.call.status not in FINAL_STATUSES:
             return twiml.empty()
-        call = await store.find_call(session, item.call, account.id)
+        call = await t.found()
         if call is None:
             return twiml.empty()
-        await store.operator_missed(session, call, item.call.leg, item.call.status, now)
+        await store.operator_missed(t.session, call, t.call.leg, t.call.status, t.now)
         return twiml.empty()
 
 
@@ -468,29 +395,21 @@ class OperatorLegEnded(VoiceHook):
 
     hook: ClassVar[str] = "voice-agent-end"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
         if call is None:
             return twiml.hang_up()
-        number = number_of(settings, call)
+        number = t.number(call)
         state = await store.bridge_ended(
-            session,
+            t.session,
             call,
-            item.call.leg,
-            now,
+            t.call.leg,
+            t.now,
             number.wrap_up_seconds,
-            seconds(item.fields, "DialCallDuration"),
+            seconds(t.fields, "DialCallDuration"),
         )
         if state == CallState.ON_HOLD:
-            return twiml.operator_on_hold(number, item.hooks, call.id, call.leg)
+            return twiml.operator_on_hold(number, t.hooks, call.id, call.leg)
         return twiml.hang_up()
 
 
@@ -499,19 +418,11 @@ class OperatorOnHold(VoiceHook):
 
     hook: ClassVar[str] = "voice-agent-hold"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
-        if call is None or call.state != CallState.ON_HOLD or item.call.leg != call.leg:
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
+        if call is None or call.state != CallState.ON_HOLD or t.call.leg != call.leg:
             return twiml.hang_up()
-        return twiml.operator_on_hold(number_of(settings, call), item.hooks, call.id, call.leg)
+        return twiml.operator_on_hold(t.number(call), t.hooks, call.id, call.leg)
 
 
 class CallerOnHold(VoiceHook):
@@ -519,22 +430,14 @@ class CallerOnHold(VoiceHook):
 
     hook: ClassVar[str] = "voice-hold"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
         if call is None:
             return twiml.hang_up()
-        number = number_of(settings, call)
+        number = t.number(call)
         if call.state != CallState.ON_HOLD:
-            return await resume(session, call, number, item.hooks)
-        return twiml.on_hold(number, item.hooks, call.id)
+            return await resume(t.session, call, number, t.hooks)
+        return twiml.on_hold(number, t.hooks, call.id)
 
 
 class CallerTransferred(VoiceHook):
@@ -542,25 +445,17 @@ class CallerTransferred(VoiceHook):
 
     hook: ClassVar[str] = "voice-requeue"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
         if call is None:
             return twiml.hang_up()
-        number = number_of(settings, call)
+        number = t.number(call)
         if call.state not in store.WAITING_STATES:
-            return await resume(session, call, number, item.hooks)
+            return await resume(t.session, call, number, t.hooks)
         return twiml.enqueue(
             VoiceResponse(),
             number,
-            item.hooks,
+            t.hooks,
             call.id,
             say="Please hold while we transfer your call.",
         )
@@ -574,23 +469,15 @@ class CallbackOperatorLeg(VoiceHook):
 
     hook: ClassVar[str] = "voice-callback"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
         if call is None or call.state != CallState.DIALING:
             return twiml.hang_up()
-        number = number_of(settings, call)
-        await store.callback_operator_ready(session, call, now)
-        contact = await session.get(Contact, call.contact_id or 0)
+        number = t.number(call)
+        await store.callback_operator_ready(t.session, call, t.now)
+        contact = await t.session.get(Contact, call.contact_id or 0)
         who = (contact.display_name if contact is not None else "") or call.to_number
-        return twiml.callback_leg(number, item.hooks, call.id, call.to_number, f"Calling {who}.")
+        return twiml.callback_leg(number, t.hooks, call.id, call.to_number, f"Calling {who}.")
 
 
 class CallbackConsent(VoiceHook):
@@ -598,19 +485,11 @@ class CallbackConsent(VoiceHook):
 
     hook: ClassVar[str] = "voice-consent"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
         if call is None:
             return twiml.empty()
-        return twiml.consent(number_of(settings, call))
+        return twiml.consent(t.number(call))
 
 
 class CallbackDialed(VoiceHook):
@@ -618,23 +497,15 @@ class CallbackDialed(VoiceHook):
 
     hook: ClassVar[str] = "voice-callback-end"
 
-    async def step(
-        self,
-        session: AsyncSession,
-        item: VoiceInput,
-        account: AccountView,
-        settings: TwilioSettings,
-        services: ChannelServices,
-        now: datetime,
-    ) -> bytes:
-        call = await store.find_call(session, item.call, account.id)
+    async def step(self, t: Turn) -> bytes:
+        call = await t.found()
         if call is None:
             return twiml.hang_up()
-        number = number_of(settings, call)
-        status = item.fields.get("DialCallStatus", "")
-        talked = seconds(item.fields, "DialCallDuration")
+        number = t.number(call)
+        status = t.fields.get("DialCallStatus", "")
+        talked = seconds(t.fields, "DialCallDuration")
         answered = await store.callback_dialed(
-            session, call, status, talked, now, number.wrap_up_seconds
+            t.session, call, status, talked, t.now, number.wrap_up_seconds
         )
         if answered:
             return twiml.hang_up()

@@ -31,7 +31,7 @@ from channels.media import pending_attachment, queue_fetch
 from channels.twilio.voice.parse import CallRequest, Recording
 from channels.twilio.voice.settings import VoiceNumber
 from core import routing_log
-from core.event_types import CALL_UPDATED, CONVERSATION_ASSIGNED, CONVERSATION_UPDATED
+from core.event_types import CALL_UPDATED, CONVERSATION_UPDATED
 from core.events import Event, emit
 from core.identity import Address
 from core.ingest import InboundEvent, IngestPolicy, ingest
@@ -515,19 +515,9 @@ async def operator_missed(
             reason=f"operator {operator_id}'s phone did not answer ({status}): back to the queue",
             at=now,
         )
-        await _emit_assignment(session, conversation, held)
+        await routing_log.emit_assignment(session, conversation, held)
     await _changed(session, call)
     return True
-
-
-async def _emit_assignment(
-    session: AsyncSession, conversation: Conversation, *before: Placement
-) -> None:
-    ids = {"conversation": conversation.id, "contact": conversation.contact_id}
-    if conversation.assignee_id is not None:
-        ids["operator"] = conversation.assignee_id
-    labels = {"channel": VOICE, **conversation_labels(conversation, *before)}
-    await emit(session, Event(CONVERSATION_ASSIGNED, ids, labels))
 
 
 async def bridge_ended(

@@ -257,7 +257,8 @@ function callHead(offer, call, contact, name) {
     h(
       "div",
       { class: "offer-caller" },
-      h("strong", { class: "caller-name" }, name),
+      // A caller known only by their number: the name is the number (and says so).
+      h("strong", { class: number && number === name ? "caller-name caller-number" : "caller-name" }, name),
       number && number !== name ? h("span", { class: "caller-number" }, number) : null,
     ),
     call && (call.ivr_choice || (call.state && call.state !== "queued"))
