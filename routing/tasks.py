@@ -4,14 +4,16 @@ Two steps of a routing pass (`routing.service.run_pass`, after the leads), in it
 and under its lock:
 
 1. `assign_callbacks`: open callback tasks with a queue and no owner get one among the queue's
-   members, chosen by `decide_task_owner` (pure, over snapshots): deactivated members are
-   excluded, with the reason; of the others, available ones come before the rest, then the
-   fewest open tasks, then the longest since routing last gave them a task (never comes
-   first), then the lowest id. The choice is stored on the task (``meta["routing"]``:
-   ``operator_id``, ``reason``, ``at``) and in the routing decision log (kind
-   ``task_assign``, on the task's conversation), which is also the memory of "last given a
-   task". A queue without an active member leaves the callback unowned: it is listed under
-   "my queues" for every member, and decided again when the queue or its members change.
+   members, chosen by `decide_task_owner` (pure, over snapshots): deactivated members and
+   those away or offline are excluded, with the reason (like a conversation, a callback goes
+   to someone at work: one who missed calls at night waits for the morning's first); of the
+   others, available ones come before busy ones, then the fewest open tasks, then the longest
+   since routing last gave them a task (never comes first), then the lowest id. The choice is
+   stored on the task (``meta["routing"]``: ``operator_id``, ``reason``, ``at``) and in the
+   routing decision log (kind ``task_assign``, on the task's conversation), which is also the
+   memory of "last given a task". A queue where nobody is at work leaves the callback
+   unowned: it is listed under "my queues" for every member, and decided again when a
+   member's presence, the queue or its members change.
 2. `notify_due`: open tasks with an owner, due and not yet announced (``notified_at`` null)
    get one ``task_due`` notification for the owner (only with a conversation: a notification
    belongs to one), ``notified_at`` set, and a ``task.due`` event (the console raises a
@@ -19,7 +21,7 @@ and under its lock:
    time or a new owner, which clear ``notified_at``) gets its one notification back, unread.
 
 `next_due` says when tasks need the next pass: the earliest due time of the open, owned,
-unannounced tasks, and now while an unowned callback waits in a queue with an active member
+unannounced tasks, and now while an unowned callback waits in a queue with a member at work
 (one pass handles at most `BATCH` of each).
 """
 
@@ -55,7 +57,11 @@ log = logging.getLogger(__name__)
 BATCH = 500
 TASK_ASSIGN = "task_assign"
 # How the candidates are ordered, for the decision's reason.
-PREFERENCE = "available first, then fewest open tasks, then longest since last given a task"
+PREFERENCE = (
+    "at work (available before busy), then fewest open tasks, then longest since last given a task"
+)
+# Presences of members who may be given a callback.
+AT_WORK = (Presence.AVAILABLE, Presence.BUSY)
 
 
 # --- the decision (pure) ------------------------------------------------------------------------
@@ -106,11 +112,20 @@ class TaskOwnerDecision(BaseModel):
 def _rank_key(member: MemberSnapshot) -> tuple[int, int, datetime, int]:
     never = datetime.min.replace(tzinfo=UTC)
     return (
-        0 if member.presence == Presence.AVAILABLE else 1,
+        0 if member.presence == Presence.AVAILABLE else 1,  # then busy
         member.open_tasks,
         member.last_task_at or never,
         member.operator_id,
     )
+
+
+def _excluded(member: MemberSnapshot) -> tuple[str, ...]:
+    """Why a member cannot be given a callback now (empty: they can)."""
+    if not member.active:
+        return ("deactivated",)
+    if member.presence not in AT_WORK:
+        return (str(member.presence),)
+    return ()
 
 
 def _standing(member: MemberSnapshot) -> dict[str, str]:
@@ -135,11 +150,11 @@ def decide_task_owner(
     ids = [member.operator_id for member in members]
     if len(set(ids)) != len(ids):
         raise ValueError("each member may appear only once")
-    eligible = sorted((member for member in members if member.active), key=_rank_key)
+    eligible = sorted((member for member in members if not _excluded(member)), key=_rank_key)
     excluded = tuple(
-        TaskCandidate(operator_id=member.operator_id, exclusions=("deactivated",))
+        TaskCandidate(operator_id=member.operator_id, exclusions=_excluded(member))
         for member in sorted(members, key=lambda member: member.operator_id)
-        if not member.active
+        if _excluded(member)
     )
     ranked = tuple(
         TaskCandidate(operator_id=member.operator_id, rank=rank, standing=_standing(member))
@@ -149,7 +164,7 @@ def decide_task_owner(
         reason = (
             f"queue {queue_id} has no members: the callback waits there unowned"
             if not members
-            else f"no active member in queue {queue_id}: the callback waits there unowned"
+            else f"no member of queue {queue_id} is at work: the callback waits there unowned"
         )
         owner_id = None
     else:
@@ -370,6 +385,7 @@ async def next_due(session: AsyncSession, now: datetime) -> datetime | None:
                 QueueMember.queue_id == Task.queue_id,
                 QueueMember.operator_id == Operator.id,
                 Operator.active.is_(True),
+                Operator.presence.in_(AT_WORK),
             ),
         )
         .limit(1)

@@ -43,14 +43,26 @@ def member(
 # --- the decision --------------------------------------------------------------------------
 
 
-def test_an_available_member_comes_before_one_with_fewer_tasks() -> None:
+def test_an_available_member_comes_before_a_busy_one_with_fewer_tasks() -> None:
     decision = decide_task_owner(
-        1, 5, [member(7, Presence.AWAY, open_tasks=0), member(8, open_tasks=3)], NOW
+        1, 5, [member(7, Presence.BUSY, open_tasks=0), member(8, open_tasks=3)], NOW
     )
     assert decision.owner_id == 8
     assert "operator 8 (available, 3 open tasks" in decision.reason
     assert [(c.operator_id, c.rank) for c in decision.candidates] == [(8, 1), (7, 2)]
-    assert decision.candidates[1].standing["presence"] == "away"
+    assert decision.candidates[1].standing["presence"] == "busy"
+
+
+def test_members_away_or_offline_are_not_given_callbacks() -> None:
+    decision = decide_task_owner(
+        1, 5, [member(7, Presence.AWAY), member(8, Presence.OFFLINE), member(9, open_tasks=9)], NOW
+    )
+    assert decision.owner_id == 9
+    excluded = [(c.operator_id, c.exclusions) for c in decision.candidates if c.rank is None]
+    assert excluded == [(7, ("away",)), (8, ("offline",))]
+    nobody = decide_task_owner(1, 5, [member(7, Presence.AWAY)], NOW)
+    assert nobody.owner_id is None
+    assert nobody.reason == "no member of queue 5 is at work: the callback waits there unowned"
 
 
 def test_then_fewest_open_tasks_then_longest_since_the_last_one() -> None:
@@ -67,7 +79,7 @@ def test_then_fewest_open_tasks_then_longest_since_the_last_one() -> None:
 
 
 def test_deactivated_members_are_excluded_with_the_reason() -> None:
-    decision = decide_task_owner(1, 5, [member(7, active=False), member(8, Presence.OFFLINE)], NOW)
+    decision = decide_task_owner(1, 5, [member(7, active=False), member(8, Presence.BUSY)], NOW)
     assert decision.owner_id == 8
     excluded = [c for c in decision.candidates if c.rank is None]
     assert [(c.operator_id, c.exclusions) for c in excluded] == [(7, ("deactivated",))]
@@ -77,7 +89,7 @@ def test_nobody_active_leaves_the_callback_unowned() -> None:
     nobody = decide_task_owner(1, 5, [member(7, active=False)], NOW)
     assert (nobody.owner_id, nobody.reason) == (
         None,
-        "no active member in queue 5: the callback waits there unowned",
+        "no member of queue 5 is at work: the callback waits there unowned",
     )
     empty = decide_task_owner(1, 5, [], NOW)
     assert empty.owner_id is None
@@ -198,7 +210,7 @@ async def test_a_queue_without_active_members_keeps_its_callback_unowned(
     report = await world.route()
     task = await task_of(world, task_id)
     assert task.owner_id is None
-    assert task.meta["routing"]["reason"].startswith("no active member in queue")
+    assert task.meta["routing"]["reason"].startswith("no member of queue")
     assert await reminders(world, task_id) == []
     # Nothing to decide until the queue changes: the pass does not ask to run again at once.
     assert report.next_due is None or report.next_due > world.now
@@ -206,6 +218,14 @@ async def test_a_queue_without_active_members_keeps_its_callback_unowned(
     bob = await world.operator("Bob", presence=Presence.OFFLINE)
     async with world.sessions() as session, session.begin():
         await set_members(session, CLI, support, [ann, bob])
+        # Bob is a member but not at work: still nobody to give it to.
+        assert await next_due(session, world.now) != world.now
+    await world.route()
+    assert (await task_of(world, task_id)).owner_id is None
+    async with world.sessions() as session, session.begin():
+        await session.execute(
+            update(Operator).where(Operator.id == bob).values(presence=Presence.AVAILABLE)
+        )
         assert await next_due(session, world.now) == world.now
     await world.route()
     assert (await task_of(world, task_id)).owner_id == bob
