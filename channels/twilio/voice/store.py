@@ -481,6 +481,10 @@ async def operator_answered(
     if call.answered_at is None:
         call.answered_at = now
         call.wait_seconds = waited(call, now)
+        conversation = await _conversation(session, call)
+        if conversation is not None and conversation.first_response_at is None:
+            # Picking up is a call's first response (its SLA target is met now).
+            conversation.first_response_at = now
     if not resumed:
         call.meta = {**call.meta, "talk_started_at": now.isoformat()}
         await _set_presence(session, call.operator_id, Presence.BUSY, ON_CALL, now)

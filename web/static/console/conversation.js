@@ -486,6 +486,7 @@ const ROUTING_WORDS = {
   wait: (v) => t("Waiting for an operator", v),
   none: (v) => t("No operator available", v),
   auto_away: (v) => t("{operator} went away", v),
+  task_assign: (v) => t("Callback given to {operator}", v),
 };
 
 /** Who made a decision, in words: a person's name, or what the process is. */

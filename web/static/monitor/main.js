@@ -139,22 +139,24 @@ function count(value) {
   return value === null || value === undefined ? "–" : formatNumber(value);
 }
 
-/** "12/15 within 20 s", with the share (coloured like a service level). */
+/** "12 of 15 calls within 20 s": of the calls that counted today (answered or abandoned), how
+ * many were answered within the target; with the share, coloured like a service level. */
 function withinTarget(calls) {
   const answered = calls.answered_today;
   const within = calls.answered_within_target_today;
   if (answered === null || answered === undefined) return ["–", ""];
+  const counted = answered + (calls.abandoned_today || 0);
   const parts = [];
   if (within !== null && within !== undefined && calls.answer_target_seconds) {
     parts.push(
-      t("{within}/{answered} within {target}", {
+      tn("{within} of {count} call within {target}", "{within} of {count} calls within {target}", counted, {
         within: formatNumber(within),
-        answered: formatNumber(answered),
+        count: formatNumber(counted),
         target: formatDuration(calls.answer_target_seconds),
       }),
     );
   } else if (within !== null && within !== undefined) {
-    parts.push(`${formatNumber(within)}/${formatNumber(answered)}`);
+    parts.push(`${formatNumber(within)}/${formatNumber(counted)}`);
   } else {
     parts.push(formatNumber(answered));
   }
