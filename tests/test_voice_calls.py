@@ -153,6 +153,11 @@ async def test_a_caller_who_hangs_up_in_the_queue_gets_a_callback_that_calls_the
         operator = await session.get(Operator, luis.operator.id)
         assert operator is not None
         operator.presence = Presence.AVAILABLE
+    # Luis opens the conversation again to work on it; calling back will not close it.
+    reopened = await luis.post(
+        f"/api/v1/conversations/{task.conversation_id}/status", json={"status": "open"}
+    )
+    assert reopened.status == 200, await reopened.text()
     placed = await luis.post(f"/api/v1/tasks/{task.id}/call")
     assert placed.status == 202, await placed.text()
     # Luis's phone rings first; when he answers, the customer's rings (from our number).
@@ -166,6 +171,12 @@ async def test_a_caller_who_hangs_up_in_the_queue_gets_a_callback_that_calls_the
     done = (await line.tasks())[0]
     assert done.outcome == "called_back"
     assert done.done_at is not None
+    await line.control()  # his wrap-up is over: available again, his conversation untouched
+    assert await line.presence("luis") == (Presence.AVAILABLE, None)
+    async with line.sessions() as session:
+        conversation = await session.get(Conversation, task.conversation_id)
+    assert conversation is not None
+    assert conversation.status == "open"
     async with line.sessions() as session:
         calls = list(
             await session.scalars(

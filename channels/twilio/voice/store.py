@@ -587,8 +587,8 @@ async def _set_presence(
 
 
 async def wrap_up_over(session: AsyncSession, call: VoiceCall, now: datetime) -> None:
-    """The operator's wrap-up ends: available again (unless they chose otherwise), and the
-    call's conversation is done."""
+    """The operator's wrap-up ends: available again (unless they chose otherwise), and an
+    inbound call's conversation is done."""
     call.wrapup_until = None
     operator = await session.get(Operator, call.operator_id or 0)
     if operator is not None and operator.presence_reason in OUR_REASONS:
@@ -603,7 +603,10 @@ async def wrap_up_over(session: AsyncSession, call: VoiceCall, now: datetime) ->
         )
         if not busy_elsewhere:
             await set_presence(session, operator, Presence.AVAILABLE, None, at=now)
-    await _resolve(session, call, now)
+    if call.direction == Direction.IN:
+        # An inbound call's conversation is the call's own; a callback's is the task's, which
+        # the operator may well keep working on.
+        await _resolve(session, call, now)
     await session.flush()
 
 
