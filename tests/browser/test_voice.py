@@ -241,9 +241,10 @@ async def test_a_missed_call_becomes_anna_s_callback_and_call_back_rings_the_cus
     await expect(bar.locator(".call-party")).to_have_text(f"Call to {CUSTOMER}")
     anna_leg = await _first_leg_to(line, ANNA_PHONE)
     customer_leg = await _first_leg_to(line, CUSTOMER)
-    # The customer answers. (omnicrm hears of it only when the Dial ends: a callback stays
-    # "dialing" until then, so the task and the call bar cannot say "connected" yet.)
+    # The customer answers: the call bar and the task say they are connected.
     await customer_leg.wait_state("bridged", LEG_SECONDS)
+    await expect(bar).to_have_attribute("data-call-state", "connected", timeout=SLOW)
+    await expect(status).to_have_attribute("data-call-state", "connected", timeout=SLOW)
     [created] = calls_created(line)
     assert (created.params["To"], created.params["From"]) == (ANNA_PHONE, OUR_NUMBER)
     assert customer_leg.from_ == OUR_NUMBER

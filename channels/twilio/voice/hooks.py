@@ -480,16 +480,18 @@ class CallbackOperatorLeg(VoiceHook):
         return twiml.callback_leg(number, t.hooks, call.id, call.to_number, f"Calling {who}.")
 
 
-class CallbackConsent(VoiceHook):
-    """`voice-consent`: said to the customer of a recorded callback as they answer."""
+class CallbackAnswered(VoiceHook):
+    """`voice-callee`: the customer of a callback answered (the Dial's whisper URL): the two
+    are connected now."""
 
-    hook: ClassVar[str] = "voice-consent"
+    hook: ClassVar[str] = "voice-callee"
 
     async def step(self, t: Turn) -> bytes:
         call = await t.found()
         if call is None:
             return twiml.empty()
-        return twiml.consent(t.number(call))
+        await store.callback_answered(t.session, call, t.now)
+        return twiml.callee(t.number(call))
 
 
 class CallbackDialed(VoiceHook):
@@ -527,6 +529,6 @@ VOICE_HOOKS: tuple[VoiceHook, ...] = (
     CallerOnHold(),
     CallerTransferred(),
     CallbackOperatorLeg(),
-    CallbackConsent(),
+    CallbackAnswered(),
     CallbackDialed(),
 )

@@ -653,7 +653,7 @@ async def callback_dialed(
 ) -> bool:
     """The Dial to the customer is over. Answered: the task is done (called back); not:
     the task stays open with the attempt noted. True when the customer answered."""
-    if call.state != CallState.DIALING:
+    if call.state not in (CallState.DIALING, CallState.CONNECTED):
         return call.outcome == "answered"
     answered = status == "completed"
     call.state = CallState.ENDED
@@ -661,7 +661,8 @@ async def callback_dialed(
     call.outcome = "answered" if answered else (status.replace("-", "_") or "failed")
     if answered:
         call.answered_at = call.answered_at or now
-        call.talk_seconds = talked or 0
+        await _talk_over(session, call, now, talked)
+        call.talk_seconds = call.talk_seconds or 0
     call.wrapup_until = now + timedelta(seconds=wrap_up if answered else 0)
     await _set_presence(
         session, call.operator_id, Presence.BUSY, WRAP_UP if answered else ON_CALL, now
@@ -669,6 +670,16 @@ async def callback_dialed(
     await _settle_callback_task(session, call, answered, now)
     await _changed(session, call)
     return answered
+
+
+async def callback_answered(session: AsyncSession, call: VoiceCall, now: datetime) -> None:
+    """The customer of a callback picked up: operator and customer are connected."""
+    if call.state != CallState.DIALING:
+        return
+    call.state = CallState.CONNECTED
+    call.answered_at = now
+    call.meta = {**call.meta, "talk_started_at": now.isoformat()}
+    await _changed(session, call)
 
 
 async def callback_over(
@@ -682,7 +693,9 @@ async def callback_over(
     """The operator's leg of a callback ended (its status callback). If the operator never
     answered their device, the callback did not happen: the task stays open."""
     call.duration_seconds = duration
-    if call.state == CallState.DIALING:
+    if call.state == CallState.CONNECTED:  # the Dial's action never came: settle from here
+        await callback_dialed(session, call, "completed", None, now, wrap_up)
+    elif call.state == CallState.DIALING:
         call.state = CallState.ENDED
         call.ended_at = now
         call.outcome = "operator_no_answer" if "operator_answered_at" not in call.meta else "failed"

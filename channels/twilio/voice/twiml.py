@@ -218,13 +218,16 @@ def callback_leg(
         ),
         recording_status_callback_method="POST" if number.record_calls else None,
     )
-    # The customer hears the consent message before they are connected (a whisper).
-    dial.number(customer, url=hooks.url("voice-consent", call_id) if number.record_calls else None)
+    # Requested when the customer answers, before they are connected: the call is connected
+    # from then on, and they hear the consent message when calls are recorded.
+    dial.number(customer, url=hooks.url("voice-callee", call_id))
     return document(response)
 
 
-def consent(number: VoiceNumber) -> bytes:
-    """Said to a customer we call, before they are connected, when calls are recorded."""
+def callee(number: VoiceNumber) -> bytes:
+    """What a customer we call hears as they answer: the consent message if calls are
+    recorded, else nothing."""
     response = VoiceResponse()
-    _say(response, number.consent_message, number.language)
+    if number.record_calls:
+        _say(response, number.consent_message, number.language)
     return document(response)
