@@ -155,7 +155,8 @@ async def test_rule_sets_are_admin_only_and_checked(world: World, make_user: Use
     assert bad_channel.status == 400
     assert (await bad_channel.json())["error"]["fields"] == {
         "rules.0.channels.1": (
-            "no channel 'fax'; channels: api, email, sms, telegram, voice, webchat, webform, whatsapp"
+            "no channel 'fax'; channels: api, email, sms, telegram, voice, webchat, webform,"
+            " whatsapp"
         )
     }
     assert (await (await admin.get(path)).json()) == {"rules": None}

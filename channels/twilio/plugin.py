@@ -34,7 +34,8 @@ from channels.twilio.media import TwilioMediaFetcher
 from channels.twilio.parse import SMS, WHATSAPP
 from channels.twilio.sender import TwilioSender
 from channels.twilio.settings import TwilioSettings
-from channels.twilio.voice.control import CallActions, CallController, TwilioCallPlacer
+from channels.twilio.voice.actions import CallActions, TwilioCallPlacer
+from channels.twilio.voice.control import CallController
 from channels.twilio.voice.hooks import VOICE_HOOKS
 from channels.twilio.voice.store import VOICE
 from channels.twilio.webhooks import MessageHook, StatusHook

@@ -29,7 +29,7 @@ from channels.base import (
 )
 from channels.twilio.accounts import settings_of
 from channels.twilio.settings import TwilioSettings
-from channels.twilio.voice import store, twiml
+from channels.twilio.voice import callbacks, store, twiml
 from channels.twilio.voice.parse import (
     FINAL_STATUSES,
     CallRequest,
@@ -339,7 +339,7 @@ class CallStatus(VoiceHook):
         number = t.number(call)
         duration = seconds(t.fields, "CallDuration")
         if call.direction == "out":
-            await store.callback_over(
+            await callbacks.callback_over(
                 t.session, call, t.call.status, duration, t.now, number.wrap_up_seconds
             )
         else:
@@ -474,7 +474,7 @@ class CallbackOperatorLeg(VoiceHook):
         if call is None or call.state != CallState.DIALING:
             return twiml.hang_up()
         number = t.number(call)
-        await store.callback_operator_ready(t.session, call, t.now)
+        await callbacks.callback_operator_ready(t.session, call, t.now)
         contact = await t.session.get(Contact, call.contact_id or 0)
         who = (contact.display_name if contact is not None else "") or call.to_number
         return twiml.callback_leg(number, t.hooks, call.id, call.to_number, f"Calling {who}.")
@@ -490,7 +490,7 @@ class CallbackAnswered(VoiceHook):
         call = await t.found()
         if call is None:
             return twiml.empty()
-        await store.callback_answered(t.session, call, t.now)
+        await callbacks.callback_answered(t.session, call, t.now)
         return twiml.callee(t.number(call))
 
 
@@ -506,7 +506,7 @@ class CallbackDialed(VoiceHook):
         number = t.number(call)
         status = t.fields.get("DialCallStatus", "")
         talked = seconds(t.fields, "DialCallDuration")
-        answered = await store.callback_dialed(
+        answered = await callbacks.callback_dialed(
             t.session, call, status, talked, t.now, number.wrap_up_seconds
         )
         if answered:

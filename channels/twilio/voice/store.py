@@ -152,7 +152,7 @@ async def begin_inbound(
     if conversation is not None and conversation.status == ConversationStatus.OPEN:
         # Not routing's yet: the caller is still in the menu (see the module docstring).
         conversation.status = ConversationStatus.PENDING
-    await _changed(session, call)
+    await changed(session, call)
     return Started(call, True)
 
 
@@ -172,7 +172,7 @@ async def find_call(
     return call
 
 
-async def _changed(session: AsyncSession, call: VoiceCall) -> None:
+async def changed(session: AsyncSession, call: VoiceCall) -> None:
     """Mirror the row into its interaction and tell consoles."""
     await session.flush()
     if call.interaction_id is not None:
@@ -213,7 +213,7 @@ async def to_queue(
     call.queue_id = queue_id
     if choice is not None:
         call.ivr_choice = choice
-    await _changed(session, call)  # the choice reaches the interaction before routing reads it
+    await changed(session, call)  # the choice reaches the interaction before routing reads it
     conversation = await _conversation(session, call)
     if conversation is not None and conversation.status == ConversationStatus.PENDING:
         conversation.status = ConversationStatus.OPEN
@@ -282,7 +282,7 @@ async def to_voicemail(session: AsyncSession, call: VoiceCall, reason: str, now:
     call.state = CallState.VOICEMAIL
     call.outcome = reason
     await _unassign(session, call, now, f"the caller went to voicemail ({reason})")
-    await _changed(session, call)
+    await changed(session, call)
 
 
 async def recorded(
@@ -323,7 +323,7 @@ async def recorded(
     if kind == "voicemail":
         call.outcome = "voicemail"
         await _callback(session, call, "voicemail", now, number, voicemail=True)
-    await _changed(session, call)
+    await changed(session, call)
     return True
 
 
@@ -391,7 +391,7 @@ async def ended(
         call.ended_at = now
     state = call.state
     if state == CallState.ENDED and call.outcome is not None:
-        await _changed(session, call)
+        await changed(session, call)
         return
     if state in TALKING_STATES:
         await _finish_talk(session, call, now, number.wrap_up_seconds)
@@ -414,7 +414,7 @@ async def ended(
         call.outcome = "answered" if call.answered_at is not None else "missed"
     if call.answered_at is None:
         await _resolve(session, call, now)
-    await _changed(session, call)
+    await changed(session, call)
 
 
 async def _unassign(session: AsyncSession, call: VoiceCall, now: datetime, why: str) -> None:
@@ -487,10 +487,10 @@ async def operator_answered(
             conversation.first_response_at = now
     if not resumed:
         call.meta = {**call.meta, "talk_started_at": now.isoformat()}
-        await _set_presence(session, call.operator_id, Presence.BUSY, ON_CALL, now)
+        await call_presence(session, call.operator_id, Presence.BUSY, ON_CALL, now)
         if call.contact_id is not None:
             await close_callbacks(session, call.contact_id, TaskOutcome.ANSWERED, now)
-    await _changed(session, call)
+    await changed(session, call)
     return True
 
 
@@ -520,7 +520,7 @@ async def operator_missed(
             at=now,
         )
         await routing_log.emit_assignment(session, conversation, held)
-    await _changed(session, call)
+    await changed(session, call)
     return True
 
 
@@ -538,7 +538,7 @@ async def bridge_ended(
         return CallState.ENDED
     if call.state == CallState.CONNECTED:
         await _finish_talk(session, call, now, wrap_up, talked)
-        await _changed(session, call)
+        await changed(session, call)
     return CallState(call.state)
 
 
@@ -552,14 +552,14 @@ async def _finish_talk(
     """The talk is over (whichever of the operator's Dial action and the caller's status
     callback comes first): the operator wraps up for `wrap_up` seconds. `talked` is
     Twilio's count of the last stretch (the Dial's duration), else our clock's."""
-    await _talk_over(session, call, now, talked)
+    await talk_over(session, call, now, talked)
     call.wrapup_until = now + timedelta(seconds=wrap_up)
     call.state = CallState.ENDED
     call.outcome = call.outcome or "answered"
-    await _set_presence(session, call.operator_id, Presence.BUSY, WRAP_UP, now)
+    await call_presence(session, call.operator_id, Presence.BUSY, WRAP_UP, now)
 
 
-async def _talk_over(
+async def talk_over(
     session: AsyncSession, call: VoiceCall, now: datetime, talked: int | None = None
 ) -> None:
     started = call.meta.get("talk_started_at")
@@ -573,7 +573,7 @@ async def _talk_over(
         }
 
 
-async def _set_presence(
+async def call_presence(
     session: AsyncSession, operator_id: int | None, presence: Presence, reason: str, now: datetime
 ) -> None:
     if operator_id is None:
@@ -615,9 +615,9 @@ async def requeue_for_transfer(session: AsyncSession, call: VoiceCall, now: date
     priority), the operator who had them wraps up."""
     if call.state not in TALKING_STATES:
         return
-    await _talk_over(session, call, now)
+    await talk_over(session, call, now)
     # The one who handed the caller on is free at once (their wrap-up is the transfer note).
-    await _set_presence(session, call.operator_id, Presence.AVAILABLE, "", now)
+    await call_presence(session, call.operator_id, Presence.AVAILABLE, "", now)
     transfers = [*call.meta.get("transfers", []), {"from": call.operator_id, "at": now.isoformat()}]
     call.meta = {**call.meta, "transfers": transfers}
     call.state = CallState.QUEUED
@@ -630,170 +630,13 @@ async def requeue_for_transfer(session: AsyncSession, call: VoiceCall, now: date
             .where(Conversation.id == conversation.id)
             .values(priority=min(conversation.priority + 10, 100))
         )
-    await _changed(session, call)
-
-
-# --- callbacks ---------------------------------------------------------------------------------
-
-
-async def callback_operator_ready(session: AsyncSession, call: VoiceCall, now: datetime) -> None:
-    """The operator answered their device for a callback: they are on a call."""
-    await _set_presence(session, call.operator_id, Presence.BUSY, ON_CALL, now)
-    call.meta = {**call.meta, "operator_answered_at": now.isoformat()}
-    await _changed(session, call)
-
-
-async def callback_dialed(
-    session: AsyncSession,
-    call: VoiceCall,
-    status: str,
-    talked: int | None,
-    now: datetime,
-    wrap_up: int,
-) -> bool:
-    """The Dial to the customer is over. Answered: the task is done (called back); not:
-    the task stays open with the attempt noted. True when the customer answered."""
-    if call.state not in (CallState.DIALING, CallState.CONNECTED):
-        return call.outcome == "answered"
-    answered = status == "completed"
-    call.state = CallState.ENDED
-    call.ended_at = now
-    call.outcome = "answered" if answered else (status.replace("-", "_") or "failed")
-    if answered:
-        call.answered_at = call.answered_at or now
-        await _talk_over(session, call, now, talked)
-        call.talk_seconds = call.talk_seconds or 0
-    call.wrapup_until = now + timedelta(seconds=wrap_up if answered else 0)
-    await _set_presence(
-        session, call.operator_id, Presence.BUSY, WRAP_UP if answered else ON_CALL, now
-    )
-    await _settle_callback_task(session, call, answered, now)
-    await _changed(session, call)
-    return answered
-
-
-async def callback_answered(session: AsyncSession, call: VoiceCall, now: datetime) -> None:
-    """The customer of a callback picked up: operator and customer are connected."""
-    if call.state != CallState.DIALING:
-        return
-    call.state = CallState.CONNECTED
-    call.answered_at = now
-    call.meta = {**call.meta, "talk_started_at": now.isoformat()}
-    await _changed(session, call)
-
-
-async def callback_over(
-    session: AsyncSession,
-    call: VoiceCall,
-    status: str,
-    duration: int | None,
-    now: datetime,
-    wrap_up: int,
-) -> None:
-    """The operator's leg of a callback ended (its status callback). If the operator never
-    answered their device, the callback did not happen: the task stays open."""
-    call.duration_seconds = duration
-    if call.state == CallState.CONNECTED:  # the Dial's action never came: settle from here
-        await callback_dialed(session, call, "completed", None, now, wrap_up)
-    elif call.state == CallState.DIALING:
-        call.state = CallState.ENDED
-        call.ended_at = now
-        call.outcome = "operator_no_answer" if "operator_answered_at" not in call.meta else "failed"
-        call.wrapup_until = now
-        await _settle_callback_task(session, call, False, now)
-    await _changed(session, call)
-
-
-async def _settle_callback_task(
-    session: AsyncSession, call: VoiceCall, answered: bool, now: datetime
-) -> None:
-    task = await session.get(Task, call.task_id or 0, with_for_update=True)
-    if task is None or task.done_at is not None:
-        return
-    tries = [
-        *task.meta.get("callbacks", []),
-        {
-            "call_id": call.id,
-            "outcome": call.outcome,
-            "at": now.isoformat(),
-            "operator_id": call.operator_id,
-        },
-    ][-20:]
-    task.meta = {**task.meta, "callbacks": tries}
-    if answered:
-        task.done_at = now
-        task.outcome = TaskOutcome.CALLED_BACK
-    task.updated_at = now
-    await session.flush()
-    await emit_task(session, task)
-
-
-async def begin_callback(
-    session: AsyncSession,
-    *,
-    account_id: int,
-    placeholder: str,
-    our_number: str,
-    customer: str,
-    task: Task,
-    operator_id: int,
-    now: datetime,
-) -> VoiceCall:
-    """A callback about to be placed: its row (keyed by a placeholder until Twilio names the
-    operator's leg) and its outbound interaction in the task's conversation."""
-    call = VoiceCall(
-        account_id=account_id,
-        call_sid=placeholder,
-        direction=Direction.OUT,
-        from_number=our_number,
-        to_number=customer,
-        contact_id=task.contact_id,
-        conversation_id=task.conversation_id,
-        task_id=task.id,
-        queue_id=task.queue_id,
-        state=CallState.DIALING,
-        operator_id=operator_id,
-        leg=1,
-        menu_attempts=0,
-        started_at=now,
-        meta={},
-    )
-    session.add(call)
-    await session.flush()
-    if task.contact_id is not None:
-        interaction = Interaction(
-            conversation_id=task.conversation_id,
-            contact_id=task.contact_id,
-            kind=InteractionKind.CALL,
-            direction=Direction.OUT,
-            channel=VOICE,
-            text=f"Call to {customer}",
-            operator_id=operator_id,
-            occurred_at=now,
-            meta={"call": summary(call)},
-        )
-        session.add(interaction)
-        await session.flush()
-        call.interaction_id = interaction.id
-    await _changed(session, call)
-    return call
-
-
-async def callback_not_placed(
-    session: AsyncSession, call: VoiceCall, why: str, now: datetime
-) -> None:
-    call.state = CallState.ENDED
-    call.ended_at = now
-    call.outcome = "failed"
-    call.meta = {**call.meta, "error": why[:500]}
-    await _settle_callback_task(session, call, False, now)
-    await _changed(session, call)
+    await changed(session, call)
 
 
 async def mark_ringing(session: AsyncSession, call: VoiceCall) -> None:
-    await _changed(session, call)
+    await changed(session, call)
 
 
 async def set_state(session: AsyncSession, call: VoiceCall, state: CallState) -> None:
     call.state = state
-    await _changed(session, call)
+    await changed(session, call)
