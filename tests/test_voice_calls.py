@@ -17,8 +17,8 @@ from core.db import SessionFactory
 from core.models import Conversation, Interaction, Presence, RoutingDecision, Task
 from core.settings import Settings
 from tests.conftest import UserFactory
+from tests.twilio_calls import Caller, Device
 from tests.twilio_helpers import OUR_NUMBER, twilio_settings
-from tests.twilio_twiml import Caller, Device
 from tests.voice_helpers import CUSTOMER, MENU, Line, phone_line
 
 OPERATOR_PHONE = "+493011112222"

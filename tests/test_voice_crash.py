@@ -20,9 +20,9 @@ from core.queues import create_queue
 from core.settings import Settings
 from core.storage import MemoryStore
 from tests.servers import omnicrm_server
+from tests.twilio_calls import Caller
 from tests.twilio_helpers import OUR_NUMBER, PUBLIC
 from tests.twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandIn
-from tests.twilio_twiml import Caller
 from tests.twilio_voice import VoiceSim, via_base_url
 from tests.voice_helpers import CUSTOMER, MENU, STATUS_URL, VOICE_URL
 

@@ -80,8 +80,7 @@ from aiohttp import BasicAuth, ClientError, ClientSession, web
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
-from tests.twilio_standin import API, Answer, Signer, TwilioStandIn, error, sid
-from tests.twilio_twiml import (
+from tests.twilio_calls import (
     FINAL,
     HANG_UP,
     AppError,
@@ -94,10 +93,10 @@ from tests.twilio_twiml import (
     Queue,
     RecordingOptions,
     Redirected,
-    run_inbound,
-    run_outbound,
     whole,
 )
+from tests.twilio_standin import API, Answer, Signer, TwilioStandIn, error, sid
+from tests.twilio_twiml import run_inbound, run_outbound
 
 __all__ = [
     "HANG_UP",

@@ -18,9 +18,9 @@ from core.db import SessionFactory
 from core.models import Operator, Presence, Role, Task, VoiceCall, utcnow
 from routing.engine import RoutingEngine
 from tests.conftest import User, UserFactory
+from tests.twilio_calls import Caller, Device, Leg
 from tests.twilio_helpers import OUR_NUMBER, PUBLIC, add_account
 from tests.twilio_standin import TwilioStandIn
-from tests.twilio_twiml import Caller, Device, Leg
 from tests.twilio_voice import VoiceSim, via_client
 from web.keys import BUS, SERVICES, SESSIONS
 

@@ -27,9 +27,9 @@ from playwright.async_api import Page, expect
 from core.models import Role
 from tests.browser.conftest import Browsing, sign_in
 from tests.conftest import User, UserFactory
+from tests.twilio_calls import Caller, Leg
 from tests.twilio_helpers import OUR_NUMBER, PUBLIC, add_account
 from tests.twilio_standin import TwilioStandIn
-from tests.twilio_twiml import Caller, Leg
 from tests.twilio_voice import VoiceSim, via_client
 from tests.voice_helpers import CUSTOMER, MENU, Line
 from web.keys import SESSIONS
