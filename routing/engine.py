@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from core.db import SessionFactory
+from core.enrichment import Enricher
 from core.event_types import (
     CONVERSATION_ASSIGNED,
     CONVERSATION_CREATED,
@@ -34,7 +35,6 @@ from core.event_types import (
 from core.events import Event, EventBus
 from core.models import utcnow
 from core.workers import wait_for_any
-from routing.rules import Enricher
 from routing.service import (
     NEW_WORK_BATCH,
     NewWork,

@@ -33,10 +33,10 @@ import operator
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cached_property, lru_cache
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 import re2
 from pydantic import (
@@ -52,6 +52,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from core.enrichment import Enricher, WorkFacts
 from core.errors import InvalidInput, validation_fields
 from core.forms import SLUG
 
@@ -65,37 +66,6 @@ MAX_RULES = 200
 
 
 # --- What is known about the work ---------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class WorkFacts:
-    """What is known about a piece of work when it needs a queue."""
-
-    # The conversation's channel, as the registry names it ("email", "webform", ...).
-    channel: str
-    # From the contact, or detected from the text; None when neither knows.
-    language: str | None = None
-    priority_tier: str = "standard"
-    subject: str = ""
-    text: str = ""
-    form_slug: str | None = None
-    form_fields: Mapping[str, object] = field(default_factory=dict)
-    ivr_choice: str | None = None
-    # Filled by enrichers, e.g. {"erp.open_orders": 2, "erp.customer_segment": "B2B"}.
-    erp: Mapping[str, object] = field(default_factory=dict)
-
-
-class Enricher(Protocol):
-    """Supplies facts from elsewhere (the ERP bridge will implement one)."""
-
-    @property
-    def name(self) -> str:
-        """Names the enricher in the decision log."""
-        ...
-
-    async def enrich(self, facts: WorkFacts) -> Mapping[str, object]:
-        """Facts by key, e.g. {"erp.open_orders": 2}; raise or time out to contribute none."""
-        ...
 
 
 @dataclass(frozen=True)

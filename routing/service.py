@@ -42,6 +42,7 @@ from core.audit import Actor
 from core.capacity import CHANNEL_KINDS, channel_kind
 from core.channels import catalog
 from core.conversations import add_note, get_conversation
+from core.enrichment import Enricher, WorkFacts
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound, validation_fields
 from core.event_types import (
     CONVERSATION_ASSIGNED,
@@ -81,15 +82,7 @@ from routing import tasks
 from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_queue_config
 from routing.expressions import operator_attributes
 from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
-from routing.rules import (
-    TEXT_WINDOW,
-    Enricher,
-    GatheredFacts,
-    RuleSet,
-    WorkFacts,
-    gather_facts,
-    parse_rule_set,
-)
+from routing.rules import TEXT_WINDOW, GatheredFacts, RuleSet, gather_facts, parse_rule_set
 from routing.strategies import Decision, OfferRefusal, OperatorSnapshot, WorkItem, decide
 
 log = logging.getLogger(__name__)
@@ -312,6 +305,7 @@ def _facts(conversation: Conversation, contact: Contact, first: Interaction | No
     fields: dict[str, object] = raw_fields if isinstance(raw_fields, dict) else {}
     ivr = meta.get("ivr_choice")
     return WorkFacts(
+        contact_id=contact.id,
         channel=conversation.channel,
         language=contact.language,
         priority_tier=contact.priority_tier,

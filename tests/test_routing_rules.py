@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.enrichment import WorkFacts
 from core.errors import InvalidInput
 from routing.rules import (
     TEXT_WINDOW,
@@ -21,7 +22,6 @@ from routing.rules import (
     RuleSet,
     RuleValidationError,
     SafePattern,
-    WorkFacts,
     gather_facts,
     parse_rule_set,
 )

@@ -20,6 +20,7 @@ from channels.registry import ChannelRegistry, default_channels
 from core.channel_accounts import DeclaredAccount, sync_config_accounts
 from core.credentials import CredentialCipher
 from core.db import make_engine, transaction
+from core.enrichment import Enricher
 from core.events import EventBus, listen_postgresql, session_info
 from core.ingest import IngestPolicy
 from core.logfields import log_fields
@@ -29,7 +30,6 @@ from core.storage import FilesystemStore
 from core.workers import stop_task
 from routing.availability import queue_open
 from routing.engine import RoutingEngine
-from routing.rules import Enricher
 from routing.service import RoutingOptions
 from web import (
     routes_admin,

@@ -14,6 +14,7 @@ from core.calls import CallControls
 from core.channel_accounts import DeclaredAccount
 from core.credentials import CredentialCipher
 from core.db import SessionFactory
+from core.enrichment import Enricher
 from core.events import EventBus
 from core.ingest import IngestPolicy
 from core.outbox import OutboxWorker, Sender
@@ -22,7 +23,6 @@ from core.settings import Settings
 from core.storage import AttachmentStore
 from core.tasks import CallPlacer
 from routing.engine import RoutingEngine
-from routing.rules import Enricher
 from web.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
