@@ -25,7 +25,8 @@ def kinds() -> dict[str, ErpKind]:
             if exc.name != module:
                 raise
             continue
-        assert isinstance(kind, ErpKind) and kind.name == name
+        if not isinstance(kind, ErpKind) or kind.name != name:
+            raise TypeError(f"{module}.KIND must be the ErpKind named {name!r}")
         found[name] = kind
     return found
 
