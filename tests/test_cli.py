@@ -404,7 +404,7 @@ def test_demo_loads_a_story_once(run: Run, sqlite_url: str) -> None:
 
     assert query(sqlite_url, story) == {
         "contacts": 20,
-        "channels": {"webform", "email", "sms", "whatsapp", "api"},
+        "channels": {"webform", "email", "sms", "whatsapp", "api", "voice"},
         "kinds": {"message", "form", "note", "event", "call"},
         "statuses": {"open", "pending", "snoozed", "resolved"},
         "stages": 4,

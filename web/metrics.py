@@ -60,6 +60,25 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.erp_requests = Counter(
+            "omnicrm_erp_requests_total",
+            "Calls to the ERP bridge by ERP kind, operation (customer, orders, order, invoices, "
+            "stock, products, check) and outcome (ok, unavailable, auth, circuit_open, error).",
+            ["erp", "operation", "outcome"],
+            registry=self.registry,
+        )
+        self.erp_latency = Histogram(
+            "omnicrm_erp_request_duration_seconds",
+            "How long the ERP took to answer the bridge's calls that reached it.",
+            ["erp", "operation"],
+            registry=self.registry,
+        )
+
+    def observe(self, kind: str, operation: str, outcome: str, seconds: float) -> None:
+        """The ERP bridge's observer (`erp_bridge.base.ErpObserver`)."""
+        self.erp_requests.labels(kind, operation, outcome).inc()
+        if outcome != "circuit_open":
+            self.erp_latency.labels(kind, operation).observe(seconds)
 
     def watch_pollers(self, supervisor: PollerSupervisor) -> None:
         """Report the channels' pollers' counters and states at every scrape."""

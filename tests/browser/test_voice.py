@@ -235,7 +235,10 @@ async def test_a_missed_call_becomes_anna_s_callback_and_call_back_rings_the_cus
     # conversation opens with the call in its bar.
     await task.locator('[data-action="call-back"]').click()
     status = page.locator(f'.task[data-task-id="{task_id}"] .task-status')
-    await expect(status).to_have_attribute("data-call-state", "dialing", timeout=SLOW)
+    # Her phone rings (the stand-in may answer before the page looks: dialing or connected).
+    await expect(status).to_have_attribute(
+        "data-call-state", re.compile("^(dialing|connected)$"), timeout=SLOW
+    )
     bar = page.locator(".conversation-view .call-bar")
     await expect(bar).to_have_attribute("data-call-direction", "out", timeout=SLOW)
     await expect(bar.locator(".call-party")).to_have_text(f"Call to {CUSTOMER}")
