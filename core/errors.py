@@ -32,6 +32,12 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class Unavailable(DomainError):
+    """Something omnicrm depends on (the ERP) cannot answer now; nothing the caller did."""
+
+    code = "unavailable"
+
+
 def validation_fields(exc: ValidationError, whole: str) -> dict[str, str]:
     """Pydantic's complaints as one message per field, by dotted location ("rules.1.pattern");
     a complaint about the value as a whole goes under `whole`."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,8 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -232,6 +234,9 @@ class Contact(Base):
     # Set when a privacy request erased the person: the row stays as an anonymised tombstone
     # that their anonymised conversations still point at (core/privacy.py).
     erased_at: Mapped[datetime | None]
+    # The person's customer number in the ERP (migration 0015), unique when set: the ERP
+    # bridge finds their customer by it before trying their addresses.
+    erp_ref: Mapped[str | None] = mapped_column(String(100), index=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -879,3 +884,140 @@ class VoiceCall(Base):
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- ERP bridge (issue 14) ---
+#
+# The embedded ERP's own data (erp_bridge/embedded.py reads it, erp_bridge/embedded_data.py
+# writes it), and the one configured ERP connection (erp_bridge/config.py). Its customers are
+# omnicrm's own: a person is a contact (`contact:<id>`, or the contact's `erp_ref`), a company
+# is a legal entity (its `erp_ref`). Amounts have two decimals in the row's currency,
+# quantities three (an ERP may sell 2.5 m).
+
+
+class ErpProduct(Base):
+    __tablename__ = "erp_product"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(500))
+    # Both or neither: a product may have no list price.
+    price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ErpWarehouse(Base):
+    __tablename__ = "erp_warehouse"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ErpStock(Base):
+    """How much of a product a warehouse holds, and how much of that is promised."""
+
+    __tablename__ = "erp_stock"
+    __table_args__ = (UniqueConstraint("product_id", "warehouse_id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("erp_product.id", ondelete="CASCADE"))
+    warehouse_id: Mapped[int] = mapped_column(
+        ForeignKey("erp_warehouse.id", ondelete="CASCADE"), index=True
+    )
+    on_hand: Mapped[Decimal] = mapped_column(Numeric(14, 3))
+    reserved: Mapped[Decimal] = mapped_column(Numeric(14, 3), default=Decimal(0))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ErpOrder(Base):
+    """An order of the embedded ERP. `customer_ref` is who ordered as the ERP names them
+    (`contact:<id>`, a contact's or a legal entity's `erp_ref`); `contact_id` the person, when
+    one is known. Status and payment status are erp_bridge.models' OrderStatus and
+    PaymentStatus values; the tracking columns are its (one) shipment."""
+
+    __tablename__ = "erp_order"
+    __table_args__ = (
+        Index("ix_erp_order_customer", "customer_ref", "ordered_at"),
+        Index("ix_erp_order_contact", "contact_id", "ordered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    number: Mapped[str] = mapped_column(String(100), unique=True)
+    customer_ref: Mapped[str] = mapped_column(String(100))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
+    ordered_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20))
+    payment_status: Mapped[str] = mapped_column(String(20), default="unknown")
+    total: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    tracking_number: Mapped[str | None] = mapped_column(String(200))
+    tracking_url: Mapped[str | None] = mapped_column(String(2000))
+    carrier: Mapped[str | None] = mapped_column(String(100))
+    shipped_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    lines: Mapped[list[ErpOrderLine]] = relationship(
+        order_by="ErpOrderLine.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ErpOrderLine(Base):
+    __tablename__ = "erp_order_line"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("erp_order.id", ondelete="CASCADE"), index=True
+    )
+    sku: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3))
+    unit_price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    total: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+
+
+class ErpInvoice(Base):
+    """An invoice of the embedded ERP, for an order or on its own. `status` is an
+    InvoiceStatus value as stored; an open invoice past `due_at` with something still due
+    reads as overdue."""
+
+    __tablename__ = "erp_invoice"
+    __table_args__ = (Index("ix_erp_invoice_customer", "customer_ref", "issued_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    number: Mapped[str] = mapped_column(String(100), unique=True)
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("erp_order.id", ondelete="SET NULL"), index=True
+    )
+    customer_ref: Mapped[str] = mapped_column(String(100))
+    issued_at: Mapped[date] = mapped_column(Date)
+    due_at: Mapped[date | None] = mapped_column(Date)
+    total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    amount_due: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ErpConnection(Base):
+    """The ERP omnicrm reads (erp_bridge/config.py): at most one row, whose `kind` names an
+    erp_bridge module; none means the embedded ERP. `settings` is what the kind's settings
+    model accepted, its secret fields encrypted like channel accounts' (core/credentials.py).
+    `last_check_*` is the outcome of the last `check` (CLI or API)."""
+
+    __tablename__ = "erp_connection"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(40))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    last_check_at: Mapped[datetime | None]
+    last_check_result: Mapped[str | None] = mapped_column(Text)

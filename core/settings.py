@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     requeue_after_offline_seconds: float = Field(default=300.0, ge=0)
     # How long routing waits for enrichers (the ERP bridge) before routing without their facts.
     enricher_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # How long the ERP bridge waits for the ERP's answer to one call (then: the last known
+    # answer, marked as of when, or "unavailable").
+    erp_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     log_level: str = "INFO"
     # None: JSON lines when stderr is not a terminal (a service manager, a container, a
     # file), plain text on a terminal.

@@ -612,12 +612,17 @@ def _fill(path: str, world: World) -> list[str]:
         "/api/v1/saved-views/": [1],
         "/api/v1/queues/": list(world.queues.values()),
         "/api/v1/operators/": [user.operator.id for user in world.users.values()],
+        # An ERP order by its number (none in the embedded ERP here: answers without content).
+        "/api/v1/erp/orders/": [10330],
     }
     prefix = next((prefix for prefix in kinds if path.startswith(prefix)), None)
     unknown = f"GET {path}: tell tests/test_visibility.py which records fill its path"
     assert prefix is not None, unknown
-    assert set(params) <= {"id", "index"}, unknown
-    return [re.sub(r"{index}", "0", re.sub(r"{id}", str(record), path)) for record in kinds[prefix]]
+    assert set(params) <= {"id", "index", "number"}, unknown
+    return [
+        re.sub(r"{index}", "0", re.sub(r"{(id|number)}", str(record), path))
+        for record in kinds[prefix]
+    ]
 
 
 async def test_no_get_route_returns_content_outside_the_callers_view(

@@ -128,6 +128,7 @@ ERROR_STATUSES: Mapping[int, str] = {
     413: "the request body is larger than max_body_bytes",
     415: "unsupported Content-Type",
     429: "too many requests; wait for Retry-After seconds",
+    503: "a system omnicrm depends on (the ERP) cannot answer now; the message says which",
 }
 
 

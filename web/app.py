@@ -18,6 +18,7 @@ from channels.base import Channel, ChannelServices
 from channels.pollers import PollerSupervisor
 from channels.registry import ChannelRegistry, default_channels
 from core.channel_accounts import DeclaredAccount, sync_config_accounts
+from core.clock import utcnow
 from core.credentials import CredentialCipher
 from core.db import make_engine, transaction
 from core.enrichment import Enricher
@@ -28,6 +29,8 @@ from core.outbox import OutboxWorker, RetrySchedule, Sender
 from core.settings import Settings
 from core.storage import FilesystemStore
 from core.workers import stop_task
+from erp_bridge.enricher import ErpEnricher
+from erp_bridge.service import ErpService
 from routing.availability import queue_open
 from routing.engine import RoutingEngine
 from routing.service import RoutingOptions
@@ -40,6 +43,8 @@ from web import (
     routes_console_api,
     routes_contacts,
     routes_conversations,
+    routes_erp,
+    routes_erp_console,
     routes_forms,
     routes_i18n,
     routes_interactions,
@@ -67,6 +72,7 @@ from web.keys import (
     DECLARED_ACCOUNTS,
     ENGINE,
     ENRICHERS,
+    ERP,
     INGEST_POLICY,
     METRICS,
     OUTBOX_WORKER,
@@ -108,6 +114,8 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_pages.routes,
     routes_i18n.routes,
     routes_webchat.routes,
+    routes_erp.routes,
+    routes_erp_console.routes,
 )
 
 
@@ -158,6 +166,7 @@ def create_app(
         app.router.add_routes(api.table)
         app[ROUTE_DOCS].extend(api.docs)
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(erp_bridge)
     if settings.is_postgresql:
         app.cleanup_ctx.append(postgresql_events)
     if background_workers:
@@ -273,10 +282,25 @@ async def channel_background(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*(stop_task(task, stop) for task in tasks))
 
 
+async def erp_bridge(app: web.Application) -> AsyncIterator[None]:
+    """The ERP this process reads (the embedded one unless an admin connected another)."""
+    service = ErpService(
+        app[SESSIONS],
+        app[CREDENTIALS],
+        observer=app[METRICS],
+        timeout=app[SETTINGS].erp_timeout_seconds,
+    )
+    await service.refresh(force=True)
+    app[ERP] = service
+    yield
+    await service.close()
+
+
 async def routing_engine(app: web.Application) -> AsyncIterator[None]:
     """Routing passes on every relevant event and on every persisted deadline."""
     settings = app[SETTINGS]
-    enrichers: tuple[Enricher, ...] = app[ENRICHERS]
+    erp = ErpEnricher(app[SESSIONS], app[ERP].current, lambda: utcnow().date())
+    enrichers: tuple[Enricher, ...] = (*app[ENRICHERS], erp)
     engine = RoutingEngine(
         app[SESSIONS],
         app[BUS],

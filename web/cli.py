@@ -31,10 +31,13 @@ from web.cli_common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from channels.base import Channel
     from channels.registry import ChannelRegistry
     from core.errors import DomainError
     from core.settings import Settings
+    from erp_bridge.base import ErpKind
 
 log = logging.getLogger("omnicrm")
 
@@ -52,10 +55,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser(registry: ChannelRegistry | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    registry: ChannelRegistry | None = None, erp_kinds: Mapping[str, ErpKind] | None = None
+) -> argparse.ArgumentParser:
     """The command line. `channel add|set` get flags from the settings of `registry`'s
-    channels; without a registry the `channel` group is only named (for --help: building
-    it imports every channel)."""
+    channels, `erp set` from those of `erp_kinds`; without them the `channel` and `erp`
+    groups are only named (for --help: building them imports every channel and ERP)."""
     parser = _Parser(prog="omnicrm", description="omnicrm contact-center CRM")
     parser.set_defaults(registry=registry)
     parser.add_argument("--config", help="TOML config file (default: $OMNICRM_CONFIG)")
@@ -121,6 +126,15 @@ def build_parser(registry: ChannelRegistry | None = None) -> argparse.ArgumentPa
         from web.cli_channels import add_channel_commands
 
         add_channel_commands(commands, registry)
+
+    if erp_kinds is None:
+        commands.add_parser(
+            "erp", help="the ERP omnicrm reads orders and stock from", add_help=False
+        )
+    else:
+        from web.cli_erp import add_erp_commands
+
+        add_erp_commands(commands, erp_kinds)
 
     secrets = commands.add_parser("secrets", help="manage the encryption of stored credentials")
     secrets_commands = secrets.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -470,6 +484,13 @@ def _registry(channels: Sequence[Channel] | None) -> ChannelRegistry:
     return registry
 
 
+def _erp_kinds() -> Mapping[str, ErpKind]:
+    """The kinds of ERP this omnicrm has (erp_bridge/registry.py)."""
+    from erp_bridge.registry import kinds
+
+    return kinds()
+
+
 def _command_word(words: Sequence[str]) -> str | None:
     """The command `words` name (`--config F` may come first), or None."""
     rest = iter(words)
@@ -487,8 +508,14 @@ def main(argv: Sequence[str] | None = None, channels: Sequence[Channel] | None =
     words = list(sys.argv[1:] if argv is None else argv)
     # The channels are built (imported) only when the command needs them: `--help` and a
     # usage error answer at once.
-    registry = _registry(channels) if _command_word(words) == "channel" else None
-    parser = build_parser(registry)
+    word = _command_word(words)
+    registry = _registry(channels) if word == "channel" else None
+    try:
+        erp_kinds = _erp_kinds() if word == "erp" else None
+    except Exception as exc:  # a kind's module that does not import: one line, not a traceback
+        print(f"omnicrm: the ERP bridge cannot load: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    parser = build_parser(registry, erp_kinds)
     try:
         args = parser.parse_args(words)
     except SystemExit as exc:  # --help, or a usage error already reported in one line

@@ -22,6 +22,7 @@ from core.search import OrderSearch
 from core.settings import Settings
 from core.storage import AttachmentStore
 from core.tasks import CallPlacer
+from erp_bridge.service import ErpService
 from routing.engine import RoutingEngine
 from web.metrics import Metrics
 
@@ -57,3 +58,5 @@ CALL_PLACER: web.AppKey[CallPlacer | None] = web.AppKey("call_placer")
 # Hold, resume and hang up a conversation's call (`/api/v1/conversations/{id}/call/...`): the
 # voice channel's. None (no telephony): those routes answer 409.
 CALL_CONTROLS: web.AppKey[CallControls | None] = web.AppKey("call_controls")
+# The ERP this process reads (erp_bridge/service.py), set when the app starts.
+ERP = web.AppKey("erp", ErpService)

@@ -12,7 +12,7 @@ from email.utils import format_datetime
 from aiohttp import hdrs, web
 
 from core.clock import utcnow
-from core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unavailable
 from core.logfields import log_fields
 from web.api import error_body
 from web.keys import METRICS, SETTINGS
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
+_STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409, Unavailable: 503}
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",

@@ -30,7 +30,7 @@ from core.outbox import outbox_depth
 from core.settings import Settings
 from web.api import PUBLIC, ApiRoutes, Call, NoBody, error_body, identify
 from web.error_pages import visitor_locale
-from web.keys import METRICS
+from web.keys import ERP, METRICS
 from web.openapi import ROUTE_DOCS, build_document
 
 routes = ApiRoutes(tag="system")
@@ -149,7 +149,19 @@ async def _checks(call: Call[NoBody, NoBody]) -> dict[str, str]:
         accounts = []
     for account in accounts:
         checks[f"{account.channel}:{account.name}"] = health_of(account)
+    erp = call.request.app.get(ERP)
+    if erp is not None:
+        checks["erp"] = erp_check(erp.health())
     return checks
+
+
+def erp_check(health: dict[str, object]) -> str:
+    """The ERP's line of /healthz: ok, or what is wrong ("error: ..." makes it degraded)."""
+    if health["status"] == "ok":
+        return "ok"
+    if health["status"] == "degraded":
+        return f"error: serving cached answers ({health.get('last_error')})"
+    return f"error: {health.get('problem') or health.get('last_error') or 'unavailable'}"
 
 
 async def _may_see_details(call: Call[NoBody, NoBody]) -> bool:

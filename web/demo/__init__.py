@@ -25,6 +25,7 @@ from core.canned import create_canned
 from core.errors import Conflict
 from core.models import Operator, utcnow
 from web.demo.cast import DEMO_MARKER_EMAIL, DemoLogin
+from web.demo.erp import erp
 from web.demo.history import history
 from web.demo.story import DemoServices, Story
 from web.demo.today import today
@@ -65,6 +66,7 @@ async def load_demo(session: AsyncSession, services: DemoServices | None = None)
         await story.account()
         await history(story)
         await today(story)
+        await erp(story)
         story.at(now)
         await canned_responses(story)
         await story.settle_timestamps()
