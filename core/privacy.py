@@ -548,6 +548,9 @@ def _anonymise(record: Contact, now: datetime) -> None:
     record.priority_tier = "standard"
     record.owner_id = None
     record.account_id = None
+    # Their customer number in the ERP: the ERP's orders stay the ERP's (business records),
+    # but omnicrm no longer links the erased person to them.
+    record.erp_ref = None
     record.erased_at = now
     record.updated_at = now
 
