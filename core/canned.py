@@ -7,7 +7,8 @@ Placeholders are written ``{{contact.first_name}}`` (spaces inside the braces ar
 filled by plain string substitution in one pass: no template language runs, and a value that
 itself looks like a placeholder (a contact named "{{operator.name}}") stays as it is. Only the
 names in PLACEHOLDERS may be used; a known one without a value (a contact without a phone)
-renders as an empty string.
+renders as an empty string. The ERP's (ERP_PLACEHOLDERS: the order, the invoice) are filled
+by the console from the ERP bridge and left as written here.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ PLACEHOLDERS = (
     "conversation.id",
     "conversation.subject",
 )
+# Filled by the console from the ERP when the response is inserted (web/static/console/
+# orders.js: the customer's latest order and open invoice); saved and rendered as written.
+ERP_PLACEHOLDERS = (
+    "order.number",
+    "order.status",
+    "order.tracking_url",
+    "invoice.amount_due",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +68,8 @@ class CannedChanges:
 def unknown_placeholders(body: str) -> list[str]:
     """The placeholder names in `body` that cannot be filled, in order of appearance."""
     names = (match.group(1) for match in _PLACEHOLDER.finditer(body))
-    return list(dict.fromkeys(name for name in names if name not in PLACEHOLDERS))
+    known = (*PLACEHOLDERS, *ERP_PLACEHOLDERS)
+    return list(dict.fromkeys(name for name in names if name not in known))
 
 
 def fill(body: str, values: dict[str, str]) -> str:
@@ -102,10 +112,8 @@ def _check_body(body: str) -> str:
     unknown = unknown_placeholders(body)
     if unknown:
         listed = ", ".join("{{" + name + "}}" for name in unknown)
-        raise InvalidInput(
-            f"unknown placeholders: {listed}; known ones: {', '.join(PLACEHOLDERS)}",
-            field="body",
-        )
+        known = ", ".join((*PLACEHOLDERS, *ERP_PLACEHOLDERS))
+        raise InvalidInput(f"unknown placeholders: {listed}; known ones: {known}", field="body")
     return body
 
 

@@ -8,7 +8,8 @@ public methods own everything else, once for every ERP (python-telegram-bot's pa
 
 - **a timeout** on every call (`timeout`);
 - **a cache** per kind of answer with its own time to live (`CacheTtl`), so the console's
-  card does not ask the ERP on every open; a cached answer older than its TTL is refreshed;
+  card does not ask the ERP on every open; a cached answer older than its TTL is refreshed,
+  and a caller may ask for a fresh one (`fresh=True`: an operator's reload);
 - **stale answers when the ERP is down**: a failed refresh serves the last answer with
   `stale=True` and its `as_of` time (the console says "as of 10:42"), for up to
   `CacheTtl.keep_stale`;
@@ -253,22 +254,27 @@ class ErpAdapter(ABC):
     # --- what the rest of omnicrm calls ----------------------------------------------------------
 
     @final
-    async def find_customer(self, query: CustomerQuery) -> Fresh[Customer | None]:
+    async def find_customer(
+        self, query: CustomerQuery, *, fresh: bool = False
+    ) -> Fresh[Customer | None]:
         """The ERP's customer for a contact (by reference first, then email, phone, tax id)."""
         if query.empty:
             return Fresh(None, self.clock())
         key = ("customer", *query.erp_refs, "|", *query.emails, "|", *query.phones, "|")
         return await self._call(
-            "customer", (*key, *query.tax_ids), lambda: self.do_find_customer(query)
+            "customer", (*key, *query.tax_ids), lambda: self.do_find_customer(query), fresh
         )
 
     @final
-    async def list_orders(self, customer_ref: str, limit: int = 20) -> Fresh[list[OrderSummary]]:
+    async def list_orders(
+        self, customer_ref: str, limit: int = 20, *, fresh: bool = False
+    ) -> Fresh[list[OrderSummary]]:
         """A customer's orders, newest first."""
         return await self._call(
             "orders",
             ("orders", customer_ref, str(limit)),
             lambda: self.do_list_orders(customer_ref, limit),
+            fresh,
         )
 
     @final
@@ -277,10 +283,15 @@ class ErpAdapter(ABC):
         return await self._call("order", ("order", number), lambda: self.do_get_order(number))
 
     @final
-    async def list_invoices(self, customer_ref: str) -> Fresh[list[Invoice]]:
+    async def list_invoices(
+        self, customer_ref: str, *, fresh: bool = False
+    ) -> Fresh[list[Invoice]]:
         """A customer's invoices, newest first, with what is still due."""
         return await self._call(
-            "invoices", ("invoices", customer_ref), lambda: self.do_list_invoices(customer_ref)
+            "invoices",
+            ("invoices", customer_ref),
+            lambda: self.do_list_invoices(customer_ref),
+            fresh,
         )
 
     @final
@@ -344,11 +355,17 @@ class ErpAdapter(ABC):
 
     @final
     async def _call(
-        self, kind: str, key: tuple[str, ...], hook: Callable[[], Awaitable[T]]
+        self,
+        kind: str,
+        key: tuple[str, ...],
+        hook: Callable[[], Awaitable[T]],
+        fresh: bool = False,
     ) -> Fresh[T]:
+        """`fresh`: ask the ERP even if a cached answer is young (an operator's reload); the
+        cached one still stands in when the ERP cannot answer."""
         now = self.clock()
         cached = self.cache.get(key)
-        if cached is not None and now - cached.stored_at < self.ttl.of(kind):
+        if not fresh and cached is not None and now - cached.stored_at < self.ttl.of(kind):
             return Fresh(cached.value, cached.stored_at)
         usable = (
             cached if cached is not None and now - cached.stored_at < self.ttl.keep_stale else None

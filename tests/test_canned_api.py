@@ -245,3 +245,20 @@ async def test_render_needs_the_conversation_and_the_response(
     await json_of(await operator.post(render.format(conversation_id, theirs["id"])), 404)
     await json_of(await operator.post(render.format(conversation_id + 100, own["id"])), 404)
     await json_of(await operator.post(render.format(conversation_id, 99999)), 404)
+
+
+async def test_erp_placeholders_are_kept_for_the_console_to_fill(
+    make_user: UserFactory,
+) -> None:
+    supervisor = await make_user(Role.SUPERVISOR)
+    body = "Your order {{order.number}} is {{order.status}}: {{ order.tracking_url }}"
+    created = await supervisor.post(
+        "/api/v1/canned-responses", json={"title": "Order status", "body": body, "shared": True}
+    )
+    assert created.status == 201, await created.text()
+    refused = await supervisor.post(
+        "/api/v1/canned-responses",
+        json={"title": "Typo", "body": "{{order.colour}}", "shared": True},
+    )
+    assert refused.status == 400
+    assert "order.tracking_url" in (await refused.json())["error"]["message"]

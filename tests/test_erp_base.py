@@ -213,3 +213,15 @@ async def test_a_missing_record_is_none_and_cached_and_refused_credentials_say_s
         await erp.check()
     erp.mood = "up"
     assert await erp.check() == "signed in"
+
+
+async def test_a_reload_asks_the_erp_now_and_falls_back_to_the_cache_when_it_is_down() -> None:
+    clock = Clock()
+    erp = FlakyErp(clock)
+    await erp.list_orders("C-1")
+    again = await erp.list_orders("C-1", fresh=True)  # young in the cache, asked anyway
+    assert erp.asked == 2
+    assert again.stale is False
+    erp.mood = "down"
+    fallback = await erp.list_orders("C-1", fresh=True)
+    assert (fallback.stale, [order.number for order in fallback.value]) == (True, ["SO1"])

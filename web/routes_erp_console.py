@@ -37,6 +37,10 @@ class ErpOut(BaseModel):
     label: str
 
 
+class CardQuery(BaseModel):
+    fresh: bool = Field(False, description="ask the ERP now rather than answer from the cache")
+
+
 class CustomerErpOut(BaseModel):
     customer: Customer | None
     orders: list[OrderSummary]
@@ -104,9 +108,10 @@ def _erp_of(adapter: ErpAdapter | None) -> ErpOut | None:
 @routes.get(
     "/api/v1/contacts/{id}/erp",
     summary="The contact's customer in the ERP, their recent orders and invoices",
+    query=CardQuery,
     response=CustomerErpOut,
 )
-async def contact_erp(call: Call[NoBody, NoBody]) -> CustomerErpOut:
+async def contact_erp(call: Call[NoBody, CardQuery]) -> CustomerErpOut:
     contact_id = call.path_int("id")
     async with call.sessions() as session:
         if await session.get(Contact, contact_id) is None:
@@ -125,13 +130,14 @@ async def contact_erp(call: Call[NoBody, NoBody]) -> CustomerErpOut:
             erp=None,
         )
     try:
-        customer = await adapter.find_customer(query)
+        fresh = call.query.fresh
+        customer = await adapter.find_customer(query, fresh=fresh)
         orders: list[OrderSummary] = []
         invoices: list[Invoice] = []
         as_of, stale = customer.as_of, customer.stale
         if customer.value is not None:
-            listed = await adapter.list_orders(customer.value.ref, 10)
-            billed = await adapter.list_invoices(customer.value.ref)
+            listed = await adapter.list_orders(customer.value.ref, 10, fresh=fresh)
+            billed = await adapter.list_invoices(customer.value.ref, fresh=fresh)
             orders, invoices = listed.value, billed.value
             as_of = min(as_of, listed.as_of, billed.as_of)
             stale = stale or listed.stale or billed.stale

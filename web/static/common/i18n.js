@@ -12,6 +12,8 @@
 //   t("Assigned to {name}", { name })        one message, {placeholders} filled
 //   tn("{n} conversation", "{n} conversations", n)   plural; {n} is filled with n
 //   formatDateTime(iso), formatTime(iso), formatNumber(n)   in the operator's locale and zone
+//   formatMoney("12.50", "EUR")   an amount in its currency, in the operator's locale
+//   translatorFor("de")   a t() for another language (a customer's), null if there is none
 //   translatePage()   the static text of a page: elements marked data-i18n (their text) and
 //                     data-i18n-attrs="aria-label title" (those attributes)
 //
@@ -23,6 +25,8 @@ let timeZone = undefined;
 let messages = {};
 let pluralIndex = { one: 0, other: 1 };
 let pluralRules = new Intl.PluralRules("en");
+// Catalogues of other languages (translatorFor), fetched once each: code -> Promise.
+const otherCatalogues = new Map();
 
 function fill(text, vars) {
   if (!vars) return text;
@@ -123,4 +127,50 @@ export function formatTime(value) {
 
 export function formatNumber(n) {
   return new Intl.NumberFormat(locale).format(n);
+}
+
+/** An amount of money in its currency ("12.50", "EUR" -> "12,50 €" in German), in the
+ *  operator's locale or in `inLocale`; the amount may be a decimal string (kept exact) or a
+ *  number. "" for an amount that is not a number; an unknown currency is written after it. */
+export function formatMoney(amount, currency, inLocale) {
+  const value = typeof amount === "string" ? amount.trim() : amount;
+  if (value === "" || value === null || value === undefined || !Number.isFinite(Number(value))) return "";
+  const where = inLocale || locale;
+  try {
+    return new Intl.NumberFormat(where, { style: "currency", currency }).format(value);
+  } catch {
+    const number = new Intl.NumberFormat(where, { maximumFractionDigits: 20 }).format(value);
+    return currency ? `${number} ${currency}` : number;
+  }
+}
+
+/** A t() for the language `code` ("de", "ru-RU": its first part counts), for text meant for
+ *  someone else than the operator (a customer): {locale, t}. English needs no catalogue; the
+ *  operator's own language is the loaded one; null if the server has no such catalogue. */
+export async function translatorFor(code) {
+  const wanted = String(code || "").trim().toLowerCase().split(/[-_]/)[0];
+  if (!wanted) return null;
+  if (wanted === locale) return { locale, t };
+  if (wanted === "en") return { locale: "en", t: (msgid, vars) => fill(msgid, vars) };
+  if (!/^[a-z]{2,8}$/.test(wanted)) return null;
+  if (!otherCatalogues.has(wanted)) {
+    const loading = fetch(`/i18n/${encodeURIComponent(wanted)}.json`, { credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : { messages: null }))
+      .catch(() => null);
+    otherCatalogues.set(wanted, loading);
+    // A language the server has not is remembered; a failure (the network) is asked again.
+    loading.then((catalogue) => {
+      if (catalogue === null) otherCatalogues.delete(wanted);
+    });
+  }
+  const catalogue = await otherCatalogues.get(wanted);
+  if (!catalogue || typeof catalogue.messages !== "object" || catalogue.messages === null) return null;
+  const theirs = catalogue.messages;
+  return {
+    locale: wanted,
+    t: (msgid, vars) => {
+      const found = theirs[msgid];
+      return fill(typeof found === "string" && found ? found : msgid, vars);
+    },
+  };
 }

@@ -15,6 +15,7 @@ import { buildCallBar, callSummary, directionIcon, fetchCall, renderCallBar } fr
 import { renderCustomer } from "./customer.js";
 import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
+import { erpSettings, fillErpPlaceholders, linkOrderNumbers } from "./orders.js";
 import { showCustomerTyping, watchTyping } from "./typing.js";
 import { isSupervisor, operatorName, presenceLabel, queueName, signal, state, statusLabel } from "./state.js";
 import { followUpControl } from "./tasks.js";
@@ -83,6 +84,8 @@ export async function refreshConversation() {
     loadTimeline(conversation.contact_id),
     loadRouting(id),
     loadReplyOptions(id),
+    // The ERP's order number pattern, for links in customer messages (asked once).
+    erpSettings(),
   ]);
   await loadDelivery(outboundConversations());
   if (state.conversationId !== id) return;
@@ -629,7 +632,10 @@ function renderEdits(item) {
 }
 
 function renderBody(item, frames) {
-  const text = h("div", { class: "item-body" }, item.text || "");
+  // The customer's order numbers link to the order; only in the text the console renders,
+  // never inside an email's frame.
+  const customerText = item.direction === "in" && item.kind !== "note" && item.kind !== "event";
+  const text = h("div", { class: "item-body" }, customerText ? linkOrderNumbers(item.text || "") : item.text || "");
   if (!item.html || item.direction !== "in") return text;
   const key = String(item.id);
   const frame =
@@ -721,6 +727,8 @@ function buildComposer(id) {
   const rules = h("div", { class: "reply-rules", id: "reply-rules", hidden: true, "aria-live": "polite" });
   channel.addEventListener("change", () => renderReplyRules(rules, channel.value));
   const typingLine = h("p", { class: "muted customer-typing", hidden: true, "aria-live": "polite" }, t("The customer is typing…"));
+  // What a canned response left empty (an order placeholder without a value).
+  const cannedNote = h("p", { class: "canned-note", hidden: true, role: "status" });
   const form = h(
     "form",
     { class: "composer", "aria-label": t("Reply or note"), dataset: { mode: "reply" } },
@@ -739,10 +747,11 @@ function buildComposer(id) {
     ),
     rules,
     typingLine,
+    cannedNote,
     h("div", { class: "composer-input" }, textarea, mentionList),
     h("div", { class: "composer-send" }, h("span", { class: "muted hint" }, t("Ctrl+Enter sends")), send),
   );
-  const composer = { form, textarea, channel, canned, send, mentionList, modeReply, modeNote, rules, typingLine };
+  const composer = { form, textarea, channel, canned, send, mentionList, modeReply, modeNote, rules, typingLine, cannedNote };
   const setMode = () => {
     const note = modeNote.checked;
     form.dataset.mode = note ? "note" : "reply";
@@ -772,6 +781,9 @@ function buildComposer(id) {
     }
   });
   textarea.addEventListener("input", () => updateMentions(composer));
+  textarea.addEventListener("input", () => {
+    if (!composer.textarea.value) composer.cannedNote.hidden = true;
+  });
   canned.addEventListener("change", () => insertCanned(composer));
   loadCanned(composer);
   composer.setMode = setMode;
@@ -864,6 +876,7 @@ async function submit(composer, id) {
       toast(t("Reply queued for {channel} to {recipient}", { channel: channelLabel(result.outbox.channel), recipient: result.outbox.recipient }));
     }
     composer.textarea.value = "";
+    composer.cannedNote.hidden = true;
   } catch (error) {
     toast(error.message, "error");
   } finally {
@@ -873,7 +886,8 @@ async function submit(composer, id) {
   signal("inbox-changed");
 }
 
-// Canned responses: the picker inserts the rendered text (placeholders filled by the server).
+// Canned responses: the picker inserts the rendered text (placeholders filled by the server;
+// those of the ERP, {{order.*}} and {{invoice.*}}, by the console from the customer's orders).
 
 async function loadCanned(composer) {
   if (state.canned === null) {
@@ -892,14 +906,37 @@ async function insertCanned(composer) {
   const cannedId = composer.canned.value;
   composer.canned.value = "";
   if (!cannedId || state.conversationId === null) return;
+  const conversationId = state.conversationId;
+  const contactId = state.conversation ? state.conversation.contact_id : null;
+  const item = (state.canned || []).find((entry) => String(entry.id) === String(cannedId));
   try {
     const rendered = await post(
-      `/api/v1/conversations/${state.conversationId}/canned-responses/${cannedId}/render`,
+      `/api/v1/conversations/${conversationId}/canned-responses/${cannedId}/render`,
     );
-    insertAtCursor(composer.textarea, rendered.text);
+    const filled =
+      contactId === null
+        ? { text: rendered.text, note: "" }
+        : await fillErpPlaceholders(item ? item.body : "", rendered.text, contactId);
+    if (state.conversationId !== conversationId) return;
+    insertAtCursor(composer.textarea, filled.text);
+    composer.cannedNote.textContent = filled.note;
+    composer.cannedNote.hidden = !filled.note;
   } catch (error) {
     toast(error.message, "error");
   }
+}
+
+/** Put `text` into the composer at the caret (the ERP panel's "Insert into reply"), with a
+ *  space before it when it would stick to a word. */
+export function insertIntoComposer(text) {
+  if (!view) {
+    toast(t("Open a conversation first"), "error");
+    return;
+  }
+  const textarea = view.textarea;
+  const start = textarea.selectionStart ?? textarea.value.length;
+  const before = textarea.value.slice(0, start);
+  insertAtCursor(textarea, before && !/\s$/.test(before) ? ` ${text}` : text);
 }
 
 function insertAtCursor(textarea, text) {

@@ -1,10 +1,11 @@
-// The customer card: identities, tags, owner, custom fields, leads, past conversations,
-// editing, and merge suggestions.
+// The customer card: identities, orders and stock (the ERP bridge, orders.js), tags, owner,
+// custom fields, leads, past conversations, editing, and merge suggestions.
 import { ApiError, get, patch, post, withQuery } from "../common/api.js";
 import { byId, fill, formatTime, h, toast } from "../common/dom.js";
 import { channelLabel } from "../common/channels.js";
 import { t } from "../common/i18n.js";
 import { channelIcon } from "../common/icons.js";
+import { erpPanel } from "./orders.js";
 import { isSupervisor, operatorName, signal, state, statusLabel } from "./state.js";
 
 const IDENTITY_LABELS = {
@@ -75,6 +76,9 @@ function loadConversations(contactId) {
 }
 
 function drawCard(aside, contact) {
+  // The ERP panel is one element kept across redraws: a search being typed in it keeps focus.
+  const erp = erpPanel(contact);
+  const focused = erp.contains(document.activeElement) ? document.activeElement : null;
   fill(
     aside,
     h(
@@ -104,6 +108,7 @@ function drawCard(aside, contact) {
           .join(" · "),
       ),
       section("identities", t("Identities"), identities(contact)),
+      erp,
       section("owner", t("Owner"), h("p", {}, contact.owner_id ? operatorName(contact.owner_id) : t("no owner"))),
       section("tags", t("Tags"), tags(contact)),
       section("custom-fields", t("Custom fields"), customFields(contact)),
@@ -113,6 +118,7 @@ function drawCard(aside, contact) {
       h("details", { class: "edit-contact" }, h("summary", {}, t("Edit customer")), editForm(contact)),
     ),
   );
+  if (focused && focused.isConnected && document.activeElement !== focused) focused.focus({ preventScroll: true });
 }
 
 function section(key, title, content) {

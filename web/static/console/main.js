@@ -9,6 +9,7 @@ import {
   closeConversation,
   focusCanned,
   focusComposer,
+  insertIntoComposer,
   onCall,
   onDelivery,
   onInteraction,
@@ -364,6 +365,7 @@ async function start() {
   on("inbox-changed", () => reloadInbox());
   on("conversation-changed", () => reloadConversation());
   on("customer-close", () => toggleCustomer(false));
+  on("insert-into-reply", (text) => insertIntoComposer(text));
 
   // The channels are the server's configuration: loaded once, with the team.
   await Promise.all([loadTeam(), loadChannels()]);
