@@ -8,12 +8,16 @@ filled by plain string substitution in one pass: no template language runs, and 
 itself looks like a placeholder (a contact named "{{operator.name}}") stays as it is. Only the
 names in PLACEHOLDERS may be used; a known one without a value (a contact without a phone)
 renders as an empty string. The ERP's (ERP_PLACEHOLDERS: the order, the invoice) are filled
-by the console from the ERP bridge and left as written here.
+by the console from the ERP bridge and left as written here. `{{status.link}}` is a link the
+customer opens to see the request's state without signing in (core/status_links.py), made by
+the caller's `status_link` (web/routes_status.py: it knows the secret key, the public address
+and the ERP's order numbers); without one it renders empty.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import phonenumbers
@@ -45,9 +49,12 @@ PLACEHOLDERS = (
     "operator.first_name",
     "conversation.id",
     "conversation.subject",
+    "status.link",
 )
+# Makes `{{status.link}}` for a conversation (web/routes_status.py: canned_link_maker).
+StatusLinkMaker = Callable[[AsyncSession, Conversation], Awaitable[str]]
 # Filled by the console from the ERP when the response is inserted (web/static/console/
-# orders.js: the customer's latest order and open invoice); saved and rendered as written.
+# order_links.js: the customer's latest order and open invoice); saved and rendered as written.
 ERP_PLACEHOLDERS = (
     "order.number",
     "order.status",
@@ -251,11 +258,23 @@ async def delete_canned(session: AsyncSession, actor: Actor, canned_id: int) -> 
     )
 
 
-async def render(session: AsyncSession, actor: Actor, conversation_id: int, canned_id: int) -> str:
-    """The canned response's body filled for this conversation, its contact and the actor."""
+async def render(
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: int,
+    canned_id: int,
+    *,
+    status_link: StatusLinkMaker | None = None,
+) -> str:
+    """The canned response's body filled for this conversation, its contact and the actor;
+    `status_link` makes `{{status.link}}` (asked only when the body uses it)."""
     conversation = await get_conversation(session, actor, conversation_id)
     canned = await get_canned(session, actor, canned_id)
-    return fill(canned.body, await placeholder_values(session, actor, conversation))
+    values = await placeholder_values(session, actor, conversation)
+    used = {match.group(1) for match in _PLACEHOLDER.finditer(canned.body)}
+    if status_link is not None and "status.link" in used:
+        values["status.link"] = await status_link(session, conversation)
+    return fill(canned.body, values)
 
 
 async def placeholder_values(

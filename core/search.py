@@ -16,8 +16,9 @@ caller may see, in conversations they may see (an operator outside a queue finds
 it; integration tokens find no conversation, so never an internal note). Contacts are no
 secret (see `core.visibility`).
 
-Order numbers: `OrderSearch` is where the ERP bridge will plug in (none exists yet, so the
-search answers no orders; nothing is made up).
+Order numbers: `OrderSearch` is where the ERP bridge plugs in (`erp_bridge/order_search.py`,
+registered by the app as `web.keys.ORDER_SEARCH`): a query that looks like an order number is
+looked up in the ERP; with no ERP, or the ERP down, the search answers no orders.
 """
 
 from __future__ import annotations
@@ -377,7 +378,7 @@ class OrderHit:
 
 
 class OrderSearch(Protocol):
-    """What the ERP bridge provides to find orders by number. None is registered until the
-    bridge exists (`web.keys.ORDER_SEARCH` stays unset), and the search answers no orders."""
+    """What the ERP bridge provides to find orders by number (`web.keys.ORDER_SEARCH`); when
+    none is registered, the search answers no orders."""
 
     async def __call__(self, query: str, limit: int) -> list[OrderHit]: ...

@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Web forms: submissions allowed per client IP per minute (per server process).
     form_rate_limit_per_minute: int = Field(default=20, ge=1)
+    # How long a customer's status link (/status/{token}, core/status_links.py) works.
+    status_link_days: int = Field(default=30, ge=1, le=365)
     session_ttl_hours: float = Field(default=12.0, gt=0)
     # Cookies are marked Secure unless this is off (local HTTP development).
     secure_cookies: bool = False

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.audit import Actor
-from core.credentials import CredentialCipher, CredentialError
+from core.credentials import CredentialCipher, CredentialError, Rotation, is_encrypted
 from core.db import SessionFactory
 from core.errors import InvalidInput, validation_fields
 from core.models import ErpConnection
@@ -306,3 +306,36 @@ async def build_adapter(
             f"again with `omnicrm erp set {row.kind} ...`"
         ) from None
     return kind.build(model, context, **policy)
+
+
+async def rotate_credentials(
+    session: AsyncSession, actor: Actor, cipher: CredentialCipher, rotation: Rotation
+) -> None:
+    """Re-encrypt the ERP connection's secrets under the current key (`omnicrm secrets
+    rotate`, beside the channel accounts'); a value no configured key reads is listed in
+    `rotation.unreadable` and nothing is written (the caller rolls everything back)."""
+    row = await session.get(ErpConnection, 1, with_for_update=True)
+    if row is None:
+        return
+    kind = known_kinds().get(row.kind)
+    names = (
+        kind.secret_fields
+        if kind is not None
+        else [
+            key for key, value in row.settings.items() if isinstance(value, str)
+            and is_encrypted(value)
+        ]
+    )  # fmt: skip
+    new = cipher.rotate_fields(row.settings, names, f"the {row.kind} ERP connection", rotation)
+    if rotation.unreadable or not new:
+        return
+    await session.execute(
+        update(ErpConnection)
+        .where(ErpConnection.id == row.id)
+        # The same secrets: not a change of the connection (the adapter in use stays).
+        .values(settings={**row.settings, **new}, updated_at=ErpConnection.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    await audit.record(
+        session, actor, "erp.rotate_credentials", "erp_connection", row.id, {"fields": sorted(new)}
+    )

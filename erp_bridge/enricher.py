@@ -22,7 +22,7 @@ conversation of a customer cost nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
 
 from sqlalchemy import select
@@ -34,6 +34,9 @@ from core.models import Contact, Identity, IdentityKind, LegalEntity
 from erp_bridge.base import ErpAdapter
 from erp_bridge.models import CustomerQuery, InvoiceStatus, OrderStatus
 
+# How many of a customer's newest orders the card and routing read: the same request, so one
+# fills the cache for the other.
+RECENT_ORDERS = 20
 # Orders still on their way to the customer.
 OPEN_ORDERS = frozenset({OrderStatus.CONFIRMED, OrderStatus.PROCESSING, OrderStatus.SHIPPED})
 
@@ -76,14 +79,14 @@ async def query_for_contact(session: AsyncSession, contact_id: int) -> CustomerQ
 
 class ErpEnricher:
     """Routing's ERP facts (see the module docstring). `adapter` gives the adapter in use now
-    (an admin may change the ERP while the server runs)."""
+    (`ErpService.adapter`: an admin may change the ERP while the server runs)."""
 
     name = "erp"
 
     def __init__(
         self,
         sessions: SessionFactory,
-        adapter: Callable[[], ErpAdapter | None],
+        adapter: Callable[[], Awaitable[ErpAdapter | None]],
         today: Callable[[], date] | None = None,
     ) -> None:
         self.sessions = sessions
@@ -91,8 +94,10 @@ class ErpEnricher:
         self.today = today
 
     async def enrich(self, facts: WorkFacts) -> Mapping[str, object]:
-        erp = self.adapter()
-        if erp is None or facts.contact_id is None:
+        if facts.contact_id is None:
+            return {}
+        erp = await self.adapter()
+        if erp is None:
             return {}
         async with self.sessions() as session:
             query = await query_for_contact(session, facts.contact_id)
@@ -104,7 +109,7 @@ class ErpEnricher:
             found["erp.tier"] = customer.tier
         if customer.turnover is not None:
             found["erp.turnover"] = float(customer.turnover.amount)
-        orders = (await erp.list_orders(customer.ref, 50)).value
+        orders = (await erp.list_orders(customer.ref, RECENT_ORDERS)).value
         open_orders = [order for order in orders if order.status in OPEN_ORDERS]
         found["erp.open_orders"] = len(open_orders)
         found["erp.open_order_value"] = float(

@@ -1,18 +1,10 @@
-"""ERPNext (the Frappe framework) behind the ERP bridge, over Frappe's REST API.
+"""ERPNext (the Frappe framework) behind the ERP bridge: the settings, the adapter's `do_*`
+hooks (what is read where), the mapping of ERPNext's documents onto `erp_bridge.models`, and
+`KIND`.
 
-Every call is a GET with `Authorization: token <api_key>:<api_secret>` (a Frappe user's API
-keys; the user's roles decide what it may read):
-
-- `/api/resource/<DocType>?fields=[...]&filters=[...]&or_filters=[...]&order_by=...&
-  limit_start=N&limit_page_length=N`: a list (`{"data": [rows]}`). Filters are JSON lists of
-  `[field, operator, value]`; a filter on a child table names the child DocType first,
-  `["Sales Invoice Item", "sales_order", "=", "SAL-ORD-2026-00012"]`, and Frappe then joins
-  the child table, so a parent comes back once per matching child row (the lists here are
-  de-duplicated by name). Frappe answers 20 rows unless told otherwise; lists are asked for
-  page by page (`page_size` rows at a time) up to what the caller wants.
-- `/api/resource/<DocType>/<name>`: one document with its child tables (`{"data": {...}}`).
-- `/api/method/frappe.auth.get_logged_user` (the check) and
-  `/api/method/frappe.client.get_time_zone` (the site's zone, to date deliveries).
+The wire (Frappe's REST API: the session, the API keys, lists page by page, Frappe's error
+bodies as `ErpError`s) is `erp_bridge.erpnext_client`. A filter on a child table returns a
+parent once per matching child row: the lists here are de-duplicated by name.
 
 What is read where:
 
@@ -35,21 +27,13 @@ What is read where:
   `Item Price` (no customer-specific ones), else its `standard_rate` in the company's currency.
 
 Statuses become `OrderStatus` / `PaymentStatus` / `InvoiceStatus`; the ERP's own word stays
-in `status_label`. Frappe's errors carry `exc_type` (`AuthenticationError` 401,
-`PermissionError` 403, `DoesNotExistError` 404, `ValidationError` 417, anything else 500) and
-its messages in `_server_messages` (a JSON list of JSON objects) or `exception`; they become
-`ErpAuthError`, `ErpNotFound` (a document only), `ErpUnavailable` (5xx, 429) or `ErpError`
-with those messages. Network errors and timeouts are left to the base's policy.
-
-No maintained async Frappe client is used: this talks aiohttp directly, one session per
-adapter, opened on the first call and closed by `close()`.
+in `status_label`. The site's time zone (`frappe.client.get_time_zone`) dates deliveries; the
+check is `frappe.auth.get_logged_user`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -59,9 +43,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from yarl import URL
 
 from core.logfields import log_fields
 from erp_bridge.base import (
@@ -70,9 +52,9 @@ from erp_bridge.base import (
     ErpContext,
     ErpError,
     ErpKind,
-    ErpNotFound,
     ErpUnavailable,
 )
+from erp_bridge.erpnext_client import PAGE_SIZE, Filter, FrappeClient, Row
 from erp_bridge.models import (
     Customer,
     CustomerQuery,
@@ -94,18 +76,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ORDER_NUMBER = r"SAL-ORD-\d{4}-\d{5}"
 TRACKING_PLACEHOLDER = "{tracking_number}"
-PAGE_SIZE = 100  # rows per list request
 INVOICE_LIMIT = 50  # a customer's newest invoices
 STOCK_LIMIT = 1000  # warehouses of one item
 LINKED_LIMIT = 50  # delivery notes or invoices of one order
 PARCEL_LOOKUPS = 5  # delivery notes of one order whose Shipment is looked for
 PARALLEL_READS = 4  # documents read at once (an invoice list's order numbers)
-MESSAGE_LENGTH = 300
 CANDIDATES = 20  # customers or contacts looked at for one email or phone
 MIN_PHONE_DIGITS = 7
-
-Row = dict[str, Any]
-Filter = list[Any]
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -204,105 +181,38 @@ class ErpNextAdapter(ErpAdapter):
     ) -> None:
         super().__init__(**policy)
         self.settings = settings
-        self.page_size = max(1, page_size)
+        self.client = FrappeClient(
+            settings.url,
+            settings.api_key,
+            settings.api_secret,
+            timeout=self.timeout,
+            page_size=page_size,
+        )
         self.order_number = re.compile(settings.order_number_pattern)
-        self._session: aiohttp.ClientSession | None = None
         self._zone: ZoneInfo | None = None
         self._zone_known = False
         self._company_currency: str | None = None
         self._company_currency_known = False
         self._shipments_readable = True
 
-    # --- HTTP -----------------------------------------------------------------------------
+    @property
+    def page_size(self) -> int:
+        """Rows per list request (the client's)."""
+        return self.client.page_size
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            token = f"token {self.settings.api_key}:{self.settings.api_secret}"
-            self._session = aiohttp.ClientSession(
-                headers={"Authorization": token, "Accept": "application/json"},
-                # The base's timeout bounds every call; this only bounds a forgotten one.
-                timeout=aiohttp.ClientTimeout(total=max(self.timeout * 2, 30.0)),
-            )
-        return self._session
+    @page_size.setter
+    def page_size(self, value: int) -> None:
+        self.client.page_size = value
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _get(self, path: str, params: Mapping[str, str] | None, what: str) -> Row:
-        """GET `path` (already quoted) and its JSON body; Frappe's errors as ErpErrors."""
-        url = URL(self.settings.url + path, encoded=True)
-        async with self._http().get(url, params=params or None) as response:
-            status = response.status
-            text = await response.text(errors="replace")
-        body = _json_object(text)
-        if status == 200:
-            if body is None:
-                raise ErpUnavailable(
-                    f"ERPNext answered {what} with something that is not Frappe's JSON: "
-                    "is the url the site's address?"
-                )
-            return body
-        raise _error(status, body, text, what)
-
-    async def _doc(self, doctype: str, name: str) -> Row | None:
-        """One document with its child tables, or None if there is no such document."""
-        path = f"/api/resource/{_quote(doctype)}/{_quote(name)}"
-        try:
-            body = await self._get(path, None, f"{doctype} {name}")
-        except ErpNotFound:
-            return None
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise ErpUnavailable(f"ERPNext's answer for {doctype} {name} holds no document")
-        return data
-
-    async def _list(
-        self,
-        doctype: str,
-        *,
-        fields: Sequence[str],
-        filters: Sequence[Filter] = (),
-        or_filters: Sequence[Filter] = (),
-        order_by: str | None = None,
-        limit: int,
-    ) -> list[Row]:
-        """Up to `limit` rows, asked for `page_size` at a time."""
-        rows: list[Row] = []
-        base = {"fields": _dumps(list(fields))}
-        if filters:
-            base["filters"] = _dumps(list(filters))
-        if or_filters:
-            base["or_filters"] = _dumps(list(or_filters))
-        if order_by:
-            base["order_by"] = order_by
-        path = f"/api/resource/{_quote(doctype)}"
-        while len(rows) < limit:
-            page = min(self.page_size, limit - len(rows))
-            params = {**base, "limit_start": str(len(rows)), "limit_page_length": str(page)}
-            try:
-                body = await self._get(path, params, f"the {doctype} list")
-            except ErpNotFound as exc:  # the DocType itself is missing
-                raise ErpError(f"{exc} (is ERPNext installed on this site?)") from None
-            data = body.get("data")
-            if not isinstance(data, list):
-                raise ErpUnavailable(f"ERPNext's answer for the {doctype} list holds no list")
-            rows.extend(row for row in data if isinstance(row, dict))
-            if len(data) < page:
-                break
-        return rows
-
-    async def _method(self, method: str, what: str) -> Any:
-        body = await self._get(f"/api/method/{_quote(method)}", None, what)
-        return body.get("message")
+        await self.client.close()
 
     # --- customers ------------------------------------------------------------------------
 
     async def do_find_customer(self, query: CustomerQuery) -> Customer | None:
         refs = _unique(ref.strip() for ref in query.erp_refs)
         if refs:
-            rows = await self._list(
+            rows = await self.client.rows(
                 "Customer", fields=CUSTOMER_FIELDS, filters=[["name", "in", refs]], limit=10
             )
             by_name = {str(row.get("name")).casefold(): row for row in rows}
@@ -331,7 +241,7 @@ class ErpNextAdapter(ErpAdapter):
         self, filters: list[Filter], accept: Callable[[Row], bool] | None = None
     ) -> Customer | None:
         """The newest enabled Customer matching `filters` (and `accept`, if given)."""
-        rows = await self._list(
+        rows = await self.client.rows(
             "Customer",
             fields=CUSTOMER_FIELDS,
             filters=[*filters, ["disabled", "=", 0]],
@@ -370,7 +280,7 @@ class ErpNextAdapter(ErpAdapter):
         self, or_filters: list[Filter], accept: Callable[[Row], bool] | None = None
     ) -> Customer | None:
         """The Customer linked to a Contact matching any of `or_filters` (and `accept`)."""
-        rows = await self._list(
+        rows = await self.client.rows(
             "Contact",
             fields=["name"],
             filters=[["Dynamic Link", "link_doctype", "=", "Customer"]],
@@ -379,13 +289,13 @@ class ErpNextAdapter(ErpAdapter):
             limit=CANDIDATES,
         )
         for name in _unique(str(row.get("name") or "") for row in rows):
-            contact = await self._doc("Contact", name)
+            contact = await self.client.doc("Contact", name)
             if contact is None or (accept is not None and not accept(contact)):
                 continue
             for link in _table(contact, "links"):
                 if link.get("link_doctype") != "Customer" or not link.get("link_name"):
                     continue
-                record = await self._doc("Customer", str(link["link_name"]))
+                record = await self.client.doc("Customer", str(link["link_name"]))
                 if record is None or _number(record.get("disabled")):
                     continue
                 customer = _customer(record)
@@ -402,7 +312,7 @@ class ErpNextAdapter(ErpAdapter):
         return [["company", "=", self.settings.company]] if self.settings.company else []
 
     async def do_list_orders(self, customer_ref: str, limit: int) -> list[OrderSummary]:
-        rows = await self._list(
+        rows = await self.client.rows(
             "Sales Order",
             fields=ORDER_FIELDS,
             filters=[["customer", "=", customer_ref], *self._company_filter()],
@@ -417,7 +327,7 @@ class ErpNextAdapter(ErpAdapter):
             if not self.order_number.fullmatch(number.upper()):
                 return None  # not one of ours: not worth a request
             number = number.upper()  # "sal-ord-2026-00012" as typed in a chat
-        doc = await self._doc("Sales Order", number)
+        doc = await self.client.doc("Sales Order", number)
         if doc is None:
             return None
         if self.settings.company and doc.get("company") != self.settings.company:
@@ -429,7 +339,7 @@ class ErpNextAdapter(ErpAdapter):
         invoices = tuple(
             _invoice(row, number)
             for row in _distinct(
-                await self._list(
+                await self.client.rows(
                     "Sales Invoice",
                     fields=INVOICE_FIELDS,
                     filters=[
@@ -464,7 +374,7 @@ class ErpNextAdapter(ErpAdapter):
         """The order's submitted delivery notes, newest first, with their Shipment's
         tracking where one was made."""
         notes = _distinct(
-            await self._list(
+            await self.client.rows(
                 "Delivery Note",
                 fields=DELIVERY_FIELDS,
                 filters=[
@@ -491,7 +401,7 @@ class ErpNextAdapter(ErpAdapter):
         if not self._shipments_readable:
             return None
         try:
-            rows = await self._list(
+            rows = await self.client.rows(
                 "Shipment",
                 fields=SHIPMENT_FIELDS,
                 filters=[
@@ -541,7 +451,7 @@ class ErpNextAdapter(ErpAdapter):
         site does not say."""
         if not self._zone_known:
             try:
-                answer = await self._method("frappe.client.get_time_zone", "the time zone")
+                answer = await self.client.method("frappe.client.get_time_zone", "the time zone")
             except ErpError:
                 answer = None
             name = answer.get("time_zone") if isinstance(answer, dict) else None
@@ -556,7 +466,7 @@ class ErpNextAdapter(ErpAdapter):
 
     async def do_list_invoices(self, customer_ref: str) -> list[Invoice]:
         rows = _distinct(
-            await self._list(
+            await self.client.rows(
                 "Sales Invoice",
                 fields=INVOICE_FIELDS,
                 filters=[
@@ -579,7 +489,7 @@ class ErpNextAdapter(ErpAdapter):
 
         async def read(name: str) -> None:
             async with gate:
-                doc = await self._doc("Sales Invoice", name)
+                doc = await self.client.doc("Sales Invoice", name)
             orders = [_text(item.get("sales_order")) for item in _table(doc or {}, "items")]
             first = next((order for order in orders if order), None)
             if first:
@@ -601,7 +511,7 @@ class ErpNextAdapter(ErpAdapter):
             return list(self.settings.warehouses)
         if not self.settings.company:
             return None
-        rows = await self._list(
+        rows = await self.client.rows(
             "Warehouse",
             fields=["name"],
             filters=[["company", "=", self.settings.company], ["is_group", "=", 0]],
@@ -615,7 +525,7 @@ class ErpNextAdapter(ErpAdapter):
         if not sku:
             return None
         # Items are named by their code, unless the site names them by a series.
-        items = await self._list(
+        items = await self.client.rows(
             "Item",
             fields=["name", "item_code", "item_name"],
             or_filters=[["name", "=", sku], ["item_code", "=", sku]],
@@ -630,7 +540,7 @@ class ErpNextAdapter(ErpAdapter):
             if not warehouses:
                 return Stock(sku=sku, name=_text(item.get("item_name")) or "")
             filters.append(["warehouse", "in", warehouses])
-        bins = await self._list(
+        bins = await self.client.rows(
             "Bin",
             fields=["warehouse", "actual_qty", "reserved_qty", "projected_qty"],
             filters=filters,
@@ -652,7 +562,7 @@ class ErpNextAdapter(ErpAdapter):
         if not words or limit <= 0:
             return []
         like = f"%{words}%"
-        rows = await self._list(
+        rows = await self.client.rows(
             "Item",
             fields=["name", "item_code", "item_name", "standard_rate"],
             filters=[["disabled", "=", 0], ["is_sales_item", "=", 1], ["has_variants", "=", 0]],
@@ -695,7 +605,7 @@ class ErpNextAdapter(ErpAdapter):
         codes = [code for code in codes if code]
         if not codes:
             return {}
-        rows = await self._list(
+        rows = await self.client.rows(
             "Item Price",
             fields=["item_code", "price_list", "price_list_rate", "currency"],
             filters=[
@@ -719,7 +629,7 @@ class ErpNextAdapter(ErpAdapter):
         company."""
         if not self._company_currency_known and self.settings.company:
             try:
-                company = await self._doc("Company", self.settings.company)
+                company = await self.client.doc("Company", self.settings.company)
             except ErpAuthError:
                 company = None  # the API user may not read Companies: no fallback price
             currency = _text((company or {}).get("default_currency"))
@@ -732,12 +642,12 @@ class ErpNextAdapter(ErpAdapter):
     # --- the check ------------------------------------------------------------------------
 
     async def do_check(self) -> str:
-        user = await self._method("frappe.auth.get_logged_user", "the signed-in user")
+        user = await self.client.method("frappe.auth.get_logged_user", "the signed-in user")
         if not isinstance(user, str) or not user or user == "Guest":
             raise ErpAuthError("ERPNext did not sign the API key in (it answers as a guest)")
         line = f"signed in to ERPNext at {self.settings.url} as {user}"
         if self.settings.company:
-            if await self._doc("Company", self.settings.company) is None:
+            if await self.client.doc("Company", self.settings.company) is None:
                 raise ErpError(
                     f"ERPNext at {self.settings.url} has no company {self.settings.company!r}"
                 )
@@ -1046,83 +956,3 @@ def _contact_phones(contact: Row) -> list[Any]:
         contact.get("mobile_no"),
         *(row.get("phone") for row in _table(contact, "phone_nos")),
     ]
-
-
-def _quote(segment: str) -> str:
-    return quote(segment, safe="")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _json_object(text: str) -> Row | None:
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-# --- Frappe's errors ----------------------------------------------------------------------------
-
-
-def frappe_message(body: Mapping[str, Any] | None) -> str:
-    """The words of a Frappe error body: its `_server_messages` (a JSON list of JSON
-    objects with a `message`, often HTML), else its `exception` line, else
-    `_error_message` (a permission refused), else `message`."""
-    if not body:
-        return ""
-    messages: list[str] = []
-    raw = body.get("_server_messages")
-    if isinstance(raw, str):
-        try:
-            entries = json.loads(raw)
-        except ValueError:
-            entries = [raw]
-        for entry in entries if isinstance(entries, list) else [entries]:
-            item: Any = entry
-            if isinstance(entry, str):
-                try:
-                    item = json.loads(entry)
-                except ValueError:
-                    item = entry
-            text = item.get("message") if isinstance(item, dict) else item
-            if isinstance(text, str) and _plain(text):
-                messages.append(_plain(text))
-    if not messages and isinstance(body.get("exception"), str):
-        line = body["exception"].strip().splitlines()[-1] if body["exception"].strip() else ""
-        # "frappe.exceptions.ValidationError: Item Code is mandatory" -> the words
-        messages.append(_plain(line.split(": ", 1)[1] if ": " in line else line))
-    if not messages and isinstance(body.get("_error_message"), str):
-        messages.append(_plain(body["_error_message"]))
-    if not messages and isinstance(body.get("message"), str):
-        messages.append(_plain(body["message"]))
-    return "; ".join(message for message in _unique(messages) if message)[:MESSAGE_LENGTH]
-
-
-def _plain(text: str) -> str:
-    return " ".join(html.unescape(_TAGS.sub("", text)).split())
-
-
-def _error(status: int, body: Row | None, text: str, what: str) -> ErpError:
-    """Frappe's error answer as the bridge's error."""
-    exc_type = str(body.get("exc_type") or "") if body else ""
-    words = frappe_message(body)
-    detail = f"{exc_type}: {words}" if exc_type and words else exc_type or words
-    if not detail and text.strip() and body is None:
-        detail = _plain(text)[:120]  # a proxy's page
-    suffix = f" ({detail})" if detail else ""
-    if status == 401 or exc_type == "AuthenticationError":
-        return ErpAuthError(f"ERPNext refused the API key and secret{suffix}")
-    if status == 403 or exc_type == "PermissionError":
-        return ErpAuthError(f"ERPNext's API user may not read {what}{suffix}")
-    if status == 404 and exc_type == "DoesNotExistError":
-        return ErpNotFound(f"ERPNext has no {what}{suffix}")
-    if status == 404:
-        return ErpError(f"ERPNext: no such address for {what} (is the url the site's?){suffix}")
-    if status == 429:
-        return ErpUnavailable(f"ERPNext is limiting our requests{suffix}")
-    if status >= 500:
-        return ErpUnavailable(f"ERPNext failed to answer {what}: HTTP {status}{suffix}")
-    return ErpError(f"ERPNext refused {what}: HTTP {status}{suffix}")

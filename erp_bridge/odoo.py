@@ -1,8 +1,10 @@
 """Odoo as omnicrm's ERP (Odoo 16 to 19 and later): customers, sales orders with their lines,
 deliveries and invoices, stock per warehouse, products.
 
-The wire (JSON-2 or JSON-RPC, errors) is `erp_bridge.odoo_client`; here Odoo's records become
-the bridge's answers:
+The wire (JSON-2 or JSON-RPC, errors) is `erp_bridge.odoo_client`; what Odoo's records mean
+in the bridge's models (order and payment statuses, shipments, invoices, stock quantities,
+money) is `erp_bridge.odoo_mapping`. Here are the settings, which records are read and how
+they are found, and `KIND`:
 
 - **customers** are `res.partner` records, looked up by reference (`ref`, or our own id), then
   email (`email_normalized` where the mail module has it, else `email ilike`; the addresses
@@ -11,17 +13,15 @@ the bridge's answers:
   "030 1234-5678" is found from "+49 30 12345678"; compared in Python), then VAT number. The
   customer is the match's `commercial_partner_id` (the company a contact orders for); its id
   is `Customer.ref`, its price list (`property_product_pricelist`) the tier.
-- **orders** are `sale.order`: draft/sent are drafts, cancel cancelled; a confirmed order
-  (`sale`, or `done` = locked before Odoo 17) says how far its delivery is from
-  `delivery_status` (Odoo 17 and later) or else from its outgoing pickings: nothing delivered
-  yet is confirmed, some is processing, all of it delivered (shipped when a carrier has a
-  tracking number: Odoo does not know when the parcel reaches the door).
-- **payment** comes from the order's customer invoices (`account.move`, `payment_state`):
-  all paid (or in payment) paid, some partial, none unpaid, reversed refunded; no invoice yet
-  unknown.
+- **orders** are `sale.order` records of the customer and its contacts (`child_of`), newest
+  first, or by name (`=ilike`) for the numbers `order_number_pattern` finds in the text; with
+  their lines (`sale.order.line`, sections and notes left out), their outgoing pickings
+  (`stock.picking` by `sale_id`, else by `origin`) and their posted or cancelled customer
+  invoices (`account.move` in `invoice_ids`, or whose `invoice_origin` names the order).
 - **stock** is `product.product`'s `qty_available`, `free_qty` and `virtual_available` read
   in each warehouse's context (`warehouse` up to Odoo 17, `warehouse_id` from 18: both are
   sent).
+- **products** are sellable (`sale_ok`) products whose code or name holds the text.
 
 Fields that depend on the version or on installed modules (`delivery_status`, `mobile`,
 `carrier_*`, `free_qty`, `email_normalized`, ...) are asked for only when the database's
@@ -33,27 +33,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from erp_bridge.base import ErpAdapter, ErpContext, ErpKind, ErpNotFound, ErpUnavailable
+from erp_bridge import odoo_mapping
+from erp_bridge.base import ErpAdapter, ErpContext, ErpKind, ErpNotFound
 from erp_bridge.models import (
     Customer,
     CustomerQuery,
     Invoice,
-    InvoiceStatus,
-    Money,
     Order,
     OrderLine,
-    OrderStatus,
     OrderSummary,
-    PaymentStatus,
     Product,
-    Shipment,
     Stock,
     StockLevel,
 )
@@ -69,10 +64,6 @@ from erp_bridge.odoo_client import (
     gather_all,
     ids,
     many2one,
-    many2one_name,
-    number,
-    odoo_date,
-    odoo_datetime,
     text,
 )
 
@@ -171,29 +162,6 @@ def order_pattern(pattern: str) -> Any:
             reason = reason.decode(errors="replace")
         raise ValueError(f"not a valid regular expression: {reason}") from None
 
-
-# Odoo's words, for the operator who knows Odoo (status_label, Shipment.status).
-ORDER_STATES = {
-    "draft": "Quotation",
-    "sent": "Quotation Sent",
-    "sale": "Sales Order",
-    "done": "Locked",
-    "cancel": "Cancelled",
-}
-DELIVERY_STATUSES = {
-    "pending": "Not Delivered",
-    "started": "Started",
-    "partial": "Partially Delivered",
-    "full": "Fully Delivered",
-}
-PICKING_STATES = {
-    "draft": "Draft",
-    "waiting": "Waiting Another Operation",
-    "confirmed": "Waiting",
-    "assigned": "Ready",
-    "done": "Done",
-    "cancel": "Cancelled",
-}
 
 # Fields asked for only when the database has them (by version or installed modules).
 OPTIONAL_FIELDS = {
@@ -316,7 +284,12 @@ class OdooErp(ErpAdapter):
         )
         pickings, invoices = await gather_all(self._pickings(orders), self._invoices_of(orders))
         return [
-            self._summary(order, pickings.get(order["id"], []), invoices.get(order["id"], []))
+            odoo_mapping.order_summary(
+                order,
+                pickings.get(order["id"], []),
+                invoices.get(order["id"], []),
+                self.settings.tracking_url_template,
+            )
             for order in orders
         ]
 
@@ -340,12 +313,14 @@ class OdooErp(ErpAdapter):
         )
         mine_pickings = pickings.get(order["id"], [])
         mine_invoices = invoices.get(order["id"], [])
-        summary = self._summary(order, mine_pickings, mine_invoices)
+        template = self.settings.tracking_url_template
+        summary = odoo_mapping.order_summary(order, mine_pickings, mine_invoices, template)
+        today = self.clock().date()
         return Order(
             **summary.model_dump(),
             lines=tuple(lines),
-            shipments=tuple(self._shipment(picking) for picking in mine_pickings),
-            invoices=tuple(self._invoice(move) for move in mine_invoices),
+            shipments=tuple(odoo_mapping.shipment(picking, template) for picking in mine_pickings),
+            invoices=tuple(odoo_mapping.invoice(move, today) for move in mine_invoices),
         )
 
     async def do_list_invoices(self, customer_ref: str) -> list[Invoice]:
@@ -362,7 +337,8 @@ class OdooErp(ErpAdapter):
             INVOICE_FIELDS,
             order="invoice_date desc, id desc",
         )
-        return [self._invoice(move) for move in moves]
+        today = self.clock().date()
+        return [odoo_mapping.invoice(move, today) for move in moves]
 
     async def do_stock(self, sku: str) -> Stock | None:
         sku = sku.strip()
@@ -396,7 +372,9 @@ class OdooErp(ErpAdapter):
             )
             if not rows:
                 raise ErpNotFound(f"Odoo has no product {sku}")
-            return _level(text(warehouse.get("name")) or f"warehouse {key}", rows[0])
+            return odoo_mapping.stock_level(
+                text(warehouse.get("name")) or f"warehouse {key}", rows[0]
+            )
 
         levels = await gather([level(warehouse) for warehouse in warehouses], 4)
         return Stock(
@@ -419,7 +397,7 @@ class OdooErp(ErpAdapter):
             order="default_code, id",
             limit=limit,
         )
-        return [_product(product) for product in products]
+        return [odoo_mapping.product(product) for product in products]
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -504,14 +482,7 @@ class OdooErp(ErpAdapter):
                 context={"active_test": False},
             )
             record = rows[0] if rows else match
-        return Customer(
-            ref=str(record["id"]),
-            name=text(record.get("name")) or f"partner {record['id']}",
-            email=text(record.get("email")),
-            phone=text(record.get("phone")) or text(record.get("mobile")),
-            tax_id=text(record.get("vat")),
-            tier=many2one_name(record.get("property_product_pricelist")),
-        )
+        return odoo_mapping.customer(record)
 
     async def _partner_id(self, customer_ref: str) -> int | None:
         """A partner by `Customer.ref` (its id), or by Odoo's own reference (`ref`)."""
@@ -540,20 +511,7 @@ class OdooErp(ErpAdapter):
                 context={"active_test": False},  # archived products still name old lines
             )
             codes = {product["id"]: text(product.get("default_code")) for product in products}
-        lines = []
-        for row in rows:
-            product = many2one(row.get("product_id"))
-            currency = many2one_name(row.get("currency_id"))
-            lines.append(
-                OrderLine(
-                    sku=codes.get(product[0]) if product else None,
-                    name=(text(row.get("name")) or (product[1] if product else "?"))[:500],
-                    quantity=number(row.get("product_uom_qty")),
-                    unit_price=_money(row.get("price_unit"), currency),
-                    total=_money(row.get("price_subtotal"), currency),
-                )
-            )
-        return lines
+        return [odoo_mapping.order_line(row, codes) for row in rows]
 
     async def _pickings(self, orders: list[Record]) -> dict[int, list[Record]]:
         """The outgoing pickings of each order (by `sale_id`, else by `origin`)."""
@@ -613,157 +571,6 @@ class OdooErp(ErpAdapter):
                 if row["id"] in mine or str(order["name"]) in origins:
                     grouped.setdefault(order["id"], []).append(row)
         return grouped
-
-    # --- mapping -----------------------------------------------------------------------------
-
-    def _summary(
-        self, order: Record, pickings: list[Record], invoices: list[Record]
-    ) -> OrderSummary:
-        state = text(order.get("state")) or ""
-        delivery = text(order.get("delivery_status"))
-        status = _order_status(state, delivery, pickings)
-        label = ORDER_STATES.get(state, state)
-        if delivery and state in ("sale", "done"):
-            label = f"{label}, {DELIVERY_STATUSES.get(delivery, delivery)}"
-        tracked = [
-            p
-            for p in pickings
-            if text(p.get("carrier_tracking_ref")) and text(p.get("state")) != "cancel"
-        ]
-        latest = max(tracked, key=lambda p: p["id"]) if tracked else None
-        partner = many2one(order.get("partner_id"))
-        return OrderSummary(
-            ref=str(order["id"]),
-            number=text(order.get("name")) or str(order["id"]),
-            customer_ref=str(partner[0]) if partner else None,
-            ordered_at=odoo_datetime(order.get("date_order")),
-            status=status,
-            status_label=label,
-            total=_money(order.get("amount_total"), many2one_name(order.get("currency_id"))),
-            payment_status=_payment_status(state, invoices),
-            tracking_number=text(latest.get("carrier_tracking_ref")) if latest else None,
-            tracking_url=self._tracking_url(latest) if latest else None,
-        )
-
-    def _tracking_url(self, picking: Record) -> str | None:
-        url = text(picking.get("carrier_tracking_url"))
-        if url and url.startswith(("http://", "https://")):
-            return url
-        tracking = text(picking.get("carrier_tracking_ref"))
-        template = self.settings.tracking_url_template
-        if tracking and template:
-            return template.format(tracking=quote(tracking, safe=""))
-        return None
-
-    def _shipment(self, picking: Record) -> Shipment:
-        state = text(picking.get("state")) or ""
-        return Shipment(
-            ref=text(picking.get("name")) or str(picking["id"]),
-            status=PICKING_STATES.get(state, state or "?"),
-            carrier=many2one_name(picking.get("carrier_id")),
-            tracking_number=text(picking.get("carrier_tracking_ref")),
-            tracking_url=self._tracking_url(picking),
-            shipped_at=odoo_datetime(picking.get("date_done")) if state == "done" else None,
-        )
-
-    def _invoice(self, move: Record) -> Invoice:
-        currency = many2one_name(move.get("currency_id"))
-        total = _money(move.get("amount_total"), currency)
-        due = _money(move.get("amount_residual"), currency)
-        if total is None or due is None:
-            raise ErpUnavailable(f"Odoo sent invoice {move.get('name')!r} without a currency")
-        due_at = odoo_date(move.get("invoice_date_due"))
-        return Invoice(
-            ref=str(move["id"]),
-            number=text(move.get("name")) or str(move["id"]),
-            order_number=text(move.get("invoice_origin")),
-            issued_at=odoo_date(move.get("invoice_date")),
-            due_at=due_at,
-            total=total,
-            amount_due=due,
-            status=self._invoice_status(move, due.amount, due_at),
-        )
-
-    def _invoice_status(self, move: Record, due: Decimal, due_at: Any) -> InvoiceStatus:
-        payment = text(move.get("payment_state"))
-        if text(move.get("state")) == "cancel" or payment == "reversed":
-            return InvoiceStatus.CANCELLED
-        if payment in ("paid", "in_payment") or due <= 0:
-            return InvoiceStatus.PAID
-        if due_at is not None and due_at < self.clock().date():
-            return InvoiceStatus.OVERDUE
-        return InvoiceStatus.OPEN
-
-
-def _order_status(state: str, delivery: str | None, pickings: list[Record]) -> OrderStatus:
-    if state in ("draft", "sent"):
-        return OrderStatus.DRAFT
-    if state == "cancel":
-        return OrderStatus.CANCELLED
-    if state not in ("sale", "done"):
-        return OrderStatus.OTHER
-    live = [p for p in pickings if text(p.get("state")) != "cancel"]
-    done = [p for p in live if text(p.get("state")) == "done"]
-    if delivery is None:  # before Odoo 17, or without sale_stock: the pickings say
-        if not live or not done:
-            delivery = "pending"
-        else:
-            delivery = "full" if len(done) == len(live) else "partial"
-    if delivery == "full":
-        tracked = any(text(p.get("carrier_tracking_ref")) for p in done)
-        return OrderStatus.SHIPPED if tracked else OrderStatus.DELIVERED
-    if delivery in ("partial", "started"):
-        return OrderStatus.PROCESSING
-    return OrderStatus.CONFIRMED
-
-
-def _payment_status(state: str, invoices: list[Record]) -> PaymentStatus:
-    if state in ("draft", "sent", "cancel"):
-        return PaymentStatus.UNKNOWN
-    posted = [move for move in invoices if text(move.get("state")) == "posted"]
-    if not posted:
-        return PaymentStatus.UNKNOWN  # nothing invoiced yet
-    live = [move for move in posted if text(move.get("payment_state")) != "reversed"]
-    if not live:
-        return PaymentStatus.REFUNDED
-    paid = [_paid(move) for move in live]
-    if all(paid):
-        return PaymentStatus.PAID
-    if any(paid) or any(text(move.get("payment_state")) == "partial" for move in live):
-        return PaymentStatus.PARTIAL
-    return PaymentStatus.UNPAID
-
-
-def _paid(move: Record) -> bool:
-    payment = text(move.get("payment_state"))
-    return payment in ("paid", "in_payment") or number(move.get("amount_residual")) <= 0
-
-
-def _level(warehouse: str, row: Record) -> StockLevel:
-    on_hand = number(row.get("qty_available"))
-    if "free_qty" in row:
-        free = number(row.get("free_qty"))
-        reserved = max(on_hand - free, Decimal(0))
-        available = free
-    else:
-        reserved = max(on_hand - number(row.get("virtual_available")), Decimal(0))
-        available = on_hand - reserved
-    return StockLevel(warehouse=warehouse, on_hand=on_hand, reserved=reserved, available=available)
-
-
-def _product(row: Record) -> Product:
-    return Product(
-        ref=str(row["id"]),
-        sku=text(row.get("default_code")),
-        name=text(row.get("name")) or f"product {row['id']}",
-        price=_money(row.get("lst_price"), many2one_name(row.get("currency_id"))),
-    )
-
-
-def _money(amount: Any, currency: str | None) -> Money | None:
-    if currency is None or not re.fullmatch(r"[A-Z]{3}", currency):
-        return None
-    return Money(amount=number(amount), currency=currency)
 
 
 def _emails_of(partner: Record) -> set[str]:

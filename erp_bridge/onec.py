@@ -1,15 +1,12 @@
-# ruff: noqa: RUF001, RUF002, RUF003 - 1C speaks Russian: its names are Cyrillic
+# ruff: noqa: RUF002 - 1C speaks Russian: its names are Cyrillic
 """The 1C:Enterprise adapter: customers, orders, invoices, stock and products read through
-1C's standard OData interface (`<publication>/odata/standard.odata`, OData v3, JSON).
+1C's standard OData interface, and mapped onto `erp_bridge.models`; and `KIND`.
 
-Every request is `GET <url>/odata/standard.odata/<Object>?$format=json&...` with HTTP basic
-auth (UTF-8 credentials: 1C users are often named in Cyrillic). Object and field names are
-the configuration's own and Russian (`Catalog_Контрагенты`, `Document_ЗаказКлиента`,
-`ИНН`): they are percent-encoded as UTF-8, spaces as %20 (never `+`). Because
-configurations differ (Управление торговлей 11, ERP 2, Комплексная автоматизация,
-Бухгалтерия), every object and field name is a setting (`OneCSettings`) whose default is the
-УТ 11 one. Records marked for deletion (`DeletionMark`) and catalogue groups (`IsFolder`) are
-skipped everywhere.
+The wire (URLs with Cyrillic names, `$filter` literals, paging, OData error bodies as errors
+naming the setting to change) is `erp_bridge.onec_odata`; the settings (every object and field
+name, defaulting to Управление торговлей 11's, and the status map) are
+`erp_bridge.onec_settings`. Records marked for deletion (`DeletionMark`) and catalogue groups
+(`IsFolder`) are skipped everywhere.
 
 How each answer is found:
 
@@ -57,41 +54,25 @@ What is simplified, honestly:
 - **Dates** are the infobase's wall time; `timezone` says which.
 - **Prices** of products (an information register of prices in УТ 11) are not read.
 
-Errors: 401/403 is `ErpAuthError`; an OData error body (`{"odata.error": {"code", "message":
-{"lang", "value"}}}`) says what went wrong: code 9 (no such record) is `ErpNotFound`, code 8
-(no such object) an `ErpError` naming the setting to change, code 10 (no such field) one naming
-the field settings; 5xx and answers that are not JSON are `ErpUnavailable`. Network errors
-and timeouts escape to the base class, which owns the timeout, cache and breaker.
+Errors are the client's (see `erp_bridge.onec_odata`); an order or a product that is not
+there is `ErpNotFound` (a customer that is not there is None). Network errors and timeouts
+escape to the base class, which owns the timeout, cache and breaker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-import aiohttp
-import re2
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from yarl import URL
+from pydantic import BaseModel
 
-from erp_bridge.base import (
-    ErpAdapter,
-    ErpAuthError,
-    ErpContext,
-    ErpError,
-    ErpKind,
-    ErpNotFound,
-    ErpUnavailable,
-)
+from erp_bridge.base import ErpAdapter, ErpContext, ErpKind, ErpNotFound
 from erp_bridge.models import (
     Customer,
     CustomerQuery,
@@ -108,16 +89,22 @@ from erp_bridge.models import (
     Stock,
     StockLevel,
 )
+from erp_bridge.onec_odata import (
+    EMPTY_REF,
+    ODataClient,
+    Record,
+    batches,
+    guid,
+    is_ref,
+    literal,
+    live,
+)
+from erp_bridge.onec_settings import DEFAULT_STATUS_MAP, OneCSettings, number_pattern
 
-ODATA_PATH = "odata/standard.odata"
-EMPTY_REF = "00000000-0000-0000-0000-000000000000"
-LOOKUP_BATCH = 20  # references per "Ref_Key eq guid'…' or …" filter: 1C's URLs stay short
 INVOICES_LIMIT = 50  # a customer's newest invoices
 ORDER_SEARCH_PAGES = 5  # pages of candidates read when looking an order up by its digits
 MAX_TYPED = 200  # characters of what the operator typed that are looked at
-_PATTERN_MAX_MEMORY = 1 << 20
 
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _ISO_LETTERS = re.compile(r"^[A-Z]{3}$")
 _NUMBER_PARTS = re.compile(r"^(.*?)-?([0-9]+)$")
 # ISO 4217 numeric codes (what 1C keeps in Catalog_Валюты.Code) of the currencies 1C shops
@@ -142,248 +129,6 @@ ISO_NUMERIC = {
     "980": "UAH",
     "981": "GEL",
 }
-
-Record = dict[str, Any]
-
-# The order statuses of Управление торговлей 11 (and older words of 10.3/КА 1.1/ERP 2).
-DEFAULT_STATUS_MAP: dict[str, OrderStatus] = {
-    "НеСогласован": OrderStatus.DRAFT,
-    "Согласован": OrderStatus.CONFIRMED,
-    "КПредоплате": OrderStatus.CONFIRMED,
-    "КОбеспечению": OrderStatus.CONFIRMED,
-    "КВыполнению": OrderStatus.PROCESSING,
-    "КОтгрузке": OrderStatus.PROCESSING,
-    "Выполнен": OrderStatus.SHIPPED,
-    # Closed: shipped in full, or what was left cancelled; 1C does not track the delivery.
-    "Закрыт": OrderStatus.SHIPPED,
-    "Отменен": OrderStatus.CANCELLED,
-    "Отменён": OrderStatus.CANCELLED,
-}
-
-
-# --- settings -----------------------------------------------------------------------------------
-
-_FORBID = ConfigDict(extra="forbid")
-
-
-class CounterpartyFields(BaseModel):
-    """Fields of the counterparty catalogue and of its contact-information tabular section."""
-
-    model_config = _FORBID
-
-    name: str = Field(default="Description", min_length=1, max_length=150)
-    inn: str = Field(default="ИНН", min_length=1, max_length=150)
-    contact_info: str = Field(
-        default="КонтактнаяИнформация",
-        min_length=1,
-        max_length=150,
-        description="the tabular section of contact information",
-    )
-    contact_type: str = Field(default="Тип", min_length=1, max_length=150)
-    presentation: str = Field(default="Представление", min_length=1, max_length=150)
-    email: str = Field(default="АдресЭП", min_length=1, max_length=150)
-    phone: str = Field(default="НомерТелефона", min_length=1, max_length=150)
-    email_type: str = Field(default="АдресЭлектроннойПочты", min_length=1, max_length=150)
-    phone_type: str = Field(default="Телефон", min_length=1, max_length=150)
-
-
-class OrderFields(BaseModel):
-    """Fields of the customer order document and of its goods tabular section."""
-
-    model_config = _FORBID
-
-    number: str = Field(default="Number", min_length=1, max_length=150)
-    date: str = Field(default="Date", min_length=1, max_length=150)
-    counterparty: str = Field(default="Контрагент_Key", min_length=1, max_length=150)
-    status: str | None = Field(
-        default="Статус", max_length=150, description="none: posted is confirmed"
-    )
-    amount: str = Field(default="СуммаДокумента", min_length=1, max_length=150)
-    currency: str = Field(default="Валюта_Key", min_length=1, max_length=150)
-    lines: str = Field(default="Товары", min_length=1, max_length=150)
-    product: str = Field(default="Номенклатура_Key", min_length=1, max_length=150)
-    quantity: str = Field(default="Количество", min_length=1, max_length=150)
-    price: str = Field(default="Цена", min_length=1, max_length=150)
-    line_amount: str = Field(default="Сумма", min_length=1, max_length=150)
-    line_cancelled: str | None = Field(
-        default="Отменено", max_length=150, description="a line flag: cancelled lines are left out"
-    )
-
-
-class ProductFields(BaseModel):
-    model_config = _FORBID
-
-    sku: str = Field(default="Артикул", min_length=1, max_length=150)
-    name: str = Field(default="Description", min_length=1, max_length=150)
-    code: str = Field(default="Code", min_length=1, max_length=150)
-
-
-class StockFields(BaseModel):
-    """Dimensions and resources of the stock register (its `Balance` fields are the resource
-    names followed by `Balance`)."""
-
-    model_config = _FORBID
-
-    product: str = Field(default="Номенклатура_Key", min_length=1, max_length=150)
-    warehouse: str = Field(default="Склад_Key", min_length=1, max_length=150)
-    on_hand: str = Field(default="ВНаличии", min_length=1, max_length=150)
-    reserved: str | None = Field(
-        default=None,
-        max_length=150,
-        description="a reserve resource, e.g. ВРезервеСоСклада: available is on hand minus it",
-    )
-
-
-class InvoiceFields(BaseModel):
-    model_config = _FORBID
-
-    number: str = Field(default="Number", min_length=1, max_length=150)
-    date: str = Field(default="Date", min_length=1, max_length=150)
-    counterparty: str = Field(default="Контрагент_Key", min_length=1, max_length=150)
-    orders: list[str] = Field(
-        default_factory=lambda: ["ЗаказКлиента_Key", "Заказ_Key"],
-        min_length=1,
-        max_length=5,
-        description="fields referring to the customer order, on the document or its lines",
-    )
-    amount: str = Field(default="СуммаДокумента", min_length=1, max_length=150)
-    currency: str = Field(default="Валюта_Key", min_length=1, max_length=150)
-    lines: str = Field(default="Товары", min_length=1, max_length=150)
-    due_date: str | None = Field(default=None, max_length=150)
-    status: str | None = Field(default=None, max_length=150)
-
-
-class SettlementsRegister(BaseModel):
-    """An accumulation register of balances holding what customers owe per invoice."""
-
-    model_config = _FORBID
-
-    name: str = Field(min_length=1, max_length=150, description="e.g. AccumulationRegister_…")
-    document: str = Field(
-        min_length=1, max_length=150, description="the dimension holding the invoice's reference"
-    )
-    resource: str = Field(default="Сумма", min_length=1, max_length=150)
-
-
-class OneCSettings(BaseModel):
-    """A 1C:Enterprise infobase published over HTTP with the standard OData interface on.
-    Names default to Управление торговлей 11; other configurations set theirs."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(
-        min_length=8,
-        max_length=500,
-        description="the publication, e.g. https://1c.example.com/trade",
-    )
-    username: str = Field(min_length=1, max_length=200)
-    password: str = Field(default="", max_length=200, description="secret", repr=False)
-    counterparties: str = Field(default="Catalog_Контрагенты", min_length=1, max_length=150)
-    counterparty_fields: CounterpartyFields = Field(default_factory=CounterpartyFields)
-    orders: str = Field(default="Document_ЗаказКлиента", min_length=1, max_length=150)
-    order_fields: OrderFields = Field(default_factory=OrderFields)
-    products: str = Field(default="Catalog_Номенклатура", min_length=1, max_length=150)
-    product_fields: ProductFields = Field(default_factory=ProductFields)
-    stock_register: str = Field(
-        default="AccumulationRegister_ТоварыНаСкладах", min_length=1, max_length=150
-    )
-    stock_fields: StockFields = Field(default_factory=StockFields)
-    warehouses: str = Field(default="Catalog_Склады", min_length=1, max_length=150)
-    invoices: str = Field(default="Document_РеализацияТоваровУслуг", min_length=1, max_length=150)
-    invoice_fields: InvoiceFields = Field(default_factory=InvoiceFields)
-    settlements_register: SettlementsRegister | None = None
-    currencies: str = Field(default="Catalog_Валюты", min_length=1, max_length=150)
-    currency_code: str = Field(
-        default="RUB", pattern=r"^[A-Z]{3}$", description="when 1C's currency is not an ISO one"
-    )
-    status_map: dict[str, OrderStatus] = Field(
-        default_factory=lambda: dict(DEFAULT_STATUS_MAP),
-        max_length=100,
-        description="1C's order status words; words not named here keep their УТ 11 meaning",
-    )
-    order_number_pattern: str = Field(
-        default=r"[0-9А-ЯЁA-Z]{0,4}-?\d{1,11}",
-        min_length=1,
-        max_length=200,
-        description="what an order number looks like in what the operator types",
-    )
-    timezone: str = Field(default="Europe/Moscow", max_length=64)
-    page_size: int = Field(default=100, ge=1, le=1000, description="records per request")
-
-    @field_validator("url")
-    @classmethod
-    def _publication(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be the http(s) address of the publication")
-        if parts.query or parts.fragment:
-            raise ValueError("must not have a query or a fragment")
-        # Pasted with the interface's own path: the publication is what comes before it.
-        return value.strip().rstrip("/").removesuffix("/" + ODATA_PATH)
-
-    @field_validator("order_number_pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        number_pattern(value)
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
-
-
-def number_pattern(pattern: str) -> Any:
-    """The order number pattern on RE2 (linear time whatever an admin writes), matched
-    case-insensitively."""
-    options = re2.Options()
-    options.case_sensitive = False
-    options.log_errors = False
-    options.max_mem = _PATTERN_MAX_MEMORY
-    try:
-        return re2.compile(pattern, options)
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else exc
-        if isinstance(reason, bytes):
-            reason = reason.decode(errors="replace")
-        raise ValueError(f"not a valid regular expression: {reason}") from None
-
-
-# --- OData text -----------------------------------------------------------------------------
-
-
-def literal(text: str) -> str:
-    """An OData string literal ('…' with quotes doubled)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def guid(ref: str) -> str:
-    return f"guid'{ref.lower()}'"
-
-
-def is_ref(value: object) -> bool:
-    """A 1C reference (a GUID) that is not the empty reference."""
-    return isinstance(value, str) and bool(_GUID.match(value)) and value != EMPTY_REF
-
-
-def any_ref(field: str, refs: Iterable[str]) -> str:
-    return "(" + " or ".join(f"{field} eq {guid(ref)}" for ref in refs) + ")"
-
-
-def _batches(items: Sequence[str], size: int = LOOKUP_BATCH) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _encode_query(params: Mapping[str, str]) -> str:
-    return "&".join(
-        f"{quote(key, safe='$')}={quote(value, safe=chr(39) + '(),:/')}"
-        for key, value in params.items()
-    )
 
 
 def _digits(text: str) -> str:
@@ -419,10 +164,6 @@ def same_number(typed: str, number: str) -> bool:
     return not typed_prefix or typed_prefix == prefix
 
 
-def _live(record: Mapping[str, Any]) -> bool:
-    return not record.get("DeletionMark") and not record.get("IsFolder")
-
-
 # --- the adapter ------------------------------------------------------------------------------
 
 
@@ -434,233 +175,19 @@ class OneCAdapter(ErpAdapter):
     def __init__(self, settings: OneCSettings, **policy: Any) -> None:
         super().__init__(**policy)
         self.settings = settings
-        self.root = f"{settings.url}/{ODATA_PATH}"
+        self.odata = ODataClient(
+            settings.url,
+            settings.username,
+            settings.password,
+            timeout=self.timeout,
+            page_size=settings.page_size,
+        )
         self.zone = ZoneInfo(settings.timezone)
         self.number_pattern = number_pattern(settings.order_number_pattern)
-        self._http: aiohttp.ClientSession | None = None
         self._currency_codes: dict[str, str] = {}
-        credentials = f"{settings.username}:{settings.password}".encode()
-        self._authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
-
-    # --- HTTP -----------------------------------------------------------------------------------
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                headers={"Authorization": self._authorization, "Accept": "application/json"},
-            )
-        return self._http
 
     async def close(self) -> None:
-        if self._http is not None and not self._http.closed:
-            await self._http.close()
-        self._http = None
-
-    async def _get(
-        self,
-        resource: str,
-        params: Mapping[str, str],
-        setting: str,
-        fields_setting: str | None = None,
-    ) -> Any:
-        """GET one resource of the interface; its JSON, or the ERP error its answer means.
-        `setting` (and `fields_setting`) name what an admin changes when 1C lacks the object
-        (or a field)."""
-        path = quote(resource, safe="/()=',")
-        query = _encode_query({**params, "$format": "json"})
-        url = URL(f"{self.root}/{path}?{query}", encoded=True)
-        async with self._session().get(url, allow_redirects=False) as response:
-            status = response.status
-            body = await response.read()
-        return self._answer(status, body, resource, setting, fields_setting)
-
-    def _answer(
-        self,
-        status: int,
-        body: bytes,
-        resource: str,
-        setting: str,
-        fields_setting: str | None,
-    ) -> Any:
-        entity = resource.split("/", 1)[0].split("(", 1)[0]
-        if status in (401, 403):
-            raise ErpAuthError(
-                f"1C refused the user {self.settings.username!r} (HTTP {status}): check "
-                "`username` and `password`, and that the user may use the OData interface"
-            )
-        try:
-            parsed: Any = json.loads(body, parse_float=Decimal) if body else None
-        except (ValueError, UnicodeDecodeError):
-            parsed = None
-        error = parsed.get("odata.error") if isinstance(parsed, dict) else None
-        if isinstance(error, dict):
-            raise self._odata_error(status, error, entity, resource, setting, fields_setting)
-        if status == 404:
-            raise ErpError(
-                f"no 1C OData interface answers at {self.root}: check `url` (the publication) "
-                "and that the standard OData interface is published"
-            )
-        if status >= 500:
-            raise ErpUnavailable(f"1C answered HTTP {status}")
-        if status >= 300:
-            raise ErpError(f"1C answered HTTP {status} to {entity}")
-        if not isinstance(parsed, dict):
-            raise ErpUnavailable(
-                f"1C's answer for {entity} is not JSON: is {self.root} the OData interface?"
-            )
-        return parsed
-
-    def _odata_error(
-        self,
-        status: int,
-        error: Mapping[str, Any],
-        entity: str,
-        resource: str,
-        setting: str,
-        fields_setting: str | None,
-    ) -> ErpError:
-        code = str(error.get("code", "")).strip()
-        message = error.get("message")
-        text = message.get("value") if isinstance(message, dict) else message
-        said = str(text or "").strip()[:300] or f"HTTP {status}"
-        if code == "9":
-            return ErpNotFound(f"1C has no such record in {entity}: {said}")
-        if code == "8":
-            return ErpError(
-                f"the configuration has no {entity} (or it is not in the standard OData "
-                f"interface's content): set `{setting}` ({said})"
-            )
-        if code == "10":
-            where = f"`{fields_setting}`" if fields_setting else f"the fields of `{setting}`"
-            return ErpError(f"1C does not know a field of {entity} ({said}): check {where}")
-        if code == "11" and "/" in resource:
-            return ErpError(
-                f"{entity} has no {resource.split('/', 1)[1].split('(', 1)[0]} table "
-                f"({said}): `{setting}` must name an accumulation register of balances"
-            )
-        if status >= 500:
-            return ErpUnavailable(f"1C answered HTTP {status} (code {code or '?'}): {said}")
-        return ErpError(f"1C refused the query on {entity} (code {code or '?'}): {said}")
-
-    # --- queries ----------------------------------------------------------------------------------
-
-    async def _list(
-        self,
-        entity: str,
-        setting: str,
-        fields_setting: str | None = None,
-        *,
-        where: str | None = None,
-        select: Sequence[str | None] = (),
-        orderby: str | None = None,
-        top: int | None = None,
-        skip: int = 0,
-    ) -> list[Record]:
-        params: dict[str, str] = {}
-        if where:
-            params["$filter"] = where
-        chosen = [name for name in dict.fromkeys(select) if name]
-        if chosen:
-            params["$select"] = ",".join(chosen)
-        if orderby:
-            params["$orderby"] = orderby
-        if top is not None:
-            params["$top"] = str(top)
-        if skip:
-            params["$skip"] = str(skip)
-        answer = await self._get(entity, params, setting, fields_setting)
-        return _rows(answer, entity)
-
-    async def _collect(
-        self,
-        entity: str,
-        setting: str,
-        fields_setting: str | None = None,
-        *,
-        where: str,
-        orderby: str,
-        want: int,
-        keep: Callable[[Record], bool] = _live,
-        select: Sequence[str | None] = (),
-        page: int | None = None,
-        max_pages: int | None = None,
-    ) -> list[Record]:
-        """Up to `want` records that `keep` keeps, page after page ($top/$skip) of `page`
-        records (as many as wanted, up to `page_size`, unless said)."""
-        kept: list[Record] = []
-        page_size = page or min(self.settings.page_size, max(want, 1))
-        skip = 0
-        pages = 0
-        while len(kept) < want:
-            rows = await self._list(
-                entity,
-                setting,
-                fields_setting,
-                where=where,
-                select=select,
-                orderby=orderby,
-                top=page_size,
-                skip=skip,
-            )
-            kept.extend(row for row in rows if keep(row))
-            pages += 1
-            skip += len(rows)
-            if len(rows) < page_size or (max_pages is not None and pages >= max_pages):
-                break
-        return kept[:want]
-
-    async def _by_keys(
-        self,
-        entity: str,
-        refs: Iterable[object],
-        setting: str,
-        fields_setting: str | None = None,
-        select: Sequence[str | None] = (),
-    ) -> dict[str, Record]:
-        """Records by reference (deleted ones too: an old line still has a product), in
-        batches of `LOOKUP_BATCH` references a request."""
-        wanted = sorted({ref.lower() for ref in refs if isinstance(ref, str) and is_ref(ref)})
-        found: dict[str, Record] = {}
-        for batch in _batches(wanted):
-            rows = await self._list(
-                entity,
-                setting,
-                fields_setting,
-                where=any_ref("Ref_Key", batch),
-                select=["Ref_Key", *select] if select else (),
-                top=len(batch),
-            )
-            for row in rows:
-                if isinstance(row.get("Ref_Key"), str):
-                    found[row["Ref_Key"].lower()] = row
-        return found
-
-    async def _one(self, entity: str, ref: str, setting: str) -> Record | None:
-        """A record by its key (`Entity(guid'…')`); None when 1C has none (code 9)."""
-        try:
-            answer = await self._get(f"{entity}({guid(ref)})", {}, setting)
-        except ErpNotFound:
-            return None
-        answer.pop("odata.metadata", None)
-        return dict(answer)
-
-    async def _balance(
-        self,
-        register: str,
-        condition: str,
-        dimensions: Sequence[str],
-        setting: str,
-        fields_setting: str,
-    ) -> list[Record]:
-        """Rows of a register's `Balance` virtual table (current balances) for `condition`,
-        summed over `dimensions` (1C's names without `_Key`)."""
-        resource = (
-            f"{register}/Balance(Condition={literal(condition)},"
-            f"Dimensions={literal(','.join(dimensions))})"
-        )
-        answer = await self._get(resource, {}, setting, fields_setting)
-        return _rows(answer, register)
+        await self.odata.close()
 
     # --- values -----------------------------------------------------------------------------------
 
@@ -699,7 +226,7 @@ class OneCAdapter(ErpAdapter):
         wanted = {ref.lower() for ref in refs if isinstance(ref, str) and is_ref(ref)}
         missing = wanted - self._currency_codes.keys()
         if missing:
-            found = await self._by_keys(
+            found = await self.odata.by_keys(
                 self.settings.currencies, missing, "currencies", select=["Code", "Description"]
             )
             for ref in missing:
@@ -716,14 +243,14 @@ class OneCAdapter(ErpAdapter):
         fields = s.counterparty_fields
         for ref in query.erp_refs:
             if is_ref(ref.strip()):
-                record = await self._one(s.counterparties, ref.strip(), "counterparties")
-                if record is not None and _live(record):
+                record = await self.odata.one(s.counterparties, ref.strip(), "counterparties")
+                if record is not None and live(record):
                     return self._customer(record)
         for tax_id in query.tax_ids:
             inn = _digits(tax_id)
             if len(inn) not in (10, 12):  # a company's ИНН has 10 digits, a person's 12
                 continue
-            rows = await self._collect(
+            rows = await self.odata.collect(
                 s.counterparties,
                 "counterparties",
                 "counterparty_fields",
@@ -765,7 +292,7 @@ class OneCAdapter(ErpAdapter):
         s = self.settings
         fields = s.counterparty_fields
         section = f"{s.counterparties}_{fields.contact_info}"
-        rows = await self._list(
+        rows = await self.odata.query(
             section,
             "counterparties",
             "counterparty_fields",
@@ -783,10 +310,10 @@ class OneCAdapter(ErpAdapter):
         ]
         if not owners:
             return None
-        found = await self._by_keys(s.counterparties, owners, "counterparties")
+        found = await self.odata.by_keys(s.counterparties, owners, "counterparties")
         for owner in owners:
             record = found.get(owner)
-            if record is not None and _live(record):
+            if record is not None and live(record):
                 return self._customer(record)
         return None
 
@@ -855,7 +382,7 @@ class OneCAdapter(ErpAdapter):
             return []
         s = self.settings
         f = s.order_fields
-        rows = await self._collect(
+        rows = await self.odata.collect(
             s.orders,
             "orders",
             "order_fields",
@@ -876,9 +403,9 @@ class OneCAdapter(ErpAdapter):
         token = found.group(0)
 
         def keep(row: Record) -> bool:
-            return _live(row) and same_number(token, str(row.get(f.number) or ""))
+            return live(row) and same_number(token, str(row.get(f.number) or ""))
 
-        exact = await self._collect(
+        exact = await self.odata.collect(
             s.orders,
             "orders",
             "order_fields",
@@ -895,7 +422,7 @@ class OneCAdapter(ErpAdapter):
         clauses = [f"substringof({literal(digits.lstrip('0') or '0')}, {f.number})"]
         if prefix:
             clauses.append(f"substringof({literal(prefix)}, {f.number})")
-        candidates = await self._collect(
+        candidates = await self.odata.collect(
             s.orders,
             "orders",
             "order_fields",
@@ -920,7 +447,7 @@ class OneCAdapter(ErpAdapter):
             if isinstance(line, dict) and not (f.line_cancelled and line.get(f.line_cancelled))
         ]
         products_task = asyncio.ensure_future(
-            self._by_keys(
+            self.odata.by_keys(
                 s.products,
                 (line.get(f.product) for line in lines),
                 "products",
@@ -1001,13 +528,13 @@ class OneCAdapter(ErpAdapter):
         since = order.get(s.order_fields.date)
         if isinstance(since, str) and self._when(since) is not None:
             clauses.insert(1, f"{fi.date} ge datetime'{since[:19]}'")
-        return await self._collect(
+        return await self.odata.collect(
             s.invoices,
             "invoices",
             "invoice_fields",
             where=" and ".join(clauses),
             orderby=f"{fi.date} desc",
-            keep=lambda row: _live(row) and ref in self._order_refs_of(row),
+            keep=lambda row: live(row) and ref in self._order_refs_of(row),
             want=INVOICES_LIMIT,
             page=self.settings.page_size,
             max_pages=ORDER_SEARCH_PAGES,
@@ -1018,7 +545,7 @@ class OneCAdapter(ErpAdapter):
             return []
         s = self.settings
         fi = s.invoice_fields
-        rows = await self._collect(
+        rows = await self.odata.collect(
             s.invoices,
             "invoices",
             "invoice_fields",
@@ -1028,7 +555,7 @@ class OneCAdapter(ErpAdapter):
         )
         order_refs = {ref for row in rows for ref in self._order_refs_of(row)}
         orders_task = asyncio.ensure_future(
-            self._by_keys(
+            self.odata.by_keys(
                 s.orders, order_refs, "orders", "order_fields", select=[s.order_fields.number]
             )
         )
@@ -1051,8 +578,8 @@ class OneCAdapter(ErpAdapter):
         refs = sorted({str(row["Ref_Key"]).lower() for row in invoices if row.get("Posted")})
         dues: dict[str, Decimal] = dict.fromkeys(refs, Decimal(0))
         dimension = register.document.removesuffix("_Key")
-        for batch in _batches(refs):
-            rows = await self._balance(
+        for batch in batches(refs):
+            rows = await self.odata.balance(
                 register.name,
                 " or ".join(f"{register.document} eq {guid(ref)}" for ref in batch),
                 [dimension],
@@ -1116,7 +643,7 @@ class OneCAdapter(ErpAdapter):
         s = self.settings
         pf = s.product_fields
         for field in dict.fromkeys((pf.sku, pf.code)):
-            rows = await self._collect(
+            rows = await self.odata.collect(
                 s.products,
                 "products",
                 "product_fields",
@@ -1135,7 +662,7 @@ class OneCAdapter(ErpAdapter):
         product = await self._product_by_sku(wanted) if wanted else None
         if product is None:
             raise ErpNotFound(f"no product with the SKU {sku!r} in 1C")
-        rows = await self._balance(
+        rows = await self.odata.balance(
             s.stock_register,
             f"{sf.product} eq {guid(str(product['Ref_Key']))}",
             [sf.product.removesuffix("_Key"), sf.warehouse.removesuffix("_Key")],
@@ -1153,7 +680,9 @@ class OneCAdapter(ErpAdapter):
                 reserved[warehouse] = reserved.get(warehouse, Decimal(0)) + (
                     _decimal(row.get(f"{sf.reserved}Balance")) or 0
                 )
-        names = await self._by_keys(s.warehouses, on_hand, "warehouses", select=["Description"])
+        names = await self.odata.by_keys(
+            s.warehouses, on_hand, "warehouses", select=["Description"]
+        )
         levels = []
         for warehouse, quantity in on_hand.items():
             held = reserved.get(warehouse, Decimal(0))
@@ -1179,7 +708,7 @@ class OneCAdapter(ErpAdapter):
         needle = text.strip()[:MAX_TYPED]
         if not needle or limit <= 0:
             return []
-        rows = await self._collect(
+        rows = await self.odata.collect(
             s.products,
             "products",
             "product_fields",
@@ -1215,9 +744,9 @@ class OneCAdapter(ErpAdapter):
             (s.currencies, "currencies"),
         ]
         for entity, setting in objects:
-            await self._list(entity, setting, select=["Ref_Key"], top=1)
+            await self.odata.query(entity, setting, select=["Ref_Key"], top=1)
         sf = s.stock_fields
-        await self._balance(
+        await self.odata.balance(
             s.stock_register,
             f"{sf.product} eq {guid(EMPTY_REF)}",
             [sf.warehouse.removesuffix("_Key")],
@@ -1226,7 +755,7 @@ class OneCAdapter(ErpAdapter):
         )
         if s.settlements_register is not None:
             register = s.settlements_register
-            await self._balance(
+            await self.odata.balance(
                 register.name,
                 f"{register.document} eq {guid(EMPTY_REF)}",
                 [register.document.removesuffix("_Key")],
@@ -1248,13 +777,6 @@ async def _cancelling(*tasks: asyncio.Future[Any]) -> AsyncIterator[None]:
     finally:
         for task in tasks:
             task.cancel()
-
-
-def _rows(answer: Any, entity: str) -> list[Record]:
-    rows = answer.get("value") if isinstance(answer, dict) else None
-    if not isinstance(rows, list):
-        raise ErpUnavailable(f"1C's answer for {entity} has no list of records")
-    return [row for row in rows if isinstance(row, dict)]
 
 
 def _iso_code(record: Mapping[str, Any]) -> str | None:

@@ -75,6 +75,10 @@ class QueueConfig(BaseModel):
     call_answer_target_seconds: int = Field(
         default=CALL_ANSWER_TARGET_SECONDS, ge=1, le=MAX_CALL_ANSWER_TARGET_SECONDS
     )
+    # Customers who name an order of theirs get its status at once, as an automatic reply
+    # (erp_bridge/auto_answers.py, which reads this key from the stored JSON: strict, so
+    # what passes here is the JSON `true` it looks for, never "true" or 1).
+    auto_order_status: bool = Field(default=False, strict=True)
 
     @field_validator("strategies")
     @classmethod

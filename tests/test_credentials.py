@@ -494,3 +494,37 @@ async def test_rotation_encrypts_a_password_found_in_clear_text(
     assert imap.startswith(PREFIX)
     assert user.password not in imap
     await imports_with(sessions, CredentialCipher(KEY_B), account_id, dovecot, user)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_rotation_moves_the_erp_connections_secret_too(
+    run: Run, sessions: SessionFactory
+) -> None:
+    from core.audit import CLI
+    from core.models import ErpConnection
+    from erp_bridge.config import set_connection
+
+    settings = {
+        "url": "https://acme.odoo.example",
+        "database": "acme",
+        "api_key": "odoo-api-key-1",
+    }
+    async with sessions() as session, session.begin():
+        await set_connection(session, CLI, CredentialCipher(KEY_A), "odoo", settings)
+    result = await run(
+        "secrets", "rotate", credentials_key=KEY_B, credentials_previous_keys=f'["{KEY_A}"]'
+    )
+    assert result.code == 0, result.err
+    assert "re-encrypted 1 stored credential(s)" in result.out
+    async with sessions() as session:
+        stored = await session.get(ErpConnection, 1)
+    assert stored is not None
+    assert CredentialCipher(KEY_B).decrypt(stored.settings["api_key"]) == "odoo-api-key-1"
+    # A key that reads nothing: the rotation stops, naming the ERP, and writes nothing.
+    refused = await run("secrets", "rotate", credentials_key="key C: a key that reads none of it")
+    assert refused.code != 0
+    assert "the odoo ERP connection: api_key" in refused.err
+    async with sessions() as session:
+        again = await session.get(ErpConnection, 1)
+    assert again is not None
+    assert again.settings == stored.settings

@@ -202,7 +202,7 @@ async def test_routing_learns_the_customers_open_orders_and_overdue_invoices(
     await make_user(Role.OPERATOR)  # starts the app
     service = app[ERP]
     await service.adapter()
-    enricher = ErpEnricher(sessions, service.current, lambda: NOW.date())
+    enricher = ErpEnricher(sessions, service.adapter, lambda: NOW.date())
     facts = await enricher.enrich(WorkFacts(channel="email", contact_id=contact_id))
     assert facts == {
         "erp.customer": True,

@@ -22,7 +22,8 @@ from erp_bridge.base import (
     ErpError,
     ErpUnavailable,
 )
-from erp_bridge.erpnext import KIND, ErpNextAdapter, ErpNextSettings, frappe_message
+from erp_bridge.erpnext import KIND, ErpNextAdapter, ErpNextSettings
+from erp_bridge.erpnext_client import frappe_message
 from erp_bridge.models import (
     CustomerQuery,
     InvoiceStatus,

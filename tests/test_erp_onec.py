@@ -26,15 +26,8 @@ from erp_bridge.models import (
     OrderStatus,
     PaymentStatus,
 )
-from erp_bridge.onec import (
-    KIND,
-    OneCAdapter,
-    OneCSettings,
-    OrderFields,
-    SettlementsRegister,
-    StockFields,
-    same_number,
-)
+from erp_bridge.onec import KIND, OneCAdapter, same_number
+from erp_bridge.onec_settings import OneCSettings, OrderFields, SettlementsRegister, StockFields
 from tests.erp_standins.onec import (
     BULK,
     BULK_ORDERS,

@@ -29,7 +29,9 @@ from core.outbox import OutboxWorker, RetrySchedule, Sender
 from core.settings import Settings
 from core.storage import FilesystemStore
 from core.workers import stop_task
+from erp_bridge.auto_answers import OrderStatusResponder
 from erp_bridge.enricher import ErpEnricher
+from erp_bridge.order_search import ErpOrderSearch
 from erp_bridge.service import ErpService
 from routing.availability import queue_open
 from routing.engine import RoutingEngine
@@ -55,6 +57,7 @@ from web import (
     routes_quarantine,
     routes_routing,
     routes_search,
+    routes_status,
     routes_system,
     routes_tasks,
     routes_webchat,
@@ -75,6 +78,7 @@ from web.keys import (
     ERP,
     INGEST_POLICY,
     METRICS,
+    ORDER_SEARCH,
     OUTBOX_WORKER,
     POLLERS,
     REGISTRY,
@@ -116,6 +120,7 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_webchat.routes,
     routes_erp.routes,
     routes_erp_console.routes,
+    routes_status.routes,
 )
 
 
@@ -173,6 +178,7 @@ def create_app(
         app.cleanup_ctx.append(outbox_worker)
         app.cleanup_ctx.append(pollers)
         app.cleanup_ctx.append(channel_background)
+        app.cleanup_ctx.append(order_status_answers)
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(ws.close_sockets)
     app[ENRICHERS] = tuple(enrichers)
@@ -292,14 +298,24 @@ async def erp_bridge(app: web.Application) -> AsyncIterator[None]:
     )
     await service.refresh(force=True)
     app[ERP] = service
+    app[ORDER_SEARCH] = ErpOrderSearch(service)
     yield
     await service.close()
+
+
+async def order_status_answers(app: web.Application) -> AsyncIterator[None]:
+    """Automatic order-status answers for the queues that turn them on, until shutdown."""
+    responder = OrderStatusResponder(app[SESSIONS], app[BUS], app[ERP].adapter)
+    stop = asyncio.Event()
+    task = asyncio.create_task(responder.run(stop))
+    yield
+    await stop_task(task, stop)
 
 
 async def routing_engine(app: web.Application) -> AsyncIterator[None]:
     """Routing passes on every relevant event and on every persisted deadline."""
     settings = app[SETTINGS]
-    erp = ErpEnricher(app[SESSIONS], app[ERP].current, lambda: utcnow().date())
+    erp = ErpEnricher(app[SESSIONS], app[ERP].adapter, lambda: utcnow().date())
     enrichers: tuple[Enricher, ...] = (*app[ENRICHERS], erp)
     engine = RoutingEngine(
         app[SESSIONS],

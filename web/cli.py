@@ -315,6 +315,7 @@ async def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> in
     from core.audit import CLI
     from core.channel_accounts import rotate_credentials
     from core.credentials import CredentialCipher, CredentialError
+    from erp_bridge.config import rotate_credentials as rotate_erp_credentials
 
     cipher = CredentialCipher.from_settings(settings)
     registry: ChannelRegistry = args.registry
@@ -325,6 +326,8 @@ async def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> in
 
     async with _database(settings) as sessions, sessions() as session, session.begin():
         rotation = await rotate_credentials(session, CLI, cipher, secret_fields)
+        if not rotation.unreadable:
+            await rotate_erp_credentials(session, CLI, cipher, rotation)
         if rotation.unreadable:
             for what in rotation.unreadable:
                 print(f"omnicrm: cannot decrypt {what}", file=sys.stderr)
@@ -334,7 +337,8 @@ async def cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> in
                 "credentials_key was changed, or secret_key while credentials_key is unset (the "
                 "credentials key is then derived from it), add the old value to "
                 "credentials_previous_keys and run this again; otherwise set those secrets again "
-                "(`omnicrm channel set ... --<secret>-stdin`)"
+                "(`omnicrm channel set ... --<secret>-stdin`, "
+                "`omnicrm erp set ... --<secret>-stdin`)"
             )
     print(
         f"re-encrypted {rotation.rotated} stored credential(s) with the current key "

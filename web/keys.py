@@ -49,8 +49,8 @@ SERVICES = web.AppKey("channel_services", ChannelServices)
 # The config file's channel accounts, checked by their channels; synced at start-up.
 DECLARED_ACCOUNTS: web.AppKey[list[DeclaredAccount]] = web.AppKey("declared_accounts")
 ENRICHERS: web.AppKey[tuple[Enricher, ...]] = web.AppKey("enrichers", tuple[Enricher, ...])
-# Finds orders by number for the search box: the ERP bridge's to set. Unset (today), the
-# search answers no orders.
+# Finds orders by number for the search box: the ERP bridge's (erp_bridge/order_search.py),
+# set when the app starts. Unset (an app without the bridge), the search answers no orders.
 ORDER_SEARCH: web.AppKey[OrderSearch] = web.AppKey("order_search")
 # Places a callback task's phone call (`POST /api/v1/tasks/{id}/call`): the voice channel's to
 # set. None (no telephony): that route answers 409.

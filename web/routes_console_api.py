@@ -10,6 +10,7 @@ from core import canned, duplicates, inbox, mentions, monitor
 from core.canned import CannedChanges
 from core.models import CannedResponse
 from web.api import SUPERVISORS, ApiRoutes, Call, NoBody
+from web.routes_status import canned_link_maker
 from web.schemas import ContactOut
 from web.schemas_console import (
     CannedListOut,
@@ -200,7 +201,11 @@ async def delete_canned(call: Call[NoBody, NoBody]) -> web.StreamResponse:
 async def render_canned(call: Call[NoBody, NoBody]) -> RenderedOut:
     async with call.sessions() as session:
         text = await canned.render(
-            session, call.actor, call.path_int("id"), call.path_int("canned_id")
+            session,
+            call.actor,
+            call.path_int("id"),
+            call.path_int("canned_id"),
+            status_link=canned_link_maker(call.request),
         )
     return RenderedOut(text=text)
 

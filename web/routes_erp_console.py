@@ -19,7 +19,7 @@ from core.clock import utcnow
 from core.errors import NotFound, Unavailable
 from core.models import Contact
 from erp_bridge.base import ErpAdapter, ErpError
-from erp_bridge.enricher import query_for_contact
+from erp_bridge.enricher import RECENT_ORDERS, query_for_contact
 from erp_bridge.models import Customer, Invoice, Order, OrderSummary, Product, Stock
 from erp_bridge.registry import kinds
 from erp_bridge.service import ErpService
@@ -136,7 +136,7 @@ async def contact_erp(call: Call[NoBody, CardQuery]) -> CustomerErpOut:
         invoices: list[Invoice] = []
         as_of, stale = customer.as_of, customer.stale
         if customer.value is not None:
-            listed = await adapter.list_orders(customer.value.ref, 10, fresh=fresh)
+            listed = await adapter.list_orders(customer.value.ref, RECENT_ORDERS, fresh=fresh)
             billed = await adapter.list_invoices(customer.value.ref, fresh=fresh)
             orders, invoices = listed.value, billed.value
             as_of = min(as_of, listed.as_of, billed.as_of)

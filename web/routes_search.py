@@ -1,5 +1,5 @@
-"""Finding things: the search box (contacts, conversations by their messages, orders once the
-ERP bridge exists), the conversation views with their filters, and saved views."""
+"""Finding things: the search box (contacts, conversations by their messages, orders by number
+from the ERP bridge), the conversation views with their filters, and saved views."""
 
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ class SearchOut(BaseModel):
     contacts: ContactHitsOut
     conversations: ConversationHitsOut
     orders: list[OrderHitOut] = Field(
-        description="orders by number; always empty until the ERP bridge provides them"
+        description="orders by number, from the ERP (empty when the query is no order number "
+        "or the ERP cannot answer)"
     )
 
 

@@ -15,7 +15,7 @@ import { buildCallBar, callSummary, directionIcon, fetchCall, renderCallBar } fr
 import { renderCustomer } from "./customer.js";
 import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
-import { erpSettings, fillErpPlaceholders, linkOrderNumbers } from "./orders.js";
+import { erpSettings, fillErpPlaceholders, linkOrderNumbers } from "./order_links.js";
 import { showCustomerTyping, watchTyping } from "./typing.js";
 import { isSupervisor, operatorName, presenceLabel, queueName, signal, state, statusLabel } from "./state.js";
 import { followUpControl } from "./tasks.js";
