@@ -37,7 +37,7 @@ from core.visibility import interaction_filter
 MAX_CUSTOM_FIELDS_BYTES = 64 * 1024
 # Deeper JSON than this is no form a person fills in, and it strains every JSON encoder.
 MAX_CUSTOM_FIELD_NESTING = 10
-SUPERVISOR_FIELDS = ("owner_id", "priority_tier", "account_id")
+SUPERVISOR_FIELDS = ("owner_id", "priority_tier", "account_id", "erp_ref")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +52,8 @@ class ContactChanges:
     owner_id: int | Unset | None = UNSET
     priority_tier: str | Unset = UNSET
     account_id: int | Unset | None = UNSET
+    # Their customer number in the ERP (the ERP bridge looks them up by it first).
+    erp_ref: str | Unset | None = UNSET
 
     def sent(self) -> list[str]:
         return [item.name for item in fields(self) if getattr(self, item.name) is not UNSET]
@@ -195,6 +197,17 @@ async def _validated(
         if account_id is not None and await session.get(Account, account_id) is None:
             raise InvalidInput(f"no account with id {account_id}", field="account_id")
         wanted["account_id"] = account_id
+    if not isinstance(changes.erp_ref, Unset):
+        ref = (changes.erp_ref or "").strip() or None
+        if ref is not None:
+            holder = await session.scalar(
+                select(Contact.id).where(Contact.erp_ref == ref, Contact.id != contact.id)
+            )
+            if holder is not None:
+                raise Conflict(
+                    f"contact {holder} has the ERP reference {ref!r} already", field="erp_ref"
+                )
+        wanted["erp_ref"] = ref
     return wanted
 
 

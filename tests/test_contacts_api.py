@@ -336,6 +336,7 @@ async def test_patch_without_a_change_is_not_audited(
         {"owner_id": 1},
         {"priority_tier": "vip"},
         {"account_id": 1},
+        {"erp_ref": "C-10042"},
         {"display_name": "Changed", "priority_tier": "vip"},
     ],
 )
@@ -387,6 +388,24 @@ async def test_supervisor_sets_owner_tier_and_account(
     assert (await cleared.json())["owner_id"] is None
     stored = await contact_row(sessions, anna.contact_id)
     assert (stored.owner_id, stored.account_id, stored.priority_tier) == (None, None, "vip")
+
+
+async def test_a_supervisor_gives_a_contact_their_erp_customer_number_once(
+    make_user: UserFactory, sessions: SessionFactory
+) -> None:
+    boss = await make_user(Role.SUPERVISOR)
+    anna = await arrive(sessions, "m1", email("anna@example.com"), name="Anna")
+    ben = await arrive(sessions, "m2", email("ben@example.com"), name="Ben")
+    given = await boss.patch(f"/api/v1/contacts/{anna.contact_id}", json={"erp_ref": " C-1 "})
+    assert (await given.json())["erp_ref"] == "C-1"
+    taken = await boss.patch(f"/api/v1/contacts/{ben.contact_id}", json={"erp_ref": "C-1"})
+    assert taken.status == 409
+    assert set((await taken.json())["error"]["fields"]) == {"erp_ref"}
+    cleared = await boss.patch(f"/api/v1/contacts/{anna.contact_id}", json={"erp_ref": None})
+    assert (await cleared.json())["erp_ref"] is None
+    assert (
+        await boss.patch(f"/api/v1/contacts/{ben.contact_id}", json={"erp_ref": "C-1"})
+    ).status == 200
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,12 @@ class ContactPatchBody(BaseModel):
         None, max_length=20, description="e.g. standard or vip; supervisors and admins only"
     )
     account_id: RecordId | None = Field(None, description="supervisors and admins only")
+    erp_ref: str | None = Field(
+        None,
+        max_length=100,
+        description="their customer number in the ERP, which finds their orders first; null "
+        "clears it; supervisors and admins only",
+    )
 
     _not_null = field_validator("display_name", "tags", "custom_fields", "priority_tier")(_present)
 

@@ -49,6 +49,7 @@ class ContactOut(Out):
     priority_tier: str
     marketing_source: dict[str, Any]
     account_id: int | None
+    erp_ref: str | None = None
     merged_into_id: int | None
     # Set once a privacy request erased the person (the record is an anonymised tombstone).
     erased_at: datetime | None = None
