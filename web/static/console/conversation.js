@@ -549,6 +549,7 @@ function renderSystem(text, at) {
 }
 
 function authorOf(item) {
+  if (item.meta && item.meta.automatic) return t("Automatic answer");
   if (item.kind === "note" || item.direction === "out" || item.operator_id) {
     return item.operator_id ? operatorName(item.operator_id) : "omnicrm";
   }
