@@ -21,9 +21,9 @@ from channels.email.settings import EmailSettings
 from core.channel_accounts import AccountView, view_of
 from core.credentials import CredentialCipher
 from core.events import EventBus, session_info
-from core.ingest import IngestPolicy, ingest
+from core.ingest import InboundEvent
 from core.migrate import downgrade, upgrade
-from core.models import ChannelAccount, UTCDateTime
+from core.models import ChannelAccount, JSONType, UTCDateTime
 from tests.mailservers import DovecotServer, MailUser
 from tests.test_credentials_migration import engine_of, fetch
 from tests.test_email_imap import append, mail, message_id_of, poller_of
@@ -50,6 +50,49 @@ async def execute(url: str, statement: str, **values: Any) -> None:
         query = query.bindparams(bindparam("now", type_=UTCDateTime()))
     async with engine_of(url) as engine, engine.begin() as connection:
         await connection.execute(query, values)
+
+
+async def store_as_0009(url: str, event: InboundEvent) -> None:
+    """What 0009's ingest stored for a first message: a contact, its address, a conversation
+    and the interaction, in that version's columns."""
+    [address] = event.addresses
+    async with engine_of(url) as engine, engine.begin() as connection:
+
+        async def insert(statement: str, **values: Any) -> int:
+            query = text(statement + " RETURNING id").bindparams(
+                *(
+                    bindparam(name, type_=UTCDateTime() if name == "now" else JSONType)
+                    for name in ("now", "meta", "empty_list", "empty_object")
+                    if name in values
+                )
+            )
+            return int((await connection.execute(query, values)).scalar_one())
+
+        contact = await insert(
+            "INSERT INTO contact (display_name, tags, custom_fields, priority_tier,"
+            " marketing_source, created_at, updated_at) VALUES (:name, :empty_list,"
+            " :empty_object, 'standard', :empty_object, :now, :now)",
+            name=event.display_name, empty_list=[], empty_object={}, now=NOW,
+        )  # fmt: skip
+        await insert(
+            "INSERT INTO identity (contact_id, kind, address, created_at) VALUES (:contact,"
+            " :kind, :address, :now)",
+            contact=contact, kind=str(address.kind), address=address.value.lower(), now=NOW,
+        )  # fmt: skip
+        conversation = await insert(
+            "INSERT INTO conversation (contact_id, channel, thread_key, status, priority,"
+            " subject, created_at, updated_at, last_inbound_at) VALUES (:contact, 'email',"
+            " :thread, 'open', 0, :subject, :now, :now, :now)",
+            contact=contact, thread=event.thread_key, subject=event.subject, now=NOW,
+        )  # fmt: skip
+        await insert(
+            "INSERT INTO interaction (conversation_id, contact_id, kind, direction, channel,"
+            " external_id, subject, text, attachments, meta, occurred_at, created_at) VALUES"
+            " (:conversation, :contact, 'message', 'in', 'email', :external_id, :subject,"
+            " :text, :empty_list, :meta, :now, :now)",
+            conversation=conversation, contact=contact, external_id=event.external_id,
+            subject=event.subject, text=event.text, empty_list=[], meta=event.meta, now=NOW,
+        )  # fmt: skip
 
 
 async def at_0009(url: str, server: DovecotServer, user: MailUser) -> dict[str, Any]:
@@ -90,13 +133,11 @@ async def at_0009(url: str, server: DovecotServer, user: MailUser) -> dict[str, 
         " reason, status, created_at, updated_at) VALUES (5, :uidvalidity, 2, :raw,"
         " 'no sender address', 'quarantined', :now, :now)",
         uidvalidity=uidvalidity, raw=broken, now=NOW)  # fmt: skip
-    # UID 1 as 0009's poller stored it: the mailbox's id in meta.mailbox_id.
-    async with engine_of(url) as engine:
-        sessions = async_sessionmaker(engine, expire_on_commit=False, info=session_info(EventBus()))
-        event = to_inbound_event(parse_message(good), AccountView(5, "email", "migrated"))
-        meta = {key: value for key, value in event.meta.items() if key != "account_id"}
-        async with sessions() as session, session.begin():
-            await ingest(session, replace(event, meta={**meta, "mailbox_id": 5}), IngestPolicy())
+    # UID 1 as 0009's poller stored it: the mailbox's id in meta.mailbox_id. Written as 0009's
+    # tables are (today's models have columns 0009 has not).
+    event = to_inbound_event(parse_message(good), AccountView(5, "email", "migrated"))
+    meta = {key: value for key, value in event.meta.items() if key != "account_id"}
+    await store_as_0009(url, replace(event, meta={**meta, "mailbox_id": 5}))
     return {
         "uidvalidity": uidvalidity,
         "good": good,

@@ -211,8 +211,10 @@ async def test_healthz_shows_each_enabled_account_and_a_failing_one_degrades(
         "email:new",
         "email:sales",
         "email:support",
+        "erp",
         "sms:support",
     ]
+    assert checks["erp"] == "ok"  # the embedded ERP, in omnicrm's own database
     assert checks["email:support"] == "ok"
     assert checks["email:new"] == "starting"
     assert checks["email:sales"].startswith("error since ")
