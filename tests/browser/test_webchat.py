@@ -260,7 +260,14 @@ async def test_a_visitor_and_an_operator_chat_live_both_ways(
     # For the screenshots: the visitor writing again, which the console shows.
     await composer.press_sequentially("Thank you!")
     await expect(customer_typing).to_be_visible()
-    await attachment.scroll_into_view_if_needed()  # the typing line took room at the bottom
+    # The typing line took room at the bottom: bring the picture back into view (in the page,
+    # in one step: the timeline may redraw as the visitor types).
+    await console.evaluate(
+        """() => {
+          const shown = document.querySelectorAll(".item-in .attachments");
+          shown[shown.length - 1]?.scrollIntoView({ block: "nearest" });
+        }"""
+    )
     await expect(console.locator(".toast")).to_have_count(0)
     await console.screenshot(path=artifacts / "webchat-console.png")
     await site.screenshot(path=artifacts / "webchat-widget.png")
