@@ -15,6 +15,8 @@ from core.audit import Actor
 from core.conversations import get_conversation
 from core.models import CallState, VoiceCall
 
+# What a call route answers (409) when no channel carries calls.
+NO_TELEPHONY: Final = "no telephony: add a Twilio account with a voice number"
 # The call is live: someone talks, or is being rung.
 LIVE_STATES: Final = (CallState.CONNECTED, CallState.ON_HOLD, CallState.DIALING, CallState.RINGING)
 

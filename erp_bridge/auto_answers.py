@@ -57,7 +57,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-import re2
 from babel.dates import format_skeleton
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,9 +83,11 @@ from core.models import (
 )
 from core.preferences import DEFAULT_LOCALE, LOCALES
 from core.workers import wait_for_any
+from erp_bridge import patterns
 from erp_bridge.base import ErpAdapter, ErpError
 from erp_bridge.enricher import query_for_contact
 from erp_bridge.models import CustomerQuery, Order, OrderStatus
+from erp_bridge.patterns import compile_pattern
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,6 @@ DEFAULT_PATTERN: Final = r"\b\d{5,}\b"
 MAX_SCAN: Final = 4000  # characters of a message searched for order numbers
 MAX_NUMBERS: Final = 3  # order numbers asked about per message
 REPEAT_WINDOW: Final = timedelta(hours=24)
-_PATTERN_MAX_MEMORY: Final = 1 << 20
 # Routing decisions that put a conversation into a queue (it may be one that answers now).
 _QUEUEING: Final = frozenset({"queue", "transfer", "overflow"})
 _KINDS: Final = (InteractionKind.MESSAGE, InteractionKind.FORM)
@@ -150,12 +150,9 @@ _ANSWERABLE: Final = frozenset(
 @functools.lru_cache(maxsize=32)
 def _compiled(pattern: str) -> Any | None:
     """The pattern on RE2, or None (logged once per pattern) if RE2 cannot run it."""
-    options = re2.Options()
-    options.log_errors = False
-    options.max_mem = _PATTERN_MAX_MEMORY
     try:
-        return re2.compile(pattern, options)
-    except re2.error:
+        return compile_pattern(pattern)
+    except ValueError:
         log.warning(
             "the ERP's order number pattern is not an RE2 pattern: no automatic answers",
             extra=log_fields(pattern=pattern),
@@ -165,9 +162,7 @@ def _compiled(pattern: str) -> Any | None:
 
 def pattern_of(adapter: ErpAdapter | None) -> str:
     """How the ERP's order numbers look: its settings' `order_number_pattern`, if it has one."""
-    settings = getattr(adapter, "settings", None)
-    pattern = getattr(settings, "order_number_pattern", None)
-    return pattern if isinstance(pattern, str) and pattern else DEFAULT_PATTERN
+    return patterns.pattern_of(adapter, DEFAULT_PATTERN)
 
 
 def order_numbers(text: str, pattern: str, limit: int = MAX_NUMBERS) -> list[str]:

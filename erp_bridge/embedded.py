@@ -22,7 +22,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,6 +62,7 @@ from erp_bridge.models import (
     Stock,
     StockLevel,
 )
+from erp_bridge.patterns import compile_pattern
 
 
 class EmbeddedSettings(BaseModel):
@@ -79,15 +79,7 @@ class EmbeddedSettings(BaseModel):
     @field_validator("order_number_pattern")
     @classmethod
     def _pattern(cls, value: str) -> str:
-        options = re2.Options()
-        options.log_errors = False
-        options.max_mem = 1 << 20
-        try:
-            re2.compile(value, options)
-        except re2.error as exc:
-            reason = exc.args[0] if exc.args else str(exc)
-            text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
-            raise ValueError(f"not a valid regular expression: {text}") from None
+        compile_pattern(value)
         return value
 
 

@@ -36,7 +36,6 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from erp_bridge import odoo_mapping
@@ -66,10 +65,10 @@ from erp_bridge.odoo_client import (
     many2one,
     text,
 )
+from erp_bridge.patterns import compile_pattern
 
 PHONE_DIGITS = 8  # the tail of a phone number that is searched for
 MIN_PHONE_DIGITS = 6
-_ORDER_PATTERN_MAX_MEMORY = 1 << 20
 
 
 class OdooSettings(BaseModel):
@@ -150,17 +149,7 @@ class OdooSettings(BaseModel):
 
 def order_pattern(pattern: str) -> Any:
     """The order number pattern on RE2 (linear time, case-insensitive)."""
-    options = re2.Options()
-    options.case_sensitive = False
-    options.log_errors = False
-    options.max_mem = _ORDER_PATTERN_MAX_MEMORY
-    try:
-        return re2.compile(pattern, options)
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else exc
-        if isinstance(reason, bytes):
-            reason = reason.decode(errors="replace")
-        raise ValueError(f"not a valid regular expression: {reason}") from None
+    return compile_pattern(pattern, case_sensitive=False)
 
 
 # Fields asked for only when the database has them (by version or installed modules).

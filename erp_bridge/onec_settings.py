@@ -12,13 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from erp_bridge.models import OrderStatus
 from erp_bridge.onec_odata import ODATA_PATH
-
-_PATTERN_MAX_MEMORY = 1 << 20
+from erp_bridge.patterns import compile_pattern
 
 # The order statuses of Управление торговлей 11 (and older words of 10.3/КА 1.1/ERP 2).
 DEFAULT_STATUS_MAP: dict[str, OrderStatus] = {
@@ -222,14 +220,4 @@ class OneCSettings(BaseModel):
 def number_pattern(pattern: str) -> Any:
     """The order number pattern on RE2 (linear time whatever an admin writes), matched
     case-insensitively."""
-    options = re2.Options()
-    options.case_sensitive = False
-    options.log_errors = False
-    options.max_mem = _PATTERN_MAX_MEMORY
-    try:
-        return re2.compile(pattern, options)
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else exc
-        if isinstance(reason, bytes):
-            reason = reason.decode(errors="replace")
-        raise ValueError(f"not a valid regular expression: {reason}") from None
+    return compile_pattern(pattern, case_sensitive=False)

@@ -21,7 +21,6 @@ import re
 from functools import lru_cache
 from typing import Any
 
-import re2
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,13 +30,13 @@ from core.search import OrderHit
 from erp_bridge.base import ErpError, Fresh
 from erp_bridge.embedded_data import CONTACT_REF, live_contact
 from erp_bridge.models import Order
+from erp_bridge.patterns import compile_pattern, pattern_of
 from erp_bridge.service import ErpService
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PATTERN = r"\d{4,}"
 TIMEOUT_SECONDS = 1.0
-_PATTERN_MAX_MEMORY = 1 << 20
 
 
 @lru_cache(maxsize=16)
@@ -45,13 +44,9 @@ def _compiled(pattern: str) -> Any:
     """An ERP's order number pattern: on RE2 (linear time whatever an admin wrote), else, for
     a pattern only Python's engine reads (ERPNext's settings are checked with it), on that;
     None if neither reads it."""
-    options = re2.Options()
-    options.case_sensitive = False
-    options.log_errors = False
-    options.max_mem = _PATTERN_MAX_MEMORY
     try:
-        return re2.compile(pattern, options)
-    except re2.error:
+        return compile_pattern(pattern, case_sensitive=False)
+    except ValueError:
         pass
     try:
         return re.compile(pattern, re.IGNORECASE)
@@ -65,9 +60,7 @@ def order_number(adapter: object, query: str) -> str | None:
     candidate = query.strip().removeprefix("#").strip()
     if not candidate:
         return None
-    settings = getattr(adapter, "settings", None)
-    pattern = getattr(settings, "order_number_pattern", None) or DEFAULT_PATTERN
-    compiled = _compiled(str(pattern))
+    compiled = _compiled(pattern_of(adapter, DEFAULT_PATTERN))
     if compiled is None or compiled.fullmatch(candidate) is None:
         return None
     return candidate

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from core.calls import CallControls, CallView
+from core.calls import NO_TELEPHONY, CallControls, CallView
 from core.errors import Conflict
 from web.api import ApiRoutes, Call, NoBody
 from web.keys import CALL_CONTROLS
 
 routes = ApiRoutes(tag="calls")
-
-NO_TELEPHONY = "no telephony: add a Twilio account with a voice number"
 
 
 class CallOut(BaseModel):

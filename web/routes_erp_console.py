@@ -21,6 +21,7 @@ from core.models import Contact
 from erp_bridge.base import ErpAdapter, ErpError
 from erp_bridge.enricher import RECENT_ORDERS, query_for_contact
 from erp_bridge.models import Customer, Invoice, Order, OrderSummary, Product, Stock
+from erp_bridge.patterns import pattern_of
 from erp_bridge.registry import kinds
 from erp_bridge.service import ErpService
 from web.api import ApiRoutes, Call, NoBody
@@ -222,10 +223,8 @@ async def products(call: Call[NoBody, ProductQuery]) -> ProductsOut:
 async def console_settings(call: Call[NoBody, NoBody]) -> ConsoleSettingsOut:
     adapter = await _service(call).adapter()
     erp = _erp_of(adapter)
-    settings = getattr(adapter, "settings", None)
-    pattern = getattr(settings, "order_number_pattern", None)
     return ConsoleSettingsOut(
         kind=erp.kind if erp else None,
         label=erp.label if erp else None,
-        order_number_pattern=str(pattern) if pattern else DEFAULT_PATTERN,
+        order_number_pattern=pattern_of(adapter, DEFAULT_PATTERN),
     )

@@ -32,7 +32,6 @@ from html import escape
 from typing import Any
 from urllib.parse import urlsplit
 
-import re2
 from aiohttp import web
 from babel import Locale
 from babel.dates import format_date, format_time
@@ -57,6 +56,7 @@ from core.status_links import (
 from erp_bridge.base import ErpAdapter, ErpError
 from erp_bridge.enricher import query_for_contact
 from erp_bridge.models import CustomerQuery, Order, OrderStatus
+from erp_bridge.patterns import compile_pattern, pattern_of
 from web.api import PUBLIC, ApiRoutes, Call, NoBody
 from web.error_pages import prefers_html, visitor_locale
 from web.keys import ERP, SESSIONS, SETTINGS
@@ -155,19 +155,15 @@ def canned_link_maker(request: web.Request) -> LinkMaker:
 
 def order_pattern(adapter: ErpAdapter | None) -> str:
     """How the ERP's order numbers look (its setting; the console's default without one)."""
-    pattern = getattr(getattr(adapter, "settings", None), "order_number_pattern", None)
-    return pattern if isinstance(pattern, str) and pattern else DEFAULT_PATTERN
+    return pattern_of(adapter, DEFAULT_PATTERN)
 
 
 @functools.lru_cache(maxsize=16)
 def _compiled(pattern: str) -> Any:
     """The pattern on RE2 (linear time whatever an admin wrote); None if RE2 refuses it."""
-    options = re2.Options()
-    options.log_errors = False
-    options.max_mem = 1 << 20
     try:
-        return re2.compile(pattern, options)
-    except re2.error:
+        return compile_pattern(pattern)
+    except ValueError:
         return None
 
 

@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import tasks
+from core.calls import NO_TELEPHONY
 from core.errors import Conflict
 from core.models import Task, TaskKind, TaskOutcome, utcnow
 from core.tasks import TaskDetails, TaskScope, TaskState
@@ -23,8 +24,6 @@ from web.keys import CALL_PLACER
 from web.schemas import Page
 
 routes = ApiRoutes(tag="tasks")
-
-NO_TELEPHONY = "no telephony: add a Twilio account with a voice number"
 
 
 class TaskQuery(PageQuery):

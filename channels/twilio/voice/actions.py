@@ -27,7 +27,7 @@ from channels.twilio.voice.rest import (
 )
 from core import audit
 from core.audit import Actor
-from core.calls import CallView, current_call
+from core.calls import NO_TELEPHONY, CallView, current_call
 from core.db import transaction
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.models import (
@@ -223,7 +223,7 @@ class TwilioCallPlacer:
                     )
                 except CallFailed as exc:
                     raise Conflict(str(exc)) from None
-        raise Conflict("no telephony: add a Twilio account with a voice number")
+        raise Conflict(NO_TELEPHONY)
 
 
 async def _customer_number(session: AsyncSession, task: Task) -> str:
