@@ -29,6 +29,9 @@ let routingEvents = [];
 // The open conversation's call (CallView or null), and conversations a call event named.
 let call = null;
 const callConversations = new Set();
+// How many "call.updated" events have come: a view that loaded its call meanwhile fetches it
+// again (its own answer may be older than the event's).
+let callEventsSeen = 0;
 
 export async function openConversation(id, { focus = false, reveal = null } = {}) {
   const switching = state.conversationId !== id || view === null;
@@ -78,6 +81,7 @@ export async function refreshConversation() {
   }
   if (state.conversationId !== id) return;
   state.conversation = conversation;
+  const eventsBefore = callEventsSeen;
   const [contact, currentCall] = await Promise.all([
     get(`/api/v1/contacts/${conversation.contact_id}`),
     hasCall(conversation) ? fetchCall(id).catch(() => null) : null,
@@ -91,7 +95,11 @@ export async function refreshConversation() {
   if (state.conversationId !== id) return;
   state.contact = contact;
   state.timelineItems = timeline.items;
-  call = currentCall;
+  call =
+    callEventsSeen !== eventsBefore && hasCall(conversation)
+      ? await fetchCall(id).catch(() => currentCall)
+      : currentCall;
+  if (state.conversationId !== id) return;
   renderHeader();
   renderCallBar(view.callBar, call, id, onCallControlled);
   renderActions();
@@ -114,6 +122,7 @@ async function onCallControlled(verb) {
  *  the whole conversation (the call's entry and recording join the timeline). */
 export async function onCall(ids, labels) {
   if (ids.conversation) callConversations.add(ids.conversation);
+  callEventsSeen += 1;
   if (view === null || ids.conversation !== state.conversationId) return;
   if (labels.state === "ended" || !state.conversation) {
     await refreshConversation();
