@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # `make run` installs what the server needs; `make test` adds the test tools (pytest,
-# Playwright's driver, the linters) on top.
+# Playwright's driver, the linters) and the semantic suggestion engine (docs/suggestions.md)
+# on top. TORCH is the PyTorch it installs first, so that the engine's requirement is met by
+# this one (the CPU build where pip finds it) rather than by the newest build from PyPI.
+TORCH ?= torch==2.13.0
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed-dev
 
@@ -18,7 +21,8 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet '$(TORCH)'
+	$(BIN)/pip install --quiet -e '.[dev,semantic]'
 	touch $(STAMP) $(RUN_STAMP)
 
 run: $(RUN_STAMP)

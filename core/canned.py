@@ -30,6 +30,7 @@ from core.changes import UNSET, Unset
 from core.conversations import get_conversation
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.models import CannedResponse, Contact, Conversation, Identity, IdentityKind, Operator
+from core.suggestions import index as suggestion_index
 
 MAX_TITLE = 200
 MAX_SHORTCUT = 50
@@ -212,6 +213,7 @@ async def create_canned(
         raise Conflict(f"there may be at most {MAX_PER_OWNER} of these canned responses")
     session.add(canned)
     await session.flush()
+    await suggestion_index.index_canned(session, canned)
     await audit.record(
         session,
         actor,
@@ -242,6 +244,7 @@ async def update_canned(
     for name in changed:
         setattr(canned, name, wanted[name])
     await session.flush()
+    await suggestion_index.index_canned(session, canned)
     await audit.record(
         session, actor, "canned.update", "canned_response", canned.id, {"fields": changed}
     )
@@ -253,6 +256,7 @@ async def delete_canned(session: AsyncSession, actor: Actor, canned_id: int) -> 
     _check_may_manage(actor, canned.owner_id)
     await session.delete(canned)
     await session.flush()
+    await suggestion_index.forget_canned(session, canned_id)
     await audit.record(
         session, actor, "canned.delete", "canned_response", canned_id, {"title": canned.title}
     )

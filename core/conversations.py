@@ -34,6 +34,7 @@ from core.models import (
 from core.outbox import enqueue
 from core.pagination import DEFAULT_LIMIT, MAX_ID, keyset_page
 from core.queues import queue_ids_of
+from core.suggestions import index as suggestion_index
 from core.visibility import (
     Placement,
     conversation_filter,
@@ -230,6 +231,9 @@ async def set_status(
     else:
         conversation.resolved_at = None
     await session.flush()
+    if new_status is ConversationStatus.RESOLVED:
+        # Its replies become suggestions for the team, in this transaction.
+        await suggestion_index.index_conversation(session, conversation.id)
     details: dict[str, Any] = {"from": old_status, "to": new_status}
     if snoozed_until is not None:
         details["snoozed_until"] = snoozed_until.isoformat()

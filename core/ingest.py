@@ -5,6 +5,19 @@ Every channel hands its input over as an `InboundEvent`. Ingest is idempotent on
 addresses, threads the interaction into a conversation and records the events to publish
 after the caller commits. A customer editing a message they sent (Telegram) goes through
 `record_edit`: the stored interaction gets the new text and keeps the earlier ones.
+
+Language, per message: what a customer writes (a message or a form's text) is run through
+`core.language.detect`; a confident answer is kept in the interaction's `meta["language"]`
+and becomes the contact's `language`, so the latest confident detection wins (by when the
+messages were written: an old email imported late does not outvote a newer one). A text too
+short or too unclear to tell ("ok") leaves the contact as it was. The language a channel
+reports (`InboundEvent.language`: the visitor's browser, a form's `?lang=`, Telegram's app
+language) only fills a contact that has none, before detection. An operator's or the API's
+explicit choice (`PATCH /api/v1/contacts/{id}`) stands until the customer next writes
+something detected in another language: what they write is the better evidence of the
+language they read. Machine-made messages (`may_reopen=False`: auto-replies, bounces) are not
+the customer writing: they are marked `meta["machine_made"]` and detect nothing. A duplicate
+delivery is answered from the stored row before any of this, so it changes nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ from core.event_types import (
 from core.events import Event, emit
 from core.html import html_to_text, sanitize_html
 from core.identity import Address, normalize, resolve_contact
+from core.language import detect
 from core.models import (
     Contact,
     Conversation,
@@ -176,12 +190,17 @@ async def _store(
 ) -> tuple[IngestResult | None, list[Event]]:
     occurred_at = event.occurred_at or utcnow()
     contact, contact_created = await resolve_contact(session, addresses, event.display_name)
+    html = sanitize_html(event.html) if event.html else None
+    text = event.text or (html_to_text(html) if html else "")
+    language = _language_of(event, text)
     _update_contact(contact, event)
+    if language is not None and (
+        contact_created or not await _wrote_later(session, contact.id, occurred_at)
+    ):
+        contact.language = language
     conversation, conversation_state = await _thread(session, contact, event, policy)
     if event.may_reopen or conversation.status != ConversationStatus.RESOLVED:
         conversation.last_inbound_at = occurred_at
-    html = sanitize_html(event.html) if event.html else None
-    text = event.text or (html_to_text(html) if html else "")
     interaction_id = await session.scalar(
         insert_ignoring_conflicts(session, Interaction, ["channel", "external_id"])
         .values(
@@ -195,7 +214,7 @@ async def _store(
             text=text,
             html=html,
             attachments=list(event.attachments),
-            meta=event.meta,
+            meta=_meta_of(event, language),
             occurred_at=occurred_at,
         )
         .returning(Interaction.id)
@@ -227,6 +246,44 @@ async def _store(
     if lead_id is not None:
         events.append(Event(LEAD_CREATED, {**ids, "lead": lead_id}, labels))
     return IngestResult(interaction_id, conversation.id, contact.id, True, lead_id), events
+
+
+# What a customer writes themselves: a message's or a form's text (a call's is not theirs).
+_WRITTEN = frozenset({InteractionKind.MESSAGE, InteractionKind.FORM})
+
+
+def _language_of(event: InboundEvent, text: str) -> str | None:
+    """The language detected in what the customer wrote, if confident (see the module's
+    docstring); None for machine-made messages, calls and events."""
+    if event.kind not in _WRITTEN or not event.may_reopen or not text.strip():
+        return None
+    found = detect(text)
+    return found[:16] if found else None
+
+
+def _meta_of(event: InboundEvent, language: str | None) -> dict[str, Any]:
+    meta = dict(event.meta)
+    if language is not None:
+        meta["language"] = language
+    if not event.may_reopen:
+        meta["machine_made"] = True
+    return meta
+
+
+async def _wrote_later(session: AsyncSession, contact_id: int, occurred_at: datetime) -> bool:
+    """Whether a message of the contact written after `occurred_at` had its language detected
+    (a message stored late, e.g. an old email imported now, does not outvote it)."""
+    later = await session.scalar(
+        select(Interaction.id)
+        .where(
+            Interaction.contact_id == contact_id,
+            Interaction.direction == Direction.IN,
+            Interaction.occurred_at > occurred_at,
+            Interaction.meta["language"].as_string().is_not(None),
+        )
+        .limit(1)
+    )
+    return later is not None
 
 
 def _update_contact(contact: Contact, event: InboundEvent) -> None:
@@ -320,8 +377,9 @@ async def record_edit(
 ) -> int | None:
     """The customer changed a message they sent: the stored interaction (channel,
     external_id) gets `text`, and its meta["edits"] keeps the earlier texts with when they
-    were replaced. The id of the interaction, or None if it was never stored. Repeating an
-    edit changes nothing (the text is already the new one). The caller commits."""
+    were replaced; its meta["language"] is detected anew. The id of the interaction, or None
+    if it was never stored. Repeating an edit changes nothing (the text is already the new
+    one). The caller commits."""
     if len(text) > MAX_TEXT:
         raise InvalidInput("the message is too long", field="text")
     check_storable(text, "text")
@@ -336,7 +394,13 @@ async def record_edit(
         return interaction.id
     earlier = {"text": interaction.text, "until": edited_at.isoformat()}
     edits = [*(interaction.meta or {}).get("edits", []), earlier]
-    interaction.meta = {**(interaction.meta or {}), "edits": edits[-MAX_EDITS:]}
+    meta = {**(interaction.meta or {}), "edits": edits[-MAX_EDITS:]}
+    # The message's language is the new text's (the contact's stays as its messages set it).
+    meta.pop("language", None)
+    language = detect(text) if interaction.kind in _WRITTEN else None
+    if language:
+        meta["language"] = language[:16]
+    interaction.meta = meta
     conversation = (
         await session.get(Conversation, interaction.conversation_id)
         if interaction.conversation_id is not None

@@ -1021,3 +1021,141 @@ class ErpConnection(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_check_at: Mapped[datetime | None]
     last_check_result: Mapped[str | None] = mapped_column(Text)
+
+
+class SuggestionKind(enum.StrEnum):
+    # How the team answered a customer in a resolved conversation.
+    REPLY = "reply"
+    CANNED = "canned"
+    ARTICLE = "article"
+
+
+class SuggestionDoc(Base):
+    """One answer the suggestion engines can propose (core/suggestions): a reply an operator
+    sent in a resolved conversation (`question` = what the customer had written since the
+    previous reply), a shared canned response or a knowledge article (`question` = its title
+    and tags). Rebuilt from its source, never edited by hand except the curation flags.
+
+    Who may be offered it is `core.visibility.suggestion_filter`: replies of conversations the
+    operator may see, or replies marked `shareable`; canned responses and articles like their
+    lists. `excluded` keeps a reply out of every suggestion. The counters are what operators did
+    with it (core/suggestions/feedback.py) and weigh its rank."""
+
+    __tablename__ = "suggestion_doc"
+    __table_args__ = (
+        Index("ix_suggestion_doc_conversation", "conversation_id"),
+        Index("ix_suggestion_doc_source", "kind", "source_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    # The reply's interaction id, the canned response's id or the article's id.
+    source_id: Mapped[int] = mapped_column(IdType)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE")
+    )
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
+    # Canned responses: the owner (an operator's own) or null (shared).
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"))
+    language: Mapped[str] = mapped_column(String(16), default="")
+    title: Mapped[str] = mapped_column(String(500), default="")
+    question: Mapped[str] = mapped_column(Text, default="")
+    answer: Mapped[str] = mapped_column(Text, default="")
+    # The answer reduced to its words: the same answer given many times ranks once.
+    answer_key: Mapped[str] = mapped_column(String(64), index=True, default="")
+    shareable: Mapped[bool] = mapped_column(Boolean, default=False)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    inserted_count: Mapped[int] = mapped_column(Integer, default=0)
+    sent_count: Mapped[int] = mapped_column(Integer, default=0)
+    edited_count: Mapped[int] = mapped_column(Integer, default=0)
+    ignored_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The semantic engine's vector (float32, little-endian) and the model that made it.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    embedding_model: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SuggestionOutcome(enum.StrEnum):
+    SHOWN = "shown"
+    INSERTED = "inserted"
+    # Sent as suggested, or with small edits (most of it kept).
+    SENT = "sent"
+    # Sent after edits that changed much of it.
+    EDITED = "edited"
+    # Shown, and a reply went out without it.
+    IGNORED = "ignored"
+
+
+class SuggestionEvent(Base):
+    """What happened to a suggestion in a conversation (core/suggestions/feedback.py): shown,
+    inserted, sent (kept) or edited (rewritten) in the reply, or ignored. `similarity` is how
+    much of the suggested text the sent reply kept (0..1)."""
+
+    __tablename__ = "suggestion_event"
+    __table_args__ = (
+        Index("ix_suggestion_event_conversation", "conversation_id", "created_at"),
+        Index("ix_suggestion_event_time", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    doc_id: Mapped[int | None] = mapped_column(ForeignKey("suggestion_doc.id", ondelete="SET NULL"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    outcome: Mapped[str] = mapped_column(String(20))
+    engine: Mapped[str] = mapped_column(String(20), default="")
+    rank: Mapped[int | None] = mapped_column(Integer)
+    similarity: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ArticleVisibility(enum.StrEnum):
+    # Operators only: suggested in the console, never sent as a link.
+    INTERNAL = "internal"
+    # Also on omnicrm's public help page; may be sent to a customer as a link.
+    PUBLIC = "public"
+
+
+class KnowledgeArticle(Base):
+    """A knowledge-base article in one language (core/knowledge.py). Translations of one
+    article share its `slug`; the public page (`/help/{slug}`) shows the customer's language.
+    Every change adds a `KnowledgeArticleVersion`; `version` is the current one's number."""
+
+    __tablename__ = "knowledge_article"
+    __table_args__ = (UniqueConstraint("slug", "language"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    visibility: Mapped[str] = mapped_column(String(20), default=ArticleVisibility.INTERNAL)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    archived_at: Mapped[datetime | None]
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operator.id", ondelete="SET NULL")
+    )
+    updated_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operator.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class KnowledgeArticleVersion(Base):
+    """One saved state of an article: what it said, who saved it, when."""
+
+    __tablename__ = "knowledge_article_version"
+    __table_args__ = (UniqueConstraint("article_id", "version"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("knowledge_article.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    visibility: Mapped[str] = mapped_column(String(20))
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -94,6 +94,7 @@ from core.models import (
     OutboxStatus,
     QuarantinedMessage,
     RoutingDecision,
+    SuggestionDoc,
     Task,
     TaskOutcome,
     VoiceCall,
@@ -465,6 +466,11 @@ async def erase_contact(session: AsyncSession, actor: Actor, contact_id: int) ->
         "routing_decisions": await _run(
             session,
             update(RoutingDecision).where(person.owns_decision()).values(reason="", details={}),
+        ),
+        # Their conversations' replies are no longer suggested (they quote the person).
+        "suggestions": await _run(
+            session,
+            delete(SuggestionDoc).where(SuggestionDoc.conversation_id.in_(conversation_ids)),
         ),
         "quarantined_messages": len(quarantine_ids),
         "audit_entries_scrubbed": await _scrub_quarantine_audit(session, quarantine_ids),

@@ -58,10 +58,18 @@ IDENTITY_DOCUMENT = (
     "to_tsvector('simple'::regconfig, translate(identity.address, '@.+-_', '     '))"
 )
 
-# Objects of migration 0012 that the models do not describe (tests/test_migrations.py and
+# Objects of migrations 0012 and 0016 that the models do not describe (tests/test_migrations.py and
 # core/migrations/env.py leave them out of the comparison with the models).
-SEARCH_TABLES = ("interaction_fts", "contact_fts")
-SEARCH_INDEXES = frozenset({"ix_interaction_search", "ix_contact_search", "ix_identity_search"})
+SEARCH_TABLES = ("interaction_fts", "contact_fts", "suggestion_fts")
+SEARCH_INDEXES = frozenset(
+    {
+        "ix_interaction_search",
+        "ix_contact_search",
+        "ix_identity_search",
+        "ix_suggestion_fts_document",
+        "ix_suggestion_fts_trigram",
+    }
+)
 
 MAX_TOKENS = 12
 MAX_QUERY_CHARS = 200

@@ -7,7 +7,7 @@ import os
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     # How long the ERP bridge waits for the ERP's answer to one call (then: the last known
     # answer, marked as of when, or "unavailable").
     erp_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Which suggestion engine answers (core/suggestions/engines.py): auto (the measured best
+    # that is installed), lexical, or semantic (needs `pip install 'omnicrm[semantic]'`).
+    suggestion_engine: Literal["auto", "lexical", "semantic"] = "auto"
     log_level: str = "INFO"
     # None: JSON lines when stderr is not a terminal (a service manager, a container, a
     # file), plain text on a terminal.

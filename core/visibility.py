@@ -26,6 +26,12 @@ The rule
   all; an operator the tasks they own, the tasks of a queue they are a member of (a callback
   waits there until routing gives it an owner) and the tasks whose conversation they may see;
   integration tokens and other callers without an operator none.
+- **Suggested answers** (`core/suggestions`): an operator is offered the team's replies from
+  conversations they may see, and replies a supervisor marked shareable (never one marked
+  excluded); shared canned responses and their own; every knowledge article (internal ones
+  are for the team). Callers without an operator are offered nothing.
+- **Knowledge articles** (`core/knowledge.py`): every operator reads them all; supervisors
+  and admins write them; the public help page shows public articles to anyone.
 - **Contacts themselves** (names, identities, tags, custom fields) are not confidential in
   this product: every signed-in caller and integration tokens read them (search, get, merge
   suggestions). What is confidential is what people said, and that lives in interactions.
@@ -34,7 +40,8 @@ Forms
 -----
 
 - SQL conditions, for queries (lists, views, full-text search, the timeline...):
-  `conversation_filter`, `interaction_filter`, `lead_filter`, `task_filter`.
+  `conversation_filter`, `interaction_filter`, `lead_filter`, `task_filter`,
+  `suggestion_filter`.
   They take an `Actor`; an operator's queues are a subquery, read in the caller's transaction.
 - Pure predicates over the same facts, for places that must not query (the websocket deciding
   per event): `sees_conversation`, `sees_interaction`, `sees_lead`, `sees_event`. They take the
@@ -109,6 +116,8 @@ from core.models import (
     Lead,
     QueueMember,
     Role,
+    SuggestionDoc,
+    SuggestionKind,
     Task,
 )
 
@@ -202,6 +211,33 @@ def task_filter(actor: Actor, task: Any = Task) -> ColumnElement[bool]:
             )
         ),
     )
+
+
+def suggestion_filter(actor: Actor, doc: Any = SuggestionDoc) -> ColumnElement[bool]:
+    """The suggested answers `actor` may be offered (core/suggestions), as a condition on
+    `doc`: a team's reply from a conversation they may see (`conversation_filter`) or marked
+    shareable; a shared canned response or their own; any knowledge article (internal ones
+    are for operators). Never an excluded one; nothing for callers without an operator."""
+    if _sees_nothing_confidential(actor):
+        return false()
+    holder = aliased(Conversation)
+    reply = and_(
+        doc.kind == SuggestionKind.REPLY,
+        or_(
+            doc.shareable.is_(True),
+            exists(
+                select(holder.id).where(
+                    holder.id == doc.conversation_id, conversation_filter(actor, holder)
+                )
+            ),
+        ),
+    )
+    canned = and_(
+        doc.kind == SuggestionKind.CANNED,
+        or_(doc.owner_id.is_(None), doc.owner_id == actor.operator_id),
+    )
+    article = doc.kind == SuggestionKind.ARTICLE
+    return and_(doc.excluded.is_(False), or_(reply, canned, article))
 
 
 # --- pure predicates ----------------------------------------------------------------------------

@@ -44,6 +44,11 @@ from web.app import create_app
 
 pytest_plugins = ["tests.mailservers"]  # the `dovecot` and `smtp_server` fixtures
 
+# Apps and server processes of the suite suggest with the lexical engine, so none of them
+# loads the embedding model (seconds and hundreds of MB each); the tests of the semantic
+# engine ask for it by name (tests/test_suggestions_semantic.py).
+os.environ.setdefault("OMNICRM_SUGGESTION_ENGINE", "lexical")
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "OMNICRM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )

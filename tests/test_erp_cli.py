@@ -33,7 +33,7 @@ from core.models import (
 )
 from core.settings import INSECURE_DEV_SECRET
 from web.cli import main
-from web.cli_erp import ProgressBar
+from web.cli_common import ProgressBar
 
 pytestmark = pytest.mark.usefixtures("keep_logging")
 # The tests that use a database use SQLite's.

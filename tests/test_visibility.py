@@ -39,9 +39,12 @@ from core.models import (
     Lead,
     Offer,
     Role,
+    SuggestionDoc,
+    SuggestionKind,
     utcnow,
 )
 from core.queues import create_queue, set_members
+from core.suggestions.lexical import LexicalEngine
 from core.tasks import MissedCall, open_callback
 from core.visibility import EVENT_AUDIENCE, Audience
 from tests.conftest import User, UserFactory
@@ -432,6 +435,61 @@ async def test_tasks_follow_the_rule(world: World) -> None:
     assert (await world.users["bob"].post(f"/api/v1/tasks/{follow_up['id']}/done")).status == 404
 
 
+async def test_the_customer_context_holds_only_what_the_caller_may_see(world: World) -> None:
+    """Beside a conversation, the customer's other conversations, where they wrote last and
+    how often this week come only from conversations the caller may see."""
+    for name, caller in world.callers.items():
+        for queue, conversation_id in world.conversations.items():
+            response = await caller.get(f"/api/v1/conversations/{conversation_id}/context")
+            if queue not in SEES_CONVERSATIONS[name]:
+                assert response.status == 403, (name, queue)
+                continue
+            body = await json_of(response, 200)
+            others = {world.conversation_name(item["id"]) for item in body["unresolved_elsewhere"]}
+            assert others == SEES_CONVERSATIONS[name] - {queue}, (name, queue)
+            # Anna wrote in q2 last: the callers who see it are pointed there.
+            last = "q2" if "q2" in SEES_CONVERSATIONS[name] else "q1"
+            assert body["reply_channel"]["conversation_id"] == world.conversations[last], name
+            assert body["repeat"]["messages"] == len(SEES_CONVERSATIONS[name]), name
+
+
+async def test_suggested_replies_come_only_from_conversations_the_caller_may_see(
+    world: World,
+) -> None:
+    """Each conversation's reply is indexed as the answer to the other one's question, so a
+    caller asking in one is offered the other's reply only if they may see it."""
+    async with world.app[SESSIONS]() as session, session.begin():
+        docs = [
+            SuggestionDoc(
+                kind=SuggestionKind.REPLY,
+                source_id=world.interactions[f"{queue}.reply"],
+                conversation_id=world.conversations[queue],
+                question=PIECES[f"{other}.in"][0],
+                answer=PIECES[f"{queue}.reply"][0],
+                answer_key=queue,
+            )
+            for queue, other in (("q1", "q2"), ("q2", "q1"))
+        ]
+        session.add_all(docs)
+        await session.flush()
+        await LexicalEngine().index(session, docs)
+    for name, caller in world.callers.items():
+        for queue, conversation_id in world.conversations.items():
+            response = await caller.get(f"/api/v1/conversations/{conversation_id}/suggestions")
+            if queue not in SEES_CONVERSATIONS[name]:
+                assert response.status == 403, (name, queue)
+                continue
+            body = await json_of(response, 200)
+            other = "q2" if queue == "q1" else "q1"
+            offered = {
+                world.conversation_name(item["source"]["conversation_id"])
+                for item in body["suggestions"]
+            }
+            assert offered == SEES_CONVERSATIONS[name] & {other}, (name, queue)
+            texts = " ".join(item["text"] for item in body["suggestions"])
+            assert set(re.findall(r"zq\w+qz", texts)) <= allowed_markers(name), (name, queue)
+
+
 async def test_an_operator_may_not_change_a_lead_they_may_not_see(world: World) -> None:
     ann = world.users["ann"]
     response = await ann.patch(f"/api/v1/leads/{world.leads['q2']}", json={"stage": "won"})
@@ -518,6 +576,8 @@ EXACT_ROUTES = frozenset(
         "/api/v1/conversations/{id}/outbox",
         "/api/v1/conversations/{id}/routing",
         "/api/v1/conversations/{id}/reply-options",
+        "/api/v1/conversations/{id}/context",
+        "/api/v1/conversations/{id}/suggestions",
         "/api/v1/interactions/{id}/html",
         "/api/v1/interactions/{id}/attachments/{index}",
         "/api/v1/leads",
@@ -542,6 +602,16 @@ ADMINS_ONLY_CONTENT = frozenset(
         "/api/v1/quarantine",
         "/api/v1/quarantine/{id}/raw",
         "/api/v1/contacts/{id}/export",
+    }
+)
+# Routes whose text is the team's own writing for every operator, never a customer's:
+# knowledge articles (core/knowledge.py; tests/test_knowledge_api.py checks who may read).
+TEAM_WRITTEN = frozenset(
+    {
+        "/api/v1/knowledge/articles",
+        "/api/v1/knowledge/articles/{id}",
+        "/api/v1/knowledge/articles/{id}/versions",
+        "/api/v1/knowledge/articles/{id}/versions/{index}",
     }
 )
 # Field names that hold what people wrote (or its subject).
@@ -586,7 +656,7 @@ def test_every_get_route_that_can_return_content_is_in_the_matrix(app: web.Appli
             continue  # public pages carry no records
         # A raw response (a file, a page, a socket) may hold anything: it needs a decision.
         if doc.response is None or _carries_content(doc.response):
-            assert doc.path in EXACT_ROUTES | ADMINS_ONLY_CONTENT, (
+            assert doc.path in EXACT_ROUTES | ADMINS_ONLY_CONTENT | TEAM_WRITTEN, (
                 f"GET {doc.path} can return conversation content: add it to the matrix of "
                 "tests/test_visibility.py with what each caller may get"
             )
@@ -610,6 +680,7 @@ def _fill(path: str, world: World) -> list[str]:
         "/api/v1/channel-accounts/": [1],
         "/api/v1/quarantine/": [1],
         "/api/v1/saved-views/": [1],
+        "/api/v1/knowledge/articles/": [1],
         "/api/v1/queues/": list(world.queues.values()),
         "/api/v1/operators/": [user.operator.id for user in world.users.values()],
         # An ERP order by its number (none in the embedded ERP here: answers without content).

@@ -17,6 +17,7 @@ from channels.accounts import declared_accounts
 from channels.base import Channel, ChannelServices
 from channels.pollers import PollerSupervisor
 from channels.registry import ChannelRegistry, default_channels
+from core import language
 from core.channel_accounts import DeclaredAccount, sync_config_accounts
 from core.clock import utcnow
 from core.credentials import CredentialCipher
@@ -28,6 +29,7 @@ from core.logfields import log_fields
 from core.outbox import OutboxWorker, RetrySchedule, Sender
 from core.settings import Settings
 from core.storage import FilesystemStore
+from core.suggestions.engines import build_service, embed_in_background
 from core.workers import stop_task
 from erp_bridge.auto_answers import OrderStatusResponder
 from erp_bridge.enricher import ErpEnricher
@@ -44,12 +46,15 @@ from web import (
     routes_channels,
     routes_console_api,
     routes_contacts,
+    routes_context,
     routes_conversations,
     routes_erp,
     routes_erp_console,
     routes_forms,
+    routes_help,
     routes_i18n,
     routes_interactions,
+    routes_knowledge,
     routes_leads,
     routes_operators,
     routes_pages,
@@ -58,6 +63,7 @@ from web import (
     routes_routing,
     routes_search,
     routes_status,
+    routes_suggestions,
     routes_system,
     routes_tasks,
     routes_webchat,
@@ -68,6 +74,7 @@ from web.api import ApiRoutes, error_body
 from web.error_pages import browser_error_pages
 from web.keys import (
     ATTACHMENTS,
+    BACKGROUND,
     BUS,
     CALL_CONTROLS,
     CALL_PLACER,
@@ -88,6 +95,7 @@ from web.keys import (
     SESSIONS,
     SETTINGS,
     SOCKETS,
+    SUGGESTIONS,
 )
 from web.metrics import Metrics
 from web.middleware import dated, errors_as_json, security_headers, timed
@@ -101,6 +109,7 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_contacts.routes,
     routes_privacy.routes,
     routes_conversations.routes,
+    routes_context.routes,
     routes_console_api.routes,
     routes_search.routes,
     routes_attachments.routes,
@@ -121,6 +130,9 @@ API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_erp.routes,
     routes_erp_console.routes,
     routes_status.routes,
+    routes_knowledge.routes,
+    routes_help.routes,
+    routes_suggestions.routes,
 )
 
 
@@ -172,6 +184,8 @@ def create_app(
         app[ROUTE_DOCS].extend(api.docs)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(erp_bridge)
+    app[BACKGROUND] = background_workers
+    app.cleanup_ctx.append(suggestions)
     if settings.is_postgresql:
         app.cleanup_ctx.append(postgresql_events)
     if background_workers:
@@ -301,6 +315,26 @@ async def erp_bridge(app: web.Application) -> AsyncIterator[None]:
     app[ORDER_SEARCH] = ErpOrderSearch(service)
     yield
     await service.close()
+
+
+async def suggestions(app: web.Application) -> AsyncIterator[None]:
+    """The suggestion engines; the semantic one's vectors kept up to date in the background
+    when this process runs background workers."""
+    service = build_service(
+        app[SETTINGS].suggestion_engine, observer=app[METRICS].observe_suggestions
+    )
+    app[SUGGESTIONS] = service
+    # Ingest detects every message's language: its model loads here, off the event loop.
+    await asyncio.to_thread(language.warm)
+    stop = asyncio.Event()
+    task = (
+        asyncio.create_task(embed_in_background(app[SESSIONS], service, stop))
+        if app[BACKGROUND]
+        else None
+    )
+    yield
+    if task is not None:
+        await stop_task(task, stop)
 
 
 async def order_status_answers(app: web.Application) -> AsyncIterator[None]:

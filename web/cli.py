@@ -136,6 +136,10 @@ def build_parser(
 
         add_erp_commands(commands, erp_kinds)
 
+    from web.cli_suggestions import add_suggestion_commands
+
+    add_suggestion_commands(commands)
+
     secrets = commands.add_parser("secrets", help="manage the encryption of stored credentials")
     secrets_commands = secrets.add_subparsers(dest="action", required=True, metavar="ACTION")
     _command(

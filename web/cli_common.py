@@ -8,9 +8,10 @@ argparse; commands import the database, models and core functions when they run.
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from core.db import SessionFactory
@@ -71,3 +72,39 @@ async def database(settings: Settings) -> AsyncIterator[SessionFactory]:
         yield make_session_factory(engine)
     finally:
         await engine.dispose()
+
+
+class ProgressBar:
+    """Progress on stderr: a bar redrawn in place on a terminal, else a plain count now and
+    then (every `every` records, and at the end)."""
+
+    def __init__(
+        self, label: str, noun: str, stream: TextIO, *, tty: bool | None = None, every: int = 1000
+    ) -> None:
+        self.label = label
+        self.noun = noun
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.every = every
+        self._drawn_at = 0.0
+        self._drawn = False
+
+    def update(self, done: int, total: int) -> None:
+        if self.tty:
+            now = time.monotonic()
+            if done < total and now - self._drawn_at < 0.1:
+                return
+            self._drawn_at = now
+            width = 30
+            filled = width * done // total if total else width
+            bar = "#" * filled + "-" * (width - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {self.noun}")
+            self._drawn = True
+        elif done == total or done % self.every == 0:
+            self.stream.write(f"{self.label}: {done}/{total} {self.noun}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -23,10 +23,9 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from core.audit import CLI
 from core.clock import utcnow
@@ -42,7 +41,7 @@ from erp_bridge.config import (
     view_of,
 )
 from erp_bridge.csv_import import CsvError, decode, parse, store
-from web.cli_common import CliError, add_command, database
+from web.cli_common import CliError, ProgressBar, add_command, database
 from web.cli_settings import given_settings, in_flags, setting_arguments
 
 MAX_ERRORS_SHOWN = 200
@@ -184,42 +183,6 @@ async def cmd_erp_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # --- import ---------------------------------------------------------------------------------
-
-
-class ProgressBar:
-    """Progress on stderr: a bar redrawn in place on a terminal, else a plain count now and
-    then (every `every` records, and at the end)."""
-
-    def __init__(
-        self, label: str, noun: str, stream: TextIO, *, tty: bool | None = None, every: int = 1000
-    ) -> None:
-        self.label = label
-        self.noun = noun
-        self.stream = stream
-        self.tty = stream.isatty() if tty is None else tty
-        self.every = every
-        self._drawn_at = 0.0
-        self._drawn = False
-
-    def update(self, done: int, total: int) -> None:
-        if self.tty:
-            now = time.monotonic()
-            if done < total and now - self._drawn_at < 0.1:
-                return
-            self._drawn_at = now
-            width = 30
-            filled = width * done // total if total else width
-            bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {self.noun}")
-            self._drawn = True
-        elif done == total or done % self.every == 0:
-            self.stream.write(f"{self.label}: {done}/{total} {self.noun}\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 async def cmd_erp_import(args: argparse.Namespace, settings: Settings) -> int:

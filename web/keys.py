@@ -21,12 +21,15 @@ from core.outbox import OutboxWorker, Sender
 from core.search import OrderSearch
 from core.settings import Settings
 from core.storage import AttachmentStore
+from core.suggestions.service import SuggestionService
 from core.tasks import CallPlacer
 from erp_bridge.service import ErpService
 from routing.engine import RoutingEngine
 from web.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
+# Whether this app runs the background workers (create_app's `background_workers`).
+BACKGROUND = web.AppKey("background", bool)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", SessionFactory)
 BUS = web.AppKey("bus", EventBus)
@@ -60,3 +63,5 @@ CALL_PLACER: web.AppKey[CallPlacer | None] = web.AppKey("call_placer")
 CALL_CONTROLS: web.AppKey[CallControls | None] = web.AppKey("call_controls")
 # The ERP this process reads (erp_bridge/service.py), set when the app starts.
 ERP = web.AppKey("erp", ErpService)
+# The suggestion engines of this process and the one that answers (core/suggestions).
+SUGGESTIONS = web.AppKey("suggestions", SuggestionService)

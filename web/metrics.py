@@ -73,6 +73,17 @@ class Metrics:
             ["erp", "operation"],
             registry=self.registry,
         )
+        self.suggestion_latency = Histogram(
+            "omnicrm_suggestion_search_seconds",
+            "How long a suggestion engine took to find the answers for one question.",
+            ["engine"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+
+    def observe_suggestions(self, engine: str, seconds: float) -> None:
+        """The suggestion engines' observer (`core.suggestions.base.SearchObserver`)."""
+        self.suggestion_latency.labels(engine).observe(seconds)
 
     def observe(self, kind: str, operation: str, outcome: str, seconds: float) -> None:
         """The ERP bridge's observer (`erp_bridge.base.ErpObserver`)."""

@@ -13,6 +13,7 @@ from core import channels, conversations, delivery, reply_rules
 from core.channels import Capability
 from core.errors import InvalidInput
 from core.models import ConversationStatus
+from core.suggestions import feedback as suggestion_feedback
 from web.api import ApiRoutes, Call, NoBody, PageQuery, RecordId
 from web.keys import REGISTRY, SERVICES
 from web.schemas import ConversationOut, InteractionOut, OutboxOut, Page, ReplyOut, page_of
@@ -78,6 +79,11 @@ class ReplyBody(BaseModel):
         default_factory=list,
         max_length=10,
         description="public addresses of media the provider fetches and sends (SMS, WhatsApp)",
+    )
+    suggestion_id: RecordId | None = Field(
+        default=None,
+        description="the suggestion the reply started from (GET .../suggestions): recorded "
+        "as sent or edited, the other suggestions shown as ignored",
     )
 
 
@@ -245,6 +251,13 @@ async def reply(call: Call[ReplyBody, NoBody]) -> ReplyOut:
             channel=call.body.channel,
             template=template,
             media_urls=[str(url) for url in call.body.media_urls],
+        )
+        await suggestion_feedback.record_reply(
+            session,
+            call.actor,
+            conversation_id,
+            text=interaction.text,
+            suggestion_id=call.body.suggestion_id,
         )
     return ReplyOut(
         interaction=InteractionOut.model_validate(interaction),

@@ -23,7 +23,8 @@ from core import channels, clock
 from core.audit import CLI
 from core.canned import create_canned
 from core.errors import Conflict
-from core.models import Operator, utcnow
+from core.knowledge import create_article
+from core.models import ArticleVisibility, Operator, utcnow
 from web.demo.cast import DEMO_MARKER_EMAIL, DemoLogin
 from web.demo.erp import erp
 from web.demo.history import history
@@ -112,6 +113,53 @@ async def canned_responses(story: Story) -> None:
         await create_canned(
             story.session, CLI, title=title, shortcut=shortcut, body=body, shared=True
         )
+    # The knowledge base: a public article in three languages (sent as a link to its help
+    # page) and an internal one for the team.
+    for language, title, body in (
+        (
+            "en",
+            "Returning an item",
+            "You can return any item within 30 days.\n\nPrint the return label from your "
+            "account (Orders, then Return), pack the item and drop the parcel at any post "
+            "office. The refund reaches your card within 5 working days of our receiving it.",
+        ),
+        (
+            "ru",
+            "Как вернуть товар",
+            "Любой товар можно вернуть в течение 30 дней.\n\n"
+            "Распечатайте этикетку возврата "
+            "в личном кабинете (Заказы, затем Возврат), упакуйте товар и сдайте посылку в "
+            "любом почтовом отделении. Деньги вернутся на карту в течение 5 рабочих дней.",
+        ),
+        (
+            "de",
+            "Artikel zurücksenden",
+            "Sie können jeden Artikel innerhalb von 30 Tagen zurücksenden.\n\nDrucken Sie das "
+            "Rücksendeetikett in Ihrem Konto aus (Bestellungen, dann Rücksendung), verpacken "
+            "Sie den Artikel und geben Sie das Paket bei der Post ab. Die Erstattung erfolgt "
+            "innerhalb von 5 Werktagen nach Eingang.",
+        ),
+    ):
+        await create_article(
+            story.session,
+            CLI,
+            slug="returns",
+            language=language,
+            title=title,
+            body=body,
+            tags=["returns", "refund"],
+            visibility=ArticleVisibility.PUBLIC,
+        )
+    await create_article(
+        story.session,
+        CLI,
+        slug="courier-cutoff",
+        language="en",
+        title="Courier cut-off times",
+        body="Orders confirmed before 14:00 leave the warehouse the same day; later ones the "
+        "next working day. Saturday orders leave on Monday.",
+        tags=["shipping", "delivery"],
+    )
     for who, title, shortcut, body in (
         ("anna", "Polite Polish greeting", "dzien-dobry", "Dzień dobry {{contact.name}},\n\n"),
         (

@@ -12,12 +12,14 @@ import {
 } from "../common/channels.js";
 import { channelIcon, icon } from "../common/icons.js";
 import { buildCallBar, callSummary, directionIcon, fetchCall, renderCallBar } from "./calls.js";
+import { buildFlags, lastUsedChannel, loadContext, renderFlags } from "./context_flags.js";
 import { renderCustomer } from "./customer.js";
 import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
 import { erpSettings, fillErpPlaceholders, linkOrderNumbers } from "./order_links.js";
 import { showCustomerTyping, watchTyping } from "./typing.js";
 import { isSupervisor, operatorName, presenceLabel, queueName, signal, state, statusLabel } from "./state.js";
+import { buildSuggestions, curationControl, forgetSuggestion, sendReply, updateSuggestions } from "./suggestions.js";
 import { followUpControl } from "./tasks.js";
 import { t } from "../common/i18n.js";
 
@@ -26,6 +28,8 @@ const TIMELINE_PAGE = 50;
 let view = null; // the elements of the open conversation
 let timeline = { items: [], cursor: null, contactId: null };
 let routingEvents = [];
+// The customer's history beside it (context_flags.js): flags, the default reply channel.
+let customerContext = null;
 // The open conversation's call (CallView or null), and conversations a call event named.
 let call = null;
 const callConversations = new Set();
@@ -42,6 +46,7 @@ export async function openConversation(id, { focus = false, reveal = null } = {}
   if (switching) {
     timeline = { items: [], cursor: null, contactId: null };
     routingEvents = [];
+    customerContext = null;
     call = null;
     view = buildView(id);
     fill(byId("conversation"), view.root);
@@ -82,6 +87,7 @@ export async function refreshConversation() {
   if (state.conversationId !== id) return;
   state.conversation = conversation;
   const eventsBefore = callEventsSeen;
+  const contextLoad = loadContext(id);
   const [contact, currentCall] = await Promise.all([
     get(`/api/v1/contacts/${conversation.contact_id}`),
     hasCall(conversation) ? fetchCall(id).catch(() => null) : null,
@@ -92,7 +98,9 @@ export async function refreshConversation() {
     erpSettings(),
   ]);
   await loadDelivery(outboundConversations());
+  const foundContext = await contextLoad;
   if (state.conversationId !== id) return;
+  customerContext = foundContext;
   state.contact = contact;
   state.timelineItems = timeline.items;
   call =
@@ -101,11 +109,13 @@ export async function refreshConversation() {
       : currentCall;
   if (state.conversationId !== id) return;
   renderHeader();
+  renderFlags(view.flags, customerContext);
   renderCallBar(view.callBar, call, id, onCallControlled);
   renderActions();
   renderTimeline();
   renderChannels();
   renderCustomer();
+  updateSuggestions(view.suggestions, timeline.items);
 }
 
 /** Whether the conversation may have a call: a voice channel's, or one a call event named. */
@@ -239,6 +249,7 @@ function buildView(id) {
   );
   const composer = buildComposer(id);
   const callBar = buildCallBar();
+  const flags = buildFlags();
   const root = h(
     "div",
     { class: "conversation-view", dataset: { conversationId: id } },
@@ -248,12 +259,13 @@ function buildView(id) {
       `← ${t("Inbox")}`,
     ),
     header,
+    flags,
     actions,
     callBar,
     timelineBox,
     composer.form,
   );
-  return { id, root, header, actions, callBar, list, older, timelineBox, followUp: null, ...composer };
+  return { id, root, header, flags, actions, callBar, list, older, timelineBox, followUp: null, ...composer };
 }
 
 function renderHeader() {
@@ -614,6 +626,7 @@ function renderInteraction(item, frames) {
     item.kind === "call" && !item.text ? null : renderBody(item, frames),
     renderEdits(item),
     renderAttachments(item),
+    curationControl(item),
   );
 }
 
@@ -739,6 +752,16 @@ function buildComposer(id) {
   const typingLine = h("p", { class: "muted customer-typing", hidden: true, "aria-live": "polite" }, t("The customer is typing…"));
   // What a canned response left empty (an order placeholder without a value).
   const cannedNote = h("p", { class: "canned-note", hidden: true, role: "status" });
+  // Suggested replies (suggestions.js): Insert puts one into the box as a canned response is.
+  const suggestions = buildSuggestions({
+    conversationId: id,
+    textarea,
+    insert: (text) => insertAtCursor(textarea, text),
+    note: (text) => {
+      cannedNote.textContent = text;
+      cannedNote.hidden = !text;
+    },
+  });
   const form = h(
     "form",
     { class: "composer", "aria-label": t("Reply or note"), dataset: { mode: "reply" } },
@@ -757,11 +780,12 @@ function buildComposer(id) {
     ),
     rules,
     typingLine,
+    suggestions.root,
     cannedNote,
     h("div", { class: "composer-input" }, textarea, mentionList),
     h("div", { class: "composer-send" }, h("span", { class: "muted hint" }, t("Ctrl+Enter sends")), send),
   );
-  const composer = { form, textarea, channel, canned, send, mentionList, modeReply, modeNote, rules, typingLine, cannedNote };
+  const composer = { form, textarea, channel, canned, send, mentionList, modeReply, modeNote, rules, typingLine, cannedNote, suggestions };
   const setMode = () => {
     const note = modeNote.checked;
     form.dataset.mode = note ? "note" : "reply";
@@ -812,15 +836,17 @@ export function focusCanned() {
 }
 
 /** The channels a reply may go out on: those that can send to an address the contact has
- *  (from the server's channel list), the conversation's default first. */
+ *  (from the server's channel list), the default first: where the customer wrote last if a
+ *  reply can go there (context_flags.js), else the conversation's own. */
 function replyChoices(conversation, contact) {
-  const preferred = defaultReplyChannel(conversation.channel);
   const choices = [];
   for (const identity of contact.identities || []) {
     for (const name of channelsSendingTo(identity.kind)) {
       if (!choices.includes(name)) choices.push(name);
     }
   }
+  const lastUsed = lastUsedChannel(customerContext);
+  const preferred = choices.includes(lastUsed) ? lastUsed : defaultReplyChannel(conversation.channel);
   choices.sort((a, b) => (b === preferred) - (a === preferred));
   return { choices, preferred };
 }
@@ -853,7 +879,11 @@ function renderChannels() {
     view.channel,
     choices.map((name) => h("option", { value: name }, choiceLabel(name, preferred))),
   );
-  view.channel.value = choices.includes(selected) ? selected : choices[0];
+  // The default follows the customer (they wrote on another channel) until the operator
+  // picks one.
+  const followsDefault = !selected || selected === view.channel.dataset.preferred;
+  view.channel.value = !followsDefault && choices.includes(selected) ? selected : choices[0];
+  view.channel.dataset.preferred = choices[0];
   if (!view.rules.contains(document.activeElement)) renderReplyRules(view.rules, view.channel.value);
 }
 
@@ -882,11 +912,12 @@ async function submit(composer, id) {
         return;
       }
       const body = template ? { ...template, channel: composer.channel.value } : { text, channel: composer.channel.value };
-      const result = await post(`/api/v1/conversations/${id}/reply`, body);
+      const result = await sendReply(composer.suggestions, id, body);
       toast(t("Reply queued for {channel} to {recipient}", { channel: channelLabel(result.outbox.channel), recipient: result.outbox.recipient }));
     }
     composer.textarea.value = "";
     composer.cannedNote.hidden = true;
+    forgetSuggestion(composer.suggestions);
   } catch (error) {
     toast(error.message, "error");
   } finally {

@@ -30,6 +30,7 @@ import {
 } from "./attention.js";
 import { loadPreferences, mountPreferences, openPreferences } from "./preferences.js";
 import { findTask, loadTasks, onCallForTasks, startTasks, taskTitle } from "./tasks.js";
+import { startKnowledge } from "./knowledge.js";
 import { focusSearch, startSearch } from "./search.js";
 import { on, presenceWord, state } from "./state.js";
 import { loadView, showTab, startViews, viewsVisible } from "./views.js";
@@ -372,6 +373,7 @@ async function start() {
   startViews();
   startSearch();
   startTasks();
+  startKnowledge();
   await Promise.all([
     loadInbox(),
     loadOffersAndNotice(),

@@ -11,6 +11,8 @@ import { coalesce, connectLive } from "../common/live.js";
 
 // The operator's time zone (their preferences), else the browser's: "today" is theirs.
 let TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+// The period of the suggestion figures, in days.
+const SUGGESTION_DAYS = 7;
 const HOURS = Array.from({ length: 24 }, (_, hour) => String(hour).padStart(2, "0"));
 
 const state = {
@@ -20,18 +22,22 @@ const state = {
   conversations: new Map(),
   contactNames: new Map(),
   queues: new Map(),
+  // The team's use of suggested replies (null: the server does not tell).
+  suggestions: null,
 };
 
 const refresh = coalesce(load, 400);
 
 async function load() {
-  const [snapshot, open, pending, queues] = await Promise.all([
+  const [snapshot, open, pending, queues, suggestions] = await Promise.all([
     get(withQuery("/api/v1/monitor", { tz: TIME_ZONE })),
     get(withQuery("/api/v1/conversations", { status: "open", limit: 200 })),
     get(withQuery("/api/v1/conversations", { status: "pending", limit: 200 })),
     get("/api/v1/queues"),
+    get(withQuery("/api/v1/suggestions/stats", { days: SUGGESTION_DAYS })).catch(() => null),
   ]);
   state.snapshot = snapshot;
+  state.suggestions = suggestions;
   state.receivedAt = Date.now();
   state.conversations = new Map([...open.items, ...pending.items].map((c) => [c.id, c]));
   state.queues = new Map(queues.map((q) => [q.id, q]));
@@ -61,6 +67,7 @@ function render() {
   renderOperators();
   renderWaiting();
   renderCharts();
+  renderSuggestions();
   byId("updated").textContent = t("updated {time}", { time: formatTime(state.snapshot.generated_at) });
   document.body.dataset.ready = "true";
 }
@@ -468,6 +475,39 @@ function renderCharts() {
       t("Service level per hour as a table"),
       [t("Hour"), t("Service level")],
       points.filter((p) => p.y !== null).map((p) => [HOURS[p.x], `${formatNumber(p.y)}%`]),
+    ),
+  );
+}
+
+/** How much the team used suggested replies over the last days: the share of replies that
+ *  started from one, and what became of those shown. Left out if the server does not tell. */
+function renderSuggestions() {
+  const stats = state.suggestions;
+  byId("suggestions-panel").hidden = !stats;
+  if (!stats) return;
+  const figure = (field, label, value, note) =>
+    h(
+      "div",
+      { class: "figure", dataset: { field } },
+      h("dt", {}, label),
+      h("dd", {}, value),
+      note ? h("dd", { class: "muted small" }, note) : null,
+    );
+  fill(
+    byId("suggestion-figures"),
+    figure(
+      "used-share",
+      t("Replies from a suggestion"),
+      percent(stats.used_share),
+      tn("of {n} reply", "of {n} replies", stats.replies),
+    ),
+    figure("sent", t("Sent as suggested"), formatNumber(stats.sent)),
+    figure("edited", t("Sent after editing"), formatNumber(stats.edited)),
+    figure(
+      "ignored",
+      t("Ignored"),
+      formatNumber(stats.ignored),
+      tn("of {n} shown", "of {n} shown", stats.shown),
     ),
   );
 }

@@ -1,0 +1,154 @@
+"""The lexical engine: the database's own full-text search (migration 0016).
+
+PostgreSQL: each document's tsvector is made with its language's text-search configuration
+(`text.ts_config`: the question weighted A, the answer D); a question is matched with the
+configuration of its own language, any of its words (OR), ranked by `ts_rank` (normalised by
+document length) plus the pg_trgm similarity of the two questions, which also finds
+documents that share no whole word with a misspelt question.
+
+SQLite: FTS5 over the stems `text.terms` made of the question and the answer (PyStemmer,
+the document's language), matched by any stem of the question (stemmed in its own
+language), ranked by bm25 with the question weighing four times the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    column,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import SuggestionDoc
+from core.suggestions import text as words
+from core.suggestions.base import Hit, Question, SuggestionEngine
+
+# What pg_trgm compares: the start of the question, lower-cased.
+TRIGRAM_CHARS = 500
+# bm25's column weights on SQLite: question, answer.
+BM25_WEIGHTS = (1.0, 0.25)
+# PostgreSQL: how much the trigram similarity (0..1) adds to ts_rank.
+TRIGRAM_WEIGHT = 0.5
+
+_SQLITE_FTS = table("suggestion_fts", column("rowid"), column("question"), column("answer"))
+_PG_FTS = table("suggestion_fts", column("doc_id"), column("document"), column("question"))
+
+
+def fts5_any(stems: Sequence[str]) -> str:
+    """An FTS5 MATCH expression: any of the stems, each quoted (stems are letters and digits
+    only, so nothing in them is query syntax)."""
+    return " OR ".join(f'"{stem}"' for stem in stems)
+
+
+def tsquery_any(words_: Sequence[str]) -> str:
+    """A `to_tsquery` expression: any of the words (the configuration stems them)."""
+    return " | ".join(f"'{word}'" for word in words_)
+
+
+class LexicalEngine(SuggestionEngine):
+    name = "lexical"
+
+    async def do_search(
+        self,
+        session: AsyncSession,
+        question: Question,
+        *,
+        allowed: ColumnElement[bool],
+        limit: int,
+    ) -> list[Hit]:
+        found = words.query_terms(question.text, question.language)
+        if not found:
+            return []
+        if session.get_bind().dialect.name == "postgresql":
+            return await self._search_postgresql(session, question, found, allowed, limit)
+        return await self._search_sqlite(session, list(found), allowed, limit)
+
+    async def _search_sqlite(
+        self,
+        session: AsyncSession,
+        stems: list[str],
+        allowed: ColumnElement[bool],
+        limit: int,
+    ) -> list[Hit]:
+        rank = func.bm25(literal_column("suggestion_fts"), *BM25_WEIGHTS)
+        query = (
+            select(SuggestionDoc.id, rank.label("rank"))
+            .select_from(_SQLITE_FTS.join(SuggestionDoc, SuggestionDoc.id == _SQLITE_FTS.c.rowid))
+            .where(literal_column("suggestion_fts").op("MATCH")(fts5_any(stems)), allowed)
+            .order_by(rank)
+            .limit(limit)
+        )
+        # bm25 is lower for better matches: the score is its negation.
+        return [Hit(doc_id, -float(rank_)) for doc_id, rank_ in (await session.execute(query))]
+
+    async def _search_postgresql(
+        self,
+        session: AsyncSession,
+        question: Question,
+        found: dict[str, str],
+        allowed: ColumnElement[bool],
+        limit: int,
+    ) -> list[Hit]:
+        # A name from `text.SNOWBALL` or "simple", never the caller's text.
+        name = words.ts_config(question.language)
+        config: ColumnElement[Any] = literal_column(f"'{name}'::regconfig")
+        tsquery = func.to_tsquery(config, tsquery_any(list(found.values())))
+        raw = question.text[:TRIGRAM_CHARS].lower()
+        document = _PG_FTS.c.document
+        trigram = func.similarity(_PG_FTS.c.question, raw)
+        score = (func.ts_rank(document, tsquery, 1) + trigram * TRIGRAM_WEIGHT).label("score")
+        query = (
+            select(SuggestionDoc.id, score)
+            .select_from(_PG_FTS.join(SuggestionDoc, SuggestionDoc.id == _PG_FTS.c.doc_id))
+            .where(
+                document.op("@@")(tsquery) | _PG_FTS.c.question.op("%")(raw),
+                allowed,
+            )
+            .order_by(score.desc())
+            .limit(limit)
+        )
+        return [Hit(doc_id, float(value)) for doc_id, value in (await session.execute(query))]
+
+    async def do_index(self, session: AsyncSession, docs: Sequence[SuggestionDoc]) -> None:
+        ids = [doc.id for doc in docs]
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(delete(_PG_FTS).where(_PG_FTS.c.doc_id.in_(ids)))
+            statement = text(
+                "INSERT INTO suggestion_fts (doc_id, document, question) VALUES (:id, "
+                "setweight(to_tsvector(CAST(:config AS regconfig), :question), 'A') || "
+                "setweight(to_tsvector(CAST(:config AS regconfig), :answer), 'D'), :trigram)"
+            )
+            rows = [
+                {
+                    "id": doc.id,
+                    "config": words.ts_config(doc.language),
+                    "question": doc.question,
+                    "answer": words.without_placeholders(doc.answer),
+                    "trigram": doc.question[:TRIGRAM_CHARS].lower(),
+                }
+                for doc in docs
+            ]
+            await session.execute(statement, rows)
+            return
+        await session.execute(delete(_SQLITE_FTS).where(_SQLITE_FTS.c.rowid.in_(ids)))
+        rows = [
+            {
+                "rowid": doc.id,
+                "question": " ".join(words.terms(doc.question, doc.language)),
+                "answer": " ".join(
+                    words.terms(words.without_placeholders(doc.answer), doc.language)
+                ),
+            }
+            for doc in docs
+        ]
+        await session.execute(insert(_SQLITE_FTS), rows)
