@@ -262,6 +262,11 @@ async def test_what_operators_do_with_suggestions_is_recorded_and_counted(
     assert (stats["replies"], stats["used_share"]) == (4, 0.5)
     await json_of(await anna.get("/api/v1/suggestions/stats"), 403)
 
+    # Reading a resolved conversation back shows suggestions but counts none as shown.
+    await json_of(await anna.post(f"{path}/status", json={"status": "resolved"}), 200)
+    await suggested(anna, asking)
+    assert (await json_of(await boss.get("/api/v1/suggestions/stats"), 200))["shown"] == 4
+
 
 @sqlite_only
 async def test_the_answer_the_team_keeps_sending_rises_above_the_one_it_passes_over(

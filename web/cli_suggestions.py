@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.settings import Settings
-from core.suggestions import index
-from core.suggestions.engines import build_service
-from core.suggestions.semantic import SemanticEngine, embed_pending
 from web.cli_common import CliError, ProgressBar, add_command, database
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+# The suggestion engines are imported when a command runs: `omnicrm --help` builds this
+# parser and must not load the database layer (tests/test_cli_admin.py).
 
 
 def add_suggestion_commands(commands: Any) -> None:
@@ -37,6 +39,9 @@ def add_suggestion_commands(commands: Any) -> None:
 
 
 async def _embed(settings: Settings, sessions: Any) -> int | None:
+    from core.suggestions.engines import build_service
+    from core.suggestions.semantic import SemanticEngine, embed_pending
+
     engine = build_service(settings.suggestion_engine).engines.get("semantic")
     if not isinstance(engine, SemanticEngine):
         return None
@@ -45,6 +50,8 @@ async def _embed(settings: Settings, sessions: Any) -> int | None:
 
 
 async def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from core.suggestions import index
+
     bar = ProgressBar("indexing", "sources", sys.stderr, every=500)
     async with database(settings) as sessions:
         try:

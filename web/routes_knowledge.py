@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import knowledge
+from core import knowledge, knowledge_rules
 from core.knowledge import ArticleChanges
 from core.models import ArticleVisibility, KnowledgeArticle, KnowledgeArticleVersion, Operator
 from web.api import ApiRoutes, Call, NoBody, PageQuery
@@ -35,8 +35,8 @@ class ArticleQuery(PageQuery):
         max_length=knowledge.MAX_QUERY,
         description="every word in the title, body or slug, or one of the tags",
     )
-    language: str | None = Field(None, max_length=knowledge.MAX_LANGUAGE, examples=["pt-BR"])
-    tag: str | None = Field(None, max_length=knowledge.MAX_TAG)
+    language: str | None = Field(None, max_length=knowledge_rules.MAX_LANGUAGE, examples=["pt-BR"])
+    tag: str | None = Field(None, max_length=knowledge_rules.MAX_TAG)
     include_archived: bool = Field(False, description="archived ones too")
 
 
@@ -44,19 +44,19 @@ class NewArticleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slug: str = Field(
-        max_length=knowledge.MAX_SLUG,
+        max_length=knowledge_rules.MAX_SLUG,
         description="a-z, 0-9 and hyphens; translations of one article share it",
         examples=["returns-policy"],
     )
-    language: str = Field(max_length=knowledge.MAX_LANGUAGE, examples=["en", "pt-BR"])
-    title: str = Field(max_length=knowledge.MAX_TITLE)
+    language: str = Field(max_length=knowledge_rules.MAX_LANGUAGE, examples=["en", "pt-BR"])
+    title: str = Field(max_length=knowledge_rules.MAX_TITLE)
     body: str = Field(
-        max_length=knowledge.MAX_BODY,
+        max_length=knowledge_rules.MAX_BODY,
         description="plain text; a blank line starts a paragraph",
     )
-    tags: list[Annotated[str, Field(max_length=knowledge.MAX_TAG)]] = Field(
+    tags: list[Annotated[str, Field(max_length=knowledge_rules.MAX_TAG)]] = Field(
         default_factory=list,
-        max_length=knowledge.MAX_TAGS,
+        max_length=knowledge_rules.MAX_TAGS,
         description="kept lower-case, each once",
     )
     visibility: ArticleVisibility = Field(
@@ -72,10 +72,10 @@ class ArticlePatchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: VersionNumber = Field(description="the version you edited; an older one is a 409")
-    title: str | None = Field(None, max_length=knowledge.MAX_TITLE)
-    body: str | None = Field(None, max_length=knowledge.MAX_BODY)
-    tags: list[Annotated[str, Field(max_length=knowledge.MAX_TAG)]] | None = Field(
-        None, max_length=knowledge.MAX_TAGS
+    title: str | None = Field(None, max_length=knowledge_rules.MAX_TITLE)
+    body: str | None = Field(None, max_length=knowledge_rules.MAX_BODY)
+    tags: list[Annotated[str, Field(max_length=knowledge_rules.MAX_TAG)]] | None = Field(
+        None, max_length=knowledge_rules.MAX_TAGS
     )
     visibility: ArticleVisibility | None = None
 

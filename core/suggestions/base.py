@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.models import SuggestionDoc
 
 # A search returns at most this many hits: enough to rank, deduplicate and filter to three.
-MAX_HITS = 50
+MAX_HITS = 200
 # The characters of a question an engine reads (a long email's first paragraphs).
 MAX_QUESTION_CHARS = 2000
 

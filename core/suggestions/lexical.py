@@ -8,7 +8,11 @@ documents that share no whole word with a misspelt question.
 
 SQLite: FTS5 over the stems `text.terms` made of the question and the answer (PyStemmer,
 the document's language), matched by any stem of the question (stemmed in its own
-language), ranked by bm25 with the question weighing four times the answer.
+language), ranked by bm25 with the question weighing four times the answer. Stems that more
+than `COMMON_SHARE` of the documents hold ("i", "the", "to") are left out of the match (read
+from `suggestion_fts_vocab`): bm25 gives them almost no weight, yet matching them makes every
+document a candidate to rank. At least `MIN_TERMS` of the question's rarest stems stay, and
+an index of fewer than `MIN_DOCUMENTS` is matched on every stem.
 """
 
 from __future__ import annotations
@@ -39,8 +43,15 @@ TRIGRAM_CHARS = 500
 BM25_WEIGHTS = (1.0, 0.25)
 # PostgreSQL: how much the trigram similarity (0..1) adds to ts_rank.
 TRIGRAM_WEIGHT = 0.5
+# SQLite: a stem in more than this share of the documents is too common to match on...
+COMMON_SHARE = 0.2
+# ... unless fewer than this many of the question's stems would be left, or the index is
+# too small for its frequencies to say anything.
+MIN_TERMS = 3
+MIN_DOCUMENTS = 200
 
 _SQLITE_FTS = table("suggestion_fts", column("rowid"), column("question"), column("answer"))
+_SQLITE_VOCAB = table("suggestion_fts_vocab", column("term"), column("doc"))
 _PG_FTS = table("suggestion_fts", column("doc_id"), column("document"), column("question"))
 
 
@@ -71,7 +82,23 @@ class LexicalEngine(SuggestionEngine):
             return []
         if session.get_bind().dialect.name == "postgresql":
             return await self._search_postgresql(session, question, found, allowed, limit)
-        return await self._search_sqlite(session, list(found), allowed, limit)
+        stems = await self._telling_stems(session, list(found))
+        if not stems:
+            return []
+        return await self._search_sqlite(session, stems, allowed, limit)
+
+    async def _telling_stems(self, session: AsyncSession, stems: list[str]) -> list[str]:
+        """The question's stems that some document holds, the too common ones left out."""
+        total = int(await session.scalar(select(func.count()).select_from(SuggestionDoc)) or 0)
+        rows = await session.execute(
+            select(_SQLITE_VOCAB.c.term, _SQLITE_VOCAB.c.doc).where(_SQLITE_VOCAB.c.term.in_(stems))
+        )
+        frequency = {str(term): int(doc) for term, doc in rows}
+        known = sorted(frequency, key=lambda stem: frequency[stem])
+        if total < MIN_DOCUMENTS:
+            return known
+        telling = [stem for stem in known if frequency[stem] <= COMMON_SHARE * total]
+        return telling if len(telling) >= MIN_TERMS else known[:MIN_TERMS]
 
     async def _search_sqlite(
         self,

@@ -36,6 +36,7 @@ from core.language import detect
 from core.models import (
     Contact,
     Conversation,
+    ConversationStatus,
     Direction,
     Interaction,
     InteractionKind,
@@ -53,8 +54,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 3
 MAX_LIMIT = 10
-# Hits asked of the engine before ranking and removing repeats.
-CANDIDATES = 30
+# Hits asked of the engine before ranking and removing repeats (the same answer given in
+# many conversations fills many of them).
+CANDIDATES = 100
 # The recent interactions read to find the question.
 RECENT = 30
 SAME_QUEUE = 1.1
@@ -184,7 +186,8 @@ class SuggestionService:
                     article_language=article.language if public and article is not None else None,
                 )
             )
-        if record:
+        # Shown to answer someone: not when reading a resolved conversation back.
+        if record and conversation.status != ConversationStatus.RESOLVED:
             await record_shown(
                 session, actor, conversation.id, [item.doc_id for item in result.items], name
             )

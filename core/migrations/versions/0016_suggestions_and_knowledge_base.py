@@ -11,8 +11,8 @@ made with the text-search configuration of its language (english, russian, germa
 simple), under a GIN index, and its question under a pg_trgm GIN index (typos, word
 fragments). `pg_trgm` is a trusted extension: the database's owner may create it.
 SQLite: `suggestion_fts` is an FTS5 table of the stemmed question and answer (rowid = the
-document's id), emptied of a document by a trigger when the document goes (a cascade from its
-conversation).
+document's id; `suggestion_fts_vocab` reads its document frequencies), emptied of a document
+by a trigger when the document goes (a cascade from its conversation).
 Both are written by the engine, not by triggers on the source tables.
 """
 
@@ -215,6 +215,7 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS suggestion_fts")
     else:
         op.execute("DROP TRIGGER IF EXISTS suggestion_fts_delete")
+        op.execute("DROP TABLE IF EXISTS suggestion_fts_vocab")
         op.execute("DROP TABLE IF EXISTS suggestion_fts")
     with op.batch_alter_table("suggestion_event", schema=None) as batch_op:
         batch_op.drop_index("ix_suggestion_event_time")
@@ -243,6 +244,9 @@ POSTGRESQL_OBJECTS = (
 SQLITE_OBJECTS = (
     "CREATE VIRTUAL TABLE suggestion_fts USING fts5(question, answer, "
     "tokenize='unicode61 remove_diacritics 2')",
+    # How many documents hold each term: the engine leaves out of a question the words most
+    # documents have (they cost time and tell nothing).
+    "CREATE VIRTUAL TABLE suggestion_fts_vocab USING fts5vocab(suggestion_fts, 'row')",
     "CREATE TRIGGER suggestion_fts_delete AFTER DELETE ON suggestion_doc BEGIN "
     "DELETE FROM suggestion_fts WHERE rowid = old.id; END",
 )
