@@ -1045,6 +1045,8 @@ class SuggestionDoc(Base):
     __table_args__ = (
         Index("ix_suggestion_doc_conversation", "conversation_id"),
         Index("ix_suggestion_doc_source", "kind", "source_id"),
+        # The semantic engine's look for vectors made since its last (core/suggestions).
+        Index("ix_suggestion_doc_embedding", "embedding_model", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)

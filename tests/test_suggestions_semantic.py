@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestServer
 from core.db import SessionFactory
 from core.models import Role
 from core.settings import Settings
+from core.suggestions import semantic
 from core.suggestions.semantic import SHARED_EMBEDDER, SemanticEngine, available, embed_pending
 from tests.conftest import new_user
 from tests.test_conversations_api import json_of, queue_with
@@ -24,11 +25,14 @@ pytestmark = pytest.mark.skipif(
 
 
 async def test_an_answer_is_found_by_meaning_and_only_for_those_who_may_see_it(
+    monkeypatch: pytest.MonkeyPatch,
     settings: Settings,
     sessions: SessionFactory,
     aiohttp_server: Any,
     aiohttp_client: Any,
 ) -> None:
+    # Every search looks for new vectors (in service, at most every 2 s).
+    monkeypatch.setattr(semantic, "REFRESH_SECONDS", 0.0)
     app = create_app(
         settings.model_copy(update={"suggestion_engine": "semantic"}), background_workers=False
     )

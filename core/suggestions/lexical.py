@@ -1,10 +1,11 @@
 """The lexical engine: the database's own full-text search (migration 0016).
 
-PostgreSQL: each document's tsvector is made with its language's text-search configuration
-(`text.ts_config`: the question weighted A, the answer D); a question is matched with the
-configuration of its own language, any of its words (OR), ranked by `ts_rank` (normalised by
-document length) plus the pg_trgm similarity of the two questions, which also finds
-documents that share no whole word with a misspelt question.
+PostgreSQL: each document's question is a tsvector made with its language's text-search
+configuration (`text.ts_config`); a question is matched with the configuration of its own
+language, any of its words (OR), ranked by `ts_rank` (normalised by document length). When
+fewer than asked share a word with it (a misspelt question), the documents whose questions
+are most similar by pg_trgm follow. (Indexing the answers too, or ranking every document by
+trigrams, was slower and found the right answer less often: bench/suggestions.py.)
 
 SQLite: FTS5 over the stems `text.terms` made of the question and the answer (PyStemmer,
 the document's language), matched by any stem of the question (stemmed in its own
@@ -41,7 +42,8 @@ from core.suggestions.base import Hit, Question, SuggestionEngine
 TRIGRAM_CHARS = 500
 # bm25's column weights on SQLite: question, answer.
 BM25_WEIGHTS = (1.0, 0.25)
-# PostgreSQL: how much the trigram similarity (0..1) adds to ts_rank.
+# PostgreSQL: a document found by trigrams alone scores this share of its similarity (0..1)
+# times the lowest score of those sharing a word.
 TRIGRAM_WEIGHT = 0.5
 # SQLite: a stem in more than this share of the documents is too common to match on...
 COMMON_SHARE = 0.2
@@ -130,21 +132,36 @@ class LexicalEngine(SuggestionEngine):
         name = words.ts_config(question.language)
         config: ColumnElement[Any] = literal_column(f"'{name}'::regconfig")
         tsquery = func.to_tsquery(config, tsquery_any(list(found.values())))
-        raw = question.text[:TRIGRAM_CHARS].lower()
         document = _PG_FTS.c.document
-        trigram = func.similarity(_PG_FTS.c.question, raw)
-        score = (func.ts_rank(document, tsquery, 1) + trigram * TRIGRAM_WEIGHT).label("score")
+        rank = func.ts_rank(document, tsquery, 1).label("score")
+        joined = _PG_FTS.join(SuggestionDoc, SuggestionDoc.id == _PG_FTS.c.doc_id)
         query = (
-            select(SuggestionDoc.id, score)
-            .select_from(_PG_FTS.join(SuggestionDoc, SuggestionDoc.id == _PG_FTS.c.doc_id))
-            .where(
-                document.op("@@")(tsquery) | _PG_FTS.c.question.op("%")(raw),
-                allowed,
-            )
-            .order_by(score.desc())
+            select(SuggestionDoc.id, rank)
+            .select_from(joined)
+            .where(document.op("@@")(tsquery), allowed)
+            .order_by(rank.desc())
             .limit(limit)
         )
-        return [Hit(doc_id, float(value)) for doc_id, value in (await session.execute(query))]
+        hits = [Hit(doc_id, float(value)) for doc_id, value in (await session.execute(query))]
+        if len(hits) >= limit:
+            return hits
+        # Too few share a word with the question (typos): the most similar questions by
+        # trigrams follow, below every hit that shares a word.
+        raw = question.text[:TRIGRAM_CHARS].lower()
+        similarity = func.similarity(_PG_FTS.c.question, raw).label("similarity")
+        fallback = (
+            select(SuggestionDoc.id, similarity)
+            .select_from(joined)
+            .where(_PG_FTS.c.question.op("%")(raw), allowed)
+            .order_by(similarity.desc())
+            .limit(limit)
+        )
+        floor = min((hit.score for hit in hits), default=1.0)
+        found_ids = {hit.doc_id for hit in hits}
+        for doc_id, value in await session.execute(fallback):
+            if doc_id not in found_ids and len(hits) < limit:
+                hits.append(Hit(doc_id, floor * float(value) * TRIGRAM_WEIGHT))
+        return hits
 
     async def do_index(self, session: AsyncSession, docs: Sequence[SuggestionDoc]) -> None:
         ids = [doc.id for doc in docs]
@@ -152,15 +169,13 @@ class LexicalEngine(SuggestionEngine):
             await session.execute(delete(_PG_FTS).where(_PG_FTS.c.doc_id.in_(ids)))
             statement = text(
                 "INSERT INTO suggestion_fts (doc_id, document, question) VALUES (:id, "
-                "setweight(to_tsvector(CAST(:config AS regconfig), :question), 'A') || "
-                "setweight(to_tsvector(CAST(:config AS regconfig), :answer), 'D'), :trigram)"
+                "to_tsvector(CAST(:config AS regconfig), :question), :trigram)"
             )
             rows = [
                 {
                     "id": doc.id,
                     "config": words.ts_config(doc.language),
                     "question": doc.question,
-                    "answer": words.without_placeholders(doc.answer),
                     "trigram": doc.question[:TRIGRAM_CHARS].lower(),
                 }
                 for doc in docs

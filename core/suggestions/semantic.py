@@ -13,7 +13,8 @@ the documents that have no vector of this model. Until a document has one, only 
 engine finds it.
 
 Searching keeps every vector of the model in memory (`VectorCache`: 100k documents take
-150 MB), refreshed from the rows changed since the last search, reloaded whole when
+150 MB), refreshed from the rows changed since the last look (at most every
+`REFRESH_SECONDS`, through the index on the model and update time), reloaded whole when
 documents went away; the question's vector against all of them is one matrix product. The
 best candidates are then filtered by the caller's `allowed` condition in SQL, more of them
 if the first ones are not allowed.
@@ -26,6 +27,7 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -47,6 +49,8 @@ EMBED_BATCH = 64
 # Candidates taken by similarity before the visibility filter; widened up to the maximum
 # when too few of them may be offered.
 FIRST_CANDIDATES = 100
+# How often a search looks for vectors made or changed since the last look.
+REFRESH_SECONDS = 2.0
 MAX_CANDIDATES = 3200
 
 
@@ -125,10 +129,17 @@ class VectorCache:
         self.matrix = np.zeros((0, DIMENSIONS), dtype=np.float32)
         self._row: dict[int, int] = {}
         self._seen: datetime | None = None
+        self._checked_at: float | None = None
         self._lock = asyncio.Lock()
 
     async def refresh(self, session: AsyncSession) -> None:
+        """Catches up with the table, at most every `REFRESH_SECONDS` (a vector made a moment
+        ago may wait that long to be found)."""
         async with self._lock:
+            now = time.monotonic()
+            if self._checked_at is not None and now - self._checked_at < REFRESH_SECONDS:
+                return
+            self._checked_at = now
             mine = SuggestionDoc.embedding_model == self.model
             count = int(
                 await session.scalar(select(func.count()).select_from(SuggestionDoc).where(mine))

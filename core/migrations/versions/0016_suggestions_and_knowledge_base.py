@@ -6,10 +6,10 @@ Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-04
 
-PostgreSQL: `suggestion_fts` holds each document's tsvector (question weighted A, answer D),
-made with the text-search configuration of its language (english, russian, german... or
-simple), under a GIN index, and its question under a pg_trgm GIN index (typos, word
-fragments). `pg_trgm` is a trusted extension: the database's owner may create it.
+PostgreSQL: `suggestion_fts` holds the tsvector of each document's question, made with the
+text-search configuration of its language (english, russian, german... or simple), under a
+GIN index, and the question's text under a pg_trgm GIN index (typos, word fragments).
+`pg_trgm` is a trusted extension: the database's owner may create it.
 SQLite: `suggestion_fts` is an FTS5 table of the stemmed question and answer (rowid = the
 document's id; `suggestion_fts_vocab` reads its document frequencies), emptied of a document
 by a trigger when the document goes (a cascade from its conversation).
@@ -158,6 +158,9 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_suggestion_doc_conversation", ["conversation_id"], unique=False)
         batch_op.create_index("ix_suggestion_doc_source", ["kind", "source_id"], unique=False)
+        batch_op.create_index(
+            "ix_suggestion_doc_embedding", ["embedding_model", "updated_at"], unique=False
+        )
 
     op.create_table(
         "suggestion_event",
@@ -223,6 +226,7 @@ def downgrade() -> None:
 
     op.drop_table("suggestion_event")
     with op.batch_alter_table("suggestion_doc", schema=None) as batch_op:
+        batch_op.drop_index("ix_suggestion_doc_embedding")
         batch_op.drop_index("ix_suggestion_doc_source")
         batch_op.drop_index("ix_suggestion_doc_conversation")
         batch_op.drop_index(batch_op.f("ix_suggestion_doc_answer_key"))
