@@ -30,6 +30,10 @@ hit is the first suggestion (top-1) or one of the three (top-3) being an answer 
 question's intent, as the data set defines intents. Latency is p50/p99 of `engine.search` (for
 the semantic engine it includes embedding the question); each engine's first searches (the
 model, the vector cache, cold plans) are timed apart, not in the percentiles ("first ms").
+Each size is measured on new connections, as by a server started on that index: a PostgreSQL
+connection that ran the lexical engine's statements on 10,000 documents keeps the generic plan
+it chose then, and on 100,000 searches about four times slower than a new one (p50 ~180 ms
+against ~45 ms when this bench was written; `plan_cache_mode = force_custom_plan` avoids it).
 
 In the same run, per database and size:
 - baselines: random answers of the question's queue (its category; top-3: three different
@@ -480,6 +484,8 @@ async def run_database(
                 if name == "postgresql":
                     async with engine.begin() as connection:
                         await connection.exec_driver_sql("ANALYZE")
+                # New connections for each size (see the module's docstring).
+                await engine.dispose()
                 seconds = time.perf_counter() - started
                 print(
                     f"{name}: {size:,} documents (added {size - built:,} in {seconds:.1f} s, "
