@@ -61,6 +61,11 @@ REBUILD_BATCH = 200
 Progress = Callable[[int, int], None]
 
 
+def said(item: Interaction) -> str:
+    """What the customer wrote in an interaction: its subject and text."""
+    return "\n".join(part for part in (item.subject, item.text) if part).strip()
+
+
 def reply_pairs(interactions: Sequence[Interaction]) -> list[tuple[str, Interaction]]:
     """(question, reply) in the order they happened: each operator's message with the text
     the customer had sent since the previous one. A reply nobody asked for (the first
@@ -69,9 +74,8 @@ def reply_pairs(interactions: Sequence[Interaction]) -> list[tuple[str, Interact
     asked: list[str] = []
     for item in interactions:
         if item.direction == Direction.IN and item.kind in QUESTION_KINDS:
-            said = "\n".join(part for part in (item.subject, item.text) if part).strip()
-            if said:
-                asked.append(said)
+            if text := said(item):
+                asked.append(text)
         elif (
             item.direction == Direction.OUT
             and item.kind == InteractionKind.MESSAGE

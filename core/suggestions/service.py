@@ -46,7 +46,7 @@ from core.models import (
 )
 from core.suggestions.base import Hit, Question, SuggestionEngine
 from core.suggestions.feedback import record_shown, weight
-from core.suggestions.index import QUESTION_KINDS
+from core.suggestions.index import QUESTION_KINDS, said
 from core.suggestions.text import is_unspaced, query_terms, terms
 from core.visibility import suggestion_filter
 
@@ -99,9 +99,8 @@ def pending_question(interactions: list[Interaction]) -> str:
     asked: list[str] = []
     for item in interactions:
         if item.direction == Direction.IN and item.kind in QUESTION_KINDS:
-            said = "\n".join(part for part in (item.subject, item.text) if part).strip()
-            if said:
-                asked.append(said)
+            if text := said(item):
+                asked.append(text)
         elif item.direction == Direction.OUT and item.kind == InteractionKind.MESSAGE and asked:
             break
     return "\n".join(reversed(asked))
