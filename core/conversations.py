@@ -230,6 +230,10 @@ async def set_status(
             conversation.resolved_at = utcnow()
     else:
         conversation.resolved_at = None
+        if old_status == ConversationStatus.RESOLVED:
+            conversation.reopened_count += 1
+            # Measured again when it is resolved again (routing/metrics.py).
+            conversation.resolution_seconds = None
     await session.flush()
     if new_status is ConversationStatus.RESOLVED:
         # Its replies become suggestions for the team, in this transaction.

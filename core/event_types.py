@@ -245,14 +245,14 @@ SLA_BREACHED: Final = _declare(
 LEAD_CREATED: Final = _declare(
     "lead.created",
     Audience.PLACED,
-    "an inbound message opened a sales lead",
-    ids={**_CONVERSATION_IDS, "lead": "the lead"},
-    labels={"channel": "the channel it came in on"},
+    "a sales lead was made: by a web form's submission, or by an operator from a conversation",
+    ids={"lead": "the lead", "contact": "its contact", "conversation": "its conversation (form)"},
+    labels={"channel": "the channel it came in on (form)"},
 )
 LEAD_UPDATED: Final = _declare(
     "lead.updated",
     Audience.PLACED,
-    "a lead's stage, value or owner changed",
+    "a lead moved (stage, pipeline) or its title, value, owner or expected close changed",
     ids={"lead": "the lead", "contact": "its contact"},
 )
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
@@ -50,9 +50,11 @@ from core.models import (
     Interaction,
     InteractionKind,
     Lead,
+    LeadStageChange,
     OutboxItem,
     utcnow,
 )
+from core.pipelines import default_pipeline_query, first_stage_query
 from core.routing_log import REOPENED_NOTE
 from core.sql import insert_ignoring_conflicts
 from core.validation import check_storable
@@ -223,16 +225,36 @@ async def _store(
         return None, []
     lead_id = None
     if event.lead is not None:
-        lead = Lead(
-            contact_id=contact.id,
-            conversation_id=conversation.id,
-            interaction_id=interaction_id,
-            source=event.lead.source,
-            marketing=event.lead.marketing,
+        # Into the default pipeline's first open stage, both read by the INSERT itself.
+        now = utcnow()
+        pipeline_id = default_pipeline_query().scalar_subquery()
+        inserted = await session.execute(
+            insert(Lead)
+            .values(
+                contact_id=contact.id,
+                conversation_id=conversation.id,
+                interaction_id=interaction_id,
+                pipeline_id=pipeline_id,
+                stage=first_stage_query(pipeline_id).scalar_subquery(),
+                title="",
+                source=event.lead.source,
+                marketing=event.lead.marketing,
+                stage_entered_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(Lead.id, Lead.pipeline_id, Lead.stage)
         )
-        session.add(lead)
-        await session.flush()
-        lead_id = lead.id
+        lead_id, lead_pipeline, lead_stage = inserted.one()
+        session.add(
+            LeadStageChange(
+                lead_id=lead_id,
+                pipeline_id=lead_pipeline,
+                from_stage=None,
+                to_stage=lead_stage,
+                changed_at=now,
+            )
+        )
     ids = {"contact": contact.id, "conversation": conversation.id}
     # Who may hear of it (core.visibility), as the conversation sits now.
     labels = {"channel": event.channel, **conversation_labels(conversation)}
@@ -318,6 +340,8 @@ async def _thread(
         if utcnow() - resolved_at <= policy.reopen_window:
             candidate.status = ConversationStatus.OPEN
             candidate.resolved_at = None
+            candidate.resolution_seconds = None
+            candidate.reopened_count += 1
             # Routing looks at it again: it stays with its operator only if they have room.
             candidate.queue_entered_at = None
             candidate.routing_note = REOPENED_NOTE

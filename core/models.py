@@ -108,9 +108,20 @@ class Direction(enum.StrEnum):
 
 
 class LeadStage(enum.StrEnum):
+    """The stages of the pipeline every installation starts with ("Sales"); a pipeline's
+    stages are rows of `PipelineStage`, these are only the default's keys."""
+
     NEW = "new"
     QUALIFIED = "qualified"
     PROPOSAL = "proposal"
+    WON = "won"
+    LOST = "lost"
+
+
+class StageOutcome(enum.StrEnum):
+    """What reaching a stage means: still being worked, or closed as won or lost."""
+
+    OPEN = "open"
     WON = "won"
     LOST = "lost"
 
@@ -266,12 +277,26 @@ class Identity(Base):
     contact: Mapped[Contact] = relationship(back_populates="identities")
 
 
+_UNMEASURED = (
+    "(first_response_at IS NOT NULL AND first_response_seconds IS NULL)"
+    " OR (resolved_at IS NOT NULL AND resolution_seconds IS NULL)"
+)
+
+
 class Conversation(Base):
     __tablename__ = "conversation"
     __table_args__ = (
         Index("ix_conversation_contact_channel", "contact_id", "channel", "status"),
         Index("ix_conversation_queue_status", "queue_id", "status"),
         Index("ix_conversation_assignee_status", "assignee_id", "status"),
+        Index("ix_conversation_created", "created_at"),
+        # Conversations whose business-time durations routing has still to measure.
+        Index(
+            "ix_conversation_unmeasured",
+            "id",
+            sqlite_where=text(_UNMEASURED),
+            postgresql_where=text(_UNMEASURED),
+        ),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -296,6 +321,13 @@ class Conversation(Base):
     queue_entered_at: Mapped[datetime | None]
     last_outbound_at: Mapped[datetime | None]
     resolution_due_at: Mapped[datetime | None]
+    # Times to the first response and to resolution counted in the queue's business hours
+    # (routing/metrics.py measures them after the fact; null until then, and resolution again
+    # after a reopening). Reports read them.
+    first_response_seconds: Mapped[int | None] = mapped_column(Integer)
+    resolution_seconds: Mapped[int | None] = mapped_column(Integer)
+    # How often a resolved conversation was opened again (by the customer or an operator).
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The last "why nobody" routing logged, so a waiting conversation is not logged every pass.
     routing_note: Mapped[str | None] = mapped_column(String(500))
 
@@ -311,6 +343,8 @@ class Interaction(Base):
         UniqueConstraint("channel", "external_id"),
         Index("ix_interaction_contact_time", "contact_id", "occurred_at", "id"),
         Index("ix_interaction_conversation_time", "conversation_id", "occurred_at", "id"),
+        # Reports count the stream by time, direction and channel from this index alone.
+        Index("ix_interaction_time", "occurred_at", "direction", "channel"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -330,28 +364,103 @@ class Interaction(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Pipeline(Base):
+    """A funnel leads go through, e.g. "New customers" and "Repeat sales" (core/pipelines.py).
+    Its stages are ordered by `position`; the first open one is where new leads start."""
+
+    __tablename__ = "pipeline"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    # Archived pipelines keep their leads for reports but take no new ones.
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    stages: Mapped[list[PipelineStage]] = relationship(
+        order_by="PipelineStage.position", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class PipelineStage(Base):
+    """One column of a pipeline's board. `key` is what leads store and the API speaks;
+    `probability` (percent) weighs the column's value; `outcome` says whether a lead here is
+    still open or closed as won or lost. A stage rule: entering the stage gives the lead a
+    follow-up task due `follow_up_days` later (core/pipelines.py)."""
+
+    __tablename__ = "pipeline_stage"
+    __table_args__ = (UniqueConstraint("pipeline_id", "key"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipeline.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    probability: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(10), default=StageOutcome.OPEN)
+    follow_up_days: Mapped[int | None] = mapped_column(Integer)
+    follow_up_note: Mapped[str] = mapped_column(String(500), default="")
+
+
 class Lead(Base):
+    """A sales opportunity in a pipeline: `stage` is one of its pipeline's stage keys.
+    `stage_entered_at` is when it reached that stage; `closed_at` when it reached a won or lost
+    stage (null while open). Every move is a `LeadStageChange` row."""
+
     __tablename__ = "lead"
+    __table_args__ = (
+        Index("ix_lead_pipeline_stage", "pipeline_id", "stage"),
+        Index("ix_lead_pipeline_created", "pipeline_id", "created_at"),
+        Index("ix_lead_closed", "closed_at"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
     interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interaction.id"))
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipeline.id"))
+    title: Mapped[str] = mapped_column(String(200), default="")
     source: Mapped[str] = mapped_column(String(100))
-    stage: Mapped[str] = mapped_column(String(20), default=LeadStage.NEW)
+    stage: Mapped[str] = mapped_column(String(40), default=LeadStage.NEW)
     value: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     currency: Mapped[str | None] = mapped_column(String(3))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    expected_close_on: Mapped[date | None] = mapped_column(Date)
+    # Why it was lost (required when moved to a lost stage).
+    lost_reason: Mapped[str | None] = mapped_column(String(500))
     # utm_source, utm_medium, utm_campaign, referrer of the submission that created it.
     marketing: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stage_entered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LeadStageChange(Base):
+    """A lead entering a stage (`from_stage` null: the lead was created there). Reports read
+    these for conversion per stage and cycle length."""
+
+    __tablename__ = "lead_stage_change"
+    __table_args__ = (
+        Index("ix_lead_stage_change_lead", "lead_id", "changed_at"),
+        Index("ix_lead_stage_change_pipeline", "pipeline_id", "to_stage", "lead_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("lead.id", ondelete="CASCADE"))
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipeline.id", ondelete="CASCADE"))
+    from_stage: Mapped[str | None] = mapped_column(String(40))
+    to_stage: Mapped[str] = mapped_column(String(40))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TaskKind(enum.StrEnum):
     # A missed call (abandoned, unanswered, after hours) to return.
     CALLBACK = "callback"
-    # A reminder an operator set on a conversation.
+    # A reminder an operator set on a conversation, or a lead's next step.
     FOLLOW_UP = "follow_up"
 
 
@@ -376,6 +485,7 @@ class Task(Base):
         Index("ix_task_owner_open", "owner_id", "done_at", "due_at"),
         Index("ix_task_queue_open", "queue_id", "done_at", "due_at"),
         Index("ix_task_due", "done_at", "notified_at", "due_at"),
+        Index("ix_task_lead_open", "lead_id", "done_at", "due_at"),
         Index(
             "uq_task_open_callback",
             "contact_id",
@@ -389,6 +499,8 @@ class Task(Base):
     kind: Mapped[str] = mapped_column(String(20))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
+    # A lead's next step (core/pipelines.py): the lead's board card shows the earliest open one.
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id", ondelete="CASCADE"))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
     queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
     created_by_id: Mapped[int | None] = mapped_column(
@@ -1160,4 +1272,27 @@ class KnowledgeArticleVersion(Base):
     visibility: Mapped[str] = mapped_column(String(20))
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReportSubscription(Base):
+    """A weekly email of a report to the supervisor who asked for it, sent from the mailbox
+    they chose through the outbox (core/reports/schedule.py). `next_run_at` is the next
+    `weekday` (0 = Monday) at `hour` in `time_zone`; a run sends the week before it."""
+
+    __tablename__ = "report_subscription"
+    __table_args__ = (Index("ix_report_subscription_due", "next_run_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"))
+    report: Mapped[str] = mapped_column(String(40))
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    channel_account_id: Mapped[int] = mapped_column(
+        ForeignKey("channel_account.id", ondelete="CASCADE")
+    )
+    weekday: Mapped[int] = mapped_column(Integer, default=0)
+    hour: Mapped[int] = mapped_column(Integer, default=8)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    next_run_at: Mapped[datetime]
+    last_sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

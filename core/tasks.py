@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, false, or_, select, update
+from sqlalchemy import ColumnElement, false, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -47,6 +47,7 @@ from core.events import Event, emit
 from core.models import (
     Contact,
     Conversation,
+    Lead,
     Notification,
     Operator,
     Queue,
@@ -59,7 +60,13 @@ from core.models import (
 from core.operators import require_active_operator
 from core.pagination import keyset_page
 from core.sql import insert_ignoring_conflicts
-from core.visibility import Placement, audience_labels, conversation_filter, task_filter
+from core.visibility import (
+    Placement,
+    audience_labels,
+    conversation_filter,
+    lead_filter,
+    task_filter,
+)
 
 # Why a call became a callback.
 CALLBACK_REASONS = ("abandoned", "no_answer", "busy", "failed", "after_hours", "voicemail")
@@ -415,31 +422,57 @@ async def _check_owner(
 async def create_follow_up(
     session: AsyncSession,
     actor: Actor,
-    conversation_id: int,
+    conversation_id: int | None,
     due_at: datetime,
     note: str,
     owner_id: int | None = None,
+    *,
+    lead_id: int | None = None,
 ) -> Task:
-    """A follow-up on a conversation `actor` may see (else NotFound), due at `due_at` (not in
-    the past), owned by `owner_id` (default: the actor), in the conversation's queue."""
+    """A follow-up on a conversation or a lead `actor` may see (else NotFound), due at
+    `due_at` (not in the past), owned by `owner_id` (default: the actor), in the conversation's
+    queue. A lead's task is its next step (core/pipelines.py); its conversation, if it has
+    one, is the lead's."""
     now = utcnow()
-    conversation = await session.scalar(
-        select(Conversation).where(Conversation.id == conversation_id, conversation_filter(actor))
-    )
-    if conversation is None:
-        raise NotFound(f"no conversation {conversation_id}", field="conversation_id")
+    lead = None
+    if lead_id is not None:
+        lead = await session.scalar(select(Lead).where(Lead.id == lead_id, lead_filter(actor)))
+        if lead is None:
+            raise NotFound(f"no lead {lead_id}", field="lead_id")
+        conversation_id = lead.conversation_id
+    conversation = None
+    if conversation_id is not None:
+        conversation = await session.scalar(
+            select(Conversation).where(
+                Conversation.id == conversation_id,
+                # A lead's conversation: seeing the lead is enough.
+                true() if lead is not None else conversation_filter(actor),
+            )
+        )
+        if conversation is None:
+            raise NotFound(f"no conversation {conversation_id}", field="conversation_id")
+    elif lead is None:
+        raise InvalidInput("a follow-up needs a conversation or a lead", field="conversation_id")
     due_at = _check_due(due_at, now)
     note = _check_note(note)
     owner = actor.operator_id if owner_id is None else owner_id
     if owner is None:
         raise InvalidInput("a follow-up needs an owner", field="owner_id")
-    await _check_owner(session, actor, conversation.queue_id, actor.operator_id, owner)
+    queue_id = conversation.queue_id if conversation is not None else None
+    if lead is not None and owner in (lead.owner_id, actor.operator_id):
+        # The lead's owner or the actor: no queue membership to check.
+        await require_active_operator(session, owner, "owner_id")
+    else:
+        await _check_owner(session, actor, queue_id, actor.operator_id, owner)
     task = Task(
         kind=TaskKind.FOLLOW_UP,
-        contact_id=conversation.contact_id,
-        conversation_id=conversation.id,
+        contact_id=lead.contact_id
+        if lead is not None
+        else cast(Conversation, conversation).contact_id,
+        conversation_id=conversation.id if conversation is not None else None,
+        lead_id=lead_id,
         owner_id=owner,
-        queue_id=conversation.queue_id,
+        queue_id=queue_id,
         created_by_id=actor.operator_id,
         due_at=due_at,
         note=note,
@@ -457,7 +490,8 @@ async def create_follow_up(
         task.id,
         {
             "kind": str(TaskKind.FOLLOW_UP),
-            "conversation_id": conversation.id,
+            "conversation_id": task.conversation_id,
+            **({"lead_id": lead_id} if lead_id is not None else {}),
             "owner_id": owner,
             "due_at": due_at.isoformat(),
         },

@@ -194,14 +194,16 @@ def lead_filter(actor: Actor, lead: Any = Lead) -> ColumnElement[bool]:
 
 
 def task_filter(actor: Actor, task: Any = Task) -> ColumnElement[bool]:
-    """The tasks `actor` may see, as a condition on `task`: their own, their queues', and
-    those of conversations they may see (`conversation_filter`)."""
+    """The tasks `actor` may see, as a condition on `task`: their own, their queues', those
+    of conversations they may see (`conversation_filter`) and of leads they may see
+    (`lead_filter`)."""
     if actor.is_supervisor:
         return true()
     if _sees_nothing_confidential(actor):
         return false()
     member_queues = select(QueueMember.queue_id).where(QueueMember.operator_id == actor.operator_id)
     holder = aliased(Conversation)
+    lead = aliased(Lead)
     return or_(
         task.owner_id == actor.operator_id,
         task.queue_id.in_(member_queues),
@@ -210,6 +212,7 @@ def task_filter(actor: Actor, task: Any = Task) -> ColumnElement[bool]:
                 holder.id == task.conversation_id, conversation_filter(actor, holder)
             )
         ),
+        exists(select(lead.id).where(lead.id == task.lead_id, lead_filter(actor, lead))),
     )
 
 

@@ -78,7 +78,7 @@ from core.operators import set_presence
 from core.queues import create_queue, update_queue
 from core.routing_log import REOPENED_NOTE, lock_routing
 from core.visibility import Placement, audience_labels, conversation_labels
-from routing import tasks
+from routing import metrics, tasks
 from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_queue_config
 from routing.expressions import operator_attributes
 from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
@@ -353,6 +353,12 @@ async def run_pass(
     await _assign_leads(session, now, report)
     await tasks.assign_callbacks(session, now)
     await tasks.notify_due(session, now)
+    hours = {
+        queue_id: setup.config.business_hours if setup.config is not None else None
+        for queue_id, setup in setups.items()
+    }
+    if await metrics.measure(session, hours) >= metrics.BATCH:
+        report.more = True
     await _next_due(session, now, setups, options, report)
     return report
 

@@ -38,6 +38,7 @@ from core.events import EventBus, session_info
 from core.migrate import upgrade_sync
 from core.models import Base, Operator, Role
 from core.operators import create_operator
+from core.pipelines import seed_default
 from core.settings import Settings
 from web.api import CSRF_HEADER
 from web.app import create_app
@@ -150,6 +151,8 @@ async def empty_database(engine: AsyncEngine) -> None:
         else:
             for name in tables:
                 await connection.execute(text(f'DELETE FROM "{name}"'))
+        # What migrations put in every database.
+        await seed_default(connection)
 
 
 @pytest.fixture

@@ -155,7 +155,7 @@ async def test_list_pages_return_every_lead_exactly_once(
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        ({"stage": "maybe"}, "stage"),
+        ({"stage": "x" * 41}, "stage"),
         ({"cursor": "%%%"}, "cursor"),
         ({"owner_id": "x"}, "owner_id"),
         ({"limit": "-1"}, "limit"),
@@ -169,8 +169,6 @@ async def test_bad_list_parameters_are_400(
     assert response.status == 400
     fields = (await response.json())["error"]["fields"]
     assert field in fields
-    if field == "stage":
-        assert all(stage in fields["stage"] for stage in STAGES)
 
 
 async def test_get_lead_and_404(make_user: UserFactory, sessions: SessionFactory) -> None:
@@ -256,7 +254,7 @@ async def test_bad_patch_is_400_and_changes_nothing(
     fields = (await response.json())["error"]["fields"]
     if field is not None:
         assert field in fields
-    if field == "stage":
+    if field == "stage" and body["stage"] is not None:
         assert all(stage in fields["stage"] for stage in STAGES)
     lead = await lead_row(sessions, lead_id)
     assert (lead.stage, lead.currency, lead.owner_id) == (LeadStage.NEW, None, None)
@@ -285,7 +283,8 @@ async def test_operator_may_not_reassign_even_their_own_lead(
     lead_id = await new_lead(sessions, 1, owner=user)
     for owner_id in (colleague.operator.id, None, user.operator.id):
         response = await user.patch(
-            f"/api/v1/leads/{lead_id}", json={"owner_id": owner_id, "stage": "lost"}
+            f"/api/v1/leads/{lead_id}",
+            json={"owner_id": owner_id, "stage": "lost", "reason": "too expensive"},
         )
         assert response.status == 403
         assert "owner_id" in (await response.json())["error"]["fields"]
@@ -302,14 +301,15 @@ async def test_supervisor_changes_any_lead_and_its_owner(
     colleague = await make_user(Role.OPERATOR)
     lead_id = await new_lead(sessions, 1, owner=owner)
     response = await boss.patch(
-        f"/api/v1/leads/{lead_id}", json={"owner_id": colleague.operator.id, "stage": "lost"}
+        f"/api/v1/leads/{lead_id}",
+        json={"owner_id": colleague.operator.id, "stage": "lost", "reason": "too expensive"},
     )
     assert response.status == 200, await response.text()
     body = await response.json()
     assert (body["owner_id"], body["stage"]) == (colleague.operator.id, "lost")
     entries = await audit_rows(sessions, "lead.stage", "lead.update")
     assert [(e.action, e.details) for e in entries] == [
-        ("lead.stage", {"from": "new", "to": "lost"}),
+        ("lead.stage", {"from": "new", "to": "lost", "reason": "too expensive"}),
         ("lead.update", {"fields": ["owner_id"]}),
     ]
     unowned = await boss.patch(f"/api/v1/leads/{lead_id}", json={"owner_id": None})

@@ -26,6 +26,7 @@ from core.models import (
     SlaTimer,
     utcnow,
 )
+from core.pipelines import default_pipeline_query
 from routing.config import parse_queue_config
 from routing.service import (
     AUTO_AWAY_REASON,
@@ -40,6 +41,9 @@ from routing.service import (
 )
 from tests.routing_world import World, operator_actor
 from web.demo import load_demo
+
+# The pipeline leads go to (tests/conftest.py seeds it like migrations do).
+DEFAULT_PIPELINE = default_pipeline_query().scalar_subquery()
 
 
 @pytest.fixture
@@ -543,7 +547,7 @@ async def test_leads_go_round_robin_to_the_matching_sales_operators(world: World
             contact = Contact(display_name="Lead")
             session.add(contact)
             await session.flush()
-            lead = Lead(contact_id=contact.id, source="api")
+            lead = Lead(contact_id=contact.id, source="api", pipeline_id=DEFAULT_PIPELINE)
             session.add(lead)
             await session.flush()
             leads.append(lead.id)

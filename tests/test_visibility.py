@@ -43,6 +43,7 @@ from core.models import (
     SuggestionKind,
     utcnow,
 )
+from core.pipelines import default_pipeline_query
 from core.queues import create_queue, set_members
 from core.suggestions.lexical import LexicalEngine
 from core.tasks import MissedCall, open_callback
@@ -97,6 +98,9 @@ SEES_LEADS: dict[str, frozenset[str]] = {
     "erp": frozenset(),
     "bot": frozenset(),
 }
+
+# The pipeline leads go to (tests/conftest.py seeds it like migrations do).
+DEFAULT_PIPELINE = default_pipeline_query().scalar_subquery()
 
 
 def allowed_markers(caller: str) -> frozenset[str]:
@@ -252,6 +256,7 @@ async def world(
             conversation_id=conversations["q2"],
             source="manual",
             owner_id=ann.operator.id,
+            pipeline_id=DEFAULT_PIPELINE,
         )
         offers = {
             queue: Offer(
@@ -673,6 +678,8 @@ def _fill(path: str, world: World) -> list[str]:
         "/api/v1/conversations/": list(world.conversations.values()),
         "/api/v1/interactions/": list(world.interactions.values()),
         "/api/v1/leads/": list(world.leads.values()),
+        # The pipeline every database starts with (its board holds the world's leads).
+        "/api/v1/pipelines/": [1],
         "/api/v1/contacts/": [world.contact, world.other_contact],
         "/api/v1/offers/": list(world.offers.values()),
         # Nothing of these in the world: one id shows the route answers without content.

@@ -27,6 +27,7 @@ from core.models import (
     QueueMember,
     Role,
 )
+from core.pipelines import default_pipeline_query
 from core.visibility import (
     EVENT_AUDIENCE,
     Audience,
@@ -53,6 +54,9 @@ actors = st.builds(
     st.sampled_from(list(Role)),
     operator_ids,
 )
+
+# The pipeline leads go to (tests/conftest.py seeds it like migrations do).
+DEFAULT_PIPELINE = default_pipeline_query().scalar_subquery()
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,7 @@ async def _store(sessions: SessionFactory, world: RandomWorld) -> tuple[list[int
                 conversation_id=None if index is None else conversations[index].id,
                 owner_id=owner,
                 source="test",
+                pipeline_id=DEFAULT_PIPELINE,
             )
             for owner, index in world.leads
         ]

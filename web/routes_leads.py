@@ -1,14 +1,16 @@
-"""Leads API routes: list, read, and move a lead through its stages."""
+"""Leads API routes: list, read, make one from a conversation, and move a lead through its
+pipeline's stages."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core import leads
-from core.leads import LeadChanges
-from core.models import LeadStage
+from core.leads import LeadChanges, NewLead
 from web.api import ApiRoutes, Call, NoBody, PageQuery, RecordId
 from web.schemas import LeadOut, Page, page_of
 
@@ -16,10 +18,17 @@ routes = ApiRoutes(tag="leads")
 
 
 class LeadQuery(PageQuery):
-    stage: LeadStage | None = None
+    pipeline_id: RecordId | None = None
+    stage: str | None = Field(None, max_length=40, description="a stage key")
     owner_id: RecordId | None = Field(None, description="the operator who owns the lead")
     source: str | None = Field(None, max_length=100, description="e.g. the form it came from")
     contact_id: RecordId | None = Field(None, description="only this contact's leads")
+
+
+Value = Field(None, ge=0, max_digits=14, decimal_places=2, description="null clears it")
+Currency = Field(
+    None, pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code such as EUR; null clears it"
+)
 
 
 class LeadPatchBody(BaseModel):
@@ -27,23 +36,44 @@ class LeadPatchBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    stage: LeadStage | None = None
-    value: Decimal | None = Field(
-        None, ge=0, max_digits=14, decimal_places=2, description="null clears it"
+    stage: str | None = Field(
+        None, max_length=40, description="a stage key of the lead's (or the new) pipeline"
     )
-    currency: str | None = Field(
-        None, pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code such as EUR; null clears it"
+    pipeline_id: RecordId | None = Field(None, description="another pipeline; give its stage")
+    reason: str | None = Field(
+        None, max_length=500, description="why: needed when moving to a lost stage"
     )
+    title: str | None = Field(None, max_length=200)
+    value: Decimal | None = Value
+    currency: str | None = Currency
     owner_id: RecordId | None = Field(
         None, description="supervisors and admins only; null leaves the lead unowned"
     )
+    expected_close_on: date | None = Field(None, description="null clears it")
 
-    @field_validator("stage")
+    @field_validator("stage", "pipeline_id", "title")
     @classmethod
-    def _stage_present(cls, value: LeadStage | None) -> LeadStage:
+    def _present(cls, value: Any) -> Any:
         if value is None:
-            raise ValueError(f"must be one of {', '.join(LeadStage)}")
+            raise ValueError("may be left out, not null")
         return value
+
+
+class NewLeadBody(BaseModel):
+    """One of conversation_id (convert a conversation you may see) or contact_id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: RecordId | None = Field(None, description="a conversation you may see")
+    contact_id: RecordId | None = Field(None, description="a lead for this contact")
+    pipeline_id: RecordId | None = Field(None, description="default: the first pipeline")
+    title: str = Field("", max_length=200)
+    value: Decimal | None = Value
+    currency: str | None = Currency
+    owner_id: RecordId | None = Field(
+        None, description="default: you; supervisors may give it to someone"
+    )
+    expected_close_on: date | None = None
 
 
 @routes.get(
@@ -62,6 +92,7 @@ async def list_leads(call: Call[NoBody, LeadQuery]) -> Page[LeadOut]:
             session,
             call.actor,
             stage=query.stage,
+            pipeline_id=query.pipeline_id,
             owner_id=query.owner_id,
             source=query.source,
             contact_id=query.contact_id,
@@ -69,6 +100,23 @@ async def list_leads(call: Call[NoBody, LeadQuery]) -> Page[LeadOut]:
             limit=query.limit,
         )
     return page_of(LeadOut, rows, next_cursor)
+
+
+@routes.post(
+    "/api/v1/leads",
+    summary=(
+        "Make a lead from a conversation you may see (one action in the console) or for a"
+        " contact; 409 if the conversation has an open lead"
+    ),
+    body=NewLeadBody,
+    response=LeadOut,
+    status=201,
+    errors=(409,),
+)
+async def create_lead(call: Call[NewLeadBody, NoBody]) -> LeadOut:
+    async with call.sessions() as session, session.begin():
+        lead = await leads.create_lead(session, call.actor, NewLead(**call.body.model_dump()))
+        return LeadOut.model_validate(lead)
 
 
 @routes.get(
@@ -84,7 +132,10 @@ async def get_lead(call: Call[NoBody, NoBody]) -> LeadOut:
 
 @routes.patch(
     "/api/v1/leads/{id}",
-    summary="Change a lead's stage, value or currency (yours or unowned); owner needs a supervisor",
+    summary=(
+        "Move a lead (stage, pipeline; a reason when lost) or change its title, value,"
+        " currency or expected close (yours or unowned); owner needs a supervisor"
+    ),
     body=LeadPatchBody,
     response=LeadOut,
 )
@@ -92,4 +143,4 @@ async def update_lead(call: Call[LeadPatchBody, NoBody]) -> LeadOut:
     changes = LeadChanges(**call.body.model_dump(exclude_unset=True))
     async with call.sessions() as session, session.begin():
         lead = await leads.update_lead(session, call.actor, call.path_int("id"), changes)
-    return LeadOut.model_validate(lead)
+        return LeadOut.model_validate(lead)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -100,12 +100,18 @@ class LeadOut(Out):
     contact_id: int
     conversation_id: int | None
     interaction_id: int | None
+    pipeline_id: int
+    title: str
     source: str
-    stage: str
+    stage: str = Field(description="a stage key of its pipeline")
     value: Decimal | None
     currency: str | None
     owner_id: int | None
+    expected_close_on: date | None
+    lost_reason: str | None = Field(description="why it was lost, while in a lost stage")
     marketing: dict[str, Any]
+    stage_entered_at: datetime
+    closed_at: datetime | None = Field(description="when it reached a won or lost stage")
     created_at: datetime
     updated_at: datetime
 
