@@ -302,12 +302,17 @@ async def list_tasks(
     limit: int,
     cursor: str | None,
     now: datetime,
+    *,
+    lead_id: int | None = None,
 ) -> tuple[list[Task], str | None]:
-    """One page of the tasks `actor` may see in `scope` and `state`: open ones by due time
-    (soonest first), done ones by when they were closed (latest first); keyset pages."""
+    """One page of the tasks `actor` may see in `scope` and `state` (of one lead, if given):
+    open ones by due time (soonest first), done ones by when they were closed (latest first);
+    keyset pages."""
     if scope is TaskScope.OVERDUE and state is TaskState.DONE:
         raise InvalidInput("overdue tasks are open ones: ask for state=open", field="state")
     query = select(Task).where(task_filter(actor), _scope_filter(actor, scope, now))
+    if lead_id is not None:
+        query = query.where(Task.lead_id == lead_id)
     if state is TaskState.OPEN:
         query = query.where(Task.done_at.is_(None))
         return await keyset_page(

@@ -38,12 +38,16 @@ class TaskQuery(PageQuery):
         TaskState.OPEN,
         description="open (by due time, soonest first) or done (latest closed first)",
     )
+    lead_id: RecordId | None = Field(None, description="only this lead's (with scope=all)")
 
 
 class NewTaskBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    conversation_id: RecordId = Field(description="a conversation you may see")
+    conversation_id: RecordId | None = Field(
+        None, description="a conversation you may see (or give lead_id)"
+    )
+    lead_id: RecordId | None = Field(None, description="a lead you may see: its next step")
     due_at: AwareDatetime = Field(description="when it is due; not in the past")
     note: str = Field("", max_length=tasks.MAX_NOTE)
     owner_id: RecordId | None = Field(
@@ -97,6 +101,7 @@ class TaskOut(BaseModel):
     contact: TaskContactOut | None
     conversation_id: int | None
     conversation_channel: str | None
+    lead_id: int | None = Field(description="the lead it is the next step of")
     queue_id: int | None
     queue_name: str | None
     owner_id: int | None
@@ -145,6 +150,7 @@ def task_out(details: TaskDetails, now: datetime) -> TaskOut:
             "contact": contact,
             "conversation_id": task.conversation_id,
             "conversation_channel": details.conversation_channel,
+            "lead_id": task.lead_id,
             "queue_id": task.queue_id,
             "queue_name": details.queue_name,
             "owner_id": task.owner_id,
@@ -175,7 +181,14 @@ async def list_tasks(call: Call[NoBody, TaskQuery]) -> Page[TaskOut]:
     now = utcnow()
     async with call.sessions() as session:
         rows, next_cursor = await tasks.list_tasks(
-            session, call.actor, query.scope, query.state, query.limit, query.cursor, now
+            session,
+            call.actor,
+            query.scope,
+            query.state,
+            query.limit,
+            query.cursor,
+            now,
+            lead_id=query.lead_id,
         )
         described = await tasks.describe(session, rows)
     return Page[TaskOut](items=[task_out(item, now) for item in described], next_cursor=next_cursor)
@@ -188,7 +201,9 @@ async def _answer(session: AsyncSession, task: Task) -> TaskOut:
 
 @routes.post(
     "/api/v1/tasks",
-    summary="Set a follow-up on a conversation you may see (yours unless given to someone)",
+    summary=(
+        "Set a follow-up on a conversation or a lead you may see (yours unless given to someone)"
+    ),
     body=NewTaskBody,
     response=TaskOut,
     status=201,
@@ -197,7 +212,13 @@ async def create_task(call: Call[NewTaskBody, NoBody]) -> TaskOut:
     body = call.body
     async with call.sessions() as session, session.begin():
         task = await tasks.create_follow_up(
-            session, call.actor, body.conversation_id, body.due_at, body.note, body.owner_id
+            session,
+            call.actor,
+            body.conversation_id,
+            body.due_at,
+            body.note,
+            body.owner_id,
+            lead_id=body.lead_id,
         )
         return await _answer(session, task)
 
