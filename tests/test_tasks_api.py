@@ -49,6 +49,7 @@ TASK_KEYS = {
     "contact",
     "conversation_id",
     "conversation_channel",
+    "lead_id",
     "queue_id",
     "queue_name",
     "owner_id",
