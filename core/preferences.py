@@ -79,13 +79,18 @@ class Preferences(BaseModel):
     def _known_zone(cls, value: str) -> str:
         if value == DEFAULT_TIME_ZONE:
             return value
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("not a known IANA time zone, e.g. Europe/Berlin") from exc
-        if value not in available_timezones() and value != "UTC":
-            raise ValueError("not a known IANA time zone, e.g. Europe/Berlin")
-        return value
+        return known_time_zone(value)
+
+
+def known_time_zone(value: str) -> str:
+    """`value` if it names an IANA time zone (or UTC); else ValueError with what to give."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("not a known IANA time zone, e.g. Europe/Berlin") from exc
+    if value not in available_timezones() and value != "UTC":
+        raise ValueError("not a known IANA time zone, e.g. Europe/Berlin")
+    return value
 
 
 def preferences_of(operator: Operator) -> Preferences:

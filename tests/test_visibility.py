@@ -619,6 +619,10 @@ TEAM_WRITTEN = frozenset(
         "/api/v1/knowledge/articles/{id}/versions/{index}",
     }
 )
+# Routes that answer figures over the whole team's work (counts, times, values, names of
+# queues, operators and lead sources; never what anyone wrote), for supervisors and admins
+# only, who see everything (core/reports; tests/test_reports.py checks the figures).
+SUPERVISORS_ONLY_FIGURES = frozenset({"/api/v1/reports/{name}", "/api/v1/reports/{name}/export"})
 # Field names that hold what people wrote (or its subject).
 CONTENT_FIELDS = frozenset(
     {"text", "html", "subject", "conversation_subject", "excerpt", "preview", "attachments"}
@@ -661,12 +665,16 @@ def test_every_get_route_that_can_return_content_is_in_the_matrix(app: web.Appli
             continue  # public pages carry no records
         # A raw response (a file, a page, a socket) may hold anything: it needs a decision.
         if doc.response is None or _carries_content(doc.response):
-            assert doc.path in EXACT_ROUTES | ADMINS_ONLY_CONTENT | TEAM_WRITTEN, (
+            assert doc.path in (
+                EXACT_ROUTES | ADMINS_ONLY_CONTENT | TEAM_WRITTEN | SUPERVISORS_ONLY_FIGURES
+            ), (
                 f"GET {doc.path} can return conversation content: add it to the matrix of "
                 "tests/test_visibility.py with what each caller may get"
             )
         if doc.path in ADMINS_ONLY_CONTENT:
             assert doc.roles == {Role.ADMIN}, f"GET {doc.path} must be for admins only"
+        if doc.path in SUPERVISORS_ONLY_FIGURES:
+            assert doc.roles == {Role.SUPERVISOR, Role.ADMIN}, f"GET {doc.path}: supervisors only"
 
 
 def _fill(path: str, world: World) -> list[str]:
@@ -692,13 +700,15 @@ def _fill(path: str, world: World) -> list[str]:
         "/api/v1/operators/": [user.operator.id for user in world.users.values()],
         # An ERP order by its number (none in the embedded ERP here: answers without content).
         "/api/v1/erp/orders/": [10330],
+        # Reports: operators get a 403; supervisors see everything anyway.
+        "/api/v1/reports/": ["volume", "sales_by_owner"],
     }
     prefix = next((prefix for prefix in kinds if path.startswith(prefix)), None)
     unknown = f"GET {path}: tell tests/test_visibility.py which records fill its path"
     assert prefix is not None, unknown
-    assert set(params) <= {"id", "index", "number"}, unknown
+    assert set(params) <= {"id", "index", "number", "name"}, unknown
     return [
-        re.sub(r"{index}", "0", re.sub(r"{(id|number)}", str(record), path))
+        re.sub(r"{index}", "0", re.sub(r"{(id|number|name)}", str(record), path))
         for record in kinds[prefix]
     ]
 

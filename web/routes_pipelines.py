@@ -102,7 +102,7 @@ class CardOut(BaseModel):
     next_task_overdue: bool
 
 
-class ColumnOut(BaseModel):
+class BoardColumnOut(BaseModel):
     stage: StageOut
     count: int = Field(description="every lead in the stage matching the filters")
     totals: dict[str, Decimal] = Field(description="value per currency ('' for none)")
@@ -114,7 +114,7 @@ class ColumnOut(BaseModel):
 
 class BoardOut(BaseModel):
     pipeline: PipelineOut
-    columns: list[ColumnOut]
+    columns: list[BoardColumnOut]
 
 
 @routes.get(
@@ -192,7 +192,7 @@ async def get_board(call: Call[NoBody, BoardQuery]) -> BoardOut:
         return BoardOut(
             pipeline=PipelineOut.model_validate(pipeline),
             columns=[
-                ColumnOut(
+                BoardColumnOut(
                     stage=StageOut.model_validate(column.stage),
                     count=column.count,
                     totals=column.totals,
