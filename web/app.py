@@ -27,6 +27,7 @@ from core.events import EventBus, listen_postgresql, session_info
 from core.ingest import IngestPolicy
 from core.logfields import log_fields
 from core.outbox import OutboxWorker, RetrySchedule, Sender
+from core.reports import schedule as report_schedule
 from core.settings import Settings
 from core.storage import FilesystemStore
 from core.suggestions.engines import build_service, embed_in_background
@@ -197,6 +198,7 @@ def create_app(
         app.cleanup_ctx.append(pollers)
         app.cleanup_ctx.append(channel_background)
         app.cleanup_ctx.append(order_status_answers)
+        app.cleanup_ctx.append(report_emails)
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(ws.close_sockets)
     app[ENRICHERS] = tuple(enrichers)
@@ -346,6 +348,16 @@ async def order_status_answers(app: web.Application) -> AsyncIterator[None]:
     responder = OrderStatusResponder(app[SESSIONS], app[BUS], app[ERP].adapter)
     stop = asyncio.Event()
     task = asyncio.create_task(responder.run(stop))
+    yield
+    await stop_task(task, stop)
+
+
+async def report_emails(app: web.Application) -> AsyncIterator[None]:
+    """Weekly report emails (core/reports/schedule.py) as they fall due, until shutdown."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        report_schedule.run(app[SESSIONS], stop, public_url=app[SETTINGS].public_url)
+    )
     yield
     await stop_task(task, stop)
 

@@ -15,89 +15,26 @@ from core.errors import NotFound
 from core.i18n import translator
 from core.models import Operator, utcnow
 from core.preferences import known_time_zone, preferences_of
-from core.reports import REPORTS
-from core.reports.base import Granularity, Report, ReportFilters, ReportResult
+from core.reports import REPORTS, schedule
+from core.reports.base import Report, ReportResult
 from core.reports.export import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
+from core.reports.params import ReportParams
 from web.api import SUPERVISORS, ApiRoutes, Call, NoBody
 
 routes = ApiRoutes(tag="reports")
 
-MAX_LISTED = 50
 
-
-def _ids(value: Any) -> tuple[int, ...]:
-    if value in (None, ""):
-        return ()
-    parts = [part.strip() for part in str(value).split(",") if part.strip()]
-    if len(parts) > MAX_LISTED:
-        raise ValueError(f"at most {MAX_LISTED} ids")
-    ids = []
-    for part in parts:
-        if not part.isdigit() or not 0 < int(part) < 2**63:
-            raise ValueError(f"{part!r} is not a record id")
-        ids.append(int(part))
-    return tuple(ids)
-
-
-def _words(value: Any) -> tuple[str, ...]:
-    if value in (None, ""):
-        return ()
-    parts = tuple(part.strip() for part in str(value).split(",") if part.strip())
-    if len(parts) > MAX_LISTED or any(len(part) > 100 for part in parts):
-        raise ValueError(f"at most {MAX_LISTED} values of at most 100 characters")
-    return parts
-
-
-class ReportQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReportQuery(ReportParams):
     start: date = Field(description="the first day, in time_zone")
     end: date = Field(description="the last day (included)")
     time_zone: str | None = Field(
         None, max_length=64, description="IANA name; default: your preferences' time zone"
     )
-    granularity: Granularity = Field(Granularity.DAY, description="time series: day or week")
-    queue_id: str | None = Field(None, max_length=1000, description="queue ids, comma-separated")
-    channel: str | None = Field(None, max_length=1000, description="channels, comma-separated")
-    operator_id: str | None = Field(
-        None, max_length=1000, description="assignees (contact center) or lead owners (sales)"
-    )
-    source: str | None = Field(None, max_length=2000, description="lead sources (sales)")
-    pipeline_id: int | None = Field(None, gt=0, lt=2**63, description="sales: one pipeline")
-    group_by: Literal["queue", "operator"] = Field(
-        "queue", description="performance: a row per queue or per operator"
-    )
-
-    @field_validator("queue_id", "operator_id")
-    @classmethod
-    def _check_ids(cls, value: str | None) -> str | None:
-        _ids(value)
-        return value
-
-    @field_validator("channel", "source")
-    @classmethod
-    def _check_words(cls, value: str | None) -> str | None:
-        _words(value)
-        return value
 
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return None if value in (None, "") else known_time_zone(str(value))
-
-    def filters(self, time_zone: str) -> ReportFilters:
-        return ReportFilters(
-            start=self.start,
-            end=self.end,
-            time_zone=self.time_zone or time_zone,
-            granularity=self.granularity,
-            queue_ids=_ids(self.queue_id),
-            channels=_words(self.channel),
-            operator_ids=_ids(self.operator_id),
-            sources=_words(self.source),
-            pipeline_id=self.pipeline_id,
-            group_by=self.group_by,
-        )
 
 
 class ExportQuery(ReportQuery):
@@ -183,7 +120,8 @@ async def _run(call: Call[NoBody, Any], query: ReportQuery) -> tuple[ReportResul
                 preferences = preferences_of(operator)
                 locale = preferences.locale
                 time_zone = preferences.time_zone or "UTC"
-        result = await report.run(session, query.filters(time_zone), utcnow())
+        filters = query.filters(query.start, query.end, query.time_zone or time_zone)
+        result = await report.run(session, filters, utcnow())
     return result, locale
 
 
@@ -242,3 +180,118 @@ async def export_report(call: Call[NoBody, ExportQuery]) -> web.StreamResponse:
             "Cache-Control": "private, no-store",
         },
     )
+
+
+# --- weekly emails ------------------------------------------------------------------------------
+
+
+class SubscriptionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    report: str = Field(max_length=40, description="a report's name (GET /api/v1/reports)")
+    filters: ReportParams = Field(
+        default_factory=ReportParams, description="the report's filters but the period"
+    )
+    channel_account_id: int = Field(gt=0, lt=2**63, description="the email account it is sent from")
+    weekday: int = Field(0, ge=0, le=6, description="0 = Monday")
+    hour: int = Field(8, ge=0, le=23, description="in time_zone")
+    time_zone: str | None = Field(
+        None, max_length=64, description="IANA name; default: your preferences' time zone"
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else known_time_zone(str(value))
+
+
+class SubscriptionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    report: str
+    filters: dict[str, Any]
+    channel_account_id: int
+    weekday: int
+    hour: int
+    time_zone: str
+    next_run_at: datetime
+    last_sent_at: datetime | None
+
+
+class MailboxOut(BaseModel):
+    id: int
+    name: str
+    address: str
+
+
+@routes.get(
+    "/api/v1/report-subscriptions",
+    summary="Your weekly report emails",
+    roles=SUPERVISORS,
+    response=list[SubscriptionOut],
+)
+async def list_subscriptions(call: Call[NoBody, NoBody]) -> list[SubscriptionOut]:
+    async with call.sessions() as session:
+        found = await schedule.list_subscriptions(session, call.actor)
+        return [SubscriptionOut.model_validate(item) for item in found]
+
+
+@routes.get(
+    "/api/v1/report-subscriptions/mailboxes",
+    summary="The email accounts a weekly report can be sent from",
+    roles=SUPERVISORS,
+    response=list[MailboxOut],
+)
+async def list_mailboxes(call: Call[NoBody, NoBody]) -> list[MailboxOut]:
+    async with call.sessions() as session:
+        accounts = await schedule.mailboxes(session)
+    return [
+        MailboxOut(
+            id=account.id, name=account.name, address=str(account.settings.get("address", ""))
+        )
+        for account in accounts
+    ]
+
+
+@routes.post(
+    "/api/v1/report-subscriptions",
+    summary=(
+        "Email yourself a report every week (the seven days before), from a mailbox you choose"
+    ),
+    roles=SUPERVISORS,
+    body=SubscriptionBody,
+    response=SubscriptionOut,
+    status=201,
+)
+async def create_subscription(call: Call[SubscriptionBody, NoBody]) -> SubscriptionOut:
+    body = call.body
+    async with call.sessions() as session, session.begin():
+        time_zone = body.time_zone
+        if time_zone is None:
+            operator = await session.get(Operator, call.actor.operator_id or 0)
+            time_zone = (preferences_of(operator).time_zone if operator else "") or "UTC"
+        subscription = await schedule.subscribe(
+            session,
+            call.actor,
+            report=body.report,
+            params=body.filters,
+            channel_account_id=body.channel_account_id,
+            weekday=body.weekday,
+            hour=body.hour,
+            time_zone=time_zone,
+            now=utcnow(),
+        )
+        return SubscriptionOut.model_validate(subscription)
+
+
+@routes.delete(
+    "/api/v1/report-subscriptions/{id}",
+    summary="Stop one of your weekly report emails",
+    roles=SUPERVISORS,
+    status=204,
+)
+async def delete_subscription(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    async with call.sessions() as session, session.begin():
+        await schedule.unsubscribe(session, call.actor, call.path_int("id"))
+    return web.Response(status=204)

@@ -40,7 +40,7 @@ def to_csv(result: ReportResult, tr: Translator) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header(result, tr))
     for row in result.rows:
-        writer.writerow([_cell(_label(row, column.key, tr)) for column in result.columns])
+        writer.writerow([_cell(label_of(row, column.key, tr)) for column in result.columns])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -59,7 +59,7 @@ def to_xlsx(result: ReportResult, tr: Translator) -> bytes:
         sheet.set_column(index, index, max(10, min(40, len(label) + 2)))
     for row_index, row in enumerate(result.rows, start=1):
         for index, column in enumerate(result.columns):
-            value = _label(row, column.key, tr)
+            value = label_of(row, column.key, tr)
             style = formats.get(column.kind)
             if value is None:
                 continue
@@ -76,7 +76,7 @@ def to_xlsx(result: ReportResult, tr: Translator) -> bytes:
     return out.getvalue()
 
 
-def _label(row: dict[str, Any], key: str, tr: Translator) -> Any:
+def label_of(row: dict[str, Any], key: str, tr: Translator) -> Any:
     """The row's value; the names the server made ("All", "No queue") in the reader's words."""
     value = row.get(key)
     if key == "name" and row.get("key") in ("all", None) and isinstance(value, str):
