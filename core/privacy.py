@@ -89,6 +89,7 @@ from core.models import (
     IdentityKind,
     Interaction,
     Lead,
+    LeadStageChange,
     Notification,
     OutboxItem,
     OutboxStatus,
@@ -424,11 +425,22 @@ async def erase_contact(session: AsyncSession, actor: Actor, contact_id: int) ->
             .where(person.owns_interaction())
             .values(subject="", text="", html=None, attachments=[], meta={}, external_id=None),
         ),
+        # A lead keeps its stage, value and history (reports count them); what people wrote
+        # about the person goes: its title, why it was lost, the reasons of its moves.
         "leads": await _run(
             session,
             update(Lead)
             .where(Lead.contact_id.in_(person.ids))
-            .values(marketing={}, updated_at=Lead.updated_at),
+            .values(marketing={}, title="", lost_reason=None, updated_at=Lead.updated_at),
+        ),
+        "lead_moves": await _run(
+            session,
+            update(LeadStageChange)
+            .where(
+                LeadStageChange.lead_id.in_(select(Lead.id).where(Lead.contact_id.in_(person.ids))),
+                LeadStageChange.reason.is_not(None),
+            )
+            .values(reason=None),
         ),
         # A task keeps that there was work, not who or what number (a callback's meta).
         "tasks": await _run(
