@@ -222,10 +222,11 @@ async def create_lead(session: AsyncSession, actor: Actor, new: NewLead) -> Lead
     an open lead already answers 409 with it: converting twice (a double click) makes one."""
     conversation = None
     if new.conversation_id is not None:
+        # Locked: a second click waits for the first to commit and then finds its lead.
         conversation = await session.scalar(
-            select(Conversation).where(
-                Conversation.id == new.conversation_id, conversation_filter(actor)
-            )
+            select(Conversation)
+            .where(Conversation.id == new.conversation_id, conversation_filter(actor))
+            .with_for_update(of=Conversation)
         )
         if conversation is None:
             raise NotFound(f"no conversation {new.conversation_id}", field="conversation_id")

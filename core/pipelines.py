@@ -16,7 +16,7 @@ Invariants:
 - There is always a pipeline that takes new leads: the last one cannot be archived.
 - A pipeline keeps at least one open, one won and one lost stage; stage keys are unique in it
   and never change (they are what leads and their history store); a stage that holds leads
-  cannot be removed (409: move them first).
+  cannot be removed nor change its outcome (409: move them first).
 - Who sees a lead, and so a card, is `core.visibility.lead_filter`, on every read here.
 """
 
@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import Select, func, insert, select
@@ -39,6 +39,7 @@ from core.models import (
     Contact,
     Lead,
     LeadStageChange,
+    Operator,
     Pipeline,
     PipelineStage,
     StageOutcome,
@@ -54,6 +55,7 @@ MAX_STAGES = 20
 MAX_REASON = 500
 # Cards per column on the board (the newest in the stage first); the totals count all.
 CARDS_PER_COLUMN = 100
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,19 +267,26 @@ async def update_pipeline(
             raise Conflict(
                 "the last pipeline that takes new leads cannot be archived", field="archived"
             )
-    wanted = {stage.key for stage in spec.stages}
-    removed = [stage for stage in pipeline.stages if stage.key not in wanted]
-    if removed:
+    wanted = {stage.key: stage.outcome for stage in spec.stages}
+    # A stage that goes, or whose outcome changes, must be empty: its leads' closed_at and
+    # lost_reason are those of the outcome they entered it with.
+    emptied = [
+        stage.key
+        for stage in pipeline.stages
+        if stage.key not in wanted or wanted[stage.key] != stage.outcome
+    ]
+    if emptied:
         held = await session.execute(
             select(Lead.stage, func.count())
-            .where(Lead.pipeline_id == pipeline.id, Lead.stage.in_([s.key for s in removed]))
+            .where(Lead.pipeline_id == pipeline.id, Lead.stage.in_(emptied))
             .group_by(Lead.stage)
         )
-        counts = dict(held.tuples().all())
+        counts = dict(held.all())
         if counts:
             listed = ", ".join(f"{key} ({count})" for key, count in sorted(counts.items()))
             raise Conflict(
-                f"stages still hold leads: {listed}; move them to another stage first",
+                f"stages to remove or to give another outcome still hold leads: {listed};"
+                " move them to another stage first",
                 field="stages",
             )
     current = {stage.key: stage for stage in pipeline.stages}
@@ -346,7 +355,13 @@ async def enter_stage(
     )
     if stage.follow_up_days is None or stage.outcome != StageOutcome.OPEN:
         return None
-    owner = lead.owner_id or actor.operator_id
+    # The lead's owner; a deactivated one's work goes to whoever moved the lead.
+    owner = lead.owner_id
+    if owner is not None and not await session.scalar(
+        select(Operator.active).where(Operator.id == owner)
+    ):
+        owner = None
+    owner = owner or actor.operator_id
     if owner is None:
         return None
     note = stage.follow_up_note or f"Next step on the lead in {stage.name}"
@@ -438,7 +453,7 @@ async def board(
     for column in columns.values():
         share = Decimal(column.stage.probability) / 100
         column.weighted = {
-            money: (total * share).quantize(Decimal("0.01"))
+            money: (total * share).quantize(CENT, rounding=ROUND_HALF_UP)
             for money, total in column.totals.items()
         }
     ranked = _filtered(

@@ -150,7 +150,7 @@ async def create_pipeline(call: Call[PipelineBody, NoBody]) -> PipelineOut:
     "/api/v1/pipelines/{id}",
     summary=(
         "Replace a pipeline's name, order and stages (matched by key; a stage holding leads"
-        " cannot go: 409)"
+        " cannot go nor change its outcome: 409)"
     ),
     roles=ADMINS,
     body=PipelineBody,

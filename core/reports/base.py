@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Final, final
 from zoneinfo import ZoneInfo
 
@@ -54,6 +54,7 @@ from core.models import UTCDateTime
 # The longest period a report covers (a year of days; weeks for longer).
 MAX_DAYS: Final = 366
 MAX_BUCKETS: Final = 400
+CENT: Final = Decimal("0.01")
 
 
 class Granularity(enum.StrEnum):
@@ -322,7 +323,8 @@ def share(part: int | None, whole: int | None) -> float | None:
 
 
 def money(value: Any) -> str:
-    return str(Decimal(value).quantize(Decimal("0.01")))
+    """Two decimals, half a cent up (as people round money)."""
+    return str(Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP))
 
 
 def in_period(at: Any, filters: ReportFilters) -> ColumnElement[bool]:

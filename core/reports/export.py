@@ -79,6 +79,7 @@ def to_xlsx(result: ReportResult, tr: Translator) -> bytes:
 def label_of(row: dict[str, Any], key: str, tr: Translator) -> Any:
     """The row's value; the names the server made ("All", "No queue") in the reader's words."""
     value = row.get(key)
-    if key == "name" and row.get("key") in ("all", None) and isinstance(value, str):
+    # Rows per queue, operator or owner carry their `key`: "all" for everyone, null for none.
+    if key == "name" and "key" in row and row["key"] in ("all", None) and isinstance(value, str):
         return tr.gettext(value)
     return value
