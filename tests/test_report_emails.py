@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from core.clock import ManualClock, using
+from core.db import SessionFactory
 from core.models import (
     Contact,
     Conversation,
@@ -23,7 +24,7 @@ from core.models import (
     Role,
 )
 from core.reports.schedule import send_due
-from tests.conftest import SessionFactory, UserFactory
+from tests.conftest import UserFactory
 from tests.email_accounts import create_email_account
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

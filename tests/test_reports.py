@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.clock import ManualClock, using
+from core.db import SessionFactory
 from core.models import (
     Contact,
     Conversation,
@@ -56,7 +57,7 @@ from core.models import (
 from core.pipelines import default_pipeline_query
 from routing.calendar import BusinessHours
 from routing.metrics import measure
-from tests.conftest import SessionFactory, User, UserFactory
+from tests.conftest import User, UserFactory
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 3, 16, 11, 0, tzinfo=UTC)
