@@ -1,6 +1,7 @@
 // The admin pages' forms: fields with a label, a hint and an error line each, and the API's
 // per-field validation errors (error.fields, dotted keys such as "config.sla.resolution_minutes"
-// or "settings.imap_host") shown beside the field they are about.
+// or "settings.imap_host") shown beside the field they are about. Field boxes may nest (a list
+// "stages" whose rows hold "stages.0.key", ...): an error goes to the innermost box named by it.
 
 import { ApiError } from "../common/api.js";
 import { h, toast } from "../common/dom.js";
@@ -156,6 +157,12 @@ export function fieldFor(form, key) {
   return null;
 }
 
+/** The elements of a field box matching `selector` that are its own, not those of a field box
+ *  inside it (a list whose rows have fields: "stages" holds "stages.0.key"). */
+function own(box, selector) {
+  return [...box.querySelectorAll(selector)].filter((element) => element.closest("[data-field]") === box);
+}
+
 export function showErrors(form, error) {
   const unplaced = [];
   for (const [key, message] of Object.entries(error.fields || {})) {
@@ -164,10 +171,10 @@ export function showErrors(form, error) {
       unplaced.push(`${key}: ${message}`);
       continue;
     }
-    const line = box.querySelector(".error-text");
+    const [line] = own(box, ".error-text");
     const tail = key === box.dataset.field ? "" : ` (${key.slice(box.dataset.field.length + 1)})`;
     line.textContent = line.textContent ? `${line.textContent}; ${message}${tail}` : `${message}${tail}`;
-    for (const control of box.querySelectorAll("input, select, textarea")) {
+    for (const control of own(box, "input, select, textarea")) {
       control.setAttribute("aria-invalid", "true");
     }
   }

@@ -10,6 +10,7 @@ import * as canned from "./canned.js";
 import * as channelAccounts from "./channel_accounts.js";
 import * as forms from "./forms.js";
 import * as operators from "./operators.js";
+import * as pipelines from "./pipelines.js";
 import * as queues from "./queues.js";
 import * as routingRules from "./routing_rules.js";
 import * as tokens from "./tokens.js";
@@ -20,6 +21,7 @@ const SECTIONS = [
   ["queues", () => t("Queues"), queues, ["admin", "supervisor"]],
   ["routing", () => t("Routing rules"), routingRules, ["admin"]],
   ["forms", () => t("Web forms"), forms, ["admin", "supervisor"]],
+  ["pipelines", () => t("Pipelines"), pipelines, ["admin"]],
   ["channels", () => t("Channel accounts"), channelAccounts, ["admin"]],
   ["canned", () => t("Canned responses"), canned, ["admin", "supervisor"]],
   ["tokens", () => t("API tokens"), tokens, ["admin"]],
