@@ -175,6 +175,7 @@ async def test_start_page_links_the_console_monitor_and_active_forms(
     assert "/api/openapi.json" in page
     assert '<a href="/console/">' in page
     assert '<a href="/monitor/">' in page
+    assert '<a href="/pipeline/">Sales pipeline</a>' in page
 
 
 async def test_healthz_shows_each_enabled_account_and_a_failing_one_degrades(

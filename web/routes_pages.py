@@ -1,11 +1,12 @@
-"""The browser side: the agent console, the supervisor monitor, administration, the sign-in
-page and their static files (plain ES modules and CSS, no build step).
+"""The browser side: the agent console, the supervisor monitor, the sales pipeline board,
+reports, administration, the sign-in page and their static files (plain ES modules and CSS,
+no build step).
 
 Every page and file is served with a strict Content-Security-Policy: scripts and styles only
 from our own files (no inline code), frames only from our own origin (the sandboxed email
-view), nothing from the internet. The monitor checks the role on the server: an operator gets
-a 403 page, not the monitor's shell. The pages hold no data; their scripts fetch it from the
-API with the session cookie and follow /ws.
+view), nothing from the internet. The monitor and the reports page check the role on the
+server: an operator gets a 403 page, not the page's shell. The pages hold no data; their
+scripts fetch it from the API with the session cookie and follow /ws.
 """
 
 from __future__ import annotations
@@ -106,6 +107,49 @@ async def monitor_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
             N_("The monitor is for supervisors and admins. Your role cannot open it."),
         )
     return await _page("monitor/index.html")
+
+
+@routes.get("/pipeline", summary="Redirects to /pipeline/", roles=PUBLIC)
+async def pipeline_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/pipeline/")
+
+
+@routes.get(
+    "/pipeline/",
+    summary="The sales pipeline board (signed-in operators, supervisors and admins; others"
+    " are sent to /login)",
+    roles=PUBLIC,
+)
+async def pipeline_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    # Every operator works leads; the board shows those the API lets them see.
+    actor, _ = await identify(call.request)
+    if actor is None or actor.operator_id is None:
+        raise _to_login("/pipeline/")
+    return await _page("pipeline/index.html")
+
+
+@routes.get("/reports", summary="Redirects to /reports/", roles=PUBLIC)
+async def reports_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/reports/")
+
+
+@routes.get(
+    "/reports/",
+    summary="Reports: charts, tables and exports (supervisors and admins; operators get a 403"
+    " page)",
+    roles=PUBLIC,
+)
+async def reports_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
+    actor, _ = await identify(call.request)
+    if actor is None or actor.operator_id is None:
+        raise _to_login("/reports/")
+    if actor.role not in MONITOR_ROLES:
+        return _forbidden_page(
+            call.request,
+            N_("Supervisors only"),
+            N_("Reports are for supervisors and admins. Your role cannot open them."),
+        )
+    return await _page("reports/index.html")
 
 
 @routes.get("/admin", summary="Redirects to /admin/", roles=PUBLIC)

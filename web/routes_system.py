@@ -77,6 +77,8 @@ def start_page_html(tr: Translator, forms: str) -> str:
         "team": tr.gettext("For the team"),
         "console": tr.gettext("Agent console"),
         "console_what": tr.gettext("offers, inbox, conversations, replies"),
+        "pipeline": tr.gettext("Sales pipeline"),
+        "pipeline_what": tr.gettext("leads by stage, their value and next steps"),
         "monitor": tr.gettext("Queue monitor"),
         "monitor_what": tr.gettext("(supervisors): queues, operators, service level"),
         "admin": tr.gettext("Administration"),
@@ -104,6 +106,7 @@ code{{background:#f3f3f3;padding:0 .2rem}}</style></head>
 <p>{running}</p>
 <h2>{team}</h2><ul>
 <li><a href="/console/">{console}</a>: {console_what}</li>
+<li><a href="/pipeline/">{pipeline}</a>: {pipeline_what}</li>
 <li><a href="/monitor/">{monitor}</a> {monitor_what}</li>
 <li><a href="/admin/">{admin}</a> {admin_what}</li>
 </ul>

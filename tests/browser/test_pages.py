@@ -21,6 +21,8 @@ def test_the_pages_hold_no_inline_code_the_policy_would_block() -> None:
         "login.html",
         "console/index.html",
         "monitor/index.html",
+        "pipeline/index.html",
+        "reports/index.html",
         "admin/index.html",
     }
     for path in PAGES:
@@ -102,12 +104,13 @@ async def test_static_route_serves_nothing_outside_its_files(
 async def test_pages_send_the_signed_out_to_sign_in_and_check_roles(
     client: TestClient[Any, Any], make_user: UserFactory
 ) -> None:
-    for path in ("/console/", "/monitor/"):
+    for path in ("/console/", "/monitor/", "/pipeline/", "/reports/"):
         response = await client.get(path, allow_redirects=False)
         assert response.status == 303
         assert response.headers["Location"] == f"/login?next={path}"
-    response = await client.get("/console", allow_redirects=False)
-    assert response.headers["Location"] == "/console/"
+    for path in ("/console", "/pipeline", "/reports"):
+        response = await client.get(path, allow_redirects=False)
+        assert response.headers["Location"] == f"{path}/"
 
     operator = await make_user("operator")
     response = await operator.get("/console/")
@@ -121,11 +124,31 @@ async def test_pages_send_the_signed_out_to_sign_in_and_check_roles(
     assert "/static/monitor/main.js" not in page
     assert (await operator.get("/api/v1/monitor")).status == 403
 
+    response = await operator.get("/reports/")
+    assert response.status == 403
+    page = await response.text()
+    assert "Supervisors only" in page
+    assert "/static/reports/main.js" not in page
+    assert (await operator.get("/api/v1/reports")).status == 403
+
     for role in ("supervisor", "admin"):
         user = await make_user(role)
         response = await user.get("/monitor/")
         assert response.status == 200
         assert "/static/monitor/main.js" in await response.text()
+        response = await user.get("/reports/")
+        assert response.status == 200
+        assert "/static/reports/main.js" in await response.text()
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+    # The sales pipeline board is every operator's, under the same policy.
+    for role in ("operator", "supervisor", "admin"):
+        user = operator if role == "operator" else await make_user(role)
+        response = await user.get("/pipeline/")
+        assert response.status == 200
+        assert "/static/pipeline/main.js" in await response.text()
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_static_reads_only_files_inside_the_static_directory() -> None:

@@ -21,6 +21,7 @@ import { showCustomerTyping, watchTyping } from "./typing.js";
 import { isSupervisor, operatorName, presenceLabel, queueName, signal, state, statusLabel } from "./state.js";
 import { buildSuggestions, curationControl, forgetSuggestion, sendReply, updateSuggestions } from "./suggestions.js";
 import { followUpControl } from "./tasks.js";
+import { makeLead } from "./leads.js";
 import { t } from "../common/i18n.js";
 
 const TIMELINE_PAGE = 50;
@@ -330,6 +331,9 @@ function renderActions() {
   if (c.status !== "open" && c.status !== "resolved") {
     buttons.push(button(t("Open"), "open", () => setStatus("open"), t("Back to open")));
   }
+  buttons.push(
+    button(t("Make a lead"), "make-lead", (event) => makeLead(c, event.currentTarget), t("Open a sales lead for this conversation")),
+  );
   // The follow-up form is kept across refreshes: a half-written note survives live updates.
   if (state.tasksAvailable && view.followUp === null) view.followUp = followUpControl(c.id);
   fill(view.actions, buttons, snoozeControl(), transferControl(), state.tasksAvailable ? view.followUp : null);
