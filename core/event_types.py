@@ -229,7 +229,11 @@ TASK_UPDATED: Final = _declare(
     "task.updated",
     Audience.PLACED,
     "a task (a callback or a follow-up) was created, given an owner, became due or was closed",
-    ids={"task": "the task", "conversation": "its conversation, if any"},
+    ids={
+        "task": "the task",
+        "conversation": "its conversation, if any",
+        "lead": "the lead it is the next step of, if any",
+    },
     labels={"kind": '"callback" or "follow_up"', "state": '"open" or "done"'},
 )
 SLA_BREACHED: Final = _declare(

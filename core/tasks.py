@@ -236,6 +236,8 @@ async def emit_task(
     """Tell consoles a task changed: its owner (and the one before a change), its queue's
     members, who may see its conversation, supervisors."""
     ids = {"task": task.id}
+    if task.lead_id is not None:
+        ids["lead"] = task.lead_id
     placements = [Placement(task.queue_id, task.owner_id)]
     if task.conversation_id is not None:
         ids["conversation"] = task.conversation_id

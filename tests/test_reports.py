@@ -597,7 +597,7 @@ async def test_reports_are_for_supervisors(make_user: UserFactory) -> None:
         "funnel",
         "sales_by_owner",
     ]
-    assert listed[0]["filters"] == ["channel", "operator_id", "queue_id"]
+    assert listed[0]["filters"] == ["channel", "granularity", "operator_id", "queue_id"]
 
 
 def test_week_buckets_cut_at_the_period_and_follow_the_clock_change() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core import pipelines
 from core.models import StageOutcome, utcnow
 from core.pipelines import BoardFilters, PipelineSpec, StageSpec
+from core.preferences import known_time_zone
 from web.api import ADMINS, ApiRoutes, Call, NoBody, RecordId
 from web.schemas import LeadOut, Out
 
@@ -82,8 +84,16 @@ class BoardQuery(BaseModel):
     owner_id: RecordId | None = Field(None, description="only this operator's leads")
     unowned: bool = Field(False, description="only leads without an owner")
     source: str | None = Field(None, max_length=100)
-    created_from: date | None = Field(None, description="created on or after this day (UTC)")
-    created_to: date | None = Field(None, description="created on or before this day (UTC)")
+    created_from: date | None = Field(None, description="created on or after this day")
+    created_to: date | None = Field(None, description="created on or before this day")
+    time_zone: str | None = Field(
+        None, max_length=64, description="IANA name the days are in; default: UTC"
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else known_time_zone(str(value))
 
     @model_validator(mode="after")
     def _range(self) -> BoardQuery:
@@ -100,6 +110,9 @@ class CardOut(BaseModel):
     next_task_note: str | None
     needs_next_step: bool = Field(description="open, and no open task: the board flags it")
     next_task_overdue: bool
+    may_change: bool = Field(
+        description="whether you may move or edit it (yours, unowned, or you supervise)"
+    )
 
 
 class BoardColumnOut(BaseModel):
@@ -176,12 +189,14 @@ async def update_pipeline(call: Call[PipelineBody, NoBody]) -> PipelineOut:
 )
 async def get_board(call: Call[NoBody, BoardQuery]) -> BoardOut:
     query = call.query
+    zone = ZoneInfo(query.time_zone or "UTC")
+    actor = call.actor
     filters = BoardFilters(
         owner_id=query.owner_id,
         unowned=query.unowned,
         source=query.source,
-        created_from=_day_start(query.created_from),
-        created_before=_day_start(query.created_to + timedelta(days=1))
+        created_from=_day_start(query.created_from, zone),
+        created_before=_day_start(query.created_to + timedelta(days=1), zone)
         if query.created_to
         else None,
     )
@@ -208,6 +223,8 @@ async def get_board(call: Call[NoBody, BoardQuery]) -> BoardOut:
                             and card.next_task_id is None,
                             next_task_overdue=card.next_task_due_at is not None
                             and card.next_task_due_at < now,
+                            may_change=actor.is_supervisor
+                            or card.lead.owner_id in (None, actor.operator_id),
                         )
                         for card in column.cards
                     ],
@@ -217,5 +234,5 @@ async def get_board(call: Call[NoBody, BoardQuery]) -> BoardOut:
         )
 
 
-def _day_start(day: date | None) -> datetime | None:
-    return None if day is None else datetime.combine(day, time(), UTC)
+def _day_start(day: date | None, zone: ZoneInfo) -> datetime | None:
+    return None if day is None else datetime.combine(day, time(), zone).astimezone(UTC)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
 from core.i18n import translator
@@ -78,6 +79,8 @@ FILTER_NAMES = {
     "operator_ids": "operator_id",
     "sources": "source",
     "pipeline_id": "pipeline_id",
+    "granularity": "granularity",
+    "group_by": "group_by",
 }
 
 
@@ -110,16 +113,20 @@ def report_out(result: ReportResult, locale: str) -> ReportOut:
     )
 
 
+async def _preferences(session: AsyncSession, call: Call[Any, Any]) -> tuple[str, str]:
+    """The caller's locale and time zone (English and UTC for tokens without an operator)."""
+    if call.actor.operator_id is not None:
+        operator = await session.get(Operator, call.actor.operator_id)
+        if operator is not None:
+            preferences = preferences_of(operator)
+            return preferences.locale, preferences.time_zone or "UTC"
+    return "en", "UTC"
+
+
 async def _run(call: Call[NoBody, Any], query: ReportQuery) -> tuple[ReportResult, str]:
     report = report_named(call.request.match_info["name"])
     async with call.sessions() as session:
-        locale, time_zone = "en", "UTC"
-        if call.actor.operator_id is not None:
-            operator = await session.get(Operator, call.actor.operator_id)
-            if operator is not None:
-                preferences = preferences_of(operator)
-                locale = preferences.locale
-                time_zone = preferences.time_zone or "UTC"
+        locale, time_zone = await _preferences(session, call)
         filters = query.filters(query.start, query.end, query.time_zone or time_zone)
         result = await report.run(session, filters, utcnow())
     return result, locale
@@ -132,10 +139,13 @@ async def _run(call: Call[NoBody, Any], query: ReportQuery) -> tuple[ReportResul
     response=list[ReportInfoOut],
 )
 async def list_reports(call: Call[NoBody, NoBody]) -> list[ReportInfoOut]:
+    async with call.sessions() as session:
+        locale, _ = await _preferences(session, call)
+    tr = translator(locale)
     return [
         ReportInfoOut(
             name=report.name,
-            title=report.title,
+            title=tr.gettext(report.title),
             area="sales" if report.area == "sales" else "contact_center",
             filters=sorted(FILTER_NAMES[name] for name in report.uses),
         )
@@ -267,10 +277,7 @@ async def list_mailboxes(call: Call[NoBody, NoBody]) -> list[MailboxOut]:
 async def create_subscription(call: Call[SubscriptionBody, NoBody]) -> SubscriptionOut:
     body = call.body
     async with call.sessions() as session, session.begin():
-        time_zone = body.time_zone
-        if time_zone is None:
-            operator = await session.get(Operator, call.actor.operator_id or 0)
-            time_zone = (preferences_of(operator).time_zone if operator else "") or "UTC"
+        time_zone = body.time_zone or (await _preferences(session, call))[1]
         subscription = await schedule.subscribe(
             session,
             call.actor,

@@ -209,7 +209,7 @@ class Report(ABC):
     # What the report is about: "contact_center" or "sales".
     area: ClassVar[str]
     # The filters it reads beyond the period (the others are refused, so a filter that would
-    # be silently ignored is a 400).
+    # be silently ignored is a 400), and its own options ("granularity", "group_by").
     uses: ClassVar[frozenset[str]]
 
     @final

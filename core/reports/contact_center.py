@@ -62,7 +62,9 @@ class Volume(Report):
     name = "volume"
     title = N_("Volume per channel")
     area = "contact_center"
-    uses: ClassVar[frozenset[str]] = frozenset({"queue_ids", "channels", "operator_ids"})
+    uses: ClassVar[frozenset[str]] = frozenset(
+        {"queue_ids", "channels", "operator_ids", "granularity"}
+    )
 
     async def do_run(
         self, session: AsyncSession, filters: ReportFilters, now: datetime
@@ -139,7 +141,9 @@ class Performance(Report):
     name = "performance"
     title = N_("Response times, SLA and reopens")
     area = "contact_center"
-    uses: ClassVar[frozenset[str]] = frozenset({"queue_ids", "channels", "operator_ids"})
+    uses: ClassVar[frozenset[str]] = frozenset(
+        {"queue_ids", "channels", "operator_ids", "group_by"}
+    )
 
     async def do_run(
         self, session: AsyncSession, filters: ReportFilters, now: datetime

@@ -343,6 +343,7 @@ async function start() {
   state.me = await get("/api/v1/auth/me");
   byId("me-name").textContent = state.me.name;
   byId("monitor-link").hidden = !(state.me.role === "supervisor" || state.me.role === "admin");
+  byId("reports-link").hidden = !(state.me.role === "supervisor" || state.me.role === "admin");
   byId("admin-link").hidden = !(state.me.role === "supervisor" || state.me.role === "admin");
   showPresence();
   setInterval(showPresence, 30000);

@@ -368,6 +368,12 @@ function taskActions(task, status) {
       ),
     );
   }
+  if (task.lead_id) {
+    // A lead's next step: its card on the pipeline board.
+    actions.push(
+      h("a", { href: `/pipeline/#lead=${task.lead_id}`, dataset: { action: "lead" } }, t("Open lead")),
+    );
+  }
   if (task.voicemail_interaction_id && task.conversation_id) {
     actions.push(
       h(

@@ -251,8 +251,9 @@ function renderCard(card, columnIndex) {
     "article",
     {
       class: `lead-card${card.needs_next_step ? " needs-next-step" : ""}`,
-      draggable: "true",
-      dataset: { leadId: lead.id, stage: lead.stage },
+      // Someone else's lead (for an operator) cannot be moved: it does not pretend it can.
+      draggable: card.may_change ? "true" : "false",
+      dataset: { leadId: lead.id, stage: lead.stage, mayChange: String(card.may_change) },
       "aria-labelledby": titleId,
       "aria-current": state.leadId === lead.id ? "true" : null,
     },
@@ -273,7 +274,7 @@ function renderCard(card, columnIndex) {
     ),
     facts,
     nextStep(card, state.board.columns[columnIndex].stage.outcome),
-    moveMenu(card, title),
+    card.may_change ? moveMenu(card, title) : null,
   );
   element.addEventListener("click", (event) => {
     // A click on the card's free space opens it; its controls do their own thing.
@@ -281,7 +282,7 @@ function renderCard(card, columnIndex) {
     handlers.open(lead.id);
   });
   element.addEventListener("keydown", (event) => {
-    if (!event.altKey || event.ctrlKey || event.metaKey) return;
+    if (!card.may_change || !event.altKey || event.ctrlKey || event.metaKey) return;
     if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
     event.preventDefault();
     const columns = state.board.columns;
@@ -289,6 +290,10 @@ function renderCard(card, columnIndex) {
     if (target) handlers.move(lead.id, target.stage.key, { focus: true });
   });
   element.addEventListener("dragstart", (event) => {
+    if (!card.may_change) {
+      event.preventDefault();
+      return;
+    }
     dragging = { leadId: lead.id, from: lead.stage };
     event.dataTransfer.effectAllowed = "move";
     event.dataTransfer.setData("text/plain", String(lead.id));

@@ -2,7 +2,7 @@
 // the pipeline shown and the open lead: #owner=me&source=form:contact&from=2026-05-01&lead=7.
 // A reload, or a link, shows the same board.
 import { byId, fill, h } from "../common/dom.js";
-import { t } from "../common/i18n.js";
+import { currentTimeZone, t } from "../common/i18n.js";
 import { sourceLabel, state } from "./state.js";
 
 export const FILTERS = ["owner", "source", "from", "to"];
@@ -41,6 +41,8 @@ export function writeHash() {
 export function boardQuery() {
   const { owner, source, from, to } = state.filters;
   const query = { source, created_from: from, created_to: to };
+  // The days are the user's: their preference, else the browser's own time zone.
+  if (from || to) query.time_zone = currentTimeZone() || Intl.DateTimeFormat().resolvedOptions().timeZone;
   if (owner === "me") query.owner_id = state.me.id;
   else if (owner === "none") query.unowned = true;
   else if (owner) query.owner_id = owner;
