@@ -22,7 +22,9 @@ POSTGRES_ADMIN = os.environ.get(
 
 
 @asynccontextmanager
-async def database(backend: str) -> AsyncIterator[str]:
+async def database(backend: str, admin: str = POSTGRES_ADMIN) -> AsyncIterator[str]:
+    """A fresh database of `backend` for the block; PostgreSQL's is made (and dropped after)
+    through `admin`, a `postgresql://` login that may create databases."""
     if backend == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite+aiosqlite:///{folder}/bench.db"
@@ -30,16 +32,13 @@ async def database(backend: str) -> AsyncIterator[str]:
     import asyncpg  # only the PostgreSQL run needs it
 
     name = f"omnicrm_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    connection = await asyncpg.connect(admin)
+    await connection.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield (
-            POSTGRES_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
-            + f"/{name}"
-        )
+        yield admin.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.close()
 
 
 @dataclass
