@@ -10,7 +10,8 @@ Invariants:
 - A lead's `stage` is a key of its pipeline's stages. New leads start in the pipeline's first
   open stage (ingest: the default pipeline, the first not archived by position).
 - `closed_at` is set exactly while the lead is in a won or lost stage; entering a lost stage
-  needs a reason (`lost_reason`), kept while it stays lost.
+  needs a reason (`lost_reason`), kept while it stays lost. Closing a lead cancels its open
+  tasks (a closed lead has no next step).
 - Every move writes one `LeadStageChange` (reports read them), is audited (`lead.stage`, with
   the reason) and announced (`lead.updated`, to who may see the lead).
 - There is always a pipeline that takes new leads: the last one cannot be archived.
@@ -44,6 +45,7 @@ from core.models import (
     PipelineStage,
     StageOutcome,
     Task,
+    TaskOutcome,
     utcnow,
 )
 from core.visibility import lead_filter
@@ -353,7 +355,15 @@ async def enter_stage(
             changed_at=now,
         )
     )
-    if stage.follow_up_days is None or stage.outcome != StageOutcome.OPEN:
+    if stage.outcome != StageOutcome.OPEN:
+        # A closed lead has no next step: its open tasks are cancelled.
+        pending = await session.scalars(
+            select(Task.id).where(Task.lead_id == lead.id, Task.done_at.is_(None))
+        )
+        for task_id in list(pending):
+            await tasks.complete_task(session, actor, task_id, TaskOutcome.CANCELLED)
+        return None
+    if stage.follow_up_days is None:
         return None
     # The lead's owner; a deactivated one's work goes to whoever moved the lead.
     owner = lead.owner_id

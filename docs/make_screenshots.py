@@ -1,7 +1,8 @@
-"""Make the screenshots of docs/console.md and docs/admin.md (docs/img/*.png) from the demo
-data.
+"""Make the screenshots of docs/console.md, docs/admin.md and docs/reports.md (docs/img/*.png)
+from the demo data.
 
-    .venv/bin/python docs/make_screenshots.py
+    .venv/bin/python docs/make_screenshots.py                 # all of them
+    .venv/bin/python docs/make_screenshots.py pipeline reports  # only these groups
 
 Loads the demo into a throwaway SQLite database, serves the app on a free local port with its
 background workers (routing included), and drives Debian's Chromium (/usr/bin/chromium, or
@@ -19,6 +20,7 @@ import secrets
 import socket
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -49,6 +51,8 @@ CHROMIUM_ARGS = [
 ]
 LAPTOP: ViewportSize = {"width": 1366, "height": 820}
 TABLET: ViewportSize = {"width": 820, "height": 1100}
+# The pipeline board: five columns side by side.
+WIDE: ViewportSize = {"width": 1600, "height": 900}
 
 
 def free_port() -> int:
@@ -121,11 +125,14 @@ ADMIN_SECTIONS = (
     "queues",
     "routing",
     "forms",
+    "pipelines",
     "channels",
     "canned",
     "tokens",
     "audit",
 )
+# The groups of screenshots, as the command line names them.
+GROUPS = ("console", "monitor", "admin", "pipeline", "reports")
 
 
 async def admin_screenshot(page: Page, section: str) -> None:
@@ -147,7 +154,70 @@ async def admin_screenshot(page: Page, section: str) -> None:
     await page.screenshot(path=OUT / f"admin-{section}.png", full_page=section != "audit")
 
 
+async def console_screenshots(
+    browser: Browser, base: str, anna: DemoLogin, conversation_id: int
+) -> list[str]:
+    item = f'.inbox-item[data-conversation-id="{conversation_id}"]'
+    page = await sign_in(browser, base, anna, "/console/", LAPTOP)
+    await page.locator(item).first.click()
+    await page.locator(".timeline .item").first.wait_for()
+    await page.get_by_label("Reply to the customer").fill(
+        "Hello Mr Weber, the carrier has confirmed: "
+    )
+    await page.wait_for_timeout(500)
+    await page.screenshot(path=OUT / "console.png")
+    await page.close()
+
+    page = await sign_in(browser, base, anna, "/console/", TABLET)
+    await page.locator(item).first.click()
+    await page.locator(".timeline .item").first.wait_for()
+    await page.keyboard.press("u")
+    await page.wait_for_timeout(500)
+    await page.screenshot(path=OUT / "console-tablet.png")
+    await page.close()
+    return ["console.png", "console-tablet.png"]
+
+
+async def pipeline_screenshots(browser: Browser, base: str, tom: DemoLogin) -> list[str]:
+    """The board as the sales supervisor sees it, then one lead's panel (docs/reports.md)."""
+    page = await sign_in(browser, base, tom, "/pipeline/", WIDE)
+    await page.locator(".lead-card").first.wait_for()
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=OUT / "pipeline-board.png")
+    await page.locator(".lead-card .card-open").first.click()
+    await page.locator("body[data-ready=true]").wait_for()
+    await page.wait_for_timeout(800)
+    await page.screenshot(path=OUT / "pipeline-lead.png")
+    await page.close()
+    return ["pipeline-board.png", "pipeline-lead.png"]
+
+
+async def reports_screenshots(browser: Browser, base: str, tom: DemoLogin) -> list[str]:
+    """Sales by owner over the last 90 days and volume per channel over the last 4 weeks."""
+    today = utcnow().date()
+    shots = (
+        ("reports-sales.png", "sales_by_owner", today - timedelta(days=89), "day"),
+        ("reports-volume.png", "volume", today - timedelta(days=27), "week"),
+    )
+    page = await sign_in(browser, base, tom, "/reports/", LAPTOP)
+    for name, report, start, granularity in shots:
+        hash_ = f"report={report}&start={start}&end={today}&granularity={granularity}"
+        await page.goto(f"/reports/#{hash_}")
+        await page.reload()
+        await page.locator("body[data-ready=true]").wait_for()
+        await page.locator("svg").first.wait_for()
+        await page.wait_for_timeout(300)
+        await page.screenshot(path=OUT / name)
+    await page.close()
+    return [name for name, *_ in shots]
+
+
 async def main() -> None:
+    wanted = set(sys.argv[1:]) or set(GROUPS)
+    unknown = wanted - set(GROUPS)
+    if unknown:
+        raise SystemExit(f"unknown screenshot groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
+    written: list[str] = []
     with tempfile.TemporaryDirectory(prefix="omnicrm-screens-") as scratch:
         database_url = f"sqlite+aiosqlite:///{scratch}/demo.db"
         await asyncio.to_thread(upgrade_sync, database_url)
@@ -172,40 +242,30 @@ async def main() -> None:
                     executable_path=CHROMIUM, args=CHROMIUM_ARGS
                 )
                 anna = logins["anna@example.com"]
-                item = f'.inbox-item[data-conversation-id="{conversation_id}"]'
-                page = await sign_in(browser, base, anna, "/console/", LAPTOP)
-                await page.locator(item).first.click()
-                await page.locator(".timeline .item").first.wait_for()
-                await page.get_by_label("Reply to the customer").fill(
-                    "Hello Mr Weber, the carrier has confirmed: "
-                )
-                await page.wait_for_timeout(500)
-                await page.screenshot(path=OUT / "console.png")
-                await page.close()
-
-                page = await sign_in(browser, base, anna, "/console/", TABLET)
-                await page.locator(item).first.click()
-                await page.locator(".timeline .item").first.wait_for()
-                await page.keyboard.press("u")
-                await page.wait_for_timeout(500)
-                await page.screenshot(path=OUT / "console-tablet.png")
-                await page.close()
-
                 tom = logins["supervisor@example.com"]
-                page = await sign_in(browser, base, tom, "/monitor/", LAPTOP)
-                await page.wait_for_timeout(500)
-                await page.screenshot(path=OUT / "monitor.png", full_page=True)
-                await page.close()
-
                 maria = logins["admin@example.com"]
-                page = await sign_in(browser, base, maria, "/admin/", LAPTOP)
-                for section in ADMIN_SECTIONS:
-                    await admin_screenshot(page, section)
+                if "console" in wanted:
+                    written += await console_screenshots(browser, base, anna, conversation_id)
+                if "monitor" in wanted:
+                    page = await sign_in(browser, base, tom, "/monitor/", LAPTOP)
+                    await page.wait_for_timeout(500)
+                    await page.screenshot(path=OUT / "monitor.png", full_page=True)
+                    await page.close()
+                    written.append("monitor.png")
+                if "admin" in wanted:
+                    page = await sign_in(browser, base, maria, "/admin/", LAPTOP)
+                    for section in ADMIN_SECTIONS:
+                        await admin_screenshot(page, section)
+                        written.append(f"admin-{section}.png")
+                    await page.close()
+                if "pipeline" in wanted:
+                    written += await pipeline_screenshots(browser, base, tom)
+                if "reports" in wanted:
+                    written += await reports_screenshots(browser, base, tom)
                 await browser.close()
         finally:
             await runner.cleanup()
-    admin = [f"admin-{section}.png" for section in ADMIN_SECTIONS]
-    for name in ("console.png", "console-tablet.png", "monitor.png", *admin):
+    for name in written:
         sys.stdout.write(f"wrote {OUT / name}\n")
 
 

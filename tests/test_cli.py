@@ -403,11 +403,11 @@ def test_demo_loads_a_story_once(run: Run, sqlite_url: str) -> None:
         }
 
     assert query(sqlite_url, story) == {
-        "contacts": 20,
+        "contacts": 30,
         "channels": {"webform", "email", "sms", "whatsapp", "api", "voice"},
         "kinds": {"message", "form", "note", "event", "call"},
         "statuses": {"open", "pending", "snoozed", "resolved"},
-        "stages": 4,
+        "stages": 7,
         "vip": "Jonas Weber",
         "with utm": True,
         "refs": {"C-10042", "C-20017"},
@@ -421,7 +421,7 @@ def test_demo_loads_a_story_once(run: Run, sqlite_url: str) -> None:
     again = run("demo", database_url=sqlite_url)
     assert again.code == 1
     assert "loaded already" in again.error_line
-    assert count(sqlite_url, Contact) == 20
+    assert count(sqlite_url, Contact) == 30
     assert count(sqlite_url, Operator) == 4
 
 

@@ -974,6 +974,23 @@ async def test_entering_proposal_gives_the_owner_a_follow_up_two_days_later(
     assert handed.owner_id == sue.operator.id
 
 
+@SQLITE_ONLY
+async def test_closing_a_lead_cancels_its_open_next_steps(
+    make_user: UserFactory, sessions: SessionFactory, manual_clock: clock.ManualClock
+) -> None:
+    ann = await make_user(Role.OPERATOR)
+    lead = await new_lead(ann, contact_id=await contact(sessions, "Anna Novak"))
+    await move(ann, lead["id"], stage="proposal")
+    [rule_made] = await tasks_of_lead(sessions, lead["id"])
+    assert rule_made.done_at is None
+    won_at = manual_clock.advance(hours=3)
+    await move(ann, lead["id"], stage="won")
+    [closed] = await tasks_of_lead(sessions, lead["id"])
+    assert (closed.id, closed.outcome, closed.done_at) == (rule_made.id, "cancelled", won_at)
+    mine = await json_of(await ann.get("/api/v1/tasks"), 200)
+    assert mine["items"] == []
+
+
 # --- leads made by hand -------------------------------------------------------------------------
 
 

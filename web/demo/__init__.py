@@ -28,6 +28,7 @@ from core.models import ArticleVisibility, Operator, utcnow
 from web.demo.cast import DEMO_MARKER_EMAIL, DemoLogin
 from web.demo.erp import erp
 from web.demo.history import history
+from web.demo.sales import sales
 from web.demo.story import DemoServices, Story
 from web.demo.today import today
 
@@ -66,6 +67,7 @@ async def load_demo(session: AsyncSession, services: DemoServices | None = None)
         await story.queues_forms_and_mailboxes()
         await story.account()
         await history(story)
+        await sales(story)
         await today(story)
         await erp(story)
         story.at(now)
