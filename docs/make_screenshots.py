@@ -184,7 +184,8 @@ async def pipeline_screenshots(browser: Browser, base: str, tom: DemoLogin) -> l
     await page.locator(".lead-card").first.wait_for()
     await page.wait_for_timeout(300)
     await page.screenshot(path=OUT / "pipeline-board.png")
-    await page.locator(".lead-card .card-open").first.click()
+    # A lead with a conversation behind it: the panel shows the customer's history.
+    await page.locator(".lead-card .card-open", has_text="Ethan Clarke").first.click()
     await page.locator("body[data-ready=true]").wait_for()
     await page.wait_for_timeout(800)
     await page.screenshot(path=OUT / "pipeline-lead.png")

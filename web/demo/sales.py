@@ -138,9 +138,9 @@ QUOTES = (
         (("qualified", 17, None), ("proposal", 9, None)),
     ),
     Quote(
-        "Ben Carter",
-        "ben@carter-brewing.example",
-        "Carter Brewing",
+        "Liam Walsh",
+        "liam@walsh-brewing.example",
+        "Walsh Brewing",
         "Canning line quote, 2,000 cans per hour.",
         12,
         "tom",
