@@ -163,7 +163,7 @@ async def update_lead(
         await audit.record(session, actor, "lead.update", "lead", lead.id, {"fields": changed})
     if moved or changed:
         lead.updated_at = now
-        await announce(session, lead, LEAD_UPDATED, previous_owner=previous_owner)
+        await announce(session, lead, previous_owner=previous_owner)
         await session.flush()
     return lead
 
@@ -210,11 +210,16 @@ def _title(title: str) -> str:
 
 
 async def announce(
-    session: AsyncSession, lead: Lead, kind: str, *, previous_owner: int | None = None
+    session: AsyncSession, lead: Lead, *, created: bool = False, previous_owner: int | None = None
 ) -> None:
-    """Tell who may see `lead` (its owner, the one before, its conversation's audience)."""
+    """Tell who may see `lead` (its owner, the one before, its conversation's audience) that
+    it was made or changed."""
     labels = await lead_labels(session, lead, previous_owner=previous_owner)
-    await emit(session, Event(kind, {"lead": lead.id, "contact": lead.contact_id}, labels))
+    ids = {"lead": lead.id, "contact": lead.contact_id}
+    if created:
+        await emit(session, Event(LEAD_CREATED, ids, labels))
+    else:
+        await emit(session, Event(LEAD_UPDATED, ids, labels))
 
 
 async def create_lead(session: AsyncSession, actor: Actor, new: NewLead) -> Lead:
@@ -294,6 +299,6 @@ async def create_lead(session: AsyncSession, actor: Actor, new: NewLead) -> Lead
         lead.id,
         {"conversation_id": lead.conversation_id, "pipeline_id": pipeline.id},
     )
-    await announce(session, lead, LEAD_CREATED)
+    await announce(session, lead, created=True)
     await session.flush()
     return lead
