@@ -343,8 +343,8 @@ class Interaction(Base):
         UniqueConstraint("channel", "external_id"),
         Index("ix_interaction_contact_time", "contact_id", "occurred_at", "id"),
         Index("ix_interaction_conversation_time", "conversation_id", "occurred_at", "id"),
-        # Reports count the stream by time, direction and channel from this index alone.
-        Index("ix_interaction_time", "occurred_at", "direction", "channel"),
+        # Reports count the stream by time, direction, channel and kind from this index alone.
+        Index("ix_interaction_time", "occurred_at", "direction", "channel", "kind"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)

@@ -35,6 +35,7 @@ from core.models import (
 )
 from core.pipelines import default_pipeline_query
 from core.reports.base import (
+    ALL,
     Chart,
     ColumnSpec,
     Kind,
@@ -48,7 +49,6 @@ from core.reports.base import (
     share,
 )
 
-ALL = "all"
 DAY = 86400
 
 
@@ -274,10 +274,7 @@ class SalesByOwner(Report):
             for key, currency, total in await session.execute(query):
                 values[key][currency or ""] = Decimal(total)
         cycle = elapsed_seconds(Lead.created_at, Lead.closed_at)
-        cycles = await percentiles(session, select(Lead.owner_id, cycle).where(*where, won))
-        cycles[ALL] = (
-            await percentiles(session, select(literal(ALL), cycle).where(*where, won))
-        ).get(ALL, {})
+        cycles = await percentiles(session, Lead.owner_id, {"cycle": cycle}, [*where, won])
         owners = [key for key in counted if key not in (ALL, None)]
         names: dict[Any, str] = {}
         if owners:
@@ -301,8 +298,8 @@ class SalesByOwner(Report):
                 "won": won_n,
                 "lost": lost_n,
                 "win_rate": share(won_n, won_n + lost_n),
-                "cycle_median_days": _days(cycles.get(key, {}).get(50)),
-                "cycle_p90_days": _days(cycles.get(key, {}).get(90)),
+                "cycle_median_days": _days(cycles.get(key, {}).get("cycle", {}).get(50)),
+                "cycle_p90_days": _days(cycles.get(key, {}).get("cycle", {}).get(90)),
             }
             for currency in currencies:
                 amount = values.get(key, {}).get(currency)

@@ -166,7 +166,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("interaction", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_interaction_time", ["occurred_at", "direction", "channel"], unique=False
+            "ix_interaction_time", ["occurred_at", "direction", "channel", "kind"], unique=False
         )
 
     with op.batch_alter_table("lead", schema=None) as batch_op:
