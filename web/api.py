@@ -16,7 +16,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from core import auth
 from core.audit import Actor
@@ -24,6 +24,7 @@ from core.db import SessionFactory
 from core.errors import Forbidden, InvalidInput, NotFound, validation_fields
 from core.models import Role
 from core.pagination import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
+from core.preferences import known_time_zone
 from core.settings import Settings
 from core.validation import check_storable
 from web.keys import SESSIONS, SETTINGS
@@ -50,6 +51,14 @@ class NoBody(BaseModel):
 # A record id in a body or query: positive and within a 64-bit column, so a huge number is a
 # 400 instead of a database error.
 RecordId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _time_zone(value: str | None) -> str | None:
+    return None if value in (None, "") else known_time_zone(str(value))
+
+
+# An IANA time zone name in a body or query (empty: none given).
+TimeZoneName = Annotated[str | None, Field(max_length=64), AfterValidator(_time_zone)]
 
 # Path parameters that name a record or a position: `id`, `<thing>_id`, `index`.
 _ID_PARAM = re.compile(r"id|[a-z_]+_id|index")

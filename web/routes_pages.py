@@ -80,10 +80,7 @@ async def console_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     roles=PUBLIC,
 )
 async def console_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
-    actor, _ = await identify(call.request)
-    if actor is None or actor.operator_id is None:
-        raise _to_login("/console/")
-    return await _page("console/index.html")
+    return await _signed_in_page(call, "console")
 
 
 @routes.get("/monitor", summary="Redirects to /monitor/", roles=PUBLIC)
@@ -97,16 +94,13 @@ async def monitor_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     roles=PUBLIC,
 )
 async def monitor_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
-    actor, _ = await identify(call.request)
-    if actor is None or actor.operator_id is None:
-        raise _to_login("/monitor/")
-    if actor.role not in MONITOR_ROLES:
-        return _forbidden_page(
-            call.request,
-            N_("Supervisors only"),
-            N_("The monitor is for supervisors and admins. Your role cannot open it."),
-        )
-    return await _page("monitor/index.html")
+    return await _signed_in_page(
+        call,
+        "monitor",
+        MONITOR_ROLES,
+        N_("Supervisors only"),
+        N_("The monitor is for supervisors and admins. Your role cannot open it."),
+    )
 
 
 @routes.get("/pipeline", summary="Redirects to /pipeline/", roles=PUBLIC)
@@ -122,10 +116,7 @@ async def pipeline_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
 )
 async def pipeline_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     # Every operator works leads; the board shows those the API lets them see.
-    actor, _ = await identify(call.request)
-    if actor is None or actor.operator_id is None:
-        raise _to_login("/pipeline/")
-    return await _page("pipeline/index.html")
+    return await _signed_in_page(call, "pipeline")
 
 
 @routes.get("/reports", summary="Redirects to /reports/", roles=PUBLIC)
@@ -140,16 +131,13 @@ async def reports_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     roles=PUBLIC,
 )
 async def reports_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
-    actor, _ = await identify(call.request)
-    if actor is None or actor.operator_id is None:
-        raise _to_login("/reports/")
-    if actor.role not in MONITOR_ROLES:
-        return _forbidden_page(
-            call.request,
-            N_("Supervisors only"),
-            N_("Reports are for supervisors and admins. Your role cannot open them."),
-        )
-    return await _page("reports/index.html")
+    return await _signed_in_page(
+        call,
+        "reports",
+        MONITOR_ROLES,
+        N_("Supervisors only"),
+        N_("Reports are for supervisors and admins. Your role cannot open them."),
+    )
 
 
 @routes.get("/admin", summary="Redirects to /admin/", roles=PUBLIC)
@@ -163,16 +151,13 @@ async def admin_redirect(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     roles=PUBLIC,
 )
 async def admin_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
-    actor, _ = await identify(call.request)
-    if actor is None or actor.operator_id is None:
-        raise _to_login("/admin/")
-    if actor.role not in ADMIN_ROLES:
-        return _forbidden_page(
-            call.request,
-            N_("Admins only"),
-            N_("Administration is for admins and supervisors. Your role cannot open it."),
-        )
-    return await _page("admin/index.html")
+    return await _signed_in_page(
+        call,
+        "admin",
+        ADMIN_ROLES,
+        N_("Admins only"),
+        N_("Administration is for admins and supervisors. Your role cannot open it."),
+    )
 
 
 @routes.get(
@@ -241,6 +226,23 @@ def _static_target(path: str) -> Path | None:
     except (OSError, ValueError):
         return None
     return target
+
+
+async def _signed_in_page(
+    call: Call[NoBody, NoBody],
+    name: str,
+    roles: frozenset[Role] | None = None,
+    title: str = "",
+    explanation: str = "",
+) -> web.Response:
+    """`/{name}/` for a signed-in operator (others go to sign in) whose role is in `roles`
+    (all when None); another role gets the 403 page with `title` and `explanation`."""
+    actor, _ = await identify(call.request)
+    if actor is None or actor.operator_id is None:
+        raise _to_login(f"/{name}/")
+    if roles is not None and actor.role not in roles:
+        return _forbidden_page(call.request, title, explanation)
+    return await _page(f"{name}/index.html")
 
 
 def _to_login(next_path: str) -> web.HTTPSeeOther:

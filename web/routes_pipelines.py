@@ -6,13 +6,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core import pipelines
 from core.models import StageOutcome, utcnow
 from core.pipelines import BoardFilters, PipelineSpec, StageSpec
-from core.preferences import known_time_zone
-from web.api import ADMINS, ApiRoutes, Call, NoBody, RecordId
+from web.api import ADMINS, ApiRoutes, Call, NoBody, RecordId, TimeZoneName
 from web.schemas import LeadOut, Out
 
 routes = ApiRoutes(tag="pipelines")
@@ -86,14 +85,7 @@ class BoardQuery(BaseModel):
     source: str | None = Field(None, max_length=100)
     created_from: date | None = Field(None, description="created on or after this day")
     created_to: date | None = Field(None, description="created on or before this day")
-    time_zone: str | None = Field(
-        None, max_length=64, description="IANA name the days are in; default: UTC"
-    )
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        return None if value in (None, "") else known_time_zone(str(value))
+    time_zone: TimeZoneName = Field(None, description="IANA name the days are in; default: UTC")
 
     @model_validator(mode="after")
     def _range(self) -> BoardQuery:

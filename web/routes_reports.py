@@ -9,18 +9,18 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
 from core.i18n import translator
 from core.models import Operator, utcnow
-from core.preferences import known_time_zone, preferences_of
+from core.preferences import preferences_of
 from core.reports import REPORTS, schedule
 from core.reports.base import Report, ReportResult
 from core.reports.export import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
 from core.reports.params import ReportParams
-from web.api import SUPERVISORS, ApiRoutes, Call, NoBody
+from web.api import SUPERVISORS, ApiRoutes, Call, NoBody, TimeZoneName
 
 routes = ApiRoutes(tag="reports")
 
@@ -28,14 +28,7 @@ routes = ApiRoutes(tag="reports")
 class ReportQuery(ReportParams):
     start: date = Field(description="the first day, in time_zone")
     end: date = Field(description="the last day (included)")
-    time_zone: str | None = Field(
-        None, max_length=64, description="IANA name; default: your preferences' time zone"
-    )
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        return None if value in (None, "") else known_time_zone(str(value))
+    time_zone: TimeZoneName = Field(None, description="IANA name; default: your preferences' one")
 
 
 class ExportQuery(ReportQuery):
@@ -205,14 +198,7 @@ class SubscriptionBody(BaseModel):
     channel_account_id: int = Field(gt=0, lt=2**63, description="the email account it is sent from")
     weekday: int = Field(0, ge=0, le=6, description="0 = Monday")
     hour: int = Field(8, ge=0, le=23, description="in time_zone")
-    time_zone: str | None = Field(
-        None, max_length=64, description="IANA name; default: your preferences' time zone"
-    )
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        return None if value in (None, "") else known_time_zone(str(value))
+    time_zone: TimeZoneName = Field(None, description="IANA name; default: your preferences' one")
 
 
 class SubscriptionOut(BaseModel):
