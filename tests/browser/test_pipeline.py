@@ -11,6 +11,7 @@ for the module: one test. Screenshots: test-artifacts/pipeline-board.png, pipeli
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Locator, Page, expect
 
+from core.clock import utcnow
 from tests.browser.conftest import LAPTOP, Browsing, assert_controls_labelled, open_as
 from tests.conftest import User, UserFactory
 
@@ -234,6 +236,17 @@ async def test_the_sales_pipeline_board(
         await expect(new.locator('[data-field="count"]')).to_have_text("2")
         assert (await lead_of(anna, lena_lead))["stage"] == "won"
         await expect(column(other, "won").locator(".lead-card")).to_contain_text("Annual plan")
+
+        # The sales report Tom reads now counts it: Anna won one lead worth 1,200 EUR.
+        today = utcnow().date()
+        period = f"start={today - timedelta(days=1)}&end={today + timedelta(days=1)}"
+        report = await watching.page()
+        await report.goto(f"/reports/#report=sales_by_owner&{period}")
+        await report.locator("body[data-ready=true]").wait_for()
+        anna_row = report.locator("#report-table tbody tr", has_text="Anna Novak")
+        await expect(anna_row.locator('[data-column="won"]')).to_have_text("1")
+        await expect(anna_row.locator('[data-column="won_value_EUR"]')).to_have_text("1,200.00")
+        await report.close()
 
         # Tom's lead is not Anna's to move: it offers no way to, and a drag changes nothing.
         fleet = card(page, "Fleet renewal")
