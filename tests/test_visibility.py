@@ -682,7 +682,7 @@ def _fill(path: str, world: World) -> list[str]:
     params = re.findall(r"{(\w+)(?::[^}]*)?}", path)
     if not params:
         return [path]
-    kinds: dict[str, list[int]] = {
+    kinds: dict[str, list[int] | list[str]] = {
         "/api/v1/conversations/": list(world.conversations.values()),
         "/api/v1/interactions/": list(world.interactions.values()),
         "/api/v1/leads/": list(world.leads.values()),
