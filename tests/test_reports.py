@@ -320,6 +320,8 @@ async def test_performance_per_queue_and_for_everyone(world: tuple[History, User
         "sla_attainment": 0.5,
         "reopened": 1,
         "reopen_rate": 0.3333,
+        "closed_unanswered": 1,
+        "abandoned_rate": 0.3333,
         "calls_queued": 3,
         "calls_abandoned": 2,
         "abandonment": 0.6667,
@@ -337,6 +339,8 @@ async def test_performance_per_queue_and_for_everyone(world: tuple[History, User
         "sla_attainment": 0.0,
         "reopened": 0,
         "reopen_rate": None,
+        "closed_unanswered": 0,
+        "abandoned_rate": 0.0,
         "calls_queued": 0,
         "calls_abandoned": 0,
         "abandonment": None,
@@ -354,6 +358,8 @@ async def test_performance_per_queue_and_for_everyone(world: tuple[History, User
         "sla_attainment": 0.3333,
         "reopened": 1,
         "reopen_rate": 0.3333,
+        "closed_unanswered": 1,
+        "abandoned_rate": 0.2,
         "calls_queued": 3,
         "calls_abandoned": 2,
         "abandonment": 0.6667,
@@ -379,6 +385,8 @@ async def test_performance_per_operator(world: tuple[History, User]) -> None:
         "sla_attainment": 0.5,
         "reopened": 1,
         "reopen_rate": 0.5,
+        "closed_unanswered": 0,
+        "abandoned_rate": 0.0,
     }
     assert figures(rows[None]) == {
         "conversations": 1,
@@ -393,6 +401,8 @@ async def test_performance_per_operator(world: tuple[History, User]) -> None:
         "sla_attainment": None,
         "reopened": 0,
         "reopen_rate": 0.0,
+        "closed_unanswered": 1,
+        "abandoned_rate": 1.0,
     }
     assert "calls_queued" not in rows[history.bob]
     # One operator: their row and everyone's are the same figures.

@@ -4,8 +4,9 @@
   in (inbound interactions) and the conversations they opened.
 - `performance`: per queue or per operator (the conversation's assignee) and for everyone,
   over the conversations opened in the period: answered, first response and resolution times
-  (median and p90, business hours), SLA attainment (first response), reopen rate; per queue,
-  the calls that waited in it and the share abandoned.
+  (median and p90, business hours), SLA attainment (first response), reopen rate, the share
+  closed without any answer (the monitor's "abandoned"); per queue, the calls that waited in it
+  and the share the callers abandoned.
 """
 
 from __future__ import annotations
@@ -191,6 +192,12 @@ class Performance(Report):
             _how_many(breached),
             _how_many(Conversation.reopened_count > 0),
             _how_many(was_resolved),
+            # Resolved without any answer: what the monitor calls abandoned (chats, emails).
+            _how_many(
+                and_(
+                    Conversation.resolved_at.is_not(None), Conversation.first_response_at.is_(None)
+                )
+            ),
         ]
         counted: dict[Any, list[int]] = {}
         for grp_key, grouping in ((None, literal(ALL)), ("each", group)):
@@ -211,7 +218,9 @@ class Performance(Report):
             key=lambda key: (names.get(key) or "~", str(key)),
         )
         for key in [*ordered, ALL] if counted else []:
-            total, answered, resolved, met_n, breached_n, reopened, ever_resolved = counted[key]
+            (total, answered, resolved, met_n, breached_n, reopened, ever_resolved, unanswered) = (
+                counted[key]
+            )
             first_times = times.get(key, {}).get("first", {})
             resolution_times = times.get(key, {}).get("resolution", {})
             queued, abandoned = calls.get(key, (0, 0))
@@ -230,6 +239,8 @@ class Performance(Report):
                 "sla_attainment": share(met_n, met_n + breached_n),
                 "reopened": reopened,
                 "reopen_rate": share(reopened, ever_resolved),
+                "closed_unanswered": unanswered,
+                "abandoned_rate": share(unanswered, total),
             }
             if by_queue:
                 row |= {
@@ -253,6 +264,7 @@ class Performance(Report):
             ColumnSpec(key="resolution_p90", label=N_("Resolution, p90"), kind=Kind.SECONDS),
             ColumnSpec(key="sla_attainment", label=N_("SLA attainment"), kind=Kind.SHARE),
             ColumnSpec(key="reopen_rate", label=N_("Reopen rate"), kind=Kind.SHARE),
+            ColumnSpec(key="abandoned_rate", label=N_("Closed without an answer"), kind=Kind.SHARE),
         ]
         if by_queue:
             columns += [
