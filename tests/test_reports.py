@@ -55,6 +55,7 @@ from core.models import (
     VoiceCall,
 )
 from core.pipelines import default_pipeline_query
+from core.reports.base import Chart, ReportResult
 from routing.calendar import BusinessHours
 from routing.metrics import measure
 from tests.conftest import User, UserFactory
@@ -565,6 +566,29 @@ async def test_exports_in_the_readers_language(world: tuple[History, User]) -> N
     assert "Proposal" in strings
     # The "reached" column holds numbers, not text.
     assert re.search(r'<c r="B2"[^>]*><v>4</v>', sheet)
+
+
+def test_csv_text_is_never_a_formula() -> None:
+    from datetime import date
+
+    from core.i18n import translator
+    from core.reports.base import ColumnSpec, Kind, ReportFilters
+    from core.reports.export import to_csv
+
+    result = ReportResult(
+        name="lead_sources",
+        title="Leads by source and campaign",
+        filters=ReportFilters(start=date(2026, 3, 2), end=date(2026, 3, 15)),
+        columns=[
+            ColumnSpec(key="utm_campaign", label="Campaign", kind=Kind.TEXT),
+            ColumnSpec(key="leads", label="Leads"),
+        ],
+        rows=[{"utm_campaign": '=HYPERLINK("http://x.example","win")', "leads": -1}],
+        chart=Chart(kind="bar", x="utm_campaign", y=("leads",)),
+        generated_at=NOW,
+    )
+    table = list(csv.reader(io.StringIO(to_csv(result, translator("en")).decode("utf-8-sig"))))
+    assert table[1] == ['\'=HYPERLINK("http://x.example","win")', "-1"]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

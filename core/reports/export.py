@@ -1,7 +1,8 @@
 """A report's table as a file: CSV (UTF-8 with a byte order mark, so spreadsheet programs
 read Cyrillic, Georgian, Chinese and Armenian names right) or XLSX (XlsxWriter), with the
 column labels in the reader's language. Numbers stay numbers: shares as fractions (formatted
-as percent in XLSX), durations in seconds, money with two decimals."""
+as percent in XLSX), durations in seconds, money with two decimals. Text is never a formula:
+XLSX cells are written as strings, CSV text that starts like a formula gets an apostrophe."""
 
 from __future__ import annotations
 
@@ -29,9 +30,16 @@ def header(result: ReportResult, tr: Translator) -> list[str]:
     ]
 
 
+# A cell a spreadsheet would read as a formula (a UTM campaign is whatever a visitor's link
+# said): written with a leading apostrophe, so it shows as the text it is.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
     return "" if value is None else value
 
 
