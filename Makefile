@@ -40,8 +40,27 @@ test: $(STAMP)
 test-shifted: $(STAMP)
 	OMNICRM_TEST_CLOCK_SHIFT_DAYS=3653 $(BIN)/pytest
 
+# The quick version of every benchmark, one after another (about 2 minutes on the 2-core
+# machine); bench/README.md gives the full commands and the last figures. Like the tests they use
+# the local PostgreSQL (OMNICRM_BENCH_POSTGRES_URL) and Debian's Dovecot; the suggestions bench
+# is skipped without the support-dialogs data set next to the project, as its test is.
+DIALOGS := ../shared/datasets/support-dialogs/bitext-customer-support.csv
+
 bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --seconds 2
+	$(BIN)/python bench/email_ingest.py --messages 200
+	$(BIN)/python bench/routing.py --quick
+	$(BIN)/python bench/search.py --contacts 2000 --interactions 10000 --queries 20
+	$(BIN)/python bench/erp.py --runs 5
+	@if [ -e $(DIALOGS) ]; then \
+		echo "$(BIN)/python bench/suggestions.py --quick --databases sqlite,postgresql"; \
+		$(BIN)/python bench/suggestions.py --quick --databases sqlite,postgresql; \
+	else \
+		echo "bench/suggestions.py skipped: $(DIALOGS) is not there"; \
+	fi
+	$(BIN)/python bench/telegram_ingest.py --seconds 2
+	$(BIN)/python bench/twilio_ingest.py --seconds 2
+	$(BIN)/python bench/reports.py --quick
 
 clean:
 	rm -rf $(VENV) omnicrm.db omnicrm.db-wal omnicrm.db-shm
