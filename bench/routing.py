@@ -72,15 +72,11 @@ from core.models import (  # noqa: E402
 )
 from routing import service, strategies  # noqa: E402
 from routing.config import parse_queue_config  # noqa: E402
+from routing.manual import accept_offer  # noqa: E402
+from routing.new_work import find_new_work  # noqa: E402
 from routing.rules import parse_rule_set  # noqa: E402
-from routing.service import (  # noqa: E402
-    QUEUE_RULES,
-    PassReport,
-    RoutingOptions,
-    accept_offer,
-    find_new_work,
-    run_pass,
-)
+from routing.service import PassReport, RoutingOptions, run_pass  # noqa: E402
+from routing.setup import QUEUE_RULES  # noqa: E402
 from routing.strategies import Decision  # noqa: E402
 
 # A Monday morning; the simulated clock starts here and moves one second per pass.

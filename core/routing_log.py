@@ -1,6 +1,6 @@
 """The routing decision log and pending offers, as far as core's own services touch them.
 
-The routing layer (routing/service.py) writes most decisions; core writes the ones people make
+The routing layer (the `routing` package) writes most decisions; core writes the ones people make
 by hand (a supervisor's assignment), so every change of hands is in one history.
 """
 

@@ -35,15 +35,8 @@ from core.event_types import (
 from core.events import Event, EventBus
 from core.models import utcnow
 from core.workers import wait_for_any
-from routing.service import (
-    NEW_WORK_BATCH,
-    NewWork,
-    PassReport,
-    RoutingOptions,
-    enrich,
-    find_new_work,
-    run_pass,
-)
+from routing.new_work import NEW_WORK_BATCH, NewWork, enrich, find_new_work
+from routing.service import PassReport, RoutingOptions, run_pass
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The routing service: the pure building blocks of this package wired to the database.
+"""The routing pass: the pure building blocks of this package wired to the database.
 
 One *routing pass* (`run_pass`) does, under one lock and in one transaction the caller owns:
 
@@ -6,14 +6,19 @@ One *routing pass* (`run_pass`) does, under one lock and in one transaction the 
    auto-offline later, offers of operators no longer available withdrawn, and the unanswered
    work of operators offline past the requeue grace put back in its queue;
 2. offers past their timeout marked timed out (the work goes to the next candidate);
-3. SLA timers that are due settled: met, or breached and escalated per the queue's policy;
+3. SLA timers that are due settled: met, or breached and escalated per the queue's policy
+   (`routing/sla.py`);
 4. new conversations matched to a queue (the rule set, else the channel's queue), their SLA
-   timers started;
+   timers started; the new work and its facts are gathered before, outside the lock
+   (`routing/new_work.py`);
 5. work waiting longer than its queue's maximum wait moved to the overflow queue;
 6. waiting work routed in order (priority, then longest wait): offered to, or assigned to,
    the operator `routing.strategies.decide` picks; every decision logged with its reasons;
-7. new leads given an owner by the lead rules;
+7. new leads given an owner by the lead rules (`routing/lead_assignment.py`);
 8. tasks: unowned callbacks given an owner, due tasks announced to theirs (`routing/tasks.py`).
+
+The queues' configurations and the rule sets come from `routing/setup.py`; what people do by
+hand (offers accepted or rejected, transfers) is in `routing/manual.py`.
 
 Everything that changes who holds work (passes, accepts, rejects, transfers, manual
 assignment) takes the routing lock first: on PostgreSQL a transaction-scoped advisory lock, on
@@ -29,60 +34,39 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from pydantic import ValidationError
 from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit, routing_log
-from core.audit import Actor
+from core import routing_log
 from core.capacity import CHANNEL_KINDS, channel_kind
-from core.channels import catalog
-from core.conversations import add_note, get_conversation
-from core.enrichment import Enricher, WorkFacts
-from core.errors import Conflict, Forbidden, InvalidInput, NotFound, validation_fields
-from core.event_types import (
-    CONVERSATION_ASSIGNED,
-    CONVERSATION_UPDATED,
-    LEAD_UPDATED,
-    OFFER_CREATED,
-    ROUTING_RULES,
-    SLA_BREACHED,
-)
+from core.event_types import CONVERSATION_ASSIGNED, CONVERSATION_UPDATED, OFFER_CREATED
 from core.events import Event, emit
-from core.leads import lead_labels
 from core.models import (
     Contact,
     Conversation,
     ConversationStatus,
-    Direction,
-    Identity,
-    IdentityKind,
-    Interaction,
-    Lead,
     Offer,
     OfferStatus,
     Operator,
     Presence,
-    Queue,
     QueueMember,
     RoutingDecision,
-    RoutingSetting,
-    SlaKind,
     SlaTimer,
 )
 from core.operators import set_presence
-from core.queues import create_queue, update_queue
 from core.routing_log import REOPENED_NOTE, lock_routing
 from core.visibility import Placement, audience_labels, conversation_labels
 from routing import metrics, tasks
-from routing.config import MAX_PRIORITY, QueueConfig, QueueConfigError, parse_queue_config
+from routing.config import QueueConfig
 from routing.expressions import operator_attributes
-from routing.leads import LeadFacts, LeadRuleSet, assign_lead, operator_ids
-from routing.rules import TEXT_WINDOW, GatheredFacts, RuleSet, gather_facts, parse_rule_set
+from routing.lead_assignment import assign_leads
+from routing.new_work import NewWork
+from routing.setup import QueueSetup, enter_queue, load_setups, queue_rules
+from routing.sla import settle_slas, start_slas
 from routing.strategies import Decision, OfferRefusal, OperatorSnapshot, WorkItem, decide
 
 log = logging.getLogger(__name__)
@@ -90,9 +74,7 @@ log = logging.getLogger(__name__)
 AUTO_AWAY_REASON = "console disconnected"
 # Set instead for an operator who had said busy, so their console coming back restores busy.
 AUTO_AWAY_BUSY_REASON = "console disconnected (was busy)"
-_AUTO_REASONS = (AUTO_AWAY_REASON, AUTO_AWAY_BUSY_REASON)
-QUEUE_RULES = "queue_rules"
-LEAD_RULES = "lead_rules"
+AUTO_REASONS = (AUTO_AWAY_REASON, AUTO_AWAY_BUSY_REASON)
 # Work that holds an operator: waiting on them or on the customer; snoozed work does not.
 HELD_STATUSES = (ConversationStatus.OPEN, ConversationStatus.PENDING)
 _REFUSALS: tuple[OfferRefusal, ...] = ("rejected", "timed_out")
@@ -132,205 +114,6 @@ class PassReport:
             self.next_due = moment
 
 
-# --- Queues and their configuration ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QueueSetup:
-    id: int
-    name: str
-    config: QueueConfig | None
-    # Why the stored config is not usable (it was written by hand or by an older version).
-    problem: str | None = None
-
-
-async def load_setups(session: AsyncSession) -> dict[int, QueueSetup]:
-    setups = {}
-    for queue in await session.scalars(select(Queue)):
-        try:
-            setups[queue.id] = QueueSetup(queue.id, queue.name, parse_queue_config(queue.config))
-        except QueueConfigError as exc:
-            problem = "; ".join(f"{name}: {reason}" for name, reason in exc.fields.items())
-            setups[queue.id] = QueueSetup(queue.id, queue.name, None, problem)
-    return setups
-
-
-async def save_queue(
-    session: AsyncSession,
-    actor: Actor,
-    queue_id: int | None,
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    config: dict[str, Any] | None = None,
-) -> Queue:
-    """Create (queue_id None) or update a queue, its routing configuration checked first."""
-    if config is not None:
-        known = set(await session.scalars(select(Queue.id)))
-        parse_queue_config(config, queue_id=queue_id, known_queue_ids=known)
-    if queue_id is None:
-        if name is None:
-            raise InvalidInput("a queue needs a name", field="name")
-        return await create_queue(
-            session, actor, name=name, description=description or "", config=config
-        )
-    return await update_queue(
-        session, actor, queue_id, name=name, description=description, config=config
-    )
-
-
-# --- Rule sets kept in the database ---------------------------------------------------------
-
-
-async def _stored(session: AsyncSession, name: str) -> dict[str, Any] | None:
-    setting = await session.get(RoutingSetting, name)
-    return None if setting is None else setting.value
-
-
-async def queue_rules(session: AsyncSession) -> RuleSet | None:
-    raw = await _stored(session, QUEUE_RULES)
-    return None if raw is None else parse_rule_set(raw)
-
-
-async def lead_rules(session: AsyncSession) -> LeadRuleSet | None:
-    raw = await _stored(session, LEAD_RULES)
-    return None if raw is None else LeadRuleSet.model_validate(raw)
-
-
-async def get_rules(session: AsyncSession, name: str) -> dict[str, Any] | None:
-    return await _stored(session, name)
-
-
-async def set_rules(
-    session: AsyncSession, actor: Actor, name: str, raw: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """Replace (or with None remove) the queue rules or the lead rules, checked first."""
-    if raw is not None:
-        raw = await _checked_rules(session, name, raw)
-    setting = await session.get(RoutingSetting, name)
-    if raw is None:
-        if setting is not None:
-            await session.delete(setting)
-    elif setting is None:
-        session.add(RoutingSetting(name=name, value=raw))
-    else:
-        setting.value = raw
-    await session.flush()
-    await audit.record(session, actor, f"routing.{name}", "routing_setting", name)
-    await emit(session, Event(ROUTING_RULES, {}, {"name": name}))
-    return raw
-
-
-async def _checked_rules(session: AsyncSession, name: str, raw: dict[str, Any]) -> dict[str, Any]:
-    if name == QUEUE_RULES:
-        # Rules may name the channels this application runs (the registry's), no others.
-        rule_set = parse_rule_set(raw, channels=catalog().conversation_channels())
-        wanted = {rule_set.default_queue_id, *(rule.queue_id for rule in rule_set.rules)}
-        known = set(await session.scalars(select(Queue.id).where(Queue.id.in_(wanted))))
-        missing = sorted(wanted - known)
-        if missing:
-            raise InvalidInput(f"no queues with ids {missing}", field="rule_set")
-        return rule_set.model_dump(mode="json")
-    try:
-        lead_set = LeadRuleSet.model_validate(raw)
-    except ValidationError as exc:
-        error = InvalidInput("the lead rules are not valid")
-        error.fields.update(validation_fields(exc, "lead_rules"))
-        raise error from None
-    wanted = set(operator_ids(lead_set))
-    known = set(
-        await session.scalars(
-            select(Operator.id).where(Operator.id.in_(wanted), Operator.active.is_(True))
-        )
-    )
-    missing = sorted(wanted - known)
-    if missing:
-        raise InvalidInput(f"no active operators with ids {missing}", field="lead_rules")
-    return lead_set.model_dump(mode="json")
-
-
-# --- New work: facts gathered outside the lock ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class NewWork:
-    conversation_id: int
-    facts: GatheredFacts
-
-
-NEW_WORK_BATCH = 500
-
-
-async def find_new_work(session: AsyncSession, limit: int = NEW_WORK_BATCH) -> list[NewWork]:
-    """Open conversations routing has not matched to a queue yet, with what is known of them."""
-    rows = (
-        await session.execute(
-            select(Conversation, Contact)
-            .join(Contact, Contact.id == Conversation.contact_id)
-            .where(
-                Conversation.queue_entered_at.is_(None),
-                Conversation.status == ConversationStatus.OPEN,
-            )
-            .order_by(Conversation.id)
-            .limit(limit)
-        )
-    ).all()
-    if not rows:
-        return []
-    firsts: dict[int, Interaction] = {}
-    interactions = await session.scalars(
-        select(Interaction)
-        .where(
-            Interaction.conversation_id.in_([conversation.id for conversation, _ in rows]),
-            Interaction.direction == Direction.IN,
-        )
-        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-    )
-    for interaction in interactions:
-        if interaction.conversation_id is not None:
-            firsts[interaction.conversation_id] = interaction
-    return [
-        NewWork(
-            conversation.id,
-            GatheredFacts(_facts(conversation, contact, firsts.get(conversation.id))),
-        )
-        for conversation, contact in rows
-    ]
-
-
-def _facts(conversation: Conversation, contact: Contact, first: Interaction | None) -> WorkFacts:
-    meta = first.meta if first is not None else {}
-    form = meta.get("form") if isinstance(meta.get("form"), dict) else None
-    raw_fields = meta.get("fields")
-    fields: dict[str, object] = raw_fields if isinstance(raw_fields, dict) else {}
-    ivr = meta.get("ivr_choice")
-    return WorkFacts(
-        contact_id=contact.id,
-        channel=conversation.channel,
-        language=contact.language,
-        priority_tier=contact.priority_tier,
-        subject=conversation.subject,
-        text=(first.text if first is not None else "")[:TEXT_WINDOW],
-        form_slug=str(form["slug"]) if form and isinstance(form.get("slug"), str) else None,
-        form_fields=fields,
-        ivr_choice=str(ivr) if isinstance(ivr, str | int) else None,
-    )
-
-
-async def enrich(
-    work: Sequence[NewWork],
-    enrichers: Sequence[Enricher],
-    timeout: float,  # noqa: ASYNC109 - bounds each enricher; enrich itself never fails
-) -> list[NewWork]:
-    """Ask the enrichers (the ERP bridge) about each piece of new work; never raises."""
-    if not enrichers:
-        return list(work)
-    return [
-        replace(item, facts=await gather_facts(item.facts.facts, enrichers, timeout))
-        for item in work
-    ]
-
-
 # --- The pass --------------------------------------------------------------------------------
 
 
@@ -346,11 +129,11 @@ async def run_pass(
     setups = await load_setups(session)
     await _presence_housekeeping(session, now, options, report)
     await _expire_offers(session, now, report)
-    await _settle_slas(session, now, setups, report)
+    await settle_slas(session, now, setups, report)
     await _match_queues(session, now, setups, new_work, report)
     await _overflow(session, now, setups, report)
     await _route_waiting(session, now, setups, options, report)
-    await _assign_leads(session, now, report)
+    await assign_leads(session, now, report)
     await tasks.assign_callbacks(session, now)
     await tasks.notify_due(session, now)
     hours = {
@@ -394,7 +177,7 @@ async def _presence_housekeeping(
     long_gone = await session.scalars(
         select(Operator).where(
             Operator.presence == Presence.AWAY,
-            Operator.presence_reason.in_(_AUTO_REASONS),
+            Operator.presence_reason.in_(AUTO_REASONS),
             Operator.console_seen_at <= now - options.offline_after_disconnect,
         )
     )
@@ -453,7 +236,7 @@ async def _presence_housekeeping(
     )
     for conversation, operator in stranded:
         conversation.assignee_id = None
-        _enter_queue(conversation, now)
+        enter_queue(conversation, now)
         await routing_log.record(
             session,
             kind="requeue",
@@ -471,12 +254,6 @@ async def _presence_housekeeping(
             session, conversation, Placement(conversation.queue_id, operator.id)
         )
         report.requeued += 1
-
-
-def _enter_queue(conversation: Conversation, now: datetime) -> None:
-    """The conversation starts waiting (again) in its queue."""
-    conversation.queue_entered_at = now
-    conversation.routing_note = None
 
 
 # --- 2. offers ------------------------------------------------------------------------------
@@ -499,211 +276,6 @@ async def _expire_offers(session: AsyncSession, now: datetime, report: PassRepor
             at=now,
         )
         report.timed_out += 1
-
-
-async def accept_offer(session: AsyncSession, actor: Actor, offer_id: int, now: datetime) -> Offer:
-    """The offered operator takes the work: it is theirs from now on."""
-    await lock_routing(session)
-    offer = await _own_offer(session, actor, offer_id, now)
-    conversation = await session.get(Conversation, offer.conversation_id, with_for_update=True)
-    if conversation is None or conversation.assignee_id is not None:
-        raise Conflict("this work is no longer waiting for you")
-    conversation.assignee_id = offer.operator_id
-    conversation.routing_note = None
-    await session.execute(
-        update(Operator).where(Operator.id == offer.operator_id).values(last_assigned_at=now)
-    )
-    await routing_log.end_offer(session, offer, OfferStatus.ACCEPTED, now)
-    await routing_log.record(
-        session,
-        kind="accepted",
-        conversation_id=conversation.id,
-        queue_id=offer.queue_id,
-        operator_id=offer.operator_id,
-        reason=f"operator {offer.operator_id} accepted the offer",
-        actor_label=routing_log.actor_label(actor),
-        at=now,
-    )
-    await routing_log.emit_assignment(session, conversation)
-    return offer
-
-
-async def reject_offer(session: AsyncSession, actor: Actor, offer_id: int, now: datetime) -> Offer:
-    """The offered operator declines: the next candidate gets the work."""
-    await lock_routing(session)
-    offer = await _own_offer(session, actor, offer_id, now)
-    await routing_log.end_offer(session, offer, OfferStatus.REJECTED, now)
-    await routing_log.record(
-        session,
-        kind="rejected",
-        conversation_id=offer.conversation_id,
-        queue_id=offer.queue_id,
-        operator_id=offer.operator_id,
-        reason=f"operator {offer.operator_id} rejected the offer",
-        actor_label=routing_log.actor_label(actor),
-        at=now,
-    )
-    return offer
-
-
-async def _own_offer(session: AsyncSession, actor: Actor, offer_id: int, now: datetime) -> Offer:
-    offer = await session.get(Offer, offer_id, with_for_update=True)
-    # Another operator's offer does not exist as far as this operator can tell.
-    if offer is None or offer.operator_id != actor.operator_id:
-        raise NotFound(f"no offer {offer_id} for you")
-    if offer.status != OfferStatus.PENDING:
-        raise Conflict(f"the offer is {offer.status.replace('_', ' ')} already")
-    if offer.expires_at <= now:
-        raise Conflict("the offer has expired")
-    return offer
-
-
-async def list_offers(
-    session: AsyncSession, actor: Actor, operator_id: int | None = None
-) -> list[Offer]:
-    """Pending offers: an operator's own; supervisors see anyone's (or all); a caller without
-    an operator id (a token) none."""
-    query = select(Offer).where(Offer.status == OfferStatus.PENDING).order_by(Offer.id)
-    if not actor.is_supervisor:
-        if operator_id not in (None, actor.operator_id):
-            raise Forbidden("operators see only their own offers")
-        if actor.operator_id is None:
-            return []
-        operator_id = actor.operator_id
-    if operator_id is not None:
-        query = query.where(Offer.operator_id == operator_id)
-    return list(await session.scalars(query))
-
-
-# --- 3. SLA ---------------------------------------------------------------------------------
-
-
-def _due(config: QueueConfig, start: datetime, minutes: int) -> datetime | None:
-    duration = timedelta(minutes=minutes)
-    if config.business_hours is None:
-        return start + duration
-    return config.business_hours.add_business_time(start, duration)
-
-
-async def _start_slas(
-    session: AsyncSession, conversation: Conversation, setup: QueueSetup | None, now: datetime
-) -> None:
-    if setup is None or setup.config is None:
-        return
-    targets = setup.config.sla
-    wanted = [
-        (SlaKind.FIRST_RESPONSE, targets.first_response_minutes),
-        (SlaKind.RESOLUTION, targets.resolution_minutes),
-    ]
-    for kind, minutes in wanted:
-        if minutes is None:
-            continue
-        due = _due(setup.config, conversation.created_at, minutes)
-        if due is None:
-            continue
-        if kind is SlaKind.FIRST_RESPONSE:
-            conversation.sla_due_at = due
-        else:
-            conversation.resolution_due_at = due
-        session.add(
-            SlaTimer(conversation_id=conversation.id, kind=kind, queue_id=setup.id, due_at=due)
-        )
-
-
-async def _settle_slas(
-    session: AsyncSession, now: datetime, setups: Mapping[int, QueueSetup], report: PassReport
-) -> None:
-    due = await session.execute(
-        select(SlaTimer, Conversation)
-        .join(Conversation, Conversation.id == SlaTimer.conversation_id)
-        .where(SlaTimer.state == "running", SlaTimer.due_at <= now)
-        .order_by(SlaTimer.due_at)
-        .limit(1000)
-    )
-    for timer, conversation in due:
-        done_at = (
-            conversation.first_response_at
-            if timer.kind == SlaKind.FIRST_RESPONSE
-            else conversation.resolved_at
-        )
-        if done_at is not None and done_at <= timer.due_at:
-            timer.state, timer.settled_at = "met", done_at
-            continue
-        if (
-            timer.kind == SlaKind.FIRST_RESPONSE
-            and conversation.status == ConversationStatus.RESOLVED
-        ):
-            # Closed without an answer (spam, solved elsewhere): nothing is late any more.
-            timer.state, timer.settled_at = "cancelled", now
-            continue
-        timer.state, timer.settled_at = "breached", now
-        report.breached += 1
-        # The queue the work is in now decides how to escalate (it may have been transferred).
-        queue_id = conversation.queue_id or timer.queue_id or 0
-        await _escalate(session, timer, conversation, setups.get(queue_id), now)
-
-
-async def _escalate(
-    session: AsyncSession,
-    timer: SlaTimer,
-    conversation: Conversation,
-    setup: QueueSetup | None,
-    now: datetime,
-) -> None:
-    escalation = setup.config.escalation if setup is not None and setup.config else None
-    actions = escalation.actions if escalation is not None else ("notify_supervisors",)
-    done = []
-    if escalation is not None and "raise_priority" in actions:
-        raised = min(MAX_PRIORITY, conversation.priority + escalation.raise_priority_by)
-        if raised != conversation.priority:
-            done.append(f"priority {conversation.priority} -> {raised}")
-            conversation.priority = raised
-    if "reassign" in actions and conversation.assignee_id is not None:
-        previous = conversation.assignee_id
-        conversation.assignee_id = None
-        _enter_queue(conversation, now)
-        # Logged as a time-out, so routing does not hand the work straight back to them.
-        await routing_log.record(
-            session,
-            kind="timed_out",
-            conversation_id=conversation.id,
-            queue_id=conversation.queue_id,
-            operator_id=previous,
-            reason=f"operator {previous} missed the {timer.kind.replace('_', ' ')} target",
-            actor_label="sla",
-            at=now,
-        )
-        await routing_log.emit_assignment(
-            session, conversation, Placement(conversation.queue_id, previous)
-        )
-        done.append(f"taken from operator {previous} and requeued")
-    if "notify_supervisors" in actions:
-        done.append("supervisors notified")
-    what = timer.kind.replace("_", " ")
-    await routing_log.record(
-        session,
-        kind="sla_breach",
-        conversation_id=conversation.id,
-        queue_id=conversation.queue_id,
-        operator_id=conversation.assignee_id,
-        reason=f"{what} target missed (due {timer.due_at:%Y-%m-%d %H:%M} UTC)"
-        + (f": {', '.join(done)}" if done else ""),
-        details={"sla": timer.kind, "due_at": timer.due_at.isoformat(), "actions": list(actions)},
-        actor_label="sla",
-        at=now,
-    )
-    await emit(
-        session,
-        Event(
-            SLA_BREACHED,
-            {"conversation": conversation.id, "queue": conversation.queue_id or 0},
-            {
-                "kind": str(timer.kind),
-                "notify": "supervisors" if "notify_supervisors" in actions else "",
-                **conversation_labels(conversation),
-            },
-        ),
-    )
 
 
 # --- 4. matching new work to queues ---------------------------------------------------------
@@ -765,7 +337,7 @@ async def _match_queues(
             queue_id = None
             reason = "no queue: no routing rules are set and the channel names no queue"
         conversation.queue_id = queue_id
-        _enter_queue(conversation, now)
+        enter_queue(conversation, now)
         setup = setups.get(queue_id) if queue_id is not None else None
         if setup is not None:
             reason = f"queue {setup.name}: {reason}"
@@ -778,7 +350,7 @@ async def _match_queues(
             details=details,
             at=now,
         )
-        await _start_slas(session, conversation, setup, now)
+        await start_slas(session, conversation, setup, now)
         report.matched += 1
 
 
@@ -847,7 +419,7 @@ async def _overflow(
                 session, conversation.id, now, status=OfferStatus.CANCELLED
             )
             conversation.queue_id = target.id
-            _enter_queue(conversation, now)
+            enter_queue(conversation, now)
             await routing_log.record(
                 session,
                 kind="overflow",
@@ -1257,88 +829,6 @@ async def _give(
     report.assigned += 1
 
 
-# --- 7. leads -------------------------------------------------------------------------------
-
-
-async def _assign_leads(session: AsyncSession, now: datetime, report: PassReport) -> None:
-    rules = await lead_rules(session)
-    if rules is None:
-        return
-    decided = exists().where(RoutingDecision.lead_id == Lead.id)
-    leads = list(
-        await session.scalars(
-            select(Lead).where(Lead.owner_id.is_(None), ~decided).order_by(Lead.id).limit(500)
-        )
-    )
-    if not leads:
-        return
-    candidates = operator_ids(rules)
-    counts: dict[int, int] = {}
-    last: dict[int, datetime] = {}
-    given = await session.execute(
-        select(RoutingDecision.operator_id, RoutingDecision.created_at).where(
-            RoutingDecision.kind == "lead_assign", RoutingDecision.operator_id.in_(candidates)
-        )
-    )
-    day_start = rules.day_start(now)
-    for operator_id, given_at in given:
-        if operator_id is None:
-            continue
-        if given_at >= day_start:
-            counts[operator_id] = counts.get(operator_id, 0) + 1
-        if operator_id not in last or given_at > last[operator_id]:
-            last[operator_id] = given_at
-    available = set(
-        await session.scalars(
-            select(Operator.id).where(
-                Operator.id.in_(candidates),
-                Operator.active.is_(True),
-                Operator.presence == Presence.AVAILABLE,
-            )
-        )
-    )
-    for lead in leads:
-        facts = await _lead_facts(session, lead)
-        decision = assign_lead(facts, rules, counts, last, available, now)
-        if decision.owner_id is not None:
-            lead.owner_id = decision.owner_id
-            counts[decision.owner_id] = counts.get(decision.owner_id, 0) + 1
-            last[decision.owner_id] = now
-            labels = await lead_labels(session, lead)
-            await emit(
-                session,
-                Event(LEAD_UPDATED, {"lead": lead.id, "contact": lead.contact_id}, labels),
-            )
-        await routing_log.record(
-            session,
-            kind="lead_assign",
-            lead_id=lead.id,
-            operator_id=decision.owner_id,
-            reason=decision.summary,
-            details=decision.model_dump(mode="json"),
-            at=now,
-        )
-        report.leads += 1
-
-
-async def _lead_facts(session: AsyncSession, lead: Lead) -> LeadFacts:
-    phone = await session.scalar(
-        select(Identity.address)
-        .where(Identity.contact_id == lead.contact_id, Identity.kind == IdentityKind.PHONE)
-        .order_by(Identity.id)
-        .limit(1)
-    )
-    fields: dict[str, Any] = {}
-    if lead.interaction_id is not None:
-        interaction = await session.get(Interaction, lead.interaction_id)
-        if interaction is not None and isinstance(interaction.meta.get("fields"), dict):
-            fields = interaction.meta["fields"]
-    marketing = {str(k): str(v) for k, v in lead.marketing.items() if isinstance(v, str)}
-    return LeadFacts(
-        lead_id=lead.id, source=lead.source, phone=phone, form_fields=fields, marketing=marketing
-    )
-
-
 # --- when the next pass is due --------------------------------------------------------------
 
 
@@ -1393,109 +883,3 @@ async def _next_due(
     report.due(await tasks.next_due(session, now))
     if report.next_due is not None and report.next_due < now:
         report.next_due = now
-
-
-# --- manual control -------------------------------------------------------------------------
-
-
-async def transfer(
-    session: AsyncSession,
-    actor: Actor,
-    conversation_id: int,
-    now: datetime,
-    *,
-    queue_id: int | None = None,
-    operator_id: int | None = None,
-    note: str | None = None,
-) -> Conversation:
-    """Hand a conversation to another queue (it waits there) or straight to an operator."""
-    if (queue_id is None) == (operator_id is None):
-        raise InvalidInput("give either queue_id or operator_id", field="queue_id")
-    await lock_routing(session)
-    conversation = await get_conversation(session, actor, conversation_id, for_update=True)
-    if not actor.is_supervisor and conversation.assignee_id != actor.operator_id:
-        raise Forbidden("operators may transfer only conversations assigned to them")
-    if conversation.status == ConversationStatus.RESOLVED:
-        raise Conflict("this conversation is resolved; reopen it before transferring it")
-    previous = conversation.assignee_id
-    held_by = Placement(conversation.queue_id, previous)
-    by = routing_log.actor_label(actor)
-    if note and note.strip():
-        # Written while the author still holds the conversation (after it they may not see it).
-        await add_note(session, actor, conversation.id, text=note)
-    if queue_id is not None:
-        queue = await session.get(Queue, queue_id)
-        if queue is None:
-            raise InvalidInput(f"no queue {queue_id}", field="queue_id")
-        conversation.queue_id = queue.id
-        conversation.assignee_id = None
-        _enter_queue(conversation, now)
-        reason = f"transferred to queue {queue.name} by {actor.label}"
-    else:
-        assert operator_id is not None
-        target = await session.get(Operator, operator_id)
-        if target is None or not target.active:
-            raise InvalidInput(f"no active operator {operator_id}", field="operator_id")
-        if target.id == previous:
-            raise InvalidInput("the conversation is assigned to them already", field="operator_id")
-        room = await _room_note(session, target, conversation.channel)
-        if room and not actor.is_supervisor:
-            raise Conflict(f"operator {target.name} is {room}")
-        conversation.assignee_id = target.id
-        conversation.routing_note = None
-        reason = f"transferred to operator {target.id} by {actor.label}" + (
-            f" (over capacity: {room})" if room else ""
-        )
-    await routing_log.withdraw_offers(session, conversation.id, now, status=OfferStatus.CANCELLED)
-    await session.flush()
-    if note and note.strip():
-        reason += f": {note.strip()[:200]}"
-    await routing_log.record(
-        session,
-        kind="transfer",
-        conversation_id=conversation.id,
-        queue_id=conversation.queue_id,
-        operator_id=conversation.assignee_id,
-        reason=reason,
-        details={"from_operator": previous, "to_queue": queue_id, "to_operator": operator_id},
-        actor_label=by,
-        at=now,
-    )
-    await audit.record(
-        session,
-        actor,
-        "conversation.transfer",
-        "conversation",
-        conversation.id,
-        {"from": previous, "queue": queue_id, "operator": operator_id},
-    )
-    await routing_log.emit_assignment(session, conversation, held_by)
-    return conversation
-
-
-async def _room_note(session: AsyncSession, operator: Operator, channel: str) -> str | None:
-    """Why `operator` cannot take one more conversation of `channel`, or None if they can."""
-    snapshot = (await operator_snapshots(session)).get(operator.id)
-    if snapshot is None:
-        return "not active"
-    kind = channel_kind(channel)
-    if snapshot.load_of(kind) >= snapshot.capacity_of(kind):
-        return f"at capacity for {kind} ({snapshot.load_of(kind)}/{snapshot.capacity_of(kind)})"
-    if snapshot.total_capacity is not None and snapshot.total_load >= snapshot.total_capacity:
-        return f"at total capacity ({snapshot.total_load}/{snapshot.total_capacity})"
-    return None
-
-
-async def console_seen(session: AsyncSession, operator_id: int, now: datetime) -> None:
-    """An operator's console is connected: refresh it, and undo an automatic away."""
-    operator = await session.get(Operator, operator_id)
-    if operator is None:
-        return
-    operator.console_seen_at = now
-    if operator.presence_reason in _AUTO_REASONS and operator.presence != Presence.AVAILABLE:
-        back = (
-            Presence.BUSY
-            if operator.presence_reason == AUTO_AWAY_BUSY_REASON
-            else Presence.AVAILABLE
-        )
-        await set_presence(session, operator, back, None, at=now)

@@ -31,7 +31,9 @@ from core.models import (
 )
 from core.operators import create_operator, set_presence
 from core.queues import set_members
-from routing.service import PassReport, RoutingOptions, find_new_work, run_pass, save_queue
+from routing.new_work import find_new_work
+from routing.service import PassReport, RoutingOptions, run_pass
+from routing.setup import save_queue
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 _serial = itertools.count(1)

@@ -61,14 +61,8 @@ from core.models import (
 )
 from core.operators import set_presence
 from core.queues import set_members
-from routing.service import (
-    AUTO_AWAY_BUSY_REASON,
-    AUTO_AWAY_REASON,
-    accept_offer,
-    console_seen,
-    reject_offer,
-    transfer,
-)
+from routing.manual import accept_offer, console_seen, reject_offer, transfer
+from routing.service import AUTO_AWAY_BUSY_REASON, AUTO_AWAY_REASON
 from tests.conftest import empty_database
 from tests.routing_checks import (
     capacity_violations,

@@ -28,17 +28,9 @@ from core.models import (
 )
 from core.pipelines import default_pipeline_query
 from routing.config import parse_queue_config
-from routing.service import (
-    AUTO_AWAY_REASON,
-    LEAD_RULES,
-    QUEUE_RULES,
-    accept_offer,
-    console_seen,
-    lead_rules,
-    reject_offer,
-    set_rules,
-    transfer,
-)
+from routing.manual import accept_offer, console_seen, reject_offer, transfer
+from routing.service import AUTO_AWAY_REASON
+from routing.setup import LEAD_RULES, QUEUE_RULES, lead_rules, set_rules
 from tests.routing_world import World, operator_actor
 from web.demo import load_demo
 

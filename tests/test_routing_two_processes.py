@@ -36,7 +36,8 @@ from core.models import (
 )
 from core.operators import create_operator
 from core.queues import set_members
-from routing.service import RoutingOptions, save_queue
+from routing.service import RoutingOptions
+from routing.setup import save_queue
 from tests.routing_checks import (
     accepted_offer_violations,
     capacity_violations,

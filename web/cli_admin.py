@@ -399,7 +399,7 @@ async def _save_queue(
     from core.audit import CLI
     from core.models import Operator
     from core.queues import set_members
-    from routing.service import save_queue
+    from routing.setup import save_queue
 
     queue = await save_queue(
         session,

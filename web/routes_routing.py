@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core import conversations, routing_log
 from core.models import utcnow
-from routing import service as routing
+from routing import manual, setup
 from web.api import ADMINS, ApiRoutes, Call, NoBody, PageQuery, RecordId
 from web.schemas import ConversationOut, OfferOut, Page, RoutingDecisionOut
 
@@ -57,7 +57,7 @@ class RulesOut(BaseModel):
 )
 async def list_offers(call: Call[NoBody, OffersQuery]) -> OffersOut:
     async with call.sessions() as session:
-        offers = await routing.list_offers(session, call.actor, call.query.operator_id)
+        offers = await manual.list_offers(session, call.actor, call.query.operator_id)
     return OffersOut(items=[OfferOut.model_validate(offer) for offer in offers])
 
 
@@ -69,7 +69,7 @@ async def list_offers(call: Call[NoBody, OffersQuery]) -> OffersOut:
 )
 async def accept_offer(call: Call[NoBody, NoBody]) -> OfferOut:
     async with call.sessions() as session, session.begin():
-        offer = await routing.accept_offer(session, call.actor, call.path_int("id"), utcnow())
+        offer = await manual.accept_offer(session, call.actor, call.path_int("id"), utcnow())
     return OfferOut.model_validate(offer)
 
 
@@ -81,7 +81,7 @@ async def accept_offer(call: Call[NoBody, NoBody]) -> OfferOut:
 )
 async def reject_offer(call: Call[NoBody, NoBody]) -> OfferOut:
     async with call.sessions() as session, session.begin():
-        offer = await routing.reject_offer(session, call.actor, call.path_int("id"), utcnow())
+        offer = await manual.reject_offer(session, call.actor, call.path_int("id"), utcnow())
     return OfferOut.model_validate(offer)
 
 
@@ -95,7 +95,7 @@ async def reject_offer(call: Call[NoBody, NoBody]) -> OfferOut:
 async def transfer(call: Call[TransferBody, NoBody]) -> ConversationOut:
     body = call.body
     async with call.sessions() as session, session.begin():
-        conversation = await routing.transfer(
+        conversation = await manual.transfer(
             session,
             call.actor,
             call.path_int("id"),
@@ -146,22 +146,22 @@ def _rule_routes(path: str, name: str, what: str) -> None:
     @routes.get(path, summary=f"The {what}", roles=ADMINS, response=RulesOut)
     async def get_rules(call: Call[NoBody, NoBody]) -> RulesOut:
         async with call.sessions() as session:
-            return RulesOut(rules=await routing.get_rules(session, name))
+            return RulesOut(rules=await setup.get_rules(session, name))
 
     @routes.put(
         path, summary=f"Replace the {what}", roles=ADMINS, body=RulesBody, response=RulesOut
     )
     async def put_rules(call: Call[RulesBody, NoBody]) -> RulesOut:
         async with call.sessions() as session, session.begin():
-            saved = await routing.set_rules(session, call.actor, name, call.body.rules)
+            saved = await setup.set_rules(session, call.actor, name, call.body.rules)
         return RulesOut(rules=saved)
 
     @routes.delete(path, summary=f"Remove the {what}", roles=ADMINS, response=RulesOut)
     async def delete_rules(call: Call[NoBody, NoBody]) -> RulesOut:
         async with call.sessions() as session, session.begin():
-            await routing.set_rules(session, call.actor, name, None)
+            await setup.set_rules(session, call.actor, name, None)
         return RulesOut(rules=None)
 
 
-_rule_routes("/api/v1/routing/queue-rules", routing.QUEUE_RULES, "rules matching work to queues")
-_rule_routes("/api/v1/routing/lead-rules", routing.LEAD_RULES, "rules giving leads an owner")
+_rule_routes("/api/v1/routing/queue-rules", setup.QUEUE_RULES, "rules matching work to queues")
+_rule_routes("/api/v1/routing/lead-rules", setup.LEAD_RULES, "rules giving leads an owner")

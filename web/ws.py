@@ -23,7 +23,7 @@ from core.events import Event
 from core.models import Operator, Role, utcnow
 from core.queues import queue_ids_of
 from core.visibility import sees_event
-from routing.service import console_seen
+from routing.manual import console_seen
 from web.api import ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody
 from web.keys import BUS, SESSIONS, SETTINGS, SOCKETS
 from web.origins import origin_allowed

@@ -1,8 +1,8 @@
 """The demo's cast, its set and the building blocks its chapters are told with.
 
 Every record goes through the path the product itself uses: operators, queues (their routing
-configuration checked by `routing.service.save_queue`), forms, mailboxes, canned responses and
-the lead rules (`routing.service.set_rules`) through their services; customers' messages
+configuration checked by `routing.setup.save_queue`), forms, mailboxes, canned responses and
+the lead rules (`routing.setup.set_rules`) through their services; customers' messages
 through their channel (web-form submissions through the web-form channel, email as RFC 5322
 messages through the email channel's importer, other systems' interactions through the API
 channel); answers through `core.conversations.reply`. The story is told on a manual clock set
@@ -69,7 +69,7 @@ from core.operators import create_operator, set_presence
 from core.queues import set_members
 from core.settings import Settings
 from core.storage import AttachmentStore, FilesystemStore, MemoryStore
-from routing.service import LEAD_RULES, save_queue, set_rules
+from routing.setup import LEAD_RULES, save_queue, set_rules
 from web.demo.cast import (
     MAILBOXES,
     QUEUE_CONFIG,

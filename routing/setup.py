@@ -1,0 +1,161 @@
+"""Queues and their routing configuration, and the rule sets kept in the database.
+
+`load_setups` reads every queue with its configuration parsed (`routing/config.py`); a stored
+configuration that no longer parses is kept with its problem, so the pass can explain why that
+queue's work waits. `save_queue` checks a configuration before it is stored.
+
+The queue rules (`QUEUE_RULES`: work matched to queues, `routing/rules.py`) and the lead rules
+(`LEAD_RULES`: leads given an owner, `routing/leads.py`) are stored as routing settings;
+`set_rules` checks them first (the queues and operators they name must exist).
+
+`enter_queue` starts a conversation waiting (again) in its queue; the pass, the SLA
+escalation and transfers use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import audit
+from core.audit import Actor
+from core.channels import catalog
+from core.errors import InvalidInput, validation_fields
+from core.event_types import ROUTING_RULES
+from core.events import Event, emit
+from core.models import Conversation, Operator, Queue, RoutingSetting
+from core.queues import create_queue, update_queue
+from routing.config import QueueConfig, QueueConfigError, parse_queue_config
+from routing.leads import LeadRuleSet, operator_ids
+from routing.rules import RuleSet, parse_rule_set
+
+QUEUE_RULES = "queue_rules"
+LEAD_RULES = "lead_rules"
+
+
+# --- Queues and their configuration ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueSetup:
+    id: int
+    name: str
+    config: QueueConfig | None
+    # Why the stored config is not usable (it was written by hand or by an older version).
+    problem: str | None = None
+
+
+async def load_setups(session: AsyncSession) -> dict[int, QueueSetup]:
+    setups = {}
+    for queue in await session.scalars(select(Queue)):
+        try:
+            setups[queue.id] = QueueSetup(queue.id, queue.name, parse_queue_config(queue.config))
+        except QueueConfigError as exc:
+            problem = "; ".join(f"{name}: {reason}" for name, reason in exc.fields.items())
+            setups[queue.id] = QueueSetup(queue.id, queue.name, None, problem)
+    return setups
+
+
+async def save_queue(
+    session: AsyncSession,
+    actor: Actor,
+    queue_id: int | None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> Queue:
+    """Create (queue_id None) or update a queue, its routing configuration checked first."""
+    if config is not None:
+        known = set(await session.scalars(select(Queue.id)))
+        parse_queue_config(config, queue_id=queue_id, known_queue_ids=known)
+    if queue_id is None:
+        if name is None:
+            raise InvalidInput("a queue needs a name", field="name")
+        return await create_queue(
+            session, actor, name=name, description=description or "", config=config
+        )
+    return await update_queue(
+        session, actor, queue_id, name=name, description=description, config=config
+    )
+
+
+def enter_queue(conversation: Conversation, now: datetime) -> None:
+    """The conversation starts waiting (again) in its queue."""
+    conversation.queue_entered_at = now
+    conversation.routing_note = None
+
+
+# --- Rule sets kept in the database ---------------------------------------------------------
+
+
+async def _stored(session: AsyncSession, name: str) -> dict[str, Any] | None:
+    setting = await session.get(RoutingSetting, name)
+    return None if setting is None else setting.value
+
+
+async def queue_rules(session: AsyncSession) -> RuleSet | None:
+    raw = await _stored(session, QUEUE_RULES)
+    return None if raw is None else parse_rule_set(raw)
+
+
+async def lead_rules(session: AsyncSession) -> LeadRuleSet | None:
+    raw = await _stored(session, LEAD_RULES)
+    return None if raw is None else LeadRuleSet.model_validate(raw)
+
+
+async def get_rules(session: AsyncSession, name: str) -> dict[str, Any] | None:
+    return await _stored(session, name)
+
+
+async def set_rules(
+    session: AsyncSession, actor: Actor, name: str, raw: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Replace (or with None remove) the queue rules or the lead rules, checked first."""
+    if raw is not None:
+        raw = await _checked_rules(session, name, raw)
+    setting = await session.get(RoutingSetting, name)
+    if raw is None:
+        if setting is not None:
+            await session.delete(setting)
+    elif setting is None:
+        session.add(RoutingSetting(name=name, value=raw))
+    else:
+        setting.value = raw
+    await session.flush()
+    await audit.record(session, actor, f"routing.{name}", "routing_setting", name)
+    await emit(session, Event(ROUTING_RULES, {}, {"name": name}))
+    return raw
+
+
+async def _checked_rules(session: AsyncSession, name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    if name == QUEUE_RULES:
+        # Rules may name the channels this application runs (the registry's), no others.
+        rule_set = parse_rule_set(raw, channels=catalog().conversation_channels())
+        wanted = {rule_set.default_queue_id, *(rule.queue_id for rule in rule_set.rules)}
+        known = set(await session.scalars(select(Queue.id).where(Queue.id.in_(wanted))))
+        missing = sorted(wanted - known)
+        if missing:
+            raise InvalidInput(f"no queues with ids {missing}", field="rule_set")
+        return rule_set.model_dump(mode="json")
+    try:
+        lead_set = LeadRuleSet.model_validate(raw)
+    except ValidationError as exc:
+        error = InvalidInput("the lead rules are not valid")
+        error.fields.update(validation_fields(exc, "lead_rules"))
+        raise error from None
+    wanted = set(operator_ids(lead_set))
+    known = set(
+        await session.scalars(
+            select(Operator.id).where(Operator.id.in_(wanted), Operator.active.is_(True))
+        )
+    )
+    missing = sorted(wanted - known)
+    if missing:
+        raise InvalidInput(f"no active operators with ids {missing}", field="lead_rules")
+    return lead_set.model_dump(mode="json")
