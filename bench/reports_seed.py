@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.clock import local_midnight
 from core.models import (
     Contact,
     Conversation,
@@ -48,7 +49,6 @@ from core.models import (
     VoiceCall,
 )
 from core.pipelines import default_pipeline_query
-from core.reports.base import local_midnight
 
 ZONE: Final = "Europe/Berlin"
 # The history: the DAYS days before 2026 begins in Berlin.

@@ -60,6 +60,11 @@ CARDS_PER_COLUMN = 100
 CENT = Decimal("0.01")
 
 
+def cents(value: Decimal) -> Decimal:
+    """Money to the cent, half a cent up (as people round money)."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 @dataclass(frozen=True, kw_only=True)
 class StageSpec:
     key: str
@@ -462,10 +467,7 @@ async def board(
             column.totals[money] = column.totals.get(money, Decimal(0)) + Decimal(total)
     for column in columns.values():
         share = Decimal(column.stage.probability) / 100
-        column.weighted = {
-            money: (total * share).quantize(CENT, rounding=ROUND_HALF_UP)
-            for money, total in column.totals.items()
-        }
+        column.weighted = {money: cents(total * share) for money, total in column.totals.items()}
     ranked = _filtered(
         select(
             Lead.id.label("lead_id"),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core import pipelines
+from core.clock import local_midnight
 from core.models import StageOutcome, utcnow
 from core.pipelines import BoardFilters, PipelineSpec, StageSpec
 from web.api import ADMINS, ApiRoutes, Call, NoBody, RecordId, TimeZoneName
@@ -187,8 +188,8 @@ async def get_board(call: Call[NoBody, BoardQuery]) -> BoardOut:
         owner_id=query.owner_id,
         unowned=query.unowned,
         source=query.source,
-        created_from=_day_start(query.created_from, zone),
-        created_before=_day_start(query.created_to + timedelta(days=1), zone)
+        created_from=local_midnight(query.created_from, zone) if query.created_from else None,
+        created_before=local_midnight(query.created_to + timedelta(days=1), zone)
         if query.created_to
         else None,
     )
@@ -224,7 +225,3 @@ async def get_board(call: Call[NoBody, BoardQuery]) -> BoardOut:
                 for column in columns
             ],
         )
-
-
-def _day_start(day: date | None, zone: ZoneInfo) -> datetime | None:
-    return None if day is None else datetime.combine(day, time(), zone).astimezone(UTC)

@@ -26,8 +26,8 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, ClassVar, Final, final
 from zoneinfo import ZoneInfo
 
@@ -49,15 +49,16 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import Float
 
+from core.clock import local_midnight
 from core.errors import InvalidInput
 from core.models import UTCDateTime
+from core.pipelines import cents
 
 # The longest period a report covers (a year of days; weeks for longer).
 MAX_DAYS: Final = 366
 MAX_BUCKETS: Final = 400
 # The key of the row for everyone.
 ALL: Final = "all"
-CENT: Final = Decimal("0.01")
 
 
 class Granularity(enum.StrEnum):
@@ -122,11 +123,6 @@ class ReportFilters:
             "pipeline_id": self.pipeline_id,
             "group_by": self.group_by,
         }
-
-
-def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    """The instant `day` begins in `zone`, in UTC."""
-    return datetime.combine(day, time(), zone).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -354,6 +350,11 @@ async def _ranked(
     return {row[0]: _present(dict(zip(percents, row[1:], strict=True))) for row in rows}
 
 
+def how_many(condition: Any) -> Any:
+    """The number of rows for which `condition` holds (a SUM of CASE, on both backends)."""
+    return func.sum(case((condition, 1), else_=0))
+
+
 def share(part: int | None, whole: int | None) -> float | None:
     if not whole:
         return None
@@ -362,7 +363,7 @@ def share(part: int | None, whole: int | None) -> float | None:
 
 def money(value: Any) -> str:
     """Two decimals, half a cent up (as people round money)."""
-    return str(Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP))
+    return str(cents(Decimal(value)))
 
 
 def in_period(at: Any, filters: ReportFilters) -> ColumnElement[bool]:

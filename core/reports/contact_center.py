@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
@@ -40,6 +40,7 @@ from core.reports.base import (
     bucket_table,
     buckets,
     elapsed_seconds,
+    how_many,
     in_period,
     percentiles,
     share,
@@ -187,13 +188,13 @@ class Performance(Report):
         figures = [
             func.count(),
             func.count(Conversation.first_response_at),
-            _how_many(Conversation.resolved_at.is_not(None)),
-            _how_many(met),
-            _how_many(breached),
-            _how_many(Conversation.reopened_count > 0),
-            _how_many(was_resolved),
+            how_many(Conversation.resolved_at.is_not(None)),
+            how_many(met),
+            how_many(breached),
+            how_many(Conversation.reopened_count > 0),
+            how_many(was_resolved),
             # Resolved without any answer: what the monitor calls abandoned (chats, emails).
-            _how_many(
+            how_many(
                 and_(
                     Conversation.resolved_at.is_not(None), Conversation.first_response_at.is_(None)
                 )
@@ -297,7 +298,7 @@ class Performance(Report):
             where.append(VoiceCall.queue_id.in_(filters.queue_ids))
         if filters.operator_ids:
             return {}
-        abandoned = _how_many(VoiceCall.outcome == "abandoned")
+        abandoned = how_many(VoiceCall.outcome == "abandoned")
         found: dict[Any, tuple[int, int]] = {}
         for grouping in (literal(ALL), VoiceCall.queue_id):
             rows = await session.execute(
@@ -316,10 +317,6 @@ class Performance(Report):
         model: Any = Queue if by_queue else Operator
         rows = await session.execute(select(model.id, model.name).where(model.id.in_(ids)))
         return {row[0]: row[1] for row in rows}
-
-
-def _how_many(condition: ColumnElement[bool]) -> Any:
-    return func.sum(case((condition, 1), else_=0))
 
 
 def _whole(seconds: float | None) -> int | None:

@@ -43,6 +43,7 @@ from core.reports.base import (
     ReportFilters,
     ReportResult,
     elapsed_seconds,
+    how_many,
     in_period,
     money,
     percentiles,
@@ -88,10 +89,6 @@ def _outcome_of(outcome: StageOutcome) -> Any:
     )
 
 
-def _how_many(condition: Any) -> Any:
-    return func.sum(case((condition, 1), else_=0))
-
-
 class LeadSources(Report):
     name = "lead_sources"
     title = N_("Leads by source and campaign")
@@ -111,8 +108,8 @@ class LeadSources(Report):
                 utm_source,
                 campaign,
                 func.count(),
-                _how_many(won),
-                _how_many(lost),
+                how_many(won),
+                how_many(lost),
             )
             .where(in_period(Lead.created_at, filters), *lead_filters(filters))
             .group_by(Lead.source, utm_source, campaign)
@@ -198,7 +195,7 @@ class Funnel(Report):
             select(
                 reached.c.furthest,
                 func.count(),
-                _how_many(reached.c.lead_id.in_(lost_leads)),
+                how_many(reached.c.lead_id.in_(lost_leads)),
             ).group_by(reached.c.furthest)
         )
         at: dict[int, tuple[int, int]] = {
@@ -261,7 +258,7 @@ class SalesByOwner(Report):
         counted: dict[Any, tuple[int, int]] = {}
         for grouping in (literal(ALL), Lead.owner_id):
             for key, won_n, lost_n in await session.execute(
-                select(grouping, _how_many(won), _how_many(lost)).where(*where).group_by(grouping)
+                select(grouping, how_many(won), how_many(lost)).where(*where).group_by(grouping)
             ):
                 counted[key] = (int(won_n or 0), int(lost_n or 0))
         values: dict[Any, dict[str, Decimal]] = defaultdict(dict)
