@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from core import clock, pipelines
-from core.audit import CLI, Actor
+from core.audit import Actor
 from core.db import SessionFactory
 from core.identity import Address
 from core.ingest import InboundEvent, LeadRequest, ingest
@@ -35,8 +35,8 @@ from core.models import (
     Role,
     Task,
 )
-from core.queues import create_queue, set_members
 from tests.conftest import User, UserFactory
+from tests.test_tasks_api import conversation_in, queue_with
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -94,34 +94,6 @@ async def error_of(response: Any, status: int, code: str) -> dict[str, str]:
 
 def operator_actor(user: User) -> Actor:
     return Actor(f"operator-{user.operator.id}", Role(user.operator.role), user.operator.id)
-
-
-async def queue_with(sessions: SessionFactory, name: str, *members: User) -> int:
-    async with sessions() as session, session.begin():
-        queue = await create_queue(session, CLI, name=name)
-        await set_members(session, CLI, queue.id, [member.operator.id for member in members])
-    return queue.id
-
-
-async def conversation_in(
-    sessions: SessionFactory, queue_id: int | None, name: str = "Anna Novak"
-) -> tuple[int, int]:
-    """A customer's email waiting in `queue_id`: (conversation, contact)."""
-    serial = next(_serial)
-    async with sessions() as session, session.begin():
-        result = await ingest(
-            session,
-            InboundEvent(
-                channel="email",
-                external_id=f"<pipeline-{serial}@example.com>",
-                addresses=[Address(IdentityKind.EMAIL, f"customer{serial}@example.com")],
-                display_name=name,
-                subject="A quote, please",
-                text="How much for 20 seats?",
-                queue_id=queue_id,
-            ),
-        )
-    return result.conversation_id, result.contact_id
 
 
 async def web_form_lead(
