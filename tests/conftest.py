@@ -143,11 +143,19 @@ def database_url(
 
 
 async def empty_database(engine: AsyncEngine) -> None:
+    """Every table emptied, children first, and (PostgreSQL) every sequence back at 1.
+
+    PostgreSQL: DELETE in one round trip, not TRUNCATE, which gives each of the ~50 tables a
+    new file (0.25-0.35 s a test against 0.01 s)."""
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            quoted = ", ".join(f'"{name}"' for name in tables)
-            await connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+            script = "".join(f'DELETE FROM "{name}";' for name in tables) + (
+                "SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S';"
+            )
+            raw = await connection.get_raw_connection()
+            # asyncpg's execute without arguments takes several statements at once.
+            await raw.driver_connection.execute(script)  # type: ignore[union-attr]
         else:
             for name in tables:
                 await connection.execute(text(f'DELETE FROM "{name}"'))
