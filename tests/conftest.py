@@ -1,4 +1,5 @@
-"""Fixtures: every database test runs on SQLite and on a real PostgreSQL.
+"""Fixtures: database tests run on SQLite, and also on a real PostgreSQL where the database
+can change their outcome (`pytest_generate_tests`).
 
 PostgreSQL is reached at OMNICRM_TEST_POSTGRES_URL (default: the local server as postgres);
 the suite creates its own database and drops it at the end. Without a reachable server, or
@@ -128,11 +129,36 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+BOTH_DATABASES = ["sqlite", "postgresql"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Which databases a test runs on: SQLite, where the database cannot change its outcome
+    (who may call a route, what a body must hold, what a page shows); both, for a test or
+    module marked `both_databases` (SQL that differs between them: ordering and paging,
+    search, JSON, dates, locking, constraints, migrations); PostgreSQL alone, marked
+    `postgresql_only` (what SQLite cannot do: several server processes, LISTEN/NOTIFY)."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    marks = list(metafunc.definition.iter_markers())
+    if any(mark.name == "parametrize" and mark.args[0] == "database_url" for mark in marks):
+        return  # chosen by the test itself
+    names = {mark.name for mark in marks}
+    if "postgresql_only" in names:
+        databases = ["postgresql"]
+    elif "both_databases" in names:
+        databases = BOTH_DATABASES
+    else:
+        databases = ["sqlite"]
+    metafunc.parametrize("database_url", databases, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A migrated database of each backend, shared by the session and emptied per test."""
+    """A migrated database of the backend the test runs on (`pytest_generate_tests`), shared
+    by the session and emptied per test."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("sqlite") / "omnicrm.db"
         url = f"sqlite+aiosqlite:///{path}"

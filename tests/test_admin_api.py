@@ -134,6 +134,7 @@ async def test_invalid_token_request_is_400(
     assert field in (await response.json())["error"]["fields"]
 
 
+@pytest.mark.both_databases
 async def test_duplicate_token_name_is_409(make_user: UserFactory) -> None:
     admin = await make_user(Role.ADMIN)
     assert (await admin.post("/api/v1/tokens", json={"name": "erp"})).status == 201
@@ -154,6 +155,7 @@ async def seed_audit(sessions: SessionFactory, count: int) -> None:
             entry.created_at = start + timedelta(seconds=number)
 
 
+@pytest.mark.both_databases
 async def test_audit_log_is_newest_first_and_filterable(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -187,6 +189,7 @@ async def test_audit_log_is_newest_first_and_filterable(
     assert all(item["actor_id"] == admin.operator.id for item in by_actor["items"])
 
 
+@pytest.mark.both_databases
 async def test_audit_log_pages_with_a_cursor(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:

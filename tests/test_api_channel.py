@@ -49,6 +49,7 @@ def body(**fields: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.both_databases
 async def test_an_integration_posts_an_interaction_and_a_repeat_is_stored_once(
     client: Client, sessions: SessionFactory
 ) -> None:
@@ -147,6 +148,7 @@ async def test_html_is_sanitized_before_it_is_stored(
     assert interaction.text == "Hi there"
 
 
+@pytest.mark.both_databases
 async def test_the_same_email_by_form_and_by_api_is_one_contact_with_one_history(
     client: Client, sessions: SessionFactory
 ) -> None:
@@ -204,6 +206,7 @@ async def test_invalid_bodies_are_400_per_field_and_store_nothing(
     assert await count(sessions, Contact) == 0
 
 
+@pytest.mark.both_databases
 async def test_meta_that_json_cannot_hold_is_400(client: Client, sessions: SessionFactory) -> None:
     # Python's JSON parser accepts NaN; PostgreSQL's JSON type does not.
     response = await client.post(

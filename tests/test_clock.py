@@ -19,6 +19,8 @@ from core.identity import Address
 from core.ingest import InboundEvent, ingest
 from core.models import AuditEntry, Conversation, IdentityKind, Interaction, OutboxItem
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 FAR_AWAY = datetime(2041, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 

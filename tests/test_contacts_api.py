@@ -145,6 +145,7 @@ async def test_integration_token_reads_but_cannot_change(
 # --- search -----------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 async def test_search_by_name_is_case_insensitive_substring(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -158,6 +159,7 @@ async def test_search_by_name_is_case_insensitive_substring(
     assert await search_ids(user, "nobody") == []
 
 
+@pytest.mark.both_databases
 async def test_search_by_email_whole_normalized_or_part(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -170,6 +172,7 @@ async def test_search_by_email_whole_normalized_or_part(
     assert await search_ids(user, "anna.s@") == [anna.contact_id]
 
 
+@pytest.mark.both_databases
 async def test_search_by_phone_in_any_format(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -181,6 +184,7 @@ async def test_search_by_phone_in_any_format(
     assert await search_ids(user, "+14155550100") == [caller.contact_id]
 
 
+@pytest.mark.both_databases
 async def test_search_without_query_lists_everyone_newest_first(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -196,6 +200,7 @@ async def test_search_without_query_lists_everyone_newest_first(
     assert body["next_cursor"] is None
 
 
+@pytest.mark.both_databases
 async def test_search_pages_return_every_contact_exactly_once(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -390,6 +395,7 @@ async def test_supervisor_sets_owner_tier_and_account(
     assert (stored.owner_id, stored.account_id, stored.priority_tier) == (None, None, "vip")
 
 
+@pytest.mark.both_databases
 async def test_a_supervisor_gives_a_contact_their_erp_customer_number_once(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -487,6 +493,7 @@ async def test_operator_may_not_merge(make_user: UserFactory, sessions: SessionF
     assert await audit_rows(sessions, "contact.merge") == []
 
 
+@pytest.mark.both_databases
 async def test_merge_moves_identities_and_history(
     make_user: UserFactory, sessions: SessionFactory, client: TestClient[Any, Any]
 ) -> None:
@@ -632,6 +639,7 @@ async def test_merging_a_survivor_repoints_older_tombstones(
 # --- timeline ---------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 async def test_timeline_is_every_channel_newest_first_in_pages(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:

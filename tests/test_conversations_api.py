@@ -244,6 +244,7 @@ async def test_list_filters(sessions: SessionFactory, make_user: UserFactory) ->
     assert "unassigned" in both["error"]["fields"]
 
 
+@pytest.mark.both_databases
 async def test_list_is_newest_activity_first_and_paginates(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
@@ -278,6 +279,7 @@ async def test_list_is_newest_activity_first_and_paginates(
         assert "cursor" in bad["error"]["fields"]
 
 
+@pytest.mark.both_databases
 async def test_interactions_oldest_first_and_paginated(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
@@ -473,6 +475,7 @@ async def test_operator_may_not_take_a_conversation_outside_their_queues(
     await json_of(await operator.post(path, json={"assignee_id": None}), 403)
 
 
+@pytest.mark.both_databases
 async def test_two_operators_taking_at_once_only_one_gets_it(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:

@@ -33,7 +33,7 @@ KEY = "the installation's credentials key"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SMTP_SECRET = "smtp-Secret-2207"
 
-pytestmark = pytest.mark.usefixtures("keep_logging")
+pytestmark = [pytest.mark.usefixtures("keep_logging"), pytest.mark.both_databases]
 
 
 @contextlib.asynccontextmanager

@@ -36,6 +36,8 @@ from tests.conftest import User, UserFactory
 from web import routes_context
 from web.keys import ERP
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 # A Tuesday morning, years away from when this was written.
 START = datetime(2031, 3, 11, 9, 0, tzinfo=UTC)
 EMAIL = Address(IdentityKind.EMAIL, "max.mueller@example.de")

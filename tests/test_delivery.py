@@ -41,6 +41,8 @@ from core.outbox import (
 from core.settings import Settings
 from tests.conftest import UserFactory
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 
 class Outage(Sender):
     """A provider that fails every attempt until the clock reaches `back_at`."""

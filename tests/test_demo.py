@@ -43,6 +43,8 @@ from routing.service import RoutingOptions, run_pass
 from tests.conftest import empty_database
 from web.demo import DemoServices, load_demo
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 
 class CountingWebForms(WebFormChannel):
     def __init__(self) -> None:

@@ -192,6 +192,7 @@ async def test_create_list_and_get_never_show_passwords(
     ]
 
 
+@pytest.mark.both_databases
 async def test_several_accounts_and_a_unique_name(admin: User) -> None:
     await json_of(await admin.post(PATH, json=new_account()), 201)
     await json_of(

@@ -301,6 +301,7 @@ async def test_sync_creates_updates_and_disables_by_name(
     assert (back.enabled, back.from_config, back.id) == (True, True, removed.id)
 
 
+@pytest.mark.both_databases
 async def test_servers_starting_together_create_each_account_once(
     sessions: SessionFactory, tmp_path: Path
 ) -> None:

@@ -44,6 +44,8 @@ from tests.test_email_message import corpus_message
 from tests.waiting import eventually
 from web.metrics import Metrics
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 pytest_plugins = ["tests.mailservers"]  # the `dovecot` fixture
 
 POLICY = IngestPolicy()

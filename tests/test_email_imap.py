@@ -312,6 +312,7 @@ def fetch_raw(server: DovecotServer, user: MailUser, uid: int) -> bytes:
 # --- exactly once
 
 
+@pytest.mark.both_databases
 async def test_a_poller_killed_mid_batch_resumes_without_loss_or_duplicates(
     sessions: SessionFactory, dovecot: DovecotServer, bus: EventBus
 ) -> None:
@@ -397,6 +398,7 @@ async def test_mail_that_arrived_while_omnicrm_was_down_is_fetched(
     assert await external_ids(sessions) == [message_id_of(m) for m in [first, *missed]]
 
 
+@pytest.mark.both_databases
 async def test_a_new_uidvalidity_rescans_without_duplicates(
     sessions: SessionFactory, dovecot: DovecotServer
 ) -> None:

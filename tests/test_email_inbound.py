@@ -202,6 +202,7 @@ async def test_an_attachment_over_the_limit_keeps_its_metadata_only(
     assert store.blobs == {}
 
 
+@pytest.mark.both_databases
 async def test_the_same_message_twice_is_one_interaction(sessions: SessionFactory) -> None:
     account = await create_email_account(sessions)
     raw = message(message_id=None)
@@ -257,6 +258,7 @@ async def test_a_message_ingest_refuses_is_quarantined_and_nothing_else_is_store
     assert await count(sessions, QuarantinedMessage) == 1
 
 
+@pytest.mark.both_databases
 async def test_the_same_bytes_held_under_a_new_uidvalidity_stay_one_row(
     sessions: SessionFactory,
 ) -> None:

@@ -50,6 +50,8 @@ from erp_bridge.embedded_data import OrderData, save_order
 from tests.waiting import eventually
 from web.app import create_app, order_status_answers
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 MAX = "max.mueller@example.de"

@@ -48,6 +48,8 @@ from erp_bridge.embedded_data import (
 )
 from erp_bridge.models import CustomerQuery, InvoiceStatus, OrderStatus, PaymentStatus
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 CIPHER = CredentialCipher("erp-test-key")
 API_KEY = "fake-Secret-4711"

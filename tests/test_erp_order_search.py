@@ -24,6 +24,8 @@ from erp_bridge.order_search import ErpOrderSearch, order_number
 from tests.conftest import UserFactory
 from web.keys import ERP, ORDER_SEARCH
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 # The database tests run on SQLite only (the ERP lookup is the same on every backend).
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

@@ -293,6 +293,7 @@ def counter(text: str, name: str, channel: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+@pytest.mark.both_databases
 async def test_ingested_counts_inbound_only_and_sent_counts_delivered_replies(
     settings: Settings,
     engine: AsyncEngine,

@@ -19,6 +19,8 @@ from tests.conftest import User, UserFactory
 from tests.test_conversations_api import inbound, json_of, queue_with
 from web.keys import BUS
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 EMAIL = IdentityKind.EMAIL
 
 

@@ -26,6 +26,8 @@ from core.models import (
 )
 from core.outbox import enqueue
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 EMAIL = IdentityKind.EMAIL
 PHONE = IdentityKind.PHONE
 

@@ -26,6 +26,8 @@ from core.models import (
 from tests.conftest import User, UserFactory
 from tests.test_conversations_api import json_of
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 ARTICLES = "/api/v1/knowledge/articles"
 RETURNS = (

@@ -110,6 +110,7 @@ async def test_integration_tokens_may_not_use_leads(
     assert (await lead_row(sessions, lead_id)).stage == LeadStage.NEW
 
 
+@pytest.mark.both_databases
 async def test_list_is_newest_first_and_filters(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -129,6 +130,7 @@ async def test_list_is_newest_first_and_filters(
     assert await ids(user, contact_id=contact_of_second) == [second]
 
 
+@pytest.mark.both_databases
 async def test_list_pages_return_every_lead_exactly_once(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:

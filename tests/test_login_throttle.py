@@ -24,6 +24,8 @@ from web.app import create_app
 from web.keys import SETTINGS
 from web.origins import client_address
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 START = datetime(2031, 3, 4, 9, 0, tzinfo=UTC)
 WRONG = "not the password at all"
 

@@ -143,6 +143,7 @@ async def test_a_note_without_mentions_is_as_before(
     assert await notification_count(sessions) == 0
 
 
+@pytest.mark.both_databases
 async def test_notifications_unread_first_and_marked_read(
     team: tuple[User, User, User, User, int], sessions: SessionFactory
 ) -> None:

@@ -18,6 +18,8 @@ from core.models import IdentityKind, Role
 from tests.conftest import User, UserFactory
 from tests.test_conversations_api import json_of
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 EMAIL = IdentityKind.EMAIL
 PHONE = IdentityKind.PHONE
 WHATSAPP = IdentityKind.WHATSAPP

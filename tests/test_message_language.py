@@ -7,12 +7,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 
 from core.db import SessionFactory
 from core.identity import Address
 from core.ingest import InboundEvent, IngestResult, ingest, record_edit
 from core.models import Contact, IdentityKind, Interaction, InteractionKind, utcnow
+
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
 PHONE = Address(IdentityKind.PHONE, "+14155550123")
 

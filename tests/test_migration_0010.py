@@ -36,7 +36,7 @@ CIPHER = CredentialCipher(KEY)
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 SMTP_SECRET = "smtp-Secret-0009"
 
-pytestmark = pytest.mark.usefixtures("keep_logging")
+pytestmark = [pytest.mark.usefixtures("keep_logging"), pytest.mark.both_databases]
 
 
 def json_of(value: Any) -> Any:

@@ -42,6 +42,8 @@ from tests.conftest import UserFactory
 from tests.test_conversations_api import json_of
 from web.demo import load_demo
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 NOW = datetime(2026, 6, 10, 15, 30, tzinfo=UTC)
 YESTERDAY = NOW - timedelta(days=1)
 

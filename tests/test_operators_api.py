@@ -165,6 +165,7 @@ async def test_invalid_new_operator_is_400_and_names_the_field(
         assert list(await session.scalars(select(Operator.email))) == [admin.operator.email]
 
 
+@pytest.mark.both_databases
 async def test_duplicate_operator_email_is_409(make_user: UserFactory) -> None:
     admin = await make_user(Role.ADMIN)
     response = await admin.post(

@@ -36,6 +36,8 @@ from tests.conftest import PASSWORD
 from web.api import CSRF_HEADER
 from web.app import create_app
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 Outcome = Exception | None
 
 

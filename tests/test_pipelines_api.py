@@ -38,6 +38,8 @@ from core.models import (
 from tests.conftest import User, UserFactory
 from tests.test_tasks_api import conversation_in, queue_with
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

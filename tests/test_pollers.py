@@ -47,6 +47,8 @@ from tests.fake_channel import FakeSms
 from tests.waiting import eventually
 from web.metrics import Metrics
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 CIPHER = CredentialCipher("the poller tests' credentials key")
 FAST = PollOptions(
     poll_seconds=0.05,

@@ -59,6 +59,8 @@ from tests.email_accounts import create_email_account
 from tests.test_cli import Run, query
 from web.keys import ATTACHMENTS, SETTINGS
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 START = datetime(2031, 3, 4, 9, 0, tzinfo=UTC)
 POLICY = IngestPolicy(default_region="DE")
 

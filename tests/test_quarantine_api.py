@@ -105,6 +105,7 @@ async def test_admins_list_held_messages_with_reason_and_summary(
     assert item["sender"] == ""
 
 
+@pytest.mark.both_databases
 async def test_the_list_filters_by_status_and_pages(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:

@@ -60,6 +60,8 @@ from routing.calendar import BusinessHours
 from routing.metrics import measure
 from tests.conftest import User, UserFactory
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 3, 16, 11, 0, tzinfo=UTC)
 PERIOD = {"start": "2026-03-02", "end": "2026-03-15", "time_zone": "Europe/Berlin"}

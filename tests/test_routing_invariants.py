@@ -72,6 +72,8 @@ from tests.routing_checks import (
 )
 from tests.routing_world import World, operator_actor
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 T = TypeVar("T")
 
 SUPERVISOR = Actor("supervisor", Role.SUPERVISOR)

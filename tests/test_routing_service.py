@@ -34,6 +34,8 @@ from routing.setup import LEAD_RULES, QUEUE_RULES, lead_rules, set_rules
 from tests.routing_world import World, operator_actor
 from web.demo import load_demo
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 # The pipeline leads go to (tests/conftest.py seeds it like migrations do).
 DEFAULT_PIPELINE = default_pipeline_query().scalar_subquery()
 

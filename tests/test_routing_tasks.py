@@ -20,6 +20,8 @@ from routing.engine import WAKING_EVENTS
 from routing.tasks import MemberSnapshot, decide_task_owner, next_due
 from tests.routing_world import World
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 

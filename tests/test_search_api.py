@@ -18,6 +18,8 @@ from tests.conftest import UserFactory
 from tests.test_contacts_api import integration_token
 from tests.test_conversations_api import json_of, queue_with
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 EMAIL = IdentityKind.EMAIL
 PHONE = IdentityKind.PHONE
 

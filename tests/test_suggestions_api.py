@@ -19,6 +19,8 @@ from core.suggestions.engines import build_service
 from tests.conftest import User, UserFactory
 from tests.test_conversations_api import json_of, queue_with
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 EMAIL = IdentityKind.EMAIL
 # The database changes the outcome where its own full-text search matches and ranks (and
 # where the visibility rule is its SQL); the rest runs on SQLite.

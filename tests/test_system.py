@@ -96,6 +96,7 @@ async def test_healthz_is_503_when_the_database_is_unreachable(
     assert await response.json() == {"status": "unhealthy"}
 
 
+@pytest.mark.both_databases
 async def test_metrics_count_ingested_interactions_and_latency(
     app: web.Application, client: TestClient[Any, Any]
 ) -> None:

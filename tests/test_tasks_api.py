@@ -39,6 +39,8 @@ from tests.conftest import User, UserFactory, new_user
 from web.app import create_app
 from web.keys import CALL_PLACER
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 _serial = itertools.count(1)
 
 TASK_KEYS = {

@@ -91,6 +91,7 @@ async def test_a_wrong_token_is_refused_when_the_bot_is_added(
     assert TOKEN not in json.dumps(added)  # secrets are never shown
 
 
+@pytest.mark.both_databases
 async def test_webhook_mode_registers_authenticates_and_stores_each_message_once(
     make_user: UserFactory,
     standin: TelegramStandIn,

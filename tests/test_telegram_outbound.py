@@ -301,6 +301,7 @@ async def test_a_customer_who_blocked_the_bot_is_not_answered_until_they_write_a
 @pytest.mark.parametrize(
     "failure", [tg.drop(), tg.server_error(502)], ids=["connection dropped", "bad gateway"]
 )
+@pytest.mark.both_databases
 async def test_a_network_failure_is_retried_and_the_reply_arrives_once(
     client: TestClient[Any, Any],
     sessions: SessionFactory,

@@ -151,6 +151,7 @@ async def test_a_bad_or_missing_signature_is_403_and_stores_nothing(
     assert await count(sessions) == 1
 
 
+@pytest.mark.both_databases
 async def test_a_replayed_webhook_stores_once(
     client: TestClient[Any, Any],
     make_user: UserFactory,

@@ -126,6 +126,7 @@ async def test_a_reply_goes_out_from_the_number_the_customer_wrote_to_and_tracks
     assert row["receipt"] == "read"
 
 
+@pytest.mark.both_databases
 async def test_a_receipt_that_outruns_the_worker_still_counts(
     client: TestClient[Any, Any],
     make_user: UserFactory,

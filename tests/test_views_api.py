@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, select
 
 from core.db import SessionFactory
@@ -21,6 +22,8 @@ from core.models import (
 from tests.conftest import UserFactory
 from tests.test_conversations_api import inbound, json_of, queue_with
 from tests.test_inbox_api import set_fields
+
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
 EMAIL = IdentityKind.EMAIL
 

@@ -53,6 +53,8 @@ from web.keys import ATTACHMENTS, BUS, SESSIONS
 from web.openapi import ROUTE_DOCS
 from web.schemas import ConversationOut, InteractionOut
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 CALLERS = ("ann", "bob", "sue", "ada", "erp", "bot")
 # Roles the console routes (ANYONE_SIGNED_IN) let in: every caller but the integration token.
 CONSOLE = frozenset({"ann", "bob", "sue", "ada", "bot"})

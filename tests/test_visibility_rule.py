@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -41,6 +42,8 @@ from core.visibility import (
     sees_interaction,
     sees_lead,
 )
+
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
 QUEUES = (1, 2, 3)
 OPERATORS = (1, 2, 3)

@@ -21,6 +21,8 @@ from tests.twilio_calls import Caller, Device
 from tests.twilio_helpers import OUR_NUMBER, twilio_settings
 from tests.voice_helpers import CUSTOMER, MENU, Line, phone_line
 
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
+
 OPERATOR_PHONE = "+493011112222"
 SECOND_PHONE = "+493033334444"
 

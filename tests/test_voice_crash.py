@@ -26,7 +26,7 @@ from tests.twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandIn
 from tests.twilio_voice import VoiceSim, via_base_url
 from tests.voice_helpers import CUSTOMER, MENU, STATUS_URL, VOICE_URL
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_databases]
 
 
 async def test_a_server_killed_mid_call_loses_no_call_record(

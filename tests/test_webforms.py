@@ -49,6 +49,7 @@ async def stored_nothing(sessions: SessionFactory) -> bool:
 # Submissions
 
 
+@pytest.mark.both_databases
 async def test_json_submission_is_stored_with_custom_fields_in_the_forms_queue(
     client: Client, sessions: SessionFactory
 ) -> None:
@@ -266,6 +267,7 @@ async def test_unknown_and_inactive_forms_are_404(client: Client, sessions: Sess
 # Double submits, spam and flooding
 
 
+@pytest.mark.both_databases
 async def test_a_double_submit_is_one_interaction_with_the_same_answer(
     client: Client, sessions: SessionFactory
 ) -> None:
@@ -287,6 +289,7 @@ async def test_a_double_submit_is_one_interaction_with_the_same_answer(
     assert await count(sessions, Contact) == 1
 
 
+@pytest.mark.both_databases
 async def test_two_simultaneous_submits_are_one_interaction_and_both_succeed(
     client: Client, sessions: SessionFactory
 ) -> None:
