@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -80,8 +81,8 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(postgresql_url(database_url), **kwargs)
+    _ping_when_idle(engine)
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _ssl_mode(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
@@ -90,6 +91,38 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
             params["ssl"] = params.pop("sslmode")
 
     return engine
+
+
+# A pooled connection unused this long is pinged before it is handed out.
+IDLE_PING_SECONDS = 10.0
+_RETURNED_AT = "omnicrm.returned_at"
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection only when it sat unused for IDLE_PING_SECONDS: one that
+    died meanwhile (a database restart, a proxy's idle timeout) is replaced before a request
+    gets it, while a busy server's connections, used moments ago, cost no round trip. (The
+    pool's own pre-ping pinged at every checkout: a round trip or three per request.) A
+    connection that breaks in use is still found by the error, and the pool renewed."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at < IDLE_PING_SECONDS:
+            return  # new, or used a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if not engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            alive = False
+        if not alive:
+            # The pool drops it and hands out a new connection instead.
+            raise exc.DisconnectionError("a pooled connection died while idle")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
