@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # Web server processes of `omnicrm serve` (docs/scaling.md); unset: one per CPU core on
+    # PostgreSQL, and always one on SQLite (a single-process database).
+    workers: int | None = Field(default=None, ge=1, le=256)
     secret_key: str = INSECURE_DEV_SECRET
     # The key of channel credentials at rest (core/credentials.py); unset: derived from
     # secret_key. Previous keys still decrypt during a rotation (`omnicrm secrets rotate`).

@@ -45,6 +45,9 @@ async def omnicrm_server(
         "OMNICRM_SECRET_KEY": "test-secret-key",
         "OMNICRM_PORT": str(port),
         "OMNICRM_LOG_LEVEL": "WARNING",
+        # One process unless the test asks for more (tests/test_serve_workers.py): tests that
+        # kill a server mean the process that serves.
+        "OMNICRM_WORKERS": "1",
         **(extra_env or {}),
     }
     with log_path.open("wb") if log_path else open(os.devnull, "wb") as log:  # noqa: ASYNC230

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import getpass
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -69,6 +68,20 @@ def build_parser(
     serve = _command(commands, "serve", "run the web server and background workers", cmd_serve)
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="web processes (default: one per CPU core on PostgreSQL, one on SQLite); with "
+        "more than one, the background work runs in a process of its own",
+    )
+    # The part a process started by `serve --workers N` plays (web/serve.py).
+    serve.add_argument("--role", choices=("web",), help=argparse.SUPPRESS)
+    _command(
+        commands,
+        "worker",
+        "run only the background work (routing, delivery, polling, timers); no web server",
+        cmd_worker,
+    )
 
     _command(commands, "migrate", "create or upgrade the database schema", cmd_migrate)
 
@@ -178,41 +191,25 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from aiohttp import web
-
-    from core.logfields import log_fields
     from core.settings import INSECURE_DEV_SECRET
-    from web.app import create_app
+    from web import serve
 
+    if args.role is not None:  # one of the processes a supervisor started (web/serve.py)
+        return await serve.run_role(settings, args.role)
+    web_count = serve.web_processes(settings)
     # The schema is brought up to date first, so a fresh checkout or an upgrade just works.
     await _upgrade(settings)
     if settings.secret_key == INSECURE_DEV_SECRET:
         log.warning("OMNICRM_SECRET_KEY is not set; using a development key (not for production)")
-    runner = web.AppRunner(create_app(settings), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise CliError(
-                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
-            ) from None
-        log.info(
-            "omnicrm listening", extra=log_fields(url=f"http://{settings.host}:{settings.port}")
-        )
-        print(f"omnicrm is serving on http://{settings.host}:{settings.port}", flush=True)
-        # SIGTERM (a process manager, `kill`) stops as gracefully as Ctrl-C: workers finish
-        # their current step and the database pool closes.
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-        log.info("omnicrm stopping")
-    finally:
-        await runner.cleanup()
-    return 0
+    if web_count == 1:
+        return await serve.run_role(settings, "all")
+    return await serve.supervise(settings, serve.child_command(args.config), web_count)
+
+
+async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from web import serve
+
+    return await serve.run_role(settings, "worker")
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -546,7 +543,9 @@ def main(argv: Sequence[str] | None = None, channels: Sequence[Channel] | None =
         registry = _registry(channels)
     args.registry = registry
     overrides = {
-        key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None
+        key: value
+        for key in ("host", "port", "workers")
+        if (value := getattr(args, key, None)) is not None
     }
     try:
         settings = load_settings(args.config or getattr(args, "sub_config", None), **overrides)
