@@ -17,7 +17,7 @@ from core.clock import ManualClock
 from core.db import SessionFactory
 from core.models import utcnow
 from tests.routing_world import World
-from tests.run_cli import main
+from web.cli import main
 from tests.servers import RunningServer, omnicrm_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("keep_logging")]
