@@ -17,8 +17,8 @@ from core.clock import ManualClock
 from core.db import SessionFactory
 from core.models import utcnow
 from tests.routing_world import World
-from web.cli import main
 from tests.servers import RunningServer, omnicrm_server
+from web.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("keep_logging")]
 
