@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +35,10 @@ async def omnicrm_server(
     extra_env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
     module: str = "tests.run_cli",
+    arguments: Sequence[str] = (),
 ) -> AsyncIterator[RunningServer]:
-    """Run `omnicrm serve` on a free port until the block ends; waits until it is healthy.
-    `module` runs the command (tests.run_cli, or a variant that crashes on purpose)."""
+    """Run `omnicrm serve [arguments]` on a free port until the block ends; waits until it is
+    healthy. `module` runs the command (tests.run_cli, or a variant that crashes on purpose)."""
     port = free_port()
     env = {
         **os.environ,
@@ -56,6 +57,7 @@ async def omnicrm_server(
             "-m",
             module,  # the omnicrm command, at the suite's clock
             "serve",
+            *arguments,
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -111,6 +111,16 @@ async def test_web_processes_answer_while_the_worker_routes_and_a_dead_one_is_re
     assert "Traceback" not in log.read_text()
 
 
+@pytest.mark.postgresql_only
+async def test_web_processes_alone_when_the_worker_runs_elsewhere(
+    database_url: str, tmp_path: Path
+) -> None:
+    environment = {"OMNICRM_WORKERS": "2"}
+    async with omnicrm_server(database_url, environment, arguments=["--no-worker"]) as server:
+        found = await processes_of(server, 2)
+        assert all(command.endswith("serve --role web") for command in found.values())
+
+
 def test_sqlite_serves_from_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -74,6 +74,11 @@ def build_parser(
         help="web processes (default: one per CPU core on PostgreSQL, one on SQLite); with "
         "more than one, the background work runs in a process of its own",
     )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="web processes only: the background work runs in `omnicrm worker` elsewhere",
+    )
     # The part a process started by `serve --workers N` plays (web/serve.py).
     serve.add_argument("--role", choices=("web",), help=argparse.SUPPRESS)
     _command(
@@ -201,9 +206,10 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     await _upgrade(settings)
     if settings.secret_key == INSECURE_DEV_SECRET:
         log.warning("OMNICRM_SECRET_KEY is not set; using a development key (not for production)")
-    if web_count == 1:
+    if web_count == 1 and not args.no_worker:
         return await serve.run_role(settings, "all")
-    return await serve.supervise(settings, serve.child_command(args.config), web_count)
+    command = serve.child_command(args.config)
+    return await serve.supervise(settings, command, web_count, worker=not args.no_worker)
 
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

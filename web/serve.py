@@ -85,14 +85,17 @@ async def run_role(settings: Settings, role: Role) -> int:
     return 0
 
 
-async def supervise(settings: Settings, command: Sequence[str], web_count: int) -> int:
-    """Run `web_count` web processes and one worker, each `command` + its role's words, until
-    SIGTERM or SIGINT; 2 if one of them refused its settings, else 0."""
+async def supervise(
+    settings: Settings, command: Sequence[str], web_count: int, *, worker: bool = True
+) -> int:
+    """Run `web_count` web processes and (`worker`) one worker, each `command` + its role's
+    words, until SIGTERM or SIGINT; 2 if one of them refused its settings, else 0."""
     stop = asyncio.Event()
     _on_signals(stop.set)
     environment = child_environment(settings)
     refused: list[int] = []
-    roles: list[list[str]] = [["worker"]] + [["serve", "--role", "web"]] * web_count
+    roles: list[list[str]] = [["worker"]] if worker else []
+    roles += [["serve", "--role", "web"]] * web_count
 
     async def keep_running(words: list[str]) -> None:
         pause = 1.0
@@ -120,7 +123,8 @@ async def supervise(settings: Settings, command: Sequence[str], web_count: int) 
             await wait_for_any(stop, seconds=pause)
 
     url = f"http://{settings.host}:{settings.port}"
-    print(f"omnicrm is serving on {url} ({web_count} web processes and a worker)", flush=True)
+    kinds = f"{web_count} web processes" + (" and a worker" if worker else ", no worker")
+    print(f"omnicrm is serving on {url} ({kinds})", flush=True)
     await asyncio.gather(*(keep_running(words) for words in roles))
     return BAD_SETTINGS if refused else 0
 
