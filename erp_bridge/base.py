@@ -316,10 +316,10 @@ class ErpAdapter(ABC):
         try:
             async with asyncio.timeout(self.timeout):
                 message = await self.do_check()
-        except ErpError:
-            self._observe("check", "error", started)
+        except ErpError as exc:
+            self._observe("check", exc.outcome, started)
             raise
-        except (TimeoutError, OSError, ValueError) as exc:
+        except Exception as exc:  # the network's (a dropped connection, a cut answer) or a timeout
             self._observe("check", "unavailable", started)
             raise ErpUnavailable(_describe(exc, self.timeout)) from None
         self._observe("check", "ok", started)
