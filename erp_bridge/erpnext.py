@@ -71,6 +71,7 @@ from erp_bridge.models import (
     Stock,
     StockLevel,
 )
+from erp_bridge.patterns import compile_pattern
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +150,7 @@ class ErpNextSettings(BaseModel):
     @field_validator("order_number_pattern")
     @classmethod
     def _regex(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
+        compile_pattern(value)
         return value
 
     @field_validator("tracking_url_template")
@@ -188,7 +186,7 @@ class ErpNextAdapter(ErpAdapter):
             timeout=self.timeout,
             page_size=page_size,
         )
-        self.order_number = re.compile(settings.order_number_pattern)
+        self.order_number = compile_pattern(settings.order_number_pattern)
         self._zone: ZoneInfo | None = None
         self._zone_known = False
         self._company_currency: str | None = None

@@ -124,6 +124,22 @@ def test_settings_are_checked_and_keep_the_secret_out_of_their_repr() -> None:
             ErpNextSettings(**{**base, **wrong})
 
 
+@pytest.mark.parametrize("pattern", [r"SAL-ORD-(\d)\1", r"SAL-ORD-(?=\d)\d{4}-\d{5}"])
+def test_an_order_number_pattern_re2_cannot_run_is_refused_with_re2s_reason(pattern: str) -> None:
+    """The same engine as every other ERP's pattern (erp_bridge/patterns.py): a backreference
+    or a lookahead, which Python's `re` would take, is refused when the settings are saved."""
+    with pytest.raises(ValidationError) as refused:
+        ErpNextSettings(
+            url="https://erp.example.com",
+            api_key="k",
+            api_secret="s",
+            order_number_pattern=pattern,
+        )
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("order_number_pattern",)
+    assert error["msg"].startswith("Value error, not a valid regular expression: ")
+
+
 async def test_check_signs_in_and_finds_the_company(
     erp: ErpNextAdapter, connect: Connect, standin: ErpNextStandIn
 ) -> None:
