@@ -318,6 +318,7 @@ async def erp_bridge(app: web.Application) -> AsyncIterator[None]:
     )
     await service.refresh(force=True)
     app[ERP] = service
+    app[METRICS].watch_erp(service.health)
     app[ORDER_SEARCH] = ErpOrderSearch(service)
     yield
     await service.close()
