@@ -10,7 +10,8 @@ it supplies these facts, which queue rules compare (`"erp": [{"key": "erp.tier",
 
 - `erp.customer`: whether the ERP knows them (True/False);
 - `erp.tier`: the ERP's word for their standing (price list, segment), if any;
-- `erp.turnover`: their sales over the last 12 months, where the ERP says;
+- `erp.turnover`: their sales over the last 12 months, where the ERP says (the embedded
+  ERP, Odoo and ERPNext; not 1C);
 - `erp.open_orders`, `erp.open_order_value`: orders not yet delivered or cancelled, and their
   total (in the orders' currency; mixed currencies are added as numbers);
 - `erp.overdue_invoices`, `erp.amount_overdue`: invoices past due, and what is still owed.
