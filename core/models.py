@@ -165,12 +165,17 @@ class Account(Base):
 
 
 class LegalEntity(Base):
+    """A company an account trades through: the ERP's customer (its `erp_ref`, the customer
+    number there) and the one its tax id names (VAT number, ИНН, ...; stored without spaces or
+    punctuation, upper case: `core.accounts.normalize_tax_id`)."""
+
     __tablename__ = "legal_entity"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     erp_ref: Mapped[str | None] = mapped_column(String(100), unique=True)
+    tax_id: Mapped[str | None] = mapped_column(String(50), index=True)
 
     account: Mapped[Account] = relationship(back_populates="legal_entities")
 

@@ -222,6 +222,8 @@ class ErpHealth:
     last_error: str | None = None
     last_error_at: datetime | None = None
     last_latency_ms: float | None = None
+    # While degraded: when the cached answer last served in the ERP's stead was read.
+    stale_as_of: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -316,10 +318,10 @@ class ErpAdapter(ABC):
         try:
             async with asyncio.timeout(self.timeout):
                 message = await self.do_check()
-        except ErpError:
-            self._observe("check", "error", started)
+        except ErpError as exc:
+            self._observe("check", exc.outcome, started)
             raise
-        except (TimeoutError, OSError, ValueError) as exc:
+        except Exception as exc:  # the network's (a dropped connection, a cut answer) or a timeout
             self._observe("check", "unavailable", started)
             raise ErpUnavailable(_describe(exc, self.timeout)) from None
         self._observe("check", "ok", started)
@@ -392,6 +394,7 @@ class ErpAdapter(ABC):
         self.cache.put(key, Cached(value, stored))
         self._observe(kind, "ok", started)
         self.health.state = "ok"
+        self.health.stale_as_of = None
         self.health.last_success_at = stored
         self.health.breaker = self.breaker.state
         return Fresh(value, stored)
@@ -413,8 +416,10 @@ class ErpAdapter(ABC):
     ) -> Fresh[Any]:
         if usable is not None:
             self.health.state = "degraded"
+            self.health.stale_as_of = usable.stored_at
             return Fresh(usable.value, usable.stored_at, stale=True)
         self.health.state = "down"
+        self.health.stale_as_of = None
         raise error(why)
 
     def _observe(self, kind: str, outcome: str, started: float) -> None:

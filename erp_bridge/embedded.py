@@ -5,9 +5,11 @@ CSV import `omnicrm erp import`, the demo).
 Its customers are omnicrm's contacts and legal entities (embedded_data's docstring says how
 they are named). `find_customer` tries, in order: the references it is given (a contact's
 `erp_ref`, `contact:<id>`, a legal entity's `erp_ref`), then the email addresses, then the
-phone numbers (a contact's identities); it knows no tax ids. A contact's customer ref is its
-`erp_ref`, else `contact:<id>`; their orders are those stored under either, or with their
-`contact_id` (or a contact merged into them).
+phone numbers (a contact's identities), then the tax ids (a legal entity's `tax_id`, compared
+as stored: without spaces or punctuation, upper case; only one with an `erp_ref` can have
+orders, so only such a one is a customer). A contact's customer ref is its `erp_ref`, else
+`contact:<id>`; their orders are those stored under either, or with their `contact_id` (or a
+contact merged into them).
 
 Answers: orders newest first (`ordered_at`, then id); an order's tracking columns are its one
 shipment; an open invoice past its due date with something due reads as overdue; stock
@@ -27,6 +29,7 @@ from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from core.accounts import normalize_tax_id
 from core.db import SessionFactory
 from core.models import (
     Contact,
@@ -146,6 +149,16 @@ class EmbeddedErp(ErpAdapter):
                 contact = await contact_by_address(session, address.strip())
                 if contact is not None:
                     return await self._customer(session, contact)
+            tax_ids = [normalize_tax_id(tax_id) for tax_id in filter(_storable, query.tax_ids)]
+            if tax_ids:
+                entity = await session.scalar(
+                    select(LegalEntity)
+                    .where(LegalEntity.tax_id.in_(tax_ids), LegalEntity.erp_ref.is_not(None))
+                    .order_by(LegalEntity.id)
+                    .limit(1)
+                )
+                if entity is not None and entity.erp_ref is not None:
+                    return await self._entity(session, entity, entity.erp_ref)
         return None
 
     async def _by_ref(self, session: AsyncSession, ref: str) -> Customer | None:
@@ -160,8 +173,14 @@ class EmbeddedErp(ErpAdapter):
         entity = await session.scalar(select(LegalEntity).where(LegalEntity.erp_ref == ref))
         if entity is None:
             return None
+        return await self._entity(session, entity, ref)
+
+    async def _entity(self, session: AsyncSession, entity: LegalEntity, ref: str) -> Customer:
         return Customer(
-            ref=ref, name=entity.name, turnover=await self._turnover(session, _orders_of([ref]))
+            ref=ref,
+            name=entity.name,
+            tax_id=entity.tax_id,
+            turnover=await self._turnover(session, _orders_of([ref])),
         )
 
     async def _customer(self, session: AsyncSession, contact: Contact) -> Customer:

@@ -2,7 +2,8 @@
 
 `query_for_contact` is how every part of omnicrm asks the ERP about a contact: by the ERP
 references the CRM knows (the contact's own `erp_ref`, those of the legal entities of their
-company account) first, then by their email addresses and phone numbers.
+company account) first, then by their email addresses and phone numbers, then by the tax ids
+of those legal entities (for a company whose ERP reference the CRM does not know).
 
 `ErpEnricher` is routing's enricher (`core.enrichment.Enricher`): for new work from a contact
 it supplies these facts, which queue rules compare (`"erp": [{"key": "erp.tier", "op": "==",
@@ -10,7 +11,8 @@ it supplies these facts, which queue rules compare (`"erp": [{"key": "erp.tier",
 
 - `erp.customer`: whether the ERP knows them (True/False);
 - `erp.tier`: the ERP's word for their standing (price list, segment), if any;
-- `erp.turnover`: their sales over the last 12 months, where the ERP says;
+- `erp.turnover`: their sales over the last 12 months, where the ERP says (the embedded
+  ERP, Odoo and ERPNext; not 1C);
 - `erp.open_orders`, `erp.open_order_value`: orders not yet delivered or cancelled, and their
   total (in the orders' currency; mixed currencies are added as numbers);
 - `erp.overdue_invoices`, `erp.amount_overdue`: invoices past due, and what is still owed.
@@ -47,16 +49,17 @@ async def query_for_contact(session: AsyncSession, contact_id: int) -> CustomerQ
     if contact is None or contact.erased_at is not None:
         return CustomerQuery()
     refs = [contact.erp_ref] if contact.erp_ref else []
+    tax_ids: list[str] = []
     if contact.account_id is not None:
-        refs += [
-            ref
-            for ref in await session.scalars(
-                select(LegalEntity.erp_ref)
+        entities = (
+            await session.execute(
+                select(LegalEntity.erp_ref, LegalEntity.tax_id)
                 .where(LegalEntity.account_id == contact.account_id)
                 .order_by(LegalEntity.id)
             )
-            if ref
-        ]
+        ).all()
+        refs += [ref for ref, _ in entities if ref]
+        tax_ids = [tax_id for _, tax_id in entities if tax_id]
     identities = (
         await session.execute(
             select(Identity.kind, Identity.address)
@@ -74,6 +77,7 @@ async def query_for_contact(session: AsyncSession, contact_id: int) -> CustomerQ
         erp_refs=tuple(dict.fromkeys(refs)),
         emails=tuple(dict.fromkeys(emails)),
         phones=tuple(dict.fromkeys(phones)),
+        tax_ids=tuple(dict.fromkeys(tax_ids)),
     )
 
 

@@ -12,7 +12,11 @@ they are found, and `KIND`:
   (`phone`/`mobile` `ilike` on their last 8 digits with `%` between the digits, so that
   "030 1234-5678" is found from "+49 30 12345678"; compared in Python), then VAT number. The
   customer is the match's `commercial_partner_id` (the company a contact orders for); its id
-  is `Customer.ref`, its price list (`property_product_pricelist`) the tier.
+  is `Customer.ref`, its price list (`property_product_pricelist`) the tier, and its
+  turnover is the sum of `amount_total_signed` (the company's currency; credit notes
+  negative) of its and its contacts' posted customer invoices and credit notes dated within
+  the last 12 months (at most `max_records` of them, the newest: a customer with more reads
+  as at least that much).
 - **orders** are `sale.order` records of the customer and its contacts (`child_of`), newest
   first, or by name (`=ilike`) for the numbers `order_number_pattern` finds in the text; with
   their lines (`sale.order.line`, sections and notes left out), their outgoing pickings
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -44,6 +49,7 @@ from erp_bridge.models import (
     Customer,
     CustomerQuery,
     Invoice,
+    Money,
     Order,
     OrderLine,
     OrderSummary,
@@ -193,6 +199,8 @@ INVOICE_FIELDS = (
     "currency_id",
 )
 PRODUCT_FIELDS = ("default_code", "name", "lst_price", "currency_id")
+TURNOVER_FIELDS = ("amount_total_signed", "company_currency_id")
+TURNOVER_DAYS = 365
 
 
 class OdooErp(ErpAdapter):
@@ -460,18 +468,42 @@ class OdooErp(ErpAdapter):
         return [p for p in found if _compact(text(p.get("vat")) or "") in wanted]
 
     async def _customer(self, match: Record, fields: list[str]) -> Customer:
+        """The match's commercial partner (read while its turnover is summed)."""
         company = many2one(match.get("commercial_partner_id"))
-        record = match
-        if company is not None and company[0] != match["id"]:
-            rows = await self.rpc.search_read(
+        if company is None or company[0] == match["id"]:
+            turnover = await self._turnover(match["id"])
+            return odoo_mapping.customer(match).model_copy(update={"turnover": turnover})
+        rows, turnover = await gather_all(
+            self.rpc.search_read(
                 "res.partner",
                 [["id", "=", company[0]]],
                 fields,
                 limit=1,
                 context={"active_test": False},
-            )
-            record = rows[0] if rows else match
-        return odoo_mapping.customer(record)
+            ),
+            self._turnover(company[0]),
+        )
+        if not rows:  # the company is gone since the match was read: the match is the customer
+            turnover = await self._turnover(match["id"])
+        customer = odoo_mapping.customer(rows[0] if rows else match)
+        return customer.model_copy(update={"turnover": turnover})
+
+    async def _turnover(self, partner_id: int) -> Money | None:
+        """What the partner (and its contacts) were invoiced over the last 12 months, less
+        credit notes, in the company's currency."""
+        since = (self.clock() - timedelta(days=TURNOVER_DAYS)).date().isoformat()
+        moves = await self.rpc.search_read_all(
+            "account.move",
+            [
+                ["move_type", "in", ["out_invoice", "out_refund"]],
+                ["state", "=", "posted"],
+                ["partner_id", "child_of", partner_id],
+                ["invoice_date", ">=", since],
+            ],
+            TURNOVER_FIELDS,
+            order="invoice_date desc, id desc",
+        )
+        return odoo_mapping.turnover(moves)
 
     async def _partner_id(self, customer_ref: str) -> int | None:
         """A partner by `Customer.ref` (its id), or by Odoo's own reference (`ref`)."""

@@ -86,6 +86,24 @@ def customer(record: Record) -> Customer:
     )
 
 
+def turnover(moves: list[Record]) -> Money | None:
+    """Sales from posted customer invoices less credit notes (`amount_total_signed`, in the
+    company's currency); None without any, or when they are in several currencies (several
+    companies)."""
+    totals: dict[str, Decimal] = {}
+    for move in moves:
+        currency = many2one_name(move.get("company_currency_id"))
+        if currency is None:
+            return None
+        totals[currency] = totals.get(currency, Decimal(0)) + number(
+            move.get("amount_total_signed")
+        )
+    if len(totals) != 1:
+        return None
+    ((currency, amount),) = totals.items()
+    return money(amount, currency)
+
+
 def order_summary(
     order: Record,
     pickings: list[Record],

@@ -14,8 +14,9 @@ import asyncio
 import logging
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -95,19 +96,48 @@ class ErpService:
             await self._adapter.close()
             self._adapter = None
 
-    def health(self) -> dict[str, Any]:
-        """What /healthz shows of the ERP."""
+    def health(self) -> ErpStatus:
+        """How the ERP is doing in this process (`/healthz`, `/metrics`)."""
         adapter = self._adapter
         if adapter is None:
-            return {"status": "down", "problem": self.problem}
+            kind = self._version[0] if self._version is not None else None
+            return ErpStatus(state="down", kind=kind, problem=self.problem)
         health = adapter.health
-        return {
-            "status": "ok" if health.state in ("ok", "unknown") else health.state,
-            "kind": adapter.kind,
-            "breaker": adapter.breaker.state,
-            "last_success_at": health.last_success_at.isoformat()
-            if health.last_success_at
-            else None,
-            "last_error": health.last_error,
-            "latency_ms": health.last_latency_ms,
-        }
+        breaker = adapter.breaker.state
+        return ErpStatus(
+            state="ok" if health.state in ("ok", "unknown") else health.state,
+            kind=adapter.kind,
+            breaker=breaker,
+            latency_ms=health.last_latency_ms,
+            last_success_at=health.last_success_at,
+            stale_as_of=health.stale_as_of if health.state == "degraded" else None,
+            last_error=health.last_error,
+        )
+
+
+class ErpStatus(BaseModel):
+    """The ERP's state as an admin's monitoring reads it. What each call of this process
+    found: `ok` (answered, or not asked yet), `degraded` (the ERP did not answer and cached
+    answers read at `stale_as_of` were served instead) or `down` (it did not answer and
+    nothing was cached, or there is no adapter: `problem` says why)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: Literal["ok", "degraded", "down"]
+    kind: str | None = Field(default=None, description="the ERP's kind, e.g. odoo")
+    breaker: Literal["closed", "open", "half_open"] | None = Field(
+        default=None,
+        description="the circuit breaker: open while the ERP is not asked (it kept failing), "
+        "half_open while one call tries it again; none without an adapter",
+    )
+    latency_ms: float | None = Field(
+        default=None, description="how long the last answered call took"
+    )
+    last_success_at: datetime | None = None
+    stale_as_of: datetime | None = Field(
+        default=None, description="while degraded: when the cached answers served were read"
+    )
+    last_error: str | None = None
+    problem: str | None = Field(
+        default=None, description="why there is no adapter (disabled, unreadable secret, ...)"
+    )

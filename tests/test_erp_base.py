@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import aiohttp
 import pytest
 
 from erp_bridge.base import (
@@ -225,3 +226,87 @@ async def test_a_reload_asks_the_erp_now_and_falls_back_to_the_cache_when_it_is_
     erp.mood = "down"
     fallback = await erp.list_orders("C-1", fresh=True)
     assert (fallback.stale, [order.number for order in fallback.value]) == (True, ["SO1"])
+
+
+class DroppingServer:
+    """An HTTP server that misbehaves as a failing ERP's proxy does, over a real socket:
+    `drop` closes the connection after reading the request (no answer at all), `cut` sends
+    headers promising 500 bytes and closes after 12, `bad_gateway` answers 502."""
+
+    def __init__(self) -> None:
+        self.how = "drop"
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}/api"
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if self.how == "cut":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 500\r\n\r\n{"result": ['
+            )
+            await writer.drain()
+        elif self.how == "bad_gateway":
+            writer.write(
+                b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            await writer.drain()
+        writer.close()
+
+
+class HttpErp(FlakyErp):
+    """An ERP asked over HTTP with aiohttp, as the real adapters are, whose errors (aiohttp's
+    own, neither OSError nor TimeoutError) it lets escape."""
+
+    kind = "http"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(Clock())
+        self.timeout = 5.0
+        self.url = url
+
+    async def _answer(self) -> None:
+        self.asked += 1
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(self.url, raise_for_status=True) as response,
+        ):
+            await response.json()
+
+
+@pytest.mark.parametrize(
+    ("how", "error"),
+    [
+        ("drop", "ServerDisconnectedError"),
+        ("cut", "ClientPayloadError"),
+        ("bad_gateway", "ClientResponseError: 502"),
+    ],
+)
+async def test_a_check_against_an_erp_that_drops_the_connection_is_unavailable_and_observed(
+    how: str, error: str
+) -> None:
+    server = DroppingServer()
+    server.how = how
+    erp = HttpErp(await server.start())
+    try:
+        with pytest.raises(ErpUnavailable, match=error):
+            await erp.check()
+        # The calls the console makes say the same, and so does the observer for both.
+        with pytest.raises(ErpUnavailable, match=error):
+            await erp.list_orders("C-1")
+    finally:
+        await server.close()
+    assert erp.asked == 2
+    assert erp.observed.calls == [
+        ("http", "check", "unavailable"),
+        ("http", "orders", "unavailable"),
+    ]

@@ -419,6 +419,25 @@ async def test_erp_set_takes_the_secret_from_stdin_show_hides_it_and_check_fails
     assert "--api-key-stdin: no line left on stdin" in missing.error_line
 
 
+@SQLITE
+async def test_erp_set_refuses_an_order_number_pattern_re2_cannot_run(
+    run: Run, sessions: SessionFactory
+) -> None:
+    """ERPNext's pattern is checked by RE2, as every ERP's: a backreference is refused with
+    RE2's reason, and nothing is stored."""
+    pytest.importorskip("erp_bridge.erpnext")
+    refused = await run(
+        "erp", "set", "erpnext", "--url", "https://erp.example.com", "--api-key", "k",
+        "--order-number-pattern", r"SAL-ORD-(\d)\1", "--api-secret-stdin", stdin="s\n",
+    )  # fmt: skip
+    assert refused.code == 2
+    assert refused.error_line == (
+        "omnicrm: --order-number-pattern: Value error, not a valid regular expression: "
+        "invalid escape sequence: \\1"
+    )
+    assert await count(sessions, ErpConnection) == 0
+
+
 def test_erp_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["erp", "--help"]) == 0
     out = capsys.readouterr().out

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.accounts import LegalEntityChanges, update_legal_entity
 from core.audit import CLI
 from core.credentials import CredentialCipher
 from core.db import SessionFactory
@@ -160,6 +161,39 @@ async def test_a_customer_is_found_by_erp_ref_then_email_then_phone(
     assert (entity.ref, entity.name) == ("C-10042", "Nordwind Logistics GmbH")
     none = await erp.find_customer(CustomerQuery(emails=("nobody@example.com",), phones=("x",)))
     assert none.value is None
+
+
+async def test_a_company_is_found_by_its_tax_id_however_it_is_written(
+    sessions: SessionFactory, erp: EmbeddedErp, shop: dict[str, int]
+) -> None:
+    """Nordwind's VAT number, typed with spaces and dots by a supervisor, finds Nordwind's
+    customer however the query writes it; a legal entity with no ERP reference has no orders
+    here, so its tax id finds nobody."""
+    async with sessions() as session, session.begin():
+        nordwind = await session.scalar(select(LegalEntity).where(LegalEntity.erp_ref == "C-10042"))
+        assert nordwind is not None
+        await update_legal_entity(
+            session, CLI, nordwind.id, LegalEntityChanges(tax_id="de 123.456.789")
+        )
+        session.add(LegalEntity(account_id=nordwind.account_id, name="Nordwind BV", tax_id="NL001"))
+    found = (await erp.find_customer(CustomerQuery(tax_ids=("DE-123 456 789",)))).value
+    assert found is not None
+    assert (found.ref, found.name, found.tax_id) == (
+        "C-10042",
+        "Nordwind Logistics GmbH",
+        "DE123456789",
+    )
+    assert found.turnover is not None
+    assert (found.turnover.amount, found.turnover.currency) == (Decimal("10.00"), "EUR")
+    assert [o.number for o in (await erp.list_orders(found.ref)).value] == ["30001"]
+    # Addresses first: Kim's email wins over Nordwind's tax id.
+    kim = await erp.find_customer(
+        CustomerQuery(emails=("kim@example.com",), tax_ids=("DE123456789",))
+    )
+    assert kim.value is not None
+    assert kim.value.name == "Kim Lee"
+    for nobody in ("NL001", "DE999999999"):
+        assert (await erp.find_customer(CustomerQuery(tax_ids=(nobody,)))).value is None
 
 
 async def test_merged_and_erased_contacts(

@@ -6,7 +6,7 @@ paging; Frappe's errors; a site that hangs. No database."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,6 +45,13 @@ from tests.erp_standins.erpnext import (
 )
 
 COMPANY = "Omni Supplies GmbH"
+
+
+def clock() -> datetime:
+    """The stand-in's data is of early 2026: "the last 12 months" are counted from here."""
+    return datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+
+
 TRACKING = "https://track.example/parcel?id={tracking_number}"
 
 Connect = Callable[..., ErpNextAdapter]
@@ -65,7 +72,11 @@ async def connect(standin: ErpNextStandIn) -> AsyncIterator[Connect]:
     made: list[ErpAdapter] = []
 
     def make(
-        *, page_size: int | None = None, timeout: float = 5.0, **settings: Any
+        *,
+        page_size: int | None = None,
+        timeout: float = 5.0,
+        clock: Callable[[], datetime] = clock,
+        **settings: Any,
     ) -> ErpNextAdapter:
         values: dict[str, Any] = {
             "url": standin.url,
@@ -75,7 +86,7 @@ async def connect(standin: ErpNextStandIn) -> AsyncIterator[Connect]:
             "tracking_url_template": TRACKING,
             **settings,
         }
-        adapter = KIND.build(ErpNextSettings(**values), ErpContext(), timeout=timeout)
+        adapter = KIND.build(ErpNextSettings(**values), ErpContext(), timeout=timeout, clock=clock)
         assert isinstance(adapter, ErpNextAdapter)
         if page_size is not None:
             adapter.page_size = page_size
@@ -122,6 +133,22 @@ def test_settings_are_checked_and_keep_the_secret_out_of_their_repr() -> None:
     ):
         with pytest.raises(ValidationError):
             ErpNextSettings(**{**base, **wrong})
+
+
+@pytest.mark.parametrize("pattern", [r"SAL-ORD-(\d)\1", r"SAL-ORD-(?=\d)\d{4}-\d{5}"])
+def test_an_order_number_pattern_re2_cannot_run_is_refused_with_re2s_reason(pattern: str) -> None:
+    """The same engine as every other ERP's pattern (erp_bridge/patterns.py): a backreference
+    or a lookahead, which Python's `re` would take, is refused when the settings are saved."""
+    with pytest.raises(ValidationError) as refused:
+        ErpNextSettings(
+            url="https://erp.example.com",
+            api_key="k",
+            api_secret="s",
+            order_number_pattern=pattern,
+        )
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("order_number_pattern",)
+    assert error["msg"].startswith("Value error, not a valid regular expression: ")
 
 
 async def test_check_signs_in_and_finds_the_company(
@@ -211,6 +238,66 @@ async def test_a_customer_by_tax_id(erp: ErpNextAdapter) -> None:
 
 
 # --- orders ----------------------------------------------------------------------------------
+
+
+async def test_turnover_is_a_years_submitted_invoices_less_returns_of_the_company(
+    erp: ErpNextAdapter, connect: Connect, standin: ErpNextStandIn
+) -> None:
+    """What routing's `erp.turnover` reads (a VIP's rule): Kim Lee's submitted invoices of
+    Omni Supplies since 2025-03-10 (59.90 + 298 + 149; the draft is not one), less a return;
+    an older invoice and one of the other company do not count."""
+    standin.add(
+        "Sales Invoice",
+        customer="Kim Lee",
+        company=COMPANY,
+        posting_date="2026-02-20",
+        status="Return",
+        is_return=1,
+        docstatus=1,
+        grand_total=-59.9,
+        currency="EUR",
+    )
+    standin.add(
+        "Sales Invoice",
+        customer="Kim Lee",
+        company=COMPANY,
+        posting_date="2025-03-09",
+        status="Paid",
+        docstatus=1,
+        grand_total=1000.0,
+        currency="EUR",
+    )
+    standin.add(
+        "Sales Invoice",
+        customer="Kim Lee",
+        company="Other Co",
+        posting_date="2026-03-02",
+        status="Unpaid",
+        docstatus=1,
+        grand_total=149.0,
+        currency="USD",
+    )
+    found = (await erp.find_customer(CustomerQuery(erp_refs=("Kim Lee",)))).value
+    assert found is not None
+    assert found.turnover == euro("447.00")
+    [asked] = standin.lists("Sales Invoice")
+    assert asked.json("filters") == [
+        ["customer", "=", "Kim Lee"],
+        ["docstatus", "=", 1],
+        ["posting_date", ">=", "2025-03-10"],
+        ["company", "=", COMPANY],
+    ]
+    assert asked.json("fields") == ["name", "grand_total", "currency"]
+    # Without a company, two currencies: no one figure.
+    everywhere = (
+        await connect(company=None).find_customer(CustomerQuery(erp_refs=("Kim Lee",)))
+    ).value
+    assert everywhere is not None
+    assert everywhere.turnover is None
+    # Nordwind AG has an order but no invoice: no turnover either.
+    nordwind = (await erp.find_customer(CustomerQuery(erp_refs=("Nordwind AG",)))).value
+    assert nordwind is not None
+    assert nordwind.turnover is None
 
 
 async def test_orders_newest_first_with_normalized_statuses(

@@ -195,6 +195,43 @@ async def test_a_customer_is_found_by_tax_id(odoo: Setup) -> None:
     )
 
 
+async def test_turnover_is_twelve_months_of_invoices_less_credit_notes_in_company_currency(
+    odoo: Setup,
+) -> None:
+    """What routing's `erp.turnover` reads (a VIP's rule): Acme's and its contacts' posted
+    invoices since 2025-03-02, the reversed one's credit note taken off; Jo paid in USD, and
+    counts in the company's EUR."""
+    acme = (await odoo.erp.find_customer(CustomerQuery(erp_refs=("CUST-ACME",)))).value
+    assert acme is not None
+    bulk = sum(100 + n for n in range(1, BULK_ORDERS + 1))  # June and July 2025
+    newer = Decimal("830.03") + Decimal("499") + Decimal("39.9") + Decimal("129") + 59 - 59
+    assert acme.turnover == Money(amount=bulk + newer, currency="EUR")
+    pages = odoo.standin.object_calls("account.move", "search_read")
+    assert len(pages) == 36 // PAGE + 1  # 36 moves, a page at a time
+    for asked in pages:
+        assert asked.params["domain"] == [
+            ["move_type", "in", ["out_invoice", "out_refund"]],
+            ["state", "=", "posted"],
+            ["partner_id", "child_of", ACME],
+            ["invoice_date", ">=", "2025-03-02"],
+        ]
+        assert asked.params["fields"] == ["amount_total_signed", "company_currency_id"]
+    jo = (await odoo.erp.find_customer(CustomerQuery(emails=("jo@example.org",)))).value
+    assert jo is not None
+    assert jo.turnover == Money(amount=Decimal("38.85"), currency="EUR")
+    # A year on, only what was invoiced in the last twelve months counts.
+    later = OdooErp(
+        settings(odoo.standin.url, odoo.protocol),
+        clock=lambda: datetime(2026, 7, 20, tzinfo=UTC),
+    )
+    try:
+        again = (await later.find_customer(CustomerQuery(erp_refs=("CUST-ACME",)))).value
+    finally:
+        await later.close()
+    assert again is not None
+    assert again.turnover == Money(amount=newer, currency="EUR")
+
+
 # --- orders -------------------------------------------------------------------------------------
 
 

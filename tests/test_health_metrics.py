@@ -6,24 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.audit import CLI
 from core.auth import create_token
+from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.forms import create_form
-from core.models import ChannelAccount, Role, utcnow
+from core.identity import Address
+from core.ingest import InboundEvent, ingest
+from core.models import ChannelAccount, IdentityKind, Role, utcnow
 from core.outbox import Delivery, Sender
 from core.settings import Settings, SettingsError, load_settings
+from erp_bridge import config as erp_config
 from tests.conftest import User, UserFactory
+from tests.erp_standins.erpnext import API_KEY, API_SECRET, ErpNextStandIn, proxy_error, seed
 from web.app import create_app
+from web.keys import ERP
 from web.routes_system import address_allowed
 
 Client = TestClient[Any, Any]
@@ -339,3 +346,127 @@ async def test_ingested_counts_inbound_only_and_sent_counts_delivered_replies(
     assert counter(text, "omnicrm_interactions_sent_total", "email") == 1.0
     assert counter(text, "omnicrm_interactions_ingested_total", "webform") == 1.0
     assert counter(text, "omnicrm_interactions_ingested_total", "email") == 0.0
+
+
+# --- the ERP in /healthz and /metrics ----------------------------------------------------------
+
+
+@pytest.fixture
+async def erpnext() -> AsyncIterator[ErpNextStandIn]:
+    site = ErpNextStandIn()
+    seed(site)
+    await site.start()
+    yield site
+    await site.close()
+
+
+async def customer_writes(sessions: SessionFactory, email: str) -> int:
+    async with sessions() as session, session.begin():
+        arrived = await ingest(
+            session,
+            InboundEvent(
+                channel="api",
+                external_id=f"erp-{email}",
+                addresses=[Address(IdentityKind.EMAIL, email)],
+                text="Where is my order?",
+            ),
+        )
+    return arrived.contact_id
+
+
+def erp_series(text: str) -> dict[str, float]:
+    """The ERP's state gauges in a scrape, by name (`omnicrm_erp_up{erp="erpnext"} 1.0`)."""
+    return {
+        name: float(value)
+        for name, value in re.findall(
+            r"^(omnicrm_erp_(?:up|degraded|circuit_open|last_latency_seconds))"
+            r'\{erp="erpnext"\} (\S+)$',
+            text,
+            re.MULTILINE,
+        )
+    }
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_healthz_and_metrics_show_the_erp_degraded_then_down_with_its_breaker_open(
+    app: web.Application,
+    client: Client,
+    make_user: UserFactory,
+    sessions: SessionFactory,
+    cipher: CredentialCipher,
+    erpnext: ErpNextStandIn,
+) -> None:
+    async with sessions() as session, session.begin():
+        await erp_config.set_connection(
+            session,
+            CLI,
+            cipher,
+            "erpnext",
+            {"url": erpnext.url, "api_key": API_KEY, "api_secret": API_SECRET},
+        )
+    await app[ERP].refresh(force=True)  # as the service notices a change (within 5 s)
+    kim = await customer_writes(sessions, "kim.lee@example.com")
+    operator = await make_user(Role.OPERATOR)
+    admin = await make_user(Role.ADMIN)
+    card = await (await operator.get(f"/api/v1/contacts/{kim}/erp")).json()
+    assert card["customer"]["name"] == "Kim Lee"
+    answered_at = datetime.fromisoformat(card["as_of"])
+
+    healthy = await (await admin.get("/healthz")).json()
+    assert (healthy["status"], healthy["checks"]["erp"]) == ("ok", "ok")
+    erp = healthy["erp"]
+    assert (erp["state"], erp["kind"], erp["breaker"]) == ("ok", "erpnext", "closed")
+    assert erp["latency_ms"] > 0
+    assert erp["stale_as_of"] is None
+    scraped = erp_series(await (await client.get("/metrics")).text())
+    assert scraped["omnicrm_erp_up"] == 1.0
+    assert scraped["omnicrm_erp_circuit_open"] == 0.0
+    assert scraped["omnicrm_erp_degraded"] == 0.0
+    assert scraped["omnicrm_erp_last_latency_seconds"] == pytest.approx(erp["latency_ms"] / 1000)
+
+    # The site goes down behind its proxy: operators reload Kim's card twice (three calls
+    # each); the last answers are served as of then, and after five failures the breaker opens.
+    erpnext.script(*(proxy_error(502) for _ in range(10)))
+    failed_from = utcnow()
+    for _ in range(2):
+        stale = await (await operator.get(f"/api/v1/contacts/{kim}/erp?fresh=true")).json()
+        assert stale["stale"] is True
+        assert stale["customer"]["name"] == "Kim Lee"
+    asked = len(erpnext.requests)
+    degraded = await (await admin.get("/healthz")).json()
+    assert degraded["status"] == "degraded"
+    assert degraded["checks"]["erp"].startswith("error: serving cached answers (")
+    erp = degraded["erp"]
+    assert (erp["state"], erp["breaker"]) == ("degraded", "open")
+    assert answered_at <= datetime.fromisoformat(erp["stale_as_of"]) <= failed_from
+    assert "502" in erp["last_error"]
+    assert erp["latency_ms"] > 0  # the last answered call's
+    # Anonymous callers learn the status, as for every other check: nothing of the ERP.
+    assert await (await client.get("/healthz")).json() == {"status": "degraded"}
+    text = await (await client.get("/metrics")).text()
+    scraped = erp_series(text)
+    assert (scraped["omnicrm_erp_up"], scraped["omnicrm_erp_degraded"]) == (0.0, 1.0)
+    assert scraped["omnicrm_erp_circuit_open"] == 1.0
+    assert re.search(
+        # The sixth call (the second reload's invoices) was refused by the breaker.
+        r'^omnicrm_erp_requests_total\{erp="erpnext",operation="invoices",'
+        r'outcome="circuit_open"\} 1\.0$',
+        text,
+        re.MULTILINE,
+    )
+
+    # Someone nobody asked about yet: nothing cached, the breaker open, the ERP not asked.
+    stranger = await customer_writes(sessions, "new.customer@example.com")
+    unknown = await (await operator.get(f"/api/v1/contacts/{stranger}/erp")).json()
+    assert unknown["error"] == "the erpnext ERP is not asked for a while: it kept failing"
+    assert len(erpnext.requests) == asked
+    down = await (await admin.get("/healthz")).json()
+    assert down["status"] == "degraded"
+    # The line says why the ERP is down (its last failure); the breaker says it is not asked.
+    assert down["checks"]["erp"].startswith("error: ERPNext failed to answer")
+    assert "HTTP 502" in down["checks"]["erp"]
+    assert (down["erp"]["state"], down["erp"]["breaker"]) == ("down", "open")
+    assert down["erp"]["stale_as_of"] is None
+    scraped = erp_series(await (await client.get("/metrics")).text())
+    assert (scraped["omnicrm_erp_up"], scraped["omnicrm_erp_degraded"]) == (0.0, 0.0)
+    assert scraped["omnicrm_erp_circuit_open"] == 1.0

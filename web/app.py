@@ -40,6 +40,7 @@ from routing.availability import queue_open
 from routing.engine import RoutingEngine
 from routing.service import RoutingOptions
 from web import (
+    routes_accounts,
     routes_admin,
     routes_attachments,
     routes_auth,
@@ -110,6 +111,7 @@ log = logging.getLogger(__name__)
 API_ROUTES: tuple[ApiRoutes, ...] = (
     routes_auth.routes,
     routes_contacts.routes,
+    routes_accounts.routes,
     routes_privacy.routes,
     routes_conversations.routes,
     routes_context.routes,
@@ -318,6 +320,7 @@ async def erp_bridge(app: web.Application) -> AsyncIterator[None]:
     )
     await service.refresh(force=True)
     app[ERP] = service
+    app[METRICS].watch_erp(service.health)
     app[ORDER_SEARCH] = ErpOrderSearch(service)
     yield
     await service.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 
 from channels.pollers import PollerSupervisor
 from core.events import Event
+from erp_bridge.service import ErpStatus
 
 
 class Metrics:
@@ -91,6 +92,10 @@ class Metrics:
         if outcome != "circuit_open":
             self.erp_latency.labels(kind, operation).observe(seconds)
 
+    def watch_erp(self, status: Callable[[], ErpStatus]) -> None:
+        """Report the ERP's state (`ErpService.health`) at every scrape."""
+        self.registry.register(_ErpCollector(status))
+
     def watch_pollers(self, supervisor: PollerSupervisor) -> None:
         """Report the channels' pollers' counters and states at every scrape."""
         self.registry.register(_PollerCollector(supervisor))
@@ -149,3 +154,46 @@ class _PollerCollector(Collector):
         yield items
         yield errors
         yield failing
+
+
+class _ErpCollector(Collector):
+    """The ERP's state as the process's adapter last found it, read when Prometheus scrapes
+    (labelled by the ERP's kind; `none` when not even the kind is known)."""
+
+    def __init__(self, status: Callable[[], ErpStatus]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Metric]:
+        erp = self._status()
+        labels = [erp.kind or "none"]
+        up = GaugeMetricFamily(
+            "omnicrm_erp_up",
+            "1 while the ERP answers the bridge's calls (its last call was answered, or none "
+            "was made yet); 0 while it is degraded (cached answers served) or down.",
+            labels=["erp"],
+        )
+        up.add_metric(labels, 1.0 if erp.state == "ok" else 0.0)
+        degraded = GaugeMetricFamily(
+            "omnicrm_erp_degraded",
+            "1 while the ERP does not answer and cached answers are served instead.",
+            labels=["erp"],
+        )
+        degraded.add_metric(labels, 1.0 if erp.state == "degraded" else 0.0)
+        circuit = GaugeMetricFamily(
+            "omnicrm_erp_circuit_open",
+            "1 while the ERP's circuit breaker is not closed (open: the ERP is not asked, it "
+            "kept failing; half open: one call tries it again).",
+            labels=["erp"],
+        )
+        circuit.add_metric(labels, 0.0 if erp.breaker in (None, "closed") else 1.0)
+        yield up
+        yield degraded
+        yield circuit
+        if erp.latency_ms is not None:
+            latency = GaugeMetricFamily(
+                "omnicrm_erp_last_latency_seconds",
+                "How long the ERP took for the last call it answered.",
+                labels=["erp"],
+            )
+            latency.add_metric(labels, erp.latency_ms / 1000)
+            yield latency

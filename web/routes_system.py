@@ -2,7 +2,8 @@
 
 What anonymous callers learn is the least that is useful: `/healthz` answers its status and
 status code only (enough for a load balancer); the checks, which name channel accounts and
-quote upstream errors, are for admins and holders of the metrics token. `/metrics` answers callers
+quote upstream errors, and the ERP's details (its state, breaker, latency, the age of the
+answers it serves) are for admins and holders of the metrics token. `/metrics` answers callers
 with the metrics token or from `metrics_allowed_addresses` (this machine by default), nobody
 else.
 """
@@ -28,6 +29,7 @@ from core.i18n import Translator, translator
 from core.models import Role, WebForm
 from core.outbox import outbox_depth
 from core.settings import Settings
+from erp_bridge.service import ErpStatus
 from web.api import PUBLIC, ApiRoutes, Call, NoBody, error_body, identify
 from web.error_pages import visitor_locale
 from web.keys import ERP, METRICS
@@ -43,6 +45,12 @@ class HealthOut(BaseModel):
         description="for admins and the metrics token: 'database' and each enabled channel "
         "account as '<channel>:<name>', each 'ok', 'starting', 'unreachable: ...' or "
         "'error since ...: <reason>'",
+    )
+    erp: ErpStatus | None = Field(
+        default=None,
+        description="for admins and the metrics token: the ERP's state (ok, degraded: serving "
+        "cached answers as of stale_as_of, down), its circuit breaker, the last answered "
+        "call's latency",
     )
 
 
@@ -121,13 +129,13 @@ code{{background:#f3f3f3;padding:0 .2rem}}</style></head>
 @routes.get(
     "/healthz",
     summary="Liveness: the status (503 when the database is unreachable); the checks (the "
-    "database, each channel account's health) for admins and the metrics token",
+    "database, each channel account's health, the ERP's state) for admins and the metrics token",
     roles=PUBLIC,
     response=HealthOut,
     also=(503,),
 )
 async def healthz(call: Call[NoBody, NoBody]) -> web.StreamResponse:
-    checks = await _checks(call)
+    checks, erp = await _checks(call)
     if checks["database"] != "ok":
         status, code = "unhealthy", 503
     elif not any(value.startswith("error") for value in checks.values()):
@@ -136,11 +144,14 @@ async def healthz(call: Call[NoBody, NoBody]) -> web.StreamResponse:
         # An account that cannot be reached is worth an alert, not a restart of the server.
         status, code = "degraded", 200
     if await _may_see_details(call):
-        return web.json_response({"status": status, "checks": checks}, status=code)
+        body: dict[str, object] = {"status": status, "checks": checks}
+        if erp is not None:
+            body["erp"] = erp.model_dump(mode="json")
+        return web.json_response(body, status=code)
     return web.json_response({"status": status}, status=code)
 
 
-async def _checks(call: Call[NoBody, NoBody]) -> dict[str, str]:
+async def _checks(call: Call[NoBody, NoBody]) -> tuple[dict[str, str], ErpStatus | None]:
     checks: dict[str, str] = {}
     try:
         async with call.sessions() as session:
@@ -152,19 +163,20 @@ async def _checks(call: Call[NoBody, NoBody]) -> dict[str, str]:
         accounts = []
     for account in accounts:
         checks[f"{account.channel}:{account.name}"] = health_of(account)
-    erp = call.request.app.get(ERP)
+    service = call.request.app.get(ERP)
+    erp = service.health() if service is not None else None
     if erp is not None:
-        checks["erp"] = erp_check(erp.health())
-    return checks
+        checks["erp"] = erp_check(erp)
+    return checks, erp
 
 
-def erp_check(health: dict[str, object]) -> str:
+def erp_check(erp: ErpStatus) -> str:
     """The ERP's line of /healthz: ok, or what is wrong ("error: ..." makes it degraded)."""
-    if health["status"] == "ok":
+    if erp.state == "ok":
         return "ok"
-    if health["status"] == "degraded":
-        return f"error: serving cached answers ({health.get('last_error')})"
-    return f"error: {health.get('problem') or health.get('last_error') or 'unavailable'}"
+    if erp.state == "degraded":
+        return f"error: serving cached answers ({erp.last_error})"
+    return f"error: {erp.problem or erp.last_error or 'unavailable'}"
 
 
 async def _may_see_details(call: Call[NoBody, NoBody]) -> bool:

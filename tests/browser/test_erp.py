@@ -13,7 +13,9 @@ warehouses. Anna signs in and opens his conversation:
   outbox with the link;
 - the stock lookup finds the chair and shows it per warehouse;
 - a shared canned response with `{{order.number}}` and `{{order.tracking_url}}` is inserted
-  filled from his latest order;
+  filled from his latest order, and one with `{{order.status}}` and `{{invoice.amount_due}}`
+  with its status word and the amount still due on his open invoice, in his language's money
+  format;
 - and the page logged no errors on the way.
 """
 
@@ -166,6 +168,16 @@ async def test_an_operator_sees_the_customers_orders_and_inserts_the_tracking_in
         },
     )
     assert canned.status == 201, await canned.text()
+    status_canned = await supervisor.post(
+        "/api/v1/canned-responses",
+        json={
+            "title": "Order status",
+            "body": "Your order {{order.number}} is {{ order.status }}; "
+            "{{invoice.amount_due}} is still due.",
+            "shared": True,
+        },
+    )
+    assert status_canned.status == 201, await status_canned.text()
 
     page = await browsing.page()
     await sign_in(page, "anna@example.com")
@@ -262,6 +274,12 @@ async def test_an_operator_sees_the_customers_orders_and_inserts_the_tracking_in
     await expect(textarea).to_have_value(f"Your order {ORDER} is on its way: {TRACKING}")
     await expect(page.locator(".canned-note")).to_be_hidden()
     await page.screenshot(path=artifacts / "erp.png")
+    # Its status as a word in Max's language (English), and what is due on INV-1 (398.00
+    # EUR, nothing paid yet) formatted as the console formats money for English.
+    await textarea.fill("")
+    await page.get_by_label("Insert a canned response").select_option(label="Order status")
+    await expect(textarea).to_have_value(f"Your order {ORDER} is shipped; €398.00 is still due.")
+    await expect(page.locator(".canned-note")).to_be_hidden()
 
     assert browsing.watches[0].console_errors == []
 

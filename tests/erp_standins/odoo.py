@@ -143,6 +143,20 @@ def _quantity(kind: str) -> Callable[[OdooStandIn, dict[str, Any], dict[str, Any
     return compute
 
 
+def _signed_total(odoo: OdooStandIn, record: dict[str, Any], context: dict[str, Any]) -> Any:
+    """The total in the company's currency, negative for credit notes and vendor bills (as
+    Odoo stores it since 13); a foreign-currency move gives its converted amount when added."""
+    if record.get("amount_total_signed") is not None:
+        return record["amount_total_signed"]
+    assert record.get("currency_id") in (None, COMPANY_CURRENCY), "give amount_total_signed"
+    sign = -1 if record.get("move_type") in ("out_refund", "in_invoice") else 1
+    return sign * float(record.get("amount_total") or 0.0)
+
+
+def _company_currency(odoo: OdooStandIn, record: dict[str, Any], context: dict[str, Any]) -> Any:
+    return COMPANY_CURRENCY  # one company, in EUR
+
+
 def _line_currency(odoo: OdooStandIn, record: dict[str, Any], context: dict[str, Any]) -> Any:
     return odoo.record("sale.order", record["order_id"])["currency_id"]
 
@@ -209,9 +223,13 @@ SCHEMA: dict[str, tuple[str, dict[str, F]]] = {
             "invoice_date": F("date"),
             "invoice_date_due": F("date"),
             "amount_total": F("monetary"),
+            "amount_total_signed": F("monetary", compute=_signed_total),
             "amount_residual": F("monetary"),
             "payment_state": F("selection"),
             "currency_id": F("many2one", "res.currency"),
+            "company_currency_id": F(
+                "many2one", "res.currency", compute=_company_currency, searchable=False
+            ),
         },
     ),
     "stock.picking": (
@@ -965,6 +983,7 @@ def _json2_error(exc: OdooRaised) -> web.Response:
 # --- a database to test against ---------------------------------------------------------------
 
 EUR, USD = 1, 2
+COMPANY_CURRENCY = EUR
 ACME, KIM, JO, ARCHIVED, ZED = 7, 8, 9, 10, 11
 BERLIN, HAMBURG, MUNICH = 1, 2, 3
 CHAIR, DESK, MAT, OLD_CHAIR, ASSEMBLY = 20, 21, 22, 23, 24
@@ -975,7 +994,8 @@ CUSHIONS = 12  # "Chair cushion NN" products
 
 def demo(odoo: OdooStandIn) -> OdooStandIn:
     """A small sales database: Acme GmbH (a company, its contact Kim Lee) with many orders and
-    invoices (more than a page), a private customer, three warehouses, some products."""
+    invoices (more than a page; one reversed by a credit note), a private customer who paid in
+    USD, three warehouses, some products. The company's currency is EUR."""
     add = odoo.add
     add("res.currency", EUR, name="EUR")
     add("res.currency", USD, name="USD")
@@ -1170,8 +1190,22 @@ def demo(odoo: OdooStandIn) -> OdooStandIn:
     order(46, "S00046", "2026-01-30 10:00:00", "cancel", 75.0, invoice_status="no")
     order(47, "S00047", "2026-02-12 10:00:00", "sale", 59.0, invoice_status="invoiced")
     invoice(147, 47, 59.0, 0.0, payment_state="reversed", invoice_date_due="2026-02-12")
+    add(
+        "account.move",
+        148,
+        name="RINV/2026/00148",
+        move_type="out_refund",
+        state="posted",
+        partner_id=ACME,
+        invoice_origin="S00047",
+        invoice_date="2026-02-13",
+        amount_total=59.0,
+        amount_residual=0.0,
+        payment_state="paid",
+        currency_id=EUR,
+    )
 
     order(50, "S00050", "2026-01-15 10:00:00", "sale", 42.0, partner_id=JO, currency_id=USD)
     picking(250, 50, "done", date_done="2026-01-16 10:00:00")
-    invoice(150, 50, 42.0, 0.0, invoice_date_due="2026-01-15")
+    invoice(150, 50, 42.0, 0.0, invoice_date_due="2026-01-15", amount_total_signed=38.85)
     return odoo

@@ -376,16 +376,16 @@ class Story:
         return Arrival(call.interaction_id or 0, call.conversation_id, call.contact_id)
 
     async def account(self) -> None:
-        """A customer company with two legal entities (the ERP bridge will bring these; no
-        service makes them yet)."""
+        """A customer company with two legal entities, each with its customer number in the
+        ERP and its VAT number (written as omnicrm keeps it: core/accounts.py)."""
         account = Account(name="Nordwind Logistics", created_at=self.ago(days=400))
         self.session.add(account)
         await self.session.flush()
-        for key, name, erp_ref in (
-            ("de", "Nordwind Logistics GmbH", "C-10042"),
-            ("nl", "Nordwind Logistics B.V.", "C-20017"),
+        for key, name, erp_ref, tax_id in (
+            ("de", "Nordwind Logistics GmbH", "C-10042", "DE123456789"),
+            ("nl", "Nordwind Logistics B.V.", "C-20017", "NL123456789B01"),
         ):
-            entity = LegalEntity(account_id=account.id, name=name, erp_ref=erp_ref)
+            entity = LegalEntity(account_id=account.id, name=name, erp_ref=erp_ref, tax_id=tax_id)
             self.session.add(entity)
             self.legal_entities[key] = entity
         await self.session.flush()
