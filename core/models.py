@@ -846,6 +846,18 @@ class LoginThrottle(Base):
     window_started_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class RateLimitCount(Base):
+    """Requests counted per fixed window, per purpose (e.g. "forms") and client; shared by every
+    server process through the database (core/rate_limits.py)."""
+
+    __tablename__ = "rate_limit_count"
+
+    purpose: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
 # --- channel accounts (issue 10) ---
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 
 from core.audit import Actor
@@ -15,6 +16,8 @@ from core.migrate import downgrade, upgrade
 from core.models import Role
 from core.search import search_conversations
 from tests.test_credentials_migration import engine_of, fetch
+
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ADMIN = Actor("test", Role.ADMIN)

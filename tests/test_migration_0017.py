@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select, text
 
 from core import pipelines
@@ -16,6 +17,8 @@ from core.leads import LeadChanges, update_lead
 from core.migrate import downgrade, upgrade
 from core.models import Lead, LeadStageChange, Pipeline, Role
 from tests.test_credentials_migration import engine_of, fetch
+
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
 ADMIN = Actor("test", Role.ADMIN)
 CONTACTED = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)

@@ -4,10 +4,13 @@ only the column (the entities stay), and upgrading again brings it back empty.""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from core.migrate import downgrade, upgrade
 from tests.test_credentials_migration import engine_of, fetch
+
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
 
 async def test_0018_adds_an_empty_tax_id_and_the_downgrade_keeps_the_entities(

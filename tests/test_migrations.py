@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
@@ -9,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.models import Base
 from core.search import is_search_object
+
+pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
 
 def _differences(connection: Connection) -> list[object]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
+from core import clock
 from core.audit import CLI
 from core.auth import create_token
 from core.db import SessionFactory
@@ -22,11 +25,13 @@ from core.models import (
     Identity,
     Interaction,
     Lead,
+    RateLimitCount,
     Role,
     WebForm,
 )
 from core.queues import create_queue
 from tests.conftest import UserFactory
+from web.app import create_app
 
 Client = TestClient[Any, Any]
 
@@ -320,23 +325,63 @@ async def test_a_filled_honeypot_answers_success_and_stores_nothing(
     assert await stored_nothing(sessions)
 
 
+# Mid-minute: PostgreSQL counts in fixed minutes, which a test must not straddle.
+MID_MINUTE = datetime(2030, 6, 1, 12, 0, 30, tzinfo=UTC)
+
+
+@pytest.mark.both_databases  # counted in the database on PostgreSQL, in memory on SQLite
 async def test_more_posts_than_the_per_minute_limit_get_429(
     client: Client, sessions: SessionFactory, settings: Any
 ) -> None:
     await make_form(sessions)
     spam = {"email": "bot@example.com", "message": "again", "website": "x"}
     limit = settings.form_rate_limit_per_minute
-    for _ in range(limit):
-        assert (await client.post("/forms/contact", json=spam)).status == 201
-    response = await client.post(
-        "/forms/contact", json={"email": "human@example.com", "message": "hello"}
-    )
+    with clock.using(clock.ManualClock(MID_MINUTE)):
+        for _ in range(limit):
+            assert (await client.post("/forms/contact", json=spam)).status == 201
+        response = await client.post(
+            "/forms/contact", json={"email": "human@example.com", "message": "hello"}
+        )
     assert response.status == 429
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert (await response.json())["error"]["code"] == "rate_limited"
     assert await stored_nothing(sessions)
     # Reading the form is not limited.
     assert (await client.get("/forms/contact")).status == 200
+
+
+@pytest.mark.postgresql_only
+async def test_server_processes_sharing_a_database_share_the_limit(
+    settings: Any,
+    sessions: SessionFactory,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    aiohttp_client: Callable[..., Awaitable[Client]],
+) -> None:
+    await make_form(sessions)
+    first, second = [
+        await aiohttp_client(await aiohttp_server(create_app(settings, background_workers=False)))
+        for _ in range(2)
+    ]
+    spam = {"email": "bot@example.com", "message": "again", "website": "x"}
+    limit = settings.form_rate_limit_per_minute
+    with clock.using(clock.ManualClock(MID_MINUTE)):
+        answers = [
+            (await (first if number % 2 else second).post("/forms/contact", json=spam)).status
+            for number in range(limit + 2)
+        ]
+        with clock.using(clock.ManualClock(MID_MINUTE + timedelta(minutes=1))):
+            next_minute = (await first.post("/forms/contact", json=spam)).status
+        with clock.using(clock.ManualClock(MID_MINUTE + timedelta(minutes=2))):
+            await second.post("/forms/contact", json=spam)
+    assert answers == [201] * limit + [429, 429]
+    assert next_minute == 201
+    # A new window clears those that ended before the last one.
+    async with sessions() as session:
+        kept = await session.scalars(select(RateLimitCount.window_started_at))
+        assert sorted(kept) == [
+            MID_MINUTE + timedelta(seconds=30),
+            MID_MINUTE + timedelta(seconds=90),
+        ]
 
 
 # Leads and marketing source

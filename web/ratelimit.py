@@ -1,4 +1,6 @@
-"""In-memory sliding-window rate limits, per client and per server process."""
+"""Rate limits per client: in memory per server process (sliding windows), and for what must
+hold across processes (`enforce_shared`: the web forms) counted in the database on PostgreSQL,
+where several processes serve (core/rate_limits.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,15 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from datetime import timedelta
 
 from aiohttp import web
 
+from core import rate_limits
+from core.clock import utcnow
 from web.api import error_body
+from web.keys import ENGINE, SETTINGS
+from web.origins import client_address
 
 Clock = Callable[[], float]
 
@@ -62,9 +69,17 @@ def limiter_for(
     return limiters[purpose]
 
 
-def enforce(request: web.Request, purpose: str, per_minute: int) -> None:
-    """429 with Retry-After when the client's address has used up its allowance."""
-    enforce_key(request, purpose, per_minute, request.remote or "unknown")
+async def enforce_shared(request: web.Request, purpose: str, per_minute: int) -> None:
+    """429 with Retry-After when the client's address has used up its allowance, counted
+    across every server process: in the database on PostgreSQL, where several processes may
+    serve; in memory on SQLite, which serves from one."""
+    key = client_address(request)
+    if not request.app[SETTINGS].is_postgresql:
+        enforce_key(request, purpose, per_minute, key)
+        return
+    window = timedelta(seconds=60)
+    engine = request.app[ENGINE]
+    _refuse(await rate_limits.hit(engine, purpose, key, per_minute, window, utcnow()))
 
 
 def enforce_key(
@@ -72,7 +87,10 @@ def enforce_key(
 ) -> None:
     """429 with Retry-After once `key` (an address, a visitor) has made `limit` requests
     for `purpose` within `window` seconds."""
-    retry_after = limiter_for(request.app, purpose, limit, window).hit(key)
+    _refuse(limiter_for(request.app, purpose, limit, window).hit(key))
+
+
+def _refuse(retry_after: float | None) -> None:
     if retry_after is not None:
         seconds = max(1, math.ceil(retry_after))
         raise web.HTTPTooManyRequests(

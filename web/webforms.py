@@ -35,7 +35,7 @@ from core.models import WebForm
 from web.api import PUBLIC, ApiRoutes, Call, NoBody, error_body, json_response
 from web.error_pages import prefers_html, visitor_locale
 from web.keys import INGEST_POLICY, REGISTRY, SETTINGS
-from web.ratelimit import enforce
+from web.ratelimit import enforce_shared
 from web.schemas import ReceivedOut
 
 routes = ApiRoutes(tag="forms")
@@ -76,7 +76,7 @@ class FormSubmission(BaseModel):
 async def submit(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     request = call.request
     channel = webform_channel(request)
-    enforce(request, "forms", call.settings.form_rate_limit_per_minute)
+    await enforce_shared(request, "forms", call.settings.form_rate_limit_per_minute)
     wants_json = request.content_type == JSON_CONTENT_TYPE
     # A browser posting the page: its errors are shown on the page, not as JSON.
     wants_page = request.content_type in BROWSER_CONTENT_TYPES and prefers_html(request)
