@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import phonenumbers
 from sqlalchemy import and_, delete, or_, select
@@ -79,18 +80,22 @@ async def owners_of(session: AsyncSession, addresses: Sequence[Address]) -> dict
 
 
 async def resolve_contact(
-    session: AsyncSession, addresses: Sequence[Address], display_name: str = ""
+    session: AsyncSession,
+    addresses: Sequence[Address],
+    display_name: str = "",
+    new_fields: Mapping[str, Any] | None = None,
 ) -> tuple[Contact, bool]:
     """Find or create the contact for these normalized addresses; attach the new ones.
 
-    Returns the contact and whether it was created. Safe against a concurrent transaction
+    Returns the contact and whether it was created; a created one gets `new_fields` (its
+    language, custom fields...) in the INSERT itself. Safe against a concurrent transaction
     creating the same identity: the unique (kind, address) constraint decides who wins.
     """
     owners = await owners_of(session, addresses)
     contact = await session.get(Contact, min(owners.values())) if owners else None
     created = contact is None
     if contact is None:
-        contact = Contact(display_name=display_name[:200])
+        contact = Contact(display_name=display_name[:200], **(new_fields or {}))
         session.add(contact)
         await session.flush()
     elif display_name and not contact.display_name:
@@ -104,7 +109,7 @@ async def resolve_contact(
             await session.execute(delete(Identity).where(Identity.contact_id == contact.id))
             await session.delete(contact)
             await session.flush()
-            survivor, _ = await resolve_contact(session, addresses, display_name)
+            survivor, _ = await resolve_contact(session, addresses, display_name, new_fields)
             return survivor, False
     return contact, created
 

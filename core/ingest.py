@@ -17,7 +17,13 @@ explicit choice (`PATCH /api/v1/contacts/{id}`) stands until the customer next w
 something detected in another language: what they write is the better evidence of the
 language they read. Machine-made messages (`may_reopen=False`: auto-replies, bounces) are not
 the customer writing: they are marked `meta["machine_made"]` and detect nothing. A duplicate
-delivery is answered from the stored row before any of this, so it changes nothing.
+delivery is answered from the stored row, and what it did meanwhile is rolled back with its
+savepoint, so it changes nothing.
+
+Round trips (PostgreSQL, a new person's first message): a savepoint, the identities looked
+up, the contact, identity, conversation and interaction inserted with their final fields (no
+UPDATE after an INSERT), the savepoint released; the events go with one notification at
+commit (core/events.py).
 """
 
 from __future__ import annotations
@@ -132,12 +138,11 @@ async def ingest(
     """
     policy = policy or IngestPolicy()
     _validate(event)
-    existing = await _find_existing(session, event)
-    if existing is not None:
-        return existing
     addresses = [normalize(address, policy.default_region) for address in event.addresses]
-    # Everything below happens in a savepoint, so a lost race undoes the new contact and
-    # conversation too, leaving the caller's transaction as it was.
+    # Everything below happens in a savepoint, so a repeat (the interaction's INSERT finds the
+    # stored one, also one being committed concurrently) undoes the new contact and
+    # conversation too, leaving the caller's transaction as it was. No look-up first: a new
+    # message, the common case, pays no round trip for the rare repeat.
     savepoint = await session.begin_nested()
     try:
         result, events = await _store(session, event, addresses, policy)
@@ -191,17 +196,22 @@ async def _store(
     policy: IngestPolicy,
 ) -> tuple[IngestResult | None, list[Event]]:
     occurred_at = event.occurred_at or utcnow()
-    contact, contact_created = await resolve_contact(session, addresses, event.display_name)
     html = sanitize_html(event.html) if event.html else None
     text = event.text or (html_to_text(html) if html else "")
     language = _language_of(event, text)
-    _update_contact(contact, event)
-    if language is not None and (
-        contact_created or not await _wrote_later(session, contact.id, occurred_at)
+    contact, contact_created = await resolve_contact(
+        session, addresses, event.display_name, _new_contact(event, language)
+    )
+    if not contact_created:
+        _update_contact(contact, event)
+        if language is not None and not await _wrote_later(session, contact.id, occurred_at):
+            contact.language = language
+    conversation, conversation_state = await _thread(
+        session, contact, contact_created, event, policy, occurred_at
+    )
+    if conversation_state != "created" and (
+        event.may_reopen or conversation.status != ConversationStatus.RESOLVED
     ):
-        contact.language = language
-    conversation, conversation_state = await _thread(session, contact, event, policy)
-    if event.may_reopen or conversation.status != ConversationStatus.RESOLVED:
         conversation.last_inbound_at = occurred_at
     interaction_id = await session.scalar(
         insert_ignoring_conflicts(session, Interaction, ["channel", "external_id"])
@@ -308,6 +318,17 @@ async def _wrote_later(session: AsyncSession, contact_id: int, occurred_at: date
     return later is not None
 
 
+def _new_contact(event: InboundEvent, language: str | None) -> dict[str, Any]:
+    """A new contact's fields from its first interaction, written by the INSERT itself: the
+    same that `_update_contact` and detection would give it afterwards."""
+    fields: dict[str, Any] = {"custom_fields": dict(event.contact_fields)}
+    if language is not None or event.language:
+        fields["language"] = language or (event.language or "")[:16]
+    if event.marketing:
+        fields["marketing_source"] = dict(event.marketing)
+    return fields
+
+
 def _update_contact(contact: Contact, event: InboundEvent) -> None:
     if event.language and not contact.language:
         contact.language = event.language[:16]
@@ -318,13 +339,19 @@ def _update_contact(contact: Contact, event: InboundEvent) -> None:
 
 
 async def _thread(
-    session: AsyncSession, contact: Contact, event: InboundEvent, policy: IngestPolicy
+    session: AsyncSession,
+    contact: Contact,
+    contact_created: bool,
+    event: InboundEvent,
+    policy: IngestPolicy,
+    occurred_at: datetime,
 ) -> tuple[Conversation, str | None]:
-    """The conversation this interaction belongs to, and "created"/"reopened" if it changed."""
+    """The conversation this interaction belongs to, and "created"/"reopened" if it changed
+    (a contact created just now has none to look for)."""
     candidate = None
-    if event.reply_to_external_ids:
+    if event.reply_to_external_ids and not contact_created:
         candidate = await _answered_conversation(session, contact, event)
-    if candidate is None:
+    if candidate is None and not contact_created:
         query = select(Conversation).where(
             Conversation.contact_id == contact.id, Conversation.channel == event.channel
         )
@@ -353,6 +380,7 @@ async def _thread(
         queue_id=event.queue_id,
         subject=_subject_of(event.subject, event.text),
         status=ConversationStatus.OPEN,
+        last_inbound_at=occurred_at,
     )
     session.add(conversation)
     await session.flush()
