@@ -1,69 +1,19 @@
-"""Queues: where unassigned work waits, and which operators work them."""
+"""Queues: where unassigned work waits, and which operators work them.
+
+Reading queues and their members lives here, for every package; creating and changing a queue
+(its name and its routing configuration, checked) is routing's: `routing/setup.py`."""
 
 from __future__ import annotations
-
-import json
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.audit import Actor
-from core.errors import Conflict, InvalidInput, NotFound
-from core.event_types import QUEUE_CREATED, QUEUE_UPDATED
+from core.errors import InvalidInput, NotFound
+from core.event_types import QUEUE_UPDATED
 from core.events import Event, emit
 from core.models import Operator, Queue, QueueMember
-
-MAX_CONFIG_CHARS = 20_000
-
-
-async def create_queue(
-    session: AsyncSession,
-    actor: Actor,
-    *,
-    name: str,
-    description: str = "",
-    config: dict[str, Any] | None = None,
-) -> Queue:
-    name = await _free_name(session, name)
-    queue = Queue(
-        name=name, description=_check_description(description), config=_check_config(config or {})
-    )
-    session.add(queue)
-    await session.flush()
-    await audit.record(session, actor, "queue.create", "queue", queue.id, {"name": name})
-    await emit(session, Event(QUEUE_CREATED, {"queue": queue.id}))
-    return queue
-
-
-async def _free_name(session: AsyncSession, name: str, queue_id: int | None = None) -> str:
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise InvalidInput("queue name must be 1 to 100 characters", field="name")
-    taken_by = await session.scalar(select(Queue.id).where(Queue.name == name))
-    if taken_by is not None and taken_by != queue_id:
-        raise Conflict(f"a queue named {name!r} exists already", field="name")
-    return name
-
-
-def _check_description(description: str) -> str:
-    if len(description) > 2000:
-        raise InvalidInput("description must be at most 2000 characters", field="description")
-    return description
-
-
-def _check_config(config: dict[str, Any]) -> dict[str, Any]:
-    # The routing layer reads the keys; here it only has to be a JSON object of sane size.
-    try:
-        size = len(json.dumps(config))
-    except (TypeError, ValueError):
-        raise InvalidInput("config must be a JSON object", field="config") from None
-    if size > MAX_CONFIG_CHARS:
-        raise InvalidInput(
-            f"config must be at most {MAX_CONFIG_CHARS} characters as JSON", field="config"
-        )
-    return config
 
 
 async def get_queue(session: AsyncSession, queue_id: int) -> Queue:
@@ -83,34 +33,6 @@ async def list_queues(session: AsyncSession) -> list[tuple[Queue, list[int]]]:
         members.setdefault(queue_id, []).append(operator_id)
     queues = await session.scalars(select(Queue).order_by(Queue.name))
     return [(queue, members.get(queue.id, [])) for queue in queues]
-
-
-async def update_queue(
-    session: AsyncSession,
-    actor: Actor,
-    queue_id: int,
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    config: dict[str, Any] | None = None,
-) -> Queue:
-    queue = await get_queue(session, queue_id)
-    wanted: dict[str, Any] = {}
-    if name is not None:
-        wanted["name"] = await _free_name(session, name, queue.id)
-    if description is not None:
-        wanted["description"] = _check_description(description)
-    if config is not None:
-        wanted["config"] = _check_config(config)
-    changes = {key: value for key, value in wanted.items() if getattr(queue, key) != value}
-    if not changes:
-        return queue
-    for key, value in changes.items():
-        setattr(queue, key, value)
-    await session.flush()
-    await audit.record(session, actor, "queue.update", "queue", queue.id, changes)
-    await emit(session, Event(QUEUE_UPDATED, {"queue": queue.id}))
-    return queue
 
 
 async def queue_by_name(session: AsyncSession, name: str) -> Queue:

@@ -2,7 +2,8 @@
 
 `load_setups` reads every queue with its configuration parsed (`routing/config.py`); a stored
 configuration that no longer parses is kept with its problem, so the pass can explain why that
-queue's work waits. `save_queue` checks a configuration before it is stored.
+queue's work waits. `create_queue` and `update_queue`, the one way
+queues are made and changed, check a configuration before it is stored.
 
 The queue rules (`QUEUE_RULES`: work matched to queues, `routing/rules.py`) and the lead rules
 (`LEAD_RULES`: leads given an owner, `routing/leads.py`) are stored as routing settings;
@@ -14,6 +15,7 @@ escalation and transfers use it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,15 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit
 from core.audit import Actor
 from core.channels import catalog
-from core.errors import InvalidInput, validation_fields
-from core.event_types import ROUTING_RULES
+from core.errors import Conflict, InvalidInput, validation_fields
+from core.event_types import QUEUE_CREATED, QUEUE_UPDATED, ROUTING_RULES
 from core.events import Event, emit
 from core.models import Conversation, Operator, Queue, RoutingSetting
-from core.queues import create_queue, update_queue
+from core.queues import get_queue
 from routing.config import QueueConfig, QueueConfigError, parse_queue_config
 from routing.leads import LeadRuleSet, operator_ids
 from routing.rules import RuleSet, parse_rule_set
 
+MAX_CONFIG_CHARS = 20_000
 QUEUE_RULES = "queue_rules"
 LEAD_RULES = "lead_rules"
 
@@ -61,28 +64,90 @@ async def load_setups(session: AsyncSession) -> dict[int, QueueSetup]:
     return setups
 
 
-async def save_queue(
+async def create_queue(
     session: AsyncSession,
     actor: Actor,
-    queue_id: int | None,
+    *,
+    name: str,
+    description: str = "",
+    config: dict[str, Any] | None = None,
+) -> Queue:
+    """The one way a queue is made: its name free, its routing configuration checked."""
+    name = await _free_name(session, name)
+    queue = Queue(
+        name=name,
+        description=_check_description(description),
+        config=await _checked_config(session, config or {}, None),
+    )
+    session.add(queue)
+    await session.flush()
+    await audit.record(session, actor, "queue.create", "queue", queue.id, {"name": name})
+    await emit(session, Event(QUEUE_CREATED, {"queue": queue.id}))
+    return queue
+
+
+async def update_queue(
+    session: AsyncSession,
+    actor: Actor,
+    queue_id: int,
     *,
     name: str | None = None,
     description: str | None = None,
     config: dict[str, Any] | None = None,
 ) -> Queue:
-    """Create (queue_id None) or update a queue, its routing configuration checked first."""
+    """Change what is given of a queue (its configuration checked first); audited when it
+    changes anything."""
+    queue = await get_queue(session, queue_id)
+    wanted: dict[str, Any] = {}
+    if name is not None:
+        wanted["name"] = await _free_name(session, name, queue.id)
+    if description is not None:
+        wanted["description"] = _check_description(description)
     if config is not None:
-        known = set(await session.scalars(select(Queue.id)))
-        parse_queue_config(config, queue_id=queue_id, known_queue_ids=known)
-    if queue_id is None:
-        if name is None:
-            raise InvalidInput("a queue needs a name", field="name")
-        return await create_queue(
-            session, actor, name=name, description=description or "", config=config
+        wanted["config"] = await _checked_config(session, config, queue.id)
+    changes = {key: value for key, value in wanted.items() if getattr(queue, key) != value}
+    if not changes:
+        return queue
+    for key, value in changes.items():
+        setattr(queue, key, value)
+    await session.flush()
+    await audit.record(session, actor, "queue.update", "queue", queue.id, changes)
+    await emit(session, Event(QUEUE_UPDATED, {"queue": queue.id}))
+    return queue
+
+
+async def _free_name(session: AsyncSession, name: str, queue_id: int | None = None) -> str:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("queue name must be 1 to 100 characters", field="name")
+    taken_by = await session.scalar(select(Queue.id).where(Queue.name == name))
+    if taken_by is not None and taken_by != queue_id:
+        raise Conflict(f"a queue named {name!r} exists already", field="name")
+    return name
+
+
+def _check_description(description: str) -> str:
+    if len(description) > 2000:
+        raise InvalidInput("description must be at most 2000 characters", field="description")
+    return description
+
+
+async def _checked_config(
+    session: AsyncSession, config: dict[str, Any], queue_id: int | None
+) -> dict[str, Any]:
+    """`config` if it is a routing configuration of sane size that parses (QueueConfigError,
+    a 400 per field, if not), naming only queues that exist."""
+    try:
+        size = len(json.dumps(config))
+    except (TypeError, ValueError):
+        raise InvalidInput("config must be a JSON object", field="config") from None
+    if size > MAX_CONFIG_CHARS:
+        raise InvalidInput(
+            f"config must be at most {MAX_CONFIG_CHARS} characters as JSON", field="config"
         )
-    return await update_queue(
-        session, actor, queue_id, name=name, description=description, config=config
-    )
+    known = set(await session.scalars(select(Queue.id)))
+    parse_queue_config(config, queue_id=queue_id, known_queue_ids=known)
+    return config
 
 
 def enter_queue(conversation: Conversation, now: datetime) -> None:

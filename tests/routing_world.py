@@ -33,7 +33,7 @@ from core.operators import create_operator, set_presence
 from core.queues import set_members
 from routing.new_work import find_new_work
 from routing.service import PassReport, RoutingOptions, run_pass
-from routing.setup import save_queue
+from routing.setup import create_queue
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 _serial = itertools.count(1)
@@ -62,7 +62,7 @@ class World:
 
     async def queue(self, name: str, members: list[int] = (), **config: Any) -> int:  # type: ignore[assignment]
         async with self.sessions() as session, session.begin():
-            queue = await save_queue(session, CLI, None, name=name, config=dict(config))
+            queue = await create_queue(session, CLI, name=name, config=dict(config))
             if members:
                 await set_members(session, CLI, queue.id, list(members))
             return queue.id

@@ -15,7 +15,7 @@ from core.auth import create_token
 from core.db import SessionFactory
 from core.forms import create_form
 from core.models import Contact, Conversation, Identity, Interaction, Lead, Role
-from core.queues import create_queue
+from routing.setup import create_queue
 from tests.conftest import UserFactory
 
 Client = TestClient[Any, Any]

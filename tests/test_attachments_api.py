@@ -12,7 +12,8 @@ from core.db import SessionFactory
 from core.identity import Address
 from core.ingest import InboundEvent, ingest
 from core.models import IdentityKind, Role
-from core.queues import create_queue, set_members
+from core.queues import set_members
+from routing.setup import create_queue
 from tests.conftest import UserFactory
 from web.keys import ATTACHMENTS
 

@@ -25,8 +25,8 @@ from core.channels import ChannelFacts
 from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.models import AuditEntry, ChannelAccount, IdentityKind
-from core.queues import create_queue
 from core.settings import INSECURE_DEV_SECRET, load_settings
+from routing.setup import create_queue
 from tests.fake_channel import FakeSms
 from tests.mailservers import DovecotServer, SmtpServer
 from web.cli import main

@@ -32,7 +32,7 @@ from core.models import (
     Role,
     WebForm,
 )
-from core.queues import create_queue
+from routing.setup import create_queue
 from web.cli import main
 
 T = TypeVar("T")

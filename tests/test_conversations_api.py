@@ -31,8 +31,9 @@ from core.models import (
     utcnow,
 )
 from core.pagination import encode_cursor
-from core.queues import create_queue, set_members
+from core.queues import set_members
 from core.settings import Settings
+from routing.setup import create_queue
 from tests.conftest import User, UserFactory, new_user
 from tests.fake_channel import FakeSms
 from web.app import create_app

@@ -28,10 +28,11 @@ from core.db import SessionFactory
 from core.identity import Address
 from core.ingest import InboundEvent, IngestResult, ingest
 from core.models import Conversation, IdentityKind, InteractionKind, Role
-from core.queues import create_queue, set_members
+from core.queues import set_members
 from core.settings import Settings
 from erp_bridge.base import ErpUnavailable
 from erp_bridge.models import Customer, CustomerQuery
+from routing.setup import create_queue
 from tests.conftest import User, UserFactory
 from web import routes_context
 from web.keys import ERP

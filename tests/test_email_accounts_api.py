@@ -17,7 +17,7 @@ from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.events import Event
 from core.models import AuditEntry, ChannelAccount, Role
-from core.queues import create_queue
+from routing.setup import create_queue
 from tests.conftest import User, UserFactory
 from tests.mailservers import DovecotServer, SmtpServer
 from web.keys import BUS

@@ -22,8 +22,8 @@ from core.db import SessionFactory
 from core.errors import InvalidInput
 from core.events import Event, EventBus
 from core.models import AuditEntry, ChannelAccount, Role
-from core.queues import create_queue
 from core.settings import INSECURE_DEV_SECRET, Settings, SettingsError, load_settings
+from routing.setup import create_queue
 from tests.conftest import UserFactory
 
 SUPPORT_PASSWORD = "support-Secret-2718"

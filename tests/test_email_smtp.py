@@ -23,7 +23,7 @@ from core.identity import Address
 from core.ingest import InboundEvent, ingest
 from core.models import IdentityKind, Interaction, OutboxItem, OutboxStatus, Role
 from core.outbox import OutboxWorker, enqueue
-from core.queues import create_queue
+from routing.setup import create_queue
 from tests.conftest import User, UserFactory
 from tests.mailservers import ReceivedMail, SmtpServer
 from tests.servers import free_port

@@ -16,7 +16,8 @@ from core.db import SessionFactory
 from core.identity import Address
 from core.ingest import InboundEvent, LeadRequest, ingest
 from core.models import AuditEntry, IdentityKind, InteractionKind, Lead, LeadStage, Role
-from core.queues import create_queue, set_members
+from core.queues import set_members
+from routing.setup import create_queue
 from tests.conftest import User, UserFactory
 from web.keys import BUS
 

@@ -37,7 +37,7 @@ from core.models import (
     utcnow,
 )
 from core.operators import create_operator
-from core.queues import create_queue
+from routing.setup import create_queue
 from tests.conftest import UserFactory
 from tests.test_conversations_api import json_of
 from web.demo import load_demo

@@ -14,7 +14,8 @@ from core.audit import CLI
 from core.db import SessionFactory
 from core.models import Role
 from core.operators import create_operator
-from core.queues import create_queue, set_members
+from core.queues import set_members
+from routing.setup import create_queue
 from tests.servers import omnicrm_server
 
 PASSWORD = "two processes, one db"

@@ -15,7 +15,7 @@ from core.auth import create_token
 from core.db import SessionFactory
 from core.events import Event
 from core.models import AuditEntry, Operator, QueueMember, Role
-from core.queues import create_queue
+from routing.setup import create_queue
 from tests.conftest import PASSWORD, UserFactory
 from web.keys import BUS
 

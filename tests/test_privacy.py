@@ -51,8 +51,9 @@ from core.models import (
 )
 from core.outbox import claim_due, mark_failed
 from core.privacy import TEXT_BATCH, erase_contact
-from core.queues import create_queue, set_members
+from core.queues import set_members
 from core.storage import AttachmentStore, FilesystemStore
+from routing.setup import create_queue
 from tests import test_cli
 from tests.conftest import User, UserFactory
 from tests.email_accounts import create_email_account

@@ -37,7 +37,7 @@ from core.models import (
 from core.operators import create_operator
 from core.queues import set_members
 from routing.service import RoutingOptions
-from routing.setup import save_queue
+from routing.setup import create_queue
 from tests.routing_checks import (
     accepted_offer_violations,
     capacity_violations,
@@ -112,7 +112,7 @@ async def test_two_servers_route_at_once_without_breaking_the_invariants(
             )
             operator_ids.append(operator.id)
         for name, config in [("Direct", {}), ("Offers", {"offer_timeout_seconds": 60})]:
-            queue = await save_queue(session, CLI, None, name=name, config=config)
+            queue = await create_queue(session, CLI, name=name, config=config)
             await set_members(session, CLI, queue.id, operator_ids)
         _, token = await auth.create_token(session, CLI, "load")
 

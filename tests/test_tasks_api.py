@@ -31,10 +31,11 @@ from core.models import (
     TaskOutcome,
     utcnow,
 )
-from core.queues import create_queue, set_members
+from core.queues import set_members
 from core.settings import Settings
 from core.tasks import CallPlacer, MissedCall, close_callbacks, open_callback
 from routing.service import RoutingOptions, run_pass
+from routing.setup import create_queue
 from tests.conftest import User, UserFactory, new_user
 from web.app import create_app
 from web.keys import CALL_PLACER

@@ -44,10 +44,11 @@ from core.models import (
     utcnow,
 )
 from core.pipelines import default_pipeline_query
-from core.queues import create_queue, set_members
+from core.queues import set_members
 from core.suggestions.lexical import LexicalEngine
 from core.tasks import MissedCall, open_callback
 from core.visibility import EVENT_AUDIENCE, Audience
+from routing.setup import create_queue
 from tests.conftest import User, UserFactory
 from web.keys import ATTACHMENTS, BUS, SESSIONS
 from web.openapi import ROUTE_DOCS

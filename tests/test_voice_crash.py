@@ -16,9 +16,9 @@ from core.db import SessionFactory
 from core.events import EventBus
 from core.ingest import IngestPolicy
 from core.models import Interaction, Task, VoiceCall
-from core.queues import create_queue
 from core.settings import Settings
 from core.storage import MemoryStore
+from routing.setup import create_queue
 from tests.servers import omnicrm_server
 from tests.twilio_calls import Caller
 from tests.twilio_helpers import OUR_NUMBER, PUBLIC

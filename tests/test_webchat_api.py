@@ -386,7 +386,7 @@ async def test_outside_business_hours_the_widget_says_when_the_team_is_back(
 
     from core.audit import CLI
     from core.clock import ManualClock, using
-    from core.queues import create_queue
+    from routing.setup import create_queue
 
     async with sessions() as session, session.begin():
         queue = await create_queue(

@@ -29,7 +29,7 @@ from core.models import (
     Role,
     WebForm,
 )
-from core.queues import create_queue
+from routing.setup import create_queue
 from tests.conftest import UserFactory
 from web.app import create_app
 

@@ -399,16 +399,17 @@ async def _save_queue(
     from core.audit import CLI
     from core.models import Operator
     from core.queues import set_members
-    from routing.setup import save_queue
+    from routing.setup import create_queue, update_queue
 
-    queue = await save_queue(
-        session,
-        CLI,
-        queue_id,
-        name=name,
-        description=args.description,
-        config=_config(args.routing_config),
-    )
+    config = _config(args.routing_config)
+    if queue_id is None:
+        queue = await create_queue(
+            session, CLI, name=name or "", description=args.description or "", config=config
+        )
+    else:
+        queue = await update_queue(
+            session, CLI, queue_id, name=name, description=args.description, config=config
+        )
     if args.member:
         ids = []
         for email in args.member:

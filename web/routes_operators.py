@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from core import auth, operators, queues
 from core.changes import UNSET
 from core.models import Presence, Queue, Role
-from routing.setup import save_queue
+from routing import setup as routing_setup
 from web.api import ADMINS, ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody, RecordId
 from web.schemas import OperatorOut, QueueOut, QueueWithMembersOut
 
@@ -225,10 +225,9 @@ async def list_queues(call: Call[NoBody, NoBody]) -> list[QueueWithMembersOut]:
 async def create_queue(call: Call[NewQueueBody, NoBody]) -> QueueOut:
     body = call.body
     async with call.sessions() as session, session.begin():
-        queue = await save_queue(
+        queue = await routing_setup.create_queue(
             session,
             call.actor,
-            None,
             name=body.name,
             description=body.description,
             config=body.config,
@@ -247,7 +246,7 @@ async def create_queue(call: Call[NewQueueBody, NoBody]) -> QueueOut:
 async def update_queue(call: Call[QueueChangeBody, NoBody]) -> QueueOut:
     body = call.body
     async with call.sessions() as session, session.begin():
-        queue = await save_queue(
+        queue = await routing_setup.update_queue(
             session,
             call.actor,
             call.path_int("id"),

@@ -1,7 +1,7 @@
 """The demo's cast, its set and the building blocks its chapters are told with.
 
 Every record goes through the path the product itself uses: operators, queues (their routing
-configuration checked by `routing.setup.save_queue`), forms, mailboxes, canned responses and
+configuration checked by `routing.setup.create_queue`), forms, mailboxes, canned responses and
 the lead rules (`routing.setup.set_rules`) through their services; customers' messages
 through their channel (web-form submissions through the web-form channel, email as RFC 5322
 messages through the email channel's importer, other systems' interactions through the API
@@ -69,7 +69,7 @@ from core.operators import create_operator, set_presence
 from core.queues import set_members
 from core.settings import Settings
 from core.storage import AttachmentStore, FilesystemStore, MemoryStore
-from routing.setup import LEAD_RULES, save_queue, set_rules
+from routing.setup import LEAD_RULES, create_queue, set_rules
 from web.demo.cast import (
     MAILBOXES,
     QUEUE_CONFIG,
@@ -217,10 +217,9 @@ class Story:
             ("Support", "Questions, orders, returns and complaints", ("tom", "anna", "luis")),
             ("Sales", "Quotes and new business", ("tom", "luis")),
         ):
-            queue = await save_queue(
+            queue = await create_queue(
                 self.session,
                 CLI,
-                None,
                 name=name,
                 description=description,
                 config=QUEUE_CONFIG[name],
