@@ -272,7 +272,9 @@ async def call(
     direction: str = "in",
     **values: Any,
 ) -> None:
-    """A phone call as the voice channel keeps it, written directly."""
+    """A phone call as the voice channel keeps it, written directly, with its conversation
+    in the queue (a call counts in its conversation's queue)."""
+    conversation_id = await conversation(sessions, queue_id, channel="voice")
     async with sessions() as session, session.begin():
         session.add(
             VoiceCall(
@@ -280,6 +282,7 @@ async def call(
                 direction=direction,
                 from_number="+4930111222",
                 to_number="+4930999000",
+                conversation_id=conversation_id,
                 queue_id=queue_id,
                 operator_id=operator_id,
                 state=state,

@@ -19,10 +19,11 @@ from core.settings import Settings
 from tests.conftest import UserFactory
 from tests.twilio_calls import Caller, Device
 from tests.twilio_helpers import OUR_NUMBER, twilio_settings
-from tests.voice_helpers import CUSTOMER, MENU, Line, phone_line
+from tests.voice_helpers import CUSTOMER, MENU, Line, next_place, phone_line
 
 OPERATOR_PHONE = "+493011112222"
 SECOND_PHONE = "+493033334444"
+OTHER_CUSTOMER = "+4915187654321"
 
 
 @pytest.fixture
@@ -411,3 +412,55 @@ async def test_erasing_a_caller_leaves_no_number_in_their_calls_or_callbacks(lin
     task = (await line.tasks())[0]
     assert task.meta == {}
     assert task.outcome == "cancelled"  # nobody calls an erased person back
+
+
+async def test_a_menu_choice_a_rule_routes_elsewhere_waits_counts_and_is_called_back_there(
+    line: Line,
+) -> None:
+    orders = await line.queue("Orders")
+    rules = {
+        "default_queue_id": line.queue_id,
+        "rules": [{"ivr_choice": "orders", "queue_id": orders}],
+    }
+    response = await line.admin.put("/api/v1/routing/queue-rules", json={"rules": rules})
+    assert response.status == 200, await response.text()
+    sales = await line.call(Caller(inputs=["2"]), from_=OTHER_CUSTOMER)
+    await sales.wait_state("in-queue")
+    ordering = await line.call(Caller(inputs=["1"]))
+    await ordering.wait_state("in-queue")
+    await line.route()  # nobody is at work: both wait, the second in Orders by the rule
+
+    await next_place(ordering)  # (one may have been on its way while routing ran)
+    assert await next_place(ordering) == "All our agents are busy. You are number 1 in the queue."
+    figures = await line.monitor_calls()
+    assert (figures[orders]["waiting"], figures[line.queue_id]["waiting"]) == (1, 1)
+    await ordering.hang_up()
+    await sales.hang_up()
+    assert {task.meta["number"]: task.queue_id for task in await line.tasks()} == {
+        CUSTOMER: orders,
+        OTHER_CUSTOMER: line.queue_id,
+    }
+    figures = await line.monitor_calls()
+    abandoned = (figures[orders]["abandoned_today"], figures[line.queue_id]["abandoned_today"])
+    assert abandoned == (1, 1)
+
+
+async def test_a_call_transferred_to_a_queue_waits_and_counts_there(line: Line) -> None:
+    anna = await line.operator("anna", OPERATOR_PHONE)
+    billing = await line.queue("Billing")
+    leg = await line.call(Caller(inputs=["1"]))
+    await line.answered_by(anna, leg)
+    call = await line.voice_call()
+    moved = await anna.post(
+        f"/api/v1/conversations/{call.conversation_id}/transfer", json={"queue_id": billing}
+    )
+    assert moved.status == 200, await moved.text()
+    await line.control()  # the caller waits again, in Billing, where nobody is at work
+    assert await next_place(leg) == "All our agents are busy. You are number 1 in the queue."
+    assert "Please hold while we transfer your call." in leg.heard
+    figures = await line.monitor_calls()
+    assert (figures[billing]["waiting"], figures[line.queue_id]["waiting"]) == (1, 0)
+
+    await leg.hang_up()
+    [task] = await line.tasks()
+    assert (task.queue_id, task.meta["reason"]) == (billing, "abandoned")

@@ -72,6 +72,18 @@ class Line:
             self.sim.devices[phone] = device or Device()
         return user
 
+    async def queue(self, name: str, **config: Any) -> int:
+        """Another queue (the number's calls reach it through routing or transfers)."""
+        response = await self.admin.post("/api/v1/queues", json={"name": name, "config": config})
+        assert response.status == 201, await response.text()
+        return int((await response.json())["id"])
+
+    async def monitor_calls(self) -> dict[int, dict[str, Any]]:
+        """The call figures of each queue, as the supervisors' monitor shows them."""
+        response = await self.admin.get("/api/v1/monitor")
+        assert response.status == 200, await response.text()
+        return {queue["id"]: queue["calls"] for queue in (await response.json())["queues"]}
+
     def call(self, caller: Caller | None = None, from_: str = CUSTOMER) -> Any:
         """A customer calls the number (the leg runs on its own)."""
         return self.sim.incoming(
@@ -153,3 +165,14 @@ async def phone_line(
     finally:
         await sim.close()
         await standin.close()
+
+
+async def next_place(leg: Leg) -> str:
+    """What the caller hears next about their place in the queue (the wait message)."""
+    before = len(leg.heard)
+
+    def place(caller: Leg) -> str | None:
+        return next((text for text in caller.heard[before:] if "in the queue" in text), None)
+
+    await leg.wait_for(lambda caller: place(caller) is not None)
+    return place(leg) or ""
