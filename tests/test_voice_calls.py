@@ -17,7 +17,7 @@ from core.db import SessionFactory
 from core.models import Conversation, Interaction, Presence, RoutingDecision, Task
 from core.settings import Settings
 from tests.conftest import UserFactory
-from tests.twilio_calls import Caller, Device
+from tests.twilio_calls import HANG_UP, Caller, Device
 from tests.twilio_helpers import OUR_NUMBER, twilio_settings
 from tests.voice_helpers import CUSTOMER, MENU, Line, next_place, phone_line
 
@@ -464,3 +464,33 @@ async def test_a_call_transferred_to_a_queue_waits_and_counts_there(line: Line) 
     await leg.hang_up()
     [task] = await line.tasks()
     assert (task.queue_id, task.meta["reason"]) == (billing, "abandoned")
+
+
+async def test_a_vip_who_calls_after_another_caller_is_offered_first(line: Line) -> None:
+    # Known from an earlier call (hung up in the menu); a supervisor made them a VIP since.
+    first = await line.call(Caller(inputs=[HANG_UP]))
+    await first.wait_state("completed")
+    vip = (await line.voice_call()).contact_id
+    marked = await line.admin.patch(f"/api/v1/contacts/{vip}", json={"priority_tier": "vip"})
+    assert marked.status == 200, await marked.text()
+
+    regular = await line.call(Caller(inputs=["2"]), from_=OTHER_CUSTOMER)
+    await regular.wait_state("in-queue")
+    calling = await line.call(Caller(inputs=["1"]))
+    await calling.wait_state("in-queue")
+    await line.route()  # nobody is at work yet: both wait, the VIP ahead
+    for leg in (calling, regular):
+        await next_place(leg)  # (one may have been on its way while routing ran)
+    assert await next_place(calling) == "All our agents are busy. You are number 1 in the queue."
+    assert await next_place(regular) == "All our agents are busy. You are number 2 in the queue."
+
+    anna = await line.operator("anna", OPERATOR_PHONE)
+    await line.route()
+    offer = await line.offer_of(anna)
+    vip_call = await line.voice_call()
+    assert vip_call.contact_id == vip
+    assert offer["conversation_id"] == vip_call.conversation_id
+    await line.accept(anna)
+    await line.control()
+    await calling.wait_state("bridged")
+    assert regular.in_queue
