@@ -18,7 +18,7 @@ from core.db import SessionFactory
 from core.models import Operator, Presence, Role, Task, VoiceCall, utcnow
 from routing.engine import RoutingEngine
 from tests.conftest import User, UserFactory
-from tests.twilio_calls import Caller, Device, Leg
+from tests.twilio_calls import Caller, Device, HungUp, Leg
 from tests.twilio_helpers import OUR_NUMBER, PUBLIC, add_account
 from tests.twilio_standin import TwilioStandIn
 from tests.twilio_voice import VoiceSim, via_client
@@ -162,9 +162,20 @@ async def phone_line(
             voice_numbers=[{"number": OUR_NUMBER, **number}],
         )
         yield Line(app, client, sessions, standin, sim, admin, queue_id, account, make_user)
+        await _hang_up_all(sim)
     finally:
         await sim.close()
         await standin.close()
+
+
+async def _hang_up_all(sim: VoiceSim) -> None:
+    """The people on calls still going hang up, and their last webhooks are answered: no
+    request is left half done in the application when the test ends."""
+    live = [leg for leg in sim.calls.values() if not leg.finished]
+    for leg in live:
+        leg.interrupt(HungUp("caller"))
+    for leg in live:
+        await leg.wait_for(lambda ended: ended.finished)
 
 
 async def next_place(leg: Leg) -> str:
