@@ -36,8 +36,9 @@ where the number's call flow first put it.
   those among them whose wait (``wait_seconds``, else ``answered_at - queued_at``) was at most
   the queue's ``call_answer_target_seconds`` (its config; default 20), shown as
   ``answer_target_seconds``.
-- calls.abandoned_today: calls with outcome abandoned (the caller hung up waiting) that ended
-  today.
+- calls.abandoned_today: calls that ended today with outcome abandoned (the caller hung up
+  waiting) and never answered. A call counts once: a caller answered, then transferred to a
+  queue, who hangs up waiting there is answered (``answered_at`` set), not abandoned.
 - calls.service_level_today: answered within target / (answered + abandoned) today; null when
   both are 0.
 - calls.avg_handle_seconds_today: the mean ``talk_seconds`` of the calls answered that ended
@@ -439,7 +440,9 @@ async def _calls(
     abandoned = {
         row[0]: row[1]
         for row in await session.execute(
-            per_queue(func.count()).where(ended_today, VoiceCall.outcome == "abandoned")
+            per_queue(func.count()).where(
+                ended_today, VoiceCall.outcome == "abandoned", VoiceCall.answered_at.is_(None)
+            )
         )
     }
     handled = {

@@ -231,6 +231,32 @@ async def test_a_caller_who_hangs_up_in_the_queue_gets_a_callback_that_calls_the
     ]
 
 
+@pytest.mark.parametrize(("line_says", "reason"), [("busy", "busy"), ("failed", "failed")])
+async def test_a_callback_the_customers_line_refuses_stays_open_and_says_why(
+    line: Line, line_says: str, reason: str
+) -> None:
+    leg = await line.call(Caller(inputs=["1"]))
+    await leg.wait_state("in-queue")
+    await leg.hang_up()  # nobody was at work
+    luis = await line.operator("luis", OPERATOR_PHONE)
+    await line.route()  # the callback is his
+    [task] = await line.tasks()
+    line.sim.devices[CUSTOMER] = Device(answer=line_says)
+    placed = await luis.post(f"/api/v1/tasks/{task.id}/call")
+    assert placed.status == 202, await placed.text()
+    operator_leg = line.sim.legs_to(OPERATOR_PHONE)[0]
+    await operator_leg.wait_state("completed")
+    assert "The customer did not answer. The task stays open." in operator_leg.heard
+    [dialed] = line.sim.hooks("dial-action", operator_leg)
+    assert dialed.params["DialCallStatus"] == line_says
+
+    [still] = await line.tasks()
+    assert (still.done_at, still.meta["reason"]) == (None, reason)
+    assert still.meta["callbacks"][-1]["outcome"] == reason
+    listed = await (await luis.get("/api/v1/tasks", params={"scope": "mine"})).json()
+    assert [(item["id"], item["reason"]) for item in listed["items"]] == [(task.id, reason)]
+
+
 async def test_an_operator_whose_phone_does_not_answer_loses_the_call_to_the_next(
     line: Line,
 ) -> None:
@@ -505,6 +531,9 @@ async def test_a_call_transferred_to_a_queue_waits_and_counts_there(line: Line) 
     await leg.hang_up()
     [task] = await line.tasks()
     assert (task.queue_id, task.meta["reason"]) == (billing, "abandoned")
+    # Counted once, where it is: answered (then transferred), not also abandoned.
+    calls = (await line.monitor_calls())[billing]
+    assert (calls["answered_today"], calls["abandoned_today"]) == (1, 0)
 
 
 async def test_a_vip_who_calls_after_another_caller_is_offered_first(line: Line) -> None:
