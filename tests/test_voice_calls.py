@@ -19,6 +19,7 @@ from core.db import SessionFactory
 from core.models import Conversation, Interaction, Presence, RoutingDecision, Task, utcnow
 from core.settings import Settings
 from tests.conftest import UserFactory
+from tests.test_voice_flow import as_the_library_builds
 from tests.twilio_calls import HANG_UP, Caller, Device, Leg
 from tests.twilio_helpers import OUR_NUMBER, post_signed, twilio_settings
 from tests.twilio_standin import inbound
@@ -145,6 +146,10 @@ async def test_a_call_through_the_menu_to_an_operator_is_answered_recorded_and_k
     played = await anna.get(f"/api/v1/interactions/{interaction.id}/attachments/0")
     assert played.status == 200
     assert await played.read() == line.sim.recording_audio(recording, "mp3")
+    # Every answer omnicrm gave Twilio during the call is TwiML the twilio library builds.
+    answered = [sent.body for sent in line.sim.webhooks if sent.status == 200]
+    assert len(answered) > 10
+    assert [as_the_library_builds(body) for body in answered] == answered
 
 
 async def _eventually_recorded(line: Line) -> str:
