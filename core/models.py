@@ -987,6 +987,10 @@ class VoiceCall(Base):
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
     interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interaction.id"))
     task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"))
+    # Where the call came in: the queue the number's call flow sent the caller to (the menu
+    # option's, else the number's; a callback: its task's), written once. The queue the call
+    # is in now is its conversation's (routing's rules, overflow and transfers move that one):
+    # the caller's position, the monitor and callback tasks read it there.
     queue_id: Mapped[int | None] = mapped_column(ForeignKey("queue.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(20), default=CallState.IVR)
     # answered, abandoned, voicemail, no_answer, busy, failed, missed (after hours, no voicemail)

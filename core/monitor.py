@@ -25,7 +25,9 @@ hours are the local hours (23 or 25 on the days clocks change, each with its sta
   in that hour, all queues together.
 
 Phone calls (``voice_call`` rows; a queue's ``calls`` counts its inbound calls only, callbacks
-are operators' work, not customers waiting):
+are operators' work, not customers waiting). A call counts in its conversation's queue: where
+routing has it now (queue rules such as ``ivr_choice``, overflow and transfers move it), not
+where the number's call flow first put it.
 
 - calls.waiting: calls of the queue in state queued or ringing (an operator's phone rings
   but nobody has picked up: the caller still waits); ``longest_wait_seconds``: now minus the
@@ -34,8 +36,9 @@ are operators' work, not customers waiting):
   those among them whose wait (``wait_seconds``, else ``answered_at - queued_at``) was at most
   the queue's ``call_answer_target_seconds`` (its config; default 20), shown as
   ``answer_target_seconds``.
-- calls.abandoned_today: calls with outcome abandoned (the caller hung up waiting) that ended
-  today.
+- calls.abandoned_today: calls that ended today with outcome abandoned (the caller hung up
+  waiting) and never answered. A call counts once: a caller answered, then transferred to a
+  queue, who hangs up waiting there is answered (``answered_at`` set), not abandoned.
 - calls.service_level_today: answered within target / (answered + abandoned) today; null when
   both are 0.
 - calls.avg_handle_seconds_today: the mean ``talk_seconds`` of the calls answered that ended
@@ -58,7 +61,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.capacity import channel_kind
@@ -376,19 +390,26 @@ def call_answer_target(config: Any) -> int:
 async def _calls(
     session: AsyncSession, now: datetime, day_start: datetime, targets: dict[int, int]
 ) -> dict[int, CallFigures]:
-    """Each queue's call figures, in four aggregate queries."""
-    queue_id = VoiceCall.queue_id
+    """Each queue's call figures, in four aggregate queries. A call counts in its
+    conversation's queue (where routing has it now, see the module docstring)."""
+    queue_id = Conversation.queue_id
     inbound = and_(queue_id.is_not(None), VoiceCall.direction == _INBOUND)
+
+    def per_queue(*columns: Any) -> Select[Any]:
+        return (
+            select(queue_id, *columns)
+            .select_from(VoiceCall)
+            .join(Conversation, Conversation.id == VoiceCall.conversation_id)
+            .group_by(queue_id)
+        )
+
     waiting = {
         row[0]: (row[1], row[2])
         for row in await session.execute(
-            select(
-                queue_id,
+            per_queue(
                 func.count(),
                 func.min(func.coalesce(VoiceCall.queued_at, VoiceCall.started_at)),
-            )
-            .where(inbound, VoiceCall.state.in_(_CALL_WAITING))
-            .group_by(queue_id)
+            ).where(inbound, VoiceCall.state.in_(_CALL_WAITING))
         )
     }
     # The wait of an answered call: as the channel stored it, else as its times tell.
@@ -408,34 +429,30 @@ async def _calls(
     answered = {
         row[0]: (row[1], row[2])
         for row in await session.execute(
-            select(queue_id, func.count(), func.sum(case((waited <= target, 1), else_=0)))
-            .where(
+            per_queue(func.count(), func.sum(case((waited <= target, 1), else_=0))).where(
                 inbound,
                 VoiceCall.answered_at >= day_start,
                 VoiceCall.answered_at <= now,
             )
-            .group_by(queue_id)
         )
     }
     ended_today = and_(inbound, VoiceCall.ended_at >= day_start, VoiceCall.ended_at <= now)
     abandoned = {
         row[0]: row[1]
         for row in await session.execute(
-            select(queue_id, func.count())
-            .where(ended_today, VoiceCall.outcome == "abandoned")
-            .group_by(queue_id)
+            per_queue(func.count()).where(
+                ended_today, VoiceCall.outcome == "abandoned", VoiceCall.answered_at.is_(None)
+            )
         )
     }
     handled = {
         row[0]: row[1]
         for row in await session.execute(
-            select(queue_id, func.avg(VoiceCall.talk_seconds))
-            .where(
+            per_queue(func.avg(VoiceCall.talk_seconds)).where(
                 ended_today,
                 VoiceCall.answered_at.is_not(None),
                 VoiceCall.talk_seconds.is_not(None),
             )
-            .group_by(queue_id)
         )
     }
     figures = {}

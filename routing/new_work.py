@@ -5,6 +5,11 @@ the database knows (channel, contact, the first inbound message, form fields, th
 and `enrich` asks the enrichers (the ERP bridge), each within a timeout, never failing. The
 pass (`routing.service.run_pass`) then matches the work to queues under the lock, skipping
 work another process matched meanwhile.
+
+VIPs first, on every channel: as new work enters its queue, `entry_priority` raises a VIP
+contact's by `VIP_PRIORITY`. Whatever orders waiting work reads the conversation's priority
+(the pass, the console's unassigned list, a caller's place in a phone queue), so this one
+rule puts a VIP's later message or call before earlier ones of others.
 """
 
 from __future__ import annotations
@@ -17,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.enrichment import Enricher, WorkFacts
 from core.models import Contact, Conversation, ConversationStatus, Direction, Interaction
+from routing.config import MAX_PRIORITY
 from routing.rules import TEXT_WINDOW, GatheredFacts, gather_facts
+
+# A contact of this priority tier is a VIP; their new work enters its queue this much more
+# urgent (an SLA escalation raises by 1 by default, a transferred call by 10).
+VIP_TIER = "vip"
+VIP_PRIORITY = 50
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,15 @@ def _facts(conversation: Conversation, contact: Contact, first: Interaction | No
         form_fields=fields,
         ivr_choice=str(ivr) if isinstance(ivr, str | int) else None,
     )
+
+
+def entry_priority(priority: int, facts: WorkFacts) -> tuple[int, str]:
+    """The priority new work waits with in its queue, and why it differs ("" if it does
+    not): a VIP contact's is raised by `VIP_PRIORITY`, at most to `MAX_PRIORITY`."""
+    if facts.priority_tier.strip().lower() != VIP_TIER:
+        return priority, ""
+    raised = min(MAX_PRIORITY, priority + VIP_PRIORITY)
+    return raised, f"VIP contact: priority {priority} -> {raised}, ahead of others"
 
 
 async def enrich(

@@ -64,7 +64,7 @@ from routing import metrics, tasks
 from routing.config import QueueConfig
 from routing.expressions import operator_attributes
 from routing.lead_assignment import assign_leads
-from routing.new_work import NewWork
+from routing.new_work import NewWork, entry_priority
 from routing.setup import QueueSetup, enter_queue, load_setups, queue_rules
 from routing.sla import settle_slas, start_slas
 from routing.strategies import Decision, OfferRefusal, OperatorSnapshot, WorkItem, decide
@@ -337,10 +337,13 @@ async def _match_queues(
             queue_id = None
             reason = "no queue: no routing rules are set and the channel names no queue"
         conversation.queue_id = queue_id
+        conversation.priority, raised = entry_priority(conversation.priority, item.facts.facts)
         enter_queue(conversation, now)
         setup = setups.get(queue_id) if queue_id is not None else None
         if setup is not None:
             reason = f"queue {setup.name}: {reason}"
+        if raised:
+            reason += f"; {raised}"
         await routing_log.record(
             session,
             kind="queue",

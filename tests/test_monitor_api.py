@@ -274,7 +274,9 @@ async def call(
     direction: str = "in",
     **values: Any,
 ) -> None:
-    """A phone call as the voice channel keeps it, written directly."""
+    """A phone call as the voice channel keeps it, written directly, with its conversation
+    in the queue (a call counts in its conversation's queue)."""
+    conversation_id = await conversation(sessions, queue_id, channel="voice")
     async with sessions() as session, session.begin():
         session.add(
             VoiceCall(
@@ -282,6 +284,7 @@ async def call(
                 direction=direction,
                 from_number="+4930111222",
                 to_number="+4930999000",
+                conversation_id=conversation_id,
                 queue_id=queue_id,
                 operator_id=operator_id,
                 state=state,
@@ -430,6 +433,29 @@ async def test_call_figures(sessions: SessionFactory) -> None:
     # Luis's phone rings, he is not on a call yet; his callback counts.
     assert (people["Luis"].on_call, people["Luis"].on_call_seconds_today) == (False, 120)
     assert [people[name].overdue_tasks for name in ("Anna", "Luis", "Mia")] == [0, 0, 1]
+
+
+async def test_a_caller_answered_then_transferred_who_hangs_up_counts_once_as_answered(
+    sessions: SessionFactory,
+) -> None:
+    async with sessions() as session, session.begin():
+        billing = (await create_queue(session, CLI, name="Billing")).id
+    await call(
+        sessions,
+        billing,
+        state=CallState.ENDED,
+        outcome="abandoned",  # hung up waiting in Billing after the transfer
+        queued_at=at(10),
+        answered_at=at(10, 1),
+        ended_at=at(10, 9),
+        wait_seconds=60,
+        talk_seconds=300,
+    )
+    async with sessions() as session:
+        snap = await monitor.snapshot(session, "UTC", now=NOW)
+    (queue,) = snap.queues
+    assert (queue.calls.answered_today, queue.calls.abandoned_today) == (1, 0)
+    assert queue.calls.service_level_today == 0.0  # answered, after the 20 s target
 
 
 async def test_a_call_in_progress_since_before_midnight_counts_from_midnight(

@@ -182,6 +182,29 @@ async def test_waiting_work_goes_out_by_priority_then_longest_wait(world: World)
     assert (await world.conversation(older.conversation_id)).assignee_id is None
 
 
+async def test_a_vips_later_work_is_handed_out_before_earlier_work_of_others(
+    world: World,
+) -> None:
+    ann = await world.operator("Ann", presence=Presence.AWAY, capacity={"messaging": 1})
+    support = await world.queue("Support", [ann])
+    regular = await world.arrive(queue_id=support)
+    world.tick(60)
+    vip = await world.arrive(queue_id=support)
+    async with world.sessions() as session, session.begin():
+        contact = await session.get(Contact, vip.contact_id)
+        assert contact is not None
+        contact.priority_tier = "vip"
+    await world.route()  # Ann is away: both wait, the VIP's raised as it enters the queue
+    await world.presence(ann, Presence.AVAILABLE)
+    await world.route()
+    assert (await world.conversation(vip.conversation_id)).assignee_id == ann
+    assert (await world.conversation(regular.conversation_id)).assignee_id is None
+    matched = (await world.log(vip.conversation_id))[0]
+    assert matched.kind == "queue"
+    assert matched.reason.endswith("VIP contact: priority 0 -> 50, ahead of others")
+    assert "VIP" not in (await world.log(regular.conversation_id))[0].reason
+
+
 # --- offers -----------------------------------------------------------------------------------
 
 

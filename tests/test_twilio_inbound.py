@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
+from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.media import Claimed, MediaFetcher, pending_attachment, queue_fetch
 from core import clock
@@ -32,7 +33,7 @@ from tests.twilio_standin import AUTH_TOKEN, Signer, TwilioStandIn, inbound
 from web.keys import SERVICES
 
 CUSTOMER = "+14155550123"
-TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+TWIML = str(MessagingResponse())  # empty: omnicrm sends nothing back to a message
 
 
 @pytest.fixture

@@ -484,9 +484,10 @@ async def test_a_redirect_while_waiting_in_the_queue(world: World) -> None:
     sim = world.sim
     caller = await world.call_in(Caller(inputs=["1"]))
     await caller.wait_state("in-queue")
-    twiml = "<Response><Say>Sorry, we are closed.</Say></Response>"
+    closed = VoiceResponse()
+    closed.say("Sorry, we are closed.")
     response = await world.rest.post(
-        f"{world.standin.url}{CALLS}/{caller.sid}.json", data={"Twiml": twiml}
+        f"{world.standin.url}{CALLS}/{caller.sid}.json", data={"Twiml": str(closed)}
     )
     assert response.status == 200
     await caller.wait_state("completed")
@@ -723,11 +724,13 @@ class StandInHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
 async def test_the_official_client(world: World) -> None:
     http = StandInHttpClient(world.standin.url)
     client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http)
+    hello = VoiceResponse()
+    hello.say("Hello from the client")
     try:
         call = await client.calls.create_async(
             to=AGENT,
             from_=OUR_NUMBER,
-            twiml="<Response><Say>Hello from the client</Say></Response>",
+            twiml=str(hello),
             status_callback=f"{PUBLIC}/hooks/status",
         )
         assert call.sid.startswith("CA")

@@ -4,7 +4,7 @@ while routing, the call controller and the media fetcher run as they do in the s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +13,66 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from core import clock
+from core.clock import ManualClock
 from core.db import SessionFactory
-from core.models import Conversation, Interaction, Presence, RoutingDecision, Task
+from core.models import Conversation, Interaction, Presence, RoutingDecision, Task, utcnow
 from core.settings import Settings
 from tests.conftest import UserFactory
-from tests.twilio_calls import Caller, Device
-from tests.twilio_helpers import OUR_NUMBER, twilio_settings
-from tests.voice_helpers import CUSTOMER, MENU, Line, phone_line
+from tests.test_voice_flow import as_the_library_builds
+from tests.twilio_calls import HANG_UP, Caller, Device, Leg
+from tests.twilio_helpers import OUR_NUMBER, post_signed, twilio_settings
+from tests.twilio_standin import inbound
+from tests.voice_helpers import CUSTOMER, MENU, Line, next_place, phone_line
 
 pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
 OPERATOR_PHONE = "+493011112222"
 SECOND_PHONE = "+493033334444"
+OTHER_CUSTOMER = "+4915187654321"
+PROMPT = MENU["prompt"]
+NESTED = {
+    "prompt": "Press 1 for orders, 2 for other languages.",
+    "options": [
+        {"digit": "1", "label": "Orders"},
+        {
+            "digit": "2",
+            "label": "Languages",
+            "menu": {
+                "prompt": "Drücken Sie 1 oder sagen Sie Deutsch.",
+                "language": "de-DE",
+                "options": [
+                    {
+                        "digit": "1",
+                        "speech": ["deutsch"],
+                        "choice": "german",
+                        "say": "Einen Moment.",
+                    }
+                ],
+            },
+        },
+    ],
+}
+MUSIC = "https://cdn.example.com/hold-music.mp3"
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return twilio_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+def frozen() -> Iterator[ManualClock]:
+    """omnicrm's clock held still, for a test to move (the stand-in's simulated time runs on
+    its own: webhooks arrive whenever, and omnicrm sees the time the test says)."""
+    manual = ManualClock(utcnow())
+    with clock.using(manual):
+        yield manual
+
+
+def said(leg: Leg) -> list[str]:
+    """What the person on `leg` heard said (not music, beeps or their own keys)."""
+    return [str(text) for text in leg.heard if text.kind == "say"]
 
 
 @pytest.fixture
@@ -105,6 +148,10 @@ async def test_a_call_through_the_menu_to_an_operator_is_answered_recorded_and_k
     played = await anna.get(f"/api/v1/interactions/{interaction.id}/attachments/0")
     assert played.status == 200
     assert await played.read() == line.sim.recording_audio(recording, "mp3")
+    # Every answer omnicrm gave Twilio during the call is TwiML the twilio library builds.
+    answered = [sent.body for sent in line.sim.webhooks if sent.status == 200]
+    assert len(answered) > 10
+    assert [as_the_library_builds(body) for body in answered] == answered
 
 
 async def _eventually_recorded(line: Line) -> str:
@@ -189,6 +236,32 @@ async def test_a_caller_who_hangs_up_in_the_queue_gets_a_callback_that_calls_the
         ("in", "abandoned"),
         ("out", "answered"),
     ]
+
+
+@pytest.mark.parametrize(("line_says", "reason"), [("busy", "busy"), ("failed", "failed")])
+async def test_a_callback_the_customers_line_refuses_stays_open_and_says_why(
+    line: Line, line_says: str, reason: str
+) -> None:
+    leg = await line.call(Caller(inputs=["1"]))
+    await leg.wait_state("in-queue")
+    await leg.hang_up()  # nobody was at work
+    luis = await line.operator("luis", OPERATOR_PHONE)
+    await line.route()  # the callback is his
+    [task] = await line.tasks()
+    line.sim.devices[CUSTOMER] = Device(answer=line_says)
+    placed = await luis.post(f"/api/v1/tasks/{task.id}/call")
+    assert placed.status == 202, await placed.text()
+    operator_leg = line.sim.legs_to(OPERATOR_PHONE)[0]
+    await operator_leg.wait_state("completed")
+    assert "The customer did not answer. The task stays open." in operator_leg.heard
+    [dialed] = line.sim.hooks("dial-action", operator_leg)
+    assert dialed.params["DialCallStatus"] == line_says
+
+    [still] = await line.tasks()
+    assert (still.done_at, still.meta["reason"]) == (None, reason)
+    assert still.meta["callbacks"][-1]["outcome"] == reason
+    listed = await (await luis.get("/api/v1/tasks", params={"scope": "mine"})).json()
+    assert [(item["id"], item["reason"]) for item in listed["items"]] == [(task.id, reason)]
 
 
 async def test_an_operator_whose_phone_does_not_answer_loses_the_call_to_the_next(
@@ -413,3 +486,294 @@ async def test_erasing_a_caller_leaves_no_number_in_their_calls_or_callbacks(lin
     task = (await line.tasks())[0]
     assert task.meta == {}
     assert task.outcome == "cancelled"  # nobody calls an erased person back
+
+
+async def test_a_menu_choice_a_rule_routes_elsewhere_waits_counts_and_is_called_back_there(
+    line: Line,
+) -> None:
+    orders = await line.queue("Orders")
+    rules = {
+        "default_queue_id": line.queue_id,
+        "rules": [{"ivr_choice": "orders", "queue_id": orders}],
+    }
+    response = await line.admin.put("/api/v1/routing/queue-rules", json={"rules": rules})
+    assert response.status == 200, await response.text()
+    sales = await line.call(Caller(inputs=["2"]), from_=OTHER_CUSTOMER)
+    await sales.wait_state("in-queue")
+    ordering = await line.call(Caller(inputs=["1"]))
+    await ordering.wait_state("in-queue")
+    await line.route()  # nobody is at work: both wait, the second in Orders by the rule
+
+    await next_place(ordering)  # (one may have been on its way while routing ran)
+    assert await next_place(ordering) == "All our agents are busy. You are number 1 in the queue."
+    figures = await line.monitor_calls()
+    assert (figures[orders]["waiting"], figures[line.queue_id]["waiting"]) == (1, 1)
+    await ordering.hang_up()
+    await sales.hang_up()
+    assert {task.meta["number"]: task.queue_id for task in await line.tasks()} == {
+        CUSTOMER: orders,
+        OTHER_CUSTOMER: line.queue_id,
+    }
+    figures = await line.monitor_calls()
+    abandoned = (figures[orders]["abandoned_today"], figures[line.queue_id]["abandoned_today"])
+    assert abandoned == (1, 1)
+
+
+async def test_a_call_transferred_to_a_queue_waits_and_counts_there(line: Line) -> None:
+    anna = await line.operator("anna", OPERATOR_PHONE)
+    billing = await line.queue("Billing")
+    leg = await line.call(Caller(inputs=["1"]))
+    await line.answered_by(anna, leg)
+    call = await line.voice_call()
+    moved = await anna.post(
+        f"/api/v1/conversations/{call.conversation_id}/transfer", json={"queue_id": billing}
+    )
+    assert moved.status == 200, await moved.text()
+    await line.control()  # the caller waits again, in Billing, where nobody is at work
+    assert await next_place(leg) == "All our agents are busy. You are number 1 in the queue."
+    assert "Please hold while we transfer your call." in leg.heard
+    figures = await line.monitor_calls()
+    assert (figures[billing]["waiting"], figures[line.queue_id]["waiting"]) == (1, 0)
+
+    await leg.hang_up()
+    [task] = await line.tasks()
+    assert (task.queue_id, task.meta["reason"]) == (billing, "abandoned")
+    # Counted once, where it is: answered (then transferred), not also abandoned.
+    calls = (await line.monitor_calls())[billing]
+    assert (calls["answered_today"], calls["abandoned_today"]) == (1, 0)
+
+
+async def test_a_vip_who_calls_after_another_caller_is_offered_first(line: Line) -> None:
+    # Known from an earlier call (hung up in the menu); a supervisor made them a VIP since.
+    first = await line.call(Caller(inputs=[HANG_UP]))
+    await first.wait_state("completed")
+    vip = (await line.voice_call()).contact_id
+    marked = await line.admin.patch(f"/api/v1/contacts/{vip}", json={"priority_tier": "vip"})
+    assert marked.status == 200, await marked.text()
+
+    regular = await line.call(Caller(inputs=["2"]), from_=OTHER_CUSTOMER)
+    await regular.wait_state("in-queue")
+    calling = await line.call(Caller(inputs=["1"]))
+    await calling.wait_state("in-queue")
+    await line.route()  # nobody is at work yet: both wait, the VIP ahead
+    for leg in (calling, regular):
+        await next_place(leg)  # (one may have been on its way while routing ran)
+    assert await next_place(calling) == "All our agents are busy. You are number 1 in the queue."
+    assert await next_place(regular) == "All our agents are busy. You are number 2 in the queue."
+
+    anna = await line.operator("anna", OPERATOR_PHONE)
+    await line.route()
+    offer = await line.offer_of(anna)
+    vip_call = await line.voice_call()
+    assert vip_call.contact_id == vip
+    assert offer["conversation_id"] == vip_call.conversation_id
+    await line.accept(anna)
+    await line.control()
+    await calling.wait_state("bridged")
+    assert regular.in_queue
+
+
+# --- the menu and the queue, as callers hear them ---------------------------------------------
+
+
+async def test_a_wrong_key_and_silence_are_answered_and_the_menu_asked_again(line: Line) -> None:
+    leg = await line.call(Caller(inputs=["9", None, "speech:it is about my orders"]))
+    await leg.wait_state("in-queue")
+    assert said(leg)[:7] == [
+        "This call may be recorded for quality and training.",
+        "Thank you for calling.",
+        PROMPT,
+        "Sorry, that is not one of the choices.",
+        PROMPT,
+        "Sorry, I did not hear a choice.",
+        PROMPT,
+    ]
+    assert len(line.sim.hooks("gather", leg)) == 3  # each answer came back to omnicrm
+    call = await line.voice_call()
+    assert (call.state, call.ivr_choice, call.menu_attempts) == ("queued", "orders", 2)
+
+    # Three tries without a choice: the number's queue, without a choice.
+    lost = await line.call(Caller(inputs=["9", None, "7"]), from_=OTHER_CUSTOMER)
+    place = await next_place(lost)
+    heard = said(lost)
+    turn = heard.index("Let me put you through to the next free agent.")
+    assert heard[turn - 2 : turn] == ["Sorry, I did not hear a choice.", PROMPT]
+    assert heard[turn + 1] == place == "All our agents are busy. You are number 2 in the queue."
+    call = await line.voice_call()
+    assert (call.state, call.ivr_choice, call.queue_id) == ("queued", None, line.queue_id)
+
+
+async def test_a_nested_menu_speaks_its_own_language_and_its_choice_is_the_routing_fact(
+    app: web.Application,
+    client: TestClient[Any, Any],
+    sessions: SessionFactory,
+    make_user: UserFactory,
+) -> None:
+    async with phone_line(app, client, sessions, make_user, menu=NESTED) as line:
+        leg = await line.call(Caller(inputs=["2", "speech:auf Deutsch bitte"]))
+        await leg.wait_state("in-queue")
+        nested = next(text for text in leg.heard if text == "Drücken Sie 1 oder sagen Sie Deutsch.")
+        assert nested.language == "de-DE"
+        assert said(leg)[:4] == [
+            "Thank you for calling.",
+            "Press 1 for orders, 2 for other languages.",
+            "Drücken Sie 1 oder sagen Sie Deutsch.",
+            "Einen Moment.",
+        ]
+        gathers = line.sim.hooks("gather", leg)
+        assert [sent.params.get("Digits") for sent in gathers] == ["2", None]
+        assert gathers[1].params["SpeechResult"] == "auf Deutsch bitte"
+        call = await line.voice_call()
+        assert (call.state, call.ivr_choice, call.menu_path) == ("queued", "german", "1")
+        async with line.sessions() as session:
+            interaction = await session.get(Interaction, call.interaction_id)
+        assert interaction is not None
+        assert interaction.meta["ivr_choice"] == "german"  # what queue rules match
+
+
+async def test_waiting_callers_hear_the_hold_music_and_their_place(
+    app: web.Application,
+    client: TestClient[Any, Any],
+    sessions: SessionFactory,
+    make_user: UserFactory,
+) -> None:
+    async with phone_line(app, client, sessions, make_user, hold_music_url=MUSIC) as line:
+        first = await line.call(Caller())
+        await first.wait_state("in-queue")
+        second = await line.call(Caller(), from_=OTHER_CUSTOMER)
+        await second.wait_state("in-queue")
+        assert await next_place(second) == "All our agents are busy. You are number 2 in the queue."
+        assert await next_place(first) == "All our agents are busy. You are number 1 in the queue."
+        music = [text for text in second.heard if text.kind == "play"]
+        assert music
+        assert set(music) == {MUSIC}  # the number's music, between the messages
+        answered = [sent for sent in line.sim.hooks("wait", second) if sent.status == 200]
+        assert f"<Play>{MUSIC}</Play>" in answered[-1].body
+
+
+async def test_a_caller_who_waited_the_longest_allowed_is_offered_a_voicemail(
+    app: web.Application,
+    client: TestClient[Any, Any],
+    sessions: SessionFactory,
+    make_user: UserFactory,
+    frozen: ManualClock,
+) -> None:
+    async with phone_line(app, client, sessions, make_user, max_wait_seconds=30) as line:
+        leg = await line.call(Caller(voicemail_seconds=8, finish_key="#"))
+        await leg.wait_state("in-queue")
+        await next_place(leg)
+        assert leg.in_queue  # within the limit, whatever the stand-in's own time says
+        frozen.advance(31)
+        await leg.wait_state("completed")
+        assert said(leg)[-3:] == [
+            "Sorry, no one is free to take your call.",
+            "Please leave a message after the tone, and we will call you back.",
+            "Thank you. Goodbye.",
+        ]
+        left = line.sim.hooks("enqueue-action", leg)
+        assert [sent.params["QueueResult"] for sent in left] == ["leave"]
+        for _ in range(400):
+            tasks = await line.tasks()
+            if tasks and tasks[0].meta.get("voicemail_interaction_id"):
+                break
+            await line.sim.sleep(0.5)
+        call = await line.voice_call()
+        assert (call.outcome, call.wait_seconds) == ("voicemail", 31)
+        [task] = tasks
+        assert (task.meta["reason"], task.meta["waited_seconds"]) == ("voicemail", 31)
+        assert task.meta["voicemail_interaction_id"] == call.interaction_id
+
+
+# --- operators --------------------------------------------------------------------------------
+
+
+async def test_an_operator_stays_busy_until_the_wrap_up_is_over(
+    app: web.Application,
+    client: TestClient[Any, Any],
+    sessions: SessionFactory,
+    make_user: UserFactory,
+    frozen: ManualClock,
+) -> None:
+    async with phone_line(app, client, sessions, make_user, wrap_up_seconds=45) as line:
+        anna = await line.operator("anna", OPERATOR_PHONE)
+        leg = await line.call(Caller())
+        await line.answered_by(anna, leg)
+        await line.sim.talk(30)
+        await leg.hang_up()
+        await line.sim.legs_to(OPERATOR_PHONE)[0].wait_state("completed")
+        await line.control()
+        assert await line.presence("anna") == (Presence.BUSY, "wrap-up after a call")
+
+        # A call meanwhile waits: she is not offered it while she wraps up.
+        waiting = await line.call(Caller(), from_=OTHER_CUSTOMER)
+        await waiting.wait_state("in-queue")
+        await line.route()
+        assert (await (await anna.get("/api/v1/offers")).json())["items"] == []
+        frozen.advance(44)  # (within a minute: her console still counts as connected)
+        await line.control()
+        assert await line.presence("anna") == (Presence.BUSY, "wrap-up after a call")
+        frozen.advance(2)
+        await line.control()
+        assert await line.presence("anna") == (Presence.AVAILABLE, None)
+        await line.route()
+        offer = await line.offer_of(anna)
+        assert offer["conversation_id"] == (await line.voice_call()).conversation_id
+
+
+async def test_an_operator_whose_phone_is_a_sip_address_is_rung_there(line: Line) -> None:
+    pbx = "sip:anna@pbx.example.com"
+    anna = await line.operator("anna", pbx)
+    leg = await line.call(Caller(inputs=["1"]))
+    await line.answered_by(anna, leg)
+    [created] = [
+        r for r in line.sim.requests if r.method == "POST" and r.path.endswith("Calls.json")
+    ]
+    assert (created.params["To"], created.params["From"]) == (pbx, OUR_NUMBER)
+    assert leg.other is line.sim.legs_to(pbx)[0]
+    assert (await line.voice_call()).state == "connected"
+
+
+async def test_a_rejected_offer_of_a_call_goes_to_the_next_operator(line: Line) -> None:
+    phones = {"anna": OPERATOR_PHONE, "luis": SECOND_PHONE}
+    team = {name: await line.operator(name, phone) for name, phone in phones.items()}
+    leg = await line.call(Caller(inputs=["1"]))
+    await leg.wait_state("in-queue")
+    await line.route()
+    first = await _offered_to_either(line, *team.values())
+    second = next(name for name in team if name != first)
+    offer = await line.offer_of(team[first])
+    rejected = await team[first].post(f"/api/v1/offers/{offer['id']}/reject")
+    assert rejected.status == 200, await rejected.text()
+    await line.control()
+    assert line.sim.legs_to(phones[first]) == []  # a rejected offer rings nobody
+    assert leg.in_queue
+    await line.route()
+    assert (await (await team[first].get("/api/v1/offers")).json())["items"] == []
+    await line.accept(team[second])
+    await line.control()
+    await leg.wait_state("bridged")
+    assert leg.other is line.sim.legs_to(phones[second])[0]
+
+
+# --- the caller -------------------------------------------------------------------------------
+
+
+async def test_a_customer_who_texted_and_then_calls_is_one_contact_with_one_history(
+    line: Line,
+) -> None:
+    texted = await post_signed(line.client, inbound(CUSTOMER, "Is my parcel on its way?"))
+    assert texted.status == 200, await texted.text()
+    leg = await line.call(Caller(inputs=["1"]))
+    await leg.wait_state("in-queue")
+    call = await line.voice_call()
+    async with line.sessions() as session:
+        message = await session.scalar(select(Interaction).where(Interaction.channel == "sms"))
+    assert message is not None
+    assert call.contact_id == message.contact_id
+    timeline = await line.admin.get(f"/api/v1/contacts/{call.contact_id}/timeline")
+    assert timeline.status == 200, await timeline.text()
+    items = (await timeline.json())["items"]
+    assert [(item["channel"], item["kind"]) for item in items] == [
+        ("voice", "call"),
+        ("sms", "message"),
+    ]

@@ -1,13 +1,18 @@
 """A number's call flow as an admin configures it, and the TwiML it becomes (pure: no
-database, no network). The TwiML is read back with an XML parser as Twilio reads it."""
+database, no network). The TwiML is read back with an XML parser as Twilio reads it, and
+built again with the `twilio` library's own builders, which must give the same document."""
 
 from __future__ import annotations
 
+import inspect
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from twilio.twiml import TwiML
+from twilio.twiml.voice_response import VoiceResponse
 
 from channels.base import Malformed
 from channels.twilio.settings import TwilioSettings
@@ -42,6 +47,36 @@ def read(document: bytes) -> ET.Element:
     root = ET.fromstring(document)  # noqa: S314 - our own documents
     assert root.tag == "Response"
     return root
+
+
+def as_the_library_builds(document: bytes | str) -> str:
+    """`document` built again, verb by verb, with the `twilio` library's builders: each
+    element must be one the builder of its parent makes (`<Dial>` holds `<Queue>`, `<Gather>`
+    holds `<Say>`), each attribute a parameter that builder names. The library's XML for the
+    same verbs, to compare with `document`."""
+    text = document.decode() if isinstance(document, bytes) else document
+    response = VoiceResponse()
+    _build(read(text.encode()), response)
+    return str(response)
+
+
+def _build(element: ET.Element, built: TwiML) -> None:
+    for child in element:
+        make = getattr(built, _snake(child.tag), None)
+        assert callable(make), f"the library's <{element.tag}> holds no <{child.tag}>"
+        named = [
+            name
+            for name, parameter in inspect.signature(make).parameters.items()
+            if parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+        ]
+        attributes = {_snake(name): value for name, value in child.attrib.items()}
+        unknown = sorted(set(attributes) - set(named))
+        assert not unknown, f"<{child.tag}> has attributes the library does not know: {unknown}"
+        _build(child, make(*([child.text] if child.text else []), **attributes))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def test_a_caller_picks_by_key_or_by_word_and_nested_menus_are_found_by_path() -> None:
@@ -205,3 +240,81 @@ def test_a_menu_without_options_for_a_path_is_none() -> None:
     top = Menu.model_validate(menu())
     assert top.at("") is top
     assert top.at("x") is None
+
+
+def menus() -> tuple[Menu, Menu]:
+    """The menu and the one nested in its second option."""
+    top = Menu.model_validate(menu())
+    nested = top.options[1].menu
+    assert nested is not None
+    return top, nested
+
+
+TOP, NESTED = menus()
+FLOW = VoiceNumber(
+    number="+15005550006",
+    menu=TOP,
+    record_calls=True,
+    hold_music_url="https://cdn.example.com/hold-music.mp3",
+)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param(
+            lambda: twiml.menu(twiml.welcome(FLOW), FLOW, TOP, "", HOOKS, 7), id="welcome"
+        ),
+        pytest.param(
+            lambda: twiml.menu(VoiceResponse(), FLOW, NESTED, "1", HOOKS, 7, "Sorry."),
+            id="nested-menu",
+        ),
+        pytest.param(
+            lambda: twiml.enqueue(VoiceResponse(), FLOW, HOOKS, 7, say="One moment."),
+            id="enqueue",
+        ),
+        pytest.param(lambda: twiml.waiting(FLOW, 3, False), id="waiting-with-music"),
+        pytest.param(
+            lambda: twiml.waiting(VoiceNumber(number="+15005550006"), 3, False),
+            id="waiting-in-silence",
+        ),
+        pytest.param(lambda: twiml.waiting(FLOW, None, True), id="connecting"),
+        pytest.param(twiml.leave_queue, id="leave"),
+        pytest.param(
+            lambda: twiml.voicemail(FLOW, HOOKS, 7, before=FLOW.after_hours_message),
+            id="voicemail",
+        ),
+        pytest.param(
+            lambda: twiml.operator_leg(FLOW, HOOKS, 7, 2, "Call from Kim, orders."),
+            id="dial-operator",
+        ),
+        pytest.param(lambda: twiml.operator_on_hold(FLOW, HOOKS, 7, 2), id="operator-on-hold"),
+        pytest.param(lambda: twiml.on_hold(FLOW, HOOKS, 7), id="caller-on-hold"),
+        pytest.param(
+            lambda: twiml.callback_leg(FLOW, HOOKS, 7, "+4915112345678", "Calling Kim."),
+            id="callback",
+        ),
+        pytest.param(lambda: twiml.callee(FLOW), id="callee"),
+        pytest.param(lambda: twiml.hang_up("Goodbye.", "de-DE"), id="hang-up"),
+        pytest.param(twiml.empty, id="empty"),
+    ],
+)
+def test_every_step_of_a_call_is_twiml_the_twilio_library_builds(step: Any) -> None:
+    document = step()
+    assert document.decode() == as_the_library_builds(document)
+
+
+def test_the_library_check_refuses_what_its_builders_would_not_make() -> None:
+    # Made with the library's generic add_child, which builds any element and attribute.
+    queue_in_enqueue = VoiceResponse()
+    queue_in_enqueue.enqueue("x").add_child("Queue", "x")
+    with pytest.raises(AssertionError, match="holds no <Queue>"):
+        as_the_library_builds(str(queue_in_enqueue))
+    misspelled = VoiceResponse()
+    misspelled.add_child("Enqueue", "x", wait_uri="/w")
+    with pytest.raises(AssertionError, match=r"does not know: \['wait_uri'\]"):
+        as_the_library_builds(str(misspelled))
+    no_verb = VoiceResponse()
+    no_verb.add_child("Speak", "Hello")
+    with pytest.raises(AssertionError, match="holds no <Speak>"):
+        as_the_library_builds(str(no_verb))

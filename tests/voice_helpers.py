@@ -18,7 +18,7 @@ from core.db import SessionFactory
 from core.models import Operator, Presence, Role, Task, VoiceCall, utcnow
 from routing.engine import RoutingEngine
 from tests.conftest import User, UserFactory
-from tests.twilio_calls import Caller, Device, Leg
+from tests.twilio_calls import Caller, Device, HungUp, Leg
 from tests.twilio_helpers import OUR_NUMBER, PUBLIC, add_account
 from tests.twilio_standin import TwilioStandIn
 from tests.twilio_voice import VoiceSim, via_client
@@ -71,6 +71,18 @@ class Line:
         if phone is not None:
             self.sim.devices[phone] = device or Device()
         return user
+
+    async def queue(self, name: str, **config: Any) -> int:
+        """Another queue (the number's calls reach it through routing or transfers)."""
+        response = await self.admin.post("/api/v1/queues", json={"name": name, "config": config})
+        assert response.status == 201, await response.text()
+        return int((await response.json())["id"])
+
+    async def monitor_calls(self) -> dict[int, dict[str, Any]]:
+        """The call figures of each queue, as the supervisors' monitor shows them."""
+        response = await self.admin.get("/api/v1/monitor")
+        assert response.status == 200, await response.text()
+        return {queue["id"]: queue["calls"] for queue in (await response.json())["queues"]}
 
     def call(self, caller: Caller | None = None, from_: str = CUSTOMER) -> Any:
         """A customer calls the number (the leg runs on its own)."""
@@ -150,6 +162,28 @@ async def phone_line(
             voice_numbers=[{"number": OUR_NUMBER, **number}],
         )
         yield Line(app, client, sessions, standin, sim, admin, queue_id, account, make_user)
+        await _hang_up_all(sim)
     finally:
         await sim.close()
         await standin.close()
+
+
+async def _hang_up_all(sim: VoiceSim) -> None:
+    """The people on calls still going hang up, and their last webhooks are answered: no
+    request is left half done in the application when the test ends."""
+    live = [leg for leg in sim.calls.values() if not leg.finished]
+    for leg in live:
+        leg.interrupt(HungUp("caller"))
+    for leg in live:
+        await leg.wait_for(lambda ended: ended.finished)
+
+
+async def next_place(leg: Leg) -> str:
+    """What the caller hears next about their place in the queue (the wait message)."""
+    before = len(leg.heard)
+
+    def place(caller: Leg) -> str | None:
+        return next((text for text in caller.heard[before:] if "in the queue" in text), None)
+
+    await leg.wait_for(lambda caller: place(caller) is not None)
+    return place(leg) or ""

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from multidict import MultiDict
 from sqlalchemy.ext.asyncio import AsyncSession
 from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import (
     ChannelServices,
@@ -43,7 +44,8 @@ from core.models import IdentityKind
 from core.reply_rules import set_opt_out
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
-EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+# "Nothing to send back", built like every TwiML omnicrm answers: with the library's builders.
+EMPTY_TWIML = str(MessagingResponse()).encode("utf-8")
 
 
 def signed_url(request: WebhookRequest, account: AccountView) -> str:

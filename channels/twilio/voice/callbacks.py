@@ -5,8 +5,10 @@ Twilio names the operator's leg) and its outbound interaction are written first
 (`begin_callback`), then the operator's phone rings; when they answer, the customer's rings
 (`callback_operator_ready`); the customer answering connects them (`callback_answered`); the
 Dial's end settles it (`callback_dialed`): answered, the task is done (`called_back`); not,
-the task stays open with the attempt noted. The operator leg's status callback settles a call
-whose Dial never ended (`callback_over`: the operator never picked up, or the action was lost).
+the task stays open with the attempt noted, and when Twilio says why the customer was not
+reached (their line busy, no answer, the call failed) that is the task's reason now (what the
+task list shows). The operator leg's status callback settles a call whose Dial never ended
+(`callback_over`: the operator never picked up, or the action was lost).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from core.models import (
     VoiceCall,
 )
 from core.tasks import emit_task
+
+# How a callback's Dial to the customer ended (DialCallStatus), as the reason the task still
+# waits: the task list says "the line was busy", "no one answered", "the call failed".
+NOT_REACHED = ("busy", "no_answer", "failed")
 
 
 async def callback_operator_ready(session: AsyncSession, call: VoiceCall, now: datetime) -> None:
@@ -61,7 +67,8 @@ async def callback_dialed(
     await store.call_presence(
         session, call.operator_id, Presence.BUSY, WRAP_UP if answered else ON_CALL, now
     )
-    await _settle_callback_task(session, call, answered, now)
+    reached = call.outcome if call.outcome in NOT_REACHED else None
+    await _settle_callback_task(session, call, answered, now, reached)
     await store.changed(session, call)
     return answered
 
@@ -99,8 +106,14 @@ async def callback_over(
 
 
 async def _settle_callback_task(
-    session: AsyncSession, call: VoiceCall, answered: bool, now: datetime
+    session: AsyncSession,
+    call: VoiceCall,
+    answered: bool,
+    now: datetime,
+    reached: str | None = None,
 ) -> None:
+    """Note the attempt on the task: done when the customer answered; else `reached`, the
+    customer's side's answer (one of NOT_REACHED), becomes its reason."""
     task = await session.get(Task, call.task_id or 0, with_for_update=True)
     if task is None or task.done_at is not None:
         return
@@ -117,6 +130,8 @@ async def _settle_callback_task(
     if answered:
         task.done_at = now
         task.outcome = TaskOutcome.CALLED_BACK
+    elif reached is not None:
+        task.meta = {**task.meta, "reason": reached}
     task.updated_at = now
     await session.flush()
     await emit_task(session, task)

@@ -166,8 +166,7 @@ async def _enter_queue(
 ) -> bytes:
     """Into the queue, if it is open; otherwise the after-hours message and voicemail."""
     if not await t.services.queue_hours(t.session, queue_id, t.now):
-        call.queue_id = queue_id
-        await store.to_voicemail(t.session, call, "after_hours", t.now)
+        await store.closed(t.session, call, queue_id, t.now)
         return twiml.voicemail(number, t.hooks, call.id, before=number.after_hours_message)
     await store.to_queue(t.session, call, queue_id, choice, t.now)
     return twiml.enqueue(response, number, t.hooks, call.id, say=say)

@@ -8,6 +8,9 @@ Invariants:
   number like on every channel. While the caller is in the menu the conversation is
   `pending`, so routing leaves it alone; reaching the queue opens it, and routing matches and
   offers it like any work (queue rules see `ivr_choice`).
+- The call's queue is its conversation's: the call flow puts the caller in one (`to_queue`,
+  `closed`; `voice_call.queue_id` keeps it as where the call came in), routing may move it
+  (rules, overflow, transfers); the caller's position and a callback task read it there.
 - The interaction's `meta.call` mirrors the row (what the timeline shows) and is rewritten at
   each step; recordings are appended to its attachments and fetched after the commit.
 - Operator legs are numbered (`leg`): a webhook about a leg that is not the current one
@@ -202,6 +205,21 @@ async def menu_step(session: AsyncSession, call: VoiceCall, path: str, attempts:
     await session.flush()
 
 
+async def _flow_queue(
+    session: AsyncSession, call: VoiceCall, queue_id: int | None
+) -> Conversation | None:
+    """The queue the number's call flow sends the caller to (the menu option's, else the
+    number's): kept on the call as where it came in, and made its conversation's queue while
+    the conversation is still the flow's (pending). From then on the conversation's queue is
+    the call's: routing moves it (rules, overflow, transfers), and the caller's position, the
+    monitor and a callback read it there."""
+    call.queue_id = queue_id
+    conversation = await _conversation(session, call)
+    if conversation is not None and conversation.status == ConversationStatus.PENDING:
+        conversation.queue_id = queue_id
+    return conversation
+
+
 async def to_queue(
     session: AsyncSession, call: VoiceCall, queue_id: int | None, choice: str | None, now: datetime
 ) -> None:
@@ -210,14 +228,12 @@ async def to_queue(
         return
     call.state = CallState.QUEUED
     call.queued_at = call.queued_at or now
-    call.queue_id = queue_id
     if choice is not None:
         call.ivr_choice = choice
+    conversation = await _flow_queue(session, call, queue_id)
     await changed(session, call)  # the choice reaches the interaction before routing reads it
-    conversation = await _conversation(session, call)
     if conversation is not None and conversation.status == ConversationStatus.PENDING:
         conversation.status = ConversationStatus.OPEN
-        conversation.queue_id = queue_id
         conversation.queue_entered_at = None
         await emit(
             session,
@@ -240,25 +256,27 @@ async def _conversation(session: AsyncSession, call: VoiceCall) -> Conversation 
 
 
 async def position(session: AsyncSession, call: VoiceCall) -> int:
-    """The caller's place among the calls waiting in their queue, in routing's order
-    (priority first, then who waited longest)."""
+    """The caller's place among the calls waiting in their conversation's queue, in routing's
+    order: priority first (VIPs' and transferred callers' is higher), then who waited longest
+    there (since routing put them in it, else since they reached the queue)."""
     conversation = await session.get(Conversation, call.conversation_id or 0)
-    priority = conversation.priority if conversation is not None else 0
+    if conversation is None:
+        return 1
+    since = func.coalesce(Conversation.queue_entered_at, VoiceCall.queued_at)
+    mine = conversation.queue_entered_at or call.queued_at or call.started_at
+    priority = conversation.priority
     ahead = await session.scalar(
         select(func.count())
         .select_from(VoiceCall)
         .join(Conversation, Conversation.id == VoiceCall.conversation_id)
         .where(
             VoiceCall.state.in_(WAITING_STATES),
-            VoiceCall.queue_id.is_(None)
-            if call.queue_id is None
-            else VoiceCall.queue_id == call.queue_id,
+            Conversation.queue_id.is_(None)
+            if conversation.queue_id is None
+            else Conversation.queue_id == conversation.queue_id,
             VoiceCall.id != call.id,
             (Conversation.priority > priority)
-            | (
-                (Conversation.priority == priority)
-                & (VoiceCall.queued_at < (call.queued_at or call.started_at))
-            ),
+            | ((Conversation.priority == priority) & (since < mine)),
         )
     )
     return int(ahead or 0) + 1
@@ -271,6 +289,15 @@ def waited(call: VoiceCall, now: datetime) -> int | None:
 
 
 # --- unanswered: voicemail, abandoned, after hours ------------------------------------------
+
+
+async def closed(
+    session: AsyncSession, call: VoiceCall, queue_id: int | None, now: datetime
+) -> None:
+    """The queue the call flow chose is closed: the caller is offered a voicemail, and the
+    callback belongs to that queue."""
+    await _flow_queue(session, call, queue_id)
+    await to_voicemail(session, call, "after_hours", now)
 
 
 async def to_voicemail(session: AsyncSession, call: VoiceCall, reason: str, now: datetime) -> None:
@@ -345,12 +372,14 @@ async def _callback(
         if voicemail:
             await _add_voicemail(session, call, now)
         return
+    conversation = await session.get(Conversation, call.conversation_id or 0)
     task = await open_callback(
         session,
         MissedCall(
             contact_id=call.contact_id,
             conversation_id=call.conversation_id,
-            queue_id=call.queue_id,
+            # The queue the call was in last (routing's rules, overflow and transfers move it).
+            queue_id=conversation.queue_id if conversation is not None else None,
             number=call.from_number,
             reason=reason,
             waited_seconds=call.wait_seconds,
