@@ -263,8 +263,9 @@ async def test_an_operator_inserts_a_suggested_reply_and_the_monitor_counts_it(
     textarea = page.get_by_label("Reply to the customer")
     await article.get_by_role("button", name="Send the link to the article Delivery times").click()
     await expect(textarea).to_have_value(re.compile(r"^http://\S+/help/delivery-times\?lang=en$"))
-    await expect(article).to_have_attribute("data-chosen", "false")
+    await expect(article).to_have_attribute("data-chosen", "true")
     await textarea.fill("")
+    await expect(article).to_have_attribute("data-chosen", "false")
 
     # Insert: the text filled for Lena, her order from the ERP; clearing the box forgets it.
     insert = card.locator(".suggestion-insert")
@@ -290,14 +291,15 @@ async def test_an_operator_inserts_a_suggested_reply_and_the_monitor_counts_it(
     await expect(card).to_have_attribute("data-chosen", "false")
 
     # The server counted it: each shown twice (once per question), the article's link and
-    # the answer (twice) inserted, the answer sent, the others ignored.
+    # the answer inserted (the answer inserted twice for one reply counts once), the answer
+    # sent, the others ignored (the link left the box before the reply went).
     assert await events_of(app, lena_id) == Counter(
         {
             ("shown", suggestion_id): 2,
             ("shown", canned_id): 2,
             ("shown", article_id): 2,
             ("inserted", article_id): 1,
-            ("inserted", suggestion_id): 2,
+            ("inserted", suggestion_id): 1,
             ("sent", suggestion_id): 1,
             ("ignored", canned_id): 1,
             ("ignored", article_id): 1,
@@ -308,7 +310,7 @@ async def test_an_operator_inserts_a_suggested_reply_and_the_monitor_counts_it(
     assert await stats.json() == {
         "days": 7,
         "shown": 6,
-        "inserted": 3,
+        "inserted": 2,
         "sent": 1,
         "edited": 0,
         "ignored": 2,

@@ -334,11 +334,14 @@ async function insertSuggestion(panel, item) {
   recordInserted(panel, item);
 }
 
-/** A public article's link into the reply (its text is not the reply: not remembered). */
+/** A public article's link into the reply. The reply starts from the article unless it
+ *  already started from another suggestion (the server counts a sent link as the article
+ *  used, and never as ignored). */
 function sendLink(panel, item) {
   const box = panel.textarea;
   const before = box.value.slice(0, box.selectionStart ?? box.value.length);
   panel.insert(before && !/\s$/.test(before) ? ` ${item.link}` : item.link);
+  if (panel.chosen === null) choose(panel, item.id);
   recordInserted(panel, item);
 }
 
