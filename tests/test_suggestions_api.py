@@ -370,6 +370,82 @@ async def test_an_article_sent_as_its_link_is_used_and_an_insertion_counts_once_
 
 
 @sqlite_only
+async def test_an_articles_link_is_in_the_customers_language_when_it_has_that_translation(
+    sessions: SessionFactory, make_user: UserFactory
+) -> None:
+    anna = await make_user(Role.OPERATOR)
+    boss = await make_user(Role.SUPERVISOR)
+    queue = await queue_with(sessions, "Refunds", anna)
+    english = await public_article(
+        boss, "refunds", "en", "Refunds", "A refund reaches your card within five days."
+    )
+    await public_article(
+        boss, "refunds", "ru", "Возврат денег", "Деньги поступят на карту в течение пяти дней."
+    )
+    vouchers = await public_article(
+        boss, "vouchers", "en", "Gift vouchers", "A gift voucher is valid for three years."
+    )
+    hidden = await json_of(
+        await boss.post(
+            "/api/v1/knowledge/articles",
+            json={
+                "slug": "vouchers",
+                "language": "ru",
+                "title": "Подарочные сертификаты",
+                "body": "Подарочный сертификат действует три года.",
+                "visibility": "internal",
+            },
+        ),
+        201,
+    )
+    assert hidden["visibility"] == "internal"
+
+    def article_links(body: Any) -> dict[int, str]:
+        return {
+            item["source"]["article_id"]: item["link"]
+            for item in body["suggestions"]
+            if item["kind"] == "article"
+        }
+
+    # Ivan writes in Russian, with the English word the English article is found by.
+    ivan = await asks(
+        sessions,
+        "ru1",
+        "ivan@example.com",
+        "Здравствуйте! Когда придёт refund за мой заказ? Я жду уже неделю.",
+        queue_id=queue,
+    )
+    body = await suggested(anna, ivan)
+    assert body["language"] == "ru"
+    # The English article matched; the link sent is to its Russian translation.
+    assert article_links(body)[english["id"]].endswith("/help/refunds?lang=ru")
+
+    # Its Russian translation is internal: the link stays on the English page.
+    ivan_again = await asks(
+        sessions,
+        "ru2",
+        "ivan.petrov@example.com",
+        "Добрый день! Сколько действует gift voucher? Мне подарили на день рождения.",
+        queue_id=queue,
+    )
+    body = await suggested(anna, ivan_again)
+    assert body["language"] == "ru"
+    assert article_links(body)[vouchers["id"]].endswith("/help/vouchers?lang=en")
+
+    # A German customer: no German translation, the matched article's own language.
+    jonas = await asks(
+        sessions,
+        "de1",
+        "jonas@example.com",
+        "Hallo, wann kommt mein refund? Ich warte schon seit einer Woche darauf.",
+        queue_id=queue,
+    )
+    body = await suggested(anna, jonas)
+    assert body["language"] == "de"
+    assert article_links(body)[english["id"]].endswith("/help/refunds?lang=en")
+
+
+@sqlite_only
 async def test_the_answer_the_team_keeps_sending_rises_above_the_one_it_passes_over(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
