@@ -16,7 +16,7 @@ import { buildFlags, defaultChannel, loadContext, renderFlags } from "./context_
 import { renderCustomer } from "./customer.js";
 import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
-import { erpSettings, fillErpPlaceholders, linkOrderNumbers } from "./order_links.js";
+import { erpSettings, fillErpPlaceholders, linkOrderNumbers, writtenOrderNumbers } from "./order_links.js";
 import { showCustomerTyping, watchTyping } from "./typing.js";
 import { isSupervisor, operatorName, presenceLabel, queueName, signal, state, statusLabel } from "./state.js";
 import { buildSuggestions, curationControl, forgetSuggestion, sendReply, updateSuggestions } from "./suggestions.js";
@@ -962,7 +962,12 @@ async function insertCanned(composer) {
     const filled =
       contactId === null
         ? { text: rendered.text, note: "" }
-        : await fillErpPlaceholders(item ? item.body : "", rendered.text, contactId);
+        : await fillErpPlaceholders(
+            item ? item.body : "",
+            rendered.text,
+            contactId,
+            writtenOrderNumbers(timeline.items, conversationId),
+          );
     if (state.conversationId !== conversationId) return;
     insertAtCursor(composer.textarea, filled.text);
     composer.cannedNote.textContent = filled.note;
