@@ -54,7 +54,8 @@ most sensitive to other processes on the CPUs.
 
 It ends with the engine recommended as the default: among the engines whose suggestion request
 keeps its p99 under the budget (`--budget-ms`, 250) at every size on every database measured,
-the best top-3 at the largest size (the mean over the databases).
+the best top-3 at the largest size (the mean over the databases). When none does, it says so,
+where each missed, and which came closest (the lowest worst p99).
 
     python bench/suggestions.py [--sizes 10000,100000] [--databases sqlite,postgresql]
                                 [--engines lexical,semantic] [--queries 216] [--quick]
@@ -632,8 +633,9 @@ def report(figures: SizeFigures) -> str:
             f"{engine.search_timed.percentile(0.5):9.1f}{engine.search_timed.percentile(0.99):9.1f}"
         )
         if engine.other_engine:
+            questions = "question" if engine.other_engine == 1 else "questions"
             lines.append(
-                f"  ({engine.other_engine} questions answered by the lexical engine: "
+                f"  ({engine.other_engine} {questions} answered by the lexical engine: "
                 "a language this one does not read)"
             )
     for label, scores in (
@@ -696,11 +698,13 @@ def recommend(sizes: Sequence[SizeFigures], budget_ms: float) -> str:
                 *missed,
             ]
         )
+    closest = min(ranked, key=lambda entry: entry[2])
     return "\n".join(
         [
             f"recommendation: none: no engine keeps its p99 under {budget_ms:.0f} ms at every "
             f"size on {where} ({summary})",
             *missed,
+            f"  closest to the budget: {closest[0]} (worst p99 {closest[2]:.0f} ms)",
         ]
     )
 
