@@ -226,18 +226,14 @@ async def set_status(
             session, conversation.id, utcnow(), status=OfferStatus.CANCELLED
         )
     if new_status is ConversationStatus.RESOLVED:
-        if old_status != ConversationStatus.RESOLVED:
-            conversation.resolved_at = utcnow()
+        await mark_resolved(session, conversation, utcnow())
     else:
         conversation.resolved_at = None
         if old_status == ConversationStatus.RESOLVED:
             conversation.reopened_count += 1
             # Measured again when it is resolved again (routing/metrics.py).
             conversation.resolution_seconds = None
-    await session.flush()
-    if new_status is ConversationStatus.RESOLVED:
-        # Its replies become suggestions for the team, in this transaction.
-        await suggestion_index.index_conversation(session, conversation.id)
+        await session.flush()
     details: dict[str, Any] = {"from": old_status, "to": new_status}
     if snoozed_until is not None:
         details["snoozed_until"] = snoozed_until.isoformat()
@@ -257,6 +253,18 @@ async def set_status(
         ),
     )
     return conversation
+
+
+async def mark_resolved(session: AsyncSession, conversation: Conversation, now: datetime) -> None:
+    """`conversation` is resolved (since `now`, unless it already was) and its replies become
+    suggestions for the team, in this transaction: the one way a conversation is resolved,
+    by an operator (`set_status`) or by the system (a phone call's own conversation when the
+    call ends, channels/twilio/voice/store.py). The caller audits and announces it."""
+    conversation.status = ConversationStatus.RESOLVED
+    if conversation.resolved_at is None:
+        conversation.resolved_at = now
+    await session.flush()
+    await suggestion_index.index_conversation(session, conversation.id)
 
 
 async def assign(

@@ -5,7 +5,10 @@ For the contact of a conversation the caller may see (`core.conversations.get_co
 - **reply channel**: where the customer wrote last (their newest message, form or call in any
   of their conversations the caller may see), the channel a reply to it goes out on (a web
   form's is answered by email, a call's by SMS: `ChannelCatalog.reply_channel`) and whether
-  it is another channel than this conversation's;
+  it is another channel than this conversation's; and the **default channel** of a reply
+  (`reply_default`): that one if one of the customer's addresses can be reached there, else
+  the conversation's own. The reply API (when no channel is named), its reply options and
+  the console's composer all default to it (`default_reply_channel`);
 - **language** and **priority tier** of the contact (the language is kept by `core.ingest`,
   detected per message);
 - **repeat**: order numbers the customer wrote in at least `REPEAT_MIN_MESSAGES` of their
@@ -25,7 +28,7 @@ count for nothing here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,6 +48,7 @@ from core.models import (
     InteractionKind,
     Task,
 )
+from core.reply_rules import addresses_of
 from core.visibility import conversation_filter, interaction_filter, task_filter
 
 REPEAT_WINDOW = timedelta(days=7)
@@ -115,6 +119,7 @@ class CustomerContext:
     language: str | None
     priority_tier: str
     reply_channel: ReplyChannel | None
+    default_channel: str
     repeat: Repeat
     open_tasks: tuple[OpenTask, ...]
     unresolved_elsewhere: tuple[Unresolved, ...]
@@ -140,6 +145,21 @@ def repeated_orders(
         if len(times) >= minimum
     ]
     return sorted(found, key=lambda order: (-order.messages, -order.last_at.timestamp()))
+
+
+def reply_default(
+    conversation_channel: str, last: ReplyChannel | None, addresses: Mapping[str, str]
+) -> str:
+    """The channel a reply goes out on when none is chosen: the one answering where the
+    customer wrote last (`last.send_on`) if they have an address it sends to (`addresses`:
+    the contact's, by kind), else the one answering the conversation's own channel."""
+    own = channels.catalog().reply_channel(conversation_channel)
+    if last is None or last.send_on == own:
+        return own
+    facts = channels.catalog().get(last.send_on)
+    if facts is None or not facts.can_send or (facts.identity_kind or "") not in addresses:
+        return own
+    return last.send_on
 
 
 def last_activity(conversation: Conversation) -> datetime:
@@ -179,13 +199,16 @@ async def customer_context(
     conversation = await get_conversation(session, actor, conversation_id)
     contact = await session.get(Contact, conversation.contact_id)
     now = now or utcnow()
+    last = await reply_channel(session, actor, conversation)
+    addresses = await addresses_of(session, conversation.contact_id)
     return CustomerContext(
         conversation_id=conversation.id,
         contact_id=conversation.contact_id,
         channel=conversation.channel,
         language=contact.language if contact is not None else None,
         priority_tier=contact.priority_tier if contact is not None else "standard",
-        reply_channel=await reply_channel(session, actor, conversation),
+        reply_channel=last,
+        default_channel=reply_default(conversation.channel, last, addresses),
         repeat=await repeat(session, actor, conversation.contact_id, find_numbers, now),
         open_tasks=await open_tasks(session, actor, conversation.contact_id, now),
         unresolved_elsewhere=await unresolved_elsewhere(session, actor, conversation),
@@ -215,6 +238,17 @@ async def reply_channel(
         at=row.occurred_at,
         send_on=channels.catalog().reply_channel(row.channel),
         differs=row.channel != conversation.channel,
+    )
+
+
+async def default_reply_channel(
+    session: AsyncSession, actor: Actor, conversation: Conversation
+) -> str:
+    """The channel a reply to `conversation` goes out on when none is chosen (`reply_default`,
+    over what `actor` may see)."""
+    last = await reply_channel(session, actor, conversation)
+    return reply_default(
+        conversation.channel, last, await addresses_of(session, conversation.contact_id)
     )
 
 

@@ -1,6 +1,7 @@
 """The knowledge base's rules, pure: what a slug, a language tag, a title, a body, tags and a
 visibility may be (each check returns the cleaned value or raises InvalidInput naming its
-field), and the public link of an article (`public_url`). `core.knowledge` applies them."""
+field), and the public link of an article (`public_url`, and whether a text carries one:
+`links_to`). `core.knowledge` applies them."""
 
 from __future__ import annotations
 
@@ -116,5 +117,15 @@ def public_url(base: str, article: KnowledgeArticle) -> str:
     """The public page of `article` in its language, under `base` (the server's public
     address, see web/routes_help.py: public_base). Only public, non-archived articles open
     there; any other is the page's 404."""
-    slug = quote(article.slug, safe="-")
-    return f"{base.rstrip('/')}/help/{slug}?lang={quote(article.language, safe='-')}"
+    language = quote(article.language, safe="-")
+    return f"{base.rstrip('/')}{_public_path(article.slug)}?lang={language}"
+
+
+def _public_path(slug: str) -> str:
+    return f"/help/{quote(slug, safe='-')}"
+
+
+def links_to(text: str, slug: str) -> bool:
+    """Whether `text` carries a link to the public page of the article `slug` (any server's
+    address, any language: translations share the slug)."""
+    return re.search(rf"{re.escape(_public_path(slug))}(?![\w-])", text) is not None

@@ -23,7 +23,7 @@ from core import clock
 from core.audit import CLI
 from core.auth import create_token
 from core.clock import ManualClock
-from core.customer_context import last_activity, repeated_orders
+from core.customer_context import ReplyChannel, last_activity, repeated_orders, reply_default
 from core.db import SessionFactory
 from core.identity import Address
 from core.ingest import InboundEvent, IngestResult, ingest
@@ -146,6 +146,24 @@ def test_last_activity_is_the_latest_message_either_way() -> None:
     assert last_activity(conversation) == START + timedelta(hours=2)
 
 
+def test_the_default_reply_channel_is_where_the_customer_wrote_last_if_it_reaches_them() -> None:
+    def wrote_on(channel: str, send_on: str) -> ReplyChannel:
+        return ReplyChannel(channel, 2, START, send_on, differs=True)
+
+    both = {"email": "max@example.de", "whatsapp": "+4915112345678"}
+    assert reply_default("email", wrote_on("whatsapp", "whatsapp"), both) == "whatsapp"
+    assert reply_default("email", None, both) == "email"
+    # A web form is answered by email: a contact without an email address gets the
+    # conversation's own channel, as does one whose last channel cannot send.
+    assert reply_default("whatsapp", wrote_on("webform", "email"), both) == "email"
+    assert reply_default("whatsapp", wrote_on("webform", "email"), {"whatsapp": "+49"}) == (
+        "whatsapp"
+    )
+    assert reply_default("email", wrote_on("nowhere", "nowhere"), both) == "email"
+    # A web form's conversation is answered by email when nothing else is known.
+    assert reply_default("webform", None, both) == "email"
+
+
 # --- the API ------------------------------------------------------------------------------------
 
 
@@ -235,6 +253,38 @@ async def test_the_reply_goes_where_the_customer_wrote_last_in_their_language(
         "email",
         form.conversation_id,
     )
+
+
+async def test_a_reply_without_a_channel_goes_out_where_the_customer_wrote_last(
+    team: Team, sessions: SessionFactory
+) -> None:
+    email = await write(
+        sessions,
+        "<1@max>",
+        "email",
+        "Hello, where is my parcel?",
+        queue_id=team.support,
+        ago=timedelta(hours=2),
+    )
+    path = f"/api/v1/conversations/{email.conversation_id}"
+
+    async def reply(**body: Any) -> tuple[str, str]:
+        response = await team.anna.post(f"{path}/reply", json={"text": "It is on its way.", **body})
+        assert response.status == 201, await response.text()
+        sent = await response.json()
+        assert sent["interaction"]["channel"] == sent["outbox"]["channel"]
+        return sent["outbox"]["channel"], sent["outbox"]["recipient"]
+
+    assert await reply() == ("email", "max.mueller@example.de")
+    # Max writes again on WhatsApp (a new conversation): the email conversation's reply goes
+    # there by default, as the console's composer and the reply options say.
+    await write(sessions, "wa-1", "whatsapp", "Any news?", queue_id=team.support)
+    options = await (await team.anna.get(f"{path}/reply-options")).json()
+    assert options["default_channel"] == "whatsapp"
+    assert (await context(team.anna, email.conversation_id))["default_channel"] == "whatsapp"
+    assert await reply() == ("whatsapp", "+4915112345678")
+    # A channel the operator names is the channel.
+    assert await reply(channel="email") == ("email", "max.mueller@example.de")
 
 
 async def test_open_tasks_and_unresolved_conversations_elsewhere_come_and_go(

@@ -270,6 +270,183 @@ async def test_what_operators_do_with_suggestions_is_recorded_and_counted(
     assert (await json_of(await boss.get("/api/v1/suggestions/stats"), 200))["shown"] == 4
 
 
+async def public_article(boss: User, slug: str, language: str, title: str, body: str) -> Any:
+    return await json_of(
+        await boss.post(
+            "/api/v1/knowledge/articles",
+            json={
+                "slug": slug,
+                "language": language,
+                "title": title,
+                "body": body,
+                "tags": [],
+                "visibility": "public",
+            },
+        ),
+        201,
+    )
+
+
+@sqlite_only
+async def test_an_article_sent_as_its_link_is_used_and_an_insertion_counts_once_per_reply(
+    sessions: SessionFactory, make_user: UserFactory
+) -> None:
+    anna = await make_user(Role.OPERATOR)
+    boss = await make_user(Role.SUPERVISOR)
+    queue = await queue_with(sessions, "Returns", anna)
+    article = await public_article(
+        boss, "returns", "en", "Returning an item", "Print the return label to return an item."
+    )
+    earlier = await asks(
+        sessions, "r1", "r1@example.com", "How do I return an item I bought?", queue_id=queue
+    )
+    await answer_and_resolve(anna, earlier, "Send the item back with the return label.")
+    asking = await asks(
+        sessions, "n1", "new@example.com", "How can I return an item?", queue_id=queue
+    )
+    path = f"/api/v1/conversations/{asking}"
+    shown = (await suggested(anna, asking))["suggestions"]
+    assert {item["kind"] for item in shown} == {"article", "reply"}
+    link = next(item for item in shown if item["kind"] == "article")
+    reply = next(item for item in shown if item["kind"] == "reply")
+    assert link["source"]["article_id"] == article["id"]
+    # "Send link" clicked twice (and the box cleared in between): one insertion.
+    for _ in range(2):
+        inserted = await anna.post(f"{path}/suggestions/{link['id']}/inserted")
+        assert inserted.status == 204
+    await json_of(
+        await anna.post(
+            f"{path}/reply",
+            json={"text": f"Here is how: {link['link']}", "suggestion_id": link["id"]},
+        ),
+        201,
+    )
+
+    async def outcomes() -> list[tuple[int | None, str]]:
+        async with sessions() as session:
+            return [
+                (event.doc_id, str(event.outcome))
+                for event in await session.scalars(
+                    select(SuggestionEvent)
+                    .where(SuggestionEvent.outcome != "shown")
+                    .order_by(SuggestionEvent.id)
+                )
+            ]
+
+    async def counts(doc_id: int) -> tuple[int, int, int, int]:
+        async with sessions() as session:
+            doc = await session.get(SuggestionDoc, doc_id)
+            assert doc is not None
+            return doc.inserted_count, doc.sent_count, doc.edited_count, doc.ignored_count
+
+    # The link is the article as suggested: sent, not edited, and not ignored.
+    assert await outcomes() == [
+        (link["id"], "inserted"),
+        (link["id"], "sent"),
+        (reply["id"], "ignored"),
+    ]
+    assert await counts(link["id"]) == (1, 1, 0, 0)
+
+    # The next reply starts from the team's answer and carries the link too: the answer is
+    # what it is recorded as, and the article is not counted as passed over.
+    await asks(sessions, "n2", "new@example.com", "And how do I return a second item?")
+    again = (await suggested(anna, asking))["suggestions"]
+    assert {item["id"] for item in again} == {link["id"], reply["id"]}
+    for doc_id in (reply["id"], link["id"]):
+        inserted = await anna.post(f"{path}/suggestions/{doc_id}/inserted")
+        assert inserted.status == 204
+    await json_of(
+        await anna.post(
+            f"{path}/reply",
+            json={"text": f"{reply['text']} See {link['link']}", "suggestion_id": reply["id"]},
+        ),
+        201,
+    )
+    assert (await outcomes())[3:] == [
+        (reply["id"], "inserted"),
+        (link["id"], "inserted"),
+        (reply["id"], "sent"),
+    ]
+    assert await counts(link["id"]) == (2, 1, 0, 0)
+    assert await counts(reply["id"]) == (1, 1, 0, 1)
+
+
+@sqlite_only
+async def test_an_articles_link_is_in_the_customers_language_when_it_has_that_translation(
+    sessions: SessionFactory, make_user: UserFactory
+) -> None:
+    anna = await make_user(Role.OPERATOR)
+    boss = await make_user(Role.SUPERVISOR)
+    queue = await queue_with(sessions, "Refunds", anna)
+    english = await public_article(
+        boss, "refunds", "en", "Refunds", "A refund reaches your card within five days."
+    )
+    await public_article(
+        boss, "refunds", "ru", "Возврат денег", "Деньги поступят на карту в течение пяти дней."
+    )
+    vouchers = await public_article(
+        boss, "vouchers", "en", "Gift vouchers", "A gift voucher is valid for three years."
+    )
+    hidden = await json_of(
+        await boss.post(
+            "/api/v1/knowledge/articles",
+            json={
+                "slug": "vouchers",
+                "language": "ru",
+                "title": "Подарочные сертификаты",
+                "body": "Подарочный сертификат действует три года.",
+                "visibility": "internal",
+            },
+        ),
+        201,
+    )
+    assert hidden["visibility"] == "internal"
+
+    def article_links(body: Any) -> dict[int, str]:
+        return {
+            item["source"]["article_id"]: item["link"]
+            for item in body["suggestions"]
+            if item["kind"] == "article"
+        }
+
+    # Ivan writes in Russian, with the English word the English article is found by.
+    ivan = await asks(
+        sessions,
+        "ru1",
+        "ivan@example.com",
+        "Здравствуйте! Когда придёт refund за мой заказ? Я жду уже неделю.",
+        queue_id=queue,
+    )
+    body = await suggested(anna, ivan)
+    assert body["language"] == "ru"
+    # The English article matched; the link sent is to its Russian translation.
+    assert article_links(body)[english["id"]].endswith("/help/refunds?lang=ru")
+
+    # Its Russian translation is internal: the link stays on the English page.
+    ivan_again = await asks(
+        sessions,
+        "ru2",
+        "ivan.petrov@example.com",
+        "Добрый день! Сколько действует gift voucher? Мне подарили на день рождения.",
+        queue_id=queue,
+    )
+    body = await suggested(anna, ivan_again)
+    assert body["language"] == "ru"
+    assert article_links(body)[vouchers["id"]].endswith("/help/vouchers?lang=en")
+
+    # A German customer: no German translation, the matched article's own language.
+    jonas = await asks(
+        sessions,
+        "de1",
+        "jonas@example.com",
+        "Hallo, wann kommt mein refund? Ich warte schon seit einer Woche darauf.",
+        queue_id=queue,
+    )
+    body = await suggested(anna, jonas)
+    assert body["language"] == "de"
+    assert article_links(body)[english["id"]].endswith("/help/refunds?lang=en")
+
+
 @sqlite_only
 async def test_the_answer_the_team_keeps_sending_rises_above_the_one_it_passes_over(
     sessions: SessionFactory, make_user: UserFactory

@@ -11,12 +11,24 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core import clock
 from core.clock import ManualClock
 from core.db import SessionFactory
-from core.models import Conversation, Interaction, Presence, RoutingDecision, Task, utcnow
+from core.identity import Address
+from core.ingest import InboundEvent, ingest
+from core.models import (
+    Conversation,
+    IdentityKind,
+    Interaction,
+    InteractionKind,
+    OutboxItem,
+    Presence,
+    RoutingDecision,
+    Task,
+    utcnow,
+)
 from core.settings import Settings
 from tests.conftest import UserFactory
 from tests.test_voice_flow import as_the_library_builds
@@ -352,6 +364,82 @@ async def test_hold_resume_and_a_transfer_to_another_operator(line: Line) -> Non
     assert final.outcome == "answered"
     assert final.operator_id == luis.operator.id
     assert final.meta["transfers"][0]["from"] == anna.operator.id
+
+
+async def test_what_the_operator_answered_in_writing_during_a_call_becomes_a_suggestion(
+    line: Line,
+) -> None:
+    """The call's end resolves its conversation the way an operator's resolving does: the
+    written answers in it become suggestions (here an email thread the customer answered
+    while on the phone)."""
+    anna = await line.operator("anna", OPERATOR_PHONE)
+    max_email = Address(IdentityKind.EMAIL, "max@example.de")
+    async with line.sessions() as session, session.begin():
+        # Max once sent a web form with his email and phone: one contact.
+        await ingest(
+            session,
+            InboundEvent(
+                channel="webform",
+                external_id="form-1",
+                kind=InteractionKind.FORM,
+                addresses=[max_email, Address(IdentityKind.PHONE, CUSTOMER)],
+                text="Please call me back.",
+            ),
+        )
+    leg = await line.call(Caller(inputs=["1"]))
+    await line.answered_by(anna, leg)
+    call = await line.voice_call()
+    path = f"/api/v1/conversations/{call.conversation_id}"
+    sent = await anna.post(
+        f"{path}/reply", json={"text": "Here is your return label.", "channel": "email"}
+    )
+    assert sent.status == 201, await sent.text()
+    outbox_id = (await sent.json())["outbox"]["id"]
+    async with line.sessions() as session, session.begin():
+        # The email channel sent it under this Message-ID; Max answers it.
+        await session.execute(
+            update(OutboxItem).where(OutboxItem.id == outbox_id).values(provider_id="<out-1@crm>")
+        )
+        answered = await ingest(
+            session,
+            InboundEvent(
+                channel="email",
+                external_id="<in-2@max>",
+                addresses=[max_email],
+                text="Thanks. How long does the refund take once you have my parcel?",
+                reply_to_external_ids=["<out-1@crm>"],
+            ),
+        )
+    assert answered.conversation_id == call.conversation_id
+    answer = "The refund reaches your card within five working days of the parcel arriving."
+    replied = await anna.post(f"{path}/reply", json={"text": answer, "channel": "email"})
+    assert replied.status == 201, await replied.text()
+
+    await line.sim.talk(20)
+    await leg.hang_up()
+    await line.sim.legs_to(OPERATOR_PHONE)[0].wait_state("completed")
+    await line.control()  # no wrap-up time: the call's conversation is done
+    async with line.sessions() as session:
+        conversation = await session.get(Conversation, call.conversation_id)
+        assert conversation is not None
+        assert conversation.status == "resolved"
+    # Another customer asks much the same: Anna's answer is suggested.
+    async with line.sessions() as session, session.begin():
+        asked = await ingest(
+            session,
+            InboundEvent(
+                channel="email",
+                external_id="<q@kim>",
+                addresses=[Address(IdentityKind.EMAIL, "kim@example.com")],
+                text="How long does a refund take once you have the parcel?",
+                queue_id=line.queue_id,
+            ),
+        )
+    found = await anna.get(f"/api/v1/conversations/{asked.conversation_id}/suggestions")
+    assert found.status == 200, await found.text()
+    (suggestion,) = (await found.json())["suggestions"]
+    assert suggestion["text"] == answer
+    assert suggestion["source"]["conversation_id"] == call.conversation_id
 
 
 async def test_after_hours_the_caller_leaves_a_voicemail_that_the_callback_carries(

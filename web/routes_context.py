@@ -97,6 +97,10 @@ class CustomerContextOut(BaseModel):
     reply_channel: ContextReplyChannelOut | None = Field(
         description="where the customer wrote last, among what you may see"
     )
+    default_channel: str = Field(
+        description="where a reply goes by default: reply_channel's send_on if one of the "
+        "customer's addresses is reached there, else the one answering this conversation"
+    )
     language: str | None = Field(description="the contact's language (detected per message)")
     tier: ContextTierOut
     repeat: ContextRepeatOut
@@ -155,6 +159,7 @@ def context_out(
         contact_id=found.contact_id,
         channel=found.channel,
         reply_channel=_out(ContextReplyChannelOut, reply) if reply is not None else None,
+        default_channel=found.default_channel,
         language=found.language,
         tier=ContextTierOut(priority=found.priority_tier, erp=erp_tier, erp_error=erp_error),
         repeat=ContextRepeatOut(

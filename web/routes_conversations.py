@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
 
 from core import channels, conversations, delivery, reply_rules
 from core.channels import Capability
+from core.customer_context import default_reply_channel
 from core.errors import InvalidInput
 from core.models import ConversationStatus
 from core.suggestions import feedback as suggestion_feedback
@@ -63,7 +64,9 @@ class ReplyBody(BaseModel):
     channel: str | None = Field(
         default=None,
         max_length=30,
-        description="answer on another channel of the contact (default: the conversation's)",
+        description="answer on this channel of the contact (default: the one answering where "
+        "the customer wrote last if it reaches them, else the conversation's: reply-options' "
+        "default_channel)",
     )
     template: str | None = Field(
         default=None,
@@ -109,7 +112,10 @@ class ReplyOptionOut(BaseModel):
 
 
 class ReplyOptionsOut(BaseModel):
-    default_channel: str
+    default_channel: str = Field(
+        description="where a reply goes without a channel: the one answering where the "
+        "customer wrote last if it reaches them, else the conversation's"
+    )
     options: list[ReplyOptionOut]
 
 
@@ -238,9 +244,16 @@ async def assign(call: Call[AssignBody, NoBody]) -> ConversationOut:
 )
 async def reply(call: Call[ReplyBody, NoBody]) -> ReplyOut:
     conversation_id = call.path_int("id")
+    channel = call.body.channel
+    if channel is None:
+        async with call.sessions() as session:
+            conversation = await conversations.get_conversation(
+                session, call.actor, conversation_id
+            )
+            channel = await default_reply_channel(session, call.actor, conversation)
     template = None
     if call.body.template is not None:
-        template = await _template(call, conversation_id)
+        template = await _template(call, conversation_id, channel)
     async with call.sessions() as session, session.begin():
         interaction, item = await conversations.reply(
             session,
@@ -248,7 +261,7 @@ async def reply(call: Call[ReplyBody, NoBody]) -> ReplyOut:
             conversation_id,
             text=call.body.text,
             html=call.body.html,
-            channel=call.body.channel,
+            channel=channel,
             template=template,
             media_urls=[str(url) for url in call.body.media_urls],
         )
@@ -265,11 +278,12 @@ async def reply(call: Call[ReplyBody, NoBody]) -> ReplyOut:
     )
 
 
-async def _template(call: Call[ReplyBody, NoBody], conversation_id: int) -> dict[str, Any]:
-    """The named template of the reply's channel, filled with the reply's variables."""
+async def _template(
+    call: Call[ReplyBody, NoBody], conversation_id: int, name: str
+) -> dict[str, Any]:
+    """The named template of the reply's channel `name`, filled with the reply's variables."""
     async with call.sessions() as session:
-        conversation = await conversations.get_conversation(session, call.actor, conversation_id)
-    name = call.body.channel or channels.catalog().reply_channel(conversation.channel)
+        await conversations.get_conversation(session, call.actor, conversation_id)
     channel = call.request.app[REGISTRY].require(name)
     offered = await channel.templates(call.request.app[SERVICES], conversation_id)
     found = next((item for item in offered if item.name == call.body.template), None)
@@ -293,6 +307,7 @@ async def reply_options(call: Call[NoBody, NoBody]) -> ReplyOptionsOut:
     async with call.sessions() as session:
         conversation = await conversations.get_conversation(session, call.actor, conversation_id)
         addresses = await reply_rules.addresses_of(session, conversation.contact_id)
+        default_channel = await default_reply_channel(session, call.actor, conversation)
         options = []
         for facts in channels.catalog().senders():
             recipient = addresses.get(facts.identity_kind or "")
@@ -322,9 +337,7 @@ async def reply_options(call: Call[NoBody, NoBody]) -> ReplyOptionsOut:
                 ],
             )
         )
-    return ReplyOptionsOut(
-        default_channel=channels.catalog().reply_channel(conversation.channel), options=out
-    )
+    return ReplyOptionsOut(default_channel=default_channel, options=out)
 
 
 @routes.post(

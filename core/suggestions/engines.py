@@ -1,8 +1,9 @@
 """The engines a process runs, and which one answers (`suggestion_engine` in the settings).
 
-`auto` is `DEFAULT_ENGINE`, the engine `bench/suggestions.py` measured best (docs/
-suggestions.md gives the figures); an engine that is not installed (the semantic one without
-`omnicrm[semantic]`) falls back to the lexical one, with a warning, never an error.
+`auto` is `DEFAULT_ENGINE`, the engine chosen from `bench/suggestions.py`'s figures
+(docs/suggestions.md gives them and the reasons); an engine that is not installed (the
+semantic one without `omnicrm[semantic]`) falls back to the lexical one, with a warning, never
+an error.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 Per conversation, each suggestion shown is recorded (`shown`), then `inserted` when an
 operator put it into the reply box, and when the reply goes out it is `sent` (most of the
 suggested text kept) or `edited` (rewritten: less than `KEPT` of it survives, by difflib's
-ratio with the placeholders' values left out), and every other suggestion shown since the
-previous reply is `ignored`. The counters on `SuggestionDoc` follow the events, and `weight`
+ratio with the placeholders' values left out; a reply carrying a public article's link sent
+that article), and every other suggestion shown since the previous reply is `ignored` (not an
+article whose link the reply carries). An insertion counts once per suggestion and reply, however
+often the operator clicks. The counters on `SuggestionDoc` follow the events, and `weight`
 turns them into a factor on the engine's score, so answers the team keeps sending rise and
 answers it keeps passing over sink, within bounds (a new answer is neither buried nor
 promoted).
@@ -13,7 +15,7 @@ promoted).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -22,12 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import Actor
 from core.clock import utcnow
 from core.errors import NotFound
+from core.knowledge_rules import links_to
 from core.models import (
     Direction,
     Interaction,
     InteractionKind,
+    KnowledgeArticle,
     SuggestionDoc,
     SuggestionEvent,
+    SuggestionKind,
     SuggestionOutcome,
 )
 from core.suggestions.text import without_placeholders
@@ -109,8 +114,18 @@ async def record_inserted(
     session: AsyncSession, actor: Actor, conversation_id: int, doc_id: int
 ) -> None:
     """The operator put the suggestion into the reply box (the conversation is checked by
-    the caller)."""
+    the caller): once per reply, however often they put it there."""
     doc = await _visible_doc(session, actor, doc_id)
+    since = await _round_start(session, conversation_id)
+    again = select(SuggestionEvent.id).where(
+        SuggestionEvent.conversation_id == conversation_id,
+        SuggestionEvent.doc_id == doc.id,
+        SuggestionEvent.outcome == SuggestionOutcome.INSERTED,
+    )
+    if since is not None:
+        again = again.where(SuggestionEvent.id > since)
+    if await session.scalar(again.limit(1)) is not None:
+        return
     session.add(
         SuggestionEvent(
             doc_id=doc.id,
@@ -137,17 +152,13 @@ async def record_reply(
     """A reply went out: the suggestion it came from (if any) was sent or edited; the other
     suggestions shown since the previous reply were ignored. The outcome for
     `suggestion_id`."""
-    # The previous reply's outcomes end the previous round of suggestions.
-    since = await session.scalar(
-        select(func.max(SuggestionEvent.id)).where(
-            SuggestionEvent.conversation_id == conversation_id,
-            SuggestionEvent.outcome.in_(_RESOLVED),
-        )
-    )
+    since = await _round_start(session, conversation_id)
     outcome: SuggestionOutcome | None = None
     if suggestion_id is not None:
         doc = await _visible_doc(session, actor, suggestion_id)
-        share = kept(doc.answer, text)
+        # An article sent as its link is the article as suggested.
+        linked = await _linked_articles(session, [doc.id], text)
+        share = 1.0 if linked else kept(doc.answer, text)
         outcome = SuggestionOutcome.SENT if share >= KEPT else SuggestionOutcome.EDITED
         session.add(
             SuggestionEvent(
@@ -168,9 +179,33 @@ async def record_reply(
             .where(SuggestionDoc.id == doc.id)
             .values({counter.key: counter + 1})
         )
-    await _ignore_shown(session, actor, conversation_id, since, suggestion_id)
+    await _ignore_shown(session, actor, conversation_id, since, suggestion_id, text)
     await session.flush()
     return outcome
+
+
+async def _round_start(session: AsyncSession, conversation_id: int) -> int | None:
+    """The last event of the previous round of suggestions in the conversation: the previous
+    reply's outcomes end it (None: the first round)."""
+    return await session.scalar(
+        select(func.max(SuggestionEvent.id)).where(
+            SuggestionEvent.conversation_id == conversation_id,
+            SuggestionEvent.outcome.in_(_RESOLVED),
+        )
+    )
+
+
+async def _linked_articles(session: AsyncSession, doc_ids: Iterable[int], text: str) -> set[int]:
+    """The documents among `doc_ids` that are articles whose public link `text` carries."""
+    ids = list(doc_ids)
+    if not ids or "/help/" not in text:
+        return set()
+    rows = await session.execute(
+        select(SuggestionDoc.id, KnowledgeArticle.slug)
+        .join(KnowledgeArticle, KnowledgeArticle.id == SuggestionDoc.source_id)
+        .where(SuggestionDoc.id.in_(ids), SuggestionDoc.kind == SuggestionKind.ARTICLE)
+    )
+    return {doc_id for doc_id, slug in rows if links_to(text, slug)}
 
 
 async def _ignore_shown(
@@ -179,6 +214,7 @@ async def _ignore_shown(
     conversation_id: int,
     since: int | None,
     chosen: int | None,
+    text: str,
 ) -> None:
     query = select(SuggestionEvent.doc_id).where(
         SuggestionEvent.conversation_id == conversation_id,
@@ -190,6 +226,8 @@ async def _ignore_shown(
     shown = {doc_id for doc_id in await session.scalars(query.distinct()) if doc_id is not None}
     if chosen is not None:
         shown.discard(chosen)
+    # An article whose link went out was used, if not as the reply's suggestion.
+    shown -= await _linked_articles(session, shown, text)
     for doc_id in sorted(shown):
         session.add(
             SuggestionEvent(

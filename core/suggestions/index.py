@@ -3,7 +3,7 @@ their sources, and written into the lexical engine's full-text rows in the same 
 
 Sources:
 - **Replies of resolved conversations** (`index_conversation`, called when a conversation is
-  resolved: `core.conversations.set_status`): each message an operator sent is paired with
+  resolved: `core.conversations.mark_resolved`): each message an operator sent is paired with
   what the customer had written since the previous reply (`reply_pairs`). Automatic replies
   (no operator) and internal notes are not answers. Before it is stored, a reply is made
   general (`generalize`): the customer's and the operator's names, the customer's addresses,

@@ -17,7 +17,9 @@ the ranking, the placeholders.
    left for the console, which fills them from the ERP bridge as it does for canned ones.
 
 Each suggestion says where it came from (the conversation, canned response or article) and
-why: the question's words found in it and its score.
+why: the question's words found in it and its score. A public article's link is to its
+translation in the customer's language when there is a public one (else the matched
+article's own language), as the public page picks (`core.knowledge.best_translation`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import Actor
 from core.canned import StatusLinkMaker, fill, placeholder_values
 from core.conversations import get_conversation
+from core.knowledge import best_translation, public_translations
 from core.language import detect
 from core.models import (
     Contact,
@@ -74,7 +77,8 @@ class Suggestion:
     conversation_id: int | None = None
     canned_id: int | None = None
     article_id: int | None = None
-    # A public article's slug and language (the caller makes its public link).
+    # A public article's slug and the language to link it in (the caller makes its public
+    # link): the customer's translation when one is public, else the article's own.
     article_slug: str | None = None
     article_language: str | None = None
 
@@ -170,6 +174,11 @@ class SuggestionService:
             found = set(terms(f"{doc.question}\n{doc.answer}", doc.language))
             article = articles.get(doc.source_id) if doc.kind == SuggestionKind.ARTICLE else None
             public = article is not None and doc.shareable
+            link_language = None
+            if public and article is not None:
+                link_language = await self._link_language(
+                    session, article, [contact_language, language]
+                )
             result.items.append(
                 Suggestion(
                     doc_id=doc.id,
@@ -182,7 +191,7 @@ class SuggestionService:
                     canned_id=doc.source_id if doc.kind == SuggestionKind.CANNED else None,
                     article_id=doc.source_id if doc.kind == SuggestionKind.ARTICLE else None,
                     article_slug=article.slug if public and article is not None else None,
-                    article_language=article.language if public and article is not None else None,
+                    article_language=link_language,
                 )
             )
         # Shown to answer someone: not when reading a resolved conversation back.
@@ -232,6 +241,16 @@ class SuggestionService:
             seen.add(doc.answer_key)
             unique.append((doc, score))
         return unique
+
+    async def _link_language(
+        self, session: AsyncSession, article: KnowledgeArticle, readers: list[str | None]
+    ) -> str:
+        """The language of the public translation of `article` for a customer who reads
+        `readers` (the contact's language, the question's): theirs if there is one, else the
+        article's own."""
+        wanted = [item for item in readers if item] + [article.language]
+        found = best_translation(await public_translations(session, article.slug), wanted)
+        return found.language if found is not None else article.language
 
     async def _articles(
         self, session: AsyncSession, docs: list[SuggestionDoc]

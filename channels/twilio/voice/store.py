@@ -34,6 +34,7 @@ from channels.media import pending_attachment, queue_fetch
 from channels.twilio.voice.parse import CallRequest, Recording
 from channels.twilio.voice.settings import VoiceNumber
 from core import routing_log
+from core.conversations import mark_resolved
 from core.event_types import CALL_UPDATED, CONVERSATION_UPDATED
 from core.events import Event, emit
 from core.identity import Address
@@ -475,9 +476,9 @@ async def _resolve(
     conversation = await _conversation(session, call)
     if conversation is None or conversation.status == ConversationStatus.RESOLVED:
         return
-    conversation.status = ConversationStatus.RESOLVED
-    conversation.resolved_at = now
-    await session.flush()
+    # As any resolution: what the team wrote in it (an email answered during the call)
+    # becomes suggestions.
+    await mark_resolved(session, conversation, now)
     await emit(
         session,
         Event(

@@ -29,10 +29,11 @@ export function buildFlags() {
   return h("ul", { class: "context-flags", "aria-label": t("About this customer"), hidden: true });
 }
 
-/** The channel a reply goes out on by default: the one answering where the customer wrote
- *  last (a web form's: email), or null when the context does not say. */
-export function lastUsedChannel(context) {
-  return context && context.reply_channel ? context.reply_channel.send_on : null;
+/** The channel a reply goes out on by default, as the server decides it for the reply API
+ *  too: the one answering where the customer wrote last (a web form's: email) if it reaches
+ *  them, else the conversation's; null when the context is not known. */
+export function defaultChannel(context) {
+  return context && context.default_channel ? context.default_channel : null;
 }
 
 export function renderFlags(element, context) {

@@ -12,11 +12,11 @@ import {
 } from "../common/channels.js";
 import { channelIcon, icon } from "../common/icons.js";
 import { buildCallBar, callSummary, directionIcon, fetchCall, renderCallBar } from "./calls.js";
-import { buildFlags, lastUsedChannel, loadContext, renderFlags } from "./context_flags.js";
+import { buildFlags, defaultChannel, loadContext, renderFlags } from "./context_flags.js";
 import { renderCustomer } from "./customer.js";
 import { chosenTemplate, deliveryBadge, loadDelivery, loadReplyOptions, renderReplyRules } from "./delivery.js";
 import { markCurrent, markRead } from "./inbox.js";
-import { erpSettings, fillErpPlaceholders, linkOrderNumbers } from "./order_links.js";
+import { erpSettings, fillErpPlaceholders, linkOrderNumbers, writtenOrderNumbers } from "./order_links.js";
 import { showCustomerTyping, watchTyping } from "./typing.js";
 import { isSupervisor, operatorName, presenceLabel, queueName, signal, state, statusLabel } from "./state.js";
 import { buildSuggestions, curationControl, forgetSuggestion, sendReply, updateSuggestions } from "./suggestions.js";
@@ -840,8 +840,9 @@ export function focusCanned() {
 }
 
 /** The channels a reply may go out on: those that can send to an address the contact has
- *  (from the server's channel list), the default first: where the customer wrote last if a
- *  reply can go there (context_flags.js), else the conversation's own. */
+ *  (from the server's channel list), the default first: the server's (where the customer
+ *  wrote last if a reply can go there, else the conversation's own: context_flags.js), the
+ *  conversation's own while the context is not known. */
 function replyChoices(conversation, contact) {
   const choices = [];
   for (const identity of contact.identities || []) {
@@ -849,8 +850,8 @@ function replyChoices(conversation, contact) {
       if (!choices.includes(name)) choices.push(name);
     }
   }
-  const lastUsed = lastUsedChannel(customerContext);
-  const preferred = choices.includes(lastUsed) ? lastUsed : defaultReplyChannel(conversation.channel);
+  const wanted = defaultChannel(customerContext);
+  const preferred = choices.includes(wanted) ? wanted : defaultReplyChannel(conversation.channel);
   choices.sort((a, b) => (b === preferred) - (a === preferred));
   return { choices, preferred };
 }
@@ -961,7 +962,12 @@ async function insertCanned(composer) {
     const filled =
       contactId === null
         ? { text: rendered.text, note: "" }
-        : await fillErpPlaceholders(item ? item.body : "", rendered.text, contactId);
+        : await fillErpPlaceholders(
+            item ? item.body : "",
+            rendered.text,
+            contactId,
+            writtenOrderNumbers(timeline.items, conversationId),
+          );
     if (state.conversationId !== conversationId) return;
     insertAtCursor(composer.textarea, filled.text);
     composer.cannedNote.textContent = filled.note;

@@ -1,7 +1,8 @@
 // The ERP in the conversation: order numbers in customer messages as links that open the
 // order (order_dialog.js), and the {{order.*}} / {{invoice.*}} placeholders of canned
-// responses filled from the customer's most recent order and open invoice (the card's ERP
-// data, orders.js), in the customer's language when the server has it (erp_reply.js).
+// responses and suggestions filled from the order the customer wrote about in the
+// conversation (else their most recent one) and their open invoice (the card's ERP data,
+// orders.js), in the customer's language when the server has it (erp_reply.js).
 //
 //   GET /api/v1/erp/settings-for-console   the order number pattern (timeline links)
 import { ApiError, get } from "../common/api.js";
@@ -112,11 +113,31 @@ export function linkOrderNumbers(value) {
   return parts;
 }
 
-// ----- canned responses: {{order.*}} and {{invoice.*}} -----
+/** The order numbers the customer wrote in the conversation `conversationId`, newest first,
+ *  each once: what the timeline links in their messages (`items`, the timeline, newest
+ *  first). None while the ERP's pattern is not known. */
+export function writtenOrderNumbers(items, conversationId) {
+  const pattern = settings && settings.pattern;
+  const found = [];
+  if (!pattern) return found;
+  for (const item of items || []) {
+    const customerText = item.direction === "in" && item.kind !== "note" && item.kind !== "event";
+    if (item.conversation_id !== conversationId || !customerText) continue;
+    for (const match of (item.text || "").matchAll(pattern)) {
+      if (match[0] && !found.includes(match[0])) found.push(match[0]);
+    }
+  }
+  return found;
+}
 
-/** The values of the ERP placeholders for a contact, from their most recent order and most
- *  recent open invoice; {values, reason}: reason says why there are none ("" when known). */
-async function placeholderValues(contactId) {
+// ----- canned responses and suggestions: {{order.*}} and {{invoice.*}} -----
+
+/** The values of the ERP placeholders for a contact, from the order they wrote about (the
+ *  first of `written`, newest first, that the ERP lists as theirs), else their most recent
+ *  one, and their most recent open invoice; {values, reason, unlisted}: reason says why
+ *  there are none ("" when known), unlisted the number they wrote that is not among their
+ *  orders when the most recent one stood in for it. */
+async function placeholderValues(contactId, written = []) {
   const { status, data } = await erpData(contactId);
   if (status === "changed") return { values: {}, reason: t("the customer changed") };
   if (status === "absent") return { values: {}, reason: t("no ERP is connected") };
@@ -124,7 +145,9 @@ async function placeholderValues(contactId) {
   if (data.error) return { values: {}, reason: t("the ERP is not available") };
   const words = await customerWords();
   const values = {};
-  const order = data.orders[0];
+  const theirs = written.map((number) => data.orders.find((item) => text(item.number) === number)).find(Boolean);
+  const order = theirs || data.orders[0];
+  const unlisted = !theirs && order && written.length ? written[0] : "";
   if (order) {
     values["order.number"] = text(order.number);
     values["order.status"] = orderStatusWord(order, words.t);
@@ -132,7 +155,7 @@ async function placeholderValues(contactId) {
   }
   const invoice = data.invoices.filter(isOpenInvoice).sort(newestFirst("issued_at"))[0];
   if (invoice) values["invoice.amount_due"] = money(invoice.amount_due, words.locale);
-  return { values, reason: "" };
+  return { values, reason: "", unlisted };
 }
 
 /** Where the ERP placeholders of a canned response's `body` are in the server's rendering of
@@ -165,9 +188,11 @@ function placeholderSlots(body, rendered) {
   return names.map((name, index) => ({ name, start: match.indices[index + 1][0], end: match.indices[index + 1][1] }));
 }
 
-/** A canned response rendered by the server, with the ERP placeholders filled for the contact:
- *  {text, note}; an unknown or unavailable value is left empty and `note` says which. */
-export async function fillErpPlaceholders(body, rendered, contactId) {
+/** A canned response (or suggestion) rendered by the server, with the ERP placeholders filled
+ *  for the contact, about the order they wrote in the conversation if the ERP lists it
+ *  (`written`: writtenOrderNumbers), else their most recent one: {text, note}; an unknown or
+ *  unavailable value is left empty and `note` says which, or which order stood in. */
+export async function fillErpPlaceholders(body, rendered, contactId, written = []) {
   const source = typeof body === "string" ? body : "";
   let slots = source ? placeholderSlots(source, rendered) : null;
   if (!slots) {
@@ -177,20 +202,31 @@ export async function fillErpPlaceholders(body, rendered, contactId) {
       .map((match) => ({ name: match[1], start: match.index, end: match.index + match[0].length }));
   }
   if (!slots.length) return { text: rendered, note: "" };
-  const { values, reason } = await placeholderValues(contactId);
+  const { values, reason, unlisted } = await placeholderValues(contactId, written);
   let filled = rendered;
   const empty = [];
+  let aboutOrder = false;
   for (const slot of [...slots].reverse()) {
     const value = ERP_PLACEHOLDERS.includes(slot.name) ? values[slot.name] || "" : "";
     if (!value && !empty.includes(slot.name)) empty.unshift(slot.name);
+    if (value && slot.name.startsWith("order.")) aboutOrder = true;
     filled = filled.slice(0, slot.start) + value + filled.slice(slot.end);
   }
-  if (!empty.length) return { text: filled, note: "" };
-  const names = empty.map((name) => `{{${name}}}`).join(", ");
-  return {
-    text: filled,
-    note: reason
-      ? t("Left empty: {placeholders} ({reason}).", { placeholders: names, reason })
-      : t("Left empty, the ERP has no value for: {placeholders}.", { placeholders: names }),
-  };
+  const notes = [];
+  if (aboutOrder && unlisted) {
+    notes.push(
+      t("Order {number} is not among the customer's orders: filled with their most recent one.", {
+        number: unlisted,
+      }),
+    );
+  }
+  if (empty.length) {
+    const names = empty.map((name) => `{{${name}}}`).join(", ");
+    notes.push(
+      reason
+        ? t("Left empty: {placeholders} ({reason}).", { placeholders: names, reason })
+        : t("Left empty, the ERP has no value for: {placeholders}.", { placeholders: names }),
+    );
+  }
+  return { text: filled, note: notes.join(" ") };
 }

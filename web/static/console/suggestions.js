@@ -17,7 +17,7 @@ import { ApiError, get, patch, post, withQuery } from "../common/api.js";
 import { fill, h, toast } from "../common/dom.js";
 import { formatNumber, t, tn } from "../common/i18n.js";
 import { openArticle } from "./knowledge.js";
-import { fillErpPlaceholders } from "./order_links.js";
+import { fillErpPlaceholders, writtenOrderNumbers } from "./order_links.js";
 import { isSupervisor, signal, state } from "./state.js";
 
 const LIMIT = 3;
@@ -313,8 +313,9 @@ function renderSuggestion(panel, item, index) {
   );
 }
 
-/** Put the suggestion into the reply box (the ERP's placeholders filled from the customer's
- *  orders, as for a canned response) and remember it for the reply. */
+/** Put the suggestion into the reply box (the ERP's placeholders filled from the order the
+ *  customer wrote about here, else their latest, as for a canned response) and remember it
+ *  for the reply. */
 async function insertSuggestion(panel, item) {
   const conversationId = panel.conversationId;
   const contactId =
@@ -322,7 +323,8 @@ async function insertSuggestion(panel, item) {
   let filled = { text: item.text, note: "" };
   if (contactId !== null) {
     try {
-      filled = await fillErpPlaceholders("", item.text, contactId);
+      const written = writtenOrderNumbers(state.timelineItems, conversationId);
+      filled = await fillErpPlaceholders("", item.text, contactId, written);
     } catch (error) {
       console.error(error);
     }
@@ -334,11 +336,14 @@ async function insertSuggestion(panel, item) {
   recordInserted(panel, item);
 }
 
-/** A public article's link into the reply (its text is not the reply: not remembered). */
+/** A public article's link into the reply. The reply starts from the article unless it
+ *  already started from another suggestion (the server counts a sent link as the article
+ *  used, and never as ignored). */
 function sendLink(panel, item) {
   const box = panel.textarea;
   const before = box.value.slice(0, box.selectionStart ?? box.value.length);
   panel.insert(before && !/\s$/.test(before) ? ` ${item.link}` : item.link);
+  if (panel.chosen === null) choose(panel, item.id);
   recordInserted(panel, item);
 }
 
