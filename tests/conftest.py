@@ -129,7 +129,11 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-BOTH_DATABASES = ["sqlite", "postgresql"]
+DATABASES = {
+    "sqlite_only": ["sqlite"],
+    "both_databases": ["sqlite", "postgresql"],
+    "postgresql_only": ["postgresql"],
+}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -137,20 +141,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     (who may call a route, what a body must hold, what a page shows); both, for a test or
     module marked `both_databases` (SQL that differs between them: ordering and paging,
     search, JSON, dates, locking, constraints, migrations); PostgreSQL alone, marked
-    `postgresql_only` (what SQLite cannot do: several server processes, LISTEN/NOTIFY)."""
+    `postgresql_only` (what SQLite cannot do: several server processes, LISTEN/NOTIFY). A
+    test's own mark wins over its module's (`sqlite_only` in a module marked both)."""
     if "database_url" not in metafunc.fixturenames:
         return
-    marks = list(metafunc.definition.iter_markers())
-    if any(mark.name == "parametrize" and mark.args[0] == "database_url" for mark in marks):
-        return  # chosen by the test itself
-    names = {mark.name for mark in marks}
-    if "postgresql_only" in names:
-        databases = ["postgresql"]
-    elif "both_databases" in names:
-        databases = BOTH_DATABASES
-    else:
-        databases = ["sqlite"]
-    metafunc.parametrize("database_url", databases, indirect=True, scope="session")
+    chosen = next(
+        (mark.name for mark in metafunc.definition.iter_markers() if mark.name in DATABASES),
+        "sqlite_only",
+    )
+    metafunc.parametrize("database_url", DATABASES[chosen], indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,11 @@ ERP reference names one customer, every change is audited; operators may not."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from core.db import SessionFactory
 from core.models import AuditEntry, Contact, Role
 from tests.conftest import UserFactory
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def test_a_supervisor_keeps_an_accounts_legal_entities_with_erp_ref_and_tax_id(

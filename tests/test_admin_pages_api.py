@@ -16,8 +16,6 @@ from core.models import AuditEntry, Operator, QueueMember, Role, utcnow
 from core.operators import DEFAULT_CAPACITY
 from tests.conftest import UserFactory
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 
 async def test_an_operator_added_without_capacity_gets_the_default(
     make_user: UserFactory,

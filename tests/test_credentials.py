@@ -496,7 +496,7 @@ async def test_rotation_encrypts_a_password_found_in_clear_text(
     await imports_with(sessions, CredentialCipher(KEY_B), account_id, dovecot, user)
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.sqlite_only
 async def test_rotation_moves_the_erp_connections_secret_too(
     run: Run, sessions: SessionFactory
 ) -> None:

@@ -18,8 +18,6 @@ from core.forms import create_form
 from core.models import Contact, Interaction
 from core.settings import Settings
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 Client = TestClient[Any, Any]
 # What a browser sends when it navigates or posts a form.
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"

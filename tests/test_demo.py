@@ -188,7 +188,7 @@ async def test_sms_answers_are_real_replies_where_an_sms_channel_runs(
     assert "sms" in core_channels.catalog().names()
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.sqlite_only
 async def test_demo_operators_with_no_console_open_do_not_strand_offers(
     sessions: SessionFactory,
 ) -> None:

@@ -281,7 +281,7 @@ async def test_a_reply_names_the_reused_message_id_of_the_message_it_answers(
 
 
 # PostgreSQL lets two transactions race for the key; SQLite has a single writer.
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgresql_only
 async def test_two_different_messages_with_one_id_imported_at_once_are_both_kept(
     sessions: SessionFactory,
 ) -> None:

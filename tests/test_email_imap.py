@@ -668,7 +668,7 @@ def poller_in(supervisor: PollerSupervisor, account_id: int) -> ImapPoller:
 
 
 # The advisory lock is PostgreSQL's; SQLite serves one process.
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgresql_only
 async def test_two_processes_on_postgresql_poll_an_account_once(
     sessions: SessionFactory, dovecot: DovecotServer, database_url: str
 ) -> None:

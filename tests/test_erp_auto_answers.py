@@ -52,7 +52,6 @@ from web.app import create_app, order_status_answers
 
 pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
-SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 MAX = "max.mueller@example.de"
 OLGA = "olga@example.ru"
@@ -197,7 +196,7 @@ def test_order_numbers_are_found_by_the_erps_pattern_at_most_three_once_each() -
 # --- the answers ------------------------------------------------------------------------------
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_a_queue_without_the_flag_gets_no_automatic_answers(
     sessions: SessionFactory,
 ) -> None:
@@ -210,7 +209,7 @@ async def test_a_queue_without_the_flag_gets_no_automatic_answers(
     assert await marker(sessions, message_id) is None
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_the_owner_gets_one_automatic_answer_with_status_and_tracking(
     sessions: SessionFactory,
 ) -> None:
@@ -270,7 +269,7 @@ async def test_the_owner_gets_one_automatic_answer_with_status_and_tracking(
     assert (await marker(sessions, again) or {})["outcome"] == ANSWERED_BEFORE
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_someone_elses_order_and_an_unknown_number_get_no_answer(
     sessions: SessionFactory,
 ) -> None:
@@ -285,7 +284,7 @@ async def test_someone_elses_order_and_an_unknown_number_get_no_answer(
     assert (found["outcome"], found["orders"]) == (NOT_THEIRS, ["20440", "99999"])
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_a_down_erp_gives_no_answer_and_no_crash(
     sessions: SessionFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -348,7 +347,7 @@ async def test_two_workers_that_both_decided_claim_the_message_once(
     assert len(await outbox(sessions, conversation_id)) == 1
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_a_russian_customer_is_answered_in_russian(sessions: SessionFactory) -> None:
     queue_id = await make_queue(sessions)
     await orders(sessions)
@@ -382,7 +381,7 @@ async def test_a_russian_customer_is_answered_in_russian(sessions: SessionFactor
     assert lines[-1].startswith("Это автоматический ответ")
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_a_reply_the_channel_would_refuse_is_not_sent(sessions: SessionFactory) -> None:
     queue_id = await make_queue(sessions)
     await orders(sessions)
@@ -397,7 +396,7 @@ async def test_a_reply_the_channel_would_refuse_is_not_sent(sessions: SessionFac
     assert (await marker(sessions, message_id) or {})["outcome"] == REFUSED
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_an_operator_who_answered_first_is_left_to_it(sessions: SessionFactory) -> None:
     queue_id = await make_queue(sessions)
     await orders(sessions)
@@ -422,7 +421,7 @@ async def test_an_operator_who_answered_first_is_left_to_it(sessions: SessionFac
     assert (await marker(sessions, message_id) or {})["outcome"] == OPERATOR_ANSWERED
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_the_worker_wakes_on_a_new_message_and_stops_when_asked(
     sessions: SessionFactory, bus: EventBus, settings: Settings
 ) -> None:

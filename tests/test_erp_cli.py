@@ -37,7 +37,6 @@ from web.cli_common import ProgressBar
 
 pytestmark = pytest.mark.usefixtures("keep_logging")
 # The tests that use a database use SQLite's.
-SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 # The credentials key of settings that set none, as the CLI runs here.
 CIPHER = CredentialCipher(INSECURE_DEV_SECRET)
@@ -125,7 +124,7 @@ LAMP-2,Desk lamp,39.5,eur
 """
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_products_bad_rows_are_reported_by_number_and_the_good_ones_stored(
     run: Run, sessions: SessionFactory, tmp_path: Path
 ) -> None:
@@ -158,7 +157,7 @@ async def test_products_bad_rows_are_reported_by_number_and_the_good_ones_stored
     assert await count(sessions, ErpProduct) == 3
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_stock_and_invoices(
     run: Run, sessions: SessionFactory, tmp_path: Path, customers: dict[str, int]
 ) -> None:
@@ -217,7 +216,7 @@ number,customer,ordered_at,status,payment_status,currency,sku,name,quantity,unit
 """
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_orders_are_read_line_by_line_and_a_reimport_changes_nothing(
     run: Run, sessions: SessionFactory, tmp_path: Path, customers: dict[str, int]
 ) -> None:
@@ -270,7 +269,7 @@ async def test_orders_are_read_line_by_line_and_a_reimport_changes_nothing(
     assert [line.quantity for line in max_order.lines] == [Decimal(1), Decimal(3)]
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_all_or_nothing_stores_nothing_when_a_row_is_bad(
     run: Run, sessions: SessionFactory, tmp_path: Path, customers: dict[str, int]
 ) -> None:
@@ -289,7 +288,7 @@ async def test_all_or_nothing_stores_nothing_when_a_row_is_bad(
     assert await count(sessions, AuditEntry) == 0
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_a_file_that_is_no_import_is_one_line_and_exit_code_2(
     run: Run, sessions: SessionFactory, tmp_path: Path
 ) -> None:
@@ -340,7 +339,7 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_the_embedded_erp_by_default_and_set_show_check(
     run: Run, sessions: SessionFactory
 ) -> None:
@@ -368,7 +367,7 @@ async def test_the_embedded_erp_by_default_and_set_show_check(
     assert await count(sessions, ErpConnection) == 1
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_erp_set_takes_the_secret_from_stdin_show_hides_it_and_check_fails_in_one_line(
     run: Run, sessions: SessionFactory
 ) -> None:
@@ -419,7 +418,7 @@ async def test_erp_set_takes_the_secret_from_stdin_show_hides_it_and_check_fails
     assert "--api-key-stdin: no line left on stdin" in missing.error_line
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_erp_set_refuses_an_order_number_pattern_re2_cannot_run(
     run: Run, sessions: SessionFactory
 ) -> None:

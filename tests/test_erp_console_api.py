@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from aiohttp import web
 
 from core.audit import CLI
@@ -31,8 +30,6 @@ from erp_bridge.embedded_data import (
 from erp_bridge.enricher import ErpEnricher
 from tests.conftest import UserFactory
 from web.keys import ERP
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 EMAIL = "max.mueller@example.de"
 # The suite's clock (it may run years from today): the orders are dated from it.

@@ -27,7 +27,6 @@ from web.keys import ERP, ORDER_SEARCH
 pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
 # The database tests run on SQLite only (the ERP lookup is the same on every backend).
-SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 # The suite's clock (it may run years from today): the orders are dated from it.
 NOW = utcnow()
@@ -83,7 +82,7 @@ async def max_with_an_order(sessions: SessionFactory) -> int:
     return contact_id
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_an_order_number_finds_the_order_and_whose_it_is(
     app: web.Application, make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -112,7 +111,7 @@ async def test_an_order_number_finds_the_order_and_whose_it_is(
         assert [(o["number"], o["contact_id"]) for o in found["orders"]] == [("20417", jo_id)]
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_words_and_unknown_numbers_find_no_order(
     app: web.Application, make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -130,7 +129,7 @@ async def test_words_and_unknown_numbers_find_no_order(
     assert found["orders"] == []
 
 
-@SQLITE
+@pytest.mark.sqlite_only
 async def test_a_down_or_slow_erp_finds_no_orders_and_the_search_answers_the_rest(
     app: web.Application, make_user: UserFactory, sessions: SessionFactory
 ) -> None:

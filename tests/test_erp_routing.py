@@ -32,8 +32,6 @@ from tests.erp_standins.erpnext import (
 )
 from tests.routing_world import World
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 KIM = "kim.lee@example.com"  # the stand-in's Kim Lee: 506.90 EUR invoiced since March 2025
 DEADLINE = 0.5  # enricher_timeout_seconds of these passes
 

@@ -23,8 +23,6 @@ from tests.conftest import UserFactory
 from tests.erp_standins import erpnext as erpnext_standin
 from tests.erp_standins.odoo import API_KEY, DATABASE, ZED, OdooStandIn, demo
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 BUYER = "buyer@zed.example"  # known to no ERP
 
 

@@ -26,7 +26,7 @@ from core.events import (
     listen_postgresql,
 )
 
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+pytestmark = pytest.mark.postgresql_only
 
 
 def _dsn(database_url: str) -> str:

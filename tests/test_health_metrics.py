@@ -387,7 +387,7 @@ def erp_series(text: str) -> dict[str, float]:
     }
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.sqlite_only
 async def test_healthz_and_metrics_show_the_erp_degraded_then_down_with_its_breaker_open(
     app: web.Application,
     client: Client,

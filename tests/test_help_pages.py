@@ -17,8 +17,6 @@ from core.models import KnowledgeArticle, Role
 from tests.conftest import UserFactory
 from tests.test_conversations_api import json_of
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 Client = TestClient[Any, Any]
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 

@@ -28,7 +28,6 @@ from tests.test_conversations_api import json_of
 
 pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
-SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 ARTICLES = "/api/v1/knowledge/articles"
 RETURNS = (
     "You can send anything back within 30 days.\n\n"
@@ -75,7 +74,7 @@ ROUTES = [
 ]
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 async def test_every_route_needs_sign_in(
     client: TestClient[Any, Any], method: str, path: str
@@ -83,7 +82,7 @@ async def test_every_route_needs_sign_in(
     await json_of(await client.request(method, path, json={}), 401)
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_supervisor_writes_edits_and_reverts_with_every_version_kept(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -204,7 +203,7 @@ async def test_one_article_per_slug_and_language_when_written_at_once(
     assert await count(sessions, KnowledgeArticleVersion) == 1
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_operators_read_every_article_but_change_none(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -231,7 +230,7 @@ async def test_operators_read_every_article_but_change_none(
     assert await count(sessions, KnowledgeArticleVersion) == 1
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_tokens_without_an_operator_get_nothing(
     make_user: UserFactory, client: TestClient[Any, Any], sessions: SessionFactory
 ) -> None:
@@ -249,7 +248,7 @@ async def test_tokens_without_an_operator_get_nothing(
     assert await count(sessions, KnowledgeArticle) == 1
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_bad_input_names_each_field_and_stores_nothing(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -284,7 +283,7 @@ async def test_bad_input_names_each_field_and_stores_nothing(
     assert (await json_of(await boss.get(path), 200))["version"] == 1
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_archived_articles_leave_the_lists_and_come_back_restored(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -320,7 +319,7 @@ async def test_archived_articles_leave_the_lists_and_come_back_restored(
         assert await session.scalar(select(func.count()).select_from(SuggestionDoc)) == 1
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_translations_share_a_slug_once_per_language(make_user: UserFactory) -> None:
     boss = await make_user(Role.SUPERVISOR)
     english = await write(boss)

@@ -21,7 +21,7 @@ from tests.servers import omnicrm_server
 PASSWORD = "two processes, one db"
 
 # Several server processes share a database only on PostgreSQL (LISTEN/NOTIFY).
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+pytestmark = pytest.mark.postgresql_only
 
 
 async def next_event(socket: aiohttp.ClientWebSocketResponse, wanted: str) -> dict[str, Any]:

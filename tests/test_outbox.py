@@ -237,7 +237,7 @@ async def test_worker_killed_mid_send_is_taken_over_after_the_lease(
 
 
 # FOR UPDATE SKIP LOCKED is PostgreSQL's; SQLite has a single writer and no such race.
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgresql_only
 async def test_concurrent_claims_skip_locked_rows(sessions: SessionFactory) -> None:
     ids = {await queue_message(sessions, f"c{n}@example.com") for n in range(10)}
     lease = timedelta(minutes=1)

@@ -40,7 +40,6 @@ from tests.test_tasks_api import conversation_in, queue_with
 
 pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
-SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _serial = itertools.count(1)
@@ -224,7 +223,7 @@ def at(moment: str) -> datetime:
 # --- pipelines ----------------------------------------------------------------------------------
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_every_installation_has_the_sales_pipeline(make_user: UserFactory) -> None:
     ann = await make_user(Role.OPERATOR)
     [pipeline] = await pipelines_of(ann)
@@ -237,7 +236,7 @@ async def test_every_installation_has_the_sales_pipeline(make_user: UserFactory)
     assert stages[2]["follow_up_note"] == "Call back about the proposal"
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_admins_add_and_replace_pipelines(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -312,7 +311,7 @@ async def test_admins_add_and_replace_pipelines(
     }
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("role", [Role.OPERATOR, Role.SUPERVISOR])
 async def test_only_admins_change_pipelines(make_user: UserFactory, role: Role) -> None:
     user = await make_user(role)
@@ -329,7 +328,7 @@ WON = {"key": "won", "name": "Won", "probability": 100, "outcome": "won"}
 LOST = {"key": "lost", "name": "Lost", "outcome": "lost"}
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -365,7 +364,7 @@ async def test_a_bad_pipeline_is_400_naming_the_field(
     assert await pipelines_of(ada, include_archived="true") == before
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_pipeline_name_is_taken_whatever_its_case(make_user: UserFactory) -> None:
     ada = await make_user(Role.ADMIN)
     taken = await ada.post("/api/v1/pipelines", json={**RENEWALS, "name": "sales"})
@@ -384,7 +383,7 @@ async def test_a_pipeline_name_is_taken_whatever_its_case(make_user: UserFactory
     assert [p["name"] for p in await pipelines_of(ada)] == ["Sales", "Renewals"]
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_stage_holding_leads_cannot_be_removed_nor_change_its_outcome(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -428,7 +427,7 @@ async def test_a_stage_holding_leads_cannot_be_removed_nor_change_its_outcome(
     assert (await lead_row(sessions, lead["id"])).stage == "qualified"
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_the_last_pipeline_taking_leads_cannot_be_archived(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -459,7 +458,7 @@ async def test_the_last_pipeline_taking_leads_cannot_be_archived(
     assert await lead_count(sessions) == 1
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_replacing_an_unknown_pipeline_is_404(make_user: UserFactory) -> None:
     ada = await make_user(Role.ADMIN)
     response = await ada.put("/api/v1/pipelines/999999", json=RENEWALS)
@@ -535,7 +534,7 @@ async def test_the_board_counts_and_weighs_each_column_to_the_cent(
     assert column(again, "qualified")["totals"] == expected["qualified"][0]
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_card_shows_the_next_step_and_flags_open_leads_without_one(
     make_user: UserFactory, sessions: SessionFactory, manual_clock: clock.ManualClock
 ) -> None:
@@ -617,7 +616,7 @@ async def test_a_card_shows_the_next_step_and_flags_open_leads_without_one(
     assert listed["items"] == []
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_leads_next_step_is_seen_by_who_sees_the_lead(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -648,7 +647,7 @@ async def test_a_leads_next_step_is_seen_by_who_sees_the_lead(
     assert len(await tasks_of_lead(sessions, lead["id"])) == 1
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_the_board_filters_by_owner_source_and_creation_day(
     make_user: UserFactory, sessions: SessionFactory, manual_clock: clock.ManualClock
 ) -> None:
@@ -762,7 +761,7 @@ async def test_an_operator_sees_and_sums_only_the_leads_they_may_see(
 # --- moves --------------------------------------------------------------------------------------
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_every_move_is_recorded_and_closing_follows_the_outcome(
     make_user: UserFactory, sessions: SessionFactory, manual_clock: clock.ManualClock
 ) -> None:
@@ -812,7 +811,7 @@ async def test_every_move_is_recorded_and_closing_follows_the_outcome(
     ]
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_lost_lead_needs_a_reason_and_keeps_it_while_lost(
     make_user: UserFactory, sessions: SessionFactory, manual_clock: clock.ManualClock
 ) -> None:
@@ -855,7 +854,7 @@ async def test_a_lost_lead_needs_a_reason_and_keeps_it_while_lost(
     assert (reopened["lost_reason"], reopened["closed_at"]) == (None, None)
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_moving_to_another_pipeline_takes_a_stage_of_it(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -898,7 +897,7 @@ async def test_moving_to_another_pipeline_takes_a_stage_of_it(
     assert card_ids(await board(ann, renewals["id"]), "quoted") == [lead["id"]]
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_entering_proposal_gives_the_owner_a_follow_up_two_days_later(
     make_user: UserFactory, sessions: SessionFactory, manual_clock: clock.ManualClock
 ) -> None:
@@ -948,7 +947,7 @@ async def test_entering_proposal_gives_the_owner_a_follow_up_two_days_later(
     assert handed.owner_id == sue.operator.id
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_closing_a_lead_cancels_its_open_next_steps(
     make_user: UserFactory, sessions: SessionFactory, manual_clock: clock.ManualClock
 ) -> None:
@@ -968,7 +967,7 @@ async def test_closing_a_lead_cancels_its_open_next_steps(
 # --- leads made by hand -------------------------------------------------------------------------
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_lead_from_a_conversation_in_one_call(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -1021,7 +1020,7 @@ async def test_a_double_click_makes_one_lead(
     assert await lead_count(sessions) == 3
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_conversation_one_may_not_see_makes_no_lead(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -1036,7 +1035,7 @@ async def test_a_conversation_one_may_not_see_makes_no_lead(
     assert await lead_count(sessions) == 0
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_lead_for_a_contact_and_requests_naming_neither(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -1056,7 +1055,7 @@ async def test_a_lead_for_a_contact_and_requests_naming_neither(
     assert await lead_count(sessions) == 1
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_only_supervisors_give_a_new_lead_to_someone_else(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:
@@ -1088,7 +1087,7 @@ async def receive_until_sentinel(socket: Any) -> list[dict[str, Any]]:
         seen.append(message)
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_new_lead_is_announced_to_who_may_see_it(
     make_user: UserFactory, sessions: SessionFactory
 ) -> None:

@@ -3,7 +3,6 @@ audited, one's own only."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from core.db import SessionFactory
@@ -11,7 +10,6 @@ from core.models import AuditEntry, Operator
 from tests.conftest import UserFactory
 
 PATH = "/api/v1/auth/me/preferences"
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def test_preferences_start_at_defaults_and_change_one_key_at_a_time(

@@ -27,8 +27,6 @@ from core.reports.schedule import send_due
 from tests.conftest import UserFactory
 from tests.email_accounts import create_email_account
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 # Wednesday 11 March 2026, 10:00 UTC; Berlin is UTC+1.
 NOW = datetime(2026, 3, 11, 10, 0, tzinfo=UTC)
 # The next Monday 08:00 in Berlin.

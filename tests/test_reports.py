@@ -542,7 +542,7 @@ async def test_sales_by_owner(world: tuple[History, User]) -> None:
     }
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.sqlite_only
 async def test_exports_in_the_readers_language(world: tuple[History, User]) -> None:
     _, boss = world
     response = await boss.patch("/api/v1/auth/me/preferences", json={"locale": "ru"})
@@ -593,7 +593,7 @@ def test_csv_text_is_never_a_formula() -> None:
     assert table[1] == ['\'=HYPERLINK("http://x.example","win")', "-1"]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("path", "params", "status", "field"),
     [
@@ -618,7 +618,7 @@ async def test_bad_report_requests(
         assert field in error["fields"]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.sqlite_only
 async def test_reports_are_for_supervisors(make_user: UserFactory) -> None:
     operator = await make_user(Role.OPERATOR)
     for path in ("/api/v1/reports", "/api/v1/reports/volume", "/api/v1/reports/volume/export"):

@@ -19,8 +19,6 @@ from core.models import Conversation, IdentityKind, Role
 from tests.conftest import UserFactory
 from tests.routing_world import World, operator_actor
 
-SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 # Friday 27 November 2026, 17:00 in Berlin (16:00 UTC): the office has just closed.
 FRIDAY_CLOSING = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
 # The Monday after, 09:00 in Berlin: it opens again.
@@ -98,7 +96,7 @@ async def test_an_answer_on_monday_morning_took_the_minutes_the_office_was_open(
     assert await figures(world, conversation) == (30 * 60, 2 * 3600, 0)
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_without_business_hours_it_is_the_time_that_passed(world: World) -> None:
     ann = await world.operator("Ann")
     support = await world.queue("Support", [ann])
@@ -117,7 +115,7 @@ async def test_without_business_hours_it_is_the_time_that_passed(world: World) -
     )
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_a_reopened_conversation_is_counted_and_measured_again(
     world: World, make_user: UserFactory
 ) -> None:

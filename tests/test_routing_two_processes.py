@@ -57,7 +57,7 @@ LEFT = 5
 QUIET_SECONDS = 1.5
 
 # Several server processes share a database only on PostgreSQL.
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+pytestmark = pytest.mark.postgresql_only
 
 
 @dataclass

@@ -39,8 +39,6 @@ from tests.conftest import User, UserFactory
 from web import routes_status
 from web.keys import ERP
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 Client = TestClient[Any, Any]
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 PUBLIC_URL = "https://crm.example.com/help"

@@ -24,8 +24,6 @@ pytestmark = pytest.mark.both_databases  # tests/conftest.py
 EMAIL = IdentityKind.EMAIL
 # The database changes the outcome where its own full-text search matches and ranks (and
 # where the visibility rule is its SQL); the rest runs on SQLite.
-both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def asks(
@@ -65,7 +63,7 @@ async def suggested(caller: User, conversation: int, status: int = 200) -> Any:
     )
 
 
-@both_databases
+@pytest.mark.both_databases
 async def test_a_resolved_answer_is_suggested_for_a_similar_question_made_general(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
@@ -111,7 +109,7 @@ async def test_a_resolved_answer_is_suggested_for_a_similar_question_made_genera
     assert best["score"] > 0
 
 
-@both_databases
+@pytest.mark.both_databases
 async def test_an_operator_is_offered_only_answers_they_may_see_or_shared_ones(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
@@ -167,7 +165,7 @@ async def test_an_operator_is_offered_only_answers_they_may_see_or_shared_ones(
     await suggested(luis, secret, 403)
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 async def test_reindexing_keeps_the_curation_of_a_reply_marked_before_it_was_resolved(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
@@ -197,7 +195,7 @@ async def test_reindexing_keeps_the_curation_of_a_reply_marked_before_it_was_res
     assert [item["text"] for item in body["suggestions"]] == ["Yes, until the parcel ships."]
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 async def test_what_operators_do_with_suggestions_is_recorded_and_counted(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
@@ -287,7 +285,7 @@ async def public_article(boss: User, slug: str, language: str, title: str, body:
     )
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 async def test_an_article_sent_as_its_link_is_used_and_an_insertion_counts_once_per_reply(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
@@ -371,7 +369,7 @@ async def test_an_article_sent_as_its_link_is_used_and_an_insertion_counts_once_
     assert await counts(reply["id"]) == (1, 1, 0, 1)
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 async def test_an_articles_link_is_in_the_customers_language_when_it_has_that_translation(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
@@ -447,7 +445,7 @@ async def test_an_articles_link_is_in_the_customers_language_when_it_has_that_tr
     assert article_links(body)[english["id"]].endswith("/help/refunds?lang=en")
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 async def test_the_answer_the_team_keeps_sending_rises_above_the_one_it_passes_over(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
@@ -493,7 +491,7 @@ async def test_the_answer_the_team_keeps_sending_rises_above_the_one_it_passes_o
     assert sorted(now) == sorted(first_order)
 
 
-@sqlite_only
+@pytest.mark.sqlite_only
 async def test_canned_responses_and_articles_are_suggested_too(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:
@@ -593,7 +591,7 @@ LANGUAGE_CASES = [
 ]
 
 
-@both_databases
+@pytest.mark.both_databases
 async def test_questions_match_other_forms_of_their_words_in_each_language(
     sessions: SessionFactory, make_user: UserFactory
 ) -> None:

@@ -3,7 +3,6 @@ index, with progress on stderr and a summary on stdout."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import delete, select
 
 from core.db import SessionFactory
@@ -13,8 +12,6 @@ from tests.test_conversations_api import json_of, queue_with
 from tests.test_erp_cli import Run
 from tests.test_erp_cli import run as run  # the fixture: the CLI on the test's database
 from tests.test_suggestions_api import answer_and_resolve, asks, suggested
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def test_rebuild_indexes_what_was_resolved_before_and_reports_progress(

@@ -154,7 +154,7 @@ async def test_server_fixture_is_reachable(server: TestServer) -> None:
     assert server.port
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.sqlite_only
 async def test_the_favicon_browsers_ask_for_is_the_product_icon(
     client: TestClient[Any, Any],
 ) -> None:

@@ -557,7 +557,6 @@ async def test_a_follow_up_reminds_again_when_its_due_time_moves(
 
 
 # The route, not the database, decides these: one backend is enough.
-SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @dataclass
@@ -611,7 +610,7 @@ async def two_operators_and_a_callback(
     return ann, carl, callback
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_calling_back_without_telephony_is_a_conflict(
     server_with: ServerWith,
     sessions: SessionFactory,
@@ -626,7 +625,7 @@ async def test_calling_back_without_telephony_is_a_conflict(
     await json_of(await carl.post(f"/api/v1/tasks/{callback}/call"), 404)
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_calling_back_asks_the_placer_after_checking_who_may(
     server_with: ServerWith,
     sessions: SessionFactory,
@@ -646,7 +645,7 @@ async def test_calling_back_asks_the_placer_after_checking_who_may(
     assert busy["error"]["message"] == "you are on a call already"
 
 
-@SQLITE_ONLY
+@pytest.mark.sqlite_only
 async def test_tokens_have_no_tasks(
     team: Team, client: TestClient[Any, Any], sessions: SessionFactory
 ) -> None:

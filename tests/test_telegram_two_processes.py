@@ -21,7 +21,7 @@ from tests.telegram_standin import TOKEN
 from tests.waiting import eventually
 
 # Several server processes share a database only on PostgreSQL.
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+pytestmark = pytest.mark.postgresql_only
 
 
 async def stored(sessions: SessionFactory) -> int:

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Locator, Page, expect
 from sqlalchemy import select
@@ -18,8 +17,6 @@ from core.models import AuditEntry, ChannelAccount, Operator, QueueMember
 from core.operators import DEFAULT_CAPACITY
 from tests.browser.conftest import Browsing, assert_controls_labelled, open_as
 from tests.conftest import UserFactory
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def section(page: Page, name: str) -> Locator:

@@ -10,14 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Locator, Page, expect
 
 from tests.browser.conftest import Browsing, assert_controls_labelled, open_as
 from tests.conftest import User, UserFactory
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def editor(page: Page) -> Locator:

@@ -27,8 +27,6 @@ from tests.fake_channel import FakeSms
 from web.app import create_app
 from web.keys import INGEST_POLICY
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 
 @pytest.fixture
 def fake() -> FakeSms:

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Page, Request, expect
 from sqlalchemy import select
@@ -25,8 +24,6 @@ from core.models import Conversation, IdentityKind, Interaction, OutboxItem
 from tests.browser.conftest import Browsing, assert_controls_labelled, open_as, sign_in
 from tests.conftest import User, UserFactory
 from web.keys import INGEST_POLICY
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @dataclass

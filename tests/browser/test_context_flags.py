@@ -13,7 +13,6 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 from playwright.async_api import expect
 
@@ -25,8 +24,6 @@ from core.models import IdentityKind
 from tests.browser.conftest import Browsing, assert_controls_labelled, sign_in, support_team
 from tests.conftest import UserFactory
 from web.keys import INGEST_POLICY
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 MAX = (
     Address(IdentityKind.EMAIL, "max.mueller@example.de"),

@@ -25,7 +25,6 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 from playwright.async_api import expect
 from sqlalchemy import select
@@ -48,8 +47,6 @@ from erp_bridge.embedded_data import (
 from tests.browser.conftest import Browsing, assert_controls_labelled, sign_in, support_team
 from tests.conftest import UserFactory
 from web.keys import INGEST_POLICY
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 EMAIL = "max.mueller@example.de"
 ORDER = "10330"

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.browser.conftest import LAPTOP, Browsing, assert_controls_labelled, open_as
 from tests.conftest import UserFactory
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 ARTICLES = "/api/v1/knowledge/articles"
 FIRST_BODY = "Send it back within 30 days.\n\nWrite the order number on the box."

@@ -9,14 +9,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
 from tests.browser.conftest import LAPTOP, Browsing, assert_controls_labelled, open_as
 from tests.conftest import UserFactory
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 # "Now: 3 Dec 2026, 21:30" in Russian: a Russian month, then the abbreviation of "year".
 RUSSIAN_DATE = re.compile(r"Сейчас: \d{1,2} [\u0430-\u044f]+\.? \d{4} \u0433\., \d{2}:\d{2}")

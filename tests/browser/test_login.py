@@ -7,15 +7,12 @@ from collections.abc import Awaitable, Callable
 from html import escape
 from urllib.parse import urlsplit
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Route
 
 from tests.browser.conftest import Browsing
 from tests.conftest import PASSWORD, UserFactory
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 ATTACKER = "attacker@example.com"
 

@@ -15,15 +15,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Locator, Page, expect
 
 from core.clock import utcnow
 from tests.browser.conftest import LAPTOP, Browsing, assert_controls_labelled, open_as
 from tests.conftest import User, UserFactory
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 # What a column shows for a total it does not have.
 NOTHING = "\N{EN DASH}"

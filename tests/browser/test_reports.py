@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs
 
-import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 
@@ -30,8 +29,6 @@ from core.models import ChannelAccount, Lead
 from tests.browser.conftest import LAPTOP, Browsing, assert_controls_labelled, open_as
 from tests.conftest import User, UserFactory
 from tests.test_reports import build
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 # Sunday 15 March 2026, 12:00 in Berlin: the last day of the history's period.
 NOON = datetime(2026, 3, 15, 11, 0, tzinfo=UTC)

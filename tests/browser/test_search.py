@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from playwright.async_api import expect
 from sqlalchemy import insert
 
@@ -19,8 +18,6 @@ from tests.conftest import UserFactory
 from tests.test_conversations_api import queue_with
 from tests.test_inbox_api import set_fields
 from tests.test_search_api import message
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def test_an_operator_finds_conversations_contacts_and_views(

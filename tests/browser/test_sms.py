@@ -18,8 +18,6 @@ from tests.conftest import UserFactory
 from tests.twilio_helpers import OUR_NUMBER, PUBLIC, add_account, post_signed, running_standin
 from tests.twilio_standin import TwilioStandIn, error, inbound, status
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 
 @pytest.fixture
 async def standin() -> AsyncIterator[TwilioStandIn]:

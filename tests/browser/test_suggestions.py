@@ -26,7 +26,6 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 from playwright.async_api import Locator, Page, expect
 from sqlalchemy import select
@@ -45,8 +44,6 @@ from tests.browser.conftest import (
 )
 from tests.conftest import User, UserFactory
 from web.keys import INGEST_POLICY, SESSIONS
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 LENA = "lena.fischer@example.de"
 LENA_ORDER = "20417"

@@ -25,8 +25,6 @@ from tests.telegram_helpers import fast_channel
 from tests.telegram_standin import TOKEN, TelegramStandIn
 from web.app import create_app
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 OLGA = 5_550_042  # the customer's Telegram user id, and her private chat's
 
 

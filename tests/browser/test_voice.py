@@ -34,8 +34,6 @@ from tests.twilio_voice import VoiceSim, via_client
 from tests.voice_helpers import CUSTOMER, MENU, Line
 from web.keys import SESSIONS
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 ANNA_PHONE = "+493011112222"  # the stand-in answers it (its default device)
 SLOW = 30_000  # ms: what a step may take on a busy two-core machine
 LEG_SECONDS = 30.0  # real seconds a leg of the stand-in may take to reach a state

@@ -40,8 +40,6 @@ from core.models import Contact, Identity, IdentityKind, Interaction
 from tests.browser.conftest import LAPTOP, Browsing, assert_controls_labelled, sign_in, support_team
 from tests.conftest import User, UserFactory
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
