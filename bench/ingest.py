@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
 import sys
 from contextlib import AbstractAsyncContextManager
@@ -73,7 +74,7 @@ def report(figures: Figures, ceiling: Figures | None) -> str:
     )
 
 
-async def run(seconds: float, concurrency: int, backends: list[str]) -> int:
+async def run(seconds: float, concurrency: int, backends: list[str], workers: int | None) -> int:
     header = (
         f"{'target':<28}{'rate':>12}{'of bare':>10}{'p50':>13}{'p99':>13}"
         f"{'requests':>10}{'errors':>8}"
@@ -90,10 +91,13 @@ async def run(seconds: float, concurrency: int, backends: list[str]) -> int:
                 "OMNICRM_FORM_RATE_LIMIT_PER_MINUTE": "100000000",
                 "OMNICRM_LOG_LEVEL": "WARNING",
             }
+            # As `omnicrm serve` runs by default (a web process per core and a worker on
+            # PostgreSQL, one process on SQLite), unless --workers says otherwise.
+            processes = (workers or os.cpu_count() or 1) if backend == "postgresql" else 1
+            environment["OMNICRM_WORKERS"] = str(processes)
+            name = f"omnicrm ({backend}, {processes} web)"
             async with omnicrm_server(database_url, environment) as server:
-                figures = await hammer(
-                    f"{server.url}/forms/bench", seconds, concurrency, f"omnicrm ({backend})"
-                )
+                figures = await hammer(f"{server.url}/forms/bench", seconds, concurrency, name)
         print(report(ceiling, None))
         print(report(figures, ceiling))
         failed = failed or figures.errors > 0
@@ -105,12 +109,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--workers", type=int, help="web processes on PostgreSQL (default: one per core)"
+    )
     args = parser.parse_args()
     backends = [name.strip() for name in args.backends.split(",") if name.strip()]
     unknown = set(backends) - {"sqlite", "postgresql"}
     if unknown:
         parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
-    sys.exit(asyncio.run(run(args.seconds, args.concurrency, backends)))
+    sys.exit(asyncio.run(run(args.seconds, args.concurrency, backends, args.workers)))
 
 
 if __name__ == "__main__":

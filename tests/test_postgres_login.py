@@ -19,6 +19,7 @@ from tests.servers import ROOT
 TARGET = f"{__name__.replace('.', '/')}.py::test_a_database_of_each_backend_answers"
 
 
+@pytest.mark.both_databases
 async def test_a_database_of_each_backend_answers(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         assert await connection.scalar(text("SELECT 1")) == 1
