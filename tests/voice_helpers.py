@@ -162,13 +162,13 @@ async def phone_line(
             voice_numbers=[{"number": OUR_NUMBER, **number}],
         )
         yield Line(app, client, sessions, standin, sim, admin, queue_id, account, make_user)
-        await _hang_up_all(sim)
+        await hang_up_all(sim)
     finally:
         await sim.close()
         await standin.close()
 
 
-async def _hang_up_all(sim: VoiceSim) -> None:
+async def hang_up_all(sim: VoiceSim) -> None:
     """The people on calls still going hang up, and their last webhooks are answered: no
     request is left half done in the application when the test ends."""
     live = [leg for leg in sim.calls.values() if not leg.finished]

@@ -31,7 +31,7 @@ from tests.twilio_calls import Caller, Leg
 from tests.twilio_helpers import OUR_NUMBER, PUBLIC, add_account
 from tests.twilio_standin import TwilioStandIn
 from tests.twilio_voice import VoiceSim, via_client
-from tests.voice_helpers import CUSTOMER, MENU, Line
+from tests.voice_helpers import CUSTOMER, MENU, Line, hang_up_all
 from web.keys import SESSIONS
 
 ANNA_PHONE = "+493011112222"  # the stand-in answers it (its default device)
@@ -66,6 +66,7 @@ async def line(
             make_user, standin, queue_id=queue_id, public_url=PUBLIC, voice_numbers=[number]
         )
         yield Line(app, client, app[SESSIONS], standin, sim, admin, queue_id, account, make_user)
+        await hang_up_all(sim)  # no webhook left half done in the app when the test ends
     finally:
         await sim.close()
         await standin.close()

@@ -34,6 +34,11 @@ let current = "mine";
 const callStatus = new Map();
 // Callbacks placed from here, by call id: {taskId, conversationId, opened}.
 const placedCalls = new Map();
+// call id -> the last "call.updated" labels of a call not (yet) known as placed from here: the
+// call's events can arrive before the answer to the request that placed it (a phone that
+// answers at once, a busy machine). A few are kept, the newest.
+const earlyCallEvents = new Map();
+const EARLY_CALL_EVENTS = 20;
 
 // A callback's reason in words.
 function reasonWords(task) {
@@ -439,12 +444,18 @@ async function callBack(task) {
     if (result.call_id !== undefined && result.call_id !== null) {
       placedCalls.set(result.call_id, { taskId: task.id, conversationId: task.conversation_id, opened: false });
     }
-    setCallStatus(task.id, {
-      text: callText(result.state || "dialing"),
-      tone: "ok",
-      callId: result.call_id,
-      callState: result.state || "",
-    });
+    const early = earlyCallEvents.get(result.call_id);
+    earlyCallEvents.delete(result.call_id);
+    if (early) {
+      onCallForTasks(early.ids, early.labels);  // it moved on before we heard back
+    } else {
+      setCallStatus(task.id, {
+        text: callText(result.state || "dialing"),
+        tone: "ok",
+        callId: result.call_id,
+        callState: result.state || "",
+      });
+    }
     if (task.conversation_id && task.conversation_id !== state.conversationId) {
       const placed = placedCalls.get(result.call_id);
       if (placed) placed.opened = true;
@@ -481,7 +492,12 @@ async function take(task) {
 /** A "call.updated" event: a callback placed from here moved on. */
 export function onCallForTasks(ids, labels) {
   const placed = placedCalls.get(ids.call);
-  if (!placed) return;
+  if (!placed) {
+    earlyCallEvents.delete(ids.call);
+    earlyCallEvents.set(ids.call, { ids, labels });
+    if (earlyCallEvents.size > EARLY_CALL_EVENTS) earlyCallEvents.delete(earlyCallEvents.keys().next().value);
+    return;
+  }
   const callState = labels.state || "";
   setCallStatus(placed.taskId, {
     text: callText(callState, labels.outcome),
