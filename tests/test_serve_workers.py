@@ -129,3 +129,14 @@ def test_sqlite_serves_from_one_process(
     assert capsys.readouterr().err == (
         "omnicrm: workers = 2 needs PostgreSQL: SQLite serves from one process\n"
     )
+
+
+def test_a_worker_beside_sqlite_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OMNICRM_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'one.db'}")
+    assert main(["worker"]) == 2
+    assert capsys.readouterr().err == (
+        "omnicrm: omnicrm worker needs PostgreSQL: on SQLite `omnicrm serve` does the "
+        "background work in its one process\n"
+    )

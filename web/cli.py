@@ -215,6 +215,12 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from web import serve
 
+    if not settings.is_postgresql:
+        raise CliError(
+            "omnicrm worker needs PostgreSQL: on SQLite `omnicrm serve` does the background "
+            "work in its one process",
+            code=2,
+        )
     return await serve.run_role(settings, "worker")
 
 
