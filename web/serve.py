@@ -106,7 +106,7 @@ async def supervise(
             stopping = asyncio.ensure_future(stop.wait())
             await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
-            if not exited.done():
+            if stop.is_set():  # also when the process ended of the same Ctrl-C
                 await _stop(process)
                 return
             code = process.returncode
