@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, literal, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import LoginThrottle, UTCDateTime, utcnow
 from core.settings import Settings
-from core.sql import supports_skip_locked
+from core.sql import dialect_insert, supports_skip_locked
 
 # Failures before the first delay; each further one doubles it, at most MAX_DOUBLINGS times.
 FREE_FAILURES = 2
@@ -172,8 +171,7 @@ async def _count(
     session: AsyncSession, scope: Scope, key: str, now: datetime, policy: Policy
 ) -> Count:
     # One statement, so concurrent attempts (in any process) each see their own count.
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(session.get_bind().dialect.name)
     at = literal(now, UTCDateTime())
     ended = LoginThrottle.window_started_at <= literal(now - policy.window, UTCDateTime())
     statement = (

@@ -4,8 +4,8 @@ One statement a hit (an upsert that returns the window's count) on a connection 
 autocommitted on PostgreSQL (one round trip), so a hit counts whatever becomes of the request
 and no transaction of the request waits on it. A client's first hit in a window also clears
 its purpose's windows that ended before the previous one, so the table holds about two
-windows of clients. Fixed windows allow
-up to twice the limit across a window's edge; the in-memory limiter (web/ratelimit.py) slides.
+windows of clients. Fixed windows allow up to twice the limit across a window's edge; the
+in-memory limiter (web/ratelimit.py) slides.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.models import RateLimitCount
+from core.sql import dialect_insert
 
 MAX_KEY = 200
 
@@ -36,9 +36,8 @@ async def hit(
     """Count a hit of `key` for `purpose`; None if within `limit` hits per `window`, else the
     seconds until its window ends."""
     started = window_start(now, window)
-    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     upsert = (
-        insert(RateLimitCount)
+        dialect_insert(engine.dialect.name)(RateLimitCount)
         .values(purpose=purpose, key=key[:MAX_KEY], window_started_at=started, hits=1)
         .on_conflict_do_update(
             index_elements=["purpose", "key", "window_started_at"],
