@@ -140,3 +140,14 @@ def test_a_worker_beside_sqlite_is_refused(
         "omnicrm: omnicrm worker needs PostgreSQL: on SQLite `omnicrm serve` does the "
         "background work in its one process\n"
     )
+
+
+def test_web_processes_without_a_worker_beside_sqlite_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OMNICRM_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'one.db'}")
+    assert main(["serve", "--no-worker"]) == 2
+    assert capsys.readouterr().err == (
+        "omnicrm: --no-worker needs PostgreSQL: on SQLite the one process does the background "
+        "work\n"
+    )

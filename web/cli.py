@@ -202,6 +202,11 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.role is not None:  # one of the processes a supervisor started (web/serve.py)
         return await serve.run_role(settings, args.role)
     web_count = serve.web_processes(settings)
+    if args.no_worker and not settings.is_postgresql:
+        raise CliError(
+            "--no-worker needs PostgreSQL: on SQLite the one process does the background work",
+            code=2,
+        )
     # The schema is brought up to date first, so a fresh checkout or an upgrade just works.
     await _upgrade(settings)
     if settings.secret_key == INSECURE_DEV_SECRET:
