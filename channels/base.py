@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import random
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -258,7 +257,9 @@ class PollOptions:
     poll_seconds: float = 5.0
     backoff_base_seconds: float = 2.0
     backoff_cap_seconds: float = 300.0
-    lock_retry_seconds: float = 15.0
+    # A poller on standby waits in the database's queue for the account's lock, so it takes
+    # over the moment the polling process lets go (or dies); it looks at `stop` this often.
+    lock_wait_seconds: float = 1.0
     # How often a poller that keeps succeeding writes that down (its health on the account).
     success_record_seconds: float = 60.0
 
@@ -353,9 +354,7 @@ class PollingAdapter(ABC):
             while not self._stop.is_set():
                 try:
                     async with self._exclusive() as mine:
-                        if not mine:
-                            self.status.state = "standby"
-                            await self.pause(_jittered(self.options.lock_retry_seconds))
+                        if not mine:  # stopped while on standby
                             continue
                         self.status.state = "connecting"
                         self.account = await self._load_account()
@@ -468,14 +467,33 @@ class PollingAdapter(ABC):
         dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         connection = await asyncpg.connect(dsn, timeout=30)
         try:
-            mine = await connection.fetchval(
-                "SELECT pg_try_advisory_lock($1)", advisory_lock_key(self.account)
-            )
+            mine = await self._wait_for_lock(connection)
             self._lock_connection = connection if mine else None
-            yield bool(mine)
+            yield mine
         finally:
             self._lock_connection = None
             connection.terminate()
+
+    async def _wait_for_lock(self, connection: Any) -> bool:
+        """Take the account's advisory lock, waiting in PostgreSQL's lock queue while another
+        process holds it ("standby"): granted the moment that process lets go or its connection
+        dies. The wait is cut into `lock_wait_seconds` slices (`lock_timeout`) so that a stop
+        is noticed; False when stopped before it was granted."""
+        import asyncpg
+
+        key = advisory_lock_key(self.account)
+        if await connection.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            return True
+        self.status.state = "standby"
+        milliseconds = max(1, int(self.options.lock_wait_seconds * 1000))
+        await connection.execute(f"SET lock_timeout = {milliseconds}")
+        while not self._stop.is_set():
+            try:
+                await connection.execute("SELECT pg_advisory_lock($1)", key)
+            except asyncpg.LockNotAvailableError:
+                continue
+            return True
+        return False
 
 
 def advisory_lock_key(account: AccountView) -> int:
@@ -537,10 +555,6 @@ def _engine_of(sessions: SessionFactory) -> AsyncEngine:
     if not isinstance(bind, AsyncEngine):
         raise TypeError("the session factory is not bound to an AsyncEngine")
     return bind
-
-
-def _jittered(seconds: float) -> float:
-    return seconds * random.uniform(0.5, 1.5)
 
 
 # --- templates ------------------------------------------------------------------------------------

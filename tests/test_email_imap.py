@@ -63,7 +63,7 @@ CIPHER = CredentialCipher("the email tests' credentials key")
 FAST = PollOptions(
     backoff_base_seconds=0.1,
     backoff_cap_seconds=0.5,
-    lock_retry_seconds=0.2,
+    lock_wait_seconds=0.2,
     success_record_seconds=0,
 )
 FAST_IMAP = ImapOptions(batch_size=5, command_timeout_seconds=10)

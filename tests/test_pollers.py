@@ -54,7 +54,7 @@ FAST = PollOptions(
     poll_seconds=0.05,
     backoff_base_seconds=0.05,
     backoff_cap_seconds=0.2,
-    lock_retry_seconds=0.1,
+    lock_wait_seconds=0.1,
     success_record_seconds=0,
 )
 
