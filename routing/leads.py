@@ -58,7 +58,6 @@ from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from phonenumbers.geodata.locale import LOCALE_DATA
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -104,6 +103,10 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 @cache
 def _country_names() -> Mapping[str, str]:
     """Country names in every language libphonenumber has, casefolded, to their ISO code."""
+    # Imported when first needed: the names of every language take a quarter of a second to
+    # load, which every process start (the CLI, each server process) would pay otherwise.
+    from phonenumbers.geodata.locale import LOCALE_DATA
+
     codes_by_name: dict[str, set[str]] = {}
     for code, names in LOCALE_DATA.items():
         if code not in phonenumbers.SUPPORTED_REGIONS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from core import passwords
 from core.audit import CLI, Actor
 from core.auth import token_actor
 from core.db import make_engine, make_session_factory
-from core.migrate import upgrade
+from core.migrate import upgrade, upgrade_sync
 from core.models import (
     Account,
     Contact,
@@ -91,10 +92,22 @@ def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp
     return invoke
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file as the first command leaves a new one (every command migrates first),
+    migrated once for the session: migrating from nothing takes most of a second."""
+    path = tmp_path_factory.mktemp("cli-template") / "cli.db"
+    upgrade_sync(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """A fresh SQLite file, not migrated: the commands migrate it themselves."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+def sqlite_url(migrated_sqlite_file: Path, tmp_path: Path) -> str:
+    """A SQLite file of the test's own, at the schema's head and holding only what migrations
+    put there (`test_a_command_migrates_a_new_database_first` starts from nothing)."""
+    path = tmp_path / "cli.db"
+    shutil.copyfile(migrated_sqlite_file, path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 def query(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -118,7 +131,8 @@ def count(url: str, model: type[object]) -> int:
     return query(url, work)
 
 
-def test_invalid_settings_exit_2_with_one_line(run: Run, sqlite_url: str) -> None:
+def test_invalid_settings_exit_2_with_one_line(run: Run, tmp_path: Path) -> None:
+    sqlite_url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
     result = run("migrate", database_url=sqlite_url, OMNICRM_PORT="abc")
     assert result.code == 2
     assert "port" in result.error_line
@@ -157,6 +171,17 @@ def test_bad_arguments_exit_2_with_one_line(
     assert result.code == 2
     assert mentions in result.error_line
     assert "Traceback" not in result.err
+
+
+def test_a_command_migrates_a_new_database_first(run: Run, tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
+    result = run("queue", "add", "--name", "Support", database_url=url)
+    assert result.code == 0, result.err
+
+    async def queues(session: AsyncSession) -> list[str]:
+        return list(await session.scalars(select(Queue.name)))
+
+    assert query(url, queues) == ["Support"]
 
 
 def test_help_exits_0(run: Run, sqlite_url: str) -> None:

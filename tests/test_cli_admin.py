@@ -26,9 +26,11 @@ from web.cli_common import (
 
 pytestmark = pytest.mark.usefixtures("keep_logging")
 
-# tests/test_cli.py's fixtures: `run` runs the command in-process, `sqlite_url` is a fresh file.
+# tests/test_cli.py's fixtures: `run` runs the command in-process, `sqlite_url` is a new file
+# at the schema's head.
 run = cli_tests.run
 sqlite_url = cli_tests.sqlite_url
+migrated_sqlite_file = cli_tests.migrated_sqlite_file
 
 
 def test_the_parsers_choices_are_cores() -> None:

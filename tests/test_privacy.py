@@ -726,11 +726,13 @@ async def test_an_unknown_contact_is_404(world: World) -> None:
         assert (await response.json())["error"]["code"] == "not_found"
 
 
-# --- the command line (a fresh SQLite file: the commands migrate it themselves) -----------
+# --- the command line ------------------------------------------------------------------------
 
-# The CLI tests' fixtures: `run` runs the command in-process, `sqlite_url` is a fresh file.
+# The CLI tests' fixtures: `run` runs the command in-process, `sqlite_url` is a new file at the
+# schema's head.
 run = test_cli.run
 sqlite_url = test_cli.sqlite_url
+migrated_sqlite_file = test_cli.migrated_sqlite_file
 
 
 def cli_world(url: str, attachments: Path) -> tuple[int, int]:
