@@ -30,15 +30,20 @@ run: $(RUN_STAMP)
 	$(BIN)/omnicrm demo --if-empty
 	$(BIN)/omnicrm serve
 
+# The suite runs on every core (pytest-xdist), a test module on one worker from its start to
+# its end (its module-scoped fixtures, such as the one browser of a browser test module, are
+# made once); `.venv/bin/pytest tests/test_x.py` runs one module in this process.
+PYTEST_WORKERS ?= auto
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # The suite at a date ten years away: a test that only passes near today's date fails here.
 test-shifted: $(STAMP)
-	OMNICRM_TEST_CLOCK_SHIFT_DAYS=3653 $(BIN)/pytest
+	OMNICRM_TEST_CLOCK_SHIFT_DAYS=3653 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # The quick version of every benchmark, one after another (about 2 minutes on the 2-core
 # machine); bench/README.md gives the full commands and the last figures. Like the tests they use
