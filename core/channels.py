@@ -24,7 +24,7 @@ from core.errors import InvalidInput
 from core.models import IdentityKind
 
 # Capacity kinds: operators have a capacity per kind of work, not per channel (see
-# core/capacity.py).
+# routing/capacity.py).
 VOICE: Final = "voice"
 MESSAGING: Final = "messaging"
 EMAIL: Final = "email"

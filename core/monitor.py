@@ -17,7 +17,8 @@ hours are the local hours (23 or 25 on the days clocks change, each with its sta
 - avg_first_response_seconds_today: the mean of ``first_response_at - created_at`` over the
   conversations first answered today (null if none).
 - operators (active ones): presence and since when; load per channel kind = conversations
-  assigned with status open or pending plus pending offers, by `core.capacity.channel_kind`;
+  assigned with status open or pending plus pending offers, by the channel's capacity kind
+  (`core.channels`; routing counts the same, `routing/capacity.py`);
   capacity as configured; the ids of their open and pending conversations.
 - volume_today: inbound interactions per channel per local hour of today (hours without any
   are left out).
@@ -75,7 +76,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.capacity import channel_kind
+from core.channels import catalog
 from core.errors import InvalidInput
 from core.models import (
     CallState,
@@ -492,7 +493,7 @@ async def _operators(
         .order_by(Conversation.id)
     )
     for operator_id, conversation_id, channel in assigned:
-        load[operator_id][channel_kind(channel)] += 1
+        load[operator_id][catalog().capacity_kind(channel)] += 1
         if len(conversations[operator_id]) < MAX_CONVERSATION_IDS:
             conversations[operator_id].append(conversation_id)
     offered = await session.execute(
@@ -502,7 +503,7 @@ async def _operators(
         .group_by(Offer.operator_id, Conversation.channel)
     )
     for operator_id, channel, count in offered:
-        load[operator_id][channel_kind(channel)] += count
+        load[operator_id][catalog().capacity_kind(channel)] += count
     calls = await _operator_calls(session, now, day_start)
     ended_talk = {
         row[0]: int(row[1] or 0)

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit, routing_log
 from core.audit import Actor
-from core.capacity import channel_kind
 from core.conversations import add_note, get_conversation
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.models import (
@@ -32,7 +31,8 @@ from core.models import (
 from core.operators import set_presence
 from core.routing_log import lock_routing
 from core.visibility import Placement
-from routing.service import AUTO_AWAY_BUSY_REASON, AUTO_REASONS, operator_snapshots
+from routing.capacity import channel_kind, operator_snapshots
+from routing.service import AUTO_AWAY_BUSY_REASON, AUTO_REASONS
 from routing.setup import enter_queue
 
 

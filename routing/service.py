@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -42,7 +42,6 @@ from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import routing_log
-from core.capacity import CHANNEL_KINDS, channel_kind
 from core.event_types import CONVERSATION_ASSIGNED, CONVERSATION_UPDATED, OFFER_CREATED
 from core.events import Event, emit
 from core.models import (
@@ -61,6 +60,7 @@ from core.operators import set_presence
 from core.routing_log import REOPENED_NOTE, lock_routing
 from core.visibility import Placement, audience_labels, conversation_labels
 from routing import metrics, tasks
+from routing.capacity import CHANNEL_KINDS, QueueRooms, channel_kind, has_room, operator_snapshots
 from routing.config import QueueConfig
 from routing.expressions import operator_attributes
 from routing.lead_assignment import assign_leads
@@ -75,8 +75,6 @@ AUTO_AWAY_REASON = "console disconnected"
 # Set instead for an operator who had said busy, so their console coming back restores busy.
 AUTO_AWAY_BUSY_REASON = "console disconnected (was busy)"
 AUTO_REASONS = (AUTO_AWAY_REASON, AUTO_AWAY_BUSY_REASON)
-# Work that holds an operator: waiting on them or on the customer; snoozed work does not.
-HELD_STATUSES = (ConversationStatus.OPEN, ConversationStatus.PENDING)
 _REFUSALS: tuple[OfferRefusal, ...] = ("rejected", "timed_out")
 
 
@@ -452,56 +450,6 @@ async def _overflow(
 # --- 6. routing waiting work ----------------------------------------------------------------
 
 
-def has_room(operator: OperatorSnapshot, kind: str) -> bool:
-    """Available and under capacity for `kind` (and under the total cap)."""
-    if operator.presence != Presence.AVAILABLE:
-        return False
-    if operator.load_of(kind) >= operator.capacity_of(kind):
-        return False
-    return operator.total_capacity is None or operator.total_load < operator.total_capacity
-
-
-def _levels(raw: Mapping[str, Any]) -> dict[str, int]:
-    return {
-        str(name): value
-        for name, value in raw.items()
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    }
-
-
-async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapshot]:
-    """Every active operator as routing sees them now, with their load per channel kind."""
-    load: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    held = await session.execute(
-        select(Conversation.assignee_id, Conversation.channel, func.count())
-        .where(Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
-        .group_by(Conversation.assignee_id, Conversation.channel)
-    )
-    offered = await session.execute(
-        select(Offer.operator_id, Conversation.channel, func.count())
-        .join(Conversation, Conversation.id == Offer.conversation_id)
-        .where(Offer.status == OfferStatus.PENDING)
-        .group_by(Offer.operator_id, Conversation.channel)
-    )
-    # An offer holds its place in the operator's capacity until it is answered.
-    for operator_id, channel, count in [*held, *offered]:
-        load[operator_id][channel_kind(channel)] += count
-    snapshots = {}
-    for operator in await session.scalars(select(Operator).where(Operator.active.is_(True))):
-        snapshots[operator.id] = OperatorSnapshot(
-            id=operator.id,
-            presence=Presence(operator.presence),
-            presence_since=operator.presence_since,
-            skills=_levels(operator.skills),
-            languages=_levels(operator.languages),
-            capacity=_levels(operator.capacity),
-            total_capacity=operator.total_capacity,
-            load=dict(load.get(operator.id, {})),
-            last_assigned_at=operator.last_assigned_at,
-        )
-    return snapshots
-
-
 async def _members(session: AsyncSession) -> dict[int, list[int]]:
     members: dict[int, list[int]] = defaultdict(list)
     for queue_id, operator_id in await session.execute(
@@ -509,42 +457,6 @@ async def _members(session: AsyncSession) -> dict[int, list[int]]:
     ):
         members[queue_id].append(operator_id)
     return members
-
-
-@dataclass
-class _Rooms:
-    """How many members of each queue have room for each channel kind, kept as work is given."""
-
-    snapshots: dict[int, OperatorSnapshot]
-    members: Mapping[int, list[int]]
-    queues_of: dict[int, list[int]] = field(default_factory=dict)
-    counts: dict[tuple[int, str], int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for queue_id, member_ids in self.members.items():
-            for operator_id in member_ids:
-                self.queues_of.setdefault(operator_id, []).append(queue_id)
-
-    def count(self, queue_id: int, kind: str) -> int:
-        key = (queue_id, kind)
-        if key not in self.counts:
-            self.counts[key] = sum(
-                1
-                for operator_id in self.members.get(queue_id, ())
-                if operator_id in self.snapshots and has_room(self.snapshots[operator_id], kind)
-            )
-        return self.counts[key]
-
-    def give(self, operator_id: int, kind: str, now: datetime) -> None:
-        before = self.snapshots[operator_id]
-        load = dict(before.load)
-        load[kind] = load.get(kind, 0) + 1
-        after = before.model_copy(update={"load": load, "last_assigned_at": now})
-        self.snapshots[operator_id] = after
-        for (queue_id, counted_kind), count in list(self.counts.items()):
-            lost_room = has_room(before, counted_kind) and not has_room(after, counted_kind)
-            if lost_room and queue_id in self.queues_of.get(operator_id, ()):
-                self.counts[(queue_id, counted_kind)] = count - 1
 
 
 async def _route_waiting(
@@ -556,7 +468,7 @@ async def _route_waiting(
 ) -> None:
     snapshots = await operator_snapshots(session)
     members = await _members(session)
-    rooms = _Rooms(snapshots, members)
+    rooms = QueueRooms(snapshots, members)
     with_room = [
         queue_id
         for queue_id in members

@@ -3,7 +3,7 @@
 Each check returns the violations it finds, as sentences a failing test can print. They count
 for themselves rather than asking the routing service: the load of an operator is what they
 hold (open or pending conversations assigned to them) plus the offers they have not answered,
-per channel kind (`core.capacity.channel_kind`).
+per channel kind (`routing.capacity.channel_kind`).
 
 Which hold when:
 
@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.capacity import channel_kind
 from core.models import (
     Conversation,
     ConversationStatus,
@@ -42,6 +41,7 @@ from core.models import (
     Queue,
     QueueMember,
 )
+from routing.capacity import channel_kind
 from routing.config import QueueConfigError, parse_queue_config
 from routing.expressions import operator_attributes
 

@@ -1,0 +1,132 @@
+"""Capacity: how much work an operator may hold at once, per kind of work, and how much they hold.
+
+A phone call holds an operator completely, chats and messengers are handled several at a time,
+email many more; so capacity is counted per kind, e.g. {"voice": 1, "messaging": 5, "email": 20},
+with an optional cap over all kinds (`Operator.total_capacity`). Each channel names its kind in
+its facts (core/channels.py); a channel this process does not run counts as messaging.
+
+What an operator holds (their load): the conversations assigned to them that are open or
+pending (waiting on them or on the customer; snoozed work does not hold them), and the offers
+they have not answered yet (an offer keeps its place until it is answered).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.channels import CAPACITY_KINDS, EMAIL, MESSAGING, VOICE, catalog
+from core.models import Conversation, ConversationStatus, Offer, OfferStatus, Operator, Presence
+from routing.strategies import OperatorSnapshot
+
+CHANNEL_KINDS: Final = CAPACITY_KINDS
+HELD_STATUSES = (ConversationStatus.OPEN, ConversationStatus.PENDING)
+
+__all__ = [
+    "CHANNEL_KINDS",
+    "EMAIL",
+    "HELD_STATUSES",
+    "MESSAGING",
+    "VOICE",
+    "QueueRooms",
+    "channel_kind",
+    "has_room",
+    "operator_snapshots",
+]
+
+
+def channel_kind(channel: str) -> str:
+    """The capacity kind of a channel's work, from the installed channels' facts."""
+    return catalog().capacity_kind(channel)
+
+
+def has_room(operator: OperatorSnapshot, kind: str) -> bool:
+    """Available and under capacity for `kind` (and under the total cap)."""
+    if operator.presence != Presence.AVAILABLE:
+        return False
+    if operator.load_of(kind) >= operator.capacity_of(kind):
+        return False
+    return operator.total_capacity is None or operator.total_load < operator.total_capacity
+
+
+def _levels(raw: Mapping[str, Any]) -> dict[str, int]:
+    return {
+        str(name): value
+        for name, value in raw.items()
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    }
+
+
+async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapshot]:
+    """Every active operator as routing sees them now, with their load per channel kind."""
+    load: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    held = await session.execute(
+        select(Conversation.assignee_id, Conversation.channel, func.count())
+        .where(Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
+        .group_by(Conversation.assignee_id, Conversation.channel)
+    )
+    offered = await session.execute(
+        select(Offer.operator_id, Conversation.channel, func.count())
+        .join(Conversation, Conversation.id == Offer.conversation_id)
+        .where(Offer.status == OfferStatus.PENDING)
+        .group_by(Offer.operator_id, Conversation.channel)
+    )
+    # An offer holds its place in the operator's capacity until it is answered.
+    for operator_id, channel, count in [*held, *offered]:
+        load[operator_id][channel_kind(channel)] += count
+    snapshots = {}
+    for operator in await session.scalars(select(Operator).where(Operator.active.is_(True))):
+        snapshots[operator.id] = OperatorSnapshot(
+            id=operator.id,
+            presence=Presence(operator.presence),
+            presence_since=operator.presence_since,
+            skills=_levels(operator.skills),
+            languages=_levels(operator.languages),
+            capacity=_levels(operator.capacity),
+            total_capacity=operator.total_capacity,
+            load=dict(load.get(operator.id, {})),
+            last_assigned_at=operator.last_assigned_at,
+        )
+    return snapshots
+
+
+@dataclass
+class QueueRooms:
+    """How many members of each queue have room for each channel kind, kept as work is given."""
+
+    snapshots: dict[int, OperatorSnapshot]
+    members: Mapping[int, list[int]]
+    queues_of: dict[int, list[int]] = field(default_factory=dict)
+    counts: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for queue_id, member_ids in self.members.items():
+            for operator_id in member_ids:
+                self.queues_of.setdefault(operator_id, []).append(queue_id)
+
+    def count(self, queue_id: int, kind: str) -> int:
+        key = (queue_id, kind)
+        if key not in self.counts:
+            self.counts[key] = sum(
+                1
+                for operator_id in self.members.get(queue_id, ())
+                if operator_id in self.snapshots and has_room(self.snapshots[operator_id], kind)
+            )
+        return self.counts[key]
+
+    def give(self, operator_id: int, kind: str, now: datetime) -> None:
+        before = self.snapshots[operator_id]
+        load = dict(before.load)
+        load[kind] = load.get(kind, 0) + 1
+        after = before.model_copy(update={"load": load, "last_assigned_at": now})
+        self.snapshots[operator_id] = after
+        for (queue_id, counted_kind), count in list(self.counts.items()):
+            lost_room = has_room(before, counted_kind) and not has_room(after, counted_kind)
+            if lost_room and queue_id in self.queues_of.get(operator_id, ()):
+                self.counts[(queue_id, counted_kind)] = count - 1
