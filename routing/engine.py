@@ -1,10 +1,18 @@
 """The routing engine: runs routing passes when something changes, and when a timer is due.
 
-Event-driven: every committed event that can change a routing outcome (new work, presence,
-offers answered, transfers, rules edited, tasks; from this process or, on PostgreSQL, from
-others) wakes it; between events it sleeps until the earliest persisted deadline (offer
-timeout, SLA due time, overflow, presence grace, a task's due time) the last pass reported.
-The deadlines live in the database, so a restarted process picks them up with its first pass.
+Event-driven: every committed event that can change a routing outcome (new or reopened work,
+presence, offers answered, transfers, rules edited, tasks; from this process or, on
+PostgreSQL, from others) wakes it; between events it sleeps until the earliest persisted
+deadline (offer timeout, SLA due time, overflow, presence grace, a task's due time) the last
+pass reported. The deadlines live in the database, so a restarted process picks them up with
+its first pass.
+
+A message in a conversation that already exists (`interaction.created` without
+`conversation.created` or `conversation.reopened`) changes no decision at once: the
+conversation is already assigned or waiting, and what the message can change (an offline
+operator's unanswered work to put back in its queue) has a grace of minutes. Such events only
+shorten the sleep to `LATER_SECONDS`, so a stream of messages in open conversations costs one
+pass a second, not one per message.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from core.enrichment import Enricher
 from core.event_types import (
     CONVERSATION_ASSIGNED,
     CONVERSATION_CREATED,
+    CONVERSATION_REOPENED,
     CONVERSATION_UPDATED,
     INTERACTION_CREATED,
     LEAD_CREATED,
@@ -44,9 +53,9 @@ log = logging.getLogger(__name__)
 WAKING_EVENTS = frozenset(
     {
         CONVERSATION_CREATED,
+        CONVERSATION_REOPENED,
         CONVERSATION_UPDATED,
         CONVERSATION_ASSIGNED,
-        INTERACTION_CREATED,
         OPERATOR_PRESENCE,
         OPERATOR_UPDATED,
         OPERATOR_CREATED,
@@ -60,6 +69,9 @@ WAKING_EVENTS = frozenset(
         RESYNC,
     }
 )
+# Events that need a pass, but not at once (see the module docstring).
+LATER_EVENTS = frozenset({INTERACTION_CREATED})
+LATER_SECONDS = 1.0
 # A safety net: even with no event and no deadline, look again this often.
 IDLE_SECONDS = 30.0
 # Events arriving together (a burst of ingest) are handled by one pass.
@@ -81,6 +93,7 @@ class RoutingEngine:
         self._enrichers = tuple(enrichers)
         self._clock = clock
         self._wake = asyncio.Event()
+        self._later = asyncio.Event()
         self._stop = asyncio.Event()
         self.passes = 0
         bus.add_listener(self._on_event)
@@ -88,6 +101,8 @@ class RoutingEngine:
     def _on_event(self, event: Event) -> None:
         if event.type in WAKING_EVENTS:
             self._wake.set()
+        elif event.type in LATER_EVENTS:
+            self._later.set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -110,6 +125,7 @@ class RoutingEngine:
         self._stop = stop or asyncio.Event()
         while not self._stop.is_set():
             self._wake.clear()
+            self._later.clear()
             try:
                 report = await self.run_once()
             except Exception:
@@ -125,4 +141,11 @@ class RoutingEngine:
             await wait_for_any(self._stop, seconds=SETTLE_SECONDS)
 
     async def _sleep(self, seconds: float) -> None:
-        await wait_for_any(self._wake, self._stop, seconds=seconds)
+        """Until woken or stopped, or `seconds` have passed; an event of LATER_EVENTS (also one
+        that came during the last pass) cuts what is left to at most LATER_SECONDS."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        await wait_for_any(self._wake, self._stop, self._later, seconds=seconds)
+        if self._later.is_set() and not self._wake.is_set():
+            left = min(deadline - loop.time(), LATER_SECONDS)
+            await wait_for_any(self._wake, self._stop, seconds=max(0.0, left))
