@@ -1,6 +1,7 @@
 """What the benchmarks share: a fresh database of each backend for one run, and for the
 ingest benchmarks the load loop (`load`: concurrent clients posting for a fixed time) and
-the bare server they are measured against (`bare_server`: a process of its own)."""
+the bare server they are measured against (`bare_server`: a process of its own, or several
+on one port, `wait_listening` telling when all of them are there)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -91,14 +93,21 @@ async def load(send: Send, seconds: float, concurrency: int, name: str) -> Figur
 
 @asynccontextmanager
 async def bare_server(
-    argv: Callable[[int], Sequence[str]], probe_path: str, attempts: int = 200
+    argv: Callable[[int], Sequence[str]],
+    probe_path: str,
+    attempts: int = 200,
+    processes: int = 1,
 ) -> AsyncIterator[str]:
     """The ceiling's server: `python <argv(port)>` on a free port, its address once it answers
-    a POST to `probe_path` (whatever it answers), stopped when the block ends."""
+    a POST to `probe_path` (whatever it answers), stopped when the block ends. With
+    `processes` > 1, that many copies share the port (they must listen with SO_REUSEPORT) and
+    the block starts once all of them listen."""
     from tests.servers import free_port
 
     port = free_port()
-    process = await asyncio.create_subprocess_exec(sys.executable, *argv(port))
+    started = [
+        await asyncio.create_subprocess_exec(sys.executable, *argv(port)) for _ in range(processes)
+    ]
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
@@ -109,7 +118,84 @@ async def bare_server(
                         break
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.05)
+        if processes > 1:
+            await wait_listening(port, processes, alive=started)
         yield url
     finally:
-        process.terminate()
-        await process.wait()
+        for process in started:
+            if process.returncode is None:
+                process.terminate()
+        for process in started:
+            await process.wait()
+
+
+def listeners(port: int) -> int | None:
+    """How many sockets listen on `port`; None where that cannot be seen (no /proc/net)."""
+    count = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        count = count or 0
+        for row in rows:
+            fields = row.split()
+            # local_address is ADDRESS:PORT in hex; state 0A is LISTEN.
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+async def wait_listening(
+    port: int,
+    count: int,
+    within: float = 60,
+    alive: Sequence[asyncio.subprocess.Process] = (),
+) -> None:
+    """Until `count` sockets listen on `port`: a server of several processes answers as soon
+    as its first one does, and a run started then would load that one alone for a while.
+    (Where listening sockets cannot be seen, it returns at once.)"""
+    deadline = time.monotonic() + within
+    while (found := listeners(port)) is not None and found < count:
+        if any(process.returncode is not None for process in alive):
+            raise RuntimeError(f"a server process on port {port} exited")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{found} of {count} processes listen on port {port}")
+        await asyncio.sleep(0.05)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user and system) that process `pid` and its children have used so far; None
+    where that cannot be seen (no /proc, or no such process)."""
+    total = 0
+    found = False
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # After the command's name (in parentheses, maybe with spaces): state, parent's pid,
+        # ..., then utime and stime in clock ticks (fields 14 and 15 of proc(5)).
+        fields = stat.rsplit(")", 1)[1].split()
+        if entry.name == str(pid) or fields[1] == str(pid):
+            found = True
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK") if found else None
+
+
+async def wait_quiet(
+    pid: int, busy: float = 0.1, interval: float = 0.5, within: float = 180
+) -> float:
+    """Seconds until process `pid` and its children use less than `busy` of a core over
+    `interval` (at most `within`): a server answers a burst before it has done all the
+    burst's work (routing, the consoles' events), and what follows should not be charged
+    with that backlog. 0 where CPU time cannot be seen."""
+    started = time.monotonic()
+    last = cpu_seconds(pid)
+    while last is not None and time.monotonic() - started < within:
+        await asyncio.sleep(interval)
+        now = cpu_seconds(pid)
+        if now is None or (now - last) / interval < busy:
+            return time.monotonic() - started
+        last = now
+    return 0.0 if last is None else time.monotonic() - started
