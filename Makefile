@@ -45,10 +45,11 @@ test: $(STAMP)
 test-shifted: $(STAMP)
 	OMNICRM_TEST_CLOCK_SHIFT_DAYS=3653 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-# The quick version of every benchmark, one after another (about 2 minutes on the 2-core
+# The quick version of every benchmark, one after another (about 3 minutes on the 2-core
 # machine); bench/README.md gives the full commands and the last figures. Like the tests they use
-# the local PostgreSQL (OMNICRM_BENCH_POSTGRES_URL) and Debian's Dovecot; the suggestions bench
-# is skipped without the support-dialogs data set next to the project, as its test is.
+# the local PostgreSQL (OMNICRM_BENCH_POSTGRES_URL) and Debian's Dovecot, and Debian's wrk for
+# the web-form ingest; the suggestions bench is skipped without the support-dialogs data set
+# next to the project, as its test is.
 DIALOGS := ../shared/datasets/support-dialogs/bitext-customer-support.csv
 
 bench: $(STAMP)
