@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
@@ -688,3 +690,38 @@ async def test_supervisors_list_forms_but_only_admins_change_them(
     assert stored.title == "Contact us"
     assert stored.active
     assert await count(sessions, WebForm) == 1
+
+
+async def test_a_visitor_leaving_mid_post_stores_nothing_and_logs_no_error(
+    app: web.Application, sessions: SessionFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    await make_form(sessions, required_fields=["email"])
+    # Served as `omnicrm serve` serves (aiohttp's test server cancels the handler instead).
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        with caplog.at_level(logging.INFO, logger="web"):
+            _, writer = await asyncio.open_connection(host, port)
+            writer.write(
+                b"POST /forms/contact HTTP/1.1\r\nHost: crm\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n"
+                b"\r\nemail=ann%40example.com&message=Hel"
+            )
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.close()  # the visitor closed the tab: the rest of the body never comes
+            await writer.wait_closed()
+            for _ in range(100):
+                if any(r.getMessage() == "client disconnected" for r in caplog.records):
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        await runner.cleanup()
+    [record] = [r for r in caplog.records if r.getMessage() == "client disconnected"]
+    assert record.levelno == logging.INFO
+    assert record.exc_info is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await stored_nothing(sessions)

@@ -53,6 +53,10 @@ def _kept(exc: web.HTTPException) -> dict[str, str]:
     return {name: exc.headers[name] for name in keep if name in exc.headers}
 
 
+# Not an HTTP status anyone receives: what nginx and others log when the client left first.
+CLIENT_CLOSED_REQUEST = 499
+
+
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -64,6 +68,11 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         if exc.status < 400:
             raise
         return _http_error_json(exc, request)
+    except ConnectionResetError:
+        # The client went away before its request was read or answered: nothing went wrong
+        # here, and nobody is left to answer (499, as proxies log it, for the access log).
+        log.info("client disconnected", extra=log_fields(path=request.path, method=request.method))
+        return web.Response(status=CLIENT_CLOSED_REQUEST)
     except Exception:
         log.exception("unhandled error", extra=log_fields(path=request.path, method=request.method))
         return web.json_response(

@@ -679,8 +679,10 @@ async def live(call: Call[NoBody, NoBody]) -> web.StreamResponse:
         async with call.sessions() as session:
             mine = set(await service.conversation_ids(session, who.visitor))
         async with contextlib.aclosing(events_until_closed(socket, queue)) as events:
-            async for event in events:
-                await _forward(call, who, socket, mine, event)
+            # The visitor's page closing while a message is on its way ends the socket, quietly.
+            with contextlib.suppress(ConnectionResetError):
+                async for event in events:
+                    await _forward(call, who, socket, mine, event)
     return socket
 
 

@@ -54,6 +54,8 @@ async def live_events(call: Call[NoBody, NoBody]) -> web.StreamResponse:
         presence = asyncio.create_task(_keep_console_seen(request.app, call.actor.operator_id))
     try:
         await _forward_events(request, socket, call)
+    except ConnectionResetError:
+        pass  # the console went away while an event was on its way: this socket is done
     finally:
         if presence is not None:
             presence.cancel()
