@@ -151,13 +151,15 @@ async def poller_of(
     imap: ImapOptions = FAST_IMAP,
     *,
     cipher: CredentialCipher = CIPHER,
+    store: MemoryStore | None = None,
 ) -> ImapPoller:
     """The email channel's poller of an account, as the supervisor starts it."""
     async with sessions() as session:
         row = await session.get(ChannelAccount, account_id)
     assert row is not None
     channel = EmailChannel(imap, FAST)
-    poller = channel.poller(view_without_secrets(row, SECRET_FIELDS), services_of(sessions, cipher))
+    services = services_of(sessions, cipher, store=store)
+    poller = channel.poller(view_without_secrets(row, SECRET_FIELDS), services)
     assert isinstance(poller, ImapPoller)
     return poller
 
@@ -463,6 +465,64 @@ async def test_a_quarantined_message_does_not_block_and_is_not_retried_by_itself
     discarded = await admin.post(f"/api/v1/quarantine/{held.id}/discard")
     assert (await discarded.json())["status"] == "discarded"
     assert len(await external_ids(sessions)) == 3
+
+
+class BrokenDisk(MemoryStore):
+    """An attachment store that fails while `broken` is set, as a full disk would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = True
+
+    async def put(self, data: bytes) -> str:
+        if self.broken:
+            raise OSError(28, "No space left on device")
+        return await super().put(data)
+
+
+def with_attachment(subject: str) -> bytes:
+    boundary = "omnicrm-test-boundary"
+    return (
+        "From: Ann Customer <ann@customer.test>\r\nTo: support@omnicrm.test\r\n"
+        f"Subject: {subject}\r\nMessage-ID: <{secrets.token_hex(6)}@customer.test>\r\n"
+        f'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
+        f"--{boundary}\r\nContent-Type: text/plain\r\n\r\nThe invoice, attached.\r\n"
+        f"--{boundary}\r\nContent-Type: application/pdf\r\n"
+        'Content-Disposition: attachment; filename="invoice.pdf"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+
+
+async def test_a_failing_message_keeps_what_came_before_it_in_its_batch_and_is_retried(
+    sessions: SessionFactory, dovecot: DovecotServer
+) -> None:
+    user = dovecot.add_user("brokendisk")
+    account_id = await add_account(sessions, dovecot, user)
+    messages = [mail("First"), mail("Second"), with_attachment("Third"), mail("Fourth")]
+    for raw in messages:
+        await append(dovecot, user, raw)
+    disk = BrokenDisk()
+    poller = await poller_of(sessions, account_id, store=disk)
+    task = asyncio.create_task(poller.run())
+    try:
+
+        async def failed() -> bool:
+            return poller.status.errors >= 1
+
+        await eventually(failed, "the full disk to fail the third message")
+        # The two before it are committed with the cursor past them, in their batch.
+        cursor = await cursor_of(sessions, account_id)
+        assert cursor is not None
+        assert cursor.last_uid == 2
+        assert await external_ids(sessions) == [message_id_of(m) for m in messages[:2]]
+        disk.broken = False
+        await synced_to(sessions, account_id, 4)
+    finally:
+        poller.stop()
+        await asyncio.wait_for(task, 15)
+    assert await external_ids(sessions) == [message_id_of(m) for m in messages]
+    assert len(disk.blobs) == 1
 
 
 # --- after import

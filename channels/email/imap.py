@@ -7,9 +7,9 @@ IMAP's is here, in `ImapPoller.do_serve`:
 
 Exactly once, across restarts and outages:
 - A cursor per account (UIDVALIDITY and the last UID handled, the account's `channel_cursor`
-  row) is committed in the same transaction as the interaction (or quarantine row) of the
-  message it covers; after a restart, a dropped connection or a long outage the poller asks
-  for every UID above it.
+  row) is committed in the same transaction as the interactions (or quarantine rows) of the
+  messages it covers: one transaction per fetched batch, a savepoint per message. After a
+  restart, a dropped connection or a long outage the poller asks for every UID above it.
 - A new or changed UIDVALIDITY re-scans the folder within the backfill window; messages
   seen before (the same Message-ID and content digest, see channels.email.inbound) are
   skipped and counted as duplicates.
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -258,49 +258,66 @@ class ImapPoller(PollingAdapter):
     async def _import(
         self, client: ImapClient, mail: EmailSettings, cursor: Cursor, uids: Sequence[int]
     ) -> Cursor:
-        """Import `uids` in batches; each message commits with the cursor moved past it."""
+        """Import `uids` in batches: each fetched batch in one transaction that moves the
+        cursor past its last message (`_import_batch`), then marked or moved on the server."""
         for start in range(0, len(uids), self.imap.batch_size):
             if self.stop_signal.is_set():
                 break
             batch = uids[start : start + self.imap.batch_size]
             fetched = await client.fetch(batch)
-            done: list[int] = []
-            for uid in batch:
-                if self.stop_signal.is_set():
-                    break
-                cursor = replace(cursor, last_uid=uid)
-                status = await self._import_one(cursor, uid, fetched.get(uid))
-                if status in (ImportStatus.INGESTED, ImportStatus.DUPLICATE):
-                    done.append(uid)
+            cursor, done, failure = await self._import_batch(cursor, batch, fetched)
             await self._after_import(client, mail, done)
+            if failure is not None:
+                raise failure
         return cursor
 
-    async def _import_one(
-        self, cursor: Cursor, uid: int, message: FetchedMessage | None
-    ) -> ImportStatus | None:
-        """Import one message and commit `cursor` (moved past it) with it; None if the
-        message was expunged between SEARCH and FETCH."""
-        status = None
+    async def _import_batch(
+        self, cursor: Cursor, uids: Sequence[int], fetched: Mapping[int, FetchedMessage]
+    ) -> tuple[Cursor, list[int], Exception | None]:
+        """Import `uids` in one transaction, each message in a savepoint of its own, and
+        commit the cursor moved past the last one imported with them: the cursor, the account
+        and the events cost one round trip a batch, not one a message. A message that fails
+        for a reason of the server's (storage, database) ends the batch: what came before it
+        is committed and the failure returned, to be retried with backoff from that message.
+        Returns the cursor, the UIDs stored (ingested or found stored) and that failure. A UID
+        missing from `fetched` was expunged between SEARCH and FETCH: the cursor passes it."""
+        done: list[int] = []
+        statuses: list[ImportStatus] = []
+        failure: Exception | None = None
         async with transaction(self.services.sessions) as session:
-            # Read again in each transaction: the target queue may have changed, and a
-            # disabled account imports nothing more.
+            # Read again for each batch: the target queue may have changed, and a disabled
+            # account imports nothing more.
             current = await self.current(session)
-            if message is not None:
-                outcome = await import_message(
-                    session,
-                    current,
-                    reference_of(cursor.uidvalidity, uid),
-                    message.raw,
-                    self.services.store,
-                    self.services.policy,
-                    received_at=message.internal_date,
-                    max_attachment_bytes=self.max_attachment_bytes,
-                )
-                status = outcome.status
+            for uid in uids:
+                if self.stop_signal.is_set():
+                    break
+                message = fetched.get(uid)
+                if message is not None:
+                    savepoint = await session.begin_nested()
+                    try:
+                        outcome = await import_message(
+                            session,
+                            current,
+                            reference_of(cursor.uidvalidity, uid),
+                            message.raw,
+                            self.services.store,
+                            self.services.policy,
+                            received_at=message.internal_date,
+                            max_attachment_bytes=self.max_attachment_bytes,
+                        )
+                    except Exception as exc:
+                        await savepoint.rollback()
+                        failure = exc
+                        break
+                    await savepoint.commit()
+                    statuses.append(outcome.status)
+                    if outcome.status in (ImportStatus.INGESTED, ImportStatus.DUPLICATE):
+                        done.append(uid)
+                cursor = replace(cursor, last_uid=uid)
             await save_cursor(session, self.account.id, cursor)
-        if status is not None:
+        for status in statuses:
             self.status.count(OUTCOMES[status])
-        return status
+        return cursor, done, failure
 
     async def _after_import(
         self, client: ImapClient, mail: EmailSettings, imported: list[int]

@@ -20,6 +20,7 @@ and, without a Message-ID, by the hash of their raw bytes, their key then.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -240,7 +241,11 @@ async def import_message(
         return ImportOutcome(ImportStatus.QUARANTINED, quarantine_id=row.id, reason=row.reason)
 
     try:
-        parsed = parse_message(raw, max_attachment_bytes=max_attachment_bytes)
+        # In a thread: parsing a large message takes milliseconds of CPU that the event loop
+        # (answering HTTP in a one-process server) should not wait out.
+        parsed = await asyncio.to_thread(
+            parse_message, raw, max_attachment_bytes=max_attachment_bytes
+        )
     except Exception as exc:
         # parse_message is built never to raise; if it does, the message is the cause.
         return await hold(f"the message could not be parsed: {_describe(exc)}")
