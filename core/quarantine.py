@@ -13,7 +13,7 @@ discards it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,6 +85,23 @@ async def held_at(
             QuarantinedMessage.reference == reference[:MAX_REFERENCE],
         )
     )
+
+
+async def held_among(
+    session: AsyncSession, account_id: int, references: Sequence[str]
+) -> dict[str, QuarantinedMessage]:
+    """`held_at` for many places of an account at once (a poller's batch): the quarantine
+    rows by reference, for those that have one."""
+    wanted = [reference[:MAX_REFERENCE] for reference in references]
+    if not wanted:
+        return {}
+    rows = await session.scalars(
+        select(QuarantinedMessage).where(
+            QuarantinedMessage.account_id == account_id,
+            QuarantinedMessage.reference.in_(wanted),
+        )
+    )
+    return {row.reference: row for row in rows}
 
 
 async def mark_ingested(

@@ -41,6 +41,7 @@ from channels.email.imap_client import (
 )
 from channels.email.inbound import CHANNEL, ImportStatus, import_message
 from channels.email.settings import SECRET_FIELDS, AfterImport, EmailSettings
+from core import quarantine
 from core.channel_accounts import AccountView, load_cursor_state, save_cursor_state
 from core.db import transaction
 from core.logfields import log_fields
@@ -288,6 +289,8 @@ class ImapPoller(PollingAdapter):
             # Read again for each batch: the target queue may have changed, and a disabled
             # account imports nothing more.
             current = await self.current(session)
+            references = {uid: reference_of(cursor.uidvalidity, uid) for uid in uids}
+            held = await quarantine.held_among(session, current.id, list(references.values()))
             for uid in uids:
                 if self.stop_signal.is_set():
                     break
@@ -298,12 +301,13 @@ class ImapPoller(PollingAdapter):
                         outcome = await import_message(
                             session,
                             current,
-                            reference_of(cursor.uidvalidity, uid),
+                            references[uid],
                             message.raw,
                             self.services.store,
                             self.services.policy,
                             received_at=message.internal_date,
                             max_attachment_bytes=self.max_attachment_bytes,
+                            held=held.get(references[uid]),
                         )
                     except Exception as exc:
                         await savepoint.rollback()

@@ -21,12 +21,13 @@ and, without a Message-ID, by the hash of their raw bytes, their key then.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.exc import DataError
@@ -46,7 +47,7 @@ from core.errors import InvalidInput
 from core.identity import Address
 from core.ingest import MAX_EXTERNAL_ID, MAX_TEXT, InboundEvent, IngestPolicy, IngestResult, ingest
 from core.logfields import log_fields
-from core.models import IdentityKind, Interaction, OutboxItem, Receipt
+from core.models import IdentityKind, Interaction, OutboxItem, QuarantinedMessage, Receipt
 from core.storage import AttachmentStore
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,15 @@ async def store_attachments(parsed: ParsedEmail, store: AttachmentStore) -> list
     return entries
 
 
+class LookUp(enum.Enum):
+    """`import_message`'s `held` when the caller has not looked it up."""
+
+    LOOK_UP = "look up"
+
+
+LOOK_UP: Final = LookUp.LOOK_UP
+
+
 async def import_message(
     session: AsyncSession,
     account: AccountView,
@@ -220,14 +230,17 @@ async def import_message(
     *,
     received_at: datetime | None = None,
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    held: QuarantinedMessage | LookUp | None = LOOK_UP,
 ) -> ImportOutcome:
     """Ingest the message found at `reference` of `account`, or quarantine it with why.
 
     Storage and database failures propagate (the caller retries); a message that can never
     be ingested as it is, is quarantined, so it never blocks the messages behind it. A
-    message quarantined before at this place becomes "ingested" when it goes through.
+    message quarantined before at this place (`held`: looked up unless the caller did it
+    for a batch, `quarantine.held_among`) becomes "ingested" when it goes through.
     """
-    held = await quarantine.held_at(session, account.id, reference)
+    if held is LOOK_UP:
+        held = await quarantine.held_at(session, account.id, reference)
 
     async def hold(reason: str) -> ImportOutcome:
         row = await quarantine.quarantine(
