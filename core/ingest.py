@@ -204,7 +204,11 @@ async def _store(
     )
     if not contact_created:
         _update_contact(contact, event)
-        if language is not None and not await _wrote_later(session, contact.id, occurred_at):
+        # A message without a time of its own (a web form) is written now: nothing of the
+        # contact's is later, and the look-up is saved.
+        if language is not None and (
+            event.occurred_at is None or not await _wrote_later(session, contact.id, occurred_at)
+        ):
             contact.language = language
     conversation, conversation_state = await _thread(
         session, contact, contact_created, event, policy, occurred_at
