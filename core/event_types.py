@@ -122,6 +122,12 @@ OPERATOR_PRESENCE: Final = _declare(
     ids={"operator": "the operator"},
     labels={"presence": "the new presence"},
 )
+FORM_UPDATED: Final = _declare(
+    "form.updated",
+    Audience.ADMINS,
+    "a web form was made, changed or stopped taking submissions",
+    ids={"form": "the form"},
+)
 QUEUE_CREATED: Final = _declare(
     "queue.created", Audience.EVERYONE, "a new queue", ids={"queue": "the queue"}
 )

@@ -1,10 +1,12 @@
-"""Web form definitions (the web-form channel's configuration)."""
+"""Web form definitions (the web-form channel's configuration), and the cache public posts
+read them through (`FormCache`)."""
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -13,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit
 from core.audit import Actor
 from core.errors import Conflict, InvalidInput, NotFound
+from core.event_types import FORM_UPDATED
+from core.events import Event, EventBus, emit
 from core.models import Queue, WebForm
 
 # At most 95 characters, so a lead source "form:<slug>" fits its 100.
@@ -73,6 +77,7 @@ async def create_form(
     session.add(form)
     await session.flush()
     await audit.record(session, actor, "form.create", "web_form", form.id, {"slug": slug})
+    await emit(session, Event(FORM_UPDATED, {"form": form.id}))
     return form
 
 
@@ -86,6 +91,50 @@ async def form_by_slug(session: AsyncSession, slug: str, *, active_only: bool = 
     if form is None:
         raise NotFound(f"no form {slug!r}")
     return form
+
+
+class FormCache:
+    """Active forms by slug, for the public pages and posts, read from the database once and
+    then kept: a form changes seldom and is read on every submission.
+
+    Every change made through `create_form`, `update_form` or `deactivate_form` announces
+    itself (`form.updated`), which empties the cache of this process when it commits; on
+    PostgreSQL the event reaches the other server processes too. A change this process cannot
+    hear of (the CLI beside a SQLite server) shows within `ttl_seconds`. The forms handed out
+    are detached copies with every column loaded, shared by the requests that read them: they
+    are read, never changed or added to a session.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        ttl_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._forms: dict[str, tuple[WebForm, float]] = {}
+        # Counts the changes heard of, so a read that began before one is not kept after it.
+        self._generation = 0
+        bus.add_listener(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.type == FORM_UPDATED:
+            self._generation += 1
+            self._forms.clear()
+
+    async def get(self, session: AsyncSession, slug: str) -> WebForm:
+        """The active form `slug` (NotFound if there is none), from the cache when it can."""
+        kept = self._forms.get(slug)
+        now = self._clock()
+        if kept is not None and now - kept[1] < self._ttl:
+            return kept[0]
+        generation = self._generation
+        form = await form_by_slug(session, slug)
+        session.expunge(form)
+        if generation == self._generation:
+            self._forms[slug] = (form, now)
+        return form
 
 
 async def list_forms(session: AsyncSession) -> list[WebForm]:
@@ -140,6 +189,7 @@ async def update_form(
     if changed:
         await session.flush()
         await audit.record(session, actor, "form.update", "web_form", form.id, {"changed": changed})
+        await emit(session, Event(FORM_UPDATED, {"form": form.id}))
     return form
 
 
@@ -150,6 +200,7 @@ async def deactivate_form(session: AsyncSession, actor: Actor, form_id: int) -> 
         form.active = False
         await session.flush()
         await audit.record(session, actor, "form.deactivate", "web_form", form.id)
+        await emit(session, Event(FORM_UPDATED, {"form": form.id}))
     return form
 
 

@@ -19,7 +19,8 @@ from core import clock
 from core.audit import CLI
 from core.auth import create_token
 from core.db import SessionFactory
-from core.forms import create_form
+from core.events import EventBus
+from core.forms import FormCache, create_form, update_form
 from core.models import (
     AuditEntry,
     Contact,
@@ -609,6 +610,10 @@ async def test_an_admin_changes_deactivates_and_reactivates_a_form(
 ) -> None:
     admin = await make_user(Role.ADMIN)
     form = await make_form(sessions, thank_you_url="https://example.com/t")
+    # Taken as it is now (and kept by the server's form cache): each change below applies to
+    # the very next post.
+    first = await client.post("/forms/contact", json={"email": "a@example.com", "message": "Hi"})
+    assert first.status == 201
     changed = await admin.patch(
         f"/api/v1/forms/{form.id}",
         json={"title": "New title", "required_fields": ["phone"], "thank_you_url": None},
@@ -644,6 +649,25 @@ async def test_an_admin_changes_deactivates_and_reactivates_a_form(
             )
         )
     assert actions == ["form.create", "form.update", "form.deactivate", "form.update"]
+
+
+async def test_a_form_changed_where_the_server_cannot_hear_of_it_applies_within_the_ttl(
+    sessions: SessionFactory,
+) -> None:
+    """The CLI beside a SQLite server changes a form without an event reaching the server."""
+    form = await make_form(sessions)
+    moment = [0.0]
+    cache = FormCache(EventBus(), ttl_seconds=30, clock=lambda: moment[0])
+    async with sessions() as session:
+        assert (await cache.get(session, "contact")).title == "Contact us"
+    async with sessions() as session, session.begin():
+        await update_form(session, CLI, form.id, title="Write to us")  # heard by another bus
+    moment[0] = 29.0
+    async with sessions() as session:
+        assert (await cache.get(session, "contact")).title == "Contact us"
+    moment[0] = 30.0
+    async with sessions() as session:
+        assert (await cache.get(session, "contact")).title == "Write to us"
 
 
 async def test_form_updates_reject_nulls_and_unknown_ids(

@@ -24,6 +24,7 @@ from core.credentials import CredentialCipher
 from core.db import make_engine, transaction
 from core.enrichment import Enricher
 from core.events import EventBus, listen_postgresql, session_info
+from core.forms import FormCache
 from core.ingest import IngestPolicy
 from core.logfields import log_fields
 from core.outbox import OutboxWorker, RetrySchedule, Sender
@@ -87,6 +88,7 @@ from web.keys import (
     ENGINE,
     ENRICHERS,
     ERP,
+    FORMS,
     INGEST_POLICY,
     METRICS,
     ORDER_SEARCH,
@@ -175,6 +177,7 @@ def create_app(
     app[BUS] = EventBus()
     app[METRICS] = Metrics()
     app[BUS].add_listener(app[METRICS].on_event)
+    app[FORMS] = FormCache(app[BUS])
     app[INGEST_POLICY] = IngestPolicy(
         default_region=settings.default_region,
         reopen_window=timedelta(days=settings.reopen_window_days),

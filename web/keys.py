@@ -16,6 +16,7 @@ from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.enrichment import Enricher
 from core.events import EventBus
+from core.forms import FormCache
 from core.ingest import IngestPolicy
 from core.outbox import OutboxWorker, Sender
 from core.search import OrderSearch
@@ -33,6 +34,8 @@ BACKGROUND = web.AppKey("background", bool)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", SessionFactory)
 BUS = web.AppKey("bus", EventBus)
+# Active web forms by slug, for the public pages and posts (core/forms.py).
+FORMS = web.AppKey("forms", FormCache)
 METRICS = web.AppKey("metrics", Metrics)
 INGEST_POLICY = web.AppKey("ingest_policy", IngestPolicy)
 # Channel name -> sender of outbox items; channels add theirs before the app starts.

@@ -29,12 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from channels import webform
 from channels.webform import SubmissionInvalid, WebFormChannel
 from core.errors import InvalidInput, NotFound
-from core.forms import form_by_slug
 from core.i18n import Translator, parse_accept_language, translator
 from core.models import WebForm
 from web.api import PUBLIC, ApiRoutes, Call, NoBody, error_body, json_response
 from web.error_pages import prefers_html, visitor_locale
-from web.keys import INGEST_POLICY, REGISTRY, SETTINGS
+from web.keys import FORMS, INGEST_POLICY, REGISTRY, SETTINGS
 from web.ratelimit import enforce_shared
 from web.schemas import ReceivedOut
 
@@ -84,7 +83,7 @@ async def submit(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     try:
         fields = await _read_fields(request)
         async with call.sessions() as session, session.begin():
-            form = await form_by_slug(session, request.match_info["slug"])
+            form = await request.app[FORMS].get(session, request.match_info["slug"])
             result = await channel.receive(
                 session,
                 form,
@@ -114,7 +113,7 @@ async def _form_again(
     """The form with what the visitor typed and each error beside its field (400)."""
     request = call.request
     async with call.sessions() as session:
-        form = await form_by_slug(session, request.match_info["slug"])
+        form = await request.app[FORMS].get(session, request.match_info["slug"])
     tr = translator(visitor_locale(request, _text(fields.get(webform.LANGUAGE_FIELD))))
     typed = {name: _text(value) for name, value in fields.items()}
     hidden = {
@@ -171,7 +170,7 @@ async def form_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     request = call.request
     webform_channel(request)
     async with call.sessions() as session:
-        form = await form_by_slug(session, request.match_info["slug"])
+        form = await request.app[FORMS].get(session, request.match_info["slug"])
     hidden = {webform.SUBMISSION_FIELD: webform.new_submission_id()}
     explicit = _explicit_locale(request, {})
     if explicit:
@@ -199,7 +198,7 @@ async def embed_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     request = call.request
     webform_channel(request)
     async with call.sessions() as session:
-        form = await form_by_slug(session, request.match_info["slug"])
+        form = await request.app[FORMS].get(session, request.match_info["slug"])
     url = public_url(request, form)
     snippet = embed_snippet(url, form.title)
     body = (
@@ -216,7 +215,7 @@ async def embed_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
 async def thanks_page(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     webform_channel(call.request)
     async with call.sessions() as session:
-        form = await form_by_slug(session, call.request.match_info["slug"])
+        form = await call.request.app[FORMS].get(session, call.request.match_info["slug"])
     tr = translator(visitor_locale(call.request))
     title = tr.gettext("Thank you")
     text = tr.gettext(
