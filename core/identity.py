@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
@@ -67,16 +67,18 @@ async def owners_of(session: AsyncSession, addresses: Sequence[Address]) -> dict
     if not addresses:
         return {}
     rows = await session.execute(
-        select(Identity.kind, Identity.address, Identity.contact_id).where(
-            or_(
-                *(
-                    and_(Identity.kind == address.kind, Identity.address == address.value)
-                    for address in addresses
-                )
-            )
-        )
+        select(Identity.kind, Identity.address, Identity.contact_id).where(_any_of(addresses))
     )
     return {Address(IdentityKind(kind), value): owner for kind, value, owner in rows}
+
+
+def _any_of(addresses: Sequence[Address]) -> ColumnElement[bool]:
+    return or_(
+        *(
+            and_(Identity.kind == address.kind, Identity.address == address.value)
+            for address in addresses
+        )
+    )
 
 
 async def resolve_contact(
@@ -91,8 +93,21 @@ async def resolve_contact(
     language, custom fields...) in the INSERT itself. Safe against a concurrent transaction
     creating the same identity: the unique (kind, address) constraint decides who wins.
     """
-    owners = await owners_of(session, addresses)
-    contact = await session.get(Contact, min(owners.values())) if owners else None
+    # The owners of the addresses and their contacts in one round trip; the oldest contact
+    # is the person (another owner is a different person until someone merges them).
+    rows = (
+        (
+            await session.execute(
+                select(Identity.kind, Identity.address, Contact)
+                .join(Contact, Contact.id == Identity.contact_id)
+                .where(_any_of(addresses))
+            )
+        ).all()
+        if addresses
+        else []
+    )
+    owners = {Address(IdentityKind(kind), value): owner.id for kind, value, owner in rows}
+    contact = min((owner for _, _, owner in rows), key=lambda owner: owner.id, default=None)
     created = contact is None
     if contact is None:
         contact = Contact(display_name=display_name[:200], **(new_fields or {}))
