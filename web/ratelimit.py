@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import weakref
 from collections import deque
@@ -72,14 +73,25 @@ def limiter_for(
 async def enforce_shared(request: web.Request, purpose: str, per_minute: int) -> None:
     """429 with Retry-After when the client's address has used up its allowance, counted
     across every server process: in the database on PostgreSQL, where several processes may
-    serve; in memory on SQLite, which serves from one."""
+    serve (`rate_limits.SharedLimit`); in memory on SQLite, which serves from one."""
     key = client_address(request)
-    if not request.app[SETTINGS].is_postgresql:
+    settings = request.app[SETTINGS]
+    if not settings.is_postgresql:
         enforce_key(request, purpose, per_minute, key)
         return
-    window = timedelta(seconds=60)
-    engine = request.app[ENGINE]
-    _refuse(await rate_limits.hit(engine, purpose, key, per_minute, window, utcnow()))
+    shared = _shared.setdefault(request.app, {})
+    limit = shared.get(purpose)
+    if limit is None:
+        processes = settings.workers or os.cpu_count() or 1  # as `omnicrm serve` runs
+        window = timedelta(seconds=60)
+        limit = rate_limits.SharedLimit(request.app[ENGINE], purpose, per_minute, window, processes)
+        shared[purpose] = limit
+    _refuse(await limit.hit(key, utcnow()))
+
+
+_shared: weakref.WeakKeyDictionary[web.Application, dict[str, rate_limits.SharedLimit]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def enforce_key(
