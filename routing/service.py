@@ -754,47 +754,55 @@ async def _next_due(
     options: RoutingOptions,
     report: PassReport,
 ) -> None:
-    report.due(
-        await session.scalar(
-            select(func.min(Offer.expires_at)).where(Offer.status == OfferStatus.PENDING)
-        )
+    """The earliest persisted deadline, asked in one statement (one column each), plus one
+    for the oldest waiting work of the queues that overflow."""
+    offline_with_work = exists().where(
+        Conversation.assignee_id == Operator.id, Conversation.status == ConversationStatus.OPEN
     )
-    report.due(
-        await session.scalar(select(func.min(SlaTimer.due_at)).where(SlaTimer.state == "running"))
-    )
-    for setup in setups.values():
-        if setup.config is None or setup.config.max_wait is None:
-            continue
-        if setup.config.overflow_queue_id is None:
-            continue
-        oldest = await session.scalar(
-            select(func.min(Conversation.queue_entered_at)).where(
-                Conversation.queue_id == setup.id,
-                Conversation.status == ConversationStatus.OPEN,
-                Conversation.assignee_id.is_(None),
-            )
-        )
-        if oldest is not None:
-            report.due(oldest + setup.config.max_wait)
-    seen = await session.scalar(
-        select(func.min(Operator.console_seen_at)).where(
+    columns = select(
+        select(func.min(Offer.expires_at))
+        .where(Offer.status == OfferStatus.PENDING)
+        .scalar_subquery(),
+        select(func.min(SlaTimer.due_at)).where(SlaTimer.state == "running").scalar_subquery(),
+        select(func.min(Operator.console_seen_at))
+        .where(
             Operator.presence.in_([Presence.AVAILABLE, Presence.BUSY]),
             Operator.console_seen_at.is_not(None),
         )
+        .scalar_subquery(),
+        select(func.min(Operator.presence_since))
+        .where(Operator.presence == Presence.OFFLINE, offline_with_work)
+        .scalar_subquery(),
+        tasks.assignable_now(),
+        tasks.earliest_reminder(),
     )
+    offer, sla, seen, offline, task_now, reminder = (await session.execute(columns)).one()
+    report.due(offer)
+    report.due(sla)
     if seen is not None:
         report.due(seen + options.away_after_disconnect)
-    offline = await session.scalar(
-        select(func.min(Operator.presence_since)).where(
-            Operator.presence == Presence.OFFLINE,
-            exists().where(
-                Conversation.assignee_id == Operator.id,
-                Conversation.status == ConversationStatus.OPEN,
-            ),
-        )
-    )
     if offline is not None:
         report.due(offline + options.requeue_after_offline)
-    report.due(await tasks.next_due(session, now))
+    report.due(now if task_now else reminder)
+    overflowing = {
+        setup.id: setup.config.max_wait
+        for setup in setups.values()
+        if setup.config is not None
+        and setup.config.max_wait is not None
+        and setup.config.overflow_queue_id is not None
+    }
+    if overflowing:
+        oldest = await session.execute(
+            select(Conversation.queue_id, func.min(Conversation.queue_entered_at))
+            .where(
+                Conversation.queue_id.in_(overflowing),
+                Conversation.status == ConversationStatus.OPEN,
+                Conversation.assignee_id.is_(None),
+            )
+            .group_by(Conversation.queue_id)
+        )
+        for queue_id, entered in oldest:
+            if entered is not None and queue_id is not None:
+                report.due(entered + overflowing[queue_id])
     if report.next_due is not None and report.next_due < now:
         report.next_due = now

@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, Exists, ScalarSelect, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import routing_log
@@ -375,25 +375,32 @@ async def notify_due(session: AsyncSession, now: datetime) -> int:
 # --- when tasks need a pass ---------------------------------------------------------------------
 
 
+def assignable_now() -> Exists:
+    """Whether an unowned callback waits in a queue with a member at work: a pass has task
+    work now (see the module docstring); a column for the pass's one look at its deadlines."""
+    return exists().where(
+        *_unowned_callbacks(),
+        exists().where(
+            QueueMember.queue_id == Task.queue_id,
+            QueueMember.operator_id == Operator.id,
+            Operator.active.is_(True),
+            Operator.presence.in_(AT_WORK),
+        ),
+    )
+
+
+def earliest_reminder() -> ScalarSelect[datetime]:
+    """When the next owned task falls due unannounced (NULL: none): a column, as
+    `assignable_now`."""
+    return (
+        select(func.min(Task.due_at))
+        .where(Task.done_at.is_(None), Task.owner_id.is_not(None), Task.notified_at.is_(None))
+        .scalar_subquery()
+    )
+
+
 async def next_due(session: AsyncSession, now: datetime) -> datetime | None:
     """The earliest moment a pass has task work to do (see the module docstring)."""
-    assignable = await session.scalar(
-        select(Task.id)
-        .where(
-            *_unowned_callbacks(),
-            exists().where(
-                QueueMember.queue_id == Task.queue_id,
-                QueueMember.operator_id == Operator.id,
-                Operator.active.is_(True),
-                Operator.presence.in_(AT_WORK),
-            ),
-        )
-        .limit(1)
-    )
-    if assignable is not None:
-        return now
-    return await session.scalar(
-        select(func.min(Task.due_at)).where(
-            Task.done_at.is_(None), Task.owner_id.is_not(None), Task.notified_at.is_(None)
-        )
-    )
+    query = select(assignable_now(), earliest_reminder())
+    assignable, reminder = (await session.execute(query)).one()
+    return now if assignable else reminder
