@@ -657,27 +657,30 @@ async def test_timeline_is_every_channel_newest_first_in_pages(
             at=T0 + timedelta(minutes=min(n, 3)),
         )
     await arrive(sessions, "other", email("someone@example.com"), at=T0 + timedelta(days=1))
-    seen: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 2}
-        if cursor:
-            params["cursor"] = cursor
-        response = await user.get(f"/api/v1/contacts/{anna.contact_id}/timeline", params=params)
-        assert response.status == 200
-        body = await response.json()
-        seen.extend(body["items"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            break
-    assert [item["external_id"] for item in seen] == [
-        "webform-4",
-        "email-3",
-        "sms-2",
-        "webform-1",
-        "mail-0",
-    ]
-    assert {item["channel"] for item in seen} == {"email", "sms", "webform"}
+    # One a page crosses the two at the same moment; two a page keeps them together.
+    for limit in (1, 2):
+        seen: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": limit}
+            if cursor:
+                params["cursor"] = cursor
+            url = f"/api/v1/contacts/{anna.contact_id}/timeline"
+            response = await user.get(url, params=params)
+            assert response.status == 200
+            body = await response.json()
+            seen.extend(body["items"])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert [item["external_id"] for item in seen] == [
+            "webform-4",
+            "email-3",
+            "sms-2",
+            "webform-1",
+            "mail-0",
+        ]
+        assert {item["channel"] for item in seen} == {"email", "sms", "webform"}
     times = [datetime.fromisoformat(item["occurred_at"]) for item in seen]
     assert times == sorted(times, reverse=True)
 
