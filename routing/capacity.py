@@ -21,24 +21,13 @@ from typing import Any, Final
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.channels import CAPACITY_KINDS, EMAIL, MESSAGING, VOICE, catalog
+from core.channels import CAPACITY_KINDS, catalog
 from core.models import Conversation, ConversationStatus, Offer, OfferStatus, Operator, Presence
 from routing.strategies import OperatorSnapshot
 
 CHANNEL_KINDS: Final = CAPACITY_KINDS
+# Work that holds an operator: waiting on them or on the customer; snoozed work does not.
 HELD_STATUSES = (ConversationStatus.OPEN, ConversationStatus.PENDING)
-
-__all__ = [
-    "CHANNEL_KINDS",
-    "EMAIL",
-    "HELD_STATUSES",
-    "MESSAGING",
-    "VOICE",
-    "QueueRooms",
-    "channel_kind",
-    "has_room",
-    "operator_snapshots",
-]
 
 
 def channel_kind(channel: str) -> str:
