@@ -65,6 +65,7 @@ bench: $(STAMP)
 		echo "bench/suggestions.py skipped: $(DIALOGS) is not there"; \
 	fi
 	$(BIN)/python bench/timeline.py --quick
+	$(BIN)/python bench/websockets.py --quick
 	$(BIN)/python bench/telegram_ingest.py --seconds 2
 	$(BIN)/python bench/twilio_ingest.py --seconds 2
 	$(BIN)/python bench/reports.py --quick

@@ -1,0 +1,1052 @@
+"""Live events to many consoles: how long an event takes to reach every open `/ws`, and RSS.
+
+Issue 17 asks that with 1,000 consoles connected an event reach all of them with p99 ≤ 100 ms,
+and that the memory it takes be reported. For each backend (SQLite, PostgreSQL), in one run:
+
+1. **Ceiling**: bench/bare_ws_server.py (a process of its own) holds as many websockets and
+   broadcasts as many small JSON messages, each on a trigger request, at the same pace, to the
+   same client processes on the same clock: what aiohttp on this machine, at that moment,
+   takes to push a message to that many sockets.
+2. **omnicrm**: `omnicrm serve` as it runs by default (SQLite: one process; PostgreSQL: a web
+   process per core on one port plus the worker process; events cross them by LISTEN/NOTIFY)
+   on a fresh database with `--consoles` operators in a few team queues, all of them members
+   of the web form's queue too and available, each signed in with their session cookie and
+   holding the console's websocket open (with the server's Origin, offering
+   permessage-deflate as browsers do). The events alternate between two kinds that every
+   console may see (`--kind` runs one alone):
+   - `operator.presence` (audience: everyone): one of a set of signed-in operators without a
+     console sets their own presence (PUT /api/v1/operators/me/presence), each once;
+   - `conversation.created` (audience: the conversation's queue, by its labels): a new
+     customer posts the web form, which also sends `contact.created`, `interaction.created`
+     and routing's events to the consoles (counted as messages, not timed).
+
+The consoles live in `--clients` processes of bench/ws_clients.py, so the load generator is
+not the limit; they report how late their own event loops ran, which is printed beside the
+latencies. Each event's latency, per console, runs from the moment its trigger request was
+sent (the send time, on this process's monotonic clock, which the client processes share) to
+its arrival; the trigger's own answer time is printed too. Triggers go one at a time, on a
+schedule of `--rate` a second (a trigger is sent late when the previous one answered late);
+the default, one a second, is modest on purpose: a form post is some 6,000 messages with
+1,000 consoles, and a pace the server cannot keep would measure its queue, not its latency.
+Printed: per target, the latencies over every (event, console) pair (p50, p99, max), the
+median and worst of the per-event p99s over the consoles, missed deliveries, the server's
+CPU per event and per message sent, the client processes' loop lag, and the resident memory
+(VmRSS) of each server process started and quiet, and with the consoles open after the
+events. The verdict is the p99 against 100 ms; a MISS is a printed fact. The exit status is 1
+only for errors (a sign-in or a websocket that failed, a console that missed an event it
+should have had, a trigger answered wrongly).
+
+Operators sign in with cheap password hashes, as the test suite's servers do
+(`passwords.CHEAP` for the hashes made here, and `tests.run_cli`, which installs the same
+parameters, runs the server): a thousand sign-ins with production's argon2 would take about
+a thousand seconds of the CPU the benchmark measures.
+
+    python bench/websockets.py [--consoles 1000] [--events 100] [--rate 1] [--clients 2]
+                               [--backends sqlite,postgresql] [--workers N]
+                               [--kind both|presence|form] [--no-deflate] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from sqlalchemy import select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import database, wait_listening, wait_quiet  # noqa: E402
+from core import passwords  # noqa: E402
+from core.audit import CLI  # noqa: E402 - the path is set up just above
+from core.db import make_engine, make_session_factory, transaction  # noqa: E402
+from core.event_types import CONVERSATION_CREATED, OPERATOR_PRESENCE  # noqa: E402
+from core.forms import create_form  # noqa: E402
+from core.migrate import upgrade  # noqa: E402
+from core.models import Conversation, Presence, Role  # noqa: E402
+from core.operators import create_operator, set_presence  # noqa: E402
+from core.queues import set_members  # noqa: E402
+from routing.setup import create_queue  # noqa: E402
+from tests.servers import free_port, omnicrm_server  # noqa: E402
+
+CLIENT = ROOT / "bench" / "ws_clients.py"
+BARE = ROOT / "bench" / "bare_ws_server.py"
+FORM_PATH = "/forms/bench"
+PASSWORD = "bench console password"  # noqa: S105 - the bench database's throwaway
+TEAMS = 4  # team queues the console operators are spread over
+TARGET_P99_MS = 100.0
+# After the last trigger, arrivals are awaited until every one is in, or until none came in
+# for this long (then the rest count as missed).
+SETTLE_SECONDS = 10.0
+# A trigger started this much after its time on the schedule counts as late.
+LATE_AFTER = 0.010
+# Before the events, the server's CPU use with every console open is measured for this long
+# (the consoles' own background work: each records that it is still there).
+IDLE_SECONDS = 5.0
+# omnicrm's two kinds of trigger (--kind), in the order of their rows.
+KINDS = ("presence", "form")
+QUICK = {"consoles": 50, "events": 20, "rate": 10.0, "backends": "sqlite"}
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@dataclass
+class Delivery:
+    """One kind of event, timed at every console: latencies in ms from the trigger's send."""
+
+    name: str
+    events: int
+    consoles: int
+    latencies_ms: list[float]  # every (event, console) pair that arrived
+    per_event_p99_ms: list[float]  # each event's p99 over the consoles
+    missed: int  # (event, console) pairs that never arrived
+    trigger_ms: list[float]  # each trigger request's round trip
+    # every (event, console) pair that arrived, from the trigger's answer instead
+    after_answer_ms: list[float] = field(default_factory=list)
+    trigger_errors: int = 0
+    late_triggers: int = 0
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies_ms, 0.50)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies_ms, 0.99)
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.latencies_ms, default=float("nan"))
+
+    @property
+    def after_answer_p99_ms(self) -> float:
+        """p99 of the arrivals after the trigger's answer (negative: before it)."""
+        return percentile(self.after_answer_ms, 0.99)
+
+    @property
+    def expected(self) -> int:
+        return self.events * self.consoles
+
+
+@dataclass
+class Clients:
+    """How the consoles' processes fared during the events."""
+
+    processes: int
+    opened: int
+    connect_seconds: float
+    messages: int  # text messages the consoles got, all types
+    duplicates: int
+    resyncs: int
+    closed: int  # sockets the server closed during the run
+    lag_p99_ms: float  # the worst process's
+    lag_max_ms: float
+    cpu_share: list[float]  # of a core, each process, over the events
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ServerProcess:
+    """One process of a server: its resident memory (VmRSS, KiB) and its CPU time."""
+
+    process: str
+    pid: int
+    idle_kib: int | None  # started and quiet, no console open
+    loaded_kib: int | None = None  # the consoles open, after the events
+    cpu_seconds: float | None = None  # over the events
+    idle_cpu_share: float | None = None  # of a core, the consoles open, no events
+
+    def above_idle(self, seconds: float) -> float | None:
+        """CPU seconds over `seconds` of events beyond its rate with no events."""
+        if self.cpu_seconds is None or self.idle_cpu_share is None:
+            return None
+        return self.cpu_seconds - self.idle_cpu_share * seconds
+
+
+@dataclass
+class Target:
+    """One server under the consoles: the bare ceiling or omnicrm."""
+
+    name: str
+    deliveries: list[Delivery]
+    clients: Clients
+    processes: list[ServerProcess]
+    seconds: float  # from the first trigger to the last arrival
+    cpu_seconds: float | None  # the server's processes over that span
+    idle_cpu_share: float | None = None  # of a core, the consoles open, no events
+
+    @property
+    def overall(self) -> Delivery:
+        if len(self.deliveries) == 1:
+            return self.deliveries[0]
+        return Delivery(
+            "all events",
+            sum(item.events for item in self.deliveries),
+            self.clients.opened,
+            [value for item in self.deliveries for value in item.latencies_ms],
+            [value for item in self.deliveries for value in item.per_event_p99_ms],
+            sum(item.missed for item in self.deliveries),
+            [value for item in self.deliveries for value in item.trigger_ms],
+            [value for item in self.deliveries for value in item.after_answer_ms],
+            sum(item.trigger_errors for item in self.deliveries),
+            sum(item.late_triggers for item in self.deliveries),
+        )
+
+    @property
+    def cpu_ms_per_event(self) -> float | None:
+        events = self.overall.events
+        return None if self.cpu_seconds is None or not events else self.cpu_seconds * 1000 / events
+
+    @property
+    def cpu_ms_per_event_above_idle(self) -> float | None:
+        """What the events cost beyond the consoles' own upkeep (measured before them)."""
+        events = self.overall.events
+        if self.cpu_seconds is None or self.idle_cpu_share is None or not events:
+            return None
+        return (self.cpu_seconds - self.idle_cpu_share * self.seconds) * 1000 / events
+
+    @property
+    def cpu_us_per_message(self) -> float | None:
+        messages = self.clients.messages
+        return (
+            None if self.cpu_seconds is None or not messages else self.cpu_seconds * 1e6 / messages
+        )
+
+    @property
+    def errors(self) -> list[str]:
+        found = list(self.clients.failures)
+        overall = self.overall
+        if overall.missed:
+            found.append(f"{overall.missed} deliveries missed")
+        if overall.trigger_errors:
+            found.append(f"{overall.trigger_errors} triggers answered wrongly")
+        if self.clients.closed:
+            found.append(f"{self.clients.closed} websockets closed by the server")
+        if self.clients.duplicates:
+            found.append(f"{self.clients.duplicates} events delivered twice to a console")
+        return found
+
+
+@dataclass
+class Run:
+    """One backend's run: the bare ceiling and omnicrm, under the same consoles."""
+
+    backend: str
+    web_processes: int
+    consoles: int
+    rate: float
+    ceiling: Target
+    omnicrm: Target
+
+    @property
+    def ok(self) -> bool:
+        return not self.ceiling.errors and not self.omnicrm.errors
+
+    @property
+    def meets_target(self) -> bool:
+        return self.omnicrm.overall.p99_ms <= TARGET_P99_MS and not self.omnicrm.errors
+
+
+# --- processes and memory -------------------------------------------------------------------
+
+
+def _status_field(pid: int, name: str) -> int | None:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith(f"{name}:"):
+            return int(line.split()[1])
+    return None
+
+
+def rss_kib(pid: int) -> int | None:
+    """VmRSS of `pid` in KiB; None where it cannot be read."""
+    return _status_field(pid, "VmRSS")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (children of `omnicrm serve`'s supervisor)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parents[int(entry.name)] = int(
+                (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            )
+    found = [pid]
+    for candidate in found:
+        found.extend(child for child, parent in sorted(parents.items()) if parent == candidate)
+    return found
+
+
+def role_of(pid: int, root: int, single: bool) -> str:
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return "gone"
+    if pid == root:
+        return "serve (web and background)" if single else "serve (supervisor)"
+    if "worker" in words:
+        return "worker"
+    return "web" if "web" in words else " ".join(words[-3:]).strip()
+
+
+def server_processes_of(pid: int, single: bool) -> list[ServerProcess]:
+    return [
+        ServerProcess(f"{role_of(member, pid, single)} [{member}]", member, rss_kib(member))
+        for member in process_tree(pid)
+    ]
+
+
+def update_loaded(processes: list[ServerProcess]) -> None:
+    for item in processes:
+        item.loaded_kib = rss_kib(item.pid)
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds of `pid` alone (bench.common.cpu_seconds adds its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float | None:
+    """CPU seconds of `pid` and every descendant (a supervisor's web and worker processes)."""
+    total = [process_cpu(member) for member in process_tree(pid)]
+    return None if total[0] is None else sum(value or 0.0 for value in total)
+
+
+# --- the consoles' processes ----------------------------------------------------------------
+
+
+class ClientProcess:
+    """One bench/ws_clients.py, spoken to in lines of JSON."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, job: dict[str, Any]) -> ClientProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(CLIENT),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 28,  # the arrivals come back as one line
+        )
+        client = cls(process)
+        client.send(json.dumps(job))
+        return client
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+
+    async def answer(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"a console process ended (exit {await self.process.wait()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def ask(self, command: str) -> dict[str, Any]:
+        self.send(command)
+        return await self.answer()
+
+    async def finish(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), 30)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+@asynccontextmanager
+async def console_processes(
+    url: str,
+    processes: int,
+    track: list[dict[str, Any]],
+    count: int,
+    deflate: bool,
+    emails: Sequence[str] = (),
+) -> AsyncIterator[tuple[list[ClientProcess], list[dict[str, Any]]]]:
+    """`count` consoles (signed in as `emails` when given) over `processes` client
+    processes, open for the block; their ready answers."""
+    shares = [list(range(count))[part::processes] for part in range(processes)]
+    started: list[ClientProcess] = []
+    try:
+        for share in shares:
+            job: dict[str, Any] = {
+                "url": url,
+                "track": track,
+                "count": len(share),
+                "deflate": deflate,
+            }
+            if emails:
+                job |= {"emails": [emails[index] for index in share], "password": PASSWORD}
+            started.append(await ClientProcess.start(job))
+        ready = [await client.answer() for client in started]
+        yield started, ready
+    finally:
+        await asyncio.gather(*(client.finish() for client in started))
+
+
+# --- triggers and timing --------------------------------------------------------------------
+
+# A trigger: sends its request, True if it was answered as it should be.
+Fire = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class Fired:
+    kind: int  # index into the deliveries
+    key: str  # how the consoles name the event it causes ("" until known)
+    sent: float = 0.0
+    answered: float = 0.0
+    ok: bool = False
+    late: bool = False
+
+
+async def fire_all(triggers: Sequence[tuple[Fired, Fire]], rate: float) -> None:
+    """Each trigger at its time on the schedule, one at a time."""
+    start = time.monotonic() + 0.2
+    for number, (fired, fire) in enumerate(triggers):
+        delay = start + number / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        fired.late = delay < -LATE_AFTER
+        fired.sent = time.monotonic()
+        fired.ok = await fire()
+        fired.answered = time.monotonic()
+
+
+async def settle(clients: Sequence[ClientProcess], expected: int) -> None:
+    """Until every tracked arrival is in, or none came in for SETTLE_SECONDS."""
+    last, quiet_since = -1, time.monotonic()
+    while True:
+        answers = [await client.ask("count") for client in clients]
+        received = sum(int(answer["received"]) for answer in answers)
+        if received >= expected:
+            return
+        if received != last:
+            last, quiet_since = received, time.monotonic()
+        elif time.monotonic() - quiet_since > SETTLE_SECONDS:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def measure(
+    name: str,
+    kinds: Sequence[str],
+    triggers: Sequence[tuple[Fired, Fire]],
+    clients: Sequence[ClientProcess],
+    ready: Sequence[dict[str, Any]],
+    server_pid: int,
+    rate: float,
+    processes: list[ServerProcess],
+    idle_cpu_share: float | None = None,
+    keys_after: Callable[[], Awaitable[None]] | None = None,
+) -> Target:
+    """Fire the triggers at the consoles' server and time every arrival."""
+    opened = sum(int(answer["ready"]) for answer in ready)
+    failures = [text for answer in ready for text in answer["failures"]]
+    failed = sum(int(answer["failed"]) for answer in ready)
+    if failed > len(failures):
+        failures.append(f"… {failed} consoles failed in all")
+    for client in clients:
+        client.send("go")
+    client_cpu = [process_cpu(client.process.pid) for client in clients]
+    cpu_before = tree_cpu(server_pid)
+    each_before = [process_cpu(item.pid) for item in processes]
+    began = time.monotonic()
+    await fire_all(triggers, rate)
+    await settle(clients, opened * len(triggers))
+    seconds = time.monotonic() - began
+    cpu_after = tree_cpu(server_pid)
+    for item, before in zip(processes, each_before, strict=True):
+        after = process_cpu(item.pid)
+        item.cpu_seconds = None if before is None or after is None else after - before
+    client_share = [
+        ((process_cpu(client.process.pid) or 0.0) - (before or 0.0)) / seconds
+        for client, before in zip(clients, client_cpu, strict=True)
+    ]
+    update_loaded(processes)
+    answers = [await client.ask("stop") for client in clients]
+    if keys_after is not None:
+        await keys_after()
+    # Every console's arrivals, by the key of the event.
+    consoles: list[dict[str, float]] = []
+    for answer in answers:
+        keys = answer["keys"]
+        for was_opened, times in zip(answer["opened"], answer["times"], strict=True):
+            if was_opened:
+                consoles.append(
+                    {key: at for key, at in zip(keys, times, strict=True) if at is not None}
+                )
+    deliveries = []
+    for kind, kind_name in enumerate(kinds):
+        mine = [fired for fired, _ in triggers if fired.kind == kind]
+        if not mine:
+            continue  # a run of the other kind alone (--kind)
+        latencies: list[float] = []
+        after_answer: list[float] = []
+        per_event: list[float] = []
+        missed = 0
+        for fired in mine:
+            arrived = [seen[fired.key] for seen in consoles if fired.key in seen]
+            these = [(at - fired.sent) * 1000 for at in arrived]
+            missed += len(consoles) - len(these)
+            latencies.extend(these)
+            after_answer.extend((at - fired.answered) * 1000 for at in arrived)
+            if these:
+                per_event.append(percentile(these, 0.99))
+        deliveries.append(
+            Delivery(
+                kind_name,
+                len(mine),
+                len(consoles),
+                latencies,
+                per_event,
+                missed,
+                [(fired.answered - fired.sent) * 1000 for fired in mine],
+                after_answer,
+                sum(not fired.ok for fired in mine),
+                sum(fired.late for fired in mine),
+            )
+        )
+    return Target(
+        name,
+        deliveries,
+        Clients(
+            len(clients),
+            opened,
+            max(float(answer["seconds"]) for answer in ready),
+            sum(int(answer["messages"]) for answer in answers),
+            sum(int(answer["duplicates"]) for answer in answers),
+            sum(int(answer["resyncs"]) for answer in answers),
+            sum(int(answer["closed"]) for answer in answers),
+            max(float(answer["lag_p99_ms"]) for answer in answers),
+            max(float(answer["lag_max_ms"]) for answer in answers),
+            client_share,
+            failures,
+        ),
+        processes,
+        seconds,
+        None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+        idle_cpu_share,
+    )
+
+
+# --- the ceiling ----------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def bare_ws_server() -> AsyncIterator[tuple[str, int]]:
+    """bench/bare_ws_server.py on a free port: its address and pid, once it answers."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(sys.executable, str(BARE), str(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(400):
+                if process.returncode is not None:
+                    raise RuntimeError(f"bench/bare_ws_server.py exited with {process.returncode}")
+                try:
+                    async with http.post(f"{url}/ping") as response:
+                        if response.status == 204:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+        yield url, process.pid
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+
+
+async def run_ceiling(
+    consoles: int, events: int, rate: float, processes: int, deflate: bool
+) -> Target:
+    async with bare_ws_server() as (url, pid), aiohttp.ClientSession() as http:
+        bare = [ServerProcess(f"bare_ws_server [{pid}]", pid, rss_kib(pid))]
+        track = [{"type": "bench", "by": "seq"}]
+        async with console_processes(url, processes, track, consoles, deflate) as (
+            clients,
+            ready,
+        ):
+
+            def broadcast(seq: int) -> Fire:
+                async def fire() -> bool:
+                    async with http.post(f"{url}/broadcast/{seq}") as response:
+                        return response.status == 204
+
+                return fire
+
+            triggers = [(Fired(0, f"bench:{seq}"), broadcast(seq)) for seq in range(events)]
+            return await measure(
+                "bare aiohttp broadcast", ["bench"], triggers, clients, ready, pid, rate, bare
+            )
+
+
+# --- omnicrm --------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    consoles: list[str]  # emails of the operators who hold a console
+    triggers: list[str]  # emails of the operators who change their presence
+
+
+async def prepare(database_url: str, consoles: int, presence_events: int) -> Prepared:
+    """The database migrated: `consoles` available operators spread over TEAMS team queues
+    and all members of the web form's queue; `presence_events` operators without a queue who
+    will each set their presence once; the form."""
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    prepared = Prepared(
+        [f"console{number}@example.com" for number in range(consoles)],
+        [f"presence{number}@example.com" for number in range(presence_events)],
+    )
+    try:
+        # Cheap hashes: the server checks a password at what its hash cost to make.
+        with passwords.using(passwords.CHEAP):
+            async with transaction(make_session_factory(engine)) as session:
+                forms_queue = await create_queue(session, CLI, name="Web forms")
+                teams = [
+                    await create_queue(session, CLI, name=f"Team {number + 1}")
+                    for number in range(TEAMS)
+                ]
+                operators = []
+                for number, email in enumerate(prepared.consoles):
+                    operator = await create_operator(
+                        session,
+                        CLI,
+                        email=email,
+                        name=f"Console {number}",
+                        role=Role.OPERATOR,
+                        password=PASSWORD,
+                    )
+                    await set_presence(session, operator, Presence.AVAILABLE, None)
+                    operators.append(operator)
+                for number, email in enumerate(prepared.triggers):
+                    await create_operator(
+                        session,
+                        CLI,
+                        email=email,
+                        name=f"Presence {number}",
+                        role=Role.OPERATOR,
+                        password=PASSWORD,
+                    )
+                for number, team in enumerate(teams):
+                    members = [operator.id for operator in operators[number::TEAMS]]
+                    await set_members(session, CLI, team.id, members)
+                await set_members(session, CLI, forms_queue.id, [item.id for item in operators])
+                await create_form(
+                    session, CLI, slug="bench", queue_id=forms_queue.id, required_fields=["email"]
+                )
+    finally:
+        await engine.dispose()
+    return prepared
+
+
+async def conversation_ids(database_url: str) -> list[int]:
+    engine = make_engine(database_url)
+    try:
+        async with make_session_factory(engine)() as session:
+            return list(await session.scalars(select(Conversation.id).order_by(Conversation.id)))
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class Signed:
+    """A signed-in operator, as the trigger requests need them."""
+
+    operator_id: int
+    cookie: str
+    csrf: str
+
+
+async def sign_in(http: aiohttp.ClientSession, url: str, email: str) -> Signed:
+    login = {"email": email, "password": PASSWORD}
+    async with http.post(
+        f"{url}/api/v1/auth/login", json=login, headers={"Origin": url}
+    ) as response:
+        if response.status != 200:
+            raise RuntimeError(f"{email} could not sign in: {await response.text()}")
+        body = await response.json()
+        cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in response.cookies.items())
+    return Signed(int(body["operator"]["id"]), cookie, str(body["csrf_token"]))
+
+
+async def run_omnicrm(
+    backend: str,
+    consoles: int,
+    events: int,
+    rate: float,
+    processes: int,
+    web_processes: int,
+    deflate: bool,
+    kind: str,
+) -> Target:
+    # Which trigger makes each event: alternately (both), or one kind alone.
+    kinds = [KINDS.index(kind) if kind != "both" else number % 2 for number in range(events)]
+    presence_events = kinds.count(0)
+    async with AsyncExitStack() as stack:
+        database_url = await stack.enter_async_context(database(backend))
+        prepared = await prepare(database_url, consoles, presence_events)
+        folder = stack.enter_context(tempfile.TemporaryDirectory())
+        log = Path(folder) / "omnicrm.log"
+        environment = {
+            "OMNICRM_FORM_RATE_LIMIT_PER_MINUTE": "100000000",
+            # Sign-ins come from one address, many at once: a success takes its count back,
+            # but those in flight count meanwhile.
+            "OMNICRM_LOGIN_FAILURES_PER_ADDRESS": "100000",
+            "OMNICRM_LOG_LEVEL": "WARNING",
+            "OMNICRM_WORKERS": str(web_processes),
+        }
+        try:
+            server = await stack.enter_async_context(
+                omnicrm_server(database_url, environment, log_path=log)
+            )
+            url = server.url
+            pid = server.process.pid
+            await wait_listening(urlsplit(url).port or 0, web_processes, alive=[server.process])
+            await wait_quiet(pid)
+            server_processes = server_processes_of(pid, backend == "sqlite")
+            http = await stack.enter_async_context(
+                aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            )
+            signed = [await sign_in(http, url, email) for email in prepared.triggers]
+            track: list[dict[str, Any]] = [
+                {
+                    "type": OPERATOR_PRESENCE,
+                    "by": "operator",
+                    "only": [item.operator_id for item in signed],
+                },
+                {"type": CONVERSATION_CREATED, "by": "conversation"},
+            ]
+            clients, ready = await stack.enter_async_context(
+                console_processes(url, processes, track, consoles, deflate, prepared.consoles)
+            )
+            # The consoles' own background work, before any event.
+            await asyncio.sleep(1.0)
+            idle_before = tree_cpu(pid)
+            each_before = [process_cpu(item.pid) for item in server_processes]
+            await asyncio.sleep(IDLE_SECONDS)
+            idle_after = tree_cpu(pid)
+            for item, before in zip(server_processes, each_before, strict=True):
+                after = process_cpu(item.pid)
+                if before is not None and after is not None:
+                    item.idle_cpu_share = (after - before) / IDLE_SECONDS
+            idle_share = (
+                None
+                if idle_before is None or idle_after is None
+                else (idle_after - idle_before) / IDLE_SECONDS
+            )
+
+            def presence(who: Signed) -> Fire:
+                async def fire() -> bool:
+                    headers = {"Cookie": who.cookie, "X-CSRF-Token": who.csrf, "Origin": url}
+                    async with http.put(
+                        f"{url}/api/v1/operators/me/presence",
+                        json={"presence": Presence.AWAY},
+                        headers=headers,
+                    ) as response:
+                        await response.read()
+                        return response.status == 200
+
+                return fire
+
+            token = secrets.token_hex(4)
+
+            def form(number: int) -> Fire:
+                async def fire() -> bool:
+                    fields = {
+                        "name": f"Customer {number}",
+                        "email": f"customer{number}-{token}@example.com",
+                        "message": "Where is my order? " * 5,
+                        "submission_id": f"{token}-{number}",
+                    }
+                    async with http.post(
+                        f"{url}{FORM_PATH}", data=fields, allow_redirects=False
+                    ) as response:
+                        await response.read()
+                        return response.status == 303
+
+                return fire
+
+            triggers: list[tuple[Fired, Fire]] = []
+            for number, made_by in enumerate(kinds):
+                if made_by == 0:
+                    who = signed[kinds[:number].count(0)]
+                    key = f"{OPERATOR_PRESENCE}:{who.operator_id}"
+                    triggers.append((Fired(0, key), presence(who)))
+                else:
+                    triggers.append((Fired(1, ""), form(number)))
+
+            async def name_conversations() -> None:
+                # The forms were posted one at a time, so their conversations' ids rise in the
+                # order of the posts.
+                made = await conversation_ids(database_url)
+                forms = [fired for fired, _ in triggers if fired.kind == 1]
+                for fired, conversation in zip(forms, made, strict=False):
+                    fired.key = f"{CONVERSATION_CREATED}:{conversation}"
+
+            return await measure(
+                f"omnicrm ({backend})",
+                [
+                    f"{OPERATOR_PRESENCE} (everyone)",
+                    f"{CONVERSATION_CREATED} (form's queue)",
+                ],
+                triggers,
+                clients,
+                ready,
+                pid,
+                rate,
+                server_processes,
+                idle_share,
+                name_conversations,
+            )
+        except Exception:
+            if log.exists():
+                tail = log.read_text(errors="replace").splitlines()[-20:]
+                print("omnicrm's log, last lines:", *tail, sep="\n  ", file=sys.stderr)
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+
+
+async def run_backend(backend: str, options: Options) -> Run:
+    web_processes = (options.workers or os.cpu_count() or 1) if backend == "postgresql" else 1
+    consoles, events, rate = options.consoles, options.events, options.rate
+    ceiling = await run_ceiling(consoles, events, rate, options.clients, options.deflate)
+    omnicrm = await run_omnicrm(
+        backend,
+        consoles,
+        events,
+        rate,
+        options.clients,
+        web_processes,
+        options.deflate,
+        options.kind,
+    )
+    return Run(backend, web_processes, consoles, rate, ceiling, omnicrm)
+
+
+# --- the report -----------------------------------------------------------------------------
+
+HEADER = (
+    f"{'target':<46}{'events':>7}{'p50':>10}{'p99':>10}{'max':>10}"
+    f"{'event p99 med':>15}{'worst':>10}{'missed':>8}{'trigger p50/p99':>18}"
+    f"{'p99 after answer':>18}"
+)
+
+
+def delivery_row(name: str, delivery: Delivery) -> str:
+    trigger = (
+        f"{percentile(delivery.trigger_ms, 0.5):.1f}/{percentile(delivery.trigger_ms, 0.99):.1f}"
+    )
+    return (
+        f"{name:<46}{delivery.events:>7}{delivery.p50_ms:>7.1f} ms{delivery.p99_ms:>7.1f} ms"
+        f"{delivery.max_ms:>7.1f} ms{percentile(delivery.per_event_p99_ms, 0.5):>12.1f} ms"
+        f"{max(delivery.per_event_p99_ms, default=float('nan')):>7.1f} ms"
+        f"{delivery.missed:>8}{trigger:>15} ms{delivery.after_answer_p99_ms:>15.1f} ms"
+    )
+
+
+def mib(kib: int | None) -> str:
+    return "—" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def print_target(target: Target) -> None:
+    clients = target.clients
+    shares = ", ".join(f"{share:.0%}" for share in target.clients.cpu_share)
+    per_event = target.cpu_ms_per_event
+    per_message = target.cpu_us_per_message
+    above_idle = target.cpu_ms_per_event_above_idle
+    cpu = (
+        "—"
+        if per_event is None or per_message is None
+        else f"{per_event:.1f} ms per event"
+        + ("" if above_idle is None else f" ({above_idle:.1f} ms above the idle rate)")
+        + f", {per_message:.0f} µs per message sent"
+    )
+    print(
+        f"  {target.name}: {clients.opened} consoles opened in {clients.connect_seconds:.1f} s; "
+        f"{clients.messages} messages reached them ({clients.resyncs} resyncs)"
+        + (
+            ""
+            if target.idle_cpu_share is None
+            else f"; server CPU {target.idle_cpu_share:.0%} of a core with the consoles open "
+            "and no events"
+        )
+    )
+    if len(target.processes) > 1:
+        split = ", ".join(
+            f"{item.process} {item.cpu_seconds:.1f} s"
+            + (
+                ""
+                if (beyond := item.above_idle(target.seconds)) is None
+                else f" ({beyond:.1f} s above idle)"
+            )
+            for item in target.processes
+            if item.cpu_seconds is not None
+        )
+        cpu += f"; by process: {split}"
+    print(f"    server CPU over the events ({target.seconds:.0f} s): {cpu}")
+    late = target.overall.late_triggers
+    print(
+        f"    client processes: loop lag p99 {clients.lag_p99_ms:.1f} ms, max "
+        f"{clients.lag_max_ms:.1f} ms; CPU {shares} of a core; triggers sent late: {late}"
+    )
+    for error in target.errors:
+        print(f"    ERROR: {error}")
+
+
+def print_run(run: Run) -> None:
+    web = (
+        "1 process (web and background work)"
+        if run.backend == "sqlite"
+        else f"{run.web_processes} web processes and the worker"
+    )
+    print()
+    print(
+        f"{run.backend}: omnicrm serves from {web}; {run.consoles} consoles over "
+        f"{run.omnicrm.clients.processes} client processes; {run.rate:g} triggers/s"
+    )
+    print(HEADER)
+    print(delivery_row(run.ceiling.name, run.ceiling.overall))
+    for delivery in run.omnicrm.deliveries:
+        print(delivery_row(f"omnicrm {delivery.name}", delivery))
+    print(delivery_row(f"omnicrm ({run.backend}), all events", run.omnicrm.overall))
+    print_target(run.ceiling)
+    print_target(run.omnicrm)
+    print(f"  RSS (VmRSS){'':<30}{'no console':>12}{f'{run.consoles} consoles':>16}")
+    for item in (*run.ceiling.processes, *run.omnicrm.processes):
+        print(f"    {item.process:<38}{mib(item.idle_kib):>12}{mib(item.loaded_kib):>16}")
+    if len(run.omnicrm.processes) > 1:
+        idle = sum(item.idle_kib or 0 for item in run.omnicrm.processes)
+        loaded = sum(item.loaded_kib or 0 for item in run.omnicrm.processes)
+        print(f"    {'omnicrm, all processes':<38}{mib(idle):>12}{mib(loaded):>16}")
+    overall = run.omnicrm.overall
+    print(
+        f"verdict ({run.backend}): p99 {overall.p99_ms:.1f} ms from the trigger to each of "
+        f"{overall.consoles} consoles over {overall.events} events: "
+        f"{'PASS' if run.meets_target else 'MISS'} (target ≤ {TARGET_P99_MS:g} ms; "
+        f"the bare ceiling's p99 {run.ceiling.overall.p99_ms:.1f} ms)"
+    )
+    if not run.ok:
+        print(f"  ERRORS in the {run.backend} run: see above")
+
+
+def load_average() -> str:
+    """The 1-minute load average as the run starts (the README publishes it with the figures)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Options:
+    consoles: int
+    events: int
+    rate: float
+    clients: int
+    backends: tuple[str, ...]
+    workers: int | None
+    deflate: bool
+    kind: str = "both"
+
+
+async def run(options: Options) -> list[Run]:
+    print(
+        f"live events to {options.consoles} websocket consoles: {options.events} events at "
+        f"{options.rate:g}/s per target, consoles in {options.clients} client processes"
+        f"{'' if options.deflate else ' without permessage-deflate'}"
+        f"{'' if options.kind == 'both' else f'; {options.kind} events only'}; load average "
+        f"{load_average()}"
+    )
+    results = []
+    for backend in options.backends:
+        result = await run_backend(backend, options)
+        print_run(result)
+        results.append(result)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> list[Run]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--consoles", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=100, help="triggers per target")
+    parser.add_argument("--rate", type=float, default=1.0, help="triggers per second")
+    parser.add_argument("--clients", type=int, default=2, help="console processes")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--workers", type=int, help="web processes on PostgreSQL (default: one per core)"
+    )
+    parser.add_argument(
+        "--no-deflate",
+        action="store_true",
+        help="consoles do not offer permessage-deflate (browsers do)",
+    )
+    parser.add_argument(
+        "--kind",
+        choices=["both", *KINDS],
+        default="both",
+        help="omnicrm's events: presence changes and form posts in turn, or one kind alone",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="50 consoles, 20 events at 10/s, SQLite only (the options above override it)",
+    )
+    if parser.parse_args(argv).quick:
+        parser.set_defaults(**QUICK)
+    args = parser.parse_args(argv)
+    backends = tuple(name.strip() for name in args.backends.split(",") if name.strip())
+    unknown = set(backends) - {"sqlite", "postgresql"}
+    if unknown:
+        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    if args.consoles < 1 or args.events < 2 or args.rate <= 0 or args.clients < 1:
+        parser.error("--consoles and --clients must be at least 1, --events 2, --rate above 0")
+    options = Options(
+        args.consoles,
+        args.events,
+        args.rate,
+        args.clients,
+        backends,
+        args.workers,
+        not args.no_deflate,
+        args.kind,
+    )
+    return asyncio.run(run(options))
+
+
+if __name__ == "__main__":
+    sys.exit(0 if all(result.ok for result in main()) else 1)
