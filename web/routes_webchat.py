@@ -673,7 +673,9 @@ async def post_transcript(call: Call[NoBody, NoBody]) -> web.StreamResponse:
 async def live(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     who: VisitorCall = call.guarded
     request = call.request
-    socket = web.WebSocketResponse(heartbeat=30)
+    # No per-message deflate: the messages are ids of a hundred bytes, and compression would
+    # hold about 110 KiB per socket (bench/websockets.py).
+    socket = web.WebSocketResponse(heartbeat=30, compress=False)
     await socket.prepare(request)
     async with request.app[BUS].subscribe() as queue:
         async with call.sessions() as session:

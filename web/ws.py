@@ -46,7 +46,9 @@ async def live_events(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     request = call.request
     if not origin_allowed(request):
         raise web.HTTPForbidden(reason="websocket origin not allowed")
-    socket = web.WebSocketResponse(heartbeat=30)
+    # No per-message deflate: the messages are ids of a hundred bytes, and compression would
+    # hold about 110 KiB per socket (bench/websockets.py).
+    socket = web.WebSocketResponse(heartbeat=30, compress=False)
     await socket.prepare(request)
     request.app[SOCKETS].add(socket)
     presence = None
