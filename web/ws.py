@@ -149,6 +149,11 @@ async def events_until_closed(
     reader = asyncio.create_task(_drain(socket))
     try:
         while not socket.closed and not reader.done():
+            if not queue.empty():
+                # What is queued already (a transaction's events, a burst) is taken as it is:
+                # a task per event and socket only to wait costs more than the send.
+                yield queue.get_nowait()
+                continue
             getter = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
