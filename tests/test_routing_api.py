@@ -23,6 +23,7 @@ from routing.service import AUTO_AWAY_REASON
 from tests.conftest import UserFactory
 from tests.routing_world import World
 from web.app import create_app
+from web.console_presence import OpenConsoles
 from web.keys import BUS
 
 
@@ -261,6 +262,42 @@ async def test_the_console_socket_keeps_an_operator_present_and_marks_when_it_le
     await world.route()
     gone = await _operator(world, ann.operator.id)
     assert (gone.presence, gone.presence_reason) == (Presence.AWAY, AUTO_AWAY_REASON)
+
+
+async def test_a_process_keeps_its_open_consoles_seen_together_and_each_close_counts(
+    world: World,
+) -> None:
+    ann = await world.operator("Ann")
+    bob = await world.operator("Bob")
+    moment = [world.now]
+    consoles = OpenConsoles(world.sessions, interval=60, clock=lambda: moment[0])
+    await consoles.opened(ann)
+    await consoles.opened(bob)
+    await consoles.opened(bob)  # a second tab
+    # Bob was set away automatically while his consoles stayed open (a stalled process).
+    async with world.sessions() as session, session.begin():
+        operator = await session.get(Operator, bob)
+        assert operator is not None
+        await set_presence(session, operator, Presence.AWAY, AUTO_AWAY_REASON, at=moment[0])
+
+    moment[0] += timedelta(seconds=30)
+    await consoles.refresh()
+    seen_ann, seen_bob = await _operator(world, ann), await _operator(world, bob)
+    assert seen_ann.console_seen_at == seen_bob.console_seen_at == moment[0]
+    assert seen_bob.presence == Presence.AVAILABLE
+
+    # One of Bob's tabs closes: the other keeps him seen; then the last one.
+    await consoles.closed(bob)
+    moment[0] += timedelta(seconds=30)
+    await consoles.refresh()
+    assert (await _operator(world, bob)).console_seen_at == moment[0]
+    moment[0] += timedelta(seconds=1)
+    await consoles.closed(bob)
+    left = moment[0]
+    moment[0] += timedelta(seconds=30)
+    await consoles.refresh()
+    assert (await _operator(world, bob)).console_seen_at == left
+    assert (await _operator(world, ann)).console_seen_at == moment[0]
 
 
 async def _operator(world: World, operator_id: int) -> Operator:

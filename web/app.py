@@ -76,6 +76,7 @@ from web import (
     ws,
 )
 from web.api import ApiRoutes, error_body
+from web.console_presence import OpenConsoles
 from web.error_pages import browser_error_pages
 from web.keys import (
     ATTACHMENTS,
@@ -83,6 +84,7 @@ from web.keys import (
     BUS,
     CALL_CONTROLS,
     CALL_PLACER,
+    CONSOLES,
     CREDENTIALS,
     DECLARED_ACCOUNTS,
     ENGINE,
@@ -206,6 +208,7 @@ def create_app(
         app.cleanup_ctx.append(report_emails)
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(ws.close_sockets)
+    app.cleanup_ctx.append(open_consoles)
     app[ENRICHERS] = tuple(enrichers)
     # Until the database is up (the channels' telephony needs it): no calls to place.
     app[CALL_PLACER] = None
@@ -214,6 +217,18 @@ def create_app(
         app.cleanup_ctx.append(routing_engine)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
+
+
+async def open_consoles(app: web.Application) -> AsyncIterator[None]:
+    """The operators with a console open here, told to routing every so often (well inside
+    the grace after which routing counts a console as gone)."""
+    seconds = app[SETTINGS].away_after_disconnect_seconds
+    interval = max(1.0, min(15.0, seconds / 4))
+    app[CONSOLES] = OpenConsoles(app[SESSIONS], interval, utcnow)
+    stop = asyncio.Event()
+    task = asyncio.create_task(app[CONSOLES].run(stop))
+    yield
+    await stop_task(task, stop)
 
 
 async def not_found(request: web.Request) -> web.Response:

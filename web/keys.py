@@ -26,6 +26,7 @@ from core.suggestions.service import SuggestionService
 from core.tasks import CallPlacer
 from erp_bridge.service import ErpService
 from routing.engine import RoutingEngine
+from web.console_presence import OpenConsoles
 from web.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -49,6 +50,8 @@ POLLERS = web.AppKey("pollers", PollerSupervisor)
 ROUTING = web.AppKey("routing", RoutingEngine)
 # The open live-event websockets, closed on shutdown.
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+# The operators with a console open in this process (web/console_presence.py).
+CONSOLES = web.AppKey("consoles", OpenConsoles)
 # The channels this application runs, and what their adapters get to work with.
 REGISTRY = web.AppKey("registry", ChannelRegistry)
 SERVICES = web.AppKey("channel_services", ChannelServices)

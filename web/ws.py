@@ -20,12 +20,11 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from core.audit import Actor
 from core.event_types import OPERATOR_UPDATED, QUEUE_CREATED, QUEUE_UPDATED, RESYNC
 from core.events import Event
-from core.models import Operator, Role, utcnow
+from core.models import Operator, Role
 from core.queues import queue_ids_of
 from core.visibility import sees_event
-from routing.manual import console_seen
 from web.api import ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody
-from web.keys import BUS, SESSIONS, SETTINGS, SOCKETS
+from web.keys import BUS, CONSOLES, SESSIONS, SOCKETS
 from web.origins import origin_allowed
 
 log = logging.getLogger(__name__)
@@ -51,21 +50,19 @@ async def live_events(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     socket = web.WebSocketResponse(heartbeat=30, compress=False)
     await socket.prepare(request)
     request.app[SOCKETS].add(socket)
-    presence = None
-    if call.actor.operator_id is not None:
-        presence = asyncio.create_task(_keep_console_seen(request.app, call.actor.operator_id))
+    operator_id = call.actor.operator_id
+    consoles = request.app[CONSOLES]
+    # A task: it runs once the socket has subscribed below, so the socket hears of the
+    # presence that coming back may restore.
+    opening = asyncio.create_task(consoles.opened(operator_id)) if operator_id else None
     try:
         await _forward_events(request, socket, call)
     except ConnectionResetError:
         pass  # the console went away while an event was on its way: this socket is done
     finally:
-        if presence is not None:
-            presence.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await presence
-            # The last sign of life: routing's auto-away grace counts from here.
-            with contextlib.suppress(Exception):
-                await _console_seen(request.app, call.actor.operator_id)
+        if opening is not None and operator_id is not None:
+            await opening
+            await consoles.closed(operator_id)
     return socket
 
 
@@ -74,24 +71,6 @@ async def close_sockets(app: web.Application) -> None:
     sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
     for socket in list(sockets):
         await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-
-
-async def _console_seen(app: web.Application, operator_id: int | None) -> None:
-    if operator_id is None:
-        return
-    async with app[SESSIONS]() as session, session.begin():
-        await console_seen(session, operator_id, utcnow())
-
-
-async def _keep_console_seen(app: web.Application, operator_id: int) -> None:
-    """While the console is open, tell routing so every so often (well inside the grace)."""
-    interval = max(1.0, min(15.0, app[SETTINGS].away_after_disconnect_seconds / 4))
-    while True:
-        try:
-            await _console_seen(app, operator_id)
-        except Exception:
-            log.exception("could not record the console as seen")
-        await asyncio.sleep(interval)
 
 
 # Events after which a socket reads its operator's role and queues again.
