@@ -71,6 +71,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import database, wait_listening, wait_quiet  # noqa: E402
+from bench.ws_clients import Signed, sign_in  # noqa: E402
 from core import passwords  # noqa: E402
 from core.audit import CLI  # noqa: E402 - the path is set up just above
 from core.db import make_engine, make_session_factory, transaction  # noqa: E402
@@ -683,27 +684,6 @@ async def conversation_ids(database_url: str) -> list[int]:
         await engine.dispose()
 
 
-@dataclass
-class Signed:
-    """A signed-in operator, as the trigger requests need them."""
-
-    operator_id: int
-    cookie: str
-    csrf: str
-
-
-async def sign_in(http: aiohttp.ClientSession, url: str, email: str) -> Signed:
-    login = {"email": email, "password": PASSWORD}
-    async with http.post(
-        f"{url}/api/v1/auth/login", json=login, headers={"Origin": url}
-    ) as response:
-        if response.status != 200:
-            raise RuntimeError(f"{email} could not sign in: {await response.text()}")
-        body = await response.json()
-        cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in response.cookies.items())
-    return Signed(int(body["operator"]["id"]), cookie, str(body["csrf_token"]))
-
-
 async def run_omnicrm(
     backend: str,
     consoles: int,
@@ -742,7 +722,7 @@ async def run_omnicrm(
             http = await stack.enter_async_context(
                 aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
             )
-            signed = [await sign_in(http, url, email) for email in prepared.triggers]
+            signed = [await sign_in(http, url, email, PASSWORD) for email in prepared.triggers]
             track: list[dict[str, Any]] = [
                 {
                     "type": OPERATOR_PRESENCE,

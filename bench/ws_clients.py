@@ -87,15 +87,28 @@ class Arrivals:
         self.received += 1
 
 
-async def sign_in(http: aiohttp.ClientSession, url: str, email: str, password: str) -> str:
-    """The Cookie header of a new session of `email` (RuntimeError if refused)."""
+@dataclass
+class Signed:
+    """A new session of an operator: the Cookie header, and what a request that changes
+    something also needs (their id, the CSRF token)."""
+
+    operator_id: int
+    cookie: str
+    csrf: str
+
+
+async def sign_in(http: aiohttp.ClientSession, url: str, email: str, password: str) -> Signed:
+    """Sign `email` in (RuntimeError if refused)."""
     login = {"email": email, "password": password}
     async with http.post(
         f"{url}/api/v1/auth/login", json=login, headers={"Origin": url}
     ) as response:
         if response.status != 200:
-            raise RuntimeError(f"{email} could not sign in ({response.status})")
-        return "; ".join(f"{name}={morsel.value}" for name, morsel in response.cookies.items())
+            text = await response.text()
+            raise RuntimeError(f"{email} could not sign in ({response.status}): {text}")
+        body = await response.json()
+        cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in response.cookies.items())
+    return Signed(int(body["operator"]["id"]), cookie, str(body["csrf_token"]))
 
 
 async def open_socket(
@@ -179,7 +192,7 @@ async def run(job: dict[str, Any], commands: asyncio.StreamReader) -> None:
                 async with gate:
                     cookie = None
                     if emails:
-                        cookie = await sign_in(http, url, emails[index], job["password"])
+                        cookie = (await sign_in(http, url, emails[index], job["password"])).cookie
                     return await open_socket(http, url, cookie, bool(job.get("deflate", True)))
             except (RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
                 failures.append(f"console {index}: {exc}")
