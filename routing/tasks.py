@@ -20,9 +20,10 @@ and under its lock:
    desktop notification) besides ``task.updated``. A task announced before (it got a new due
    time or a new owner, which clear ``notified_at``) gets its one notification back, unread.
 
-`next_due` says when tasks need the next pass: the earliest due time of the open, owned,
-unannounced tasks, and now while an unowned callback waits in a queue with a member at work
-(one pass handles at most `BATCH` of each).
+When tasks need the next pass (columns of the pass's one look at its deadlines): the earliest
+due time of the open, owned, unannounced tasks (`earliest_reminder`), and now while an unowned
+callback waits in a queue with a member at work (`assignable_now`; one pass handles at most
+`BATCH` of each).
 """
 
 from __future__ import annotations
@@ -397,10 +398,3 @@ def earliest_reminder() -> ScalarSelect[datetime]:
         .where(Task.done_at.is_(None), Task.owner_id.is_not(None), Task.notified_at.is_(None))
         .scalar_subquery()
     )
-
-
-async def next_due(session: AsyncSession, now: datetime) -> datetime | None:
-    """The earliest moment a pass has task work to do (see the module docstring)."""
-    query = select(assignable_now(), earliest_reminder())
-    assignable, reminder = (await session.execute(query)).one()
-    return now if assignable else reminder

@@ -17,7 +17,7 @@ from core.models import Notification, Operator, Presence, RoutingDecision, Task,
 from core.queues import set_members
 from core.tasks import MissedCall, open_callback
 from routing.engine import WAKING_EVENTS
-from routing.tasks import MemberSnapshot, decide_task_owner, next_due
+from routing.tasks import MemberSnapshot, assignable_now, decide_task_owner
 from tests.routing_world import World
 
 pytestmark = pytest.mark.both_databases  # tests/conftest.py
@@ -220,15 +220,15 @@ async def test_a_queue_without_active_members_keeps_its_callback_unowned(
     bob = await world.operator("Bob", presence=Presence.OFFLINE)
     async with world.sessions() as session, session.begin():
         await set_members(session, CLI, support, [ann, bob])
-        # Bob is a member but not at work: still nobody to give it to.
-        assert await next_due(session, world.now) != world.now
+        # Bob is a member but not at work: still nobody to give it to (no task work now).
+        assert not await session.scalar(select(assignable_now()))
     await world.route()
     assert (await task_of(world, task_id)).owner_id is None
     async with world.sessions() as session, session.begin():
         await session.execute(
             update(Operator).where(Operator.id == bob).values(presence=Presence.AVAILABLE)
         )
-        assert await next_due(session, world.now) == world.now
+        assert await session.scalar(select(assignable_now()))
     await world.route()
     assert (await task_of(world, task_id)).owner_id == bob
 
