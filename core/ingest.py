@@ -20,10 +20,13 @@ the customer writing: they are marked `meta["machine_made"]` and detect nothing.
 delivery is answered from the stored row, and what it did meanwhile is rolled back with its
 savepoint, so it changes nothing.
 
-Round trips (PostgreSQL, a new person's first message): a savepoint, the identities looked
-up, the contact, identity, conversation and interaction inserted with their final fields (no
-UPDATE after an INSERT), the savepoint released; the events go with one notification at
-commit (core/events.py).
+Round trips: on PostgreSQL the store is one statement, the function omnicrm_ingest
+(core/ingest_postgresql.py, migration 0020), plus the lead's INSERT when a form asks for one;
+on SQLite the same steps run through the ORM in a savepoint (`_store`): the identities looked
+up, the contact, identity, conversation and interaction inserted with their final fields. The
+ingest tests run on both databases, which holds the two to the same rules: a change here is
+a change to the function too (a new migration replacing it). The events go with one
+notification at commit (core/events.py).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from core.event_types import (
 from core.events import Event, emit
 from core.html import html_to_text, sanitize_html
 from core.identity import Address, normalize, resolve_contact
+from core.ingest_postgresql import Stored, in_one_statement
 from core.language import detect
 from core.models import (
     Contact,
@@ -64,7 +68,7 @@ from core.pipelines import default_pipeline_query, first_stage_query
 from core.routing_log import REOPENED_NOTE
 from core.sql import insert_ignoring_conflicts
 from core.validation import check_storable
-from core.visibility import conversation_labels
+from core.visibility import audience_labels, conversation_labels, placement_of
 
 MAX_EXTERNAL_ID = 500
 MAX_TEXT = 1_000_000
@@ -139,26 +143,21 @@ async def ingest(
     policy = policy or IngestPolicy()
     _validate(event)
     addresses = [normalize(address, policy.default_region) for address in event.addresses]
-    # Everything below happens in a savepoint, so a repeat (the interaction's INSERT finds the
-    # stored one, also one being committed concurrently) undoes the new contact and
-    # conversation too, leaving the caller's transaction as it was. No look-up first: a new
-    # message, the common case, pays no round trip for the rare repeat.
-    savepoint = await session.begin_nested()
-    try:
-        result, events = await _store(session, event, addresses, policy)
-    except BaseException:
-        await savepoint.rollback()
-        raise
-    if result is None:
-        await savepoint.rollback()
-        duplicate = await _find_existing(session, event)
-        if duplicate is None:  # pragma: no cover - a conflict means the row exists
-            raise RuntimeError("interaction conflict without a row")
-        return duplicate
-    await savepoint.commit()
-    for published in events:
+    written = _written(event)
+    if session.get_bind().dialect.name == "postgresql":
+        stored = await in_one_statement(session, _arguments(event, addresses, written, policy))
+    else:
+        stored = await _store_in_savepoint(session, event, addresses, written, policy)
+    if not stored.created:
+        return IngestResult(
+            stored.interaction_id, stored.conversation_id, stored.contact_id, created=False
+        )
+    lead_id = await _open_lead(session, event.lead, stored) if event.lead is not None else None
+    for published in _events(event, stored, lead_id):
         await emit(session, published)
-    return result
+    return IngestResult(
+        stored.interaction_id, stored.conversation_id, stored.contact_id, True, lead_id
+    )
 
 
 def _validate(event: InboundEvent) -> None:
@@ -175,7 +174,88 @@ def _validate(event: InboundEvent) -> None:
     check_storable(list(event.attachments), "attachments")
 
 
-async def _find_existing(session: AsyncSession, event: InboundEvent) -> IngestResult | None:
+@dataclass(frozen=True)
+class _Written:
+    """What is stored of the message itself, worked out before the database is asked."""
+
+    occurred_at: datetime
+    # Whether the message brought its own time (an email's Date) or was written now (a form).
+    own_time: bool
+    html: str | None
+    text: str
+    language: str | None
+
+
+def _written(event: InboundEvent) -> _Written:
+    html = sanitize_html(event.html) if event.html else None
+    text = event.text or (html_to_text(html) if html else "")
+    return _Written(
+        occurred_at=event.occurred_at or utcnow(),
+        own_time=event.occurred_at is not None,
+        html=html,
+        text=text,
+        language=_language_of(event, text),
+    )
+
+
+def _arguments(
+    event: InboundEvent, addresses: list[Address], written: _Written, policy: IngestPolicy
+) -> dict[str, Any]:
+    """omnicrm_ingest's argument: what `_store` is given, as JSON (core/ingest_postgresql)."""
+    new_contact = _new_contact(event, written.language)
+    return {
+        "now": utcnow().isoformat(),
+        "channel": event.channel,
+        "external_id": event.external_id,
+        "addresses": [[str(address.kind), address.value] for address in addresses],
+        "display_name": event.display_name[:200],
+        "new_contact_language": new_contact.get("language"),
+        "new_contact_marketing": dict(event.marketing),
+        "contact_fields": dict(event.contact_fields),
+        "channel_language": (event.language or "")[:16],
+        "detected_language": written.language,
+        "occurred_at": written.occurred_at.isoformat(),
+        "own_time": written.own_time,
+        "reply_to": list(event.reply_to_external_ids),
+        "thread_key": event.thread_key,
+        "queue_id": event.queue_id,
+        "may_reopen": event.may_reopen,
+        "reopen_seconds": policy.reopen_window.total_seconds(),
+        "reopened_note": REOPENED_NOTE,
+        "new_subject": _subject_of(event.subject, event.text),
+        "kind": str(event.kind),
+        "subject": event.subject[:500],
+        "text": written.text,
+        "html": written.html,
+        "attachments": list(event.attachments),
+        "meta": _meta_of(event, written.language),
+    }
+
+
+async def _store_in_savepoint(
+    session: AsyncSession,
+    event: InboundEvent,
+    addresses: list[Address],
+    written: _Written,
+    policy: IngestPolicy,
+) -> Stored:
+    """What omnicrm_ingest does on PostgreSQL, through the ORM (SQLite).
+
+    Everything happens in a savepoint, so a repeat (the interaction's INSERT finds the stored
+    one, also one being committed concurrently) undoes the new contact and conversation too,
+    leaving the caller's transaction as it was. No look-up first: a new message, the common
+    case, pays no round trip for the rare repeat.
+    """
+    savepoint = await session.begin_nested()
+    try:
+        stored = await _store(session, event, addresses, written, policy)
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    if stored is not None:
+        await savepoint.commit()
+        return stored
+    await savepoint.rollback()
     row = (
         await session.execute(
             select(Interaction.id, Interaction.conversation_id, Interaction.contact_id).where(
@@ -184,21 +264,20 @@ async def _find_existing(session: AsyncSession, event: InboundEvent) -> IngestRe
             )
         )
     ).first()
-    if row is None:
-        return None
-    return IngestResult(row.id, row.conversation_id or 0, row.contact_id, created=False)
+    if row is None:  # pragma: no cover - a conflict means the row exists
+        raise RuntimeError("interaction conflict without a row")
+    return Stored.repeat(row.id, row.conversation_id, row.contact_id)
 
 
 async def _store(
     session: AsyncSession,
     event: InboundEvent,
     addresses: list[Address],
+    written: _Written,
     policy: IngestPolicy,
-) -> tuple[IngestResult | None, list[Event]]:
-    occurred_at = event.occurred_at or utcnow()
-    html = sanitize_html(event.html) if event.html else None
-    text = event.text or (html_to_text(html) if html else "")
-    language = _language_of(event, text)
+) -> Stored | None:
+    occurred_at = written.occurred_at
+    language = written.language
     contact, contact_created = await resolve_contact(
         session, addresses, event.display_name, _new_contact(event, language)
     )
@@ -207,7 +286,7 @@ async def _store(
         # A message without a time of its own (a web form) is written now: nothing of the
         # contact's is later, and the look-up is saved.
         if language is not None and (
-            event.occurred_at is None or not await _wrote_later(session, contact.id, occurred_at)
+            not written.own_time or not await _wrote_later(session, contact.id, occurred_at)
         ):
             contact.language = language
     conversation, conversation_state = await _thread(
@@ -227,8 +306,8 @@ async def _store(
             channel=event.channel,
             external_id=event.external_id,
             subject=event.subject[:500],
-            text=text,
-            html=html,
+            text=written.text,
+            html=written.html,
             attachments=list(event.attachments),
             meta=_meta_of(event, language),
             occurred_at=occurred_at,
@@ -236,52 +315,70 @@ async def _store(
         .returning(Interaction.id)
     )
     if interaction_id is None:
-        return None, []
-    lead_id = None
-    if event.lead is not None:
-        # Into the default pipeline's first open stage, both read by the INSERT itself.
-        now = utcnow()
-        pipeline_id = default_pipeline_query().scalar_subquery()
-        inserted = await session.execute(
-            insert(Lead)
-            .values(
-                contact_id=contact.id,
-                conversation_id=conversation.id,
-                interaction_id=interaction_id,
-                pipeline_id=pipeline_id,
-                stage=first_stage_query(pipeline_id).scalar_subquery(),
-                title="",
-                source=event.lead.source,
-                marketing=event.lead.marketing,
-                stage_entered_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(Lead.id, Lead.pipeline_id, Lead.stage)
+        return None
+    return Stored(
+        interaction_id=interaction_id,
+        conversation_id=conversation.id,
+        contact_id=contact.id,
+        created=True,
+        contact_created=contact_created,
+        conversation_state=conversation_state,
+        placement=placement_of(conversation),
+    )
+
+
+async def _open_lead(session: AsyncSession, request: LeadRequest, stored: Stored) -> int:
+    """A lead for the new interaction, in the default pipeline's first open stage (both read
+    by the INSERT itself), with its first stage change."""
+    now = utcnow()
+    pipeline_id = default_pipeline_query().scalar_subquery()
+    inserted = await session.execute(
+        insert(Lead)
+        .values(
+            contact_id=stored.contact_id,
+            conversation_id=stored.conversation_id,
+            interaction_id=stored.interaction_id,
+            pipeline_id=pipeline_id,
+            stage=first_stage_query(pipeline_id).scalar_subquery(),
+            title="",
+            source=request.source,
+            marketing=request.marketing,
+            stage_entered_at=now,
+            created_at=now,
+            updated_at=now,
         )
-        lead_id, lead_pipeline, lead_stage = inserted.one()
-        session.add(
-            LeadStageChange(
-                lead_id=lead_id,
-                pipeline_id=lead_pipeline,
-                from_stage=None,
-                to_stage=lead_stage,
-                changed_at=now,
-            )
+        .returning(Lead.id, Lead.pipeline_id, Lead.stage)
+    )
+    lead_id, lead_pipeline, lead_stage = inserted.one()
+    session.add(
+        LeadStageChange(
+            lead_id=lead_id,
+            pipeline_id=lead_pipeline,
+            from_stage=None,
+            to_stage=lead_stage,
+            changed_at=now,
         )
-    ids = {"contact": contact.id, "conversation": conversation.id}
+    )
+    return int(lead_id)
+
+
+def _events(event: InboundEvent, stored: Stored, lead_id: int | None) -> list[Event]:
+    """What a new interaction tells the rest (published after the caller commits)."""
+    ids = {"contact": stored.contact_id, "conversation": stored.conversation_id}
     # Who may hear of it (core.visibility), as the conversation sits now.
-    labels = {"channel": event.channel, **conversation_labels(conversation)}
+    labels = {"channel": event.channel, **audience_labels([stored.placement])}
     events = []
-    if contact_created:
-        events.append(Event(CONTACT_CREATED, {"contact": contact.id}))
-    if conversation_state:
-        events.append(Event(CONVERSATION_BY_STATE[conversation_state], ids, labels))
+    if stored.contact_created:
+        events.append(Event(CONTACT_CREATED, {"contact": stored.contact_id}))
+    if stored.conversation_state:
+        events.append(Event(CONVERSATION_BY_STATE[stored.conversation_state], ids, labels))
     created = {**event.labels, **labels, "direction": "in"}  # replies and notes too
-    events.append(Event(INTERACTION_CREATED, {**ids, "interaction": interaction_id}, created))
+    events.append(
+        Event(INTERACTION_CREATED, {**ids, "interaction": stored.interaction_id}, created)
+    )
     if lead_id is not None:
         events.append(Event(LEAD_CREATED, {**ids, "lead": lead_id}, labels))
-    return IngestResult(interaction_id, conversation.id, contact.id, True, lead_id), events
+    return events
 
 
 # What a customer writes themselves: a message's or a form's text (a call's is not theirs).

@@ -116,6 +116,60 @@ async def test_redelivery_of_the_same_provider_id_is_stored_once(sessions: Sessi
     assert other.interaction_id != first.interaction_id
 
 
+async def test_a_repeat_in_the_callers_transaction_keeps_what_came_before_it(
+    sessions: SessionFactory,
+) -> None:
+    first = message("batch-1", Address(EMAIL, "batch@example.com"), channel="email")
+    second = message("batch-2", Address(EMAIL, "new@example.com"), channel="email")
+    async with sessions() as session, session.begin():
+        stored = await ingest(session, first)
+        # A repeat undoes only what it did itself (none of it is kept), not the caller's work.
+        again = await ingest(session, first)
+        after = await ingest(session, second)
+    assert (stored.created, again.created, after.created) == (True, False, True)
+    assert again.interaction_id == stored.interaction_id
+    assert await count(sessions, Interaction) == 2
+    assert await count(sessions, Contact) == 2
+
+
+async def test_a_returning_customer_keeps_what_their_record_holds_and_gains_what_is_new(
+    sessions: SessionFactory,
+) -> None:
+    who = Address(EMAIL, "back@example.com")
+    await store(
+        sessions,
+        message(
+            "f-1",
+            who,
+            channel="webform",
+            display_name="Nino",
+            contact_fields={"company": "Kartuli Ltd", "size": "10"},
+            marketing={"utm_campaign": "spring"},
+            text="",
+        ),
+    )
+    again = await store(
+        sessions,
+        message(
+            "f-2",
+            who,
+            channel="webform",
+            display_name="Someone Else",
+            contact_fields={"size": "50", "city": "Tbilisi"},
+            marketing={"utm_campaign": "autumn"},
+            language="ka",
+            text="",
+        ),
+    )
+    async with sessions() as session:
+        contact = await session.get(Contact, again.contact_id)
+    assert contact is not None
+    assert contact.display_name == "Nino"
+    assert contact.custom_fields == {"company": "Kartuli Ltd", "size": "50", "city": "Tbilisi"}
+    assert contact.marketing_source == {"utm_campaign": "spring"}  # the first touch stays
+    assert contact.language == "ka"  # what the browser said fills a contact without one
+
+
 async def test_simultaneous_identical_deliveries_give_one_interaction(
     sessions: SessionFactory,
 ) -> None:
