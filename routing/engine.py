@@ -46,6 +46,7 @@ from core.models import utcnow
 from core.workers import wait_for_any
 from routing.new_work import NEW_WORK_BATCH, NewWork, enrich, find_new_work
 from routing.service import PassReport, RoutingOptions, run_pass
+from routing.setup import queue_rules
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,14 @@ class RoutingEngine:
 
     async def run_once(self) -> PassReport:
         """One pass now: new work's facts gathered first, outside the routing lock."""
+        enrichers: Sequence[Enricher] = ()
         async with self._sessions() as session:
             found: list[NewWork] = await find_new_work(session)
-        new_work = await enrich(found, self._enrichers, self._options.enricher_timeout)
+            if found and self._enrichers:
+                rules = await queue_rules(session)
+                # Facts no rule reads are not gathered.
+                enrichers = self._enrichers if rules is not None and rules.asks_enrichers else ()
+        new_work = await enrich(found, enrichers, self._options.enricher_timeout)
         async with self._sessions() as session, session.begin():
             report = await run_pass(session, self._clock(), self._options, new_work)
         self.passes += 1

@@ -516,6 +516,12 @@ class RuleSet(BaseModel):
     default_queue_id: int = Field(gt=0)
     rules: Annotated[tuple[QueueRule, ...], Field(max_length=MAX_RULES)] = ()
 
+    @property
+    def asks_enrichers(self) -> bool:
+        """Whether a rule compares an enricher's fact (`erp` conditions): only then is new
+        work worth the enrichers' time (an ERP's round trips for every new conversation)."""
+        return any(rule.erp for rule in self.rules)
+
     def route(self, facts: WorkFacts) -> RuleMatch:
         scan = _Scan(facts)
         passed_over = []

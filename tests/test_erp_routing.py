@@ -159,3 +159,19 @@ async def test_with_the_erp_hanging_or_down_routing_assigns_within_the_deadline(
     [failure] = queued.details["enricher_failures"]
     assert failure["enricher"] == "erp"
     assert failure["reason"].startswith(reason)
+
+
+async def test_without_a_rule_on_erp_facts_routing_does_not_ask_the_erp(
+    world: World, bus: EventBus, adapter: ErpNextAdapter, erpnext: ErpNextStandIn
+) -> None:
+    ann, _kay, support, _key_accounts = await key_accounts_setup(world)
+    async with world.sessions() as session, session.begin():
+        await set_rules(session, CLI, QUEUE_RULES, {"default_queue_id": support, "rules": []})
+    arrived = await world.arrive(sender=KIM, text="Where is my order SAL-ORD-2026-00003?")
+    report = await engine(world, bus, adapter).run_once()
+    assert report.assigned == 1
+    conversation = await world.conversation(arrived.conversation_id)
+    assert (conversation.queue_id, conversation.assignee_id) == (support, ann)
+    # No rule compares an ERP fact: the ERP's round trips would have decided nothing.
+    assert erpnext.lists("Customer") == []
+    assert erpnext.lists("Sales Invoice") == []
