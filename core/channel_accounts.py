@@ -32,10 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.audit import CONFIG_FILE, Actor
+from core.cache import EventCache
 from core.credentials import CredentialCipher, CredentialError, Rotation, is_encrypted
+from core.db import SessionFactory
 from core.errors import Conflict, InvalidInput, NotFound
 from core.event_types import CHANNEL_ACCOUNT_CREATED, CHANNEL_ACCOUNT_UPDATED
-from core.events import Event, emit
+from core.events import Event, EventBus, emit
 from core.models import ChannelAccount, ChannelCursor, Queue
 
 MAX_NAME = 100
@@ -122,6 +124,34 @@ async def find_account(session: AsyncSession, channel: str, name: str) -> Channe
     return await session.scalar(
         select(ChannelAccount).where(ChannelAccount.channel == channel, ChannelAccount.name == name)
     )
+
+
+class EnabledAccounts:
+    """Enabled accounts by (channel, name), secrets decrypted, for the webhooks that
+    authenticate with them: read once and kept (`core.cache.EventCache`), emptied when an
+    account is created or changed (`channel_account.created`/`.updated`, which every change
+    here announces, disabling included). A rotation of the credentials key changes no clear
+    text, so it needs no emptying."""
+
+    def __init__(self, bus: EventBus, cipher: CredentialCipher, ttl_seconds: float = 30.0) -> None:
+        self._cipher = cipher
+        self._accounts: EventCache[tuple[str, str], AccountView] = EventCache(
+            bus, {CHANNEL_ACCOUNT_CREATED, CHANNEL_ACCOUNT_UPDATED}, ttl_seconds=ttl_seconds
+        )
+
+    async def get(
+        self, sessions: SessionFactory, channel: str, name: str, secret_fields: Iterable[str]
+    ) -> AccountView | None:
+        """The enabled account `name` of `channel`, or None."""
+
+        async def load() -> AccountView | None:
+            async with sessions() as session:
+                row = await find_account(session, channel, name)
+            if row is None or not row.enabled:
+                return None
+            return view_of(row, self._cipher, secret_fields)
+
+        return await self._accounts.get((channel, name), load)
 
 
 async def account_named(session: AsyncSession, channel: str, name: str) -> ChannelAccount:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.audit import Actor
+from core.cache import EventCache
 from core.errors import Conflict, InvalidInput, NotFound
 from core.event_types import FORM_UPDATED
 from core.events import Event, EventBus, emit
@@ -94,16 +95,11 @@ async def form_by_slug(session: AsyncSession, slug: str, *, active_only: bool = 
 
 
 class FormCache:
-    """Active forms by slug, for the public pages and posts, read from the database once and
-    then kept: a form changes seldom and is read on every submission.
-
-    Every change made through `create_form`, `update_form` or `deactivate_form` announces
-    itself (`form.updated`), which empties the cache of this process when it commits; on
-    PostgreSQL the event reaches the other server processes too. A change this process cannot
-    hear of (the CLI beside a SQLite server) shows within `ttl_seconds`. The forms handed out
-    are detached copies with every column loaded, shared by the requests that read them: they
-    are read, never changed or added to a session.
-    """
+    """Active forms by slug, for the public pages and posts: read once and kept
+    (`core.cache.EventCache`), emptied by `form.updated`, which every change made through
+    `create_form`, `update_form` or `deactivate_form` announces. The forms handed out are
+    detached copies with every column loaded, shared by the requests that read them: they are
+    read, never changed or added to a session."""
 
     def __init__(
         self,
@@ -111,29 +107,20 @@ class FormCache:
         ttl_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._forms: dict[str, tuple[WebForm, float]] = {}
-        # Counts the changes heard of, so a read that began before one is not kept after it.
-        self._generation = 0
-        bus.add_listener(self._on_event)
-
-    def _on_event(self, event: Event) -> None:
-        if event.type == FORM_UPDATED:
-            self._generation += 1
-            self._forms.clear()
+        self._forms: EventCache[str, WebForm] = EventCache(
+            bus, {FORM_UPDATED}, ttl_seconds=ttl_seconds, clock=clock
+        )
 
     async def get(self, session: AsyncSession, slug: str) -> WebForm:
         """The active form `slug` (NotFound if there is none), from the cache when it can."""
-        kept = self._forms.get(slug)
-        now = self._clock()
-        if kept is not None and now - kept[1] < self._ttl:
-            return kept[0]
-        generation = self._generation
-        form = await form_by_slug(session, slug)
-        session.expunge(form)
-        if generation == self._generation:
-            self._forms[slug] = (form, now)
+
+        async def load() -> WebForm:
+            form = await form_by_slug(session, slug)
+            session.expunge(form)
+            return form
+
+        form = await self._forms.get(slug, load)
+        assert form is not None  # form_by_slug raises rather than answer None
         return form
 
 

@@ -233,11 +233,37 @@ async def test_webhooks_of_unknown_or_disabled_accounts_are_404(
     headers = {SIGNATURE_HEADER: sign(TOKEN, body)}
     for path in ("/hooks/fakesms/other/message", "/hooks/fakesms/main/typing", "/hooks/fax/main/x"):
         assert (await client.post(path, data=body, headers=headers)).status == 404
+    path = "/hooks/fakesms/main/message"
+    assert (await client.post(path, data=body, headers=headers)).status == 200
+    # The server keeps the account it read; disabling it is heard of at once all the same.
     assert (await admin.delete(f"/api/v1/channel-accounts/{created['id']}")).status == 200
-    assert (
-        await client.post("/hooks/fakesms/main/message", data=body, headers=headers)
-    ).status == 404
-    assert await stored(sessions) == 0
+    later = b'{"id": "m-2", "from": "+12125550187", "text": "Hi again"}'
+    response = await client.post(path, data=later, headers={SIGNATURE_HEADER: sign(TOKEN, later)})
+    assert response.status == 404
+    assert await stored(sessions) == 1
+
+
+async def test_a_webhook_checks_the_secret_the_account_has_now(
+    server: TestServer, sessions: SessionFactory, aiohttp_client: Any, client: TestClient[Any, Any]
+) -> None:
+    admin = await admin_of(server, sessions, aiohttp_client)
+    created = await add_account(admin)
+    path = "/hooks/fakesms/main/message"
+    first = b'{"id": "m-1", "from": "+12125550187", "text": "Hi"}'
+    response = await client.post(path, data=first, headers={SIGNATURE_HEADER: sign(TOKEN, first)})
+    assert response.status == 200
+    changed = await admin.patch(
+        f"/api/v1/channel-accounts/{created['id']}", json={"settings": {"token": "rotated-token"}}
+    )
+    assert changed.status == 200, await changed.text()
+    second = b'{"id": "m-2", "from": "+12125550187", "text": "Hi again"}'
+    response = await client.post(path, data=second, headers={SIGNATURE_HEADER: sign(TOKEN, second)})
+    assert response.status == 403  # the old secret no longer signs
+    response = await client.post(
+        path, data=second, headers={SIGNATURE_HEADER: sign("rotated-token", second)}
+    )
+    assert response.status == 200
+    assert await stored(sessions) == 2
 
 
 async def test_web_forms_and_the_api_channel_take_input_only_through_their_channel(

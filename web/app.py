@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 
@@ -18,7 +17,7 @@ from channels.base import Channel, ChannelServices
 from channels.pollers import PollerSupervisor
 from channels.registry import ChannelRegistry, default_channels
 from core import language
-from core.channel_accounts import DeclaredAccount, sync_config_accounts
+from core.channel_accounts import DeclaredAccount, EnabledAccounts, sync_config_accounts
 from core.clock import utcnow
 from core.credentials import CredentialCipher
 from core.db import make_engine, transaction
@@ -92,6 +91,7 @@ from web.keys import (
     ERP,
     FORMS,
     INGEST_POLICY,
+    LIVE,
     METRICS,
     ORDER_SEARCH,
     OUTBOX_WORKER,
@@ -102,9 +102,10 @@ from web.keys import (
     SERVICES,
     SESSIONS,
     SETTINGS,
-    SOCKETS,
     SUGGESTIONS,
+    WEBHOOK_ACCOUNTS,
 )
+from web.live_sockets import LiveSockets
 from web.metrics import Metrics
 from web.middleware import dated, errors_as_json, security_headers, timed
 from web.openapi import ROUTE_DOCS
@@ -190,6 +191,7 @@ def create_app(
     app[SENDERS] = dict(senders or {})
     app[ATTACHMENTS] = FilesystemStore(settings.attachments_dir)
     app[CREDENTIALS] = CredentialCipher.from_settings(settings)
+    app[WEBHOOK_ACCOUNTS] = EnabledAccounts(app[BUS], app[CREDENTIALS])
     app[ROUTE_DOCS] = []
     for api in (*API_ROUTES, webforms.routes, ws.routes):
         app.router.add_routes(api.table)
@@ -206,8 +208,8 @@ def create_app(
         app.cleanup_ctx.append(channel_background)
         app.cleanup_ctx.append(order_status_answers)
         app.cleanup_ctx.append(report_emails)
-    app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(ws.close_sockets)
+    app.cleanup_ctx.append(live_sockets)
     app.cleanup_ctx.append(open_consoles)
     app[ENRICHERS] = tuple(enrichers)
     # Until the database is up (the channels' telephony needs it): no calls to place.
@@ -229,6 +231,17 @@ async def open_consoles(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[CONSOLES].run(stop))
     yield
     await stop_task(task, stop)
+
+
+async def live_sockets(app: web.Application) -> AsyncIterator[None]:
+    """The open `/ws` sockets, fed by one subscription to the bus (web/live_sockets.py)."""
+    app[LIVE] = LiveSockets(app[SESSIONS])
+    async with app[BUS].subscribe() as events:
+        task = asyncio.create_task(app[LIVE].run(events))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def not_found(request: web.Request) -> web.Response:

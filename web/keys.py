@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
-
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -11,7 +9,7 @@ from channels.base import ChannelServices
 from channels.pollers import PollerSupervisor
 from channels.registry import ChannelRegistry
 from core.calls import CallControls
-from core.channel_accounts import DeclaredAccount
+from core.channel_accounts import DeclaredAccount, EnabledAccounts
 from core.credentials import CredentialCipher
 from core.db import SessionFactory
 from core.enrichment import Enricher
@@ -27,6 +25,7 @@ from core.tasks import CallPlacer
 from erp_bridge.service import ErpService
 from routing.engine import RoutingEngine
 from web.console_presence import OpenConsoles
+from web.live_sockets import LiveSockets
 from web.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -37,6 +36,7 @@ SESSIONS = web.AppKey("sessions", SessionFactory)
 BUS = web.AppKey("bus", EventBus)
 # Active web forms by slug, for the public pages and posts (core/forms.py).
 FORMS = web.AppKey("forms", FormCache)
+WEBHOOK_ACCOUNTS = web.AppKey("webhook_accounts", EnabledAccounts)
 METRICS = web.AppKey("metrics", Metrics)
 INGEST_POLICY = web.AppKey("ingest_policy", IngestPolicy)
 # Channel name -> sender of outbox items; channels add theirs before the app starts.
@@ -48,8 +48,8 @@ CREDENTIALS = web.AppKey("credentials", CredentialCipher)
 # Runs the pollers of every channel's enabled accounts (IMAP today).
 POLLERS = web.AppKey("pollers", PollerSupervisor)
 ROUTING = web.AppKey("routing", RoutingEngine)
-# The open live-event websockets, closed on shutdown.
-SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+# The open live-event websockets and the one fan-out of events to them (web/live_sockets.py).
+LIVE = web.AppKey("live_sockets", LiveSockets)
 # The operators with a console open in this process (web/console_presence.py).
 CONSOLES = web.AppKey("consoles", OpenConsoles)
 # The channels this application runs, and what their adapters get to work with.

@@ -18,7 +18,6 @@ from channels.accounts import add_account, change_account
 from channels.base import Channel, WebhookRequest
 from channels.registry import ChannelRegistry
 from core.channel_accounts import (
-    find_account,
     get_account,
     health_of,
     list_accounts,
@@ -29,7 +28,7 @@ from core.channel_accounts import (
 from core.errors import NotFound
 from core.models import ChannelAccount
 from web.api import ADMINS, ANYONE_SIGNED_IN, PUBLIC, ApiRoutes, Call, NoBody, RecordId
-from web.keys import CREDENTIALS, METRICS, REGISTRY, SERVICES
+from web.keys import CREDENTIALS, METRICS, REGISTRY, SERVICES, WEBHOOK_ACCOUNTS
 
 routes = ApiRoutes(tag="channels")
 
@@ -313,11 +312,11 @@ async def webhook(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     name, account_name, hook = (request.match_info[key] for key in ("channel", "account", "hook"))
     adapter = registry.webhook(name, hook)
     channel = registry.require(name)
-    async with call.sessions() as session:
-        row = await find_account(session, name, account_name)
-    if row is None or not row.enabled:
+    account = await request.app[WEBHOOK_ACCOUNTS].get(
+        call.sessions, name, account_name, channel.secret_fields
+    )
+    if account is None:
         raise NotFound(f"no enabled {name} account {account_name!r}")
-    account = view_of(row, services.cipher, channel.secret_fields)
     body = await request.read()
     base = services.settings.public_url or f"{request.scheme}://{request.host}"
     incoming = WebhookRequest(
