@@ -41,7 +41,7 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, select, update  # noqa: E402 - the path is set up just above
+from sqlalchemy import event, func, insert, select, update  # noqa: E402 - the path is set up just above
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine  # noqa: E402
 
 from bench.common import POSTGRES_ADMIN, database  # noqa: E402
@@ -70,7 +70,7 @@ from core.models import (  # noqa: E402
     RoutingDecision,
     RoutingSetting,
 )
-from routing import service, strategies  # noqa: E402
+from routing import strategies, waiting  # noqa: E402
 from routing.config import parse_queue_config  # noqa: E402
 from routing.manual import accept_offer  # noqa: E402
 from routing.new_work import find_new_work  # noqa: E402
@@ -517,13 +517,15 @@ class Probes:
     deciding: float = 0.0
     giving: float = 0.0
     noting: float = 0.0
+    # The step's writes made together at its end (routing/waiting.py: _Writes.made).
+    batched: float = 0.0
     _last_decide: float = 0.0
 
     @contextmanager
     def installed(self) -> Iterator[None]:
         real_decide = strategies.decide
-        real_give = service._give
-        real_note = service._note
+        real_give = waiting._give
+        real_note = waiting._note
 
         def timed_decide(*args: Any, **kwargs: Any) -> Decision:
             cpu, wall = time.thread_time(), time.perf_counter()
@@ -540,18 +542,30 @@ class Probes:
             writing = time.perf_counter() - started
             self.giving += writing
             self.decision.append(self._last_decide + writing)
+            self._last_decide = 0.0
 
-        async def timed_note(*args: Any, **kwargs: Any) -> None:
+        async def timed_note(*args: Any, **kwargs: Any) -> int:
             started = time.perf_counter()
-            await real_note(*args, **kwargs)
+            noted = await real_note(*args, **kwargs)
             writing = time.perf_counter() - started
             self.noting += writing
-            self.wait.append(self._last_decide + writing)
+            if noted:
+                self.wait.append(self._last_decide + writing)
+            self._last_decide = 0.0
+            return noted
+
+        real_made = waiting._Writes.made
+
+        async def timed_made(writes: Any, *args: Any, **kwargs: Any) -> None:
+            started = time.perf_counter()
+            await real_made(writes, *args, **kwargs)
+            self.batched += time.perf_counter() - started
 
         with (
-            mock.patch.object(service, "decide", timed_decide),
-            mock.patch.object(service, "_give", timed_give),
-            mock.patch.object(service, "_note", timed_note),
+            mock.patch.object(waiting._Writes, "made", timed_made),
+            mock.patch.object(waiting, "decide", timed_decide),
+            mock.patch.object(waiting, "_give", timed_give),
+            mock.patch.object(waiting, "_note", timed_note),
         ):
             yield
 
@@ -569,6 +583,7 @@ class Figures:
     passes: list[float] = field(default_factory=list)
     reports: list[PassReport] = field(default_factory=list)
     idle: list[float] = field(default_factory=list)
+    idle_statements: float = 0.0
     still_waiting: int = 0
     # Arrival commit to pass commit, by what the pass did with the arrival.
     arrivals: dict[str, list[float]] = field(default_factory=dict)
@@ -764,6 +779,21 @@ async def bare_writes(engine: AsyncEngine, count: int, now: datetime, figures: F
         figures.bare_seconds = time.perf_counter() - started
 
 
+@contextmanager
+def counted(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements sent to the database meanwhile (SQLite's BEGIN included)."""
+    statements: list[str] = []
+
+    def listen(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", listen)
+
+
 @asynccontextmanager
 async def opened(database_url: str) -> AsyncIterator[tuple[AsyncEngine, SessionFactory]]:
     engine = make_engine(database_url)
@@ -786,8 +816,9 @@ async def run_backend(backend: str, sizes: Sizes) -> Figures:
             with figures.probes.installed():
                 await drain(sessions, clock, figures)
             figures.still_waiting = await count_waiting(sessions)
-            with figures.idle_probes.installed():
+            with figures.idle_probes.installed(), counted(engine) as statements:
                 await idle(sessions, clock, figures)
+            figures.idle_statements = len(statements) / max(1, len(figures.idle))
             with figures.trickle_probes.installed():
                 await trickle(sessions, clock, figures, sizes)
             await bare_writes(engine, max(1, figures.decisions), clock.tick(), figures)
@@ -832,7 +863,7 @@ def report(figures: Figures) -> str:
     arrivals = len(given) + len(waits) + len(undecided)
     outcomes = ", ".join(f"{count:,} {name}" for name, count in sorted(probes.outcomes.items()))
     waiting = f"{figures.still_waiting:,} waiting"
-    rest = drain_seconds - probes.deciding - probes.giving - probes.noting
+    rest = drain_seconds - probes.deciding - probes.giving - probes.noting - probes.batched
     lines = [
         f"routing on {figures.backend}: {len(center.operator_ids):,} operators"
         f" ({center.available:,} available) in {len(center.queue_ids)} queues"
@@ -842,10 +873,12 @@ def report(figures: Figures) -> str:
         f" {figures.assigned:,} assigned, {figures.offered:,} offered; decide() said {outcomes};"
         f" {waiting} after it",
         f"drain time: {probes.deciding:.1f} s in decide(), {probes.giving:.1f} s writing"
-        f" decisions, {probes.noting:.1f} s writing notes, {rest:.1f} s the rest of the passes"
+        f" decisions, {probes.noting:.1f} s writing notes, {probes.batched:.1f} s in the"
+        f" batched writes, {rest:.1f} s the rest of the passes"
         " (queries, snapshots, commits)",
         f"idle: {len(figures.idle)} passes with {waiting} and nothing to give,"
-        f" {per_pass(figures.idle_probes, len(figures.idle))}",
+        f" {per_pass(figures.idle_probes, len(figures.idle))},"
+        f" {figures.idle_statements:.0f} statements per pass",
         f"trickle: {arrivals:,} arrivals (one resolved per arrival) with {waiting}:"
         f" {len(given):,} given to an operator, {len(waits):,} told why they wait"
         + (f", {len(undecided):,} undecided" if undecided else "")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import CompoundSelect, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.channels import CAPACITY_KINDS, catalog
@@ -53,36 +53,52 @@ def _levels(raw: Mapping[str, Any]) -> dict[str, int]:
 
 
 async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapshot]:
-    """Every active operator as routing sees them now, with their load per channel kind."""
-    load: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    held = await session.execute(
-        select(Conversation.assignee_id, Conversation.channel, func.count())
-        .where(Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
-        .group_by(Conversation.assignee_id, Conversation.channel)
-    )
-    offered = await session.execute(
+    """Every active operator as routing sees them now, with their load per channel kind.
+
+    Two statements: the loads (held work and pending offers, counted per operator and channel
+    in one), and the operators' columns routing reads."""
+    held = select(
+        Conversation.assignee_id.label("operator_id"), Conversation.channel, func.count()
+    ).where(Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
+    # An offer holds its place in the operator's capacity until it is answered.
+    offered = (
         select(Offer.operator_id, Conversation.channel, func.count())
         .join(Conversation, Conversation.id == Offer.conversation_id)
         .where(Offer.status == OfferStatus.PENDING)
-        .group_by(Offer.operator_id, Conversation.channel)
     )
-    # An offer holds its place in the operator's capacity until it is answered.
-    for operator_id, channel, count in [*held, *offered]:
+    loads: CompoundSelect[int, str, int] = union_all(
+        held.group_by(Conversation.assignee_id, Conversation.channel),
+        offered.group_by(Offer.operator_id, Conversation.channel),
+    )
+    load: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for operator_id, channel, count in await session.execute(loads):
         load[operator_id][channel_kind(channel)] += count
-    snapshots = {}
-    for operator in await session.scalars(select(Operator).where(Operator.active.is_(True))):
-        snapshots[operator.id] = OperatorSnapshot(
-            id=operator.id,
-            presence=Presence(operator.presence),
-            presence_since=operator.presence_since,
-            skills=_levels(operator.skills),
-            languages=_levels(operator.languages),
-            capacity=_levels(operator.capacity),
-            total_capacity=operator.total_capacity,
-            load=dict(load.get(operator.id, {})),
-            last_assigned_at=operator.last_assigned_at,
+    rows = await session.execute(
+        select(
+            Operator.id,
+            Operator.presence,
+            Operator.presence_since,
+            Operator.skills,
+            Operator.languages,
+            Operator.capacity,
+            Operator.total_capacity,
+            Operator.last_assigned_at,
+        ).where(Operator.active.is_(True))
+    )
+    return {
+        row.id: OperatorSnapshot(
+            id=row.id,
+            presence=Presence(row.presence),
+            presence_since=row.presence_since,
+            skills=_levels(row.skills),
+            languages=_levels(row.languages),
+            capacity=_levels(row.capacity),
+            total_capacity=row.total_capacity,
+            load=dict(load.get(row.id, {})),
+            last_assigned_at=row.last_assigned_at,
         )
-    return snapshots
+        for row in rows
+    }
 
 
 @dataclass

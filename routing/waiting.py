@@ -1,0 +1,470 @@
+"""Step 6 of the routing pass: waiting work routed in order (priority, then longest wait).
+
+Each piece of waiting work is offered to, or assigned to, the operator
+`routing.strategies.decide` picks, or keeps waiting with the reason logged (once per distinct
+reason: `Conversation.routing_note`). Runs inside the pass (`routing.service.run_pass`), under
+its lock and in its transaction.
+
+What keeps it cheap with a large backlog:
+
+- work already explained is read again only in queues where some member has room for some
+  kind of work (`QueueRooms`), and decided again only when someone who could take it has room
+  (`_worth_deciding`);
+- within a pass, work that differs only in what no decision reads (its id, its wait) gets the
+  same answer: whether anyone could take it, and why nobody can, are kept per queue, channel
+  kind and the facts its queue's required skills name, until work is given to a member of
+  that queue (`_Memo`);
+- the writes are made together at the end of the step (`_Writes`): one statement for every
+  note and cleared note, one for every assignment, one for the operators' last assignment,
+  and the new offers and log rows in one flush, not a few statements per piece of work;
+- a pass makes at most `RoutingOptions.max_decisions_per_pass` decisions, notes included,
+  so it holds the routing lock briefly; the report's `more` asks for the next pass at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Table,
+    and_,
+    bindparam,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import routing_log
+from core.channels import MESSAGING, catalog
+from core.event_types import CONVERSATION_ASSIGNED, OFFER_CREATED
+from core.events import Event, emit
+from core.models import Contact, Conversation, Offer, Operator, QueueMember, RoutingDecision
+from core.visibility import Placement, audience_labels
+from routing.capacity import CHANNEL_KINDS, QueueRooms, channel_kind, has_room
+from routing.config import QueueConfig
+from routing.due import waiting_work
+from routing.expressions import operator_attributes
+from routing.housekeeping import label
+from routing.setup import QueueSetup
+from routing.strategies import Decision, OfferRefusal, OperatorSnapshot, WorkItem, decide
+
+if TYPE_CHECKING:
+    from routing.service import PassReport, RoutingOptions
+
+_REFUSALS: tuple[OfferRefusal, ...] = ("rejected", "timed_out")
+_CONVERSATION = cast(Table, Conversation.__table__)
+_OPERATOR = cast(Table, Operator.__table__)
+
+
+async def members(session: AsyncSession) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = defaultdict(list)
+    for queue_id, operator_id in await session.execute(
+        select(QueueMember.queue_id, QueueMember.operator_id).order_by(QueueMember.operator_id)
+    ):
+        found[queue_id].append(operator_id)
+    return found
+
+
+async def route_waiting(
+    session: AsyncSession,
+    now: datetime,
+    setups: Mapping[int, QueueSetup],
+    snapshots: dict[int, OperatorSnapshot],
+    options: RoutingOptions,
+    report: PassReport,
+) -> None:
+    rooms = QueueRooms(snapshots, await members(session))
+    with_room = [
+        and_(Conversation.queue_id == queue_id, _of_kinds(kinds))
+        for queue_id in sorted(rooms.members)
+        if (kinds := [kind for kind in CHANNEL_KINDS if rooms.count(queue_id, kind)])
+    ]
+    waiting = (
+        await session.execute(
+            select(
+                Conversation.id,
+                Conversation.contact_id,
+                Conversation.channel,
+                Conversation.priority,
+                Conversation.queue_id,
+                Conversation.queue_entered_at,
+                Conversation.routing_note,
+                Contact.owner_id,
+                Contact.language,
+                Contact.priority_tier,
+            )
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .where(
+                *waiting_work(),
+                # Work nobody has room for (by queue and kind) only needs explaining once.
+                or_(Conversation.routing_note.is_(None), *with_room),
+            )
+            .order_by(Conversation.priority.desc(), Conversation.queue_entered_at, Conversation.id)
+        )
+    ).all()
+    if not waiting:
+        return
+    ids = [row.id for row in waiting]
+    refusals = await _refusals(session, ids)
+    sticky_queues = {
+        queue_id
+        for queue_id, setup in setups.items()
+        if setup.config is not None and "sticky" in setup.config.strategies
+    }
+    last_operators = await _last_operators(
+        session, [row.contact_id for row in waiting if row.queue_id in sticky_queues]
+    )
+    memo = _Memo()
+    writes = _Writes()
+    decisions = 0
+    for row in waiting:
+        if decisions >= options.max_decisions_per_pass:
+            report.more = True
+            break
+        setup = setups.get(row.queue_id)
+        if setup is None:
+            continue
+        if setup.config is None:
+            reason = f"the queue's routing configuration is not valid: {setup.problem}"
+            decisions += await _note(session, row, reason, None, now, writes)
+            continue
+        kind = channel_kind(row.channel)
+        if row.routing_note is not None and not rooms.count(row.queue_id, kind):
+            continue  # explained already, and still nobody has room
+        work = WorkItem(
+            conversation_id=row.id,
+            channel_kind=kind,
+            language=row.language,
+            priority=row.priority,
+            waiting_since=row.queue_entered_at,
+            contact_owner_id=row.owner_id,
+            last_operator_id=last_operators.get(row.contact_id),
+            required_skills=setup.config.required_skills,
+            facts={"priority_tier": row.priority_tier, "channel": row.channel},
+        )
+        candidates = [
+            rooms.snapshots[i] for i in rooms.members.get(row.queue_id, ()) if i in rooms.snapshots
+        ]
+        refused = refusals.get(row.id, {})
+        # Without refusals or sticky routing, nothing but the key below tells work apart.
+        key = None if refused or row.queue_id in sticky_queues else _key(work)
+        if row.routing_note is not None and not memo.remember(
+            row.queue_id,
+            ("worth", key),
+            lambda: _worth_deciding(work, candidates, setup.config, refused),  # noqa: B023
+        ):
+            continue  # explained already, and nobody who could take it has room
+        known: tuple[Decision, dict[str, Any]] | None = memo.known(row.queue_id, ("none", key))
+        if known is None:
+            decision = decide(work, candidates, setup.config.policy, now, refusals.get(row.id))
+            details = None
+            if decision.outcome == "none" and key is not None:
+                details = decision.model_dump(mode="json")
+                memo.keep(row.queue_id, ("none", key), (decision, details))
+        else:
+            # The same answer for this work: only the conversation differs.
+            decision = known[0].model_copy(update={"conversation_id": row.id})
+            details = {**known[1], "conversation_id": row.id}
+        if decision.outcome != "assign" or decision.winner_id is None:
+            decisions += await _note(session, row, decision.reason, decision, now, writes, details)
+            report.due(decision.retry_at)
+            continue
+        await _give(session, row, setup, decision, now, report, writes)
+        rooms.give(decision.winner_id, kind, now)
+        memo.forget(rooms.queues_of.get(decision.winner_id, ()))
+        decisions += 1
+    await writes.made(session, now)
+
+
+def _of_kinds(kinds: Sequence[str]) -> ColumnElement[bool]:
+    """Work of a channel whose capacity kind is one of `kinds` (a channel this process does
+    not run counts as messaging, as `channel_kind` says)."""
+    known = catalog()
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for name in known.names():
+        by_kind[known.capacity_kind(name)].append(name)
+    if MESSAGING in kinds:
+        others = [name for kind, names in by_kind.items() if kind not in kinds for name in names]
+        return Conversation.channel.not_in(others) if others else true()
+    return Conversation.channel.in_([name for kind in kinds for name in by_kind[kind]])
+
+
+def _key(work: WorkItem) -> Hashable:
+    """What a decision about `work` reads besides the candidates: its channel kind and the
+    facts its queue's required skills name."""
+    if work.required_skills is None:
+        return work.channel_kind
+    facts = work.expression_facts()
+    named = sorted({name for name in work.required_skills.names() if name in facts})
+    return (work.channel_kind, *((name, repr(facts[name])) for name in named))
+
+
+@dataclass
+class _Memo:
+    """Answers kept per queue within a pass, forgotten when a member of the queue is given
+    work (which changes their load, so what they could take and why)."""
+
+    by_queue: dict[int, dict[Hashable, Any]] = field(default_factory=lambda: defaultdict(dict))
+
+    def known(self, queue_id: int, key: tuple[str, Hashable | None]) -> Any:
+        if key[1] is None:
+            return None
+        return self.by_queue[queue_id].get(key)
+
+    def keep(self, queue_id: int, key: tuple[str, Hashable | None], value: Any) -> None:
+        if key[1] is not None:
+            self.by_queue[queue_id][key] = value
+
+    def remember(self, queue_id: int, key: tuple[str, Hashable | None], compute: Any) -> bool:
+        found = self.known(queue_id, key)
+        if found is None:
+            found = bool(compute())
+            self.keep(queue_id, key, found)
+        return bool(found)
+
+    def forget(self, queue_ids: Iterable[int]) -> None:
+        for queue_id in queue_ids:
+            self.by_queue.pop(queue_id, None)
+
+
+def _worth_deciding(
+    work: WorkItem,
+    candidates: Sequence[OperatorSnapshot],
+    config: QueueConfig,
+    refused: Mapping[int, OfferRefusal],
+) -> bool:
+    """Could anyone take this work now? A cheap check before `decide`, which also explains.
+
+    Work that waits already explained is decided again only when some member has room for
+    it, meets the required skills and has not refused it; with a backlog, most waiting work
+    fails this at once and costs a pass almost nothing. Sticky queues always decide (their
+    wait ends by time, not by room).
+    """
+    if "sticky" in config.strategies:
+        return True
+    facts = work.expression_facts()
+    for operator in candidates:
+        if operator.id in refused or not has_room(operator, work.channel_kind):
+            continue
+        if config.required_skills is None:
+            return True
+        attributes = operator_attributes(operator.skills, operator.languages, facts)
+        if config.required_skills.matches(attributes):
+            return True
+    return False
+
+
+async def _refusals(
+    session: AsyncSession, conversation_ids: Sequence[int]
+) -> dict[int, dict[int, OfferRefusal]]:
+    """Who rejected or let time out each conversation since it entered its current queue."""
+    found: dict[int, dict[int, OfferRefusal]] = defaultdict(dict)
+    for chunk in _chunks(conversation_ids, 1000):
+        rows = await session.execute(
+            select(
+                RoutingDecision.conversation_id, RoutingDecision.operator_id, RoutingDecision.kind
+            )
+            .join(Conversation, Conversation.id == RoutingDecision.conversation_id)
+            .where(
+                RoutingDecision.conversation_id.in_(chunk),
+                RoutingDecision.kind.in_(_REFUSALS),
+                RoutingDecision.operator_id.is_not(None),
+                RoutingDecision.created_at >= Conversation.queue_entered_at,
+            )
+        )
+        for conversation_id, operator_id, kind in rows:
+            if conversation_id is not None and operator_id is not None:
+                found[conversation_id][operator_id] = cast(OfferRefusal, kind)
+    return found
+
+
+async def _last_operators(session: AsyncSession, contact_ids: Sequence[int]) -> dict[int, int]:
+    """Each contact's operator of their most recently active assigned conversation."""
+    found: dict[int, int] = {}
+    for chunk in _chunks(sorted(set(contact_ids)), 1000):
+        rows = await session.execute(
+            select(Conversation.contact_id, Conversation.assignee_id)
+            .where(Conversation.contact_id.in_(chunk), Conversation.assignee_id.is_not(None))
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        )
+        for contact_id, assignee_id in rows:
+            if assignee_id is not None:
+                found.setdefault(contact_id, assignee_id)
+    return found
+
+
+def _chunks(values: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+# --- the writes -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Offered:
+    offer: Offer
+    queue_id: int
+
+
+@dataclass
+class _Writes:
+    """The step's writes, made together by `made` (see the module docstring)."""
+
+    # routing_note per conversation (None: cleared, the work was offered).
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    assigned: list[dict[str, Any]] = field(default_factory=list)
+    given_to: set[int] = field(default_factory=set)
+    offers: list[_Offered] = field(default_factory=list)
+
+    async def made(self, session: AsyncSession, now: datetime) -> None:
+        if self.notes:
+            # A note is not activity: updated_at (the inbox's order) stays as it was.
+            await session.execute(
+                update(_CONVERSATION)
+                .where(_CONVERSATION.c.id == bindparam("b_id"))
+                .values(routing_note=bindparam("b_note"), updated_at=_CONVERSATION.c.updated_at),
+                self.notes,
+            )
+        if self.assigned:
+            result = await session.execute(
+                update(_CONVERSATION)
+                .where(
+                    _CONVERSATION.c.id == bindparam("b_id"),
+                    _CONVERSATION.c.assignee_id.is_(None),
+                )
+                .values(assignee_id=bindparam("b_operator"), routing_note=None, updated_at=now),
+                self.assigned,
+            )
+            # Under the routing lock nobody else assigns meanwhile; never assign twice.
+            rowcount = cast(CursorResult[Any], result).rowcount
+            if session.get_bind().dialect.supports_sane_multi_rowcount and rowcount != len(
+                self.assigned
+            ):
+                raise RuntimeError("waiting work was assigned by someone else under the lock")
+        if self.given_to:
+            await session.execute(
+                update(_OPERATOR)
+                .where(_OPERATOR.c.id == bindparam("b_id"))
+                .values(last_assigned_at=now),
+                [{"b_id": operator_id} for operator_id in sorted(self.given_to)],
+            )
+        await session.flush()  # the offers and the log rows, in batches
+        for offered in self.offers:
+            offer = offered.offer
+            await emit(
+                session,
+                Event(
+                    OFFER_CREATED,
+                    {
+                        "offer": offer.id,
+                        "conversation": offer.conversation_id,
+                        "operator": offer.operator_id,
+                    },
+                    {
+                        "expires_at": offer.expires_at.isoformat(),
+                        **audience_labels([Placement(offered.queue_id, offer.operator_id)]),
+                    },
+                ),
+            )
+
+
+async def _note(
+    session: AsyncSession,
+    row: Any,
+    reason: str,
+    decision: Decision | None,
+    now: datetime,
+    writes: _Writes,
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Log why work still waits, once per distinct reason (a pass runs often); 1 when it
+    was logged now. `details`: the decision as JSON, when known already."""
+    reason = reason[:500]
+    if reason == row.routing_note:
+        return 0
+    writes.notes.append({"b_id": row.id, "b_note": reason})
+    if details is None:
+        details = decision.model_dump(mode="json") if decision is not None else {}
+    await routing_log.record(
+        session,
+        kind=decision.outcome if decision is not None else "none",
+        conversation_id=row.id,
+        queue_id=row.queue_id,
+        reason=reason,
+        details=details,
+        at=now,
+    )
+    return 1
+
+
+async def _give(
+    session: AsyncSession,
+    row: Any,
+    setup: QueueSetup,
+    decision: Decision,
+    now: datetime,
+    report: PassReport,
+    writes: _Writes,
+) -> None:
+    assert setup.config is not None
+    assert decision.winner_id is not None
+    winner = decision.winner_id
+    details = decision.model_dump(mode="json")
+    timeout = setup.config.offer_timeout
+    if timeout is not None:
+        offer = Offer(
+            conversation_id=row.id,
+            operator_id=winner,
+            queue_id=setup.id,
+            created_at=now,
+            expires_at=now + timeout,
+        )
+        session.add(offer)
+        writes.offers.append(_Offered(offer, setup.id))
+        await routing_log.record(
+            session,
+            kind="offer",
+            conversation_id=row.id,
+            queue_id=setup.id,
+            operator_id=winner,
+            reason=(
+                f"offered to operator {winner} for {label(timeout.total_seconds())}:"
+                f" {decision.reason}"
+            ),
+            details=details,
+            at=now,
+        )
+        if row.routing_note is not None:
+            writes.notes.append({"b_id": row.id, "b_note": None})
+        report.offered += 1
+        return
+    writes.assigned.append({"b_id": row.id, "b_operator": winner})
+    writes.given_to.add(winner)
+    await routing_log.record(
+        session,
+        kind="assign",
+        conversation_id=row.id,
+        queue_id=setup.id,
+        operator_id=winner,
+        reason=f"assigned to operator {winner}: {decision.reason}",
+        details=details,
+        at=now,
+    )
+    await emit(
+        session,
+        Event(
+            CONVERSATION_ASSIGNED,
+            {"conversation": row.id, "contact": row.contact_id, "operator": winner},
+            {"channel": row.channel, **audience_labels([Placement(setup.id, winner)])},
+        ),
+    )
+    report.assigned += 1
