@@ -138,6 +138,11 @@ class ImapOptions:
     ssl_context: ssl.SSLContext | None = None
 
 
+class _BatchFailed(Exception):
+    """A message of a batch imported without savepoints failed: the batch is rolled back
+    and imported again with a savepoint per message."""
+
+
 class ImapPoller(PollingAdapter):
     """Imports one email account's mail until stopped."""
 
@@ -275,13 +280,30 @@ class ImapPoller(PollingAdapter):
     async def _import_batch(
         self, cursor: Cursor, uids: Sequence[int], fetched: Mapping[int, FetchedMessage]
     ) -> tuple[Cursor, list[int], Exception | None]:
-        """Import `uids` in one transaction, each message in a savepoint of its own, and
-        commit the cursor moved past the last one imported with them: the cursor, the account
-        and the events cost one round trip a batch, not one a message. A message that fails
-        for a reason of the server's (storage, database) ends the batch: what came before it
-        is committed and the failure returned, to be retried with backoff from that message.
-        Returns the cursor, the UIDs stored (ingested or found stored) and that failure. A UID
-        missing from `fetched` was expunged between SEARCH and FETCH: the cursor passes it."""
+        """Import `uids` in one transaction and commit the cursor moved past the last one
+        imported with them: the cursor, the account and the events cost one round trip a
+        batch, not one a message. A message that fails for a reason of the server's (storage,
+        database) ends the batch: what came before it is committed and the failure returned,
+        to be retried with backoff from that message. Returns the cursor, the UIDs stored
+        (ingested or found stored) and that failure. A UID missing from `fetched` was expunged
+        between SEARCH and FETCH: the cursor passes it.
+
+        The batch is tried first without a savepoint per message (two round trips a message
+        fewer); if a message fails, that attempt is rolled back whole and the batch imported
+        again with a savepoint each, which keeps what came before the failing message."""
+        try:
+            return await self._import_in_transaction(cursor, uids, fetched, savepoints=False)
+        except _BatchFailed:
+            return await self._import_in_transaction(cursor, uids, fetched, savepoints=True)
+
+    async def _import_in_transaction(
+        self,
+        cursor: Cursor,
+        uids: Sequence[int],
+        fetched: Mapping[int, FetchedMessage],
+        *,
+        savepoints: bool,
+    ) -> tuple[Cursor, list[int], Exception | None]:
         done: list[int] = []
         statuses: list[ImportStatus] = []
         failure: Exception | None = None
@@ -296,7 +318,7 @@ class ImapPoller(PollingAdapter):
                     break
                 message = fetched.get(uid)
                 if message is not None:
-                    savepoint = await session.begin_nested()
+                    savepoint = await session.begin_nested() if savepoints else None
                     try:
                         outcome = await import_message(
                             session,
@@ -310,10 +332,13 @@ class ImapPoller(PollingAdapter):
                             held=held.get(references[uid]),
                         )
                     except Exception as exc:
+                        if savepoint is None:
+                            raise _BatchFailed from exc
                         await savepoint.rollback()
                         failure = exc
                         break
-                    await savepoint.commit()
+                    if savepoint is not None:
+                        await savepoint.commit()
                     statuses.append(outcome.status)
                     if outcome.status in (ImportStatus.INGESTED, ImportStatus.DUPLICATE):
                         done.append(uid)
