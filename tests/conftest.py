@@ -101,12 +101,12 @@ def _postgresql_database() -> Iterator[str]:
     try:
         asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
     except (OSError, ConnectionError) as exc:
-        no_postgresql(f"PostgreSQL not reachable at {_safe(POSTGRES_ADMIN_URL)}: {exc}")
+        unavailable(f"PostgreSQL not reachable at {_safe(POSTGRES_ADMIN_URL)}: {exc}")
     except (
         asyncpg.InvalidAuthorizationSpecificationError,  # wrong user or password, pg_hba
         asyncpg.InvalidCatalogNameError,  # no such database
     ) as exc:
-        no_postgresql(
+        unavailable(
             f"PostgreSQL at {_safe(POSTGRES_ADMIN_URL)} refused the login: {exc} "
             "(set OMNICRM_TEST_POSTGRES_URL)"
         )
@@ -118,8 +118,9 @@ def _postgresql_database() -> Iterator[str]:
         asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def no_postgresql(reason: str) -> NoReturn:
-    """Skip the PostgreSQL half with the reason; under CI=true, fail instead."""
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test that needs what this machine lacks (PostgreSQL, Dovecot, wrk, the shared
+    data), saying what; under CI=true, where .ci/run installs everything, fail instead."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true requires it)")
     pytest.skip(reason)

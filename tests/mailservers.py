@@ -44,6 +44,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from core.clock import utcnow
+from tests.conftest import unavailable
 from tests.servers import free_port
 
 HOST = "127.0.0.1"
@@ -59,7 +60,7 @@ def shifted_clock_env() -> dict[str, str]:
         return {}
     found = sorted(Path("/").glob(FAKETIME_LIBRARIES.lstrip("/")))
     if not found:
-        pytest.skip("a suite at a shifted date needs libfaketime for Dovecot: apt install faketime")
+        unavailable("a suite at a shifted date needs libfaketime for Dovecot: apt install faketime")
     return {
         "LD_PRELOAD": str(found[0]),
         "FAKETIME": f"+{round(float(days))}d",
@@ -524,9 +525,7 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]
         for program in ("dovecot", "doveadm"):
             _program(program)
     except DovecotMissing as missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{missing}: CI=true requires it")
-        pytest.skip(str(missing))
+        unavailable(str(missing))
     with dovecot_server(tmp_path_factory.mktemp("dovecot") / "dovecot.log") as server:
         yield server
 

@@ -7,14 +7,14 @@ import shutil
 import pytest
 
 from bench.ingest import main
+from tests.conftest import unavailable
 
 
-@pytest.mark.skipif(
-    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
-)
 def test_the_ingest_bench_answers_every_target_and_stores_what_omnicrm_acknowledged(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    if shutil.which("wrk") is None:
+        unavailable("wrk is not installed (apt-get install wrk)")
     (result,) = main(
         ["--seconds=1", "--open-loop-seconds=1", "--concurrency=2", "--backends=sqlite"]
     )

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from bench.reports import main, postgresql_unreachable
 from core.reports import REPORTS
-from tests.conftest import POSTGRES_ADMIN_URL, no_postgresql
+from tests.conftest import POSTGRES_ADMIN_URL, unavailable
 
 
 def test_the_reports_bench_times_every_report_next_to_its_floor(
@@ -23,7 +23,7 @@ def test_the_reports_bench_times_every_report_next_to_its_floor(
     admin = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql")
     problem = asyncio.run(postgresql_unreachable(admin.render_as_string(hide_password=False)))
     if problem is not None:
-        no_postgresql(f"PostgreSQL {problem}")
+        unavailable(f"PostgreSQL {problem}")
 
     result = main(["--quick", "--explain", f"--postgres-url={POSTGRES_ADMIN_URL}"])
 

@@ -26,7 +26,7 @@ from bench.timeline import (
     SUPERVISOR,
     main,
 )
-from tests.conftest import POSTGRES_ADMIN_URL, no_postgresql
+from tests.conftest import POSTGRES_ADMIN_URL, unavailable
 
 
 def test_the_timeline_bench_times_every_page_next_to_its_floor(
@@ -35,7 +35,7 @@ def test_the_timeline_bench_times_every_page_next_to_its_floor(
     admin = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql")
     problem = asyncio.run(postgresql_unreachable(admin.render_as_string(hide_password=False)))
     if problem is not None:
-        no_postgresql(f"PostgreSQL {problem}")
+        unavailable(f"PostgreSQL {problem}")
 
     result = main(["--quick", "--explain", f"--postgres-url={POSTGRES_ADMIN_URL}"])
 
