@@ -9,8 +9,11 @@ and the ingest tests run on both databases to hold the two to the same rules.
 
 A repeat (the interaction is stored already, or is being committed by another transaction)
 is undone inside the function by a block that catches it, so the caller's transaction stays as
-it was, as the ORM path's savepoint does; any other error aborts the caller's transaction,
-whose owner rolls it back (the email poller keeps a savepoint per message for that).
+it was, as the ORM path's savepoint does; so is a value the database refuses (too long, out of
+range), which is raised here as SQLAlchemy's `DataError` with the transaction still usable
+(the email poller quarantines such a message in it). Any other error aborts the caller's
+transaction, whose owner rolls it back (the email poller then imports its batch again with a
+savepoint per message).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.visibility import Placement
@@ -51,12 +55,18 @@ class Stored:
         )
 
 
+class RefusedValue(Exception):
+    """The database refused a value of the message (its SQLSTATE and message)."""
+
+
 _CALL = text("SELECT * FROM omnicrm_ingest(:p)").bindparams(bindparam("p", type_=JSONB))
 
 
 async def in_one_statement(session: AsyncSession, arguments: dict[str, Any]) -> Stored:
     """Ingest through omnicrm_ingest; `arguments` as `core.ingest._arguments` makes them."""
     row = (await session.execute(_CALL, {"p": arguments})).one()
+    if row.refused is not None:
+        raise DataError("SELECT * FROM omnicrm_ingest(:p)", None, RefusedValue(row.refused))
     if not row.created:
         return Stored.repeat(row.interaction_id, row.conversation_id, row.contact_id)
     return Stored(

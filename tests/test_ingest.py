@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DataError
 
 from core.db import SessionFactory
 from core.errors import InvalidInput
@@ -130,6 +131,23 @@ async def test_a_repeat_in_the_callers_transaction_keeps_what_came_before_it(
     assert again.interaction_id == stored.interaction_id
     assert await count(sessions, Interaction) == 2
     assert await count(sessions, Contact) == 2
+
+
+@pytest.mark.postgresql_only  # SQLite stores a text of any length in a 500-character column
+async def test_a_value_the_database_refuses_leaves_the_callers_transaction_usable(
+    sessions: SessionFactory,
+) -> None:
+    too_long = message("long-1", Address(EMAIL, "long@example.com"), thread_key="k" * 501)
+    fine = message("fine-1", Address(EMAIL, "fine@example.com"))
+    async with sessions() as session, session.begin():
+        with pytest.raises(DataError, match="value too long"):
+            await ingest(session, too_long)
+        # Nothing of the refused message was kept, and the transaction goes on (the email
+        # poller quarantines such a message in it).
+        stored = await ingest(session, fine)
+    assert stored.created
+    assert await count(sessions, Interaction) == 1
+    assert await count(sessions, Contact) == 1
 
 
 async def test_a_returning_customer_keeps_what_their_record_holds_and_gains_what_is_new(

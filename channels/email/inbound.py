@@ -267,7 +267,8 @@ async def import_message(
     attachments = await store_attachments(parsed, store)
     event = to_inbound_event(parsed, account, attachments, received_at=received_at)
     try:
-        # Ingest writes in a savepoint of its own: when it raises, nothing of it remains.
+        # Ingest undoes its own writes when it raises (a savepoint; on PostgreSQL its
+        # function), so a message the database refuses can be quarantined in this transaction.
         result = await _ingest_once(session, parsed, event, policy)
     except InvalidInput as exc:
         fields = "; ".join(f"{name}: {message}" for name, message in exc.fields.items())

@@ -25,8 +25,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # A repeat (the interaction's (channel, external_id) is stored already, perhaps by a
-# transaction committing just now) raises this inside the function's inner block, which undoes
-# the block's contact and conversation: the caller's transaction stays as it was.
+# transaction committing just now) raises OM001 inside the function's inner block, which undoes
+# the block's contact and conversation: the caller's transaction stays as it was. A value the
+# database refuses (class 22, data_exception) is undone the same way and answered in `refused`.
 _FUNCTION = r"""
 CREATE FUNCTION omnicrm_ingest(
     p jsonb,
@@ -37,7 +38,8 @@ CREATE FUNCTION omnicrm_ingest(
     OUT contact_created boolean,
     OUT conversation_state text,
     OUT queue_id bigint,
-    OUT assignee_id bigint
+    OUT assignee_id bigint,
+    OUT refused text
 ) LANGUAGE plpgsql AS $function$
 DECLARE
     v_now timestamptz := (p->>'now')::timestamptz;
@@ -208,8 +210,16 @@ BEGIN
         IF interaction_id IS NULL THEN
             RAISE EXCEPTION 'repeat' USING ERRCODE = 'OM001';
         END IF;
-    EXCEPTION WHEN SQLSTATE 'OM001' THEN
-        created := false;
+    EXCEPTION
+        WHEN SQLSTATE 'OM001' THEN
+            created := false;
+        WHEN data_exception THEN
+            -- A value the database refuses (too long, out of range): a property of this
+            -- message, answered rather than raised, so the caller's transaction goes on
+            -- (the email poller quarantines the message in it).
+            refused := SQLSTATE || ': ' || SQLERRM;
+            created := false;
+            RETURN;
     END;
     IF created THEN
         conversation_id := v_conversation.id;
