@@ -11,10 +11,17 @@ one keeps business hours, one overflows. Then, in the same run:
 1. the drain: routing passes, each in its own transaction as the engine runs them, until a pass
    decides nothing more; the rest of the work waits, each with its "nobody has room" note;
    `routing.strategies.decide` and the service's writes are timed per decision;
-2. idle passes: what one pass costs while that backlog waits and nothing can change;
+2. idle passes: what one pass costs while that backlog waits and nothing can change, both a
+   complete one (as after an event, and the engine's safety net every 30 s) and an
+   incremental one (nothing changed since a pass that left nothing it could give: the engine
+   skips the waiting work, `run_pass(settled=True)`);
 3. a trickle: one conversation arrives (ingest, queue rules) and one is resolved at a time, and a
    pass runs: the time from the arrival's commit to the pass's commit, which either gives the
-   work to an operator or explains why it waits; offers are accepted at once, outside the timing;
+   work to an operator or explains why it waits; offers are accepted at once, outside the timing.
+   The room a random resolution frees goes to older, higher-priority work, so these arrivals
+   mostly wait; every second arrival is followed by one that can be given: a VIP customer's
+   (priority 50, above the backlog's, through the VIP queue rule) committed with the resolution
+   of work a VIP-queue member holds on the same channel, timed to the pass that offers it;
 4. the ceiling: a bare UPDATE of the conversation and INSERT of a decision log row per decision,
    with the same driver, committed every 500 as a pass does.
 
@@ -84,6 +91,8 @@ START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 OPTIONS = RoutingOptions()
 BARE_COMMIT_EVERY = OPTIONS.max_decisions_per_pass
 IDLE_PASSES = 3
+VIP_KIND = "VIP"
+VIP_TEXT = "Hello, where is my order? It should have arrived yesterday."
 MESSAGING_CHANNELS = ("whatsapp", "webform", "telegram", "sms", "api")
 
 
@@ -584,9 +593,14 @@ class Figures:
     reports: list[PassReport] = field(default_factory=list)
     idle: list[float] = field(default_factory=list)
     idle_statements: float = 0.0
+    # Passes after one that left nothing it could give, nothing changed since (settled=True).
+    incremental: list[float] = field(default_factory=list)
+    incremental_statements: float = 0.0
     still_waiting: int = 0
     # Arrival commit to pass commit, by what the pass did with the arrival.
     arrivals: dict[str, list[float]] = field(default_factory=dict)
+    # The same for the arrivals there was room for (VIPs, with a slot freed for them).
+    room_arrivals: dict[str, list[float]] = field(default_factory=dict)
     bare: list[float] = field(default_factory=list)
     bare_seconds: float = 0.0
 
@@ -614,12 +628,14 @@ def percentile(values: Sequence[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def routing_pass(sessions: SessionFactory, now: datetime) -> PassReport:
+async def routing_pass(
+    sessions: SessionFactory, now: datetime, *, settled: bool = False
+) -> PassReport:
     """One pass as RoutingEngine.run_once runs it (no enrichers)."""
     async with sessions() as session:
         new_work = await find_new_work(session)
     async with sessions() as session, session.begin():
-        return await run_pass(session, now, OPTIONS, new_work)
+        return await run_pass(session, now, OPTIONS, new_work, settled=settled)
 
 
 async def accept_pending(sessions: SessionFactory, now: datetime) -> int:
@@ -665,17 +681,51 @@ async def drain(sessions: SessionFactory, clock: Clock, figures: Figures) -> Non
             return
 
 
-async def idle(sessions: SessionFactory, clock: Clock, figures: Figures) -> None:
-    """Passes with nothing to do but look at the backlog again."""
+async def idle(
+    sessions: SessionFactory, clock: Clock, figures: Figures, *, settled: bool = False
+) -> None:
+    """Passes with nothing to do but look at the backlog again (`settled`: passes that know
+    nothing changed since, as the engine runs them, which skip the backlog)."""
+    times = figures.incremental if settled else figures.idle
     for _ in range(IDLE_PASSES):
         now = clock.tick()
         started = time.perf_counter()
-        await routing_pass(sessions, now)
-        figures.idle.append(time.perf_counter() - started)
+        await routing_pass(sessions, now, settled=settled)
+        times.append(time.perf_counter() - started)
 
 
-async def trickle(sessions: SessionFactory, clock: Clock, figures: Figures, sizes: Sizes) -> None:
-    """One arrival and one resolution per second; time each arrival's pass."""
+def vip_queue(center: Center, sizes: Sizes) -> int | None:
+    """The queue the VIP rule sends VIPs to (the first of its kind), if built."""
+    for index, queue_id in enumerate(center.queue_ids):
+        if QUEUE_KINDS[index % len(QUEUE_KINDS)].name == VIP_KIND:
+            return queue_id
+    return None
+
+
+async def held_by(sessions: SessionFactory, queue_id: int | None) -> list[tuple[int, str]]:
+    """Open work available operators hold, (id, channel); only members of `queue_id`'s with
+    it given (None: everyone's)."""
+    statement = (
+        select(Conversation.id, Conversation.channel)
+        .join(Operator, Operator.id == Conversation.assignee_id)
+        .where(
+            Conversation.status == ConversationStatus.OPEN,
+            Operator.presence == Presence.AVAILABLE,
+        )
+        .order_by(Conversation.id)
+    )
+    if queue_id is not None:
+        members = select(QueueMember.operator_id).where(QueueMember.queue_id == queue_id)
+        statement = statement.where(Conversation.assignee_id.in_(members))
+    async with sessions() as session:
+        return [(row.id, row.channel) for row in await session.execute(statement)]
+
+
+async def trickle(
+    sessions: SessionFactory, clock: Clock, figures: Figures, sizes: Sizes, vip: int | None
+) -> None:
+    """One arrival and one resolution per second; time each arrival's pass. After every
+    second one, a VIP arrives as a VIP-queue member's work on its channel is resolved."""
     rng = random.Random(sizes.seed + 1)
     deadline = time.perf_counter() + sizes.trickle_seconds
     async with sessions() as session:
@@ -688,56 +738,92 @@ async def trickle(sessions: SessionFactory, clock: Clock, figures: Figures, size
             )
         )
     rng.shuffle(held)
+    vip_held = await held_by(sessions, vip) if vip is not None else []
+    rng.shuffle(vip_held)
+    done: set[int] = set()
     for serial in range(sizes.arrivals):
         if time.perf_counter() > deadline:
             return
-        now = clock.tick()
         channel = pick(rng, ARRIVAL_CHANNELS)
-        async with sessions() as session, session.begin():
-            if held:
-                await session.execute(
-                    update(Conversation)
-                    .where(Conversation.id == held.pop())
-                    .values(status=ConversationStatus.RESOLVED, resolved_at=now, updated_at=now)
-                )
-            arrived = await ingest(
-                session,
-                InboundEvent(
-                    channel=channel,
-                    external_id=f"arrival-{serial}",
-                    addresses=[Address(IdentityKind.EMAIL, f"arrival{serial}@bench.test")],
-                    subject="",
-                    text=rng.choice(ARRIVAL_TEXTS),
-                    language=pick(rng, CONTACT_LANGUAGES),
-                    occurred_at=now,
-                ),
+        resolved = held.pop() if held else None
+        done.add(resolved or 0)
+        await arrival(sessions, clock, figures.arrivals, serial, channel, rng, resolved)
+        while vip_held and vip_held[-1][0] in done:
+            vip_held.pop()
+        if serial % 2 and vip_held:
+            resolved, channel = vip_held.pop()
+            done.add(resolved)
+            if resolved in held:
+                held.remove(resolved)
+            await arrival(
+                sessions, clock, figures.room_arrivals, serial, channel, rng, resolved, vip=True
             )
-            # It arrived at the simulated time, not the machine's.
+
+
+async def arrival(
+    sessions: SessionFactory,
+    clock: Clock,
+    outcomes: dict[str, list[float]],
+    serial: int,
+    channel: str,
+    rng: random.Random,
+    resolved: int | None,
+    *,
+    vip: bool = False,
+) -> None:
+    """One arrival committed with one resolution, then a pass, timed from that commit."""
+    now = clock.tick()
+    name = f"vip-arrival-{serial}" if vip else f"arrival-{serial}"
+    async with sessions() as session, session.begin():
+        if resolved is not None:
             await session.execute(
                 update(Conversation)
-                .where(Conversation.id == arrived.conversation_id)
-                .values(created_at=now, updated_at=now)
+                .where(Conversation.id == resolved)
+                .values(status=ConversationStatus.RESOLVED, resolved_at=now, updated_at=now)
             )
-        started = time.perf_counter()
-        await routing_pass(sessions, now)
-        elapsed = time.perf_counter() - started
-        async with sessions() as session:
-            conversation = await session.get(Conversation, arrived.conversation_id)
-            offered = await session.scalar(
-                select(Offer.id).where(
-                    Offer.conversation_id == arrived.conversation_id,
-                    Offer.status == OfferStatus.PENDING,
-                )
+        arrived = await ingest(
+            session,
+            InboundEvent(
+                channel=channel,
+                external_id=name,
+                addresses=[Address(IdentityKind.EMAIL, f"{name}@bench.test")],
+                subject="",
+                # A VIP's question the rules before the VIP rule (money) do not take.
+                text=VIP_TEXT if vip else rng.choice(ARRIVAL_TEXTS),
+                language=pick(rng, CONTACT_LANGUAGES),
+                occurred_at=now,
+            ),
+        )
+        # It arrived at the simulated time, not the machine's.
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == arrived.conversation_id)
+            .values(created_at=now, updated_at=now)
+        )
+        if vip:
+            await session.execute(
+                update(Contact).where(Contact.id == arrived.contact_id).values(priority_tier="vip")
             )
-        assert conversation is not None
-        if conversation.assignee_id is not None or offered is not None:
-            outcome = "given"
-        elif conversation.routing_note is not None:
-            outcome = "waits"
-        else:
-            outcome = "undecided"
-        figures.arrivals.setdefault(outcome, []).append(elapsed)
-        await accept_pending(sessions, now)
+    started = time.perf_counter()
+    await routing_pass(sessions, now)
+    elapsed = time.perf_counter() - started
+    async with sessions() as session:
+        conversation = await session.get(Conversation, arrived.conversation_id)
+        offered = await session.scalar(
+            select(Offer.id).where(
+                Offer.conversation_id == arrived.conversation_id,
+                Offer.status == OfferStatus.PENDING,
+            )
+        )
+    assert conversation is not None
+    if conversation.assignee_id is not None or offered is not None:
+        outcome = "given"
+    elif conversation.routing_note is not None:
+        outcome = "waits"
+    else:
+        outcome = "undecided"
+    outcomes.setdefault(outcome, []).append(elapsed)
+    await accept_pending(sessions, now)
 
 
 async def bare_writes(engine: AsyncEngine, count: int, now: datetime, figures: Figures) -> None:
@@ -819,8 +905,11 @@ async def run_backend(backend: str, sizes: Sizes) -> Figures:
             with figures.idle_probes.installed(), counted(engine) as statements:
                 await idle(sessions, clock, figures)
             figures.idle_statements = len(statements) / max(1, len(figures.idle))
+            with counted(engine) as statements:
+                await idle(sessions, clock, figures, settled=True)
+            figures.incremental_statements = len(statements) / max(1, len(figures.incremental))
             with figures.trickle_probes.installed():
-                await trickle(sessions, clock, figures, sizes)
+                await trickle(sessions, clock, figures, sizes, vip_queue(center, sizes))
             await bare_writes(engine, max(1, figures.decisions), clock.tick(), figures)
     return figures
 
@@ -861,6 +950,8 @@ def report(figures: Figures) -> str:
     waits = figures.arrivals.get("waits", [])
     undecided = figures.arrivals.get("undecided", [])
     arrivals = len(given) + len(waits) + len(undecided)
+    room_given = figures.room_arrivals.get("given", [])
+    room_all = sum(len(times) for times in figures.room_arrivals.values())
     outcomes = ", ".join(f"{count:,} {name}" for name, count in sorted(probes.outcomes.items()))
     waiting = f"{figures.still_waiting:,} waiting"
     rest = drain_seconds - probes.deciding - probes.giving - probes.noting - probes.batched
@@ -878,11 +969,18 @@ def report(figures: Figures) -> str:
         " (queries, snapshots, commits)",
         f"idle: {len(figures.idle)} passes with {waiting} and nothing to give,"
         f" {per_pass(figures.idle_probes, len(figures.idle))},"
-        f" {figures.idle_statements:.0f} statements per pass",
+        f" {figures.idle_statements:.0f} statements per pass;"
+        f" {len(figures.incremental)} incremental passes (nothing changed since),"
+        f" {figures.incremental_statements:.0f} statements per pass",
         f"trickle: {arrivals:,} arrivals (one resolved per arrival) with {waiting}:"
         f" {len(given):,} given to an operator, {len(waits):,} told why they wait"
         + (f", {len(undecided):,} undecided" if undecided else "")
-        + f"; {per_pass(figures.trickle_probes, arrivals)}",
+        + f"; {per_pass(figures.trickle_probes, arrivals + room_all)};"
+        f" {room_all:,} VIP arrivals with a slot freed for them: "
+        + ", ".join(
+            f"{len(times):,} {'told why they wait' if name == 'waits' else name}"
+            for name, times in sorted(figures.room_arrivals.items())
+        ),
         "",
         f"{'':<48}{'rate':>10}{'of bare':>9}{'p50':>13}{'p99':>13}{'n':>8}",
         row("decide() CPU per call (drain)", decide_rate, None, probes.decide_cpu),
@@ -896,8 +994,10 @@ def report(figures: Figures) -> str:
         ),
         row("bare UPDATE+INSERT per decision (ceiling)", bare_rate, None, figures.bare),
         row(f"idle pass ({waiting})", None, None, figures.idle),
+        row("idle pass, incremental (nothing changed since)", None, None, figures.incremental),
         row("arrival commit -> assigned/offered, committed", None, None, given),
         row("arrival commit -> told why it waits, committed", None, None, waits),
+        row("arrival with room commit -> given, committed", None, None, room_given),
     ]
     return "\n".join(lines)
 

@@ -52,11 +52,35 @@ def _levels(raw: Mapping[str, Any]) -> dict[str, int]:
     }
 
 
+# The snapshots last built, each with what it was built of (see `operator_snapshots`).
+_built: dict[int, tuple[tuple[Any, ...], OperatorSnapshot]] = {}
+
+
+def _made_of(row: Any, load: Mapping[str, int]) -> tuple[Any, ...]:
+    """What a snapshot is built of, to compare: equal only if building gives the same (the
+    JSON by repr, as 1 == True == 1.0 but they are different levels; times with their zone)."""
+    return (
+        row.presence,
+        row.presence_since,
+        row.presence_since.tzinfo if row.presence_since is not None else None,
+        repr(row.skills),
+        repr(row.languages),
+        repr(row.capacity),
+        row.total_capacity,
+        row.last_assigned_at,
+        row.last_assigned_at.tzinfo if row.last_assigned_at is not None else None,
+        tuple(sorted(load.items())),
+    )
+
+
 async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapshot]:
     """Every active operator as routing sees them now, with their load per channel kind.
 
     Two statements: the loads (held work and pending offers, counted per operator and channel
-    in one), and the operators' columns routing reads."""
+    in one), and the operators' columns routing reads. Those are read every time; a snapshot
+    is built again only when what it is built of differs from the last time (`_made_of`: the
+    row and the load are the whole of its input, so a kept snapshot is always what building it
+    again would give; snapshots are frozen, and changed only by copying)."""
     held = select(
         Conversation.assignee_id.label("operator_id"), Conversation.channel, func.count()
     ).where(Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
@@ -85,20 +109,30 @@ async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapsho
             Operator.last_assigned_at,
         ).where(Operator.active.is_(True))
     )
-    return {
-        row.id: OperatorSnapshot(
-            id=row.id,
-            presence=Presence(row.presence),
-            presence_since=row.presence_since,
-            skills=_levels(row.skills),
-            languages=_levels(row.languages),
-            capacity=_levels(row.capacity),
-            total_capacity=row.total_capacity,
-            load=dict(load.get(row.id, {})),
-            last_assigned_at=row.last_assigned_at,
-        )
-        for row in rows
-    }
+    snapshots: dict[int, OperatorSnapshot] = {}
+    built: dict[int, tuple[tuple[Any, ...], OperatorSnapshot]] = {}
+    for row in rows:
+        made_of = _made_of(row, load.get(row.id, {}))
+        kept = _built.get(row.id)
+        if kept is not None and kept[0] == made_of:
+            snapshot = kept[1]
+        else:
+            snapshot = OperatorSnapshot(
+                id=row.id,
+                presence=Presence(row.presence),
+                presence_since=row.presence_since,
+                skills=_levels(row.skills),
+                languages=_levels(row.languages),
+                capacity=_levels(row.capacity),
+                total_capacity=row.total_capacity,
+                load=dict(load.get(row.id, {})),
+                last_assigned_at=row.last_assigned_at,
+            )
+        snapshots[row.id] = snapshot
+        built[row.id] = (made_of, snapshot)
+    _built.clear()
+    _built.update(built)
+    return snapshots
 
 
 @dataclass

@@ -13,6 +13,24 @@ conversation is already assigned or waiting, and what the message can change (an
 operator's unanswered work to put back in its queue) has a grace of minutes. Such events only
 shorten the sleep to `LATER_SECONDS`, so a stream of messages in open conversations costs one
 pass a second, not one per message.
+
+Passes are incremental: a pass re-reads the waiting backlog only when something it reads may
+have changed. After a pass that left no waiting work it could give (`PassReport.undecided`
+False), the next one runs with `settled=True` (the waiting step only if the pass itself changes
+something: new work, presence, offers, SLAs, overflow) unless, since then:
+
+- an event of `WAITING_EVENTS` came (room, membership, presence, queues and rules, new or
+  reopened work, offers answered, transfers): whatever can make waiting work decidable
+  commits one of these;
+- a deadline of the waiting step came (`PassReport.waiting_due`: a queue opening, a sticky
+  wait ending); the deadlines of the other steps (offer expiry, SLAs, overflow, presence
+  grace) are the pass's own business: a pass that acts on one runs the waiting step;
+- `COMPLETE_PASS_SECONDS` passed: the safety net for changes no event announces (the CLI
+  beside a SQLite server), as `IDLE_SECONDS` is for the engine's sleep.
+
+So correctness never rests on a cache: a skipped waiting step leaves everything as the last
+complete one left it, and the state kept is three facts about what happened (an event seen,
+when a complete pass ended, its earliest deadline); a failed pass forgets them.
 """
 
 from __future__ import annotations
@@ -20,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.db import SessionFactory
 from core.enrichment import Enricher
@@ -70,11 +88,16 @@ WAKING_EVENTS = frozenset(
         RESYNC,
     }
 )
+# Events after which the waiting work is looked at again (see the module docstring): all the
+# waking ones but leads and tasks, which no waiting work's decision reads.
+WAITING_EVENTS = WAKING_EVENTS - {LEAD_CREATED, TASK_UPDATED}
 # Events that need a pass, but not at once (see the module docstring).
 LATER_EVENTS = frozenset({INTERACTION_CREATED})
 LATER_SECONDS = 1.0
 # A safety net: even with no event and no deadline, look again this often.
 IDLE_SECONDS = 30.0
+# A complete pass (the waiting work looked at again) at least this often.
+COMPLETE_PASS_SECONDS = 30.0
 # Events arriving together (a burst of ingest) are handled by one pass.
 SETTLE_SECONDS = 0.02
 RETRY_SECONDS = 5.0
@@ -97,9 +120,15 @@ class RoutingEngine:
         self._later = asyncio.Event()
         self._stop = asyncio.Event()
         self.passes = 0
+        # What the next pass needs to know to skip the waiting step (see the module docstring).
+        self._changed = True
+        self._settled_at: datetime | None = None
+        self._waiting_due: datetime | None = None
         bus.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
+        if event.type in WAITING_EVENTS:
+            self._changed = True
         if event.type in WAKING_EVENTS:
             self._wake.set()
         elif event.type in LATER_EVENTS:
@@ -108,8 +137,36 @@ class RoutingEngine:
     def wake(self) -> None:
         self._wake.set()
 
-    async def run_once(self) -> PassReport:
-        """One pass now: new work's facts gathered first, outside the routing lock."""
+    def settled(self, now: datetime) -> bool:
+        """Whether the waiting work stands as the last complete pass left it, with nothing
+        it could give (see the module docstring)."""
+        return (
+            not self._changed
+            and self._settled_at is not None
+            and now - self._settled_at < timedelta(seconds=COMPLETE_PASS_SECONDS)
+            and (self._waiting_due is None or now < self._waiting_due)
+        )
+
+    async def run_next(self) -> PassReport:
+        """The engine's next pass: the waiting step skipped when nothing it reads changed."""
+        now = self._clock()
+        settled = self.settled(now)
+        self._changed = False  # events from now on are for the next pass
+        try:
+            report = await self.run_once(settled=settled)
+        except BaseException:
+            self._changed = True
+            raise
+        if report.undecided is not None:
+            self._settled_at = None if report.undecided else now
+            self._waiting_due = report.waiting_due
+        elif self._waiting_due is not None:
+            report.due(self._waiting_due)  # the skipped step's deadline still stands
+        return report
+
+    async def run_once(self, *, settled: bool = False) -> PassReport:
+        """One pass now: new work's facts gathered first, outside the routing lock.
+        `settled`: see `routing.service.run_pass` (the engine's own passes: `run_next`)."""
         enrichers: Sequence[Enricher] = ()
         async with self._sessions() as session:
             found: list[NewWork] = await find_new_work(session)
@@ -119,7 +176,9 @@ class RoutingEngine:
                 enrichers = self._enrichers if rules is not None and rules.asks_enrichers else ()
         new_work = await enrich(found, enrichers, self._options.enricher_timeout)
         async with self._sessions() as session, session.begin():
-            report = await run_pass(session, self._clock(), self._options, new_work)
+            report = await run_pass(
+                session, self._clock(), self._options, new_work, settled=settled
+            )
         self.passes += 1
         if len(found) == NEW_WORK_BATCH:
             report.more = True  # more new work than one batch: go on at once
@@ -133,7 +192,7 @@ class RoutingEngine:
             self._wake.clear()
             self._later.clear()
             try:
-                report = await self.run_once()
+                report = await self.run_next()
             except Exception:
                 log.exception("routing pass failed; retrying in %s s", RETRY_SECONDS)
                 await self._sleep(RETRY_SECONDS)
@@ -141,8 +200,13 @@ class RoutingEngine:
             if report.more:
                 continue
             delay = IDLE_SECONDS
+            now = self._clock()
             if report.next_due is not None:
-                delay = min(delay, max(0.0, (report.next_due - self._clock()).total_seconds()))
+                delay = min(delay, max(0.0, (report.next_due - now).total_seconds()))
+            if self._settled_at is not None:
+                # The safety net's complete pass comes on time, not at the next wake after it.
+                complete = self._settled_at + timedelta(seconds=COMPLETE_PASS_SECONDS)
+                delay = min(delay, max(0.0, (complete - now).total_seconds()))
             await self._sleep(delay)
             await wait_for_any(self._stop, seconds=SETTLE_SECONDS)
 

@@ -29,6 +29,8 @@ The operators are read once per pass (`routing.capacity.operator_snapshots`, whe
 them), and only by the steps that need them. A pass with nothing to do is a handful of
 statements whatever the backlog: the lock, the queues, what is due, and, while work waits, the
 operators with their loads, the queues' members and the waiting work that someone could take.
+The engine's passes after one that left nothing it could give, with nothing changed since,
+skip the waiting work too (`settled`, see `routing/engine.py`).
 
 Everything that changes who holds work (passes, accepts, rejects, transfers, manual
 assignment) takes the routing lock first: on PostgreSQL a transaction-scoped advisory lock, on
@@ -120,10 +122,23 @@ class PassReport:
     # The pass stopped at max_decisions_per_pass: run another at once.
     more: bool = False
     next_due: datetime | None = None
+    # Whether the pass left waiting work that could be given now: False when the waiting step
+    # looked at all of it (or none waits), True when it stopped at the bound, None when it
+    # did not look (`run_pass(settled=True)` with nothing changed by the pass itself).
+    undecided: bool | None = None
+    # When the waiting step's answers change by time alone (a queue opening, a sticky wait
+    # ending), as far as the step saw; also folded into next_due.
+    waiting_due: datetime | None = None
 
     def due(self, moment: datetime | None) -> None:
         if moment is not None and (self.next_due is None or moment < self.next_due):
             self.next_due = moment
+
+    def due_waiting(self, moment: datetime | None) -> None:
+        """A deadline of the waiting step (see `waiting_due`)."""
+        self.due(moment)
+        if moment is not None and (self.waiting_due is None or moment < self.waiting_due):
+            self.waiting_due = moment
 
 
 @dataclass
@@ -146,8 +161,15 @@ async def run_pass(
     now: datetime,
     options: RoutingOptions,
     new_work: Sequence[NewWork] = (),
+    *,
+    settled: bool = False,
 ) -> PassReport:
-    """One routing pass (see the module docstring); the caller commits."""
+    """One routing pass (see the module docstring); the caller commits.
+
+    `settled`: the caller knows that nothing the waiting step reads has changed since a pass
+    left no waiting work it could give (`PassReport.undecided` False), and that no
+    `waiting_due` has come (`routing/engine.py` keeps track). Then the waiting step runs only
+    if a step of this pass changes something (new work, presence, offers, SLAs, overflow)."""
     await lock_routing(session)
     report = PassReport()
     setups = await load_setups(session)
@@ -164,9 +186,11 @@ async def run_pass(
     overdue = due.overflow_due(max_waits)
     if overdue and await _overflow(session, now, setups, overdue, report):
         operators.snapshots = None  # offers withdrawn: their operators hold less
-    if due.waiting or busy:
+    if busy or (due.waiting and not settled):
         snapshots = await operators.get(session)
         await route_waiting(session, now, setups, snapshots, options, report)
+    elif not due.waiting:
+        report.undecided = False  # nothing waits
     if due.new_leads:
         await assign_leads(session, now, report)
     given_tasks = await tasks.assign_callbacks(session, now) if due.unowned_callback else 0

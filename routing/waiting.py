@@ -8,8 +8,10 @@ its lock and in its transaction.
 What keeps it cheap with a large backlog:
 
 - work already explained is read again only in queues where some member has room for some
-  kind of work (`QueueRooms`), and decided again only when someone who could take it has room
-  (`_worth_deciding`);
+  kind of work (`QueueRooms`) and, when the queue's required skills read nothing of the work,
+  one of them meets them (`_anyone_could`); it is decided again only when someone who could
+  take it has room (`_worth_deciding`); who refused it is read only for work someone refused
+  (a flag in the same statement);
 - within a pass, work that differs only in what no decision reads (its id, its wait) gets the
   same answer: whether anyone could take it, and why nobody can, are kept per queue, channel
   kind and the facts its queue's required skills name, until work is given to a member of
@@ -82,10 +84,19 @@ async def route_waiting(
     report: PassReport,
 ) -> None:
     rooms = QueueRooms(snapshots, await members(session))
+    channels = _channels_by_kind()
+    names = _Names()
     with_room = [
-        and_(Conversation.queue_id == queue_id, _of_kinds(kinds))
+        and_(Conversation.queue_id == queue_id, _of_kinds(kinds, channels))
         for queue_id in sorted(rooms.members)
-        if (kinds := [kind for kind in CHANNEL_KINDS if rooms.count(queue_id, kind)])
+        if (
+            kinds := [
+                kind
+                for kind in CHANNEL_KINDS
+                if rooms.count(queue_id, kind)
+                and _anyone_could(setups.get(queue_id), kind, rooms, names)
+            ]
+        )
     ]
     waiting = (
         await session.execute(
@@ -100,6 +111,7 @@ async def route_waiting(
                 Contact.owner_id,
                 Contact.language,
                 Contact.priority_tier,
+                _refused_since_entering().label("refused"),
             )
             .join(Contact, Contact.id == Conversation.contact_id)
             .where(
@@ -110,10 +122,10 @@ async def route_waiting(
             .order_by(Conversation.priority.desc(), Conversation.queue_entered_at, Conversation.id)
         )
     ).all()
+    report.undecided = False
     if not waiting:
         return
-    ids = [row.id for row in waiting]
-    refusals = await _refusals(session, ids)
+    refusals = await _refusals(session, [row.id for row in waiting if row.refused])
     sticky_queues = {
         queue_id
         for queue_id, setup in setups.items()
@@ -123,11 +135,15 @@ async def route_waiting(
         session, [row.contact_id for row in waiting if row.queue_id in sticky_queues]
     )
     memo = _Memo()
+    plain_queues = set(setups) - sticky_queues
+    keys: dict[tuple[Any, ...], Hashable] = {}
+    # Each queue's members as snapshots, kept until one of them is given work.
+    candidates_of: dict[int, list[OperatorSnapshot]] = {}
     writes = _Writes()
     decisions = 0
     for row in waiting:
         if decisions >= options.max_decisions_per_pass:
-            report.more = True
+            report.more = report.undecided = True
             break
         setup = setups.get(row.queue_id)
         if setup is None:
@@ -139,6 +155,19 @@ async def route_waiting(
         kind = channel_kind(row.channel)
         if row.routing_note is not None and not rooms.count(row.queue_id, kind):
             continue  # explained already, and still nobody has room
+        refused = refusals.get(row.id, {})
+        # Without refusals or sticky routing, nothing but the key below tells work apart.
+        key: Hashable | None = None
+        if not refused and row.queue_id in plain_queues:
+            # Work alike in all a decision reads is alike in its key: worked out once.
+            alike = (row.queue_id, row.channel, row.priority, row.language, row.priority_tier)
+            key = keys.get(alike)
+            if key is None:
+                read = names.of(row.queue_id, setup.config)
+                key = keys[alike] = _key(kind, _expression_facts(row, kind), read)
+        worth = memo.known(row.queue_id, ("worth", key)) if row.routing_note is not None else True
+        if worth is False:
+            continue  # explained already, and nobody who could take it has room (as before)
         work = WorkItem(
             conversation_id=row.id,
             channel_kind=kind,
@@ -150,18 +179,18 @@ async def route_waiting(
             required_skills=setup.config.required_skills,
             facts={"priority_tier": row.priority_tier, "channel": row.channel},
         )
-        candidates = [
-            rooms.snapshots[i] for i in rooms.members.get(row.queue_id, ()) if i in rooms.snapshots
-        ]
-        refused = refusals.get(row.id, {})
-        # Without refusals or sticky routing, nothing but the key below tells work apart.
-        key = None if refused or row.queue_id in sticky_queues else _key(work)
-        if row.routing_note is not None and not memo.remember(
-            row.queue_id,
-            ("worth", key),
-            lambda: _worth_deciding(work, candidates, setup.config, refused),  # noqa: B023
-        ):
-            continue  # explained already, and nobody who could take it has room
+        candidates = candidates_of.get(row.queue_id)
+        if candidates is None:
+            candidates = candidates_of[row.queue_id] = [
+                rooms.snapshots[i]
+                for i in rooms.members.get(row.queue_id, ())
+                if i in rooms.snapshots
+            ]
+        if worth is None:
+            worth = _worth_deciding(work, candidates, setup.config, refused)
+            memo.keep(row.queue_id, ("worth", key), worth)
+            if not worth:
+                continue  # explained already, and nobody who could take it has room
         known: tuple[Decision, dict[str, Any]] | None = memo.known(row.queue_id, ("none", key))
         if known is None:
             decision = decide(work, candidates, setup.config.policy, now, refusals.get(row.id))
@@ -175,36 +204,71 @@ async def route_waiting(
             details = {**known[1], "conversation_id": row.id}
         if decision.outcome != "assign" or decision.winner_id is None:
             decisions += await _note(session, row, decision.reason, decision, now, writes, details)
-            report.due(decision.retry_at)
+            report.due_waiting(decision.retry_at)
             continue
         await _give(session, row, setup, decision, now, report, writes)
         rooms.give(decision.winner_id, kind, now)
-        memo.forget(rooms.queues_of.get(decision.winner_id, ()))
+        given_queues = rooms.queues_of.get(decision.winner_id, ())
+        memo.forget(given_queues)
+        for queue_id in given_queues:
+            candidates_of.pop(queue_id, None)  # the winner's snapshot changed
         decisions += 1
     await writes.made(session, now)
 
 
-def _of_kinds(kinds: Sequence[str]) -> ColumnElement[bool]:
-    """Work of a channel whose capacity kind is one of `kinds` (a channel this process does
-    not run counts as messaging, as `channel_kind` says)."""
+def _channels_by_kind() -> dict[str, list[str]]:
+    """The channels this process runs, by capacity kind."""
     known = catalog()
     by_kind: dict[str, list[str]] = defaultdict(list)
     for name in known.names():
         by_kind[known.capacity_kind(name)].append(name)
+    return by_kind
+
+
+def _of_kinds(kinds: Sequence[str], by_kind: Mapping[str, list[str]]) -> ColumnElement[bool]:
+    """Work of a channel whose capacity kind is one of `kinds` (a channel this process does
+    not run counts as messaging, as `channel_kind` says); `by_kind`: `_channels_by_kind()`."""
     if MESSAGING in kinds:
         others = [name for kind, names in by_kind.items() if kind not in kinds for name in names]
         return Conversation.channel.not_in(others) if others else true()
     return Conversation.channel.in_([name for kind in kinds for name in by_kind[kind]])
 
 
-def _key(work: WorkItem) -> Hashable:
-    """What a decision about `work` reads besides the candidates: its channel kind and the
-    facts its queue's required skills name."""
-    if work.required_skills is None:
-        return work.channel_kind
-    facts = work.expression_facts()
-    named = sorted({name for name in work.required_skills.names() if name in facts})
-    return (work.channel_kind, *((name, repr(facts[name])) for name in named))
+def _expression_facts(row: Any, kind: str) -> dict[str, object]:
+    """What `WorkItem.expression_facts` gives for the work `route_waiting` builds of `row`,
+    without building it."""
+    facts: dict[str, object] = {
+        "priority_tier": row.priority_tier,
+        "channel": row.channel,
+        "channel_kind": kind,
+        "priority": row.priority,
+    }
+    if row.language is not None:
+        facts["language"] = row.language
+    return facts
+
+
+def _key(kind: str, facts: Mapping[str, object], names: tuple[str, ...] | None) -> Hashable:
+    """What a decision about work reads besides the candidates: its channel kind and the
+    facts its queue's required skills name (`names`, None without required skills)."""
+    if names is None:
+        return kind
+    return (kind, *((name, repr(facts[name])) for name in names if name in facts))
+
+
+@dataclass
+class _Names:
+    """The names each queue's required skills read, sorted, worked out once per pass."""
+
+    by_queue: dict[int, tuple[str, ...] | None] = field(default_factory=dict)
+
+    def of(self, queue_id: int, config: QueueConfig) -> tuple[str, ...] | None:
+        if queue_id not in self.by_queue:
+            expression = config.required_skills
+            self.by_queue[queue_id] = (
+                None if expression is None else tuple(sorted(set(expression.names())))
+            )
+        return self.by_queue[queue_id]
 
 
 @dataclass
@@ -223,16 +287,33 @@ class _Memo:
         if key[1] is not None:
             self.by_queue[queue_id][key] = value
 
-    def remember(self, queue_id: int, key: tuple[str, Hashable | None], compute: Any) -> bool:
-        found = self.known(queue_id, key)
-        if found is None:
-            found = bool(compute())
-            self.keep(queue_id, key, found)
-        return bool(found)
-
     def forget(self, queue_ids: Iterable[int]) -> None:
         for queue_id in queue_ids:
             self.by_queue.pop(queue_id, None)
+
+
+# The facts of work an expression may read (`WorkItem.expression_facts`).
+_WORK_FACTS = frozenset({"priority_tier", "channel", "channel_kind", "priority", "language"})
+
+
+def _anyone_could(setup: QueueSetup | None, kind: str, rooms: QueueRooms, names: _Names) -> bool:
+    """Whether work of `kind` explained already in this queue may be worth deciding again:
+    False only when the answer is the same for all of it and is no (`_worth_deciding` for
+    every such piece: nobody with room meets required skills that read no fact of the work;
+    a refusal only takes candidates away). Such work is then not even read."""
+    if setup is None or setup.config is None or "sticky" in setup.config.strategies:
+        return True
+    expression = setup.config.required_skills
+    read = names.of(setup.id, setup.config)
+    if expression is None or read is None or _WORK_FACTS.intersection(read):
+        return True  # anyone with room may take it (rooms.count), or it depends on the work
+    for operator_id in rooms.members.get(setup.id, ()):
+        operator = rooms.snapshots.get(operator_id)
+        if operator is None or not has_room(operator, kind):
+            continue
+        if expression.matches(operator_attributes(operator.skills, operator.languages, {})):
+            return True
+    return False
 
 
 def _worth_deciding(
@@ -262,6 +343,24 @@ def _worth_deciding(
     return False
 
 
+def _refusal_since_entering() -> list[ColumnElement[bool]]:
+    return [
+        RoutingDecision.kind.in_(_REFUSALS),
+        RoutingDecision.operator_id.is_not(None),
+        RoutingDecision.created_at >= Conversation.queue_entered_at,
+    ]
+
+
+def _refused_since_entering() -> ColumnElement[bool]:
+    """Whether anyone rejected or let time out the conversation since it entered its queue
+    (one index look per row: the few that have are read by `_refusals`)."""
+    return (
+        select(RoutingDecision.id)
+        .where(RoutingDecision.conversation_id == Conversation.id, *_refusal_since_entering())
+        .exists()
+    )
+
+
 async def _refusals(
     session: AsyncSession, conversation_ids: Sequence[int]
 ) -> dict[int, dict[int, OfferRefusal]]:
@@ -273,12 +372,7 @@ async def _refusals(
                 RoutingDecision.conversation_id, RoutingDecision.operator_id, RoutingDecision.kind
             )
             .join(Conversation, Conversation.id == RoutingDecision.conversation_id)
-            .where(
-                RoutingDecision.conversation_id.in_(chunk),
-                RoutingDecision.kind.in_(_REFUSALS),
-                RoutingDecision.operator_id.is_not(None),
-                RoutingDecision.created_at >= Conversation.queue_entered_at,
-            )
+            .where(RoutingDecision.conversation_id.in_(chunk), *_refusal_since_entering())
         )
         for conversation_id, operator_id, kind in rows:
             if conversation_id is not None and operator_id is not None:

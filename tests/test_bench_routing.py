@@ -15,7 +15,7 @@ def test_the_routing_bench_drains_the_backlog_and_times_arrivals(
             "--backend=sqlite",
             "--operators=20",
             "--conversations=150",
-            "--queues=5",
+            "--queues=9",
             "--arrivals=6",
         ]
     )
@@ -29,7 +29,14 @@ def test_the_routing_bench_drains_the_backlog_and_times_arrivals(
     assert len(figures.probes.wait) > 0
     assert sum(len(times) for times in figures.arrivals.values()) == 6
     assert "undecided" not in figures.arrivals
+    # Every second arrival is followed by a VIP's with a slot freed for it: it is given.
+    assert list(figures.room_arrivals) == ["given"]
+    assert len(figures.room_arrivals["given"]) == 3
+    # Idle passes after one that left nothing to give skip the backlog.
+    assert len(figures.incremental) == len(figures.idle) == 3
+    assert figures.incremental_statements < figures.idle_statements
     assert len(figures.bare) == figures.decisions
     printed = capsys.readouterr().out
     assert "routing on sqlite: 20 operators" in printed
     assert "bare UPDATE+INSERT per decision (ceiling)" in printed
+    assert "arrival with room commit -> given, committed" in printed
