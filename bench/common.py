@@ -1,7 +1,8 @@
 """What the benchmarks share: a fresh database of each backend for one run, and for the
 ingest benchmarks the load loop (`load`: concurrent clients posting for a fixed time) and
 the bare server they are measured against (`bare_server`: a process of its own, or several
-on one port, `wait_listening` telling when all of them are there)."""
+on one port, `wait_listening` telling when all of them are there), and what an engine sent
+while a block ran (`statements_of`, `counted`: the routing benchmark and tests count them)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 POSTGRES_ADMIN = os.environ.get(
     "OMNICRM_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -199,3 +203,30 @@ async def wait_quiet(
             return time.monotonic() - started
         last = now
     return 0.0 if last is None else time.monotonic() - started
+
+
+@contextmanager
+def _listening(engine: AsyncEngine, record: Callable[..., None]) -> Iterator[None]:
+    """`record(connection, cursor, statement, parameters, context, executemany)` called for
+    every statement the engine sends while the block runs (SQLite's BEGIN included)."""
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def statements_of(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
+    """The statements and their parameters sent while the block runs."""
+    sent: list[tuple[str, Any]] = []
+    with _listening(engine, lambda *args: sent.append((args[2], args[3]))):
+        yield sent
+
+
+@contextmanager
+def counted(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The texts of the statements sent while the block runs."""
+    texts: list[str] = []
+    with _listening(engine, lambda *args: texts.append(args[2])):
+        yield texts

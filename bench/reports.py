@@ -39,8 +39,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -49,11 +48,11 @@ from typing import Any, Final
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Select, event, func, select, text  # noqa: E402
+from sqlalchemy import Select, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine  # noqa: E402
 
-from bench.common import POSTGRES_ADMIN, database  # noqa: E402
+from bench.common import POSTGRES_ADMIN, database, statements_of  # noqa: E402
 from bench.reports_seed import DAYS, END, END_DAY, ZONE, Seeded, Sizes, seed  # noqa: E402
 from core.db import SessionFactory, make_engine, make_session_factory  # noqa: E402
 from core.migrate import upgrade  # noqa: E402 - the path is set up just above
@@ -315,28 +314,6 @@ async def measure(sessions: SessionFactory, case: Case, pipeline_id: int, runs: 
         seconds, figures.floor.rows = await timed(run_floor)
         figures.floor.latencies.append(seconds)
     return figures
-
-
-@contextmanager
-def statements_of(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
-    """The statements (and their parameters) sent while the block runs."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(
-        _connection: Any,
-        _cursor: Any,
-        statement: str,
-        parameters: Any,
-        _context: Any,
-        _executemany: bool,
-    ) -> None:
-        sent.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 # How much of a statement's text --explain shows (a year by week is 159 parameters long).

@@ -48,10 +48,10 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event, func, insert, select, update  # noqa: E402 - the path is set up just above
+from sqlalchemy import func, insert, select, update  # noqa: E402 - the path is set up just above
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine  # noqa: E402
 
-from bench.common import POSTGRES_ADMIN, database  # noqa: E402
+from bench.common import POSTGRES_ADMIN, counted, database  # noqa: E402
 from core.audit import Actor  # noqa: E402
 from core.db import SessionFactory, make_engine, make_session_factory  # noqa: E402
 from core.events import EventBus, session_info  # noqa: E402
@@ -863,21 +863,6 @@ async def bare_writes(engine: AsyncEngine, count: int, now: datetime, figures: F
                 transaction = await connection.begin()
         await transaction.commit()
         figures.bare_seconds = time.perf_counter() - started
-
-
-@contextmanager
-def counted(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The statements sent to the database meanwhile (SQLite's BEGIN included)."""
-    statements: list[str] = []
-
-    def listen(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(engine.sync_engine, "before_cursor_execute", listen)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", listen)
 
 
 @asynccontextmanager

@@ -68,7 +68,7 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
-from bench.common import POSTGRES_ADMIN, database  # noqa: E402
+from bench.common import POSTGRES_ADMIN, database, statements_of  # noqa: E402
 from bench.reports import (  # noqa: E402
     Explained,
     Plan,
@@ -78,7 +78,6 @@ from bench.reports import (  # noqa: E402
     seeded_line,
     server_line,
     shape,
-    statements_of,
 )
 from bench.reports_seed import DAYS, Seeded, Sizes, seed  # noqa: E402
 from core import passwords  # noqa: E402 - the path is set up just above

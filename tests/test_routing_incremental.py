@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.common import counted
 from core.audit import CLI
 from core.clock import using
 from core.conversations import set_status
@@ -31,7 +32,7 @@ from routing.service import PassReport
 from routing.strategies import WorkItem
 from routing.waiting import _expression_facts
 from tests.routing_world import World
-from tests.test_routing_pass_cost import NOTHING_WAITING_STATEMENTS, counted, writes
+from tests.test_routing_pass_cost import NOTHING_WAITING_STATEMENTS, writes
 
 pytestmark = pytest.mark.both_databases  # tests/conftest.py
 

@@ -7,14 +7,13 @@ PostgreSQL but for SQLite's BEGINs and PostgreSQL's advisory lock)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.common import counted
 from core.clock import using
 from core.db import SessionFactory
 from core.models import Conversation, Presence
@@ -33,20 +32,6 @@ def world(sessions: SessionFactory) -> Iterator[World]:
     world = World(sessions)
     with using(world.clock):
         yield world
-
-
-@contextmanager
-def counted(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def listen(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(engine.sync_engine, "before_cursor_execute", listen)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", listen)
 
 
 def writes(statements: list[str]) -> list[str]:
