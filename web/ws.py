@@ -4,7 +4,9 @@ Each socket forwards only the events its caller may see (`core.visibility.sees_e
 the event's type and labels, without a query per event. It knows its operator's role and
 queues from the database, read when it opens and again when they may have changed
 (`queue.*`, its own `operator.updated`, `resync`); a socket whose operator was deactivated or
-given another role (which signs them out) is closed.
+given another role (which signs them out) is closed. The sockets of a process are fed by one
+fan-out (`web.live_sockets`): this handler registers its socket there and reads what the
+client sends.
 """
 
 from __future__ import annotations
@@ -12,28 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import AsyncGenerator
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from core.audit import Actor
-from core.event_types import OPERATOR_UPDATED, QUEUE_CREATED, QUEUE_UPDATED, RESYNC
 from core.events import Event
-from core.models import Operator, Role
-from core.queues import queue_ids_of
-from core.visibility import sees_event
 from web.api import ANYONE_SIGNED_IN, ApiRoutes, Call, NoBody
-from web.keys import BUS, CONSOLES, SESSIONS, SOCKETS
+from web.keys import CONSOLES, LIVE
 from web.origins import origin_allowed
 
 log = logging.getLogger(__name__)
 
 routes = ApiRoutes(tag="live")
-
-
-def event_message(event: Event) -> dict[str, object]:
-    return {"type": event.type, "ids": event.ids, "labels": event.labels}
 
 
 @routes.get(
@@ -46,20 +38,23 @@ async def live_events(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     if not origin_allowed(request):
         raise web.HTTPForbidden(reason="websocket origin not allowed")
     # No per-message deflate: the messages are ids of a hundred bytes, and compression would
-    # hold about 110 KiB per socket (bench/websockets.py).
+    # hold about 110 KiB per socket (bench/websockets.py); and the fan-out writes frames
+    # without waiting, which a compressor could make it do.
     socket = web.WebSocketResponse(heartbeat=30, compress=False)
     await socket.prepare(request)
-    request.app[SOCKETS].add(socket)
+    sockets = request.app[LIVE]
+    live = sockets.open(request, socket, call.actor)
+    if live is None:
+        return socket  # the client left before it could be registered
     operator_id = call.actor.operator_id
     consoles = request.app[CONSOLES]
-    # A task: it runs once the socket has subscribed below, so the socket hears of the
-    # presence that coming back may restore.
+    # A task: it runs once the socket is registered, so the socket hears of the presence
+    # that coming back may restore.
     opening = asyncio.create_task(consoles.opened(operator_id)) if operator_id else None
     try:
-        await _forward_events(request, socket, call)
-    except ConnectionResetError:
-        pass  # the console went away while an event was on its way: this socket is done
+        await _drain(socket)
     finally:
+        sockets.discard(live)
         if opening is not None and operator_id is not None:
             await opening
             await consoles.closed(operator_id)
@@ -68,55 +63,9 @@ async def live_events(call: Call[NoBody, NoBody]) -> web.StreamResponse:
 
 async def close_sockets(app: web.Application) -> None:
     """On shutdown, tell open consoles to reconnect instead of waiting out their heartbeat."""
-    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
-    for socket in list(sockets):
-        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-
-
-# Events after which a socket reads its operator's role and queues again.
-_MEMBERSHIP_EVENTS = frozenset({QUEUE_CREATED, QUEUE_UPDATED, RESYNC})
-
-
-async def _viewer(app: web.Application, actor: Actor) -> tuple[Actor, frozenset[int]] | None:
-    """The caller as the database knows them now, with their member queues; None when the
-    operator is gone, deactivated or has another role than when the socket opened."""
-    if actor.operator_id is None:
-        return actor, frozenset()
-    async with app[SESSIONS]() as session:
-        operator = await session.get(Operator, actor.operator_id)
-        if operator is None or not operator.active or Role(operator.role) != actor.role:
-            return None
-        return actor, frozenset(await queue_ids_of(session, operator.id))
-
-
-def _may_change_viewer(actor: Actor, event: Event) -> bool:
-    if actor.operator_id is None:
-        return False
-    if event.type == OPERATOR_UPDATED:
-        return event.ids.get("operator") == actor.operator_id
-    return event.type in _MEMBERSHIP_EVENTS
-
-
-async def _forward_events(
-    request: web.Request, socket: web.WebSocketResponse, call: Call[NoBody, NoBody]
-) -> None:
-    async with request.app[BUS].subscribe() as queue:
-        # Read after subscribing, so a membership change in between is heard of.
-        viewer = await _viewer(request.app, call.actor)
-        if viewer is None:
-            await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"signed out")
-            return
-        await socket.send_json({"type": "hello", "ids": {}, "labels": {"role": call.actor.role}})
-        async with contextlib.aclosing(events_until_closed(socket, queue)) as events:
-            async for event in events:
-                if _may_change_viewer(call.actor, event):
-                    viewer = await _viewer(request.app, call.actor)
-                    if viewer is None:
-                        await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"signed out")
-                        return
-                actor, member_queues = viewer
-                if sees_event(actor, member_queues, event):
-                    await socket.send_json(event_message(event))
+    sockets = app.get(LIVE)
+    if sockets is not None:  # None: the app did not get as far as taking sockets
+        await sockets.close_all(WSCloseCode.GOING_AWAY, b"server shutting down")
 
 
 async def events_until_closed(
