@@ -231,6 +231,7 @@ async def open_consoles(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[CONSOLES].run(stop))
     yield
     await stop_task(task, stop)
+    await app[CONSOLES].settle()
 
 
 async def live_sockets(app: web.Application) -> AsyncIterator[None]:

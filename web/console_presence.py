@@ -38,17 +38,32 @@ class OpenConsoles:
         self._interval = interval
         self._clock = clock
         self._open: Counter[int] = Counter()
+        # The openings and closings being written: a console's handler may be cancelled (a
+        # server shutting down) but its write is not cut off mid-transaction, and the app
+        # waits for them before it closes the database (`settle`).
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def opened(self, operator_id: int) -> None:
         self._open[operator_id] += 1
-        await self._seen_one(operator_id)
+        await self._write(operator_id)
 
     async def closed(self, operator_id: int) -> None:
         """The last sign of life: routing's auto-away grace counts from here."""
         self._open[operator_id] -= 1
         if self._open[operator_id] <= 0:
             del self._open[operator_id]
-        await self._seen_one(operator_id)
+        await self._write(operator_id)
+
+    async def settle(self) -> None:
+        """Wait for the openings and closings being written (before the database closes)."""
+        while self._writes:
+            await asyncio.wait(set(self._writes))
+
+    async def _write(self, operator_id: int) -> None:
+        task = asyncio.create_task(self._seen_one(operator_id))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        await asyncio.shield(task)
 
     async def refresh(self) -> None:
         """Every open console's operator seen now, in one statement; an automatic away of
