@@ -54,9 +54,14 @@ def test_the_suggestions_bench_scores_and_times_the_lexical_engine_against_basel
         "baseline: most frequent intent's answer",
         "ceiling: oracle (an offered answer has it)",
         "floor: SELECT 1 round trip",
-        "recommendation: default engine lexical",
     ):
         assert line in printed
+    # Which engine it recommends depends on the timings of the moment (the rule itself is
+    # tested below on given figures): it names one, or says none keeps the budget and why.
+    assert (
+        "recommendation: default engine lexical" in printed
+        or "recommendation: none: no engine keeps its p99 under 250 ms" in printed
+    )
     assert "p99 ms" in printed
 
 
