@@ -1,12 +1,16 @@
-"""What the benchmarks share: a fresh database of each backend for one run, and for the
-ingest benchmarks the load loop (`load`: concurrent clients posting for a fixed time) and
-the bare server they are measured against (`bare_server`: a process of its own, or several
-on one port, `wait_listening` telling when all of them are there), and what an engine sent
-while a block ran (`statements_of`, `counted`: the routing benchmark and tests count them)."""
+"""What the benchmarks share: a fresh database of each backend for one run
+(`database`; `postgresql_unreachable` says why PostgreSQL cannot be had) and a session on it
+(`session_on`); percentiles; for the ingest benchmarks the load loop (`load`: concurrent
+clients posting for a fixed time, printed with `LOAD_HEADER` and `load_row`) and the bare
+server they are measured against (`bare_server`, or `bare_processes` for its processes too: a
+process of its own, or several on one port, `wait_listening` telling when all of them are
+there); and what an engine sent while a block ran (`statements_of`, `counted`: the routing
+benchmark and tests count them)."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import secrets
 import sys
@@ -20,7 +24,11 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from core.db import make_engine, make_session_factory
+from tests.servers import free_port, wait_ready
 
 POSTGRES_ADMIN = os.environ.get(
     "OMNICRM_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -47,6 +55,48 @@ async def database(backend: str, admin: str = POSTGRES_ADMIN) -> AsyncIterator[s
         await connection.close()
 
 
+async def postgresql_unreachable(admin: str = POSTGRES_ADMIN) -> str | None:
+    """Why PostgreSQL cannot be had through `admin`, or None when it can."""
+    import asyncpg
+
+    try:
+        connection = await asyncpg.connect(admin, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        shown = make_url(admin).render_as_string(hide_password=True)
+        return f"not reachable at {shown}: {exc}"
+    await connection.close()
+    return None
+
+
+@asynccontextmanager
+async def session_on(database_url: str) -> AsyncIterator[AsyncSession]:
+    """A session on `database_url` for the block, on an engine of its own that is disposed of
+    after it (`async with session_on(url) as session, session.begin():` to write)."""
+    engine = make_engine(database_url)
+    try:
+        async with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The value below which `share` of `values` lie (NaN for none)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def nearest_rank(values: Sequence[float], percent: float) -> float:
+    """The `percent` percentile of `values` by nearest rank (NaN for none): of 30 values p99 is
+    the largest, of 100 the second largest (the reports and timeline benchmarks)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(percent * len(ordered) / 100) - 1)]
+
+
 @dataclass
 class Figures:
     name: str
@@ -60,10 +110,8 @@ class Figures:
         return self.requests / self.seconds
 
     def percentile(self, share: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+        """In milliseconds."""
+        return percentile(self.latencies, share) * 1000
 
 
 # One request of a client: (the session, the client's number, its request's number) -> whether
@@ -95,42 +143,69 @@ async def load(send: Send, seconds: float, concurrency: int, name: str) -> Figur
     return Figures(name, len(latencies), errors, time.perf_counter() - started, latencies)
 
 
+# The table `load_row` makes rows of (bench/telegram_ingest.py's, bench/twilio_ingest.py's).
+LOAD_HEADER = (
+    f"{'target':<28}{'rate':>12}{'of bare':>10}{'p50':>13}{'p99':>13}{'requests':>10}{'errors':>8}"
+)
+
+
+def load_row(figures: Figures, ceiling: Figures | None) -> str:
+    """`load`'s figures as a row under LOAD_HEADER, the rate as a share of `ceiling`'s."""
+    ratio = f"{figures.rate / ceiling.rate:6.1%}" if ceiling else "   —  "
+    return (
+        f"{figures.name:<28}{figures.rate:>10.0f}/s{ratio:>10}"
+        f"{figures.percentile(0.5):>10.1f} ms{figures.percentile(0.99):>10.1f} ms"
+        f"{figures.requests:>10}{figures.errors:>8}"
+    )
+
+
 @asynccontextmanager
-async def bare_server(
+async def bare_processes(
     argv: Callable[[int], Sequence[str]],
     probe_path: str,
-    attempts: int = 200,
     processes: int = 1,
-) -> AsyncIterator[str]:
-    """The ceiling's server: `python <argv(port)>` on a free port, its address once it answers
-    a POST to `probe_path` (whatever it answers), stopped when the block ends. With
-    `processes` > 1, that many copies share the port (they must listen with SO_REUSEPORT) and
-    the block starts once all of them listen."""
-    from tests.servers import free_port
-
+    within: float = 30,
+) -> AsyncIterator[tuple[str, list[asyncio.subprocess.Process]]]:
+    """The ceiling's server: `python <argv(port)>` on a free port, its address and its
+    processes once it answers a POST to `probe_path` (whatever it answers), stopped when the
+    block ends. With `processes` > 1, that many copies share the port (they must listen with
+    SO_REUSEPORT) and the block starts once all of them listen. RuntimeError if one exits
+    before, TimeoutError if it does not answer within `within` seconds."""
     port = free_port()
     started = [
         await asyncio.create_subprocess_exec(sys.executable, *argv(port)) for _ in range(processes)
     ]
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(attempts):
-                try:
-                    async with http.post(f"{url}{probe_path}", data=b"") as response:
-                        await response.read()
-                        break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
+        name = Path(argv(port)[0]).name
+        await wait_ready(
+            url,
+            started,
+            method="POST",
+            path=probe_path,
+            accept=None,  # whatever it answers: it is up
+            name=name,
+            within=within,
+            interval=0.05,
+        )
         if processes > 1:
             await wait_listening(port, processes, alive=started)
-        yield url
+        yield url, started
     finally:
         for process in started:
             if process.returncode is None:
                 process.terminate()
         for process in started:
             await process.wait()
+
+
+@asynccontextmanager
+async def bare_server(
+    argv: Callable[[int], Sequence[str]], probe_path: str, processes: int = 1
+) -> AsyncIterator[str]:
+    """`bare_processes`' address alone."""
+    async with bare_processes(argv, probe_path, processes) as (url, _):
+        yield url
 
 
 def listeners(port: int) -> int | None:

@@ -41,7 +41,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from erp_bridge.models import CustomerQuery  # noqa: E402 - the path is set up just above
+from bench.common import percentile  # noqa: E402 - the path is set up just above
+from erp_bridge.models import CustomerQuery  # noqa: E402
 from erp_bridge.odoo import (  # noqa: E402
     INVOICE_FIELDS,
     ORDER_FIELDS,
@@ -61,10 +62,8 @@ class Timings:
     standin_requests: list[int] = field(default_factory=list)  # per panel
 
     def percentile(self, share: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+        """In milliseconds."""
+        return percentile(self.latencies, share) * 1000
 
     @property
     def requests_per_panel(self) -> float:

@@ -53,28 +53,19 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import bare_server as bare  # noqa: E402
+from bench import bare_server as bare  # noqa: E402 - the path is set up just above
 from bench import common  # noqa: E402
-from bench.common import Figures, database, wait_listening, wait_quiet  # noqa: E402
+from bench.common import database, session_on, wait_listening, wait_quiet  # noqa: E402
+from bench.form_queue import CONSOLE_PASSWORD, FORM_PATH, seed  # noqa: E402
 from bench.open_loop import Paced  # noqa: E402
-from core import passwords  # noqa: E402
-from core.audit import CLI  # noqa: E402 - the path is set up just above
-from core.db import make_engine, make_session_factory, transaction  # noqa: E402
-from core.forms import create_form  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
-from core.models import Interaction, Presence, Role  # noqa: E402
-from core.operators import create_operator, set_presence  # noqa: E402
-from core.queues import set_members  # noqa: E402
-from routing.setup import create_queue  # noqa: E402
+from core.models import Interaction  # noqa: E402
 from tests.servers import omnicrm_server  # noqa: E402
 
-PATH = "/forms/bench"
 EXPECTED = 303  # a browser's form post, stored: "see the thank-you page"
 WRK_SCRIPT = ROOT / "bench" / "wrk_form.lua"
 PACER = ROOT / "bench" / "open_loop.py"
 WRK_TIMEOUT = "10s"  # an answer slower than this is a wrk timeout (an error)
 CONSOLES = 4  # operators of the form's queue with the console open
-CONSOLE_PASSWORD = "bench console password"  # noqa: S105 - the bench database's throwaway
 # Issue 17's targets: omnicrm's rate as a share of the durable-write bare handler's, and the
 # open loop's p99 at half omnicrm's rate.
 TARGET_OF_DURABLE = {"postgresql": 0.50, "sqlite": 0.25}
@@ -271,43 +262,7 @@ def bare_target(database_url: str) -> str:
 def bare_server(processes: int, database: str | None = None) -> AbstractAsyncContextManager[str]:
     script = str(ROOT / "bench" / "bare_server.py")
     extra = ["--database", database] if database else []
-    return common.bare_server(
-        lambda port: [script, str(port), *extra], "/forms/x", 200, processes=processes
-    )
-
-
-async def prepare(database_url: str) -> list[str]:
-    """The database migrated, with one form whose submissions go to a queue of CONSOLES
-    available operators; their emails (they sign in with CONSOLE_PASSWORD)."""
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    emails = [f"console{number}@example.com" for number in range(CONSOLES)]
-    try:
-        # Cheap hashes: signing in costs the server what the hash cost to make, and a strong
-        # one costs the better part of a second each, of the CPU the benchmark measures.
-        with passwords.using(passwords.CHEAP):
-            async with transaction(make_session_factory(engine)) as session:
-                queue = await create_queue(session, CLI, name="Web forms")
-                operators = [
-                    await create_operator(
-                        session,
-                        CLI,
-                        email=email,
-                        name=f"Console {number}",
-                        role=Role.OPERATOR,
-                        password=CONSOLE_PASSWORD,
-                    )
-                    for number, email in enumerate(emails)
-                ]
-                for operator in operators:
-                    await set_presence(session, operator, Presence.AVAILABLE, None)
-                await set_members(session, CLI, queue.id, [operator.id for operator in operators])
-                await create_form(
-                    session, CLI, slug="bench", queue_id=queue.id, required_fields=["email"]
-                )
-    finally:
-        await engine.dispose()
-    return emails
+    return common.bare_server(lambda port: [script, str(port), *extra], "/forms/x", processes)
 
 
 @asynccontextmanager
@@ -344,13 +299,9 @@ async def consoles(url: str, emails: Sequence[str]) -> AsyncIterator[Counter[str
 
 
 async def count_interactions(database_url: str) -> int:
-    engine = make_engine(database_url)
-    try:
-        async with make_session_factory(engine)() as session:
-            query = select(func.count(Interaction.id)).where(Interaction.channel == "webform")
-            return int(await session.scalar(query) or 0)
-    finally:
-        await engine.dispose()
+    async with session_on(database_url) as session:
+        query = select(func.count(Interaction.id)).where(Interaction.channel == "webform")
+        return int(await session.scalar(query) or 0)
 
 
 async def settled(count: Callable[[], Awaitable[int]]) -> int:
@@ -371,18 +322,18 @@ async def run_backend(
     # one process on SQLite), unless --workers says otherwise; the ceilings get as many.
     processes = (workers or os.cpu_count() or 1) if backend == "postgresql" else 1
     async with bare_server(processes) as url:
-        empty = await closed_loop(f"{url}{PATH}", seconds, concurrency, "bare aiohttp, empty")
+        empty = await closed_loop(f"{url}{FORM_PATH}", seconds, concurrency, "bare aiohttp, empty")
     driver = "asyncpg" if backend == "postgresql" else "aiosqlite"
     async with database(backend) as database_url:
         target = bare_target(database_url)
         await bare.create_table(target)
         async with bare_server(processes, target) as url:
             durable = await closed_loop(
-                f"{url}{PATH}", seconds, concurrency, f"bare aiohttp + {driver} write"
+                f"{url}{FORM_PATH}", seconds, concurrency, f"bare aiohttp + {driver} write"
             )
         durable_stored = await settled(lambda: bare.count_rows(target))
     async with database(backend) as database_url:
-        emails = await prepare(database_url)
+        emails = (await seed(database_url, CONSOLES)).consoles
         environment = {
             "OMNICRM_FORM_RATE_LIMIT_PER_MINUTE": "100000000",
             "OMNICRM_LOG_LEVEL": "WARNING",
@@ -395,17 +346,17 @@ async def run_backend(
             async with consoles(server.url, emails) as heard:
                 await wait_quiet(pid)  # started, the consoles signed in
                 omnicrm = await closed_loop(
-                    f"{server.url}{PATH}", seconds, concurrency, f"omnicrm ({backend})"
+                    f"{server.url}{FORM_PATH}", seconds, concurrency, f"omnicrm ({backend})"
                 )
                 busy_after_closed = await wait_quiet(pid)
                 omnicrm_stored = await settled(lambda: count_interactions(database_url))
                 rate = max(1.0, omnicrm.rate / 2)
-                paced = await open_loop(f"{server.url}{PATH}", rate, open_seconds, concurrency)
+                paced = await open_loop(f"{server.url}{FORM_PATH}", rate, open_seconds, concurrency)
                 busy_after_open = await wait_quiet(pid)
                 after = await settled(lambda: count_interactions(database_url))
     async with bare_server(processes) as url:
         check_seconds = min(open_seconds / 2, PACER_CHECK_SECONDS)
-        check = await open_loop(f"{url}{PATH}", rate, check_seconds, concurrency)
+        check = await open_loop(f"{url}{FORM_PATH}", rate, check_seconds, concurrency)
     return Run(
         backend,
         processes,
@@ -421,16 +372,6 @@ async def run_backend(
         Counter(heard),
         busy_after_closed,
         busy_after_open,
-    )
-
-
-def report(figures: Figures, ceiling: Figures | None) -> str:
-    """A row of bench/telegram_ingest.py's and bench/twilio_ingest.py's tables."""
-    ratio = f"{figures.rate / ceiling.rate:6.1%}" if ceiling else "   —  "
-    return (
-        f"{figures.name:<28}{figures.rate:>10.0f}/s{ratio:>10}"
-        f"{figures.percentile(0.5):>10.1f} ms{figures.percentile(0.99):>10.1f} ms"
-        f"{figures.requests:>10}{figures.errors:>8}"
     )
 
 

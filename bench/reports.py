@@ -52,7 +52,13 @@ from sqlalchemy import Select, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine  # noqa: E402
 
-from bench.common import POSTGRES_ADMIN, database, statements_of  # noqa: E402
+from bench.common import (  # noqa: E402
+    POSTGRES_ADMIN,
+    database,
+    nearest_rank,
+    postgresql_unreachable,
+    statements_of,
+)
 from bench.reports_seed import DAYS, END, END_DAY, ZONE, Seeded, Sizes, seed  # noqa: E402
 from core.db import SessionFactory, make_engine, make_session_factory  # noqa: E402
 from core.migrate import upgrade  # noqa: E402 - the path is set up just above
@@ -235,10 +241,7 @@ class Timed:
 
     def percentile(self, percent: int) -> float:
         """Nearest rank, in ms (of 30 runs, p99 is the slowest)."""
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return ordered[max(0, math.ceil(percent * len(ordered) / 100) - 1)] * 1000
+        return nearest_rank(self.latencies, percent) * 1000
 
     @property
     def max(self) -> float:
@@ -530,22 +533,6 @@ def seeded_line(seeded: Seeded) -> str:
 
 
 # --- the run ---------------------------------------------------------------------------------
-
-
-async def postgresql_unreachable(admin: str) -> str | None:
-    """Why the bench cannot run, or None when it can."""
-    import asyncpg
-
-    try:
-        connection = await asyncpg.connect(admin, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return f"not reachable at {safe(admin)}: {exc}"
-    await connection.close()
-    return None
-
-
-def safe(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 async def run(sizes: Sizes, admin: str, explaining: bool) -> Result | None:

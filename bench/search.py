@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, insert, or_, select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 
-from bench.common import database  # noqa: E402
+from bench.common import database, percentile  # noqa: E402
 from core import contacts, search  # noqa: E402 - the path is set up just above
 from core.audit import Actor  # noqa: E402
 from core.db import make_engine, make_session_factory  # noqa: E402
@@ -68,8 +68,8 @@ class Timings:
     found: int = 0
 
     def percentile(self, share: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+        """In milliseconds."""
+        return percentile(self.latencies, share) * 1000
 
 
 def texts() -> list[str]:

@@ -83,7 +83,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert, text  # noqa: E402 - the path is set up just above
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 
-from bench.common import POSTGRES_ADMIN, database  # noqa: E402
+from bench.common import database, percentile, postgresql_unreachable  # noqa: E402
 from core.audit import Actor  # noqa: E402
 from core.db import SessionFactory, make_engine, make_session_factory  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
@@ -250,10 +250,8 @@ class Timed:
     latencies: list[float] = field(default_factory=list)
 
     def percentile(self, share: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+        """In milliseconds."""
+        return percentile(self.latencies, share) * 1000
 
 
 @dataclass
@@ -707,18 +705,6 @@ def recommend(sizes: Sequence[SizeFigures], budget_ms: float) -> str:
             f"  closest to the budget: {closest[0]} (worst p99 {closest[2]:.0f} ms)",
         ]
     )
-
-
-async def postgresql_unreachable() -> str | None:
-    """Why the PostgreSQL half cannot run, or None when it can."""
-    import asyncpg
-
-    try:
-        connection = await asyncpg.connect(POSTGRES_ADMIN, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return f"not reachable at {POSTGRES_ADMIN}: {exc}"
-    await connection.close()
-    return None
 
 
 async def embed(corpus: Corpus, size: int) -> dict[str, bytes]:

@@ -37,15 +37,13 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import common  # noqa: E402
-from bench.common import Figures, database, load  # noqa: E402
-from bench.ingest import report  # noqa: E402
+from bench.common import LOAD_HEADER, Figures, database, load, load_row, session_on  # noqa: E402
 from channels.accounts import add_account  # noqa: E402
 from channels.registry import ChannelRegistry, default_channels  # noqa: E402
 from channels.telegram.settings import webhook_secret  # noqa: E402
 from core.audit import CLI  # noqa: E402 - the path is set up just above
 from core.clock import utcnow  # noqa: E402
 from core.credentials import CredentialCipher  # noqa: E402
-from core.db import make_engine, make_session_factory, transaction  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.models import Interaction  # noqa: E402
 from core.settings import Settings  # noqa: E402
@@ -197,33 +195,25 @@ async def prepare(database_url: str, standin: tg.TelegramStandIn) -> None:
     cipher = CredentialCipher.from_settings(
         Settings(database_url=database_url, secret_key=SECRET_KEY)
     )
-    engine = make_engine(database_url)
-    try:
-        async with transaction(make_session_factory(engine)) as session:
-            await add_account(
-                session,
-                CLI,
-                ChannelRegistry(default_channels()),
-                cipher,
-                channel="telegram",
-                name=ACCOUNT,
-                settings={"token": tg.TOKEN, "mode": "webhook", "api_base_url": standin.url},
-            )
-    finally:
-        await engine.dispose()
+    async with session_on(database_url) as session, session.begin():
+        await add_account(
+            session,
+            CLI,
+            ChannelRegistry(default_channels()),
+            cipher,
+            channel="telegram",
+            name=ACCOUNT,
+            settings={"token": tg.TOKEN, "mode": "webhook", "api_base_url": standin.url},
+        )
 
 
 async def count_stored(database_url: str) -> tuple[int, int]:
     """(Telegram messages stored, distinct external ids among them)."""
-    engine = make_engine(database_url)
-    try:
-        async with make_session_factory(engine)() as session:
-            query = select(
-                func.count(Interaction.id), func.count(distinct(Interaction.external_id))
-            ).where(Interaction.channel == "telegram")
-            row = (await session.execute(query)).one()
-    finally:
-        await engine.dispose()
+    async with session_on(database_url) as session:
+        query = select(
+            func.count(Interaction.id), func.count(distinct(Interaction.external_id))
+        ).where(Interaction.channel == "telegram")
+        row = (await session.execute(query)).one()
     return int(row[0]), int(row[1])
 
 
@@ -251,17 +241,13 @@ async def run_backend(backend: str, seconds: float, concurrency: int) -> Run:
 
 
 async def run(seconds: float, concurrency: int, backends: Sequence[str]) -> list[Run]:
-    header = (
-        f"{'target':<28}{'rate':>12}{'of bare':>10}{'p50':>13}{'p99':>13}"
-        f"{'requests':>10}{'errors':>8}"
-    )
     print(f"Telegram webhook updates, {seconds:g}s per target, {concurrency} concurrent clients")
-    print(header)
+    print(LOAD_HEADER)
     results = []
     for backend in backends:
         result = await run_backend(backend, seconds, concurrency)
-        print(report(result.ceiling, None))
-        print(report(result.figures, result.ceiling))
+        print(load_row(result.ceiling, None))
+        print(load_row(result.figures, result.ceiling))
         print(
             f"  stored {result.stored} messages ({result.distinct} distinct) for "
             f"{result.accepted} accepted updates; {result.redelivered} delivered again, "

@@ -68,13 +68,18 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
-from bench.common import POSTGRES_ADMIN, database, statements_of  # noqa: E402
+from bench.common import (  # noqa: E402
+    POSTGRES_ADMIN,
+    database,
+    nearest_rank,
+    postgresql_unreachable,
+    statements_of,
+)
 from bench.reports import (  # noqa: E402
     Explained,
     Plan,
     literal,
     plan_of,
-    postgresql_unreachable,
     seeded_line,
     server_line,
     shape,
@@ -263,10 +268,7 @@ class Figures:
 
     def percentile(self, percent: int) -> float:
         """Nearest rank, in ms (of 100 calls, p99 is the second slowest)."""
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return ordered[max(0, math.ceil(percent * len(ordered) / 100) - 1)] * 1000
+        return nearest_rank(self.latencies, percent) * 1000
 
     @property
     def max(self) -> float:

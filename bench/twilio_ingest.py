@@ -26,12 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import common  # noqa: E402
-from bench.common import Figures, database, load  # noqa: E402
-from bench.ingest import report  # noqa: E402
+from bench.common import LOAD_HEADER, Figures, database, load, load_row, session_on  # noqa: E402
 from core.audit import CLI  # noqa: E402 - the path is set up just above
 from core.channel_accounts import create_account  # noqa: E402
 from core.credentials import CredentialCipher  # noqa: E402
-from core.db import make_engine, make_session_factory, transaction  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from tests.servers import omnicrm_server  # noqa: E402
@@ -75,35 +73,27 @@ async def prepare(database_url: str) -> None:
     cipher = CredentialCipher.from_settings(
         Settings(database_url=database_url, secret_key=SECRET_KEY)
     )
-    engine = make_engine(database_url)
-    try:
-        async with transaction(make_session_factory(engine)) as session:
-            await create_account(
-                session,
-                CLI,
-                channel="twilio",
-                name="bench",
-                settings={
-                    "account_sid": ACCOUNT_SID,
-                    "auth_token": AUTH_TOKEN,
-                    "from_numbers": ["+15005550006"],
-                    "api_base_url": "https://api.twilio.com",
-                    "templates": [],
-                },
-                secret_fields=["auth_token"],
-                cipher=cipher,
-            )
-    finally:
-        await engine.dispose()
+    async with session_on(database_url) as session, session.begin():
+        await create_account(
+            session,
+            CLI,
+            channel="twilio",
+            name="bench",
+            settings={
+                "account_sid": ACCOUNT_SID,
+                "auth_token": AUTH_TOKEN,
+                "from_numbers": ["+15005550006"],
+                "api_base_url": "https://api.twilio.com",
+                "templates": [],
+            },
+            secret_fields=["auth_token"],
+            cipher=cipher,
+        )
 
 
 async def run(seconds: float, concurrency: int, backends: list[str]) -> int:
-    header = (
-        f"{'target':<28}{'rate':>12}{'of bare':>10}{'p50':>13}{'p99':>13}"
-        f"{'requests':>10}{'errors':>8}"
-    )
     print(f"Twilio SMS webhooks, {seconds:g}s per target, {concurrency} concurrent clients")
-    print(header)
+    print(LOAD_HEADER)
     failed = False
     for backend in backends:
         async with bare_server() as bare_url:
@@ -119,8 +109,8 @@ async def run(seconds: float, concurrency: int, backends: list[str]) -> int:
                 figures = await hammer(
                     f"{server.url}{PATH}", seconds, concurrency, f"omnicrm ({backend})"
                 )
-        print(report(ceiling, None))
-        print(report(figures, ceiling))
+        print(load_row(ceiling, None))
+        print(load_row(figures, ceiling))
         failed = failed or figures.errors > 0 or ceiling.errors > 0
     return 1 if failed else 0
 

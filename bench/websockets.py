@@ -37,9 +37,9 @@ only for errors (a sign-in or a websocket that failed, a console that missed an 
 should have had, a trigger answered wrongly).
 
 Operators sign in with cheap password hashes, as the test suite's servers do
-(`passwords.CHEAP` for the hashes made here, and `tests.run_cli`, which installs the same
-parameters, runs the server): a thousand sign-ins with production's argon2 would take about
-a thousand seconds of the CPU the benchmark measures.
+(`passwords.CHEAP` for the hashes bench/form_queue.py makes, and `tests.run_cli`, which
+installs the same parameters, runs the server): a thousand sign-ins with production's argon2
+would take about a thousand seconds of the CPU the benchmark measures.
 
     python bench/websockets.py [--consoles 1000] [--events 100] [--rate 1] [--clients 2]
                                [--backends sqlite,postgresql] [--workers N]
@@ -70,24 +70,22 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import database, wait_listening, wait_quiet  # noqa: E402
+from bench.common import (  # noqa: E402 - the path is set up just above
+    bare_processes,
+    database,
+    percentile,
+    session_on,
+    wait_listening,
+    wait_quiet,
+)
+from bench.form_queue import CONSOLE_PASSWORD, FORM_PATH, seed  # noqa: E402
 from bench.ws_clients import Signed, sign_in  # noqa: E402
-from core import passwords  # noqa: E402
-from core.audit import CLI  # noqa: E402 - the path is set up just above
-from core.db import make_engine, make_session_factory, transaction  # noqa: E402
 from core.event_types import CONVERSATION_CREATED, OPERATOR_PRESENCE  # noqa: E402
-from core.forms import create_form  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
-from core.models import Conversation, Presence, Role  # noqa: E402
-from core.operators import create_operator, set_presence  # noqa: E402
-from core.queues import set_members  # noqa: E402
-from routing.setup import create_queue  # noqa: E402
-from tests.servers import free_port, omnicrm_server  # noqa: E402
+from core.models import Conversation, Presence  # noqa: E402
+from tests.servers import omnicrm_server  # noqa: E402
 
 CLIENT = ROOT / "bench" / "ws_clients.py"
 BARE = ROOT / "bench" / "bare_ws_server.py"
-FORM_PATH = "/forms/bench"
-PASSWORD = "bench console password"  # noqa: S105 - the bench database's throwaway
 TEAMS = 4  # team queues the console operators are spread over
 TARGET_P99_MS = 100.0
 # After the last trigger, arrivals are awaited until every one is in, or until none came in
@@ -101,13 +99,6 @@ IDLE_SECONDS = 5.0
 # omnicrm's two kinds of trigger (--kind), in the order of their rows.
 KINDS = ("presence", "form")
 QUICK = {"consoles": 50, "events": 20, "rate": 10.0, "backends": "sqlite"}
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 @dataclass
@@ -409,7 +400,10 @@ async def console_processes(
                 "deflate": deflate,
             }
             if emails:
-                job |= {"emails": [emails[index] for index in share], "password": PASSWORD}
+                job |= {
+                    "emails": [emails[index] for index in share],
+                    "password": CONSOLE_PASSWORD,
+                }
             started.append(await ClientProcess.start(job))
         ready = [await client.answer() for client in started]
         yield started, ready
@@ -569,25 +563,8 @@ async def measure(
 @asynccontextmanager
 async def bare_ws_server() -> AsyncIterator[tuple[str, int]]:
     """bench/bare_ws_server.py on a free port: its address and pid, once it answers."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(sys.executable, str(BARE), str(port))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(400):
-                if process.returncode is not None:
-                    raise RuntimeError(f"bench/bare_ws_server.py exited with {process.returncode}")
-                try:
-                    async with http.post(f"{url}/ping") as response:
-                        if response.status == 204:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-        yield url, process.pid
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.wait()
+    async with bare_processes(lambda port: [str(BARE), str(port)], "/ping") as (url, started):
+        yield url, started[0].pid
 
 
 async def run_ceiling(
@@ -617,71 +594,9 @@ async def run_ceiling(
 # --- omnicrm --------------------------------------------------------------------------------
 
 
-@dataclass
-class Prepared:
-    consoles: list[str]  # emails of the operators who hold a console
-    triggers: list[str]  # emails of the operators who change their presence
-
-
-async def prepare(database_url: str, consoles: int, presence_events: int) -> Prepared:
-    """The database migrated: `consoles` available operators spread over TEAMS team queues
-    and all members of the web form's queue; `presence_events` operators without a queue who
-    will each set their presence once; the form."""
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    prepared = Prepared(
-        [f"console{number}@example.com" for number in range(consoles)],
-        [f"presence{number}@example.com" for number in range(presence_events)],
-    )
-    try:
-        # Cheap hashes: the server checks a password at what its hash cost to make.
-        with passwords.using(passwords.CHEAP):
-            async with transaction(make_session_factory(engine)) as session:
-                forms_queue = await create_queue(session, CLI, name="Web forms")
-                teams = [
-                    await create_queue(session, CLI, name=f"Team {number + 1}")
-                    for number in range(TEAMS)
-                ]
-                operators = []
-                for number, email in enumerate(prepared.consoles):
-                    operator = await create_operator(
-                        session,
-                        CLI,
-                        email=email,
-                        name=f"Console {number}",
-                        role=Role.OPERATOR,
-                        password=PASSWORD,
-                    )
-                    await set_presence(session, operator, Presence.AVAILABLE, None)
-                    operators.append(operator)
-                for number, email in enumerate(prepared.triggers):
-                    await create_operator(
-                        session,
-                        CLI,
-                        email=email,
-                        name=f"Presence {number}",
-                        role=Role.OPERATOR,
-                        password=PASSWORD,
-                    )
-                for number, team in enumerate(teams):
-                    members = [operator.id for operator in operators[number::TEAMS]]
-                    await set_members(session, CLI, team.id, members)
-                await set_members(session, CLI, forms_queue.id, [item.id for item in operators])
-                await create_form(
-                    session, CLI, slug="bench", queue_id=forms_queue.id, required_fields=["email"]
-                )
-    finally:
-        await engine.dispose()
-    return prepared
-
-
 async def conversation_ids(database_url: str) -> list[int]:
-    engine = make_engine(database_url)
-    try:
-        async with make_session_factory(engine)() as session:
-            return list(await session.scalars(select(Conversation.id).order_by(Conversation.id)))
-    finally:
-        await engine.dispose()
+    async with session_on(database_url) as session:
+        return list(await session.scalars(select(Conversation.id).order_by(Conversation.id)))
 
 
 async def run_omnicrm(
@@ -699,7 +614,7 @@ async def run_omnicrm(
     presence_events = kinds.count(0)
     async with AsyncExitStack() as stack:
         database_url = await stack.enter_async_context(database(backend))
-        prepared = await prepare(database_url, consoles, presence_events)
+        staff = await seed(database_url, consoles, teams=TEAMS, triggers=presence_events)
         folder = stack.enter_context(tempfile.TemporaryDirectory())
         log = Path(folder) / "omnicrm.log"
         environment = {
@@ -722,7 +637,7 @@ async def run_omnicrm(
             http = await stack.enter_async_context(
                 aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
             )
-            signed = [await sign_in(http, url, email, PASSWORD) for email in prepared.triggers]
+            signed = [await sign_in(http, url, email, CONSOLE_PASSWORD) for email in staff.triggers]
             track: list[dict[str, Any]] = [
                 {
                     "type": OPERATOR_PRESENCE,
@@ -732,7 +647,7 @@ async def run_omnicrm(
                 {"type": CONVERSATION_CREATED, "by": "conversation"},
             ]
             clients, ready = await stack.enter_async_context(
-                console_processes(url, processes, track, consoles, deflate, prepared.consoles)
+                console_processes(url, processes, track, consoles, deflate, staff.consoles)
             )
             # The consoles' own background work, before any event.
             await asyncio.sleep(1.0)

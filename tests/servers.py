@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +65,7 @@ async def omnicrm_server(
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            await _wait_healthy(url, process)
+            await wait_ready(url, [process])
             yield RunningServer(url, process)
         finally:
             if process.returncode is None:
@@ -77,18 +77,35 @@ async def omnicrm_server(
                 await process.wait()
 
 
-async def _wait_healthy(url: str, process: asyncio.subprocess.Process, within: float = 30) -> None:
+async def wait_ready(
+    url: str,
+    processes: Sequence[asyncio.subprocess.Process],
+    *,
+    method: str = "GET",
+    path: str = "/healthz",
+    accept: Container[int] | None = (200,),
+    name: str = "omnicrm serve",
+    within: float = 30,
+    interval: float = 0.1,
+) -> None:
+    """Until the server at `url` answers `method path` with a status in `accept` (None: with
+    any status), asking every `interval` seconds: omnicrm's health check by default, a bare
+    server's probe in the benchmarks (bench/common.py). RuntimeError as soon as one of
+    `processes` has exited, TimeoutError after `within` seconds."""
     deadline = asyncio.get_running_loop().time() + within
+    body = None if method == "GET" else b""
     async with aiohttp.ClientSession() as http:
         while True:
-            if process.returncode is not None:
-                raise RuntimeError(f"omnicrm serve exited with {process.returncode}")
+            for process in processes:
+                if process.returncode is not None:
+                    raise RuntimeError(f"{name} exited with {process.returncode}")
             try:
-                async with http.get(f"{url}/healthz") as response:
-                    if response.status == 200:
+                async with http.request(method, f"{url}{path}", data=body) as response:
+                    await response.read()
+                    if accept is None or response.status in accept:
                         return
             except aiohttp.ClientError:
                 pass
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"omnicrm serve at {url} did not become healthy")
-            await asyncio.sleep(0.1)
+                raise TimeoutError(f"{name} at {url} did not become healthy")
+            await asyncio.sleep(interval)

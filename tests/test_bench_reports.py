@@ -12,7 +12,8 @@ import re
 import pytest
 from sqlalchemy.engine import make_url
 
-from bench.reports import main, postgresql_unreachable
+from bench.common import postgresql_unreachable
+from bench.reports import main
 from core.reports import REPORTS
 from tests.conftest import POSTGRES_ADMIN_URL, unavailable
 

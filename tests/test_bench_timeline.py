@@ -14,7 +14,7 @@ import re
 import pytest
 from sqlalchemy.engine import make_url
 
-from bench.reports import postgresql_unreachable
+from bench.common import postgresql_unreachable
 from bench.timeline import (
     FLOOR,
     HTTP_OPERATOR,
