@@ -50,8 +50,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
     "PRAGMA synchronous=NORMAL",
 )
-# omnicrm's PostgreSQL pool per process (core/db.py): pool_size 10, max_overflow 10.
-POOL_MIN, POOL_MAX = 10, 20
+# omnicrm's PostgreSQL pool per process (core/db.py): pool_size 20 kept, 10 more for bursts.
+POOL_MIN, POOL_MAX = 20, 30
 
 # Stores one submission: (submission_id, email, message).
 Store = Callable[[str, str, str], Awaitable[None]]

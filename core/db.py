@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from core import db_sqlite
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -67,20 +69,30 @@ def postgresql_url(database_url: str) -> URL:
     return url.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
 
 
-def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+# Connections a process keeps open to PostgreSQL (the `database_pool_size` setting); half as
+# many again may open for a burst, and close when returned.
+DEFAULT_POOL_SIZE = 20
+
+
+def make_engine(
+    database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any
+) -> AsyncEngine:
     """Create an engine; SQLite gets WAL, a busy timeout and one serialized writer;
-    PostgreSQL's TLS mode is read as `postgresql_url` describes (ValueError if unusable)."""
+    PostgreSQL's TLS mode is read as `postgresql_url` describes (ValueError if unusable), and a
+    pool of `pool_size` connections kept open: a connection opened per burst and closed when
+    returned costs a TLS negotiation and an authentication each time (bench/ingest.py)."""
     if database_url.startswith("sqlite"):
         # One connection per process: SQLite has a single writer anyway, and queueing on the
         # pool in asyncio is cheaper and fairer than SQLITE_BUSY retries between connections.
         kwargs.setdefault("pool_size", 1)
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 60)
+        kwargs.setdefault("async_creator", _one_hop_creator(database_url))
         engine = create_async_engine(database_url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_size", pool_size)
+    kwargs.setdefault("max_overflow", pool_size // 2)
     engine = create_async_engine(postgresql_url(database_url), **kwargs)
     _ping_when_idle(engine)
 
@@ -123,6 +135,18 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
         if not alive:
             # The pool drops it and hands out a new connection instead.
             raise exc.DisconnectionError("a pooled connection died while idle")
+
+
+def _one_hop_creator(database_url: str) -> Callable[[], Awaitable[Any]]:
+    """Connections as SQLAlchemy's aiosqlite dialect opens them (the URL's file and options),
+    at one thread hop per statement (core/db_sqlite.py)."""
+    url = make_url(database_url)
+    args, options = url.get_dialect()().create_connect_args(url)
+
+    async def create() -> Any:
+        return await db_sqlite.connect(*args, **options)
+
+    return create
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -18,8 +18,8 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import bindparam, func, select
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -158,7 +158,11 @@ def _notify_before_commit(session: Session) -> None:
     if session.bind.dialect.name != "postgresql":
         return
     for payload in notification_payloads(session.info.get(_PENDING_KEY, [])):
-        session.execute(select(func.pg_notify(NOTIFY_CHANNEL, payload)))
+        session.execute(_NOTIFY, {"payload": payload})
+
+
+# Built once: a statement made per commit costs its construction and cache key every time.
+_NOTIFY = select(func.pg_notify(NOTIFY_CHANNEL, bindparam("payload")))
 
 
 @sa_event.listens_for(Session, "after_commit")

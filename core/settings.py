@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
-from core.db import postgresql_url
+from core.db import DEFAULT_POOL_SIZE, postgresql_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./omnicrm.db"
 INSECURE_DEV_SECRET = "dev-insecure-change-me"  # noqa: S105 - a marker that is refused in production mode
@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     # Web server processes of `omnicrm serve` (docs/scaling.md); unset: one per CPU core on
     # PostgreSQL, and always one on SQLite (a single-process database).
     workers: int | None = Field(default=None, ge=1, le=256)
+    # PostgreSQL connections each process keeps open (half as many again for bursts).
+    database_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1, le=1000)
     secret_key: str = INSECURE_DEV_SECRET
     # The key of channel credentials at rest (core/credentials.py); unset: derived from
     # secret_key. Previous keys still decrypt during a rotation (`omnicrm secrets rotate`).
@@ -149,7 +151,7 @@ class Settings(BaseSettings):
     # A resolved conversation reopens when the customer writes again within this many days.
     reopen_window_days: float = Field(default=7.0, ge=0)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    # Web forms: submissions allowed per client IP per minute (per server process).
+    # Web forms: submissions allowed per client IP per minute (shared by the processes).
     form_rate_limit_per_minute: int = Field(default=20, ge=1)
     # How long a customer's status link (/status/{token}, core/status_links.py) works.
     status_link_days: int = Field(default=30, ge=1, le=365)

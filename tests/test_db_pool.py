@@ -1,16 +1,23 @@
-"""PostgreSQL's pool: a connection is pinged only after sitting idle, and one that died while
-idle is replaced before anyone gets it."""
+"""PostgreSQL's pool: a connection is pinged only after sitting idle, one that died while idle
+is replaced before anyone gets it, and the pool keeps the connections the setting asks for."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import core.db
 from core.db import make_engine
+from core.settings import Settings
 from tests.conftest import _admin_execute
+from web.app import create_app
+from web.keys import ENGINE
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -57,3 +64,35 @@ async def test_a_connection_used_a_moment_ago_is_handed_out_without_a_ping(
         await engine.dispose()
     assert busy == 0
     assert len(pings) == 1
+
+
+async def test_a_burst_within_the_pool_opens_no_connection_twice(database_url: str) -> None:
+    """The pool keeps `database_pool_size` connections open: a second burst as large as the
+    first is served by the same backends (a pool that closed them would reconnect, a TLS
+    negotiation and a sign-in each, under exactly the load that can least afford it)."""
+    size = Settings(database_url=database_url, database_pool_size=6).database_pool_size
+    engine = make_engine(database_url, pool_size=size)
+
+    async def burst() -> set[int]:
+        async with AsyncExitStack() as stack:
+            connections = [await stack.enter_async_context(engine.connect()) for _ in range(size)]
+            pids = [await c.scalar(text("SELECT pg_backend_pid()")) for c in connections]
+        return {int(pid) for pid in pids}
+
+    try:
+        first = await burst()
+        second = await burst()
+        assert engine.pool.size() == size  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+    assert len(first) == size
+    assert second == first
+
+
+async def test_the_server_opens_the_pool_the_setting_asks_for(
+    settings: Settings, engine: AsyncEngine, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    small = settings.model_copy(update={"database_pool_size": 3})
+    app = create_app(small, background_workers=False)
+    await aiohttp_server(app)
+    assert app[ENGINE].pool.size() == 3  # type: ignore[attr-defined]

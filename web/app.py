@@ -252,7 +252,8 @@ async def not_found(request: web.Request) -> web.Response:
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
-    engine = make_engine(app[SETTINGS].database_url)
+    settings = app[SETTINGS]
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     app[ENGINE] = engine
     app[SESSIONS] = async_sessionmaker(engine, expire_on_commit=False, info=session_info(app[BUS]))
     app[SERVICES] = ChannelServices(
