@@ -12,13 +12,14 @@ they have not answered yet (an offer keeps its place until it is answered).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import CompoundSelect, func, select, union_all
+from sqlalchemy import CompoundSelect, Text, cast, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.channels import CAPACITY_KINDS, catalog
@@ -44,7 +45,12 @@ def has_room(operator: OperatorSnapshot, kind: str) -> bool:
     return operator.total_capacity is None or operator.total_load < operator.total_capacity
 
 
-def _levels(raw: Mapping[str, Any]) -> dict[str, int]:
+def _levels(text: str | None) -> dict[str, int]:
+    """Levels by name from a JSON column's text (anything but an object of whole numbers,
+    not negative, is ignored)."""
+    raw = json.loads(text) if text else {}
+    if not isinstance(raw, dict):
+        return {}
     return {
         str(name): value
         for name, value in raw.items()
@@ -58,14 +64,15 @@ _built: dict[int, tuple[tuple[Any, ...], OperatorSnapshot]] = {}
 
 def _made_of(row: Any, load: Mapping[str, int]) -> tuple[Any, ...]:
     """What a snapshot is built of, to compare: equal only if building gives the same (the
-    JSON by repr, as 1 == True == 1.0 but they are different levels; times with their zone)."""
+    JSON as its text, as 1 == True == 1.0 but they are different levels; times with their
+    zone)."""
     return (
         row.presence,
         row.presence_since,
         row.presence_since.tzinfo if row.presence_since is not None else None,
-        repr(row.skills),
-        repr(row.languages),
-        repr(row.capacity),
+        row.skills,
+        row.languages,
+        row.capacity,
         row.total_capacity,
         row.last_assigned_at,
         row.last_assigned_at.tzinfo if row.last_assigned_at is not None else None,
@@ -77,7 +84,8 @@ async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapsho
     """Every active operator as routing sees them now, with their load per channel kind.
 
     Two statements: the loads (held work and pending offers, counted per operator and channel
-    in one), and the operators' columns routing reads. Those are read every time; a snapshot
+    in one), and the operators' columns routing reads (their JSON as text). Those are read
+    every time; a snapshot
     is built again only when what it is built of differs from the last time (`_made_of`: the
     row and the load are the whole of its input, so a kept snapshot is always what building it
     again would give; snapshots are frozen, and changed only by copying)."""
@@ -102,9 +110,10 @@ async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapsho
             Operator.id,
             Operator.presence,
             Operator.presence_since,
-            Operator.skills,
-            Operator.languages,
-            Operator.capacity,
+            # As text: compared as read, decoded only for a snapshot built anew.
+            cast(Operator.skills, Text).label("skills"),
+            cast(Operator.languages, Text).label("languages"),
+            cast(Operator.capacity, Text).label("capacity"),
             Operator.total_capacity,
             Operator.last_assigned_at,
         ).where(Operator.active.is_(True))

@@ -86,17 +86,21 @@ async def route_waiting(
     rooms = QueueRooms(snapshots, await members(session))
     channels = _channels_by_kind()
     names = _Names()
-    with_room = [
-        and_(Conversation.queue_id == queue_id, _of_kinds(kinds, channels))
-        for queue_id in sorted(rooms.members)
-        if (
-            kinds := [
-                kind
-                for kind in CHANNEL_KINDS
-                if rooms.count(queue_id, kind)
-                and _anyone_could(setups.get(queue_id), kind, rooms, names)
-            ]
+    # The queues with room, grouped by the kinds they have room for: one clause per group
+    # (usually one or two), not one per queue to build, compile and plan every pass.
+    queues_by_kinds: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for queue_id in sorted(rooms.members):
+        kinds = tuple(
+            kind
+            for kind in CHANNEL_KINDS
+            if rooms.count(queue_id, kind)
+            and _anyone_could(setups.get(queue_id), kind, rooms, names)
         )
+        if kinds:
+            queues_by_kinds[kinds].append(queue_id)
+    with_room = [
+        and_(Conversation.queue_id.in_(queue_ids), _of_kinds(kinds, channels))
+        for kinds, queue_ids in sorted(queues_by_kinds.items())
     ]
     waiting = (
         await session.execute(
