@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -435,6 +436,10 @@ async def run_backend(backend: str, sizes: Sizes) -> Figures:
             started = time.perf_counter()
             center = await build(engine, sizes)
             figures = Figures(backend, center, time.perf_counter() - started)
+            # As omnicrm's processes do once started (web/serve.py): what lives as long as
+            # the process (modules, the center's ids) out of the collector's sight.
+            gc.collect()
+            gc.freeze()
             clock = Clock()
             with figures.probes.installed():
                 await drain(sessions, clock, figures)

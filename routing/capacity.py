@@ -64,20 +64,9 @@ _built: dict[int, tuple[tuple[Any, ...], OperatorSnapshot]] = {}
 
 def _made_of(row: Any, load: Mapping[str, int]) -> tuple[Any, ...]:
     """What a snapshot is built of, to compare: equal only if building gives the same (the
-    JSON as its text, as 1 == True == 1.0 but they are different levels; times with their
-    zone)."""
-    return (
-        row.presence,
-        row.presence_since,
-        row.presence_since.tzinfo if row.presence_since is not None else None,
-        row.skills,
-        row.languages,
-        row.capacity,
-        row.total_capacity,
-        row.last_assigned_at,
-        row.last_assigned_at.tzinfo if row.last_assigned_at is not None else None,
-        tuple(sorted(load.items())),
-    )
+    row as read, its JSON as text, as 1 == True == 1.0 but they are different levels; its
+    times are always UTC, `core.models.UTCDateTime`), and the load."""
+    return (*row, tuple(sorted(load.items())))
 
 
 async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapshot]:
