@@ -450,6 +450,10 @@ def queue_rules(queue_ids: Sequence[int], kinds: Sequence[QueueKind]) -> dict[st
     return parse_rule_set(raw).model_dump(mode="json")
 
 
+# Channels a rule before the VIP rule takes whoever calls: a VIP's call goes to Sales.
+BEFORE_VIP_RULE = frozenset({"voice"})
+
+
 def vip_queue(center: Center, sizes: Sizes) -> int | None:
     """The queue the VIP rule sends VIPs to (the first of its kind), if built."""
     for index, queue_id in enumerate(center.queue_ids):
