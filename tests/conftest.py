@@ -14,9 +14,12 @@ shows up.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
+import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +32,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from channels.registry import ChannelRegistry, default_channels
@@ -44,6 +48,8 @@ from core.pipelines import seed_default
 from core.settings import Settings
 from web.api import CSRF_HEADER
 from web.app import create_app
+
+log = logging.getLogger(__name__)
 
 pytest_plugins = ["tests.mailservers"]  # the `dovecot` and `smtp_server` fixtures
 
@@ -217,11 +223,78 @@ def is_postgresql(database_url: str) -> bool:
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on an empty database."""
+    """An engine on an empty database.
+
+    On SQLite nothing of this test has opened the database yet, so its write lock is free
+    unless something of an earlier test still writes: then who holds the file open is written
+    down first (`leftover_writers`), and said if emptying it fails with "database is locked"."""
+    leftovers = leftover_writers(database_url)
+    if leftovers is not None:
+        log.warning("SQLite's write lock is held before the test starts: %s", leftovers)
     engine = make_engine(database_url)
-    await empty_database(engine)
+    try:
+        await empty_database(engine)
+    except OperationalError as exc:
+        await engine.dispose()
+        if leftovers is None or "database is locked" not in str(exc.orig):
+            raise
+        pytest.fail(f"the database stayed locked; before the test: {leftovers}")
     yield engine
     await engine.dispose()
+
+
+def leftover_writers(database_url: str) -> str | None:
+    """None if the SQLite database's write lock is free now (or the database is not SQLite);
+    else what may hold it: other processes with the file open, and connections of this
+    process inside a transaction (with the threads alive here)."""
+    if not database_url.startswith("sqlite"):
+        return None
+    path = Path(make_url(database_url).database or "")
+    probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return None
+    except sqlite3.OperationalError:
+        pass
+    finally:
+        probe.close()
+    # Identity, not isinstance: some modules' lazy objects warn when asked their class.
+    writing = [
+        found
+        for found in gc.get_objects()
+        if type(found) is sqlite3.Connection and _in_transaction(found)
+    ]
+    threads = sorted(thread.name for thread in threading.enumerate())
+    return (
+        f"processes with the file open: {_processes_with(path) or 'none but this one'}; "
+        f"connections of this process in a transaction: {len(writing)}; threads: {threads}"
+    )
+
+
+def _in_transaction(connection: sqlite3.Connection) -> bool:
+    try:
+        return connection.in_transaction
+    except sqlite3.ProgrammingError:  # closed
+        return False
+
+
+def _processes_with(path: Path) -> list[str]:
+    """Other processes holding `path` (or its -wal/-shm) open, as 'pid command line'."""
+    names = {str(path), f"{path}-wal", f"{path}-shm"}
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        pid = int(fd_dir.parent.name)
+        if pid == os.getpid():
+            continue
+        try:
+            if not any(os.readlink(fd) in names for fd in fd_dir.iterdir()):
+                continue
+            command = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        found.append(f"{pid} {command.strip()[:200]}")
+    return found
 
 
 @pytest.fixture

@@ -71,7 +71,46 @@ export function closeConversation() {
   markCurrent();
 }
 
-export async function refreshConversation() {
+// The refresh under way and the one asked for meanwhile (see refreshConversation).
+let refreshing = null;
+let refreshAgain = null;
+
+/** Load the open conversation again and draw it. One refresh runs at a time: a live event, the
+ *  composer and the delivery badges often ask together (a reply brings its own refresh, its
+ *  interaction, its delivery and the conversation's update), and each refresh is some eight
+ *  requests; run side by side they took turns on the server (SQLite's one connection), so
+ *  what was asked first was drawn last. Asked while one runs, a refresh runs once after it, for
+ *  everyone who asked meanwhile (the one under way may have read before what they wait for);
+ *  another conversation opened meanwhile starts at once. */
+export function refreshConversation() {
+  const id = state.conversationId;
+  if (refreshing === null || refreshing.id !== id) return startRefresh(id);
+  if (refreshAgain === null || refreshAgain.id !== id) {
+    const after = refreshing.done;
+    const again = { id, done: null };
+    again.done = after
+      .catch(() => {})
+      .then(() => {
+        if (refreshAgain === again) refreshAgain = null;
+        if (state.conversationId !== id) return undefined;
+        // One started since the other ended has read after it: that one will do.
+        return refreshing !== null && refreshing.id === id ? refreshing.done : startRefresh(id);
+      });
+    refreshAgain = again;
+  }
+  return refreshAgain.done;
+}
+
+function startRefresh(id) {
+  const run = { id, done: null };
+  run.done = loadConversation().finally(() => {
+    if (refreshing === run) refreshing = null;
+  });
+  refreshing = run;
+  return run.done;
+}
+
+async function loadConversation() {
   const id = state.conversationId;
   if (id === null || view === null) return;
   let conversation;
