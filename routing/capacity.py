@@ -74,10 +74,10 @@ async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapsho
 
     Two statements: the loads (held work and pending offers, counted per operator and channel
     in one), and the operators' columns routing reads (their JSON as text). Those are read
-    every time; a snapshot
-    is built again only when what it is built of differs from the last time (`_made_of`: the
-    row and the load are the whole of its input, so a kept snapshot is always what building it
-    again would give; snapshots are frozen, and changed only by copying)."""
+    every time; a snapshot is built again only when what it is built of differs from the last
+    time (`_made_of`: the row and the load are the whole of its input, so a kept snapshot is
+    always what building it again would give; snapshots are frozen, and changed only by
+    copying)."""
     held = select(
         Conversation.assignee_id.label("operator_id"), Conversation.channel, func.count()
     ).where(Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
