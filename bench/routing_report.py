@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from bench.common import percentile
 from bench.routing_scenarios import Figures, Probes
+from routing.scope import FULL_SECONDS
 
 
 def ms(seconds: float) -> str:
@@ -72,7 +73,9 @@ def report(figures: Figures) -> str:
         + ", ".join(
             f"{len(times):,} {'told why they wait' if name == 'waits' else name}"
             for name, times in sorted(figures.room_arrivals.items())
-        ),
+        )
+        + f"; {figures.full_steps} full waiting steps on the engine's timer between them"
+        f" (every {FULL_SECONDS:.0f} s of the simulated clock, untimed)",
         "",
         f"{'':<48}{'rate':>10}{'of bare':>9}{'p50':>13}{'p99':>13}{'n':>8}",
         row("decide() CPU per call (drain)", decide_rate, None, probes.decide_cpu),

@@ -6,7 +6,8 @@
 - `idle`: passes while the backlog waits and nothing can change, complete ones and
   incremental ones (`run_pass(settled=True)`);
 - `trickle`: one `arrival` committed with one resolution at a time, each followed by a pass
-  timed from that commit; after every second one a VIP's, with room freed for it;
+  timed from that commit, scoped as the engine scopes it (`routing/scope.py`); after every
+  second one a VIP's, with room freed for it;
 - `bare_writes`: the ceiling, a bare UPDATE and INSERT per decision, committed every 500.
 
 `Probes` time `routing.strategies.decide` and the service's writes inside the passes;
@@ -63,6 +64,7 @@ from core.models import (
 from routing import strategies, waiting
 from routing.manual import accept_offer
 from routing.new_work import find_new_work
+from routing.scope import QueueMarks
 from routing.service import PassReport, RoutingOptions, run_pass
 from routing.strategies import Decision
 
@@ -170,6 +172,8 @@ class Figures:
     arrivals: dict[str, list[float]] = field(default_factory=dict)
     # The same for the arrivals there was room for (VIPs, with a slot freed for them).
     room_arrivals: dict[str, list[float]] = field(default_factory=dict)
+    # Full waiting steps the engine ran on its own timer during the trickle (untimed).
+    full_steps: int = 0
     bare: list[float] = field(default_factory=list)
     bare_seconds: float = 0.0
 
@@ -191,13 +195,17 @@ class Figures:
 
 
 async def routing_pass(
-    sessions: SessionFactory, now: datetime, *, settled: bool = False
+    sessions: SessionFactory,
+    now: datetime,
+    *,
+    settled: bool = False,
+    marks: QueueMarks | None = None,
 ) -> PassReport:
     """One pass as RoutingEngine.run_once runs it (no enrichers)."""
     async with sessions() as session:
         new_work = await find_new_work(session)
     async with sessions() as session, session.begin():
-        return await run_pass(session, now, OPTIONS, new_work, settled=settled)
+        return await run_pass(session, now, OPTIONS, new_work, settled=settled, marks=marks)
 
 
 async def accept_pending(sessions: SessionFactory, now: datetime) -> int:
@@ -298,13 +306,16 @@ async def trickle(
     vip_held = [(id_, channel) for id_, channel in vip_held if channel not in BEFORE_VIP_RULE]
     rng.shuffle(vip_held)
     done: set[int] = set()
+    # What the engine's waiting steps saw of each queue (routing/scope.py), as the engine
+    # keeps it from pass to pass.
+    marks = QueueMarks()
     for serial in range(sizes.arrivals):
         if time.perf_counter() > deadline:
             return
         channel = pick(rng, ARRIVAL_CHANNELS)
         resolved = held.pop() if held else None
         done.add(resolved or 0)
-        await arrival(sessions, clock, figures.arrivals, serial, channel, rng, resolved)
+        await arrival(sessions, clock, figures, marks, serial, channel, rng, resolved)
         while vip_held and vip_held[-1][0] in done:
             vip_held.pop()
         if serial % 2 and vip_held:
@@ -312,15 +323,14 @@ async def trickle(
             done.add(resolved)
             if resolved in held:
                 held.remove(resolved)
-            await arrival(
-                sessions, clock, figures.room_arrivals, serial, channel, rng, resolved, vip=True
-            )
+            await arrival(sessions, clock, figures, marks, serial, channel, rng, resolved, vip=True)
 
 
 async def arrival(
     sessions: SessionFactory,
     clock: Clock,
-    outcomes: dict[str, list[float]],
+    figures: Figures,
+    marks: QueueMarks,
     serial: int,
     channel: str,
     rng: random.Random,
@@ -328,8 +338,16 @@ async def arrival(
     *,
     vip: bool = False,
 ) -> None:
-    """One arrival committed with one resolution, then a pass, timed from that commit."""
+    """One arrival committed with one resolution, then a pass as the engine runs it (with
+    its `marks`), timed from that commit. When the engine's full step is due (every
+    `routing.scope.FULL_SECONDS` of the simulated clock) it runs first, untimed, as the
+    engine runs it on its own timer."""
+    outcomes = figures.room_arrivals if vip else figures.arrivals
     now = clock.tick()
+    if marks.full_due(now):
+        await routing_pass(sessions, now, marks=marks)
+        await accept_pending(sessions, now)
+        figures.full_steps += 1
     name = f"vip-arrival-{serial}" if vip else f"arrival-{serial}"
     async with sessions() as session, session.begin():
         if resolved is not None:
@@ -362,7 +380,7 @@ async def arrival(
                 update(Contact).where(Contact.id == arrived.contact_id).values(priority_tier="vip")
             )
     started = time.perf_counter()
-    await routing_pass(sessions, now)
+    await routing_pass(sessions, now, marks=marks)
     elapsed = time.perf_counter() - started
     async with sessions() as session:
         conversation = await session.get(Conversation, arrived.conversation_id)

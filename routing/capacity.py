@@ -58,15 +58,38 @@ def _levels(text: str | None) -> dict[str, int]:
     }
 
 
-# The snapshots last built, each with what it was built of (see `operator_snapshots`).
-_built: dict[int, tuple[tuple[Any, ...], OperatorSnapshot]] = {}
+# The snapshots last built, each with what it was built of (see `operator_snapshots`): the
+# operator's row as read (its JSON as text, as 1 == True == 1.0 but they are different
+# levels; its times are always UTC, `core.models.UTCDateTime`) and their load.
+_built: dict[int, tuple[tuple[Any, ...], dict[str, int], OperatorSnapshot]] = {}
+_NO_LOAD: dict[str, int] = {}
 
 
-def _made_of(row: Any, load: Mapping[str, int]) -> tuple[Any, ...]:
-    """What a snapshot is built of, to compare: equal only if building gives the same (the
-    row as read, its JSON as text, as 1 == True == 1.0 but they are different levels; its
-    times are always UTC, `core.models.UTCDateTime`), and the load."""
-    return (*row, tuple(sorted(load.items())))
+# `operator_snapshots`' two statements, built once.
+_HELD = select(
+    Conversation.assignee_id.label("operator_id"), Conversation.channel, func.count()
+).where(Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
+# An offer holds its place in the operator's capacity until it is answered.
+_OFFERED = (
+    select(Offer.operator_id, Conversation.channel, func.count())
+    .join(Conversation, Conversation.id == Offer.conversation_id)
+    .where(Offer.status == OfferStatus.PENDING)
+)
+_LOADS: CompoundSelect[int, str, int] = union_all(
+    _HELD.group_by(Conversation.assignee_id, Conversation.channel),
+    _OFFERED.group_by(Offer.operator_id, Conversation.channel),
+)
+_OPERATORS = select(
+    Operator.id,
+    Operator.presence,
+    Operator.presence_since,
+    # As text: compared as read, decoded only for a snapshot built anew.
+    cast(Operator.skills, Text).label("skills"),
+    cast(Operator.languages, Text).label("languages"),
+    cast(Operator.capacity, Text).label("capacity"),
+    Operator.total_capacity,
+    Operator.last_assigned_at,
+).where(Operator.active.is_(True))
 
 
 async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapshot]:
@@ -75,59 +98,41 @@ async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapsho
     Two statements: the loads (held work and pending offers, counted per operator and channel
     in one), and the operators' columns routing reads (their JSON as text). Those are read
     every time; a snapshot is built again only when what it is built of differs from the last
-    time (`_made_of`: the row and the load are the whole of its input, so a kept snapshot is
+    time (`_built`: the row and the load are the whole of its input, so a kept snapshot is
     always what building it again would give; snapshots are frozen, and changed only by
     copying)."""
-    held = select(
-        Conversation.assignee_id.label("operator_id"), Conversation.channel, func.count()
-    ).where(Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
-    # An offer holds its place in the operator's capacity until it is answered.
-    offered = (
-        select(Offer.operator_id, Conversation.channel, func.count())
-        .join(Conversation, Conversation.id == Offer.conversation_id)
-        .where(Offer.status == OfferStatus.PENDING)
-    )
-    loads: CompoundSelect[int, str, int] = union_all(
-        held.group_by(Conversation.assignee_id, Conversation.channel),
-        offered.group_by(Offer.operator_id, Conversation.channel),
-    )
-    load: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for operator_id, channel, count in await session.execute(loads):
-        load[operator_id][channel_kind(channel)] += count
-    rows = await session.execute(
-        select(
-            Operator.id,
-            Operator.presence,
-            Operator.presence_since,
-            # As text: compared as read, decoded only for a snapshot built anew.
-            cast(Operator.skills, Text).label("skills"),
-            cast(Operator.languages, Text).label("languages"),
-            cast(Operator.capacity, Text).label("capacity"),
-            Operator.total_capacity,
-            Operator.last_assigned_at,
-        ).where(Operator.active.is_(True))
-    )
+    kinds: dict[str, str] = {}
+    load: dict[int, dict[str, int]] = defaultdict(dict)
+    for operator_id, channel, count in await session.execute(_LOADS):
+        kind = kinds.get(channel)
+        if kind is None:
+            kind = kinds[channel] = channel_kind(channel)
+        held = load[operator_id]
+        held[kind] = held.get(kind, 0) + count
+    rows = await session.execute(_OPERATORS)
     snapshots: dict[int, OperatorSnapshot] = {}
-    built: dict[int, tuple[tuple[Any, ...], OperatorSnapshot]] = {}
+    built: dict[int, tuple[tuple[Any, ...], dict[str, int], OperatorSnapshot]] = {}
     for row in rows:
-        made_of = _made_of(row, load.get(row.id, {}))
-        kept = _built.get(row.id)
-        if kept is not None and kept[0] == made_of:
-            snapshot = kept[1]
+        made_of = tuple(row)
+        operator_id = row.id
+        held = load.get(operator_id, _NO_LOAD)
+        kept = _built.get(operator_id)
+        if kept is not None and kept[0] == made_of and kept[1] == held:
+            snapshot = kept[2]
         else:
             snapshot = OperatorSnapshot(
-                id=row.id,
+                id=operator_id,
                 presence=Presence(row.presence),
                 presence_since=row.presence_since,
                 skills=_levels(row.skills),
                 languages=_levels(row.languages),
                 capacity=_levels(row.capacity),
                 total_capacity=row.total_capacity,
-                load=dict(load.get(row.id, {})),
+                load=dict(held),
                 last_assigned_at=row.last_assigned_at,
             )
-        snapshots[row.id] = snapshot
-        built[row.id] = (made_of, snapshot)
+        snapshots[operator_id] = snapshot
+        built[operator_id] = (made_of, held, snapshot)
     _built.clear()
     _built.update(built)
     return snapshots
@@ -141,11 +146,24 @@ class QueueRooms:
     members: Mapping[int, list[int]]
     queues_of: dict[int, list[int]] = field(default_factory=dict)
     counts: dict[tuple[int, str], int] = field(default_factory=dict)
+    # The kinds each operator has room for, worked out when first asked.
+    rooms: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for queue_id, member_ids in self.members.items():
             for operator_id in member_ids:
                 self.queues_of.setdefault(operator_id, []).append(queue_id)
+
+    def room_of(self, operator_id: int) -> frozenset[str]:
+        """The kinds of work the operator has room for (none without a snapshot)."""
+        found = self.rooms.get(operator_id)
+        if found is None:
+            snapshot = self.snapshots.get(operator_id)
+            found = frozenset(
+                kind for kind in CHANNEL_KINDS if snapshot is not None and has_room(snapshot, kind)
+            )
+            self.rooms[operator_id] = found
+        return found
 
     def count(self, queue_id: int, kind: str) -> int:
         key = (queue_id, kind)
@@ -153,17 +171,22 @@ class QueueRooms:
             self.counts[key] = sum(
                 1
                 for operator_id in self.members.get(queue_id, ())
-                if operator_id in self.snapshots and has_room(self.snapshots[operator_id], kind)
+                if kind in self.room_of(operator_id)
             )
         return self.counts[key]
 
     def give(self, operator_id: int, kind: str, now: datetime) -> None:
-        before = self.snapshots[operator_id]
-        load = dict(before.load)
+        before = self.room_of(operator_id)
+        snapshot = self.snapshots[operator_id]
+        load = dict(snapshot.load)
         load[kind] = load.get(kind, 0) + 1
-        after = before.model_copy(update={"load": load, "last_assigned_at": now})
-        self.snapshots[operator_id] = after
-        for (queue_id, counted_kind), count in list(self.counts.items()):
-            lost_room = has_room(before, counted_kind) and not has_room(after, counted_kind)
-            if lost_room and queue_id in self.queues_of.get(operator_id, ()):
-                self.counts[(queue_id, counted_kind)] = count - 1
+        self.snapshots[operator_id] = snapshot.model_copy(
+            update={"load": load, "last_assigned_at": now}
+        )
+        del self.rooms[operator_id]
+        lost = before - self.room_of(operator_id)
+        for queue_id in self.queues_of.get(operator_id, ()):
+            for lost_kind in lost:
+                key = (queue_id, lost_kind)
+                if key in self.counts:
+                    self.counts[key] -= 1

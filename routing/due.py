@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import (
@@ -173,70 +174,8 @@ def _past(moment: datetime | None, grace: timedelta, now: datetime) -> bool:
 
 async def read_due(session: AsyncSession, now: datetime, setups: Mapping[int, QueueSetup]) -> Due:
     """The one statement (see the module docstring)."""
-    stale_offer = exists().where(
-        Offer.status == OfferStatus.PENDING,
-        Operator.id == Offer.operator_id,
-        Conversation.id == Offer.conversation_id,
-        or_(
-            Operator.presence != Presence.AVAILABLE,
-            Conversation.status != ConversationStatus.OPEN,
-            Conversation.assignee_id.is_not(None),
-        ),
-    )
-    offline_with_work = exists().where(
-        Conversation.assignee_id == Operator.id,
-        Conversation.status == ConversationStatus.OPEN,
-        AWAITING_REPLY,
-    )
-    decided = exists().where(RoutingDecision.lead_id == Lead.id)
-    lead_rules = exists().where(RoutingSetting.name == LEAD_RULES)
-    new_leads = exists().where(Lead.owner_id.is_(None), ~decided)
-    unowned_callback = exists().where(
-        Task.kind == TaskKind.CALLBACK,
-        Task.done_at.is_(None),
-        Task.owner_id.is_(None),
-        Task.queue_id.is_not(None),
-    )
-    queues = sorted(overflowing(setups))
-    oldest = [
-        select(func.min(Conversation.queue_entered_at))
-        .where(
-            Conversation.queue_id == queue_id,
-            Conversation.status == ConversationStatus.OPEN,
-            Conversation.assignee_id.is_(None),
-        )
-        .scalar_subquery()
-        for queue_id in queues
-    ]
-    columns = select(
-        select(func.min(Offer.expires_at))
-        .where(Offer.status == OfferStatus.PENDING)
-        .scalar_subquery(),
-        stale_offer,
-        select(func.min(SlaTimer.due_at)).where(SlaTimer.state == "running").scalar_subquery(),
-        select(func.min(Operator.console_seen_at))
-        .where(
-            Operator.active.is_(True),
-            Operator.presence.in_(WATCHED),
-            Operator.console_seen_at.is_not(None),
-        )
-        .scalar_subquery(),
-        select(func.min(Operator.console_seen_at))
-        .where(Operator.presence == Presence.AWAY, Operator.presence_reason.in_(AUTO_REASONS))
-        .scalar_subquery(),
-        select(func.min(Operator.presence_since))
-        .where(Operator.presence == Presence.OFFLINE, offline_with_work)
-        .scalar_subquery(),
-        tasks.assignable_now(),
-        unowned_callback,
-        tasks.earliest_reminder(),
-        # Only with lead rules are new leads anyone's business.
-        case((lead_rules, new_leads), else_=False),
-        exists().where(metrics.UNMEASURED),
-        exists().where(*waiting_work()),
-        *oldest,
-    )
-    row = (await session.execute(columns)).one()
+    queues = tuple(sorted(overflowing(setups)))
+    row = (await session.execute(_due_statement(queues))).one()
     (
         offer_expires,
         stale,
@@ -266,4 +205,76 @@ async def read_due(session: AsyncSession, now: datetime, setups: Mapping[int, Qu
         unmeasured=bool(unmeasured),
         waiting=bool(waiting),
         oldest=dict(zip(queues, row[12:], strict=True)),
+    )
+
+
+@lru_cache(maxsize=16)
+def _due_statement(queues: tuple[int, ...]) -> Select[Any]:
+    """`read_due`'s statement for the overflowing `queues`: it reads nothing else that
+    changes, so it is built once (and SQLAlchemy keeps its cache key with it), not every
+    pass."""
+    stale_offer = exists().where(
+        Offer.status == OfferStatus.PENDING,
+        Operator.id == Offer.operator_id,
+        Conversation.id == Offer.conversation_id,
+        or_(
+            Operator.presence != Presence.AVAILABLE,
+            Conversation.status != ConversationStatus.OPEN,
+            Conversation.assignee_id.is_not(None),
+        ),
+    )
+    offline_with_work = exists().where(
+        Conversation.assignee_id == Operator.id,
+        Conversation.status == ConversationStatus.OPEN,
+        AWAITING_REPLY,
+    )
+    decided = exists().where(RoutingDecision.lead_id == Lead.id)
+    lead_rules = exists().where(RoutingSetting.name == LEAD_RULES)
+    new_leads = exists().where(Lead.owner_id.is_(None), ~decided)
+    unowned_callback = exists().where(
+        Task.kind == TaskKind.CALLBACK,
+        Task.done_at.is_(None),
+        Task.owner_id.is_(None),
+        Task.queue_id.is_not(None),
+    )
+    oldest = [
+        select(func.min(Conversation.queue_entered_at))
+        .where(
+            Conversation.queue_id == queue_id,
+            Conversation.status == ConversationStatus.OPEN,
+            Conversation.assignee_id.is_(None),
+        )
+        .scalar_subquery()
+        for queue_id in queues
+    ]
+    return select(
+        select(func.min(Offer.expires_at))
+        .where(Offer.status == OfferStatus.PENDING)
+        .scalar_subquery(),
+        stale_offer,
+        select(func.min(SlaTimer.due_at)).where(SlaTimer.state == "running").scalar_subquery(),
+        select(func.min(Operator.console_seen_at))
+        .where(
+            Operator.active.is_(True),
+            Operator.presence.in_(WATCHED),
+            Operator.console_seen_at.is_not(None),
+        )
+        .scalar_subquery(),
+        select(func.min(Operator.console_seen_at))
+        .where(Operator.presence == Presence.AWAY, Operator.presence_reason.in_(AUTO_REASONS))
+        .scalar_subquery(),
+        select(func.min(Operator.presence_since))
+        .where(Operator.presence == Presence.OFFLINE, offline_with_work)
+        .scalar_subquery(),
+        tasks.assignable_now(),
+        unowned_callback,
+        tasks.earliest_reminder(),
+        # Only with lead rules are new leads anyone's business.
+        case((lead_rules, new_leads), else_=False),
+        # min(id), not EXISTS: read off the partial index ix_conversation_unmeasured whatever
+        # the planner estimates (for EXISTS it may choose a scan of every conversation, as
+        # it cannot tell how many of them are measured).
+        select(func.min(Conversation.id)).where(metrics.UNMEASURED).scalar_subquery().is_not(None),
+        exists().where(*waiting_work()),
+        *oldest,
     )

@@ -31,6 +31,11 @@ something: new work, presence, offers, SLAs, overflow) unless, since then:
 So correctness never rests on a cache: a skipped waiting step leaves everything as the last
 complete one left it, and the state kept is three facts about what happened (an event seen,
 when a complete pass ended, its earliest deadline); a failed pass forgets them.
+
+A waiting step that runs is scoped too: it reads the explained work only of queues whose
+setup, members or members' state changed since the engine's last step looked at them
+(`routing/scope.py`, the engine's `QueueMarks`); at least every `FULL_SECONDS` a step reads
+everything, and the engine wakes for it. A failed pass forgets the marks as well.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from core.events import Event, EventBus
 from core.models import utcnow
 from core.workers import wait_for_any
 from routing.new_work import NEW_WORK_BATCH, NewWork, enrich, find_new_work
+from routing.scope import QueueMarks
 from routing.service import PassReport, RoutingOptions, run_pass
 from routing.setup import queue_rules
 
@@ -124,6 +130,7 @@ class RoutingEngine:
         self._changed = True
         self._settled_at: datetime | None = None
         self._waiting_due: datetime | None = None
+        self._marks = QueueMarks()
         bus.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -150,12 +157,14 @@ class RoutingEngine:
     async def run_next(self) -> PassReport:
         """The engine's next pass: the waiting step skipped when nothing it reads changed."""
         now = self._clock()
-        settled = self.settled(now)
+        # A full step when one is due, even with nothing announced (routing/scope.py).
+        settled = self.settled(now) and not self._marks.full_due(now)
         self._changed = False  # events from now on are for the next pass
         try:
-            report = await self.run_once(settled=settled)
+            report = await self.run_once(settled=settled, marks=self._marks)
         except BaseException:
             self._changed = True
+            self._marks.forget()
             raise
         if report.undecided is not None:
             self._settled_at = None if report.undecided else now
@@ -164,9 +173,12 @@ class RoutingEngine:
             report.due(self._waiting_due)  # the skipped step's deadline still stands
         return report
 
-    async def run_once(self, *, settled: bool = False) -> PassReport:
+    async def run_once(
+        self, *, settled: bool = False, marks: QueueMarks | None = None
+    ) -> PassReport:
         """One pass now: new work's facts gathered first, outside the routing lock.
-        `settled`: see `routing.service.run_pass` (the engine's own passes: `run_next`)."""
+        `settled`, `marks`: see `routing.service.run_pass` (the engine's own passes:
+        `run_next`)."""
         enrichers: Sequence[Enricher] = ()
         async with self._sessions() as session:
             found: list[NewWork] = await find_new_work(session)
@@ -177,7 +189,7 @@ class RoutingEngine:
         new_work = await enrich(found, enrichers, self._options.enricher_timeout)
         async with self._sessions() as session, session.begin():
             report = await run_pass(
-                session, self._clock(), self._options, new_work, settled=settled
+                session, self._clock(), self._options, new_work, settled=settled, marks=marks
             )
         self.passes += 1
         if len(found) == NEW_WORK_BATCH:
@@ -207,6 +219,10 @@ class RoutingEngine:
                 # The safety net's complete pass comes on time, not at the next wake after it.
                 complete = self._settled_at + timedelta(seconds=COMPLETE_PASS_SECONDS)
                 delay = min(delay, max(0.0, (complete - now).total_seconds()))
+            full = self._marks.next_full
+            if full is not None:
+                # And so does the full step (routing/scope.py).
+                delay = min(delay, max(0.0, (full - now).total_seconds()))
             await self._sleep(delay)
             await wait_for_any(self._stop, seconds=SETTLE_SECONDS)
 

@@ -76,6 +76,7 @@ from routing.due import (
 from routing.housekeeping import expire_offers, label, presence_housekeeping
 from routing.lead_assignment import assign_leads
 from routing.new_work import NewWork, entry_priority
+from routing.scope import QueueMarks
 from routing.setup import QueueSetup, enter_queue, load_setups, queue_rules
 from routing.sla import settle_slas, start_slas
 from routing.strategies import OperatorSnapshot
@@ -163,13 +164,18 @@ async def run_pass(
     new_work: Sequence[NewWork] = (),
     *,
     settled: bool = False,
+    marks: QueueMarks | None = None,
 ) -> PassReport:
     """One routing pass (see the module docstring); the caller commits.
 
     `settled`: the caller knows that nothing the waiting step reads has changed since a pass
     left no waiting work it could give (`PassReport.undecided` False), and that no
     `waiting_due` has come (`routing/engine.py` keeps track). Then the waiting step runs only
-    if a step of this pass changes something (new work, presence, offers, SLAs, overflow)."""
+    if a step of this pass changes something (new work, presence, offers, SLAs, overflow).
+
+    `marks`: the caller's memory of what its earlier waiting steps saw of each queue; the
+    step reads the explained work only of queues that changed since (`routing/scope.py`).
+    The caller forgets them when the pass fails to commit (`QueueMarks.forget`)."""
     await lock_routing(session)
     report = PassReport()
     setups = await load_setups(session)
@@ -188,9 +194,11 @@ async def run_pass(
         operators.snapshots = None  # offers withdrawn: their operators hold less
     if busy or (due.waiting and not settled):
         snapshots = await operators.get(session)
-        await route_waiting(session, now, setups, snapshots, options, report)
+        await route_waiting(session, now, setups, snapshots, options, report, marks)
     elif not due.waiting:
         report.undecided = False  # nothing waits
+        if marks is not None:
+            marks.nothing_waits(now)
     if due.new_leads:
         await assign_leads(session, now, report)
     given_tasks = await tasks.assign_callbacks(session, now) if due.unowned_callback else 0

@@ -108,6 +108,8 @@ async def _escalate(
         if raised != conversation.priority:
             done.append(f"priority {conversation.priority} -> {raised}")
             conversation.priority = raised
+            # New to routing: it explains the work again (routing/scope.py).
+            conversation.routing_note = None
     if "reassign" in actions and conversation.assignee_id is not None:
         previous = conversation.assignee_id
         conversation.assignee_id = None

@@ -55,6 +55,7 @@ from routing.config import QueueConfig
 from routing.due import waiting_work
 from routing.expressions import operator_attributes
 from routing.housekeeping import label
+from routing.scope import QueueMarks
 from routing.setup import QueueSetup
 from routing.strategies import Decision, OfferRefusal, OperatorSnapshot, WorkItem, decide
 
@@ -66,11 +67,12 @@ _CONVERSATION = cast(Table, Conversation.__table__)
 _OPERATOR = cast(Table, Operator.__table__)
 
 
+_MEMBERS = select(QueueMember.queue_id, QueueMember.operator_id).order_by(QueueMember.operator_id)
+
+
 async def members(session: AsyncSession) -> dict[int, list[int]]:
     found: dict[int, list[int]] = defaultdict(list)
-    for queue_id, operator_id in await session.execute(
-        select(QueueMember.queue_id, QueueMember.operator_id).order_by(QueueMember.operator_id)
-    ):
+    for queue_id, operator_id in await session.execute(_MEMBERS):
         found[queue_id].append(operator_id)
     return found
 
@@ -82,14 +84,20 @@ async def route_waiting(
     snapshots: dict[int, OperatorSnapshot],
     options: RoutingOptions,
     report: PassReport,
+    marks: QueueMarks | None = None,
 ) -> None:
-    rooms = QueueRooms(snapshots, await members(session))
+    """Step 6 (see the module docstring). `marks`: what earlier steps saw of each queue; the
+    explained work of queues they saw as they are now is not read (`routing/scope.py`)."""
+    queue_members = await members(session)
+    scope = marks.begin(now, setups, queue_members, snapshots) if marks is not None else None
+    skipped = scope.skipped if scope is not None else frozenset()
+    rooms = QueueRooms(snapshots, queue_members)
     channels = _channels_by_kind()
     names = _Names()
     # The queues with room, grouped by the kinds they have room for: one clause per group
     # (usually one or two), not one per queue to build, compile and plan every pass.
     queues_by_kinds: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    for queue_id in sorted(rooms.members):
+    for queue_id in sorted(rooms.members.keys() - skipped):
         kinds = tuple(
             kind
             for kind in CHANNEL_KINDS
@@ -127,6 +135,25 @@ async def route_waiting(
         )
     ).all()
     report.undecided = False
+    # Queues where an answer changes by time alone (`Decision.retry_at`).
+    timed: set[int] = set()
+    await _route(session, now, setups, rooms, names, waiting, options, report, timed)
+    if marks is not None and scope is not None:
+        marks.end(scope, cut=bool(report.undecided), unsettled=timed)
+
+
+async def _route(
+    session: AsyncSession,
+    now: datetime,
+    setups: Mapping[int, QueueSetup],
+    rooms: QueueRooms,
+    names: _Names,
+    waiting: Sequence[Any],
+    options: RoutingOptions,
+    report: PassReport,
+    timed: set[int],
+) -> None:
+    """The waiting work read by `route_waiting`, in order: given, or explained."""
     if not waiting:
         return
     refusals = await _refusals(session, [row.id for row in waiting if row.refused])
@@ -209,6 +236,8 @@ async def route_waiting(
         if decision.outcome != "assign" or decision.winner_id is None:
             decisions += await _note(session, row, decision.reason, decision, now, writes, details)
             report.due_waiting(decision.retry_at)
+            if decision.retry_at is not None:
+                timed.add(row.queue_id)
             continue
         await _give(session, row, setup, decision, now, report, writes)
         rooms.give(decision.winner_id, kind, now)

@@ -27,6 +27,7 @@ from core.events import Event, EventBus
 from core.models import ConversationStatus, Offer, OfferStatus, Operator, Presence
 from core.operators import update_operator
 from routing import engine as engine_module
+from routing import scope as scope_module
 from routing.engine import COMPLETE_PASS_SECONDS, RoutingEngine
 from routing.service import PassReport
 from routing.strategies import WorkItem
@@ -172,6 +173,7 @@ async def test_a_queue_opening_routes_the_waiting_work(
     world: World, routing: RoutingEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "COMPLETE_PASS_SECONDS", 10 * 86400.0)
+    monkeypatch.setattr(scope_module, "FULL_SECONDS", 10 * 86400.0)
     ann = await world.operator("Ann")
     # Monday 09:00 UTC: the queue opens at 10:00 UTC.
     support = await world.queue(

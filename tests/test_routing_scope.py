@@ -1,0 +1,269 @@
+"""The waiting step's scope (routing/scope.py): a step reads the explained work only of
+queues whose setup, members or members' state changed since the engine last looked at
+them, reads everything at least every FULL_SECONDS, and never leaves out what may have
+become decidable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from core.audit import CLI
+from core.clock import using
+from core.contacts import ContactChanges, update_contact
+from core.db import SessionFactory
+from core.events import EventBus
+from core.models import Presence
+from core.operators import update_operator
+from routing import scope as scope_module
+from routing import service, waiting
+from routing.config import parse_queue_config
+from routing.engine import RoutingEngine
+from routing.scope import FULL_SECONDS, QueueMarks
+from routing.setup import QueueSetup
+from routing.strategies import OperatorSnapshot
+from tests.routing_world import World
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+# --- the marks (pure) -------------------------------------------------------------------------
+
+
+def setup(queue_id: int, **config: Any) -> QueueSetup:
+    return QueueSetup(queue_id, f"Queue {queue_id}", parse_queue_config(config))
+
+
+def snapshot(operator_id: int, **changes: Any) -> OperatorSnapshot:
+    fields: dict[str, Any] = {
+        "id": operator_id,
+        "presence": Presence.AVAILABLE,
+        "presence_since": NOW - timedelta(hours=1),
+        "capacity": {"messaging": 2},
+    }
+    return OperatorSnapshot(**(fields | changes))
+
+
+SETUPS = {1: setup(1), 2: setup(2)}
+MEMBERS = {1: [10], 2: [20, 21]}
+
+
+def seen(marks: QueueMarks, now: datetime, snapshots: dict[int, OperatorSnapshot]) -> set[int]:
+    """The queues a step starting now would leave out, the step then ending uncut."""
+    scope = marks.begin(now, SETUPS, MEMBERS, snapshots)
+    marks.end(scope, cut=False, unsettled=())
+    return set(scope.skipped)
+
+
+def test_a_step_leaves_out_only_the_queues_it_saw_as_they_are() -> None:
+    marks = QueueMarks()
+    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
+    assert seen(marks, NOW, snapshots) == set()  # the first step is full
+    assert seen(marks, NOW + timedelta(seconds=1), snapshots) == {1, 2}
+    # Operator 21 was given work: their queue is read again, the other is not.
+    snapshots[21] = snapshot(21, load={"messaging": 1})
+    assert seen(marks, NOW + timedelta(seconds=2), snapshots) == {1}
+    # An equal snapshot built anew is the same input.
+    snapshots[10] = snapshot(10)
+    assert seen(marks, NOW + timedelta(seconds=3), snapshots) == {1, 2}
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["presence", "skills", "member gone", "member added", "config"],
+)
+def test_anything_of_the_queues_side_makes_the_step_read_it(change: str) -> None:
+    marks = QueueMarks()
+    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
+    setups, members = dict(SETUPS), {queue_id: list(ids) for queue_id, ids in MEMBERS.items()}
+    for at in (NOW, NOW + timedelta(seconds=1)):
+        marks.end(marks.begin(at, setups, members, snapshots), cut=False, unsettled=())
+    if change == "presence":
+        snapshots[20] = snapshot(20, presence=Presence.AWAY)
+    elif change == "skills":
+        snapshots[20] = snapshot(20, skills={"billing": 2})
+    elif change == "member gone":
+        del snapshots[21]  # deactivated: no snapshot
+    elif change == "member added":
+        members[2].append(10)
+    else:
+        setups[2] = setup(2, required_skills="billing >= 1")
+    scope = marks.begin(NOW + timedelta(seconds=2), setups, members, snapshots)
+    assert set(scope.skipped) == {1}
+
+
+def test_queues_answered_by_time_sticky_or_invalid_are_never_left_out() -> None:
+    setups = {
+        1: setup(1),
+        2: setup(2, strategies=["sticky", "least_busy"]),
+        3: QueueSetup(3, "Broken", None, "strategies: unknown"),
+        4: setup(4),
+    }
+    members = {1: [10], 2: [10], 3: [10], 4: [10]}
+    snapshots = {10: snapshot(10)}
+    marks = QueueMarks()
+    marks.end(marks.begin(NOW, setups, members, snapshots), cut=False, unsettled={4})
+    assert set(marks.begin(NOW, setups, members, snapshots).skipped) == {1}
+
+
+def test_a_step_cut_short_marks_nothing_it_looked_at() -> None:
+    marks = QueueMarks()
+    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
+    marks.end(marks.begin(NOW, SETUPS, MEMBERS, snapshots), cut=True, unsettled=())
+    assert marks.full_due(NOW + timedelta(seconds=1))  # the full step did not end
+    assert seen(marks, NOW + timedelta(seconds=1), snapshots) == set()
+    snapshots[21] = snapshot(21, load={"messaging": 1})
+    scope = marks.begin(NOW + timedelta(seconds=2), SETUPS, MEMBERS, snapshots)
+    marks.end(scope, cut=True, unsettled=())
+    # Queue 1 was left out of the cut step: its mark stands; queue 2's is gone.
+    assert set(marks.begin(NOW + timedelta(seconds=3), SETUPS, MEMBERS, snapshots).skipped) == {1}
+
+
+def test_everything_is_read_again_every_full_seconds() -> None:
+    marks = QueueMarks()
+    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
+    seen(marks, NOW, snapshots)
+    almost = NOW + timedelta(seconds=FULL_SECONDS - 1)
+    assert seen(marks, almost, snapshots) == {1, 2}
+    full = marks.begin(NOW + timedelta(seconds=FULL_SECONDS), SETUPS, MEMBERS, snapshots)
+    assert (full.full, set(full.skipped)) == (True, set())
+    marks.end(full, cut=False, unsettled=())
+    assert marks.next_full == NOW + timedelta(seconds=2 * FULL_SECONDS)
+    marks.forget()
+    assert marks.next_full is None
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def world(sessions: SessionFactory) -> Iterator[World]:
+    world = World(sessions)
+    with using(world.clock):
+        yield world
+
+
+@pytest.fixture
+def routing(world: World, bus: EventBus) -> RoutingEngine:
+    return RoutingEngine(world.sessions, bus, world.options, clock=world.clock.now)
+
+
+@pytest.fixture
+def read(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
+    """The conversations each waiting step read, step by step."""
+    steps: list[set[int]] = []
+    route = waiting._route
+
+    async def spied(*args: Any) -> None:
+        rows: Sequence[Any] = args[5]
+        steps.append({row.id for row in rows})
+        await route(*args)
+
+    monkeypatch.setattr(waiting, "_route", spied)
+    return steps
+
+
+async def settle(routing: RoutingEngine) -> None:
+    report = await routing.run_next()
+    while report.more or report.undecided is not False:
+        report = await routing.run_next()
+
+
+async def test_an_arrival_reads_the_explained_work_only_of_queues_that_changed(
+    world: World, routing: RoutingEngine, read: list[set[int]]
+) -> None:
+    """Ann and Bob have room, but their queues' work needs skills they lack: both backlogs
+    are explained, and read again only when their own queue changes."""
+    ann = await world.operator("Ann")
+    bob = await world.operator("Bob")
+    billing = await world.queue("Billing", [ann], required_skills="billing >= 2")
+    sales = await world.queue("Sales", [bob], required_skills="sales >= 2")
+    billed = {(await world.arrive(queue_id=billing)).conversation_id for _ in range(3)}
+    sold = {(await world.arrive(queue_id=sales)).conversation_id for _ in range(2)}
+    await settle(routing)
+    assert billed | sold <= read[-1]  # the first step reads everything
+    world.tick(1)
+    arrival = (await world.arrive(queue_id=sales)).conversation_id
+    report = await routing.run_next()
+    assert report.assigned == 0
+    assert read[-1] == {arrival}  # nothing of either backlog: no queue changed
+    world.tick(1)
+    async with world.sessions() as session, session.begin():
+        await update_operator(session, CLI, ann, skills={"billing": 2})
+    report = await routing.run_next()
+    assert read[-1] == billed  # Billing's backlog, not Sales'
+    assert report.assigned == 3
+    assert {(await world.conversation(id_)).assignee_id for id_ in billed} == {ann}
+
+
+async def test_a_change_no_queue_shows_is_seen_by_the_full_step(
+    world: World, routing: RoutingEngine
+) -> None:
+    """A contact made VIP changes the work's side, which the marks do not see, and commits
+    no event routing wakes for: the next full step gives the work."""
+    ann = await world.operator("Ann")
+    vip = await world.queue("VIP", [ann], required_skills='priority_tier == "vip"')
+    other = await world.queue("Other", [])
+    work = await world.arrive(queue_id=vip)
+    await settle(routing)
+    world.tick(1)
+    async with world.sessions() as session, session.begin():
+        await update_contact(session, CLI, work.contact_id, ContactChanges(priority_tier="vip"))
+    await world.arrive(queue_id=other)  # an event, elsewhere
+    await routing.run_next()
+    world.tick(FULL_SECONDS)
+    report = await routing.run_next()
+    assert report.assigned == 1
+    assert (await world.conversation(work.conversation_id)).assignee_id == ann
+
+
+async def test_an_sla_escalation_raising_the_priority_has_the_work_decided_again(
+    world: World, routing: RoutingEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raised priority is the work's side: the escalation clears the note, so the
+    same pass decides the work again, scoped or not."""
+    monkeypatch.setattr(scope_module, "FULL_SECONDS", 10 * 86400.0)
+    ann = await world.operator("Ann")
+    urgent = await world.queue(
+        "Urgent",
+        [ann],
+        required_skills="priority >= 2",
+        sla={"first_response_minutes": 30},
+        escalation={"actions": ["raise_priority"], "raise_priority_by": 2},
+    )
+    work = await world.arrive(queue_id=urgent)
+    await settle(routing)
+    assert (await world.conversation(work.conversation_id)).routing_note is not None
+    world.tick(31 * 60)
+    report = await routing.run_next()
+    assert (report.breached, report.assigned) == (1, 1)
+
+
+async def test_work_given_by_a_pass_that_failed_to_commit_is_given_again(
+    world: World, routing: RoutingEngine
+) -> None:
+    """The failed pass saw Ann with room and gave her the work; nothing of it was written.
+    Its marks would say Support is as it saw it, so the engine forgets them."""
+    ann = await world.operator("Ann", presence=Presence.AWAY)
+    support = await world.queue("Support", [ann])
+    backlog = [(await world.arrive(queue_id=support)).conversation_id for _ in range(2)]
+    await settle(routing)
+    world.tick(1)
+    await world.presence(ann, Presence.AVAILABLE)
+    route = service.route_waiting
+
+    async def failing(*args: Any) -> None:
+        await route(*args)
+        raise RuntimeError("the database went away")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service, "route_waiting", failing)
+        with pytest.raises(RuntimeError):
+            await routing.run_next()
+    assert [(await world.conversation(id_)).assignee_id for id_ in backlog] == [None, None]
+    world.tick(1)
+    report = await routing.run_next()
+    assert report.assigned == 2
