@@ -98,12 +98,7 @@ async def route_waiting(
     # (usually one or two), not one per queue to build, compile and plan every pass.
     queues_by_kinds: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for queue_id in sorted(rooms.members.keys() - skipped):
-        kinds = tuple(
-            kind
-            for kind in CHANNEL_KINDS
-            if rooms.count(queue_id, kind)
-            and _anyone_could(setups.get(queue_id), kind, rooms, names)
-        )
+        kinds = _anyone_could(queue_id, setups.get(queue_id), rooms, names)
         if kinds:
             queues_by_kinds[kinds].append(queue_id)
     with_room = [
@@ -135,11 +130,26 @@ async def route_waiting(
         )
     ).all()
     report.undecided = False
-    # Queues where an answer changes by time alone (`Decision.retry_at`).
-    timed: set[int] = set()
-    await _route(session, now, setups, rooms, names, waiting, options, report, timed)
+    outcome = _Outcome()
+    await _route(session, now, setups, rooms, names, waiting, options, report, outcome)
     if marks is not None and scope is not None:
-        marks.end(scope, cut=bool(report.undecided), unsettled=timed)
+        marks.end(
+            scope,
+            rooms.snapshots,
+            cut=bool(report.undecided),
+            decided=outcome.decided,
+            unsettled=outcome.timed,
+        )
+
+
+@dataclass
+class _Outcome:
+    """What the step did, by queue, for the marks (`routing/scope.py`)."""
+
+    # Queues where work was given or explained.
+    decided: set[int] = field(default_factory=set)
+    # Queues where an answer changes by time alone (`Decision.retry_at`).
+    timed: set[int] = field(default_factory=set)
 
 
 async def _route(
@@ -151,7 +161,7 @@ async def _route(
     waiting: Sequence[Any],
     options: RoutingOptions,
     report: PassReport,
-    timed: set[int],
+    outcome: _Outcome,
 ) -> None:
     """The waiting work read by `route_waiting`, in order: given, or explained."""
     if not waiting:
@@ -182,6 +192,7 @@ async def _route(
         if setup.config is None:
             reason = f"the queue's routing configuration is not valid: {setup.problem}"
             decisions += await _note(session, row, reason, None, now, writes)
+            outcome.decided.add(row.queue_id)
             continue
         kind = channel_kind(row.channel)
         if row.routing_note is not None and not rooms.count(row.queue_id, kind):
@@ -235,11 +246,13 @@ async def _route(
             details = {**known[1], "conversation_id": row.id}
         if decision.outcome != "assign" or decision.winner_id is None:
             decisions += await _note(session, row, decision.reason, decision, now, writes, details)
+            outcome.decided.add(row.queue_id)
             report.due_waiting(decision.retry_at)
             if decision.retry_at is not None:
-                timed.add(row.queue_id)
+                outcome.timed.add(row.queue_id)
             continue
         await _give(session, row, setup, decision, now, report, writes)
+        outcome.decided.add(row.queue_id)
         rooms.give(decision.winner_id, kind, now)
         given_queues = rooms.queues_of.get(decision.winner_id, ())
         memo.forget(given_queues)
@@ -329,24 +342,31 @@ class _Memo:
 _WORK_FACTS = frozenset({"priority_tier", "channel", "channel_kind", "priority", "language"})
 
 
-def _anyone_could(setup: QueueSetup | None, kind: str, rooms: QueueRooms, names: _Names) -> bool:
-    """Whether work of `kind` explained already in this queue may be worth deciding again:
-    False only when the answer is the same for all of it and is no (`_worth_deciding` for
-    every such piece: nobody with room meets required skills that read no fact of the work;
-    a refusal only takes candidates away). Such work is then not even read."""
-    if setup is None or setup.config is None or "sticky" in setup.config.strategies:
-        return True
-    expression = setup.config.required_skills
-    read = names.of(setup.id, setup.config)
-    if expression is None or read is None or _WORK_FACTS.intersection(read):
-        return True  # anyone with room may take it (rooms.count), or it depends on the work
-    for operator_id in rooms.members.get(setup.id, ()):
-        operator = rooms.snapshots.get(operator_id)
-        if operator is None or not has_room(operator, kind):
-            continue
-        if expression.matches(operator_attributes(operator.skills, operator.languages, {})):
-            return True
-    return False
+def _anyone_could(
+    queue_id: int, setup: QueueSetup | None, rooms: QueueRooms, names: _Names
+) -> tuple[str, ...]:
+    """The kinds of work explained already in this queue that may be worth deciding again:
+    those some member has room for, less those for which the answer is the same for all
+    such work and is no (`_worth_deciding` for every piece: nobody with room meets required
+    skills that read no fact of the work; a refusal only takes candidates away). Work of
+    the other kinds is then not even read."""
+    with_room = frozenset(kind for kind in CHANNEL_KINDS if rooms.count(queue_id, kind))
+    could: frozenset[str] = with_room
+    if setup is not None and setup.config is not None and "sticky" not in setup.config.strategies:
+        expression = setup.config.required_skills
+        read = names.of(setup.id, setup.config)
+        if expression is not None and read is not None and not _WORK_FACTS.intersection(read):
+            could = frozenset()
+            for operator_id in rooms.members.get(queue_id, ()):
+                room = rooms.room_of(operator_id) & with_room
+                if room <= could:
+                    continue  # no room, or for kinds someone could take already
+                operator = rooms.snapshots[operator_id]
+                if expression.matches(operator_attributes(operator.skills, operator.languages, {})):
+                    could |= room
+                    if could == with_room:
+                        break
+    return tuple(kind for kind in CHANNEL_KINDS if kind in could)
 
 
 def _worth_deciding(

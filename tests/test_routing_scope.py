@@ -51,48 +51,76 @@ SETUPS = {1: setup(1), 2: setup(2)}
 MEMBERS = {1: [10], 2: [20, 21]}
 
 
-def seen(marks: QueueMarks, now: datetime, snapshots: dict[int, OperatorSnapshot]) -> set[int]:
-    """The queues a step starting now would leave out, the step then ending uncut."""
-    scope = marks.begin(now, SETUPS, MEMBERS, snapshots)
-    marks.end(scope, cut=False, unsettled=())
+def step(
+    marks: QueueMarks,
+    now: datetime,
+    snapshots: dict[int, OperatorSnapshot],
+    *,
+    decided: frozenset[int] = frozenset(),
+    setups: dict[int, QueueSetup] = SETUPS,
+    members: dict[int, list[int]] = MEMBERS,
+) -> set[int]:
+    """The queues a step starting now leaves out; the step then ends uncut, having decided
+    work in `decided`, and left the operators as they were."""
+    scope = marks.begin(now, setups, members, snapshots)
+    marks.end(scope, snapshots, cut=False, decided=decided, unsettled=())
     return set(scope.skipped)
 
 
-def test_a_step_leaves_out_only_the_queues_it_saw_as_they_are() -> None:
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+def test_a_step_leaves_out_the_queues_no_freer_than_it_saw_them() -> None:
     marks = QueueMarks()
-    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
-    assert seen(marks, NOW, snapshots) == set()  # the first step is full
-    assert seen(marks, NOW + timedelta(seconds=1), snapshots) == {1, 2}
-    # Operator 21 was given work: their queue is read again, the other is not.
-    snapshots[21] = snapshot(21, load={"messaging": 1})
-    assert seen(marks, NOW + timedelta(seconds=2), snapshots) == {1}
-    # An equal snapshot built anew is the same input.
+    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21, load={"messaging": 1})}
+    assert step(marks, at(0), snapshots) == set()  # the first step is full
+    assert step(marks, at(1), snapshots) == {1, 2}
+    # An equal snapshot built anew is the same input; one holding more is no freer.
+    snapshots[10] = snapshot(10, load={"messaging": 2}, last_assigned_at=NOW)
+    assert step(marks, at(2), snapshots) == {1, 2}
+    # Operator 21 resolved their work: their queue is read again, the other is not.
+    snapshots[21] = snapshot(21)
+    assert step(marks, at(3), snapshots) == {1}
+    # Queue 1 kept the freer state it was marked in: 10 back to it is no freer.
     snapshots[10] = snapshot(10)
-    assert seen(marks, NOW + timedelta(seconds=3), snapshots) == {1, 2}
+    assert step(marks, at(4), snapshots) == {1, 2}
 
 
 @pytest.mark.parametrize(
     "change",
-    ["presence", "skills", "member gone", "member added", "config"],
+    ["presence", "skills", "capacity", "member gone", "member added", "config"],
 )
-def test_anything_of_the_queues_side_makes_the_step_read_it(change: str) -> None:
+def test_anything_else_of_the_queues_side_makes_the_step_read_it(change: str) -> None:
     marks = QueueMarks()
     snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
     setups, members = dict(SETUPS), {queue_id: list(ids) for queue_id, ids in MEMBERS.items()}
-    for at in (NOW, NOW + timedelta(seconds=1)):
-        marks.end(marks.begin(at, setups, members, snapshots), cut=False, unsettled=())
+    step(marks, at(0), snapshots)
     if change == "presence":
         snapshots[20] = snapshot(20, presence=Presence.AWAY)
     elif change == "skills":
         snapshots[20] = snapshot(20, skills={"billing": 2})
+    elif change == "capacity":
+        snapshots[20] = snapshot(20, capacity={"messaging": 3})
     elif change == "member gone":
         del snapshots[21]  # deactivated: no snapshot
     elif change == "member added":
         members[2].append(10)
     else:
         setups[2] = setup(2, required_skills="billing >= 1")
-    scope = marks.begin(NOW + timedelta(seconds=2), setups, members, snapshots)
-    assert set(scope.skipped) == {1}
+    assert step(marks, at(1), snapshots, setups=setups, members=members) == {1}
+
+
+def test_a_queue_left_out_but_decided_in_is_marked_as_the_step_left_it() -> None:
+    """Work arrived in queue 2 while 21 was busy, and was explained: 21 freeing up must
+    have queue 2 read again, though 21 is then as free as when the queue was marked."""
+    marks = QueueMarks()
+    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
+    step(marks, at(0), snapshots)
+    snapshots[21] = snapshot(21, load={"messaging": 2})
+    assert step(marks, at(1), snapshots, decided=frozenset({2})) == {1, 2}
+    snapshots[21] = snapshot(21)
+    assert step(marks, at(2), snapshots) == {1}
 
 
 def test_queues_answered_by_time_sticky_or_invalid_are_never_left_out() -> None:
@@ -105,33 +133,38 @@ def test_queues_answered_by_time_sticky_or_invalid_are_never_left_out() -> None:
     members = {1: [10], 2: [10], 3: [10], 4: [10]}
     snapshots = {10: snapshot(10)}
     marks = QueueMarks()
-    marks.end(marks.begin(NOW, setups, members, snapshots), cut=False, unsettled={4})
+    scope = marks.begin(NOW, setups, members, snapshots)
+    marks.end(scope, snapshots, cut=False, decided=(), unsettled={4})
     assert set(marks.begin(NOW, setups, members, snapshots).skipped) == {1}
 
 
-def test_a_step_cut_short_marks_nothing_it_looked_at() -> None:
+def test_a_step_cut_short_unmarks_what_it_looked_at_or_decided_in() -> None:
     marks = QueueMarks()
     snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
-    marks.end(marks.begin(NOW, SETUPS, MEMBERS, snapshots), cut=True, unsettled=())
-    assert marks.full_due(NOW + timedelta(seconds=1))  # the full step did not end
-    assert seen(marks, NOW + timedelta(seconds=1), snapshots) == set()
-    snapshots[21] = snapshot(21, load={"messaging": 1})
-    scope = marks.begin(NOW + timedelta(seconds=2), SETUPS, MEMBERS, snapshots)
-    marks.end(scope, cut=True, unsettled=())
+    scope = marks.begin(at(0), SETUPS, MEMBERS, snapshots)
+    marks.end(scope, snapshots, cut=True, decided=(), unsettled=())
+    assert marks.full_due(at(1))  # the full step did not end
+    assert step(marks, at(1), snapshots) == set()
+    snapshots[21] = snapshot(21, capacity={"messaging": 3})
+    scope = marks.begin(at(2), SETUPS, MEMBERS, snapshots)
+    assert set(scope.skipped) == {1}
+    marks.end(scope, snapshots, cut=True, decided=(), unsettled=())
     # Queue 1 was left out of the cut step: its mark stands; queue 2's is gone.
-    assert set(marks.begin(NOW + timedelta(seconds=3), SETUPS, MEMBERS, snapshots).skipped) == {1}
+    assert set(marks.begin(at(3), SETUPS, MEMBERS, snapshots).skipped) == {1}
+    scope = marks.begin(at(3), SETUPS, MEMBERS, snapshots)
+    marks.end(scope, snapshots, cut=True, decided={1}, unsettled=())
+    assert set(marks.begin(at(4), SETUPS, MEMBERS, snapshots).skipped) == set()
 
 
 def test_everything_is_read_again_every_full_seconds() -> None:
     marks = QueueMarks()
     snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
-    seen(marks, NOW, snapshots)
-    almost = NOW + timedelta(seconds=FULL_SECONDS - 1)
-    assert seen(marks, almost, snapshots) == {1, 2}
-    full = marks.begin(NOW + timedelta(seconds=FULL_SECONDS), SETUPS, MEMBERS, snapshots)
+    step(marks, at(0), snapshots)
+    assert step(marks, at(FULL_SECONDS - 1), snapshots) == {1, 2}
+    full = marks.begin(at(FULL_SECONDS), SETUPS, MEMBERS, snapshots)
     assert (full.full, set(full.skipped)) == (True, set())
-    marks.end(full, cut=False, unsettled=())
-    assert marks.next_full == NOW + timedelta(seconds=2 * FULL_SECONDS)
+    marks.end(full, snapshots, cut=False, decided=(), unsettled=())
+    assert marks.next_full == at(2 * FULL_SECONDS)
     marks.forget()
     assert marks.next_full is None
 
@@ -253,7 +286,7 @@ async def test_work_given_by_a_pass_that_failed_to_commit_is_given_again(
     await settle(routing)
     world.tick(1)
     await world.presence(ann, Presence.AVAILABLE)
-    route = service.route_waiting
+    route = waiting.route_waiting
 
     async def failing(*args: Any) -> None:
         await route(*args)
