@@ -13,16 +13,16 @@ they have not answered yet (an offer keeps its place until it is answered).
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import CompoundSelect, Text, cast, func, select, union_all
+from sqlalchemy import Select, Text, case, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.channels import CAPACITY_KINDS, catalog
+from core.channels import CAPACITY_KINDS, MESSAGING, catalog
 from core.models import Conversation, ConversationStatus, Offer, OfferStatus, Operator, Presence
 from routing.strategies import OperatorSnapshot
 
@@ -58,68 +58,85 @@ def _levels(text: str | None) -> dict[str, int]:
     }
 
 
-# The snapshots last built, each with what it was built of (see `operator_snapshots`): the
-# operator's row as read (its JSON as text, as 1 == True == 1.0 but they are different
-# levels; its times are always UTC, `core.models.UTCDateTime`) and their load.
-_built: dict[int, tuple[tuple[Any, ...], dict[str, int], OperatorSnapshot]] = {}
-_NO_LOAD: dict[str, int] = {}
+# The snapshots last built, each with the row it was built of (see `operator_snapshots`).
+_built: dict[int, tuple[tuple[Any, ...], OperatorSnapshot]] = {}
 
 
-# `operator_snapshots`' two statements, built once.
-_HELD = select(
-    Conversation.assignee_id.label("operator_id"), Conversation.channel, func.count()
-).where(Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
-# An offer holds its place in the operator's capacity until it is answered.
-_OFFERED = (
-    select(Offer.operator_id, Conversation.channel, func.count())
-    .join(Conversation, Conversation.id == Offer.conversation_id)
-    .where(Offer.status == OfferStatus.PENDING)
-)
-_LOADS: CompoundSelect[int, str, int] = union_all(
-    _HELD.group_by(Conversation.assignee_id, Conversation.channel),
-    _OFFERED.group_by(Offer.operator_id, Conversation.channel),
-)
-_OPERATORS = select(
-    Operator.id,
-    Operator.presence,
-    Operator.presence_since,
-    # As text: compared as read, decoded only for a snapshot built anew.
-    cast(Operator.skills, Text).label("skills"),
-    cast(Operator.languages, Text).label("languages"),
-    cast(Operator.capacity, Text).label("capacity"),
-    Operator.total_capacity,
-    Operator.last_assigned_at,
-).where(Operator.active.is_(True))
+# Where the counts per kind start in a row of `_snapshot_rows`.
+_LOADS_FROM = 8
+
+
+@lru_cache(maxsize=8)
+def _snapshot_rows(special: tuple[tuple[str, str], ...]) -> Select[*tuple[Any, ...]]:
+    """Every active operator's columns routing reads (their JSON as text: compared as read,
+    decoded only for a snapshot built anew, as 1 == True == 1.0 but they are different
+    levels; times are always UTC, `core.models.UTCDateTime`) and their load, one count per
+    capacity kind. `special`: the channels whose kind is not messaging, (name, kind)."""
+    kind = case(dict(special), value=Conversation.channel, else_=MESSAGING) if special else None
+    kind_column = (kind if kind is not None else literal(MESSAGING)).label("kind")
+    held = select(Conversation.assignee_id.label("operator_id"), kind_column).where(
+        Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES)
+    )
+    # An offer holds its place in the operator's capacity until it is answered.
+    offered = (
+        select(Offer.operator_id, kind_column)
+        .join(Conversation, Conversation.id == Offer.conversation_id)
+        .where(Offer.status == OfferStatus.PENDING)
+    )
+    work = union_all(held, offered).subquery("work")
+    loads = (
+        select(
+            work.c.operator_id,
+            *(func.count().filter(work.c.kind == name).label(name) for name in CHANNEL_KINDS),
+        )
+        .group_by(work.c.operator_id)
+        .subquery("loads")
+    )
+    return (
+        select(
+            Operator.id,
+            Operator.presence,
+            Operator.presence_since,
+            cast(Operator.skills, Text).label("skills"),
+            cast(Operator.languages, Text).label("languages"),
+            cast(Operator.capacity, Text).label("capacity"),
+            Operator.total_capacity,
+            Operator.last_assigned_at,
+            *(func.coalesce(loads.c[name], 0) for name in CHANNEL_KINDS),
+        )
+        .outerjoin(loads, loads.c.operator_id == Operator.id)
+        .where(Operator.active.is_(True))
+    )
+
+
+def _special_channels() -> tuple[tuple[str, str], ...]:
+    known = catalog()
+    return tuple(
+        (name, known.capacity_kind(name))
+        for name in sorted(known.names())
+        if known.capacity_kind(name) != MESSAGING
+    )
 
 
 async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapshot]:
     """Every active operator as routing sees them now, with their load per channel kind.
 
-    Two statements: the loads (held work and pending offers, counted per operator and channel
-    in one), and the operators' columns routing reads (their JSON as text). Those are read
-    every time; a snapshot is built again only when what it is built of differs from the last
-    time (`_built`: the row and the load are the whole of its input, so a kept snapshot is
-    always what building it again would give; snapshots are frozen, and changed only by
-    copying)."""
-    kinds: dict[str, str] = {}
-    load: dict[int, dict[str, int]] = defaultdict(dict)
-    for operator_id, channel, count in await session.execute(_LOADS):
-        kind = kinds.get(channel)
-        if kind is None:
-            kind = kinds[channel] = channel_kind(channel)
-        held = load[operator_id]
-        held[kind] = held.get(kind, 0) + count
-    rows = await session.execute(_OPERATORS)
+    One statement: the operators' columns routing reads and their loads (held work and
+    pending offers, counted per capacity kind). It is read every time; a snapshot is built
+    again only when its row differs from the last time (`_built`: the row is the whole of
+    its input, so a kept snapshot is always what building it again would give; snapshots are
+    frozen, and changed only by copying)."""
+    rows = await session.execute(_snapshot_rows(_special_channels()))
     snapshots: dict[int, OperatorSnapshot] = {}
-    built: dict[int, tuple[tuple[Any, ...], dict[str, int], OperatorSnapshot]] = {}
+    built: dict[int, tuple[tuple[Any, ...], OperatorSnapshot]] = {}
     for row in rows:
         made_of = tuple(row)
         operator_id = row.id
-        held = load.get(operator_id, _NO_LOAD)
         kept = _built.get(operator_id)
-        if kept is not None and kept[0] == made_of and kept[1] == held:
-            snapshot = kept[2]
+        if kept is not None and kept[0] == made_of:
+            snapshot = kept[1]
         else:
+            counts = made_of[_LOADS_FROM:]
             snapshot = OperatorSnapshot(
                 id=operator_id,
                 presence=Presence(row.presence),
@@ -128,11 +145,11 @@ async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapsho
                 languages=_levels(row.languages),
                 capacity=_levels(row.capacity),
                 total_capacity=row.total_capacity,
-                load=dict(held),
+                load={name: n for name, n in zip(CHANNEL_KINDS, counts, strict=True) if n},
                 last_assigned_at=row.last_assigned_at,
             )
         snapshots[operator_id] = snapshot
-        built[operator_id] = (made_of, held, snapshot)
+        built[operator_id] = (made_of, snapshot)
     _built.clear()
     _built.update(built)
     return snapshots
