@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
@@ -53,15 +54,27 @@ class QueueSetup:
     problem: str | None = None
 
 
+# The queues as `load_setups` reads them: the configuration as stored text.
+_SETUP_ROWS = select(Queue.id, Queue.name, cast(Queue.config, Text))
+
+
 async def load_setups(session: AsyncSession) -> dict[int, QueueSetup]:
-    setups = {}
-    for queue in await session.scalars(select(Queue)):
-        try:
-            setups[queue.id] = QueueSetup(queue.id, queue.name, parse_queue_config(queue.config))
-        except QueueConfigError as exc:
-            problem = "; ".join(f"{name}: {reason}" for name, reason in exc.fields.items())
-            setups[queue.id] = QueueSetup(queue.id, queue.name, None, problem)
-    return setups
+    """Every queue with its configuration parsed; a configuration is parsed once per
+    process for each text it is stored as (a pass reads them all)."""
+    return {
+        queue_id: QueueSetup(queue_id, name, *_parsed(text))
+        for queue_id, name, text in await session.execute(_SETUP_ROWS)
+    }
+
+
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> tuple[QueueConfig | None, str | None]:
+    """A stored configuration parsed, or why it does not parse (`QueueSetup.problem`).
+    Configurations are frozen, so one parse serves every pass."""
+    try:
+        return parse_queue_config(json.loads(text)), None
+    except QueueConfigError as exc:
+        return None, "; ".join(f"{name}: {reason}" for name, reason in exc.fields.items())
 
 
 async def create_queue(
@@ -165,8 +178,17 @@ async def _stored(session: AsyncSession, name: str) -> dict[str, Any] | None:
 
 
 async def queue_rules(session: AsyncSession) -> RuleSet | None:
-    raw = await _stored(session, QUEUE_RULES)
-    return None if raw is None else parse_rule_set(raw)
+    """The stored queue rules, parsed once per process for each text they are stored as
+    (every pass with new work reads them)."""
+    text = await session.scalar(
+        select(cast(RoutingSetting.value, Text)).where(RoutingSetting.name == QUEUE_RULES)
+    )
+    return None if text is None else _rule_set(text)
+
+
+@lru_cache(maxsize=64)
+def _rule_set(text: str) -> RuleSet:
+    return parse_rule_set(text)
 
 
 async def lead_rules(session: AsyncSession) -> LeadRuleSet | None:
