@@ -9,12 +9,13 @@ re-reading the explained backlog of all the others would be the bulk of its pass
 `QueueMarks` remembers, per queue, the queue's side of those inputs under which all of its
 explained work was last known to be undecidable (`Fingerprint`: the setup, the members and
 their snapshots as the step that looked at the queue left them, after the work it gave). A
-step given the marks leaves out the explained work of a queue that is *no freer* than its mark
-(`no_freer`): the same setup and members, each member as they were or only busier (more
-load; when they were last given work orders candidates, it makes nobody eligible). Such work
-would be undecidable again. Work without a note is always read. A step keeps the mark of a
-queue it left out and decided nothing in (it stays the freer state, which covers the busier
-ones); any other queue it marks anew, or unmarks.
+step given the marks reads a marked queue's explained work only of the kinds for which the
+queue is now *freer* than its mark (`freer`): every kind when the setup or the members
+changed, or a member's presence, skills, languages or capacities; the kinds whose load fell
+when only loads did (every kind under a total cap). A member who only holds more, or was
+last given work since, makes nobody eligible. Work without a note is always read. A step
+keeps the mark of a queue it read nothing of and decided nothing in (the freer state covers
+the busier ones); any other queue it marks anew, or unmarks.
 
 The work's side is not fingerprinted; what changes it:
 
@@ -43,6 +44,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from routing.capacity import CHANNEL_KINDS
 from routing.setup import QueueSetup
 from routing.strategies import OperatorSnapshot
 
@@ -61,31 +63,43 @@ def fingerprint(
     return setup, tuple(member_ids), tuple(snapshots.get(i) for i in member_ids)
 
 
-def _busier(now: OperatorSnapshot | None, then: OperatorSnapshot | None) -> bool:
-    """The operator as they were, or only holding more (see the module docstring)."""
+_ALL: frozenset[str] = frozenset(CHANNEL_KINDS)
+_NONE: frozenset[str] = frozenset()
+
+
+def _freer(now: OperatorSnapshot | None, then: OperatorSnapshot | None) -> frozenset[str]:
+    """The kinds of work the operator may take now that they could not then: none when they
+    are as they were or only hold more, the kinds whose load fell when only loads differ,
+    every kind when anything else changed (or the load under a total cap fell)."""
     if now is then:
-        return True
+        return _NONE
     if now is None or then is None:
-        return False
-    return (
-        now.presence == then.presence
-        and now.presence_since == then.presence_since
-        and now.skills == then.skills
-        and now.languages == then.languages
-        and now.capacity == then.capacity
-        and now.total_capacity == then.total_capacity
-        and all(now.load_of(kind) >= held for kind, held in then.load.items())
-    )
+        return _ALL if now is not None else _NONE
+    if (
+        now.presence != then.presence
+        or now.presence_since != then.presence_since
+        or now.skills != then.skills
+        or now.languages != then.languages
+        or now.capacity != then.capacity
+        or now.total_capacity != then.total_capacity
+    ):
+        return _ALL
+    if now.total_capacity is not None and now.total_load < then.total_load:
+        return _ALL
+    return frozenset(kind for kind, held in then.load.items() if now.load_of(kind) < held)
 
 
-def no_freer(now: Fingerprint, mark: Fingerprint) -> bool:
-    """Whether the queue is as it was marked, or differs only by members holding more: its
-    explained work, undecidable under the mark, is undecidable now."""
-    return (
-        now[0] == mark[0]
-        and now[1] == mark[1]
-        and all(_busier(a, b) for a, b in zip(now[2], mark[2], strict=True))
-    )
+def freer(now: Fingerprint, mark: Fingerprint) -> frozenset[str]:
+    """The kinds of explained work in the queue that may be decidable now, though all of it
+    was not under `mark` (see the module docstring): none when the queue is no freer."""
+    if now[0] != mark[0] or now[1] != mark[1]:
+        return _ALL
+    kinds: frozenset[str] = _NONE
+    for member_now, member_then in zip(now[2], mark[2], strict=True):
+        kinds |= _freer(member_now, member_then)
+        if kinds == _ALL:
+            break
+    return kinds
 
 
 def _markable(setup: QueueSetup | None) -> bool:
@@ -96,13 +110,18 @@ def _markable(setup: QueueSetup | None) -> bool:
 
 @dataclass
 class Scope:
-    """One step's scope: `skipped`, the queues whose explained work it leaves out."""
+    """One step's scope: for each marked queue, the kinds of its explained work to read
+    (`kinds`; a queue not in it: every kind). `skipped`: those with none to read."""
 
     now: datetime
     full: bool
     setups: Mapping[int, QueueSetup]
     members: Mapping[int, Sequence[int]]
-    skipped: frozenset[int]
+    kinds: dict[int, frozenset[str]]
+
+    @property
+    def skipped(self) -> frozenset[int]:
+        return frozenset(queue_id for queue_id, kinds in self.kinds.items() if not kinds)
 
 
 @dataclass
@@ -134,14 +153,13 @@ class QueueMarks:
         full = self.full_due(now)
         if full:
             self._marks.clear()
-        skipped = frozenset(
-            queue_id
-            for queue_id, mark in self._marks.items()
-            if no_freer(
+        kinds = {
+            queue_id: freer(
                 fingerprint(setups.get(queue_id), members.get(queue_id, ()), snapshots), mark
             )
-        )
-        return Scope(now, full, setups, members, skipped)
+            for queue_id, mark in self._marks.items()
+        }
+        return Scope(now, full, setups, members, kinds)
 
     def end(
         self,
@@ -156,8 +174,9 @@ class QueueMarks:
         the work it gave): `cut` when it stopped at the pass's bound, `decided` the queues
         whose work it gave or explained, `unsettled` those where an answer changes by time
         alone."""
+        skipped = scope.skipped
         for queue_id in scope.setups.keys() | scope.members.keys():
-            if queue_id in scope.skipped and queue_id not in decided:
+            if queue_id in skipped and queue_id not in decided:
                 continue  # its mark stands (see the module docstring)
             setup = scope.setups.get(queue_id)
             if cut or queue_id in unsettled or not _markable(setup):

@@ -86,19 +86,25 @@ async def route_waiting(
     report: PassReport,
     marks: QueueMarks | None = None,
 ) -> None:
-    """Step 6 (see the module docstring). `marks`: what earlier steps saw of each queue; the
-    explained work of queues they saw as they are now is not read (`routing/scope.py`)."""
+    """Step 6 (see the module docstring). `marks`: what earlier steps saw of each queue; a
+    queue's explained work is read only of the kinds it may now be given (`routing/scope.py`)."""
     queue_members = await members(session)
     scope = marks.begin(now, setups, queue_members, snapshots) if marks is not None else None
-    skipped = scope.skipped if scope is not None else frozenset()
     rooms = QueueRooms(snapshots, queue_members)
     channels = _channels_by_kind()
     names = _Names()
     # The queues with room, grouped by the kinds they have room for: one clause per group
     # (usually one or two), not one per queue to build, compile and plan every pass.
     queues_by_kinds: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    for queue_id in sorted(rooms.members.keys() - skipped):
+    # What earlier steps saw of the queue leaves out kinds of its explained work, or all.
+    freer = scope.kinds if scope is not None else {}
+    for queue_id in sorted(rooms.members):
+        changed = freer.get(queue_id)
+        if changed is not None and not changed:
+            continue
         kinds = _anyone_could(queue_id, setups.get(queue_id), rooms, names)
+        if changed is not None:
+            kinds = tuple(kind for kind in kinds if kind in changed)
         if kinds:
             queues_by_kinds[kinds].append(queue_id)
     with_room = [

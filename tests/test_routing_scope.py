@@ -14,12 +14,14 @@ import pytest
 from core.audit import CLI
 from core.clock import using
 from core.contacts import ContactChanges, update_contact
+from core.conversations import set_status
 from core.db import SessionFactory
 from core.events import EventBus
-from core.models import Presence
+from core.models import ConversationStatus, Presence
 from core.operators import update_operator
 from routing import scope as scope_module
 from routing import service, waiting
+from routing.capacity import CHANNEL_KINDS
 from routing.config import parse_queue_config
 from routing.engine import RoutingEngine
 from routing.scope import FULL_SECONDS, QueueMarks
@@ -59,41 +61,54 @@ def step(
     decided: frozenset[int] = frozenset(),
     setups: dict[int, QueueSetup] = SETUPS,
     members: dict[int, list[int]] = MEMBERS,
-) -> set[int]:
-    """The queues a step starting now leaves out; the step then ends uncut, having decided
-    work in `decided`, and left the operators as they were."""
+) -> dict[int, set[str]]:
+    """The kinds of explained work a step starting now reads of each marked queue (a queue
+    not in the answer: all of it); the step then ends uncut, having decided work in
+    `decided`, and left the operators as they were."""
     scope = marks.begin(now, setups, members, snapshots)
     marks.end(scope, snapshots, cut=False, decided=decided, unsettled=())
-    return set(scope.skipped)
+    return {queue_id: set(kinds) for queue_id, kinds in scope.kinds.items()}
 
 
 def at(seconds: float) -> datetime:
     return NOW + timedelta(seconds=seconds)
 
 
-def test_a_step_leaves_out_the_queues_no_freer_than_it_saw_them() -> None:
+ALL = set(CHANNEL_KINDS)
+NOTHING: dict[int, set[str]] = {1: set(), 2: set()}
+
+
+def test_a_step_reads_only_the_kinds_a_queue_may_now_be_given() -> None:
     marks = QueueMarks()
-    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21, load={"messaging": 1})}
-    assert step(marks, at(0), snapshots) == set()  # the first step is full
-    assert step(marks, at(1), snapshots) == {1, 2}
+    snapshots = {
+        10: snapshot(10),
+        20: snapshot(20),
+        21: snapshot(21, load={"messaging": 1, "email": 1}, capacity={"messaging": 2, "email": 5}),
+    }
+    assert step(marks, at(0), snapshots) == {}  # the first step is full
+    assert step(marks, at(1), snapshots) == NOTHING
     # An equal snapshot built anew is the same input; one holding more is no freer.
     snapshots[10] = snapshot(10, load={"messaging": 2}, last_assigned_at=NOW)
-    assert step(marks, at(2), snapshots) == {1, 2}
-    # Operator 21 resolved their work: their queue is read again, the other is not.
-    snapshots[21] = snapshot(21)
-    assert step(marks, at(3), snapshots) == {1}
+    assert step(marks, at(2), snapshots) == NOTHING
+    # Operator 21 finished an email: queue 2's explained email is read, nothing else.
+    snapshots[21] = snapshot(21, load={"messaging": 1}, capacity={"messaging": 2, "email": 5})
+    assert step(marks, at(3), snapshots) == {1: set(), 2: {"email"}}
     # Queue 1 kept the freer state it was marked in: 10 back to it is no freer.
     snapshots[10] = snapshot(10)
-    assert step(marks, at(4), snapshots) == {1, 2}
+    assert step(marks, at(4), snapshots) == NOTHING
 
 
 @pytest.mark.parametrize(
     "change",
-    ["presence", "skills", "capacity", "member gone", "member added", "config"],
+    ["presence", "skills", "capacity", "total cap", "member back", "member added", "config"],
 )
-def test_anything_else_of_the_queues_side_makes_the_step_read_it(change: str) -> None:
+def test_anything_else_of_the_queues_side_makes_the_step_read_all_of_it(change: str) -> None:
     marks = QueueMarks()
-    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
+    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21, load={"messaging": 1})}
+    if change == "total cap":
+        snapshots[20] = snapshot(20, load={"messaging": 1}, total_capacity=2)
+    if change == "member back":
+        del snapshots[21]  # deactivated: no snapshot
     setups, members = dict(SETUPS), {queue_id: list(ids) for queue_id, ids in MEMBERS.items()}
     step(marks, at(0), snapshots)
     if change == "presence":
@@ -102,13 +117,23 @@ def test_anything_else_of_the_queues_side_makes_the_step_read_it(change: str) ->
         snapshots[20] = snapshot(20, skills={"billing": 2})
     elif change == "capacity":
         snapshots[20] = snapshot(20, capacity={"messaging": 3})
-    elif change == "member gone":
-        del snapshots[21]  # deactivated: no snapshot
+    elif change == "total cap":
+        snapshots[20] = snapshot(20, total_capacity=2)  # its messaging frees any kind
+    elif change == "member back":
+        snapshots[21] = snapshot(21)
     elif change == "member added":
         members[2].append(10)
     else:
         setups[2] = setup(2, required_skills="billing >= 1")
-    assert step(marks, at(1), snapshots, setups=setups, members=members) == {1}
+    assert step(marks, at(1), snapshots, setups=setups, members=members) == {1: set(), 2: ALL}
+
+
+def test_a_member_gone_leaves_the_queue_no_freer() -> None:
+    marks = QueueMarks()
+    snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
+    step(marks, at(0), snapshots)
+    del snapshots[21]  # deactivated: no snapshot
+    assert step(marks, at(1), snapshots) == NOTHING
 
 
 def test_a_queue_left_out_but_decided_in_is_marked_as_the_step_left_it() -> None:
@@ -118,9 +143,9 @@ def test_a_queue_left_out_but_decided_in_is_marked_as_the_step_left_it() -> None
     snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
     step(marks, at(0), snapshots)
     snapshots[21] = snapshot(21, load={"messaging": 2})
-    assert step(marks, at(1), snapshots, decided=frozenset({2})) == {1, 2}
+    assert step(marks, at(1), snapshots, decided=frozenset({2})) == NOTHING
     snapshots[21] = snapshot(21)
-    assert step(marks, at(2), snapshots) == {1}
+    assert step(marks, at(2), snapshots) == {1: set(), 2: {"messaging"}}
 
 
 def test_queues_answered_by_time_sticky_or_invalid_are_never_left_out() -> None:
@@ -144,7 +169,7 @@ def test_a_step_cut_short_unmarks_what_it_looked_at_or_decided_in() -> None:
     scope = marks.begin(at(0), SETUPS, MEMBERS, snapshots)
     marks.end(scope, snapshots, cut=True, decided=(), unsettled=())
     assert marks.full_due(at(1))  # the full step did not end
-    assert step(marks, at(1), snapshots) == set()
+    assert step(marks, at(1), snapshots) == {}
     snapshots[21] = snapshot(21, capacity={"messaging": 3})
     scope = marks.begin(at(2), SETUPS, MEMBERS, snapshots)
     assert set(scope.skipped) == {1}
@@ -160,7 +185,7 @@ def test_everything_is_read_again_every_full_seconds() -> None:
     marks = QueueMarks()
     snapshots = {10: snapshot(10), 20: snapshot(20), 21: snapshot(21)}
     step(marks, at(0), snapshots)
-    assert step(marks, at(FULL_SECONDS - 1), snapshots) == {1, 2}
+    assert step(marks, at(FULL_SECONDS - 1), snapshots) == NOTHING
     full = marks.begin(at(FULL_SECONDS), SETUPS, MEMBERS, snapshots)
     assert (full.full, set(full.skipped)) == (True, set())
     marks.end(full, snapshots, cut=False, decided=(), unsettled=())
@@ -230,6 +255,30 @@ async def test_an_arrival_reads_the_explained_work_only_of_queues_that_changed(
     assert read[-1] == billed  # Billing's backlog, not Sales'
     assert report.assigned == 3
     assert {(await world.conversation(id_)).assignee_id for id_ in billed} == {ann}
+
+
+async def test_a_freed_email_slot_reads_only_the_explained_email(
+    world: World, routing: RoutingEngine, read: list[set[int]]
+) -> None:
+    """Ann has room for chats, but the waiting chat is in a language she does not speak:
+    her email slot freed, the step reads the waiting email, not the chat again."""
+    ann = await world.operator("Ann", capacity={"messaging": 2, "email": 1}, languages={"en": 3})
+    support = await world.queue("Support", [ann], required_skills="languages has language")
+    mail = await world.arrive(channel="email", queue_id=support)
+    chat_waits = await world.arrive(
+        queue_id=support, text="გამარჯობა, შეკვეთა ჯერ არ მიმიღია, დამეხმარეთ"
+    )
+    mail_waits = await world.arrive(channel="email", queue_id=support)
+    await settle(routing)
+    assert (await world.conversation(mail.conversation_id)).assignee_id == ann
+    world.tick(1)
+    async with world.sessions() as session, session.begin():
+        await set_status(session, CLI, mail.conversation_id, ConversationStatus.RESOLVED)
+    report = await routing.run_next()
+    assert read[-1] == {mail_waits.conversation_id}
+    assert report.assigned == 1
+    assert (await world.conversation(mail_waits.conversation_id)).assignee_id == ann
+    assert (await world.conversation(chat_waits.conversation_id)).assignee_id is None
 
 
 async def test_a_change_no_queue_shows_is_seen_by_the_full_step(
