@@ -61,7 +61,7 @@ from core.models import (
     Role,
     RoutingDecision,
 )
-from routing import strategies, waiting
+from routing import strategies, waiting, waiting_writes
 from routing.manual import accept_offer
 from routing.new_work import find_new_work
 from routing.scope import QueueMarks
@@ -97,15 +97,15 @@ class Probes:
     deciding: float = 0.0
     giving: float = 0.0
     noting: float = 0.0
-    # The step's writes made together at its end (routing/waiting.py: _Writes.made).
+    # The step's writes made together at its end (routing/waiting_writes.py: Writes.made).
     batched: float = 0.0
     _last_decide: float = 0.0
 
     @contextmanager
     def installed(self) -> Iterator[None]:
         real_decide = strategies.decide
-        real_give = waiting._give
-        real_note = waiting._note
+        real_give = waiting_writes.give
+        real_note = waiting_writes.note
 
         def timed_decide(*args: Any, **kwargs: Any) -> Decision:
             cpu, wall = time.thread_time(), time.perf_counter()
@@ -134,7 +134,7 @@ class Probes:
             self._last_decide = 0.0
             return noted
 
-        real_made = waiting._Writes.made
+        real_made = waiting_writes.Writes.made
 
         async def timed_made(writes: Any, *args: Any, **kwargs: Any) -> None:
             started = time.perf_counter()
@@ -142,10 +142,10 @@ class Probes:
             self.batched += time.perf_counter() - started
 
         with (
-            mock.patch.object(waiting._Writes, "made", timed_made),
+            mock.patch.object(waiting_writes.Writes, "made", timed_made),
             mock.patch.object(waiting, "decide", timed_decide),
-            mock.patch.object(waiting, "_give", timed_give),
-            mock.patch.object(waiting, "_note", timed_note),
+            mock.patch.object(waiting, "give", timed_give),
+            mock.patch.object(waiting, "note", timed_note),
         ):
             yield
 

@@ -7,6 +7,9 @@ its lock and in its transaction.
 
 What keeps it cheap with a large backlog:
 
+- given the engine's marks (`routing/scope.py`), work already explained is read only in the
+  queues, and of the kinds, that may now give it: an arrival that frees one operator reads
+  that operator's queues' work of the freed kind, not the whole backlog;
 - work already explained is read again only in queues where some member has room for some
   kind of work (`QueueRooms`) and, when the queue's required skills read nothing of the work,
   one of them meets them (`_anyone_could`); it is decided again only when someone who could
@@ -16,9 +19,8 @@ What keeps it cheap with a large backlog:
   same answer: whether anyone could take it, and why nobody can, are kept per queue, channel
   kind and the facts its queue's required skills name, until work is given to a member of
   that queue (`_Memo`);
-- the writes are made together at the end of the step (`_Writes`): one statement for every
-  note and cleared note, one for every assignment, one for the operators' last assignment,
-  and the new offers and log rows in one flush, not a few statements per piece of work;
+- the writes are made together at the end of the step (`routing/waiting_writes.py`): a few
+  statements for all of them, not a few per piece of work;
 - a pass makes at most `RoutingOptions.max_decisions_per_pass` decisions, notes included,
   so it holds the routing lock briefly; the report's `more` asks for the next pass at once.
 """
@@ -31,42 +33,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import (
-    ColumnElement,
-    CursorResult,
-    Table,
-    and_,
-    bindparam,
-    or_,
-    select,
-    true,
-    update,
-)
+from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import routing_log
 from core.channels import MESSAGING, catalog
-from core.event_types import CONVERSATION_ASSIGNED, OFFER_CREATED
-from core.events import Event, emit
-from core.models import Contact, Conversation, Offer, Operator, QueueMember, RoutingDecision
-from core.visibility import Placement, audience_labels
+from core.models import Contact, Conversation, QueueMember, RoutingDecision
 from routing.capacity import CHANNEL_KINDS, QueueRooms, channel_kind, has_room
 from routing.config import QueueConfig
 from routing.due import waiting_work
 from routing.expressions import operator_attributes
-from routing.housekeeping import label
 from routing.scope import QueueMarks
 from routing.setup import QueueSetup
 from routing.strategies import Decision, OfferRefusal, OperatorSnapshot, WorkItem, decide
+from routing.waiting_writes import Writes, give, note
 
 if TYPE_CHECKING:
     from routing.service import PassReport, RoutingOptions
 
 _REFUSALS: tuple[OfferRefusal, ...] = ("rejected", "timed_out")
-_CONVERSATION = cast(Table, Conversation.__table__)
-_OPERATOR = cast(Table, Operator.__table__)
-
-
 _MEMBERS = select(QueueMember.queue_id, QueueMember.operator_id).order_by(QueueMember.operator_id)
 
 
@@ -186,7 +170,7 @@ async def _route(
     keys: dict[tuple[Any, ...], Hashable] = {}
     # Each queue's members as snapshots, kept until one of them is given work.
     candidates_of: dict[int, list[OperatorSnapshot]] = {}
-    writes = _Writes()
+    writes = Writes()
     decisions = 0
     for row in waiting:
         if decisions >= options.max_decisions_per_pass:
@@ -197,7 +181,7 @@ async def _route(
             continue
         if setup.config is None:
             reason = f"the queue's routing configuration is not valid: {setup.problem}"
-            decisions += await _note(session, row, reason, None, now, writes)
+            decisions += await note(session, row, reason, None, now, writes)
             outcome.decided.add(row.queue_id)
             continue
         kind = channel_kind(row.channel)
@@ -251,13 +235,13 @@ async def _route(
             decision = known[0].model_copy(update={"conversation_id": row.id})
             details = {**known[1], "conversation_id": row.id}
         if decision.outcome != "assign" or decision.winner_id is None:
-            decisions += await _note(session, row, decision.reason, decision, now, writes, details)
+            decisions += await note(session, row, decision.reason, decision, now, writes, details)
             outcome.decided.add(row.queue_id)
             report.due_waiting(decision.retry_at)
             if decision.retry_at is not None:
                 outcome.timed.add(row.queue_id)
             continue
-        await _give(session, row, setup, decision, now, report, writes)
+        await give(session, row, setup, decision, now, report, writes)
         outcome.decided.add(row.queue_id)
         rooms.give(decision.winner_id, kind, now)
         given_queues = rooms.queues_of.get(decision.winner_id, ())
@@ -457,167 +441,3 @@ async def _last_operators(session: AsyncSession, contact_ids: Sequence[int]) -> 
 def _chunks(values: Sequence[int], size: int) -> Iterable[Sequence[int]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-
-# --- the writes -------------------------------------------------------------------------------
-
-
-@dataclass
-class _Offered:
-    offer: Offer
-    queue_id: int
-
-
-@dataclass
-class _Writes:
-    """The step's writes, made together by `made` (see the module docstring)."""
-
-    # routing_note per conversation (None: cleared, the work was offered).
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    assigned: list[dict[str, Any]] = field(default_factory=list)
-    given_to: set[int] = field(default_factory=set)
-    offers: list[_Offered] = field(default_factory=list)
-
-    async def made(self, session: AsyncSession, now: datetime) -> None:
-        if self.notes:
-            # A note is not activity: updated_at (the inbox's order) stays as it was.
-            await session.execute(
-                update(_CONVERSATION)
-                .where(_CONVERSATION.c.id == bindparam("b_id"))
-                .values(routing_note=bindparam("b_note"), updated_at=_CONVERSATION.c.updated_at),
-                self.notes,
-            )
-        if self.assigned:
-            result = await session.execute(
-                update(_CONVERSATION)
-                .where(
-                    _CONVERSATION.c.id == bindparam("b_id"),
-                    _CONVERSATION.c.assignee_id.is_(None),
-                )
-                .values(assignee_id=bindparam("b_operator"), routing_note=None, updated_at=now),
-                self.assigned,
-            )
-            # Under the routing lock nobody else assigns meanwhile; never assign twice.
-            rowcount = cast(CursorResult[Any], result).rowcount
-            if session.get_bind().dialect.supports_sane_multi_rowcount and rowcount != len(
-                self.assigned
-            ):
-                raise RuntimeError("waiting work was assigned by someone else under the lock")
-        if self.given_to:
-            await session.execute(
-                update(_OPERATOR)
-                .where(_OPERATOR.c.id == bindparam("b_id"))
-                .values(last_assigned_at=now),
-                [{"b_id": operator_id} for operator_id in sorted(self.given_to)],
-            )
-        await session.flush()  # the offers and the log rows, in batches
-        for offered in self.offers:
-            offer = offered.offer
-            await emit(
-                session,
-                Event(
-                    OFFER_CREATED,
-                    {
-                        "offer": offer.id,
-                        "conversation": offer.conversation_id,
-                        "operator": offer.operator_id,
-                    },
-                    {
-                        "expires_at": offer.expires_at.isoformat(),
-                        **audience_labels([Placement(offered.queue_id, offer.operator_id)]),
-                    },
-                ),
-            )
-
-
-async def _note(
-    session: AsyncSession,
-    row: Any,
-    reason: str,
-    decision: Decision | None,
-    now: datetime,
-    writes: _Writes,
-    details: dict[str, Any] | None = None,
-) -> int:
-    """Log why work still waits, once per distinct reason (a pass runs often); 1 when it
-    was logged now. `details`: the decision as JSON, when known already."""
-    reason = reason[:500]
-    if reason == row.routing_note:
-        return 0
-    writes.notes.append({"b_id": row.id, "b_note": reason})
-    if details is None:
-        details = decision.model_dump(mode="json") if decision is not None else {}
-    await routing_log.record(
-        session,
-        kind=decision.outcome if decision is not None else "none",
-        conversation_id=row.id,
-        queue_id=row.queue_id,
-        reason=reason,
-        details=details,
-        at=now,
-    )
-    return 1
-
-
-async def _give(
-    session: AsyncSession,
-    row: Any,
-    setup: QueueSetup,
-    decision: Decision,
-    now: datetime,
-    report: PassReport,
-    writes: _Writes,
-) -> None:
-    assert setup.config is not None
-    assert decision.winner_id is not None
-    winner = decision.winner_id
-    details = decision.model_dump(mode="json")
-    timeout = setup.config.offer_timeout
-    if timeout is not None:
-        offer = Offer(
-            conversation_id=row.id,
-            operator_id=winner,
-            queue_id=setup.id,
-            created_at=now,
-            expires_at=now + timeout,
-        )
-        session.add(offer)
-        writes.offers.append(_Offered(offer, setup.id))
-        await routing_log.record(
-            session,
-            kind="offer",
-            conversation_id=row.id,
-            queue_id=setup.id,
-            operator_id=winner,
-            reason=(
-                f"offered to operator {winner} for {label(timeout.total_seconds())}:"
-                f" {decision.reason}"
-            ),
-            details=details,
-            at=now,
-        )
-        if row.routing_note is not None:
-            writes.notes.append({"b_id": row.id, "b_note": None})
-        report.offered += 1
-        return
-    writes.assigned.append({"b_id": row.id, "b_operator": winner})
-    writes.given_to.add(winner)
-    await routing_log.record(
-        session,
-        kind="assign",
-        conversation_id=row.id,
-        queue_id=setup.id,
-        operator_id=winner,
-        reason=f"assigned to operator {winner}: {decision.reason}",
-        details=details,
-        at=now,
-    )
-    await emit(
-        session,
-        Event(
-            CONVERSATION_ASSIGNED,
-            {"conversation": row.id, "contact": row.contact_id, "operator": winner},
-            {"channel": row.channel, **audience_labels([Placement(setup.id, winner)])},
-        ),
-    )
-    report.assigned += 1
