@@ -51,7 +51,8 @@ from web.app import create_app
 
 log = logging.getLogger(__name__)
 
-pytest_plugins = ["tests.mailservers"]  # the `dovecot` and `smtp_server` fixtures
+# `dovecot` and `smtp_server`; the routing engine's `world` and `routing`.
+pytest_plugins = ["tests.mailservers", "tests.routing_engine"]
 
 # Apps and server processes of the suite suggest with the lexical engine, so none of them
 # loads the embedding model (seconds and hundreds of MB each); the tests of the semantic

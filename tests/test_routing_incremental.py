@@ -9,7 +9,6 @@ Statements are counted as in tests/test_routing_pass_cost.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -19,48 +18,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import counted
 from core.audit import CLI
-from core.clock import using
 from core.conversations import set_status
-from core.db import SessionFactory
 from core.event_types import LEAD_CREATED, OPERATOR_PRESENCE, TASK_UPDATED
-from core.events import Event, EventBus
+from core.events import Event
 from core.models import ConversationStatus, Offer, OfferStatus, Operator, Presence
 from core.operators import update_operator
 from routing import engine as engine_module
 from routing import scope as scope_module
 from routing.engine import COMPLETE_PASS_SECONDS, RoutingEngine
-from routing.service import PassReport
 from routing.strategies import WorkItem
 from routing.waiting import _expression_facts
+from tests.routing_engine import settle
 from tests.routing_world import World
 from tests.test_routing_pass_cost import NOTHING_WAITING_STATEMENTS, writes
 
 pytestmark = pytest.mark.both_databases  # tests/conftest.py
 
 
-@pytest.fixture
-def world(sessions: SessionFactory) -> Iterator[World]:
-    world = World(sessions)
-    with using(world.clock):
-        yield world
-
-
-@pytest.fixture
-def routing(world: World, bus: EventBus) -> RoutingEngine:
-    return RoutingEngine(world.sessions, bus, world.options, clock=world.clock.now)
-
-
 def members_read(statements: list[str]) -> bool:
     """Whether the queues' members were read: the waiting step (routing/waiting.py) ran."""
     return any(statement.lstrip().startswith("SELECT queue_member.") for statement in statements)
-
-
-async def settle(routing: RoutingEngine) -> PassReport:
-    """Passes as the engine runs them until one leaves nothing it could give."""
-    report = await routing.run_next()
-    while report.more or report.undecided is not False:
-        report = await routing.run_next()
-    return report
 
 
 async def skilled_backlog(world: World, waiting: int) -> tuple[int, int]:

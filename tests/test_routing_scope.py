@@ -5,18 +5,15 @@ become decidable."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from core.audit import CLI
-from core.clock import using
 from core.contacts import ContactChanges, update_contact
 from core.conversations import set_status
-from core.db import SessionFactory
-from core.events import EventBus
 from core.models import ConversationStatus, Presence
 from core.operators import update_operator
 from routing import scope as scope_module
@@ -27,6 +24,7 @@ from routing.engine import RoutingEngine
 from routing.scope import FULL_SECONDS, QueueMarks
 from routing.setup import QueueSetup
 from routing.strategies import OperatorSnapshot
+from tests.routing_engine import settle
 from tests.routing_world import World
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -198,18 +196,6 @@ def test_everything_is_read_again_every_full_seconds() -> None:
 
 
 @pytest.fixture
-def world(sessions: SessionFactory) -> Iterator[World]:
-    world = World(sessions)
-    with using(world.clock):
-        yield world
-
-
-@pytest.fixture
-def routing(world: World, bus: EventBus) -> RoutingEngine:
-    return RoutingEngine(world.sessions, bus, world.options, clock=world.clock.now)
-
-
-@pytest.fixture
 def read(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
     """The conversations each waiting step read, step by step."""
     steps: list[set[int]] = []
@@ -222,12 +208,6 @@ def read(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
 
     monkeypatch.setattr(waiting, "_route", spied)
     return steps
-
-
-async def settle(routing: RoutingEngine) -> None:
-    report = await routing.run_next()
-    while report.more or report.undecided is not False:
-        report = await routing.run_next()
 
 
 async def test_an_arrival_reads_the_explained_work_only_of_queues_that_changed(
