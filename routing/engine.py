@@ -32,10 +32,10 @@ So correctness never rests on a cache: a skipped waiting step leaves everything 
 complete one left it, and the state kept is three facts about what happened (an event seen,
 when a complete pass ended, its earliest deadline); a failed pass forgets them.
 
-A waiting step that runs is scoped too: it reads the explained work only of queues whose
-setup, members or members' state changed since the engine's last step looked at them
-(`routing/scope.py`, the engine's `QueueMarks`); at least every `FULL_SECONDS` a step reads
-everything, and the engine wakes for it. A failed pass forgets the marks as well.
+A waiting step that runs is scoped too: it reads the explained work only of the queues, and
+the kinds of work, that the changes since the engine's last look at them may have made
+decidable (`routing/scope.py`, the engine's `QueueMarks`); at least every `FULL_SECONDS` a
+step reads everything, and the engine wakes for it. A failed pass forgets the marks as well.
 """
 
 from __future__ import annotations

@@ -174,8 +174,9 @@ async def run_pass(
     if a step of this pass changes something (new work, presence, offers, SLAs, overflow).
 
     `marks`: the caller's memory of what its earlier waiting steps saw of each queue; the
-    step reads the explained work only of queues that changed since (`routing/scope.py`).
-    The caller forgets them when the pass fails to commit (`QueueMarks.forget`)."""
+    step reads the explained work only of the queues, and kinds, that may now give it
+    (`routing/scope.py`). The caller forgets them when the pass fails to commit
+    (`QueueMarks.forget`)."""
     await lock_routing(session)
     report = PassReport()
     setups = await load_setups(session)
