@@ -61,6 +61,7 @@ from core.event_types import (
     QUEUE_CREATED,
     QUEUE_UPDATED,
     RESYNC,
+    ROUTING_DECISION,
     ROUTING_RULES,
     TASK_UPDATED,
 )
@@ -97,6 +98,8 @@ WAKING_EVENTS = frozenset(
 # Events after which the waiting work is looked at again (see the module docstring): all the
 # waking ones but leads and tasks, which no waiting work's decision reads.
 WAITING_EVENTS = WAKING_EVENTS - {LEAD_CREATED, TASK_UPDATED}
+# Decisions that leave work waiting, explained (`routing/scope.py`: another process's).
+EXPLAINED_KINDS = frozenset({"none", "wait"})
 # Events that need a pass, but not at once (see the module docstring).
 LATER_EVENTS = frozenset({INTERACTION_CREATED})
 LATER_SECONDS = 1.0
@@ -134,6 +137,13 @@ class RoutingEngine:
         bus.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
+        if (
+            event.type == ROUTING_DECISION
+            and not event.origin_is_local
+            and event.labels.get("kind") in EXPLAINED_KINDS
+        ):
+            queues = event.labels.get("queues", "")
+            self._marks.explained_elsewhere([int(id_) for id_ in queues.split(",") if id_])
         if event.type in WAITING_EVENTS:
             self._changed = True
         if event.type in WAKING_EVENTS:

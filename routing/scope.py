@@ -35,7 +35,9 @@ cut short by the pass's bound unmarks every queue it looked at or decided in.
 
 Marks live in one process's memory (the engine's) and hold nothing but what was read and
 decided; the caller forgets them when its pass does not commit. A new process starts without
-marks: its first step is full.
+marks: its first step is full. Where several processes route (PostgreSQL), another's pass may
+explain work under a busier view than this process's mark: its `routing.decision` events
+(kind `none` or `wait`) unmark the queues they name (`explained_elsewhere`, from the engine).
 """
 
 from __future__ import annotations
@@ -186,6 +188,14 @@ class QueueMarks:
                 self._marks[queue_id] = fingerprint(setup, members, snapshots)
         if scope.full and not cut:
             self.full_at = scope.now
+
+    def explained_elsewhere(self, queue_ids: Collection[int]) -> None:
+        """Another process's pass explained work in these queues (all, when none are named):
+        work explained under its view of the operators, which may be busier than the mark."""
+        if not queue_ids:
+            self._marks.clear()
+        for queue_id in queue_ids:
+            self._marks.pop(queue_id, None)
 
     def nothing_waits(self, now: datetime) -> None:
         """No work waits: a full step would read nothing, so this counts as one."""

@@ -14,6 +14,8 @@ import pytest
 from core.audit import CLI
 from core.contacts import ContactChanges, update_contact
 from core.conversations import set_status
+from core.event_types import ROUTING_DECISION
+from core.events import Event
 from core.models import ConversationStatus, Presence
 from core.operators import update_operator
 from routing import scope as scope_module
@@ -28,6 +30,8 @@ from tests.routing_engine import settle
 from tests.routing_world import World
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+# A customer's message in Georgian: the contact's language is "ka".
+GEORGIAN = "გამარჯობა, შეკვეთა ჯერ არ მიმიღია, დამეხმარეთ"
 
 
 # --- the marks (pure) -------------------------------------------------------------------------
@@ -237,6 +241,33 @@ async def test_an_arrival_reads_the_explained_work_only_of_queues_that_changed(
     assert {(await world.conversation(id_)).assignee_id for id_ in billed} == {ann}
 
 
+async def test_work_another_process_explained_has_its_queue_read_again(
+    world: World, routing: RoutingEngine, read: list[set[int]]
+) -> None:
+    """Another process's engine may explain work while an operator is busier than this
+    engine's mark says: its `routing.decision` unmarks the queue it names."""
+    ann = await world.operator("Ann", languages={"en": 3})
+    speaks = "languages has language"  # read for each piece of work: Ann has room
+    billing = await world.queue("Billing", [ann], required_skills=speaks)
+    sales = await world.queue("Sales", [ann], required_skills=speaks)
+    billed = {
+        (await world.arrive(queue_id=billing, text=GEORGIAN)).conversation_id for _ in range(2)
+    }
+    await world.arrive(queue_id=sales, text=GEORGIAN)
+    await settle(routing)
+    elsewhere = {"kind": "none", "queues": str(billing), "operators": ""}
+    routing._on_event(Event(ROUTING_DECISION, {"conversation": 1}, elsewhere, origin="other"))
+    # Its own decisions, and another process's that explain nothing, unmark nothing.
+    own = {**elsewhere, "queues": str(sales)}
+    routing._on_event(Event(ROUTING_DECISION, {"conversation": 1}, own))
+    gave = {"kind": "assign", "queues": str(sales), "operators": str(ann)}
+    routing._on_event(Event(ROUTING_DECISION, {"conversation": 1}, gave, origin="other"))
+    world.tick(1)
+    arrival = (await world.arrive(queue_id=await world.queue("Other"))).conversation_id
+    await routing.run_next()
+    assert read[-1] == billed | {arrival}
+
+
 async def test_a_freed_email_slot_reads_only_the_explained_email(
     world: World, routing: RoutingEngine, read: list[set[int]]
 ) -> None:
@@ -245,9 +276,7 @@ async def test_a_freed_email_slot_reads_only_the_explained_email(
     ann = await world.operator("Ann", capacity={"messaging": 2, "email": 1}, languages={"en": 3})
     support = await world.queue("Support", [ann], required_skills="languages has language")
     mail = await world.arrive(channel="email", queue_id=support)
-    chat_waits = await world.arrive(
-        queue_id=support, text="გამარჯობა, შეკვეთა ჯერ არ მიმიღია, დამეხმარეთ"
-    )
+    chat_waits = await world.arrive(queue_id=support, text=GEORGIAN)
     mail_waits = await world.arrive(channel="email", queue_id=support)
     await settle(routing)
     assert (await world.conversation(mail.conversation_id)).assignee_id == ann
