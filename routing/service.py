@@ -329,6 +329,8 @@ async def _reopened(
     holder = snapshots.get(conversation.assignee_id or 0)
     if holder is None:
         conversation.assignee_id = None
+        # It waits anew: unexplained, so the waiting step reads it (routing/scope.py).
+        conversation.routing_note = None
         reason = "reopened by the customer: waits in its queue again"
     else:
         kind = channel_kind(conversation.channel)

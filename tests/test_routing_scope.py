@@ -290,6 +290,28 @@ async def test_a_freed_email_slot_reads_only_the_explained_email(
     assert (await world.conversation(chat_waits.conversation_id)).assignee_id is None
 
 
+async def test_a_reopened_conversation_nobody_held_is_read_by_a_scoped_step(
+    world: World, routing: RoutingEngine
+) -> None:
+    """Work reopened by its customer enters its queue again without a note: a step reads
+    it though nothing of the queue changed."""
+    ann = await world.operator("Ann", languages={"en": 3})
+    support = await world.queue("Support", [ann], required_skills="languages has language")
+    first = await world.arrive(queue_id=support, sender="kim@example.com", text=GEORGIAN)
+    await world.arrive(queue_id=support, text=GEORGIAN)  # keeps waiting: the queue stays marked
+    await settle(routing)
+    async with world.sessions() as session, session.begin():
+        await set_status(session, CLI, first.conversation_id, ConversationStatus.RESOLVED)
+    await settle(routing)
+    world.tick(1)
+    again = await world.arrive(
+        sender="kim@example.com", text="Hello again, I still need help with my order please"
+    )
+    assert again.conversation_id == first.conversation_id
+    await settle(routing)
+    assert (await world.conversation(first.conversation_id)).assignee_id == ann
+
+
 async def test_a_change_no_queue_shows_is_seen_by_the_full_step(
     world: World, routing: RoutingEngine
 ) -> None:
