@@ -220,6 +220,9 @@ async def set_status(
         return conversation
     conversation.status = new_status
     conversation.snoozed_until = snoozed_until
+    if new_status is ConversationStatus.OPEN:
+        # Open again: if nobody holds it, it waits anew, to be explained anew (routing/scope.py).
+        conversation.routing_note = None
     if new_status is not ConversationStatus.OPEN:
         # Work that no longer waits is no longer offered (the offer held a place in capacity).
         await routing_log.withdraw_offers(
@@ -295,6 +298,9 @@ async def assign(
         if active is None:
             raise InvalidInput(f"no active operator {assignee_id}", field="assignee_id")
     conversation.assignee_id = assignee_id
+    # Given by hand, or back to waiting anew: routing's last "why it waits" no longer holds
+    # (unexplained work is what a routing pass always reads, routing/scope.py).
+    conversation.routing_note = None
     now = utcnow()
     await routing_log.withdraw_offers(session, conversation.id, now, status=OfferStatus.CANCELLED)
     await routing_log.record(

@@ -20,7 +20,8 @@ the busier ones); any other queue it marks anew, or unmarks.
 The work's side is not fingerprinted; what changes it:
 
 - work that enters a queue (new, reopened, transferred, put back, overflowed) has no note
-  (`routing.setup.enter_queue`), nor does work whose offer was answered;
+  (`routing.setup.enter_queue`), nor does work whose offer was answered, nor work a person
+  assigned, unassigned or set open again (`core/conversations.py`);
 - an SLA escalation that raises the priority clears the note (`routing/sla.py`);
 - what else changes a waiting conversation's facts and leaves its note (a contact's language
   learned from a later message, a supervisor changing the priority tier or owner, a merge)

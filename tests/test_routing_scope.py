@@ -13,7 +13,7 @@ import pytest
 
 from core.audit import CLI
 from core.contacts import ContactChanges, update_contact
-from core.conversations import set_status
+from core.conversations import assign, set_status
 from core.event_types import ROUTING_DECISION
 from core.events import Event
 from core.models import ConversationStatus, Presence
@@ -310,6 +310,40 @@ async def test_a_reopened_conversation_nobody_held_is_read_by_a_scoped_step(
     assert again.conversation_id == first.conversation_id
     await settle(routing)
     assert (await world.conversation(first.conversation_id)).assignee_id == ann
+
+
+@pytest.mark.parametrize("away", ["assigned elsewhere", "pending"])
+async def test_work_back_to_waiting_by_hand_is_read_by_a_scoped_step(
+    world: World, routing: RoutingEngine, away: str
+) -> None:
+    """Explained work a supervisor gave to someone outside its queue (or set pending), then
+    took back (or opened again), waits anew: it is read at once, though its queue is as the
+    last step saw it."""
+    ann = await world.operator("Ann", capacity={"messaging": 1})
+    bob = await world.operator("Bob")
+    support = await world.queue("Support", [ann])
+    first = await world.arrive(queue_id=support)
+    later = await world.arrive(queue_id=support)
+    await world.arrive(queue_id=await world.queue("Nobody's"))  # waits: marks are kept
+    await settle(routing)
+    assert (await world.conversation(later.conversation_id)).routing_note is not None
+    async with world.sessions() as session, session.begin():
+        if away == "pending":
+            await set_status(session, CLI, later.conversation_id, ConversationStatus.PENDING)
+        else:
+            await assign(session, CLI, later.conversation_id, bob)
+    async with world.sessions() as session, session.begin():
+        await set_status(session, CLI, first.conversation_id, ConversationStatus.RESOLVED)
+    world.tick(1)
+    await settle(routing)  # Ann is free, and Support marked so
+    async with world.sessions() as session, session.begin():
+        if away == "pending":
+            await set_status(session, CLI, later.conversation_id, ConversationStatus.OPEN)
+        else:
+            await assign(session, CLI, later.conversation_id, None)
+    world.tick(1)
+    await settle(routing)
+    assert (await world.conversation(later.conversation_id)).assignee_id == ann
 
 
 async def test_a_change_no_queue_shows_is_seen_by_the_full_step(
