@@ -326,11 +326,12 @@ async def _reopened(
     now: datetime,
 ) -> None:
     conversation.queue_entered_at = now
+    # The reopening marker has served: held, or waiting anew unexplained, which the waiting
+    # step reads (routing/scope.py).
+    conversation.routing_note = None
     holder = snapshots.get(conversation.assignee_id or 0)
     if holder is None:
         conversation.assignee_id = None
-        # It waits anew: unexplained, so the waiting step reads it (routing/scope.py).
-        conversation.routing_note = None
         reason = "reopened by the customer: waits in its queue again"
     else:
         kind = channel_kind(conversation.channel)
@@ -342,7 +343,6 @@ async def _reopened(
             conversation.queue_entered_at = now
             return
         conversation.assignee_id = None
-        conversation.routing_note = None
         # They hold it no more: the rest of the pass sees them with room for it.
         load = dict(holder.load)
         load[kind] = max(0, load.get(kind, 0) - 1)
