@@ -214,13 +214,14 @@ class MediaFetcher(ABC):
         """Download due media until `stop` is set (between rounds; see core.workers)."""
         self.services.bus.add_listener(self._on_event)
         while not stop.is_set():
+            # Cleared before the round, so a message that arrives during it wakes the next.
+            self._wake.clear()
             try:
                 handled = await self.run_once()
             except Exception:
                 log.exception("media fetch pass failed")
                 handled = 0
             if handled < self.batch_size:
-                self._wake.clear()
                 await wait_for_any(self._wake, stop, seconds=self.poll_seconds)
 
     @final

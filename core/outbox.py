@@ -421,13 +421,14 @@ class OutboxWorker:
         if self._bus is not None:
             self._bus.add_listener(self._on_event)
         while not stop.is_set():
+            # Cleared before the round, so an item queued during it wakes the next.
+            self._wake.clear()
             try:
                 handled = await self.run_once()
             except Exception:
                 log.exception("outbox worker pass failed")
                 handled = 0
             if handled < self._batch_size:
-                self._wake.clear()
                 await wait_for_any(self._wake, stop, seconds=self._poll_seconds)
 
     @property
