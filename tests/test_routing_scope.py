@@ -1,7 +1,7 @@
 """The waiting step's scope (routing/scope.py): a step reads the explained work only of
-queues whose setup, members or members' state changed since the engine last looked at
-them, reads everything at least every FULL_SECONDS, and never leaves out what may have
-become decidable."""
+the queues, and kinds, that changes since the engine last looked at them may have made
+decidable, reads everything at least every FULL_SECONDS, and never leaves out what may
+have become decidable."""
 
 from __future__ import annotations
 
@@ -217,24 +217,27 @@ def read(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
 async def test_an_arrival_reads_the_explained_work_only_of_queues_that_changed(
     world: World, routing: RoutingEngine, read: list[set[int]]
 ) -> None:
-    """Ann and Bob have room, but their queues' work needs skills they lack: both backlogs
-    are explained, and read again only when their own queue changes."""
-    ann = await world.operator("Ann")
-    bob = await world.operator("Bob")
-    billing = await world.queue("Billing", [ann], required_skills="billing >= 2")
-    sales = await world.queue("Sales", [bob], required_skills="sales >= 2")
-    billed = {(await world.arrive(queue_id=billing)).conversation_id for _ in range(3)}
-    sold = {(await world.arrive(queue_id=sales)).conversation_id for _ in range(2)}
+    """Ann and Bob have room, but their queues' work is in a language they do not speak:
+    both backlogs are explained, and read again only when their own queue changes."""
+    ann = await world.operator("Ann", languages={"en": 3})
+    bob = await world.operator("Bob", languages={"en": 3})
+    speaks = "languages has language"  # read for each piece of work: they have room
+    billing = await world.queue("Billing", [ann], required_skills=speaks)
+    sales = await world.queue("Sales", [bob], required_skills=speaks)
+    billed = {
+        (await world.arrive(queue_id=billing, text=GEORGIAN)).conversation_id for _ in range(3)
+    }
+    sold = {(await world.arrive(queue_id=sales, text=GEORGIAN)).conversation_id for _ in range(2)}
     await settle(routing)
     assert billed | sold <= read[-1]  # the first step reads everything
     world.tick(1)
-    arrival = (await world.arrive(queue_id=sales)).conversation_id
+    arrival = (await world.arrive(queue_id=sales, text=GEORGIAN)).conversation_id
     report = await routing.run_next()
     assert report.assigned == 0
     assert read[-1] == {arrival}  # nothing of either backlog: no queue changed
     world.tick(1)
     async with world.sessions() as session, session.begin():
-        await update_operator(session, CLI, ann, skills={"billing": 2})
+        await update_operator(session, CLI, ann, languages={"en": 3, "ka": 2})
     report = await routing.run_next()
     assert read[-1] == billed  # Billing's backlog, not Sales'
     assert report.assigned == 3
