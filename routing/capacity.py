@@ -13,6 +13,7 @@ they have not answered yet (an offer keeps its place until it is answered).
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,7 +74,7 @@ def _snapshot_rows(special: tuple[tuple[str, str], ...]) -> Select[*tuple[Any, .
     levels; times are always UTC, `core.models.UTCDateTime`) and their load, one count per
     capacity kind. `special`: the channels whose kind is not messaging, (name, kind)."""
     kind = case(dict(special), value=Conversation.channel, else_=MESSAGING) if special else None
-    kind_column = (kind if kind is not None else literal(MESSAGING)).label("kind")
+    kind_column = (literal(MESSAGING) if kind is None else kind).label("kind")
     held = select(Conversation.assignee_id.label("operator_id"), kind_column).where(
         Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES)
     )
@@ -109,13 +110,14 @@ def _snapshot_rows(special: tuple[tuple[str, str], ...]) -> Select[*tuple[Any, .
     )
 
 
-def _special_channels() -> tuple[tuple[str, str], ...]:
+def channels_by_kind() -> dict[str, list[str]]:
+    """The channels this process runs, by capacity kind, each list sorted (a channel it does
+    not run counts as messaging, as `channel_kind` says)."""
     known = catalog()
-    return tuple(
-        (name, known.capacity_kind(name))
-        for name in sorted(known.names())
-        if known.capacity_kind(name) != MESSAGING
-    )
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for name in sorted(known.names()):
+        by_kind[known.capacity_kind(name)].append(name)
+    return by_kind
 
 
 async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapshot]:
@@ -126,7 +128,13 @@ async def operator_snapshots(session: AsyncSession) -> dict[int, OperatorSnapsho
     again only when its row differs from the last time (`_built`: the row is the whole of
     its input, so a kept snapshot is always what building it again would give; snapshots are
     frozen, and changed only by copying)."""
-    rows = await session.execute(_snapshot_rows(_special_channels()))
+    special = tuple(
+        (name, kind)
+        for kind, names in sorted(channels_by_kind().items())
+        if kind != MESSAGING
+        for name in names
+    )
+    rows = await session.execute(_snapshot_rows(special))
     snapshots: dict[int, OperatorSnapshot] = {}
     built: dict[int, tuple[tuple[Any, ...], OperatorSnapshot]] = {}
     for row in rows:

@@ -36,9 +36,15 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.channels import MESSAGING, catalog
+from core.channels import MESSAGING
 from core.models import Contact, Conversation, QueueMember, RoutingDecision
-from routing.capacity import CHANNEL_KINDS, QueueRooms, channel_kind, has_room
+from routing.capacity import (
+    CHANNEL_KINDS,
+    QueueRooms,
+    channel_kind,
+    channels_by_kind,
+    has_room,
+)
 from routing.config import QueueConfig
 from routing.due import waiting_work
 from routing.expressions import operator_attributes
@@ -75,7 +81,7 @@ async def route_waiting(
     queue_members = await members(session)
     scope = marks.begin(now, setups, queue_members, snapshots) if marks is not None else None
     rooms = QueueRooms(snapshots, queue_members)
-    channels = _channels_by_kind()
+    channels = channels_by_kind()
     names = _Names()
     # The queues with room, grouped by the kinds they have room for: one clause per group
     # (usually one or two), not one per queue to build, compile and plan every pass.
@@ -252,18 +258,9 @@ async def _route(
     await writes.made(session, now)
 
 
-def _channels_by_kind() -> dict[str, list[str]]:
-    """The channels this process runs, by capacity kind."""
-    known = catalog()
-    by_kind: dict[str, list[str]] = defaultdict(list)
-    for name in known.names():
-        by_kind[known.capacity_kind(name)].append(name)
-    return by_kind
-
-
 def _of_kinds(kinds: Sequence[str], by_kind: Mapping[str, list[str]]) -> ColumnElement[bool]:
     """Work of a channel whose capacity kind is one of `kinds` (a channel this process does
-    not run counts as messaging, as `channel_kind` says); `by_kind`: `_channels_by_kind()`."""
+    not run counts as messaging, as `channel_kind` says); `by_kind`: `channels_by_kind()`."""
     if MESSAGING in kinds:
         others = [name for kind, names in by_kind.items() if kind not in kinds for name in names]
         return Conversation.channel.not_in(others) if others else true()
