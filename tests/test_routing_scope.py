@@ -32,6 +32,9 @@ from tests.routing_world import World
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 # A customer's message in Georgian: the contact's language is "ka".
 GEORGIAN = "გამარჯობა, შეკვეთა ჯერ არ მიმიღია, დამეხმარეთ"
+# Required skills that read the work (its language): an operator with room who does not
+# speak it leaves the work explained, and the room check cannot rule such work out.
+SPEAKS = "languages has language"
 
 
 # --- the marks (pure) -------------------------------------------------------------------------
@@ -199,6 +202,13 @@ def test_everything_is_read_again_every_full_seconds() -> None:
 # --- the engine ---------------------------------------------------------------------------------
 
 
+async def in_georgian(world: World, queue_id: int, count: int) -> set[int]:
+    """`count` conversations arriving in the queue in Georgian."""
+    return {
+        (await world.arrive(queue_id=queue_id, text=GEORGIAN)).conversation_id for _ in range(count)
+    }
+
+
 @pytest.fixture
 def read(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
     """The conversations each waiting step read, step by step."""
@@ -221,17 +231,14 @@ async def test_an_arrival_reads_the_explained_work_only_of_queues_that_changed(
     both backlogs are explained, and read again only when their own queue changes."""
     ann = await world.operator("Ann", languages={"en": 3})
     bob = await world.operator("Bob", languages={"en": 3})
-    speaks = "languages has language"  # read for each piece of work: they have room
-    billing = await world.queue("Billing", [ann], required_skills=speaks)
-    sales = await world.queue("Sales", [bob], required_skills=speaks)
-    billed = {
-        (await world.arrive(queue_id=billing, text=GEORGIAN)).conversation_id for _ in range(3)
-    }
-    sold = {(await world.arrive(queue_id=sales, text=GEORGIAN)).conversation_id for _ in range(2)}
+    billing = await world.queue("Billing", [ann], required_skills=SPEAKS)
+    sales = await world.queue("Sales", [bob], required_skills=SPEAKS)
+    billed = await in_georgian(world, billing, 3)
+    sold = await in_georgian(world, sales, 2)
     await settle(routing)
     assert billed | sold <= read[-1]  # the first step reads everything
     world.tick(1)
-    arrival = (await world.arrive(queue_id=sales, text=GEORGIAN)).conversation_id
+    [arrival] = await in_georgian(world, sales, 1)
     report = await routing.run_next()
     assert report.assigned == 0
     assert read[-1] == {arrival}  # nothing of either backlog: no queue changed
@@ -250,13 +257,10 @@ async def test_work_another_process_explained_has_its_queue_read_again(
     """Another process's engine may explain work while an operator is busier than this
     engine's mark says: its `routing.decision` unmarks the queue it names."""
     ann = await world.operator("Ann", languages={"en": 3})
-    speaks = "languages has language"  # read for each piece of work: Ann has room
-    billing = await world.queue("Billing", [ann], required_skills=speaks)
-    sales = await world.queue("Sales", [ann], required_skills=speaks)
-    billed = {
-        (await world.arrive(queue_id=billing, text=GEORGIAN)).conversation_id for _ in range(2)
-    }
-    await world.arrive(queue_id=sales, text=GEORGIAN)
+    billing = await world.queue("Billing", [ann], required_skills=SPEAKS)
+    sales = await world.queue("Sales", [ann], required_skills=SPEAKS)
+    billed = await in_georgian(world, billing, 2)
+    await in_georgian(world, sales, 1)
     await settle(routing)
     elsewhere = {"kind": "none", "queues": str(billing), "operators": ""}
     routing._on_event(Event(ROUTING_DECISION, {"conversation": 1}, elsewhere, origin="other"))
@@ -277,7 +281,7 @@ async def test_a_freed_email_slot_reads_only_the_explained_email(
     """Ann has room for chats, but the waiting chat is in a language she does not speak:
     her email slot freed, the step reads the waiting email, not the chat again."""
     ann = await world.operator("Ann", capacity={"messaging": 2, "email": 1}, languages={"en": 3})
-    support = await world.queue("Support", [ann], required_skills="languages has language")
+    support = await world.queue("Support", [ann], required_skills=SPEAKS)
     mail = await world.arrive(channel="email", queue_id=support)
     chat_waits = await world.arrive(queue_id=support, text=GEORGIAN)
     mail_waits = await world.arrive(channel="email", queue_id=support)
@@ -299,9 +303,9 @@ async def test_a_reopened_conversation_nobody_held_is_read_by_a_scoped_step(
     """Work reopened by its customer enters its queue again without a note: a step reads
     it though nothing of the queue changed."""
     ann = await world.operator("Ann", languages={"en": 3})
-    support = await world.queue("Support", [ann], required_skills="languages has language")
+    support = await world.queue("Support", [ann], required_skills=SPEAKS)
     first = await world.arrive(queue_id=support, sender="kim@example.com", text=GEORGIAN)
-    await world.arrive(queue_id=support, text=GEORGIAN)  # keeps waiting: the queue stays marked
+    await in_georgian(world, support, 1)  # keeps waiting: the queue stays marked
     await settle(routing)
     async with world.sessions() as session, session.begin():
         await set_status(session, CLI, first.conversation_id, ConversationStatus.RESOLVED)
