@@ -193,6 +193,20 @@ class Figures:
     def drain_seconds(self) -> float:
         return sum(self.passes)
 
+    @property
+    def given_seconds(self) -> float:
+        """The drain until the pass that gave the last work: what the operators wait for
+        (the passes after it only explain why the rest waits)."""
+        last = max(
+            (
+                number
+                for number, report in enumerate(self.reports)
+                if report.assigned or report.offered
+            ),
+            default=-1,
+        )
+        return sum(self.passes[: last + 1])
+
 
 async def routing_pass(
     sessions: SessionFactory,

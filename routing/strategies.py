@@ -48,10 +48,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
-from typing import Annotated, Literal
+from functools import lru_cache
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -204,6 +205,71 @@ class Decision(BaseModel):
     candidates: tuple[Candidate, ...]
 
 
+@dataclass(slots=True)
+class _Considered:
+    snapshot: OperatorSnapshot
+    exclusions: tuple[Exclusion, ...]
+    # The operator as an excluded candidate; None when eligible.
+    candidate: Candidate | None
+    # When eligible: where the chain puts them and how they stand, once asked.
+    chain_key: tuple[_Key, ...] | None = None
+    standing: dict[str, str] | None = None
+    # `candidate` as JSON, once asked.
+    candidate_json: dict[str, Any] | None = None
+
+
+@dataclass
+class Seen:
+    """What `decide` found of each operator, kept while the operator's snapshot is the same
+    object (a changed load is a new snapshot: `model_copy`): their exclusions and, when
+    eligible, their place in the chain and their standing.
+
+    For one queue's work alike in all that a decision reads of it (its channel kind, the
+    required skills and the facts they name) at one `now`: with a backlog, most of a queue's
+    work is, and after each decision only the winner's snapshot changes. Places and
+    standings are not kept for sticky queues (they depend on the contact's operators)."""
+
+    by_operator: dict[int, _Considered] = field(default_factory=dict)
+
+    def of(self, operator: OperatorSnapshot) -> _Considered | None:
+        known = self.by_operator.get(operator.id)
+        return known if known is not None and known.snapshot is operator else None
+
+    def keep(self, operator: OperatorSnapshot, exclusions: tuple[Exclusion, ...]) -> _Considered:
+        candidate = (
+            Candidate(operator_id=operator.id, exclusions=exclusions) if exclusions else None
+        )
+        known = self.by_operator[operator.id] = _Considered(operator, exclusions, candidate)
+        return known
+
+    def as_json(self, decision: Decision) -> dict[str, Any]:
+        """`decision.model_dump(mode="json")`, with the excluded candidates this keeps dumped
+        once rather than for every decision they appear in."""
+        found = decision.model_dump(mode="json", exclude={"candidates"})
+        candidates: list[dict[str, Any]] = []
+        for candidate in decision.candidates:
+            if candidate.rank is not None:
+                # Ranked (eligible, no exclusions): written out as model_dump writes it.
+                candidates.append(
+                    {
+                        "operator_id": candidate.operator_id,
+                        "rank": candidate.rank,
+                        "exclusions": [],
+                        "standing": dict(candidate.standing),
+                    }
+                )
+                continue
+            known = self.by_operator.get(candidate.operator_id)
+            if known is None or known.candidate is not candidate:
+                candidates.append(candidate.model_dump(mode="json"))
+                continue
+            if known.candidate_json is None:
+                known.candidate_json = candidate.model_dump(mode="json")
+            candidates.append(known.candidate_json)
+        found["candidates"] = candidates
+        return found
+
+
 def order_waiting(items: Iterable[WorkItem]) -> list[WorkItem]:
     """Highest priority first, then longest waiting, then oldest conversation id."""
     return sorted(
@@ -217,8 +283,14 @@ def decide(
     queue_policy: QueuePolicy,
     now: datetime,
     excluded_ids: Mapping[int, OfferRefusal] | None = None,
+    seen: Seen | None = None,
 ) -> Decision:
-    """Choose the operator for `work` among `operators`, or wait, or nobody; with reasons."""
+    """Choose the operator for `work` among `operators`, or wait, or nobody; with reasons.
+
+    `seen`: for deciding much work alike, what earlier calls found of each operator (see
+    `Seen`); read and kept up to date here. Only for calls alike in all else that decide()
+    reads: not used when the work has refusals.
+    """
     if now.utcoffset() is None:
         raise ValueError("now must be an aware datetime (UTC), not a naive one")
     ids = [operator.id for operator in operators]
@@ -228,19 +300,19 @@ def decide(
     closed = _closed_exclusion(queue_policy.business_hours, now)
     facts = work.expression_facts()
 
-    exclusions = {
-        operator.id: _exclusions(work, operator, facts, refusals, closed, now)
-        for operator in operators
-    }
+    kept = seen if seen is not None and not refusals else Seen()
+    exclusions: dict[int, tuple[Exclusion, ...]] = {}
+    excluded: list[Candidate] = []
+    for operator in operators:
+        known = kept.of(operator)
+        if known is None:
+            found = _exclusions(work, operator, facts, refusals, closed, now)
+            known = kept.keep(operator, found)
+        exclusions[operator.id] = known.exclusions
+        if known.candidate is not None:
+            excluded.append(known.candidate)
     eligible = [operator for operator in operators if not exclusions[operator.id]]
-    excluded = sorted(
-        (operator for operator in operators if exclusions[operator.id]),
-        key=lambda operator: operator.id,
-    )
-    excluded_candidates = tuple(
-        Candidate(operator_id=operator.id, exclusions=exclusions[operator.id])
-        for operator in excluded
-    )
+    excluded_candidates = tuple(sorted(excluded, key=lambda candidate: candidate.operator_id))
 
     def decision(outcome: Outcome, reason: str, **extra: object) -> Decision:
         return Decision.model_validate(
@@ -279,12 +351,14 @@ def decide(
         reason = _joined(sticky_note, _nobody_reason(excluded_candidates))
         return decision("none", reason, candidates=excluded_candidates)
 
-    ordered = _sorted(work, eligible, queue_policy, now)
+    # Places and standings are kept only where they read nothing but the operator.
+    ranks = kept if "sticky" not in queue_policy.strategies else None
+    ordered = _sorted(work, eligible, queue_policy, now, ranks)
     return decision(
         "assign",
         _joined(sticky_note, _why_winner(work, ordered, queue_policy, now)),
         winner_id=ordered[0].id,
-        candidates=_ranked(work, ordered, queue_policy, now) + excluded_candidates,
+        candidates=_ranked(work, ordered, queue_policy, now, ranks) + excluded_candidates,
     )
 
 
@@ -324,10 +398,14 @@ def _exclusions(
         code = _PRESENCE_EXCLUSIONS[operator.presence]
         found.append(Exclusion(code=code, text=f"{operator.presence} for {since}"))
     if work.required_skills is not None:
-        attributes = operator_attributes(operator.skills, operator.languages, facts)
-        if not work.required_skills.matches(attributes):
-            explanation = work.required_skills.explain(attributes)
-            found.append(Exclusion(code="missing_skill", text=f"missing skill: {explanation}"))
+        missing = _missing_skill(
+            work.required_skills,
+            tuple(operator.skills.items()),
+            tuple(operator.languages.items()),
+            _named_facts(work.required_skills, facts),
+        )
+        if missing is not None:
+            found.append(missing)
     total = operator.total_load
     if operator.total_capacity is not None and total >= operator.total_capacity:
         found.append(
@@ -342,6 +420,37 @@ def _exclusions(
         text = f"at capacity: {kind} {load}/{capacity}" if capacity else f"no capacity for {kind}"
         found.append(Exclusion(code="at_capacity", text=text))
     return tuple(found)
+
+
+@lru_cache(maxsize=256)
+def _names_read(expression: Expression) -> frozenset[str]:
+    return frozenset(expression.names())
+
+
+def _named_facts(
+    expression: Expression, facts: Mapping[str, object]
+) -> tuple[tuple[str, str, object], ...]:
+    """The facts of the work `expression` reads, with their types (`true` is not `1`)."""
+    read = _names_read(expression)
+    return tuple(
+        (name, type(value).__name__, value) for name, value in facts.items() if name in read
+    )
+
+
+@lru_cache(maxsize=16384)
+def _missing_skill(
+    expression: Expression,
+    skills: tuple[tuple[str, int], ...],
+    languages: tuple[tuple[str, int], ...],
+    facts: tuple[tuple[str, str, object], ...],
+) -> Exclusion | None:
+    """Why the operator does not meet the required skills, or None when they do: worked out
+    once per operator's skills and languages and the facts read (the same every pass)."""
+    named = {name: value for name, _, value in facts}
+    attributes = operator_attributes(dict(skills), dict(languages), named)
+    if expression.matches(attributes):
+        return None
+    return Exclusion(code="missing_skill", text=f"missing skill: {expression.explain(attributes)}")
 
 
 def _nobody_reason(excluded: Sequence[Candidate]) -> str:
@@ -504,22 +613,45 @@ def _chain_key(
 
 
 def _sorted(
-    work: WorkItem, eligible: Sequence[OperatorSnapshot], policy: QueuePolicy, now: datetime
+    work: WorkItem,
+    eligible: Sequence[OperatorSnapshot],
+    policy: QueuePolicy,
+    now: datetime,
+    kept: Seen | None = None,
 ) -> list[OperatorSnapshot]:
-    return sorted(eligible, key=lambda operator: _chain_key(work, operator, policy, now))
+    """`eligible` in the chain's order; `kept`: the places worked out before (see `Seen`)."""
+    if kept is None:
+        return sorted(eligible, key=lambda operator: _chain_key(work, operator, policy, now))
+
+    def key(operator: OperatorSnapshot) -> tuple[_Key, ...]:
+        known = kept.by_operator[operator.id]
+        if known.chain_key is None:
+            known.chain_key = _chain_key(work, operator, policy, now)
+        return known.chain_key
+
+    return sorted(eligible, key=key)
 
 
 def _ranked(
-    work: WorkItem, ordered: Sequence[OperatorSnapshot], policy: QueuePolicy, now: datetime
+    work: WorkItem,
+    ordered: Sequence[OperatorSnapshot],
+    policy: QueuePolicy,
+    now: datetime,
+    kept: Seen | None = None,
 ) -> tuple[Candidate, ...]:
+    def standing(operator: OperatorSnapshot) -> dict[str, str]:
+        known = kept.by_operator[operator.id] if kept is not None else None
+        if known is not None and known.standing is not None:
+            return known.standing
+        found: dict[str, str] = {
+            name: _STRATEGIES[name].standing(work, operator, now) for name in policy.strategies
+        }
+        if known is not None:
+            known.standing = found
+        return found
+
     return tuple(
-        Candidate(
-            operator_id=operator.id,
-            rank=rank,
-            standing={
-                name: _STRATEGIES[name].standing(work, operator, now) for name in policy.strategies
-            },
-        )
+        Candidate(operator_id=operator.id, rank=rank, standing=standing(operator))
         for rank, operator in enumerate(ordered, start=1)
     )
 

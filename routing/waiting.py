@@ -50,7 +50,14 @@ from routing.due import waiting_work
 from routing.expressions import operator_attributes
 from routing.scope import QueueMarks
 from routing.setup import QueueSetup
-from routing.strategies import Decision, OfferRefusal, OperatorSnapshot, WorkItem, decide
+from routing.strategies import (
+    Decision,
+    OfferRefusal,
+    OperatorSnapshot,
+    Seen,
+    WorkItem,
+    decide,
+)
 from routing.waiting_writes import Writes, give, note
 
 if TYPE_CHECKING:
@@ -159,7 +166,10 @@ async def _route(
     report: PassReport,
     outcome: _Outcome,
 ) -> None:
-    """The waiting work read by `route_waiting`, in order: given, or explained."""
+    """The waiting work read by `route_waiting`, in order: given, or explained. Work that
+    waits unexplained and that nobody could take now is explained after the rest has been
+    given (within the same pass, as far as its bound allows): a backlog's explanations
+    never hold up work that can be given."""
     if not waiting:
         return
     refusals = await _refusals(session, [row.id for row in waiting if row.refused])
@@ -171,91 +181,150 @@ async def _route(
     last_operators = await _last_operators(
         session, [row.contact_id for row in waiting if row.queue_id in sticky_queues]
     )
-    memo = _Memo()
-    plain_queues = set(setups) - sticky_queues
-    keys: dict[tuple[Any, ...], Hashable] = {}
-    # Each queue's members as snapshots, kept until one of them is given work.
-    candidates_of: dict[int, list[OperatorSnapshot]] = {}
-    writes = Writes()
-    decisions = 0
+    step = _Step(session, now, rooms, names, options, report, outcome, refusals, last_operators)
+    step.plain_queues = set(setups) - sticky_queues
+    deferred: list[tuple[Any, QueueSetup, WorkItem, Hashable | None]] = []
     for row in waiting:
-        if decisions >= options.max_decisions_per_pass:
-            report.more = report.undecided = True
+        if step.bounded():
             break
         setup = setups.get(row.queue_id)
         if setup is None:
             continue
         if setup.config is None:
             reason = f"the queue's routing configuration is not valid: {setup.problem}"
-            decisions += await note(session, row, reason, None, now, writes)
+            step.decisions += await note(session, row, reason, None, now, step.writes)
             outcome.decided.add(row.queue_id)
             continue
         kind = channel_kind(row.channel)
         if row.routing_note is not None and not rooms.count(row.queue_id, kind):
             continue  # explained already, and still nobody has room
-        refused = refusals.get(row.id, {})
-        # Without refusals or sticky routing, nothing but the key below tells work apart.
-        key: Hashable | None = None
-        if not refused and row.queue_id in plain_queues:
-            # Work alike in all a decision reads is alike in its key: worked out once.
-            alike = (row.queue_id, row.channel, row.priority, row.language, row.priority_tier)
-            key = keys.get(alike)
-            if key is None:
-                read = names.of(row.queue_id, setup.config)
-                key = keys[alike] = _key(kind, _expression_facts(row, kind), read)
-        worth = memo.known(row.queue_id, ("worth", key)) if row.routing_note is not None else True
-        if worth is False:
+        key = step.key(row, setup.config, kind)
+        worth = step.memo.known(row.queue_id, ("worth", key))
+        if worth is False and row.routing_note is not None:
             continue  # explained already, and nobody who could take it has room (as before)
-        work = WorkItem(
+        work = step.work(row, setup.config, kind)
+        if worth is None:
+            worth = _worth_deciding(
+                work, step.candidates(row.queue_id), setup.config, refusals.get(row.id, {})
+            )
+            step.memo.keep(row.queue_id, ("worth", key), worth)
+        if not worth:
+            if row.routing_note is None:
+                deferred.append((row, setup, work, key))
+            continue  # explained already, and nobody who could take it has room
+        await step.decide(row, setup, work, key)
+    for row, setup, work, key in deferred:
+        if step.bounded():
+            break
+        await step.decide(row, setup, work, key)
+    await step.writes.made(session, now)
+
+
+@dataclass
+class _Step:
+    """What `_route` keeps while it walks the waiting work (see `route_waiting`)."""
+
+    session: AsyncSession
+    now: datetime
+    rooms: QueueRooms
+    names: _Names
+    options: RoutingOptions
+    report: PassReport
+    outcome: _Outcome
+    refusals: Mapping[int, dict[int, OfferRefusal]]
+    last_operators: Mapping[int, int]
+    plain_queues: set[int] = field(default_factory=set)
+    memo: _Memo = field(default_factory=lambda: _Memo())
+    writes: Writes = field(default_factory=Writes)
+    decisions: int = 0
+    # Work alike in all a decision reads, by what tells it apart in the row: its key.
+    keys: dict[tuple[Any, ...], Hashable] = field(default_factory=dict)
+    # Each queue's members as snapshots, kept until one of them is given work.
+    candidates_of: dict[int, list[OperatorSnapshot]] = field(default_factory=dict)
+    # What decide() found of each member, by queue and key: kept through the pass.
+    seen: dict[tuple[int, Hashable], Seen] = field(default_factory=dict)
+
+    def bounded(self) -> bool:
+        """Whether the pass made all the decisions it may (the rest: the next pass)."""
+        if self.decisions < self.options.max_decisions_per_pass:
+            return False
+        self.report.more = self.report.undecided = True
+        return True
+
+    def key(self, row: Any, config: QueueConfig, kind: str) -> Hashable | None:
+        """What tells this work apart for a decision (`_key`); None when more than that
+        does: someone refused it, or its queue is sticky (the contact's operators)."""
+        if self.refusals.get(row.id) or row.queue_id not in self.plain_queues:
+            return None
+        alike = (row.queue_id, row.channel, row.priority, row.language, row.priority_tier)
+        key = self.keys.get(alike)
+        if key is None:
+            read = self.names.of(row.queue_id, config)
+            key = self.keys[alike] = _key(kind, _expression_facts(row, kind), read)
+        return key
+
+    def work(self, row: Any, config: QueueConfig, kind: str) -> WorkItem:
+        return WorkItem(
             conversation_id=row.id,
             channel_kind=kind,
             language=row.language,
             priority=row.priority,
             waiting_since=row.queue_entered_at,
             contact_owner_id=row.owner_id,
-            last_operator_id=last_operators.get(row.contact_id),
-            required_skills=setup.config.required_skills,
+            last_operator_id=self.last_operators.get(row.contact_id),
+            required_skills=config.required_skills,
             facts={"priority_tier": row.priority_tier, "channel": row.channel},
         )
-        candidates = candidates_of.get(row.queue_id)
-        if candidates is None:
-            candidates = candidates_of[row.queue_id] = [
-                rooms.snapshots[i]
-                for i in rooms.members.get(row.queue_id, ())
-                if i in rooms.snapshots
+
+    def candidates(self, queue_id: int) -> list[OperatorSnapshot]:
+        found = self.candidates_of.get(queue_id)
+        if found is None:
+            rooms = self.rooms
+            found = self.candidates_of[queue_id] = [
+                rooms.snapshots[i] for i in rooms.members.get(queue_id, ()) if i in rooms.snapshots
             ]
-        if worth is None:
-            worth = _worth_deciding(work, candidates, setup.config, refused)
-            memo.keep(row.queue_id, ("worth", key), worth)
-            if not worth:
-                continue  # explained already, and nobody who could take it has room
-        known: tuple[Decision, dict[str, Any]] | None = memo.known(row.queue_id, ("none", key))
+        return found
+
+    async def decide(
+        self, row: Any, setup: QueueSetup, work: WorkItem, key: Hashable | None
+    ) -> None:
+        """Decide the work and write what was decided: given, or why it waits."""
+        assert setup.config is not None
+        now, rooms, outcome = self.now, self.rooms, self.outcome
+        known: tuple[Decision, dict[str, Any]] | None = self.memo.known(row.queue_id, ("none", key))
         if known is None:
-            decision = decide(work, candidates, setup.config.policy, now, refusals.get(row.id))
-            details = None
+            seen = None if key is None else self.seen.setdefault((row.queue_id, key), Seen())
+            decision = decide(
+                work,
+                self.candidates(row.queue_id),
+                setup.config.policy,
+                now,
+                self.refusals.get(row.id),
+                seen,
+            )
+            details = decision.model_dump(mode="json") if seen is None else seen.as_json(decision)
             if decision.outcome == "none" and key is not None:
-                details = decision.model_dump(mode="json")
-                memo.keep(row.queue_id, ("none", key), (decision, details))
+                self.memo.keep(row.queue_id, ("none", key), (decision, details))
         else:
             # The same answer for this work: only the conversation differs.
             decision = known[0].model_copy(update={"conversation_id": row.id})
             details = {**known[1], "conversation_id": row.id}
+        outcome.decided.add(row.queue_id)
         if decision.outcome != "assign" or decision.winner_id is None:
-            decisions += await note(session, row, decision.reason, decision, now, writes, details)
-            outcome.decided.add(row.queue_id)
-            report.due_waiting(decision.retry_at)
+            self.decisions += await note(
+                self.session, row, decision.reason, decision, now, self.writes, details
+            )
+            self.report.due_waiting(decision.retry_at)
             if decision.retry_at is not None:
                 outcome.timed.add(row.queue_id)
-            continue
-        await give(session, row, setup, decision, now, report, writes)
-        outcome.decided.add(row.queue_id)
-        rooms.give(decision.winner_id, kind, now)
+            return
+        await give(self.session, row, setup, decision, now, self.report, self.writes, details)
+        rooms.give(decision.winner_id, work.channel_kind, now)
         given_queues = rooms.queues_of.get(decision.winner_id, ())
-        memo.forget(given_queues)
+        self.memo.forget(given_queues)
         for queue_id in given_queues:
-            candidates_of.pop(queue_id, None)  # the winner's snapshot changed
-        decisions += 1
-    await writes.made(session, now)
+            self.candidates_of.pop(queue_id, None)  # the winner's snapshot changed
+        self.decisions += 1
 
 
 def _of_kinds(kinds: Sequence[str], by_kind: Mapping[str, list[str]]) -> ColumnElement[bool]:

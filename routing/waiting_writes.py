@@ -138,11 +138,14 @@ async def give(
     now: datetime,
     report: PassReport,
     writes: Writes,
+    details: dict[str, Any] | None = None,
 ) -> None:
+    """Offer or assign the work as decided; `details`: the decision as JSON, when known."""
     assert setup.config is not None
     assert decision.winner_id is not None
     winner = decision.winner_id
-    details = decision.model_dump(mode="json")
+    if details is None:
+        details = decision.model_dump(mode="json")
     timeout = setup.config.offer_timeout
     if timeout is not None:
         offer = Offer(

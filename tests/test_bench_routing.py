@@ -36,7 +36,10 @@ def test_the_routing_bench_drains_the_backlog_and_times_arrivals(
     assert len(figures.incremental) == len(figures.idle) == 3
     assert figures.incremental_statements < figures.idle_statements
     assert len(figures.bare) == figures.decisions
+    # The given rate is timed up to the pass that gave the last work.
+    assert 0 < figures.given_seconds <= figures.drain_seconds
     printed = capsys.readouterr().out
     assert "routing on sqlite: 20 operators" in printed
     assert "bare UPDATE+INSERT per decision (ceiling)" in printed
+    assert "drain: given/s until the last given" in printed
     assert "arrival with room commit -> given, committed" in printed

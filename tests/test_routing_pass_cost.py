@@ -99,6 +99,37 @@ async def test_a_pass_is_bounded_explaining_waits_too(world: World, engine: Asyn
         assert [entry.kind for entry in log] == ["queue", "none"]
 
 
+async def test_work_that_can_be_given_goes_out_before_a_backlog_is_explained(
+    world: World,
+) -> None:
+    """Twelve older conversations nobody can take come first in the waiting order; the
+    bounded pass still gives the three Bob can take before it explains the others."""
+    world.options = RoutingOptions(max_decisions_per_pass=5)
+    ann = await world.operator("Ann", presence=Presence.OFFLINE)
+    bob = await world.operator("Bob")
+    support = await world.queue("Support", [ann])
+    sales = await world.queue("Sales", [bob])
+    backlog = [await world.arrive(queue_id=support) for _ in range(12)]
+    world.tick(1)
+    givable = [await world.arrive(queue_id=sales) for _ in range(3)]
+    report = await world.route()
+    assert (report.assigned, report.more) == (3, True)
+    for work in givable:
+        assert (await world.conversation(work.conversation_id)).assignee_id == bob
+    explained = [
+        work
+        for work in backlog
+        if "none" in [e.kind for e in await world.log(work.conversation_id)]
+    ]
+    # The pass's other two decisions explained the oldest of the backlog.
+    assert explained == backlog[:2]
+    while (await world.route()).more:
+        pass
+    for work in backlog:
+        log = await world.log(work.conversation_id)
+        assert [entry.kind for entry in log] == ["queue", "none"]
+
+
 async def test_an_offline_operators_answered_work_does_not_make_the_next_pass_due_at_once(
     world: World,
 ) -> None:

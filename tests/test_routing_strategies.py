@@ -19,6 +19,7 @@ from routing.strategies import (
     Decision,
     OperatorSnapshot,
     QueuePolicy,
+    Seen,
     WorkItem,
     decide,
     order_waiting,
@@ -594,3 +595,30 @@ def test_same_input_same_decision_whatever_the_order(
     assert decide(item, operators, queue, NOW, excluded) == first
     assert decide(item, shuffled, queue, NOW, excluded) == first
     assert Decision.model_validate_json(first.model_dump_json()) == first
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios(), st.integers(1, 8))
+def test_decisions_that_share_what_they_saw_are_the_decisions_made_afresh(
+    scenario: Any, rounds: int
+) -> None:
+    """As the waiting step decides a queue's work alike: one `Seen` for the run, each
+    winner's snapshot replaced by one holding the work given. Every decision, and its JSON,
+    is what `decide` says without it."""
+    item, operators, queue, excluded = scenario
+    seen = Seen()
+    for number in range(rounds):
+        current = item.model_copy(update={"conversation_id": number})
+        kept = decide(current, operators, queue, NOW, excluded, seen)
+        fresh = decide(current, operators, queue, NOW, excluded)
+        assert kept == fresh
+        assert seen.as_json(kept) == fresh.model_dump(mode="json")
+        if kept.winner_id is None:
+            break
+        kind = item.channel_kind
+        operators = [
+            o.model_copy(update={"load": {**o.load, kind: o.load.get(kind, 0) + 1}})
+            if o.id == kept.winner_id
+            else o
+            for o in operators
+        ]
