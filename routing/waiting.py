@@ -183,7 +183,7 @@ async def _route(
     )
     step = _Step(session, now, rooms, names, options, report, outcome, refusals, last_operators)
     step.plain_queues = set(setups) - sticky_queues
-    deferred: list[tuple[Any, QueueSetup, WorkItem, Hashable | None]] = []
+    deferred: list[tuple[Any, QueueSetup, QueueConfig, str, Hashable | None]] = []
     for row in waiting:
         if step.bounded():
             break
@@ -200,23 +200,22 @@ async def _route(
             continue  # explained already, and still nobody has room
         key = step.key(row, setup.config, kind)
         worth = step.memo.known(row.queue_id, ("worth", key))
-        if worth is False and row.routing_note is not None:
-            continue  # explained already, and nobody who could take it has room (as before)
-        work = step.work(row, setup.config, kind)
+        work = None
         if worth is None:
+            work = step.work(row, setup.config, kind)
             worth = _worth_deciding(
                 work, step.candidates(row.queue_id), setup.config, refusals.get(row.id, {})
             )
             step.memo.keep(row.queue_id, ("worth", key), worth)
         if not worth:
             if row.routing_note is None:
-                deferred.append((row, setup, work, key))
+                deferred.append((row, setup, setup.config, kind, key))
             continue  # explained already, and nobody who could take it has room
-        await step.decide(row, setup, work, key)
-    for row, setup, work, key in deferred:
+        await step.decide(row, setup, work or step.work(row, setup.config, kind), key)
+    for row, setup, config, kind, key in deferred:
         if step.bounded():
             break
-        await step.decide(row, setup, work, key)
+        await step.decide(row, setup, step.work(row, config, kind), key)
     await step.writes.made(session, now)
 
 
