@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from unittest import mock
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import counted, database
@@ -454,6 +454,16 @@ async def bare_writes(engine: AsyncEngine, count: int, now: datetime, figures: F
         figures.bare_seconds = time.perf_counter() - started
 
 
+async def analyzed(engine: AsyncEngine) -> None:
+    """PostgreSQL's statistics as a running database has them: autovacuum analyzes a table
+    after enough changes (the center built, the drain's notes), within a minute. Without
+    this the planner's view depends on whether autovacuum came round during the run."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            await connection.execute(text("ANALYZE"))
+            await connection.commit()
+
+
 @asynccontextmanager
 async def opened(database_url: str) -> AsyncIterator[tuple[AsyncEngine, SessionFactory]]:
     engine = make_engine(database_url)
@@ -472,6 +482,7 @@ async def run_backend(backend: str, sizes: Sizes) -> Figures:
             started = time.perf_counter()
             center = await build(engine, sizes)
             figures = Figures(backend, center, time.perf_counter() - started)
+            await analyzed(engine)
             # As omnicrm's processes do once started (web/serve.py): what lives as long as
             # the process (modules, the center's ids) out of the collector's sight.
             gc.collect()
@@ -480,6 +491,7 @@ async def run_backend(backend: str, sizes: Sizes) -> Figures:
             with figures.probes.installed():
                 await drain(sessions, clock, figures)
             figures.still_waiting = await count_waiting(sessions)
+            await analyzed(engine)
             with figures.idle_probes.installed(), counted(engine) as statements:
                 await idle(sessions, clock, figures)
             figures.idle_statements = len(statements) / max(1, len(figures.idle))

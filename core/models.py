@@ -302,6 +302,13 @@ class Conversation(Base):
             sqlite_where=text(_UNMEASURED),
             postgresql_where=text(_UNMEASURED),
         ),
+        # Conversations routing has not matched to a queue yet (routing/new_work.py).
+        Index(
+            "ix_conversation_unqueued",
+            "id",
+            sqlite_where=text("queue_entered_at IS NULL"),
+            postgresql_where=text("queue_entered_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
