@@ -288,6 +288,9 @@ _UNMEASURED = (
 )
 
 
+_HELD = "assignee_id IS NOT NULL AND status IN ('open', 'pending')"
+
+
 class Conversation(Base):
     __tablename__ = "conversation"
     __table_args__ = (
@@ -301,6 +304,14 @@ class Conversation(Base):
             "id",
             sqlite_where=text(_UNMEASURED),
             postgresql_where=text(_UNMEASURED),
+        ),
+        # The work that holds each operator (routing/capacity.py: HELD_WORK), with its channel.
+        Index(
+            "ix_conversation_held",
+            "assignee_id",
+            "channel",
+            sqlite_where=text(_HELD),
+            postgresql_where=text(_HELD),
         ),
         # Conversations routing has not matched to a queue yet (routing/new_work.py).
         Index(

@@ -20,7 +20,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import Select, Text, case, cast, func, literal, select, union_all
+from sqlalchemy import Select, Text, bindparam, case, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.channels import CAPACITY_KINDS, MESSAGING, catalog
@@ -30,6 +30,17 @@ from routing.strategies import OperatorSnapshot
 CHANNEL_KINDS: Final = CAPACITY_KINDS
 # Work that holds an operator: waiting on them or on the customer; snoozed work does not.
 HELD_STATUSES = (ConversationStatus.OPEN, ConversationStatus.PENDING)
+
+
+# The conversations that hold their operator, as the partial index ix_conversation_held
+# states them: the statuses written into the statement (not parameters), so that the planner
+# matches the index whatever plan it keeps for the statement.
+HELD_WORK = (
+    Conversation.assignee_id.is_not(None),
+    Conversation.status.in_(
+        bindparam("held_statuses", list(HELD_STATUSES), expanding=True, literal_execute=True)
+    ),
+)
 
 
 def channel_kind(channel: str) -> str:
@@ -75,9 +86,7 @@ def _snapshot_rows(special: tuple[tuple[str, str], ...]) -> Select[*tuple[Any, .
     capacity kind. `special`: the channels whose kind is not messaging, (name, kind)."""
     kind = case(dict(special), value=Conversation.channel, else_=MESSAGING) if special else None
     kind_column = (literal(MESSAGING) if kind is None else kind).label("kind")
-    held = select(Conversation.assignee_id.label("operator_id"), kind_column).where(
-        Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES)
-    )
+    held = select(Conversation.assignee_id.label("operator_id"), kind_column).where(*HELD_WORK)
     # An offer holds its place in the operator's capacity until it is answered.
     offered = (
         select(Offer.operator_id, kind_column)
