@@ -20,11 +20,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import Select, Text, bindparam, case, cast, func, literal, select, union_all
+from sqlalchemy import Select, Text, case, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.channels import CAPACITY_KINDS, MESSAGING, catalog
 from core.models import Conversation, ConversationStatus, Offer, OfferStatus, Operator, Presence
+from core.sql import constants_written_in
 from routing.strategies import OperatorSnapshot
 
 CHANNEL_KINDS: Final = CAPACITY_KINDS
@@ -33,14 +34,9 @@ HELD_STATUSES = (ConversationStatus.OPEN, ConversationStatus.PENDING)
 
 
 # The conversations that hold their operator, as the partial index ix_conversation_held
-# states them: the statuses written into the statement (not parameters), so that the planner
-# matches the index whatever plan it keeps for the statement.
-HELD_WORK = (
-    Conversation.assignee_id.is_not(None),
-    Conversation.status.in_(
-        bindparam("held_statuses", list(HELD_STATUSES), expanding=True, literal_execute=True)
-    ),
-)
+# states them (a statement reading them has its statuses written into its text, not passed
+# as parameters, so the planner matches the index whatever plan it keeps).
+HELD_WORK = (Conversation.assignee_id.is_not(None), Conversation.status.in_(HELD_STATUSES))
 
 
 def channel_kind(channel: str) -> str:
@@ -83,7 +79,9 @@ def _snapshot_rows(special: tuple[tuple[str, str], ...]) -> Select[*tuple[Any, .
     """Every active operator's columns routing reads (their JSON as text: compared as read,
     decoded only for a snapshot built anew, as 1 == True == 1.0 but they are different
     levels; times are always UTC, `core.models.UTCDateTime`) and their load, one count per
-    capacity kind. `special`: the channels whose kind is not messaging, (name, kind)."""
+    capacity kind. `special`: the channels whose kind is not messaging, (name, kind). Its
+    values are written into its text (`core.sql.constants_written_in`): PostgreSQL plans it
+    once per connection, and matches the held work's partial index."""
     kind = case(dict(special), value=Conversation.channel, else_=MESSAGING) if special else None
     kind_column = (literal(MESSAGING) if kind is None else kind).label("kind")
     held = select(Conversation.assignee_id.label("operator_id"), kind_column).where(*HELD_WORK)
@@ -102,7 +100,7 @@ def _snapshot_rows(special: tuple[tuple[str, str], ...]) -> Select[*tuple[Any, .
         .group_by(work.c.operator_id)
         .subquery("loads")
     )
-    return (
+    return constants_written_in(
         select(
             Operator.id,
             Operator.presence,

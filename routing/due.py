@@ -38,6 +38,7 @@ from core.models import (
     Task,
     TaskKind,
 )
+from core.sql import constants_written_in
 from routing import metrics, tasks
 from routing.setup import LEAD_RULES, QueueSetup
 
@@ -212,7 +213,8 @@ async def read_due(session: AsyncSession, now: datetime, setups: Mapping[int, Qu
 def _due_statement(queues: tuple[int, ...]) -> Select[Any]:
     """`read_due`'s statement for the overflowing `queues`: it reads nothing else that
     changes, so it is built once (and SQLAlchemy keeps its cache key with it), not every
-    pass."""
+    pass; its values are written into its text, so PostgreSQL plans it once per connection
+    (`core.sql.constants_written_in`)."""
     stale_offer = exists().where(
         Offer.status == OfferStatus.PENDING,
         Operator.id == Offer.operator_id,
@@ -247,34 +249,39 @@ def _due_statement(queues: tuple[int, ...]) -> Select[Any]:
         .scalar_subquery()
         for queue_id in queues
     ]
-    return select(
-        select(func.min(Offer.expires_at))
-        .where(Offer.status == OfferStatus.PENDING)
-        .scalar_subquery(),
-        stale_offer,
-        select(func.min(SlaTimer.due_at)).where(SlaTimer.state == "running").scalar_subquery(),
-        select(func.min(Operator.console_seen_at))
-        .where(
-            Operator.active.is_(True),
-            Operator.presence.in_(WATCHED),
-            Operator.console_seen_at.is_not(None),
+    return constants_written_in(
+        select(
+            select(func.min(Offer.expires_at))
+            .where(Offer.status == OfferStatus.PENDING)
+            .scalar_subquery(),
+            stale_offer,
+            select(func.min(SlaTimer.due_at)).where(SlaTimer.state == "running").scalar_subquery(),
+            select(func.min(Operator.console_seen_at))
+            .where(
+                Operator.active.is_(True),
+                Operator.presence.in_(WATCHED),
+                Operator.console_seen_at.is_not(None),
+            )
+            .scalar_subquery(),
+            select(func.min(Operator.console_seen_at))
+            .where(Operator.presence == Presence.AWAY, Operator.presence_reason.in_(AUTO_REASONS))
+            .scalar_subquery(),
+            select(func.min(Operator.presence_since))
+            .where(Operator.presence == Presence.OFFLINE, offline_with_work)
+            .scalar_subquery(),
+            tasks.assignable_now(),
+            unowned_callback,
+            tasks.earliest_reminder(),
+            # Only with lead rules are new leads anyone's business.
+            case((lead_rules, new_leads), else_=False),
+            # min(id), not EXISTS: read off the partial index ix_conversation_unmeasured whatever
+            # the planner estimates (for EXISTS it may choose a scan of every conversation, as
+            # it cannot tell how many of them are measured).
+            select(func.min(Conversation.id))
+            .where(metrics.UNMEASURED)
+            .scalar_subquery()
+            .is_not(None),
+            exists().where(*waiting_work()),
+            *oldest,
         )
-        .scalar_subquery(),
-        select(func.min(Operator.console_seen_at))
-        .where(Operator.presence == Presence.AWAY, Operator.presence_reason.in_(AUTO_REASONS))
-        .scalar_subquery(),
-        select(func.min(Operator.presence_since))
-        .where(Operator.presence == Presence.OFFLINE, offline_with_work)
-        .scalar_subquery(),
-        tasks.assignable_now(),
-        unowned_callback,
-        tasks.earliest_reminder(),
-        # Only with lead rules are new leads anyone's business.
-        case((lead_rules, new_leads), else_=False),
-        # min(id), not EXISTS: read off the partial index ix_conversation_unmeasured whatever
-        # the planner estimates (for EXISTS it may choose a scan of every conversation, as
-        # it cannot tell how many of them are measured).
-        select(func.min(Conversation.id)).where(metrics.UNMEASURED).scalar_subquery().is_not(None),
-        exists().where(*waiting_work()),
-        *oldest,
     )
