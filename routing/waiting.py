@@ -18,7 +18,11 @@ What keeps it cheap with a large backlog:
 - within a pass, work that differs only in what no decision reads (its id, its wait) gets the
   same answer: whether anyone could take it, and why nobody can, are kept per queue, channel
   kind and the facts its queue's required skills name, until work is given to a member of
-  that queue (`_Memo`);
+  that queue (`_Memo`); and `decide()` keeps what it found of each member for such work
+  (`routing.strategies.Seen`), so after a decision it weighs again only the winner;
+- work that can be given goes first: new work nobody could take now is explained after the
+  rest of the step, as far as the pass's bound allows, so a backlog's first explanations
+  never hold up what the operators with room could be given;
 - the writes are made together at the end of the step (`routing/waiting_writes.py`): a few
   statements for all of them, not a few per piece of work;
 - a pass makes at most `RoutingOptions.max_decisions_per_pass` decisions, notes included,
