@@ -211,6 +211,13 @@ async def _route(
                 work, step.candidates(row.queue_id), setup.config, refusals.get(row.id, {})
             )
             step.memo.keep(row.queue_id, ("worth", key), worth)
+        sticky = row.queue_id not in step.plain_queues
+        if sticky and row.routing_note is None and work is not None:
+            # New work of a sticky queue is decided now only if it can be given; else it
+            # waits for its operator, or for nobody: explained with the rest, at the end.
+            worth = _someone_could_take(
+                work, step.candidates(row.queue_id), setup.config, refusals.get(row.id, {})
+            )
         if not worth:
             if row.routing_note is None:
                 deferred.append((row, setup, setup.config, kind, key))
@@ -443,6 +450,17 @@ def _worth_deciding(
     """
     if "sticky" in config.strategies:
         return True
+    return _someone_could_take(work, candidates, config, refused)
+
+
+def _someone_could_take(
+    work: WorkItem,
+    candidates: Sequence[OperatorSnapshot],
+    config: QueueConfig,
+    refused: Mapping[int, OfferRefusal],
+) -> bool:
+    """Whether a member has room for the work, meets the required skills and has not refused
+    it: without one, `decide` cannot give it (it waits, or waits for nobody)."""
     facts = work.expression_facts()
     for operator in candidates:
         if operator.id in refused or not has_room(operator, work.channel_kind):

@@ -99,15 +99,18 @@ async def test_a_pass_is_bounded_explaining_waits_too(world: World, engine: Asyn
         assert [entry.kind for entry in log] == ["queue", "none"]
 
 
+@pytest.mark.parametrize(
+    "strategies", [["round_robin"], ["sticky", "round_robin"]], ids=["plain", "sticky"]
+)
 async def test_work_that_can_be_given_goes_out_before_a_backlog_is_explained(
-    world: World,
+    world: World, strategies: list[str]
 ) -> None:
     """Twelve older conversations nobody can take come first in the waiting order; the
     bounded pass still gives the three Bob can take before it explains the others."""
     world.options = RoutingOptions(max_decisions_per_pass=5)
     ann = await world.operator("Ann", presence=Presence.OFFLINE)
     bob = await world.operator("Bob")
-    support = await world.queue("Support", [ann])
+    support = await world.queue("Support", [ann], strategies=strategies, sticky_max_wait_seconds=60)
     sales = await world.queue("Sales", [bob])
     backlog = [await world.arrive(queue_id=support) for _ in range(12)]
     world.tick(1)
