@@ -288,7 +288,9 @@ _UNMEASURED = (
 )
 
 
+# routing/capacity.py's HELD_STATUSES, written out: the statuses of work that holds its operator.
 _HELD = "assignee_id IS NOT NULL AND status IN ('open', 'pending')"
+_UNQUEUED = "queue_entered_at IS NULL"
 
 
 class Conversation(Base):
@@ -317,8 +319,8 @@ class Conversation(Base):
         Index(
             "ix_conversation_unqueued",
             "id",
-            sqlite_where=text("queue_entered_at IS NULL"),
-            postgresql_where=text("queue_entered_at IS NULL"),
+            sqlite_where=text(_UNQUEUED),
+            postgresql_where=text(_UNQUEUED),
         ),
     )
 
