@@ -715,6 +715,10 @@ class Offer(Base):
     answered_at: Mapped[datetime | None]
 
 
+# routing/waiting.py's refusals, written out: an operator rejected an offer or let it time out.
+_REFUSAL = "kind IN ('rejected', 'timed_out') AND operator_id IS NOT NULL"
+
+
 class RoutingDecision(Base):
     """One entry of a conversation's routing history, with the reasons (the decision log)."""
 
@@ -723,6 +727,14 @@ class RoutingDecision(Base):
         Index("ix_routing_decision_conversation", "conversation_id", "id"),
         Index("ix_routing_decision_lead", "lead_id", "id"),
         Index("ix_routing_decision_kind_operator", "kind", "operator_id", "created_at"),
+        # Offers refused (routing/waiting.py reads, per waiting conversation, whether any was).
+        Index(
+            "ix_routing_decision_refusal",
+            "conversation_id",
+            "created_at",
+            sqlite_where=text(_REFUSAL),
+            postgresql_where=text(_REFUSAL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)

@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import ColumnElement, and_, or_, select, true
@@ -42,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.channels import MESSAGING
 from core.models import Contact, Conversation, QueueMember, RoutingDecision
+from core.sql import constants_written_in
 from routing.capacity import (
     CHANNEL_KINDS,
     QueueRooms,
@@ -481,14 +483,17 @@ def _refusal_since_entering() -> list[ColumnElement[bool]]:
     ]
 
 
+@lru_cache(maxsize=1)
 def _refused_since_entering() -> ColumnElement[bool]:
     """Whether anyone rejected or let time out the conversation since it entered its queue
-    (one index look per row: the few that have are read by `_refusals`)."""
-    return (
-        select(RoutingDecision.id)
-        .where(RoutingDecision.conversation_id == Conversation.id, *_refusal_since_entering())
-        .exists()
-    )
+    (one look per row into the partial index of refusals, `ix_routing_decision_refusal`,
+    whose predicate the kinds written into the text match: the few that have are read by
+    `_refusals`)."""
+    return constants_written_in(
+        select(RoutingDecision.id).where(
+            RoutingDecision.conversation_id == Conversation.id, *_refusal_since_entering()
+        )
+    ).exists()
 
 
 async def _refusals(
