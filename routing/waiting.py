@@ -187,8 +187,18 @@ async def _route(
     last_operators = await _last_operators(
         session, [row.contact_id for row in waiting if row.queue_id in sticky_queues]
     )
-    step = _Step(session, now, rooms, names, options, report, outcome, refusals, last_operators)
-    step.plain_queues = set(setups) - sticky_queues
+    step = _Step(
+        session,
+        now,
+        rooms,
+        names,
+        options,
+        report,
+        outcome,
+        refusals,
+        last_operators,
+        plain_queues=set(setups) - sticky_queues,
+    )
     deferred: list[tuple[Any, QueueSetup, QueueConfig, str, Hashable | None]] = []
     for row in waiting:
         if step.bounded():
@@ -210,16 +220,14 @@ async def _route(
         if worth is None:
             work = step.work(row, setup.config, kind)
             worth = _worth_deciding(
-                work, step.candidates(row.queue_id), setup.config, refusals.get(row.id, {})
+                work,
+                step.candidates(row.queue_id),
+                setup.config,
+                refusals.get(row.id, {}),
+                explained=row.routing_note is not None,
             )
+            # Kept only for plain queues' work (`key`), where `explained` does not count.
             step.memo.keep(row.queue_id, ("worth", key), worth)
-        sticky = row.queue_id not in step.plain_queues
-        if sticky and row.routing_note is None and work is not None:
-            # New work of a sticky queue is decided now only if it can be given; else it
-            # waits for its operator, or for nobody: explained with the rest, at the end.
-            worth = _someone_could_take(
-                work, step.candidates(row.queue_id), setup.config, refusals.get(row.id, {})
-            )
         if not worth:
             if row.routing_note is None:
                 deferred.append((row, setup, setup.config, kind, key))
@@ -442,27 +450,19 @@ def _worth_deciding(
     candidates: Sequence[OperatorSnapshot],
     config: QueueConfig,
     refused: Mapping[int, OfferRefusal],
+    *,
+    explained: bool,
 ) -> bool:
     """Could anyone take this work now? A cheap check before `decide`, which also explains.
 
-    Work that waits already explained is decided again only when some member has room for
-    it, meets the required skills and has not refused it; with a backlog, most waiting work
-    fails this at once and costs a pass almost nothing. Sticky queues always decide (their
-    wait ends by time, not by room).
+    Only when some member has room for the work, meets the required skills and has not
+    refused it can `decide` give it; with a backlog, most waiting work fails this at once and
+    costs a pass almost nothing (new work failing it is explained at the end of the step).
+    Sticky queues always decide work they have `explained` already: their wait ends by time,
+    not by room.
     """
-    if "sticky" in config.strategies:
+    if explained and "sticky" in config.strategies:
         return True
-    return _someone_could_take(work, candidates, config, refused)
-
-
-def _someone_could_take(
-    work: WorkItem,
-    candidates: Sequence[OperatorSnapshot],
-    config: QueueConfig,
-    refused: Mapping[int, OfferRefusal],
-) -> bool:
-    """Whether a member has room for the work, meets the required skills and has not refused
-    it: without one, `decide` cannot give it (it waits, or waits for nobody)."""
     facts = work.expression_facts()
     for operator in candidates:
         if operator.id in refused or not has_room(operator, work.channel_kind):
