@@ -4,10 +4,13 @@ A value is read from the database once and then kept, until an event says it cha
 events are the ones the change announces when it commits; on PostgreSQL they reach every
 server process) or `ttl_seconds` pass (for a change no event announces to this process: the
 CLI beside a SQLite server). A read that began before a change is not kept after it (a
-generation counter), so a stale value never outlives the event that outdated it.
+generation counter), so a stale value never outlives the event that outdated it. A
+`resync` (the process's listener lost its connection and may have missed events) empties every
+cache, whatever its events.
 
-Users: the web forms public posts read (`core.forms.FormCache`) and the channel accounts
-webhooks authenticate with (`web/routes_channels.py`).
+Users: the web forms public posts read (`core.forms.FormCache`), the channel accounts
+webhooks authenticate with (`web/routes_channels.py`) and the queues that ask for automatic
+order answers (`erp_bridge/auto_answers.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Hashable
 from typing import Generic, TypeVar
 
+from core.event_types import RESYNC
 from core.events import Event, EventBus
 
 K = TypeVar("K", bound=Hashable)
@@ -49,7 +53,7 @@ class EventCache(Generic[K, V]):
         bus.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
-        if event.type in self._events:
+        if event.type in self._events or event.type == RESYNC:
             self._generation += 1
             self._values.clear()
 

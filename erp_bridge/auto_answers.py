@@ -63,10 +63,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import channels, conversations
 from core.audit import Actor
+from core.cache import EventCache
 from core.channels import Capability
 from core.db import SessionFactory, transaction
 from core.errors import InvalidInput
-from core.event_types import INTERACTION_CREATED, ROUTING_DECISION
+from core.event_types import INTERACTION_CREATED, QUEUE_CREATED, QUEUE_UPDATED, ROUTING_DECISION
 from core.events import Event, EventBus
 from core.i18n import N_, translator
 from core.logfields import log_fields
@@ -316,6 +317,11 @@ class OrderStatusResponder:
         self.max_age = timedelta(seconds=max_age_seconds)
         self.batch_size = batch_size
         self._wake = asyncio.Event()
+        # Which queues ask for answers: read once, not at every new message, until a queue
+        # is made or changed (without a bus, as in some tests, read each time).
+        self._answering: EventCache[None, tuple[int, ...]] | None = (
+            EventCache(bus, {QUEUE_CREATED, QUEUE_UPDATED}) if bus is not None else None
+        )
 
     def _on_event(self, event: Event) -> None:
         if (event.type == INTERACTION_CREATED and event.labels.get("direction") == "in") or (
@@ -358,12 +364,17 @@ class OrderStatusResponder:
 
     # --- reading what to look at ---------------------------------------------------------------
 
+    async def _answering_queues(self, session: AsyncSession) -> tuple[int, ...]:
+        async def load() -> tuple[int, ...]:
+            rows = (await session.execute(select(Queue.id, Queue.config))).all()
+            return tuple(queue_id for queue_id, config in rows if queue_answers(config))
+
+        if self._answering is None:
+            return await load()
+        return await self._answering.get(None, load) or ()
+
     async def _candidates(self, session: AsyncSession) -> list[Candidate]:
-        queues = [
-            queue_id
-            for queue_id, config in (await session.execute(select(Queue.id, Queue.config))).all()
-            if queue_answers(config)
-        ]
+        queues = await self._answering_queues(session)
         if not queues:
             return []
         since = utcnow() - self.max_age

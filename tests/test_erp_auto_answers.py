@@ -37,6 +37,7 @@ from erp_bridge.auto_answers import (
     ANSWERED,
     ANSWERED_BEFORE,
     ERP_UNAVAILABLE,
+    FLAG,
     MARKER,
     NOT_THEIRS,
     OPERATOR_ANSWERED,
@@ -47,6 +48,7 @@ from erp_bridge.auto_answers import (
 from erp_bridge.base import ErpAdapter, ErpUnavailable
 from erp_bridge.embedded import EmbeddedErp
 from erp_bridge.embedded_data import OrderData, save_order
+from routing.setup import update_queue
 from tests.waiting import eventually
 from web.app import create_app, order_status_answers
 
@@ -207,6 +209,22 @@ async def test_a_queue_without_the_flag_gets_no_automatic_answers(
     assert await responder(sessions, erp).run_once() == 0
     assert await answers(sessions, conversation_id) == []
     assert await marker(sessions, message_id) is None
+
+
+@pytest.mark.sqlite_only
+async def test_a_queue_that_starts_asking_for_answers_is_answered_at_once(
+    sessions: SessionFactory, bus: EventBus
+) -> None:
+    """Which queues ask is kept between messages; the queue's change is heard at once."""
+    queue_id = await make_queue(sessions, answers=False)
+    await orders(sessions)
+    worker = responder(sessions, EmbeddedErp(sessions), bus)
+    conversation_id, _ = await write(sessions, queue_id, "Where is 10330?")
+    assert await worker.run_once() == 0
+    async with sessions() as session, session.begin():
+        await update_queue(session, CLI, queue_id, config={FLAG: True})
+    assert await worker.run_once() == 1
+    assert len(await answers(sessions, conversation_id)) == 1
 
 
 @pytest.mark.sqlite_only

@@ -19,7 +19,8 @@ from core import clock
 from core.audit import CLI
 from core.auth import create_token
 from core.db import SessionFactory
-from core.events import EventBus
+from core.event_types import RESYNC
+from core.events import Event, EventBus
 from core.forms import FormCache, create_form, update_form
 from core.models import (
     AuditEntry,
@@ -674,6 +675,25 @@ async def test_a_form_changed_where_the_server_cannot_hear_of_it_applies_within_
     async with sessions() as session:
         assert (await cache.get(session, "contact")).title == "Contact us"
     moment[0] = 30.0
+    async with sessions() as session:
+        assert (await cache.get(session, "contact")).title == "Write to us"
+
+
+@pytest.mark.sqlite_only
+async def test_a_form_changed_while_the_server_was_not_listening_applies_after_the_resync(
+    sessions: SessionFactory,
+) -> None:
+    """A lost LISTEN connection may have missed `form.updated`: its `resync` empties the cache."""
+    form = await make_form(sessions)
+    bus = EventBus()
+    cache = FormCache(bus, ttl_seconds=3600)
+    async with sessions() as session:
+        assert (await cache.get(session, "contact")).title == "Contact us"
+    async with sessions() as session, session.begin():
+        await update_form(session, CLI, form.id, title="Write to us")  # heard by another bus
+    async with sessions() as session:
+        assert (await cache.get(session, "contact")).title == "Contact us"
+    bus.publish(Event(RESYNC, {}))
     async with sessions() as session:
         assert (await cache.get(session, "contact")).title == "Write to us"
 
