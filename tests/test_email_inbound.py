@@ -14,7 +14,8 @@ from channels.email.inbound import (
     import_message,
     to_inbound_event,
 )
-from channels.email.message import make_message_id, parse_message
+from channels.email.message import parse_message
+from channels.email.threads import make_message_id
 from core.audit import CLI
 from core.channel_accounts import AccountView
 from core.conversations import reply

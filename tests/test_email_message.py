@@ -19,15 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.email.message import (
-    MAX_REFERENCES,
-    ParsedEmail,
-    compose_message,
-    parse_message,
-    parse_outbox_id,
-    split_quoted_text,
-    thread_subject,
-)
+from channels.email.compose import compose_message
+from channels.email.message import ParsedEmail, parse_message
+from channels.email.quotes import split_quoted_text
+from channels.email.threads import MAX_REFERENCES, parse_outbox_id, thread_subject
 from core.html import block_remote_content, sanitize_html
 from core.validation import check_storable
 from tests.conftest import unavailable

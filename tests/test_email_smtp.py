@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from channels.accounts import add_account as add_email_account
 from channels.accounts import change_account
-from channels.email.message import parse_outbox_id
 from channels.email.plugin import EmailChannel
 from channels.email.smtp import EmailSender
+from channels.email.threads import parse_outbox_id
 from channels.registry import ChannelRegistry
 from core.audit import CLI
 from core.channel_accounts import get_account

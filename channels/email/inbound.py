@@ -33,13 +33,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.email.message import (
-    DEFAULT_MAX_ATTACHMENT_BYTES,
-    ParsedEmail,
-    parse_message,
-    parse_outbox_id,
-    thread_subject,
-)
+from channels.email.message import DEFAULT_MAX_ATTACHMENT_BYTES, ParsedEmail, parse_message
+from channels.email.threads import parse_outbox_id, thread_subject
 from core import quarantine
 from core.channel_accounts import AccountView
 from core.delivery import record_receipt

@@ -1,10 +1,13 @@
-"""Inbound email parsing and outbound composition: pure functions, no network, no database.
+"""Inbound email parsing: pure functions, no network, no database.
 
 Parsing is built on the standard library's `email` package with the modern policy. Real mail is
 often broken, so every step that the modern policy can trip over (malformed headers, missing
 boundaries, unknown charsets, bad base64) falls back to something a mail client would show,
 and notes what it noticed in `ParsedEmail.problems`. A part that cannot be decoded is kept
 raw and flagged, never dropped.
+
+Writing mail is `compose.py`; what ties a message to its thread (Message-IDs, References,
+subjects), `threads.py`; where a reply's quote begins, `quotes.py`.
 """
 
 from __future__ import annotations
@@ -14,15 +17,13 @@ import email
 import email.policy
 import hashlib
 import re
-import secrets
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import errors as email_errors
 from email.header import decode_header, make_header
 from email.headerregistry import (
-    Address,
     AddressHeader,
     BaseHeader,
     DateHeader,
@@ -33,22 +34,26 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import (
     collapse_rfc2231_value,
-    format_datetime,
     getaddresses,
     parsedate_to_datetime,
 )
 
 from channels.email.digest import content_digest
+from channels.email.quotes import split_quoted_text
+from channels.email.threads import (
+    COMMENT,
+    bounded_references,
+    clean_message_id,
+    first_message_id,
+    message_ids,
+)
 from core.html import html_to_text
-from core.ingest import MAX_EXTERNAL_ID
 from core.models import utcnow
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 # A hostile message can nest parts deeper than Python's recursion limit; deeper parts are
 # kept raw as attachments instead of being walked.
 MAX_PART_DEPTH = 40
-# References headers grow with every reply; keep the thread root and the most recent ids.
-MAX_REFERENCES = 20
 # A message dated this far in the future has a broken clock or a forged date.
 MAX_CLOCK_SKEW = timedelta(days=1)
 MAX_FILENAME = 255
@@ -163,8 +168,8 @@ def parse_message(
 
     return ParsedEmail(
         message_id=_message_id(message, problems),
-        in_reply_to=_first_message_id(_header_text(message, "in-reply-to")),
-        references=_bounded_references(_message_ids(_header_text(message, "references"))),
+        in_reply_to=first_message_id(_header_text(message, "in-reply-to")),
+        references=bounded_references(message_ids(_header_text(message, "references"))),
         sender_address=sender_address,
         sender_name=sender_name,
         to=tuple(address for _, address in _addresses(message, "to", problems)),
@@ -309,47 +314,11 @@ def _addresses(message: EmailMessage, name: str, problems: list[str]) -> list[tu
     ]
 
 
-_COMMENT = re.compile(r"\([^()]*\)")
-_ANGLE_ID = re.compile(r"<([^<>]*)>")
-
-
-def _clean_message_id(value: str) -> str | None:
-    """`<id>` without comments or whitespace; None when nothing is left or it is absurd."""
-    inner = re.sub(r"\s+", "", _COMMENT.sub("", value)).strip("<>")
-    if not inner or len(inner) + 2 > MAX_EXTERNAL_ID or not inner.isprintable():
-        return None
-    return f"<{inner}>"
-
-
-def _message_ids(value: str | None) -> list[str]:
-    """All ids in an In-Reply-To or References value, in order, without repeats."""
-    if not value:
-        return []
-    without_comments = _COMMENT.sub("", value)
-    found = _ANGLE_ID.findall(without_comments)
-    # Some clients drop the angle brackets; then the ids are separated by whitespace or commas.
-    candidates = found or [c for c in re.split(r"[\s,]+", without_comments) if "@" in c]
-    ids = (_clean_message_id(candidate) for candidate in candidates)
-    return list(dict.fromkeys(i for i in ids if i is not None))
-
-
-def _first_message_id(value: str | None) -> str | None:
-    ids = _message_ids(value)
-    return ids[0] if ids else None
-
-
-def _bounded_references(ids: Sequence[str]) -> tuple[str, ...]:
-    unique = list(dict.fromkeys(ids))
-    if len(unique) > MAX_REFERENCES:
-        unique = [unique[0], *unique[-(MAX_REFERENCES - 1) :]]
-    return tuple(unique)
-
-
 def _message_id(message: EmailMessage, problems: list[str]) -> str | None:
     raw = _raw_header(message, "message-id")
     if raw is None:
         return None
-    cleaned = _clean_message_id(_decode_raw_header(raw))
+    cleaned = clean_message_id(_decode_raw_header(raw))
     if cleaned is None:
         problems.append("unusable Message-ID header; the content digest tells messages apart")
     return cleaned
@@ -407,7 +376,7 @@ def _printable(value: str) -> str:
     return escaped[:MAX_REASON]
 
 
-def _normalize_newlines(value: str) -> str:
+def normalize_newlines(value: str) -> str:
     return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -509,7 +478,7 @@ class _Body:
             sniffed = _META_CHARSET.search(data[:2048])
             label = sniffed.group(1).decode("ascii") if sniffed else None
         text = _storable(
-            _normalize_newlines(_decode_text(data, label, self.problems, content_type)),
+            normalize_newlines(_decode_text(data, label, self.problems, content_type)),
             self.problems,
             content_type,
         )
@@ -727,81 +696,6 @@ def _content_id(part: EmailMessage) -> str | None:
     return cleaned or None
 
 
-# --- quoted replies
-
-
-_ATTRIBUTION = re.compile(
-    r"^\s*(?:"
-    r"on\b.{1,300}\bwrote"
-    r"|am\b.{1,300}\bschrieb"
-    r"|le\b.{1,300}\ba\s+écrit"
-    r"|el\b.{1,300}\bescribió"
-    r"|op\b.{1,300}\bschreef"
-    r"|il\b.{1,300}\bha\s+scritto"
-    r"|em\b.{1,300}\bescreveu"
-    r")\s*:\s*$",
-    re.IGNORECASE,
-)
-_ORIGINAL_MESSAGE = re.compile(
-    r"^\s*-{2,}\s*(?:original message|ursprüngliche nachricht|message d'origine"
-    r"|mensaje original|messaggio originale|oorspronkelijk bericht)\s*-{2,}\s*$",
-    re.IGNORECASE,
-)
-_OUTLOOK_FROM = re.compile(r"^\s*\*?(?:from|von|de|van|da|från)\s*:\*?\s*\S", re.IGNORECASE)
-_OUTLOOK_SENT = re.compile(
-    r"^\s*\*?(?:sent|gesendet|envoyé|enviado|verzonden|inviato|skickat)\b[^:]{0,10}:",
-    re.IGNORECASE,
-)
-_OUTLOOK_RULE = re.compile(r"^\s*_{10,}\s*$")
-_SIGNATURE = re.compile(r"^-- ?$")
-
-
-def split_quoted_text(text: str) -> tuple[str, str]:
-    """(new text, quoted reply and signature) of a plain-text message.
-
-    Recognizes "On ... wrote:" attributions (also wrapped over two lines, and in a few other
-    languages), Outlook's "-----Original Message-----" and "From: ... Sent: ..." blocks, the
-    "-- " signature delimiter and a trailing block of ">" lines. A message that would have no
-    new text left is returned whole.
-    """
-    lines = text.split("\n")
-    cut = _quote_start(lines)
-    if cut is None:
-        return text.strip("\n"), ""
-    new_text = "\n".join(lines[:cut]).rstrip()
-    if not new_text.strip():
-        return text.strip("\n"), ""
-    return new_text, "\n".join(lines[cut:]).strip("\n")
-
-
-def _quote_start(lines: list[str]) -> int | None:
-    for index, line in enumerate(lines):
-        if _SIGNATURE.match(line) or _ORIGINAL_MESSAGE.match(line):
-            return index
-        if _ATTRIBUTION.match(line):
-            return index
-        if index + 1 < len(lines) and _ATTRIBUTION.match(f"{line} {lines[index + 1]}"):
-            return index
-        if _OUTLOOK_FROM.match(line) and any(
-            _OUTLOOK_SENT.match(following) for following in lines[index + 1 : index + 5]
-        ):
-            above = index - 1
-            while above >= 0 and not lines[above].strip():
-                above -= 1
-            return above if above >= 0 and _OUTLOOK_RULE.match(lines[above]) else index
-    return _trailing_quote_start(lines)
-
-
-def _trailing_quote_start(lines: list[str]) -> int | None:
-    """Where the block of ">" and blank lines at the end begins, if it quotes anything."""
-    start = len(lines)
-    while start > 0 and (not lines[start - 1].strip() or lines[start - 1].lstrip().startswith(">")):
-        start -= 1
-    while start < len(lines) and not lines[start].strip():
-        start += 1
-    return start if start < len(lines) else None
-
-
 # --- auto-replies and bounces
 
 
@@ -827,7 +721,7 @@ def _auto_reply_reason(message: EmailMessage) -> str | None:
     if suppress & {"all", "oof"}:
         return "X-Auto-Response-Suppress"
     return_path = _raw_header(message, "return-path")
-    if return_path is not None and re.sub(r"\s+", "", _COMMENT.sub("", return_path)) == "<>":
+    if return_path is not None and re.sub(r"\s+", "", COMMENT.sub("", return_path)) == "<>":
         return "empty Return-Path"
     return None
 
@@ -869,7 +763,7 @@ def _bounce(message: EmailMessage, sender: str, text: str) -> _Bounce:
     if original is None:
         # Old-style bounces quote the returned message's headers in their text.
         quoted = _MESSAGE_ID_LINE.search(text)
-        original = _clean_message_id(quoted.group(1)) if quoted else None
+        original = clean_message_id(quoted.group(1)) if quoted else None
     return _Bounce(
         is_bounce=True,
         report="bounce from a mailer daemon",
@@ -896,7 +790,7 @@ def _delivery_status(report: EmailMessage, text: str) -> _Bounce:
     failures: list[str] = []
     actions: set[str] = set()
     for block in fields:
-        original = original or _first_message_id(_header_text(block, "original-message-id"))
+        original = original or first_message_id(_header_text(block, "original-message-id"))
         action = (_header_text(block, "action") or "").strip().lower()
         status = (_header_text(block, "status") or "").strip()
         if not action and not status:
@@ -937,133 +831,11 @@ def _included_message_id(message: EmailMessage) -> str | None:
             if inner:
                 raw = _raw_header(inner[0], "message-id")
                 if raw is not None:
-                    return _clean_message_id(_decode_raw_header(raw))
+                    return clean_message_id(_decode_raw_header(raw))
         elif content_type == "text/rfc822-headers":
             data, _ = _decoded_payload(part)
             headers = BytesParser(policy=_POLICY).parsebytes(data, headersonly=True)
             raw = _raw_header(headers, "message-id")
             if raw is not None:
-                return _clean_message_id(_decode_raw_header(raw))
+                return clean_message_id(_decode_raw_header(raw))
     return None
-
-
-# --- threading
-
-
-_SUBJECT_PREFIX = re.compile(
-    r"^\s*(?:"
-    r"(?:re|fwd?|aw|wg|sv|antw|vs|tr|rif|odp|回复|答复|转发)\s*(?:\[\d+\]|\(\d+\))?\s*:"
-    r"|\[[^\]]*\]\s*:?"
-    r")\s*",
-    re.IGNORECASE,
-)
-
-
-def thread_subject(subject: str) -> str:
-    """The subject normalized for threading: no Re:/Fwd:/AW:/... prefixes or [list] tags."""
-    normalized = unicodedata.normalize("NFKC", subject)
-    while True:
-        stripped = _SUBJECT_PREFIX.sub("", normalized, count=1)
-        if stripped == normalized:
-            break
-        normalized = stripped
-    return re.sub(r"\s+", " ", normalized).strip().casefold()
-
-
-# ---------------------------------------------------------------------------------------------
-# Composing
-
-
-_OUR_MESSAGE_ID = re.compile(r"^<omnicrm\.(\d{1,18})\.[0-9a-z]{1,64}@[^<>@\s]+>$", re.IGNORECASE)
-_DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-# What we can send without SMTPUTF8: a dot-atom local part at a host name.
-_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-
-
-def make_message_id(outbox_id: int, domain: str) -> str:
-    """A new Message-ID for an outbox item; parse_outbox_id reads the item back from it."""
-    if not _DOMAIN.match(domain):
-        raise ValueError(f"not a usable Message-ID domain: {domain!r}")
-    if outbox_id < 0:
-        raise ValueError("outbox ids are not negative")
-    return f"<omnicrm.{outbox_id}.{secrets.token_hex(8)}@{domain}>"
-
-
-def parse_outbox_id(message_id: str | None) -> int | None:
-    """The outbox item a Message-ID of ours was made for; None for anyone else's."""
-    cleaned = _clean_message_id(message_id) if message_id else None
-    found = _OUR_MESSAGE_ID.match(cleaned) if cleaned else None
-    return int(found.group(1)) if found else None
-
-
-def _one_line(value: str) -> str:
-    return re.sub(r"[\r\n\x00]+", " ", value).strip()
-
-
-def _address(addr_spec: str, display_name: str = "") -> Address:
-    username, _, domain = addr_spec.strip().rpartition("@")
-    try:
-        # An internationalized domain goes out in its ASCII (punycode) form.
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        ascii_domain = ""
-    if not _LOCAL_PART.match(username) or not _DOMAIN.match(ascii_domain):
-        raise ValueError(f"not an email address we can send to: {addr_spec!r}")
-    return Address(display_name=_one_line(display_name), username=username, domain=ascii_domain)
-
-
-def compose_message(
-    *,
-    from_address: str,
-    from_name: str,
-    to: str | Sequence[str],
-    subject: str,
-    text: str,
-    html: str | None = None,
-    message_id_domain: str,
-    in_reply_to: str | None = None,
-    references: Sequence[str] = (),
-    automatic: bool = False,
-    outbox_id: int,
-    message_id: str | None = None,
-    date: datetime | None = None,
-) -> EmailMessage:
-    """An outbound message for outbox item `outbox_id`, threaded under `in_reply_to`.
-
-    Pass the `message_id` of an earlier attempt when retrying the same outbox item, so the
-    recipient's server can recognize a duplicate. Raises ValueError for unusable addresses.
-    """
-    recipients = [to] if isinstance(to, str) else list(to)
-    if not recipients:
-        raise ValueError("a message needs at least one recipient")
-    own_id = _clean_message_id(message_id) if message_id else None
-    if message_id and own_id is None:
-        raise ValueError(f"not a usable Message-ID: {message_id!r}")
-    message = EmailMessage()
-    message["From"] = _address(from_address, from_name)
-    message["To"] = [_address(recipient) for recipient in recipients]
-    message["Subject"] = _one_line(subject)
-    message["Date"] = format_datetime(date or utcnow())
-    message["Message-ID"] = own_id or make_message_id(outbox_id, message_id_domain)
-    parent = _first_message_id(in_reply_to)
-    if parent is not None:
-        message["In-Reply-To"] = parent
-    chain = [mid for ref in references for mid in _message_ids(ref)]
-    thread = _bounded_references([*chain, parent] if parent else chain)
-    if thread:
-        message["References"] = " ".join(thread)
-    if automatic:
-        message["Auto-Submitted"] = "auto-replied"
-        # Asks Exchange not to answer with its own out-of-office or receipts: no loops.
-        message["X-Auto-Response-Suppress"] = "All"
-    message["X-Omnicrm-Outbox-Id"] = str(outbox_id)
-    text = _normalize_newlines(text)
-    message.set_content(text, cte=_transfer_encoding(text))
-    if html is not None:
-        message.add_alternative(html, subtype="html", cte=_transfer_encoding(html))
-    return message
-
-
-def _transfer_encoding(content: str) -> str | None:
-    """Quoted-printable for non-ASCII text, so no server on the way needs 8BITMIME."""
-    return None if content.isascii() else "quoted-printable"

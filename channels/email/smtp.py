@@ -23,9 +23,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.email.compose import compose_message
 from channels.email.inbound import CHANNEL, message_id_in
-from channels.email.message import MAX_REFERENCES, compose_message
 from channels.email.settings import SECRET_FIELDS, EmailSettings, TlsMode
+from channels.email.threads import MAX_REFERENCES
 from core.channel_accounts import enabled_account_exists, record_account_error
 from core.credentials import CredentialCipher, CredentialError
 from core.db import SessionFactory, transaction
@@ -271,7 +272,7 @@ async def thread_message_ids(
 def _message_id(outbox_id: int, created_at: datetime, domain: str) -> str:
     """Our Message-ID for an outbox item: the same on every attempt, so a retry after a lost
     reply to DATA lets the recipient drop the copy, and an answer to either copy threads
-    here. channels.email.message.parse_outbox_id reads the item back from it."""
+    here. channels.email.threads.parse_outbox_id reads the item back from it."""
     seed = f"{outbox_id}:{created_at.isoformat()}".encode()
     return f"<omnicrm.{outbox_id}.{hashlib.sha256(seed).hexdigest()[:16]}@{domain}>"
 
