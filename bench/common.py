@@ -27,6 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bench.procfs import tree_cpu
 from core.db import make_engine, make_session_factory
 from tests.servers import free_port, wait_ready
 
@@ -243,37 +244,18 @@ async def wait_listening(
         await asyncio.sleep(0.05)
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time (user and system) that process `pid` and its children have used so far; None
-    where that cannot be seen (no /proc, or no such process)."""
-    total = 0
-    found = False
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        # After the command's name (in parentheses, maybe with spaces): state, parent's pid,
-        # ..., then utime and stime in clock ticks (fields 14 and 15 of proc(5)).
-        fields = stat.rsplit(")", 1)[1].split()
-        if entry.name == str(pid) or fields[1] == str(pid):
-            found = True
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK") if found else None
-
-
 async def wait_quiet(
     pid: int, busy: float = 0.1, interval: float = 0.5, within: float = 180
 ) -> float:
-    """Seconds until process `pid` and its children use less than `busy` of a core over
+    """Seconds until process `pid` and its descendants use less than `busy` of a core over
     `interval` (at most `within`): a server answers a burst before it has done all the
     burst's work (routing, the consoles' events), and what follows should not be charged
     with that backlog. 0 where CPU time cannot be seen."""
     started = time.monotonic()
-    last = cpu_seconds(pid)
+    last = tree_cpu(pid)
     while last is not None and time.monotonic() - started < within:
         await asyncio.sleep(interval)
-        now = cpu_seconds(pid)
+        now = tree_cpu(pid)
         if now is None or (now - last) / interval < busy:
             return time.monotonic() - started
         last = now

@@ -75,6 +75,7 @@ from bench.common import (  # noqa: E402
     postgresql_unreachable,
     statements_of,
 )
+from bench.procfs import load_average  # noqa: E402
 from bench.reports import (  # noqa: E402
     Explained,
     Plan,
@@ -578,13 +579,6 @@ async def heaviest_contacts(sessions: SessionFactory, count: int) -> list[tuple[
 def seeded_with(seeded: Seeded) -> str:
     """The reports bench's line, without its leads (none here)."""
     return seeded_line(seeded).replace(", 0 leads, 0 stage changes", "")
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 def plain(url: str) -> str:
