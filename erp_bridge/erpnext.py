@@ -1,6 +1,6 @@
 """ERPNext (the Frappe framework) behind the ERP bridge: the settings, the adapter's `do_*`
-hooks (what is read where), the mapping of ERPNext's documents onto `erp_bridge.models`, and
-`KIND`.
+hooks (what is read where) and `KIND`. What ERPNext's documents mean in `erp_bridge.models` is
+`erp_bridge.erpnext_mapping`.
 
 The wire (Frappe's REST API: the session, the API keys, lists page by page, Frappe's error
 bodies as `ErpError`s) is `erp_bridge.erpnext_client`. A filter on a child table returns a
@@ -38,9 +38,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -48,30 +48,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.logfields import log_fields
+from erp_bridge import erpnext_mapping
 from erp_bridge.base import (
     ErpAdapter,
     ErpAuthError,
     ErpContext,
     ErpError,
     ErpKind,
-    ErpUnavailable,
 )
 from erp_bridge.erpnext_client import PAGE_SIZE, Filter, FrappeClient, Row
 from erp_bridge.models import (
     Customer,
     CustomerQuery,
     Invoice,
-    InvoiceStatus,
     Money,
     Order,
-    OrderLine,
     OrderStatus,
     OrderSummary,
-    PaymentStatus,
     Product,
     Shipment,
     Stock,
-    StockLevel,
 )
 from erp_bridge.patterns import compile_pattern
 
@@ -87,7 +83,6 @@ LINKED_LIMIT = 50  # delivery notes or invoices of one order
 PARCEL_LOOKUPS = 5  # delivery notes of one order whose Shipment is looked for
 PARALLEL_READS = 4  # documents read at once (an invoice list's order numbers)
 CANDIDATES = 20  # customers or contacts looked at for one email or phone
-MIN_PHONE_DIGITS = 7
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -237,27 +232,34 @@ class ErpNextAdapter(ErpAdapter):
             limit=TURNOVER_INVOICES,
         )
         totals: dict[str, Decimal] = {}
-        for row in _distinct(rows):
-            currency = _text(row.get("currency")) or ""
-            if not _ISO_CURRENCY.match(currency):
+        for row in erpnext_mapping.distinct_by_name(rows):
+            currency = erpnext_mapping.text_of(row.get("currency")) or ""
+            if not erpnext_mapping.ISO_CURRENCY.match(currency):
                 return None
-            totals[currency] = totals.get(currency, Decimal(0)) + _number(row.get("grand_total"))
+            totals[currency] = totals.get(currency, Decimal(0)) + erpnext_mapping.decimal_of(
+                row.get("grand_total")
+            )
         if len(totals) != 1:
             return None
         ((currency, amount),) = totals.items()
         return Money(amount=amount, currency=currency)
 
     async def _find_customer(self, query: CustomerQuery) -> Customer | None:
-        refs = _unique(ref.strip() for ref in query.erp_refs)
+        refs = erpnext_mapping.unique(ref.strip() for ref in query.erp_refs)
         if refs:
             rows = await self.client.rows(
-                "Customer", fields=CUSTOMER_FIELDS, filters=[["name", "in", refs]], limit=10
+                "Customer",
+                fields=erpnext_mapping.CUSTOMER_FIELDS,
+                filters=[["name", "in", refs]],
+                limit=10,
             )
             by_name = {str(row.get("name")).casefold(): row for row in rows}
             for ref in refs:
                 if ref.casefold() in by_name:
-                    return _customer(by_name[ref.casefold()])
-        emails = _unique(variant for email in query.emails for variant in _email_variants(email))
+                    return erpnext_mapping.customer_of(by_name[ref.casefold()])
+        emails = erpnext_mapping.unique(
+            variant for email in query.emails for variant in erpnext_mapping.email_variants(email)
+        )
         if emails:
             found = await self._customer_where([["email_id", "in", emails]])
             if found is None:
@@ -266,11 +268,11 @@ class ErpNextAdapter(ErpAdapter):
                 )
             if found is not None:
                 return found
-        for phone in _unique(phone.strip() for phone in query.phones):
+        for phone in erpnext_mapping.unique(phone.strip() for phone in query.phones):
             found = await self._customer_by_phone(phone)
             if found is not None:
                 return found
-        tax_ids = _unique(tax_id.strip() for tax_id in query.tax_ids)
+        tax_ids = erpnext_mapping.unique(tax_id.strip() for tax_id in query.tax_ids)
         if tax_ids:
             return await self._customer_where([["tax_id", "in", tax_ids]])
         return None
@@ -281,25 +283,25 @@ class ErpNextAdapter(ErpAdapter):
         """The newest enabled Customer matching `filters` (and `accept`, if given)."""
         rows = await self.client.rows(
             "Customer",
-            fields=CUSTOMER_FIELDS,
+            fields=erpnext_mapping.CUSTOMER_FIELDS,
             filters=[*filters, ["disabled", "=", 0]],
             order_by="modified desc",
             limit=1 if accept is None else CANDIDATES,
         )
         found = next((row for row in rows if accept is None or accept(row)), None)
-        return _customer(found) if found is not None else None
+        return erpnext_mapping.customer_of(found) if found is not None else None
 
     async def _customer_by_phone(self, phone: str) -> Customer | None:
         """ERPNext keeps numbers as typed ("+49 170 1234567", "0170/1234567"), and a filter
         compares strings: candidates are asked for with the last digits in order, anything
         between them (`%1%2%3...`), and kept if their digits are the same number."""
-        digits = _digits(phone)
-        if len(digits) < MIN_PHONE_DIGITS:
+        digits = erpnext_mapping.digits_of(phone)
+        if len(digits) < erpnext_mapping.MIN_PHONE_DIGITS:
             return None
-        like = "%" + "%".join(digits[-MIN_PHONE_DIGITS:]) + "%"
+        like = "%" + "%".join(digits[-erpnext_mapping.MIN_PHONE_DIGITS :]) + "%"
         found = await self._customer_where(
             [["mobile_no", "like", like]],
-            accept=lambda row: _same_phone(phone, row.get("mobile_no")),
+            accept=lambda row: erpnext_mapping.same_phone(phone, row.get("mobile_no")),
         )
         if found is not None:
             return found
@@ -310,7 +312,8 @@ class ErpNextAdapter(ErpAdapter):
                 ["Contact Phone", "phone", "like", like],
             ],
             accept=lambda contact: any(
-                _same_phone(phone, number) for number in _contact_phones(contact)
+                erpnext_mapping.same_phone(phone, number)
+                for number in erpnext_mapping.contact_phones(contact)
             ),
         )
 
@@ -326,20 +329,22 @@ class ErpNextAdapter(ErpAdapter):
             order_by="modified desc",
             limit=CANDIDATES,
         )
-        for name in _unique(str(row.get("name") or "") for row in rows):
+        for name in erpnext_mapping.unique(str(row.get("name") or "") for row in rows):
             contact = await self.client.doc("Contact", name)
             if contact is None or (accept is not None and not accept(contact)):
                 continue
-            for link in _table(contact, "links"):
+            for link in erpnext_mapping.child_rows(contact, "links"):
                 if link.get("link_doctype") != "Customer" or not link.get("link_name"):
                     continue
                 record = await self.client.doc("Customer", str(link["link_name"]))
-                if record is None or _number(record.get("disabled")):
+                if record is None or erpnext_mapping.decimal_of(record.get("disabled")):
                     continue
-                customer = _customer(record)
-                email = customer.email or _text(contact.get("email_id"))
+                customer = erpnext_mapping.customer_of(record)
+                email = customer.email or erpnext_mapping.text_of(contact.get("email_id"))
                 phone = (
-                    customer.phone or _text(contact.get("mobile_no")) or _text(contact.get("phone"))
+                    customer.phone
+                    or erpnext_mapping.text_of(contact.get("mobile_no"))
+                    or erpnext_mapping.text_of(contact.get("phone"))
                 )
                 return customer.model_copy(update={"email": email, "phone": phone})
         return None
@@ -352,12 +357,12 @@ class ErpNextAdapter(ErpAdapter):
     async def do_list_orders(self, customer_ref: str, limit: int) -> list[OrderSummary]:
         rows = await self.client.rows(
             "Sales Order",
-            fields=ORDER_FIELDS,
+            fields=erpnext_mapping.ORDER_FIELDS,
             filters=[["customer", "=", customer_ref], *self._company_filter()],
             order_by="transaction_date desc, creation desc",
             limit=max(limit, 0),
         )
-        return [_summary(row) for row in _distinct(rows)]
+        return [erpnext_mapping.summary_of(row) for row in erpnext_mapping.distinct_by_name(rows)]
 
     async def do_get_order(self, number: str) -> Order | None:
         number = number.strip()
@@ -370,16 +375,23 @@ class ErpNextAdapter(ErpAdapter):
             return None
         if self.settings.company and doc.get("company") != self.settings.company:
             return None
-        summary = _summary(doc)
-        currency = summary.total.currency if summary.total else _text(doc.get("currency"))
-        lines = tuple(_line(item, currency) for item in _table(doc, "items"))
+        summary = erpnext_mapping.summary_of(doc)
+        currency = (
+            summary.total.currency
+            if summary.total
+            else erpnext_mapping.text_of(doc.get("currency"))
+        )
+        lines = tuple(
+            erpnext_mapping.line_of(item, currency)
+            for item in erpnext_mapping.child_rows(doc, "items")
+        )
         shipments = await self._shipments(number)
         invoices = tuple(
-            _invoice(row, number)
-            for row in _distinct(
+            erpnext_mapping.invoice_of(row, number)
+            for row in erpnext_mapping.distinct_by_name(
                 await self.client.rows(
                     "Sales Invoice",
-                    fields=INVOICE_FIELDS,
+                    fields=erpnext_mapping.INVOICE_FIELDS,
                     filters=[
                         ["Sales Invoice Item", "sales_order", "=", number],
                         ["docstatus", "!=", 0],
@@ -400,7 +412,7 @@ class ErpNextAdapter(ErpAdapter):
                 exclude={"status", "payment_status", "tracking_number", "tracking_url"}
             ),
             status=status,
-            payment_status=_order_payment(doc, invoices),
+            payment_status=erpnext_mapping.order_payment(doc, invoices),
             tracking_number=latest.tracking_number if latest else None,
             tracking_url=latest.tracking_url if latest else None,
             lines=lines,
@@ -411,10 +423,10 @@ class ErpNextAdapter(ErpAdapter):
     async def _shipments(self, number: str) -> tuple[Shipment, ...]:
         """The order's submitted delivery notes, newest first, with their Shipment's
         tracking where one was made."""
-        notes = _distinct(
+        notes = erpnext_mapping.distinct_by_name(
             await self.client.rows(
                 "Delivery Note",
-                fields=DELIVERY_FIELDS,
+                fields=erpnext_mapping.DELIVERY_FIELDS,
                 filters=[
                     ["Delivery Note Item", "against_sales_order", "=", number],
                     ["docstatus", "=", 1],
@@ -441,7 +453,7 @@ class ErpNextAdapter(ErpAdapter):
         try:
             rows = await self.client.rows(
                 "Shipment",
-                fields=SHIPMENT_FIELDS,
+                fields=erpnext_mapping.SHIPMENT_FIELDS,
                 filters=[
                     ["Shipment Delivery Note", "delivery_note", "=", delivery_note],
                     ["docstatus", "!=", 2],
@@ -460,21 +472,26 @@ class ErpNextAdapter(ErpAdapter):
 
     def _shipment(self, note: Row, parcel: Row | None, zone: ZoneInfo | None) -> Shipment:
         parcel = parcel or {}
-        number = _text(parcel.get("awb_number")) or _text(note.get("lr_no"))
-        url = _text(parcel.get("tracking_url")) or self._tracking_url(number)
+        number = erpnext_mapping.text_of(parcel.get("awb_number")) or erpnext_mapping.text_of(
+            note.get("lr_no")
+        )
+        url = erpnext_mapping.text_of(parcel.get("tracking_url")) or self._tracking_url(number)
         status = (
-            _text(parcel.get("tracking_status"))
-            or _text(parcel.get("status"))
-            or _text(note.get("status"))
+            erpnext_mapping.text_of(parcel.get("tracking_status"))
+            or erpnext_mapping.text_of(parcel.get("status"))
+            or erpnext_mapping.text_of(note.get("status"))
             or "Submitted"
         )
         return Shipment(
             ref=str(note["name"]),
             status=status,
-            carrier=_text(parcel.get("carrier")) or _text(note.get("transporter_name")),
+            carrier=erpnext_mapping.text_of(parcel.get("carrier"))
+            or erpnext_mapping.text_of(note.get("transporter_name")),
             tracking_number=number,
             tracking_url=url if url and url.startswith(("https://", "http://")) else None,
-            shipped_at=_local_datetime(note.get("posting_date"), note.get("posting_time"), zone),
+            shipped_at=erpnext_mapping.local_datetime(
+                note.get("posting_date"), note.get("posting_time"), zone
+            ),
             delivered_at=None,
         )
 
@@ -503,10 +520,10 @@ class ErpNextAdapter(ErpAdapter):
     # --- invoices -------------------------------------------------------------------------
 
     async def do_list_invoices(self, customer_ref: str) -> list[Invoice]:
-        rows = _distinct(
+        rows = erpnext_mapping.distinct_by_name(
             await self.client.rows(
                 "Sales Invoice",
-                fields=INVOICE_FIELDS,
+                fields=erpnext_mapping.INVOICE_FIELDS,
                 filters=[
                     ["customer", "=", customer_ref],
                     ["docstatus", "!=", 0],
@@ -517,7 +534,7 @@ class ErpNextAdapter(ErpAdapter):
             )
         )
         orders = await self._invoice_orders([str(row["name"]) for row in rows])
-        return [_invoice(row, orders.get(str(row["name"]))) for row in rows]
+        return [erpnext_mapping.invoice_of(row, orders.get(str(row["name"]))) for row in rows]
 
     async def _invoice_orders(self, names: list[str]) -> dict[str, str]:
         """Each invoice's (first) Sales Order, from its items: a list does not show child
@@ -528,7 +545,10 @@ class ErpNextAdapter(ErpAdapter):
         async def read(name: str) -> None:
             async with gate:
                 doc = await self.client.doc("Sales Invoice", name)
-            orders = [_text(item.get("sales_order")) for item in _table(doc or {}, "items")]
+            orders = [
+                erpnext_mapping.text_of(item.get("sales_order"))
+                for item in erpnext_mapping.child_rows(doc or {}, "items")
+            ]
             first = next((order for order in orders if order), None)
             if first:
                 found[name] = first
@@ -576,7 +596,7 @@ class ErpNextAdapter(ErpAdapter):
         filters: list[Filter] = [["item_code", "=", item.get("item_code") or sku]]
         if warehouses is not None:
             if not warehouses:
-                return Stock(sku=sku, name=_text(item.get("item_name")) or "")
+                return Stock(sku=sku, name=erpnext_mapping.text_of(item.get("item_name")) or "")
             filters.append(["warehouse", "in", warehouses])
         bins = await self.client.rows(
             "Bin",
@@ -585,13 +605,13 @@ class ErpNextAdapter(ErpAdapter):
             order_by="warehouse asc",
             limit=STOCK_LIMIT,
         )
-        levels = [_level(row) for row in bins if row.get("warehouse")]
+        levels = [erpnext_mapping.level_of(row) for row in bins if row.get("warehouse")]
         if warehouses is not None:
             rank = {name: index for index, name in enumerate(warehouses)}
             levels.sort(key=lambda level: rank.get(level.warehouse, len(rank)))
         return Stock(
             sku=str(item.get("item_code") or sku),
-            name=_text(item.get("item_name")) or "",
+            name=erpnext_mapping.text_of(item.get("item_name")) or "",
             levels=tuple(levels),
         )
 
@@ -612,7 +632,7 @@ class ErpNextAdapter(ErpAdapter):
         needle = words.casefold()
         rows = [
             row
-            for row in _distinct(rows)
+            for row in erpnext_mapping.distinct_by_name(rows)
             if needle in str(row.get("item_code") or "").casefold()
             or needle in str(row.get("item_name") or "").casefold()
         ]
@@ -626,13 +646,17 @@ class ErpNextAdapter(ErpAdapter):
         for row in rows:
             code = str(row.get("item_code") or row["name"])
             price = prices.get(code)
-            if price is None and fallback and _number(row.get("standard_rate")) > 0:
-                price = _money(row.get("standard_rate"), fallback)
+            if (
+                price is None
+                and fallback
+                and erpnext_mapping.decimal_of(row.get("standard_rate")) > 0
+            ):
+                price = erpnext_mapping.money_of(row.get("standard_rate"), fallback)
             products.append(
                 Product(
                     ref=str(row["name"]),
                     sku=code,
-                    name=_text(row.get("item_name")) or code,
+                    name=erpnext_mapping.text_of(row.get("item_name")) or code,
                     price=price,
                 )
             )
@@ -657,7 +681,7 @@ class ErpNextAdapter(ErpAdapter):
         prices: dict[str, Money] = {}
         for row in rows:
             code = str(row.get("item_code") or "")
-            money = _money(row.get("price_list_rate"), row.get("currency"))
+            money = erpnext_mapping.money_of(row.get("price_list_rate"), row.get("currency"))
             if code and money is not None and code not in prices:
                 prices[code] = money
         return prices
@@ -670,9 +694,9 @@ class ErpNextAdapter(ErpAdapter):
                 company = await self.client.doc("Company", self.settings.company)
             except ErpAuthError:
                 company = None  # the API user may not read Companies: no fallback price
-            currency = _text((company or {}).get("default_currency"))
+            currency = erpnext_mapping.text_of((company or {}).get("default_currency"))
             self._company_currency = (
-                currency if currency and _ISO_CURRENCY.match(currency) else None
+                currency if currency and erpnext_mapping.ISO_CURRENCY.match(currency) else None
             )
             self._company_currency_known = True
         return self._company_currency
@@ -712,285 +736,3 @@ KIND = ErpKind(
     secret_fields=frozenset({"api_secret"}),
     build=build,
 )
-
-
-# --- what is read, and how it maps -----------------------------------------------------------
-
-CUSTOMER_FIELDS = ["name", "customer_name", "email_id", "mobile_no", "tax_id", "customer_group"]
-ORDER_FIELDS = [
-    "name",
-    "customer",
-    "transaction_date",
-    "status",
-    "docstatus",
-    "per_delivered",
-    "per_billed",
-    "advance_paid",
-    "grand_total",
-    "currency",
-]
-DELIVERY_FIELDS = [
-    "name",
-    "status",
-    "posting_date",
-    "posting_time",
-    "transporter_name",
-    "lr_no",
-]
-SHIPMENT_FIELDS = ["name", "status", "carrier", "awb_number", "tracking_url", "tracking_status"]
-INVOICE_FIELDS = [
-    "name",
-    "posting_date",
-    "due_date",
-    "grand_total",
-    "outstanding_amount",
-    "currency",
-    "status",
-    "docstatus",
-    "is_return",
-]
-
-_ISO_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_TAGS = re.compile(r"<[^>]+>")
-
-
-def _customer(row: Row) -> Customer:
-    name = str(row.get("name") or "")
-    return Customer(
-        ref=name,
-        name=_text(row.get("customer_name")) or name,
-        email=_text(row.get("email_id")),
-        phone=_text(row.get("mobile_no")),
-        tax_id=_text(row.get("tax_id")),
-        tier=_text(row.get("customer_group")),
-    )
-
-
-def _order_status(row: Row) -> OrderStatus:
-    """A Sales Order's state in omnicrm's words. ERPNext "delivers" when a delivery note is
-    submitted (the goods left the warehouse): fully delivered reads as delivered, partly as
-    processing."""
-    status = str(row.get("status") or "")
-    docstatus = int(_number(row.get("docstatus")))
-    delivered = _number(row.get("per_delivered"))
-    if docstatus == 2 or status == "Cancelled":
-        return OrderStatus.CANCELLED
-    if docstatus == 0 or status == "Draft":
-        return OrderStatus.DRAFT
-    if status in ("Completed", "To Bill") or delivered >= 100:
-        return OrderStatus.DELIVERED
-    if status in ("To Deliver and Bill", "To Deliver", "To Pay"):
-        return OrderStatus.PROCESSING if delivered > 0 else OrderStatus.CONFIRMED
-    return OrderStatus.OTHER  # On Hold, Closed before delivery, a status of a newer version
-
-
-def _summary(row: Row) -> OrderSummary:
-    name = str(row.get("name") or "")
-    return OrderSummary(
-        ref=name,
-        number=name,
-        customer_ref=_text(row.get("customer")),
-        ordered_at=_date(row.get("transaction_date")),
-        status=_order_status(row),
-        status_label=str(row.get("status") or "")[:500],
-        total=_money(row.get("grand_total"), row.get("currency")),
-        payment_status=_advance_payment(row),
-    )
-
-
-def _advance_payment(row: Row) -> PaymentStatus:
-    """What a Sales Order alone says of payment: its advance (invoices say the rest)."""
-    if int(_number(row.get("docstatus"))) != 1:
-        return PaymentStatus.UNKNOWN
-    total, advance = _number(row.get("grand_total")), _number(row.get("advance_paid"))
-    if total > 0 and advance >= total:
-        return PaymentStatus.PAID
-    if advance > 0:
-        return PaymentStatus.PARTIAL
-    return PaymentStatus.UNKNOWN
-
-
-def _order_payment(doc: Row, invoices: Sequence[Invoice]) -> PaymentStatus:
-    """An opened order's payment, from its advance and its invoices."""
-    status = _advance_payment(doc)
-    if int(_number(doc.get("docstatus"))) != 1 or status is PaymentStatus.PAID:
-        return status
-    issued = [invoice for invoice in invoices if invoice.status is not InvoiceStatus.CANCELLED]
-    if not issued:
-        return PaymentStatus.PARTIAL if status is PaymentStatus.PARTIAL else PaymentStatus.UNPAID
-    due = sum((invoice.amount_due.amount for invoice in issued), Decimal(0))
-    billed = sum((invoice.total.amount for invoice in issued), Decimal(0))
-    if due <= 0:
-        fully_billed = _number(doc.get("per_billed")) >= 100
-        return PaymentStatus.PAID if fully_billed else PaymentStatus.PARTIAL
-    if due < billed or status is PaymentStatus.PARTIAL:
-        return PaymentStatus.PARTIAL
-    return PaymentStatus.UNPAID
-
-
-def _line(item: Row, currency: str | None) -> OrderLine:
-    code = _text(item.get("item_code"))
-    return OrderLine(
-        sku=code,
-        name=_text(item.get("item_name")) or code or "",
-        quantity=_number(item.get("qty")),
-        unit_price=_money(item.get("rate"), currency),
-        total=_money(item.get("amount"), currency),
-    )
-
-
-def _invoice_status(row: Row, due: Decimal) -> InvoiceStatus:
-    status = str(row.get("status") or "")
-    if int(_number(row.get("docstatus"))) == 2 or status == "Cancelled":
-        return InvoiceStatus.CANCELLED
-    if due <= 0:
-        return InvoiceStatus.PAID  # Paid, a Return, Credit Note Issued
-    if status.startswith("Overdue"):
-        return InvoiceStatus.OVERDUE  # Overdue, Overdue and Discounted
-    return InvoiceStatus.OPEN  # Unpaid, Partly Paid, (... and Discounted), Submitted
-
-
-def _invoice(row: Row, order_number: str | None) -> Invoice:
-    currency = _text(row.get("currency")) or ""
-    total = _money(row.get("grand_total"), currency)
-    if total is None:
-        raise ErpUnavailable(f"ERPNext's invoice {row.get('name')} has no usable currency")
-    due = max(_number(row.get("outstanding_amount")), Decimal(0))
-    name = str(row.get("name") or "")
-    return Invoice(
-        ref=name,
-        number=name,
-        order_number=order_number,
-        issued_at=_date(row.get("posting_date")),
-        due_at=_date(row.get("due_date")),
-        total=total,
-        amount_due=Money(amount=due, currency=total.currency),
-        status=_invoice_status(row, due),
-    )
-
-
-def _level(row: Row) -> StockLevel:
-    actual, reserved = _number(row.get("actual_qty")), _number(row.get("reserved_qty"))
-    return StockLevel(
-        warehouse=str(row["warehouse"]),
-        on_hand=actual,
-        reserved=reserved,
-        available=actual - reserved,
-    )
-
-
-# --- Frappe's values ----------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text[:500] or None
-
-
-def _number(value: Any) -> Decimal:
-    """A Frappe number (JSON floats and ints, sometimes strings) as a Decimal; 0 if empty."""
-    if value is None or value == "" or isinstance(value, bool):
-        return Decimal(int(value or 0))
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return Decimal(0)
-    return number if number.is_finite() else Decimal(0)
-
-
-def _money(amount: Any, currency: Any) -> Money | None:
-    if amount is None or not isinstance(currency, str) or not _ISO_CURRENCY.match(currency):
-        return None
-    return Money(amount=_number(amount), currency=currency)
-
-
-def _date(value: Any) -> date | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
-def _time(value: Any) -> time | None:
-    """A Frappe Time ("9:05:07", "14:05:07.123456")."""
-    if not isinstance(value, str):
-        return None
-    match = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?", value.strip())
-    if not match:
-        return None
-    hours, minutes, seconds, fraction = match.groups()
-    try:
-        return time(
-            int(hours),
-            int(minutes),
-            int(seconds or 0),
-            int((fraction or "0").ljust(6, "0")),
-        )
-    except ValueError:
-        return None
-
-
-def _local_datetime(day: Any, at: Any, zone: ZoneInfo | None) -> datetime | None:
-    """A posting date and time in the site's zone; None when the zone is not known."""
-    posted = _date(day)
-    if posted is None or zone is None:
-        return None
-    return datetime.combine(posted, _time(at) or time(0), tzinfo=zone)
-
-
-def _table(doc: Row, field: str) -> list[Row]:
-    rows = doc.get(field)
-    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
-
-
-def _distinct(rows: Iterable[Row]) -> list[Row]:
-    """Rows once per document (a child-table filter repeats a parent per matching row)."""
-    seen: set[str] = set()
-    out = []
-    for row in rows:
-        name = str(row.get("name") or "")
-        if name and name not in seen:
-            seen.add(name)
-            out.append(row)
-    return out
-
-
-def _unique(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(value for value in values if value))
-
-
-def _email_variants(email: str) -> list[str]:
-    email = email.strip()
-    return _unique([email, email.lower()])
-
-
-def _digits(phone: Any) -> str:
-    return re.sub(r"\D", "", str(phone or ""))
-
-
-def _significant(digits: str) -> str:
-    """A number's digits without an international (00) or trunk (0) prefix."""
-    if digits.startswith("00"):
-        return digits[2:]
-    return digits[1:] if digits.startswith("0") else digits
-
-
-def _same_phone(wanted: str, stored: Any) -> bool:
-    """Whether two spellings are one number: equal digits, or one ends with the other's
-    national digits ("+49 30 1234567" and "030 1234567"), seven digits at least."""
-    a, b = _significant(_digits(wanted)), _significant(_digits(stored))
-    if len(a) < MIN_PHONE_DIGITS or len(b) < MIN_PHONE_DIGITS:
-        return False
-    return a == b or a.endswith(b) or b.endswith(a)
-
-
-def _contact_phones(contact: Row) -> list[Any]:
-    return [
-        contact.get("phone"),
-        contact.get("mobile_no"),
-        *(row.get("phone") for row in _table(contact, "phone_nos")),
-    ]
