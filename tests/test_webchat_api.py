@@ -199,6 +199,28 @@ async def test_requests_are_refused_before_anything_is_read(
         assert await session.scalar(select(Interaction.id)) is None
 
 
+async def test_an_admins_change_to_the_widget_applies_to_the_next_request(
+    client: TestClient[Any, Any], make_user: UserFactory
+) -> None:
+    """The server keeps the widget's account between requests; a change made through the
+    API (allowed websites, disabling) still holds from the very next request."""
+    admin = await add_widget(make_user)
+    visitor = Widget(client)
+    await visitor.start()
+    await visitor.say("hi", "client-0001")
+    account_id = (await (await admin.get("/api/v1/channel-accounts")).json())[0]["id"]
+    moved = await admin.patch(
+        f"/api/v1/channel-accounts/{account_id}",
+        json={"settings": {"allowed_origins": [OTHER_SITE]}},
+    )
+    assert moved.status == 200, await moved.text()
+    await visitor.say("still there?", "client-0002", status=403)
+    visitor.origin = OTHER_SITE
+    await visitor.say("moved with the shop", "client-0003")
+    assert (await admin.delete(f"/api/v1/channel-accounts/{account_id}")).status == 200
+    await visitor.say("hello?", "client-0004", status=404)
+
+
 async def test_cors_answers_only_the_widgets_own_websites(
     client: TestClient[Any, Any], make_user: UserFactory
 ) -> None:

@@ -41,7 +41,6 @@ from core.channel_accounts import (
     AccountView,
     find_account,
     record_account_heard_from,
-    view_without_secrets,
 )
 from core.conversations import get_conversation
 from core.db import transaction
@@ -69,7 +68,7 @@ from web.api import (
     error_body,
     json_response,
 )
-from web.keys import ATTACHMENTS, BUS, INGEST_POLICY, SESSIONS, SETTINGS
+from web.keys import ATTACHMENTS, BUS, INGEST_POLICY, SESSIONS, SETTINGS, WEBHOOK_ACCOUNTS
 from web.ratelimit import enforce_key
 from web.ws import events_until_closed
 
@@ -130,11 +129,10 @@ async def widget_guard(request: web.Request) -> Widget:
     name = request.match_info["account"]
     if not name.isprintable() or len(name) > 100:
         raise _refuse(404, "not_found", "no such website chat")
-    async with request.app[SESSIONS]() as session:
-        row = await find_account(session, CHANNEL, name)
-    if row is None or not row.enabled:
+    # Kept per process, emptied when an account changes (as webhooks find theirs).
+    account = await request.app[WEBHOOK_ACCOUNTS].get(request.app[SESSIONS], CHANNEL, name, ())
+    if account is None:
         raise _refuse(404, "not_found", f"no website chat {name!r}")
-    account = view_without_secrets(row, ())
     settings = WebchatSettings.model_validate(dict(account.settings))
     origin = request.headers.get("Origin") or ""
     if not settings.allows(origin):
