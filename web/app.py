@@ -109,7 +109,7 @@ from web.live_sockets import LiveSockets
 from web.metrics import Metrics
 from web.middleware import dated, errors_as_json, security_headers, timed
 from web.openapi import ROUTE_DOCS
-from web.routes_webchat import webchat_cors
+from web.webchat_guard import webchat_cors
 
 log = logging.getLogger(__name__)
 

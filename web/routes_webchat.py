@@ -1,13 +1,10 @@
 """The website chat's HTTP side: what the widget (web/static/widget/) calls, and the
 operators' typing signal.
 
-Every widget route is under `/webchat/{account}/` and is authenticated before anything in
-the request is parsed (`visitor_guard`): the widget account must exist and be enabled, the
-request's `Origin` must be one of its `allowed_origins` (403 otherwise: the snippet copied
-onto another site does nothing), and the visitor token (`Authorization: Bearer`, or `?token=`
-for the websocket, which cannot send headers) must be this widget's (401). Only `session`
-takes no token: it is where a visitor gets one. Answers carry CORS headers for the allowed
-origin only; the widget's static files are public (`Access-Control-Allow-Origin: *`).
+Every widget route is under `/webchat/{account}/` and is authenticated before anything in the
+request is parsed (`web/webchat_guard.py`: the widget account enabled, the request's `Origin`
+one of its allowed origins, the visitor's token this widget's; CORS headers for the allowed
+origin only). Only `session` takes no token: it is where a visitor gets one.
 
 Abuse: requests per IP and per visitor are limited (429 with Retry-After), messages and
 attachments by size and type; a transcript goes only to the email the visitor gave. What a
@@ -19,26 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
-from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
-from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.webchat import parse, service
 from channels.webchat.parse import CHANNEL
-from channels.webchat.settings import WebchatSettings
-from channels.webchat.visitors import Visitor, key_from_secret, new_visitor, read_token, token_of
+from channels.webchat.visitors import key_from_secret, new_visitor, read_token, token_of
 from core import outbox
 from core.channel_accounts import (
-    AccountView,
     find_account,
     record_account_heard_from,
 )
@@ -51,12 +43,11 @@ from core.event_types import (
     INTERACTION_EDITED,
 )
 from core.events import Event, emit
-from core.i18n import N_, Translator, negotiate, translator
+from core.i18n import N_, negotiate, translator
 from core.i18n_extract import from_javascript
 from core.ingest import ingest
 from core.models import Conversation, utcnow
 from core.operators import get_operator
-from core.settings import Settings
 from core.visibility import conversation_labels
 from routing.availability import chat_availability
 from web.api import (
@@ -68,8 +59,16 @@ from web.api import (
     error_body,
     json_response,
 )
-from web.keys import ATTACHMENTS, BUS, INGEST_POLICY, SESSIONS, SETTINGS, WEBHOOK_ACCOUNTS
+from web.keys import ATTACHMENTS, BUS, INGEST_POLICY
 from web.ratelimit import enforce_key
+from web.webchat_guard import (
+    VisitorCall,
+    Widget,
+    attachment_limit,
+    translated,
+    visitor_guard,
+    widget_guard,
+)
 from web.ws import events_until_closed
 
 log = logging.getLogger(__name__)
@@ -77,131 +76,8 @@ log = logging.getLogger(__name__)
 routes = ApiRoutes(tag="webchat")
 
 WIDGET_DIR = Path(__file__).resolve().parent / "static" / "widget"
-# The allowed origin a widget request came from (its answer's CORS header).
-ORIGIN_KEY = web.RequestKey("webchat_origin", str)
-PER_IP_PER_MINUTE = 120
-PER_VISITOR_PER_MINUTE = 60
 MESSAGES_PER_VISITOR_PER_MINUTE = 20
 TRANSCRIPTS_PER_VISITOR_PER_HOUR = 3
-
-
-# --- who is calling -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Widget:
-    """The widget account a request is for, and the origin it came from."""
-
-    account: AccountView
-    settings: WebchatSettings
-    origin: str
-
-    @property
-    def queue_id(self) -> int | None:
-        return self.account.queue_id
-
-
-@dataclass(frozen=True)
-class VisitorCall:
-    widget: Widget
-    visitor: Visitor
-    locale: str
-
-    @property
-    def translate(self) -> Translator:
-        return translator(self.locale)
-
-
-def _refuse(status: int, code: str, message: str) -> web.HTTPException:
-    kinds: dict[int, type[web.HTTPException]] = {
-        401: web.HTTPUnauthorized,
-        403: web.HTTPForbidden,
-        404: web.HTTPNotFound,
-        429: web.HTTPTooManyRequests,
-    }
-    return kinds[status](
-        text=json.dumps(error_body(code, message)), content_type="application/json"
-    )
-
-
-async def widget_guard(request: web.Request) -> Widget:
-    """The enabled widget account named in the path, called from one of its origins."""
-    name = request.match_info["account"]
-    if not name.isprintable() or len(name) > 100:
-        raise _refuse(404, "not_found", "no such website chat")
-    # Kept per process, emptied when an account changes (as webhooks find theirs).
-    account = await request.app[WEBHOOK_ACCOUNTS].get(request.app[SESSIONS], CHANNEL, name, ())
-    if account is None:
-        raise _refuse(404, "not_found", f"no website chat {name!r}")
-    settings = WebchatSettings.model_validate(dict(account.settings))
-    origin = request.headers.get("Origin") or ""
-    if not settings.allows(origin):
-        raise _refuse(403, "forbidden", "this website may not show the chat")
-    request[ORIGIN_KEY] = origin
-    enforce_key(request, "webchat-ip", PER_IP_PER_MINUTE, request.remote or "unknown")
-    return Widget(account, settings, origin)
-
-
-async def visitor_guard(request: web.Request) -> VisitorCall:
-    """A widget request with its visitor's token (header, or `?token=` for the websocket)."""
-    widget = await widget_guard(request)
-    header = request.headers.get("Authorization", "")
-    token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-    token = token or request.query.get("token", "")
-    key = key_from_secret(request.app[SETTINGS].secret_key)
-    visitor = read_token(key, token, widget.account.id) if token else None
-    if visitor is None:
-        raise _refuse(401, "unauthorized", "the visitor token is missing or not this chat's")
-    enforce_key(request, "webchat-visitor", PER_VISITOR_PER_MINUTE, visitor.visitor_id)
-    locale = negotiate(request.headers.get("Accept-Language"), request.query.get("lang"))
-    return VisitorCall(widget, visitor, locale)
-
-
-def attachment_limit(widget: Widget, settings: Settings) -> int:
-    """The largest file a visitor may send: the widget's limit, the server's, and room in a
-    request for the rest of the upload (a bigger body is refused before it is read)."""
-    room = settings.max_body_bytes - 64 * 1024
-    return max(0, min(widget.settings.max_attachment_bytes, settings.max_attachment_bytes, room))
-
-
-def _translated(error: InvalidInput, translate: Translator) -> web.Response:
-    """A 400 whose messages are in the visitor's language."""
-    body = error_body(
-        error.code,
-        translate.gettext(error.message),
-        {name: translate.gettext(text) for name, text in error.fields.items()},
-    )
-    return web.json_response(body, status=400)
-
-
-# --- CORS --------------------------------------------------------------------------------------
-
-
-@web.middleware
-async def webchat_cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The widget's files for any website; its API for the widget's own origins only."""
-    path = request.path
-    if path.startswith("/static/widget/"):
-        response = await handler(request)
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
-        return response
-    if not path.startswith("/webchat/"):
-        return await handler(request)
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        _cors(request, exc)
-        raise
-    _cors(request, response)
-    return response
-
-
-def _cors(request: web.Request, response: web.StreamResponse) -> None:
-    origin = request.get(ORIGIN_KEY)
-    if origin and not response.prepared:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
 
 
 @routes.route(
@@ -393,7 +269,7 @@ async def post_message(call: Call[MessageIn, NoBody]) -> web.StreamResponse:
             queue_id=who.widget.queue_id,
         )
     except InvalidInput as exc:
-        return _translated(exc, who.translate)
+        return translated(exc, who.translate)
     return await _store(call, who, event)
 
 
@@ -425,7 +301,7 @@ async def post_attachment(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     translate = who.translate
     limit = attachment_limit(who.widget, call.settings)
     if limit <= 0:
-        return _translated(InvalidInput(N_("this chat takes no files"), field="file"), translate)
+        return translated(InvalidInput(N_("this chat takes no files"), field="file"), translate)
     fields: dict[str, str] = {}
     upload: tuple[str, str, bytes] | None = None
     try:
@@ -448,14 +324,12 @@ async def post_attachment(call: Call[NoBody, NoBody]) -> web.StreamResponse:
             elif part.name in ("client_id", "text"):
                 fields[part.name] = (await part.text())[: parse.MAX_TEXT * 2]
     except (ValueError, AssertionError):
-        return _translated(
-            InvalidInput(N_("the upload could not be read"), field="file"), translate
-        )
+        return translated(InvalidInput(N_("the upload could not be read"), field="file"), translate)
     if upload is None:
-        return _translated(InvalidInput(N_("choose a file"), field="file"), translate)
+        return translated(InvalidInput(N_("choose a file"), field="file"), translate)
     filename, content_type, data = upload
     if not who.widget.settings.accepts_type(content_type):
-        return _translated(
+        return translated(
             InvalidInput(N_("files of this type cannot be sent here"), field="file"), translate
         )
     key = await call.request.app[ATTACHMENTS].put(data)
@@ -470,7 +344,7 @@ async def post_attachment(call: Call[NoBody, NoBody]) -> web.StreamResponse:
             queue_id=who.widget.queue_id,
         )
     except InvalidInput as exc:
-        return _translated(exc, translate)
+        return translated(exc, translate)
     return await _store(call, who, event)
 
 
@@ -533,7 +407,7 @@ async def post_prechat(call: Call[PrechatIn, NoBody]) -> web.StreamResponse:
             offline=not availability.online,
         )
     except InvalidInput as exc:
-        return _translated(exc, who.translate)
+        return translated(exc, who.translate)
     async with transaction(call.sessions) as session:
         await service.apply_prechat(session, who.visitor, form)
         profile = await service.visitor_profile(session, who.visitor)
@@ -623,11 +497,9 @@ async def post_transcript(call: Call[NoBody, NoBody]) -> web.StreamResponse:
     email = profile.get("email")
     if not email:
         error = InvalidInput(N_("leave your email address first"), field="email")
-        return _translated(error, translate)
+        return translated(error, translate)
     if not found:
-        return _translated(
-            InvalidInput(N_("there is nothing to send yet"), field="chat"), translate
-        )
+        return translated(InvalidInput(N_("there is nothing to send yet"), field="chat"), translate)
     enforce_key(
         call.request,
         "webchat-transcript",
