@@ -1,6 +1,7 @@
 """Where the new text of a plain-text reply ends and the quoted conversation begins.
 
-Pure: `split_quoted_text` is what the console shows first, with the quote folded away.
+Pure: `split_quoted_text` parts a plain-text message into its new text and the quoted reply
+and signature below it (`ParsedEmail.text` and `text_quoted`).
 """
 
 from __future__ import annotations
