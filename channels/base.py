@@ -49,11 +49,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from core.calls import CallControls
 from core.channel_accounts import (
     AccountView,
+    HeardFrom,
     load_cursor_state,
     record_account_error,
-    record_account_heard_from,
     record_account_success,
     save_cursor_state,
+    storing_heard_from,
     view_of,
     view_without_secrets,
 )
@@ -109,6 +110,8 @@ class ChannelServices:
     cipher: CredentialCipher
     settings: Settings
     queue_hours: QueueHours = always_open
+    # Which accounts' webhook successes this process wrote lately (None: write every time).
+    heard: HeardFrom | None = None
 
 
 # --- webhooks -----------------------------------------------------------------------------------
@@ -212,10 +215,9 @@ class WebhookAdapter(ABC, Generic[ItemT]):
                 extra=log_fields(channel=account.channel, account=account.name, why=parsed.reason),
             )
             return self.do_acknowledge(None, "unsupported")
-        async with transaction(services.sessions) as session:
+        # Health: an account whose webhooks arrive works (shown by /healthz).
+        async with storing_heard_from(services.sessions, account.id, services.heard) as session:
             outcome = await self.do_store(session, parsed, account, services)
-            # Health: an account whose webhooks arrive works (shown by /healthz).
-            await record_account_heard_from(session, account.id, utcnow())
         return self.do_acknowledge(outcome, "stored")
 
     @abstractmethod

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,11 +36,16 @@ from core import audit
 from core.audit import CONFIG_FILE, Actor
 from core.cache import EventCache
 from core.credentials import CredentialCipher, CredentialError, Rotation, is_encrypted
-from core.db import SessionFactory
+from core.db import SessionFactory, transaction
 from core.errors import Conflict, InvalidInput, NotFound
-from core.event_types import CHANNEL_ACCOUNT_CREATED, CHANNEL_ACCOUNT_UPDATED
+from core.event_types import (
+    CHANNEL_ACCOUNT_CREATED,
+    CHANNEL_ACCOUNT_FAILED,
+    CHANNEL_ACCOUNT_UPDATED,
+    RESYNC,
+)
 from core.events import Event, EventBus, emit
-from core.models import ChannelAccount, ChannelCursor, Queue
+from core.models import ChannelAccount, ChannelCursor, Queue, utcnow
 
 MAX_NAME = 100
 # pg_advisory_xact_lock key of the config sync ("omnichan" in ASCII).
@@ -509,11 +516,17 @@ async def record_account_success(session: AsyncSession, account_id: int, at: dat
     )
 
 
+# A webhook's success is written at most this often per account (`record_account_heard_from`).
+HEARD_EVERY = timedelta(minutes=1)
+
+
 async def record_account_heard_from(
-    session: AsyncSession, account_id: int, at: datetime, every: timedelta = timedelta(minutes=1)
+    session: AsyncSession, account_id: int, at: datetime, every: timedelta = HEARD_EVERY
 ) -> None:
     """A webhook of the account was stored: the account works. Written at most once per
-    `every` (one cheap UPDATE that matches nothing otherwise), in the caller's transaction."""
+    `every`, or at once after an error (one cheap UPDATE that matches nothing otherwise), in
+    the caller's transaction. `HeardFrom` spares the statement itself when it would match
+    nothing."""
     await session.execute(
         update(ChannelAccount)
         .where(
@@ -532,12 +545,74 @@ async def record_account_heard_from(
 async def record_account_error(
     session: AsyncSession, account_id: int, reason: str, at: datetime
 ) -> None:
+    """The account's poller or sender failed. Announced (`channel_account.failed`), so every
+    process writes the account's next webhook success at once (`HeardFrom`)."""
     await session.execute(
         update(ChannelAccount)
         .where(ChannelAccount.id == account_id)
         .values(last_error=reason, last_error_at=at, updated_at=ChannelAccount.updated_at)
         .execution_options(synchronize_session=False)
     )
+    await emit(session, Event(CHANNEL_ACCOUNT_FAILED, {"channel_account": account_id}))
+
+
+class HeardFrom:
+    """Which accounts' webhook successes this process wrote, and when, so it writes them
+    again only when `record_account_heard_from` would change something: `every` after its
+    last write, or at once after an error was recorded for the account in any process (the
+    `channel_account.failed` event; all of them after a `resync`, when events may have been
+    missed). Most webhooks are then one round trip fewer.
+
+    The caller asks `due` before its transaction and, when it wrote, tells `written` after
+    the commit: a write that was rolled back is made again by the next webhook, and one that
+    an error followed is not taken for the account's last word."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        every: timedelta = HEARD_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._every = every.total_seconds()
+        self._clock = clock
+        self._written: dict[int, float] = {}
+        self._failed: dict[int, float] = {}
+        bus.add_listener(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.type == CHANNEL_ACCOUNT_FAILED:
+            account_id = event.ids.get("channel_account", 0)
+            self._written.pop(account_id, None)
+            self._failed[account_id] = self._clock()
+        elif event.type == RESYNC:
+            self._written.clear()
+
+    def due(self, account_id: int) -> float | None:
+        """None when the write would change nothing; else the moment asked, for `written`."""
+        now = self._clock()
+        written = self._written.get(account_id)
+        return now if written is None or now - written >= self._every else None
+
+    def written(self, account_id: int, asked: float) -> None:
+        """The write asked for at `asked` committed."""
+        if self._failed.get(account_id, float("-inf")) < asked:
+            self._written[account_id] = asked
+
+
+@asynccontextmanager
+async def storing_heard_from(
+    sessions: SessionFactory, account_id: int, heard: HeardFrom | None
+) -> AsyncIterator[AsyncSession]:
+    """A transaction for what a webhook of the account brought, which also records that the
+    account works (`record_account_heard_from`, after the block's own work), unless `heard`
+    knows that the write would change nothing (None: always written)."""
+    asked = heard.due(account_id) if heard is not None else 0.0
+    async with transaction(sessions) as session:
+        yield session
+        if asked is not None:
+            await record_account_heard_from(session, account_id, utcnow())
+    if heard is not None and asked is not None:
+        heard.written(account_id, asked)
 
 
 def health_of(row: ChannelAccount) -> str:

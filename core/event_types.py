@@ -369,6 +369,12 @@ CHANNEL_ACCOUNT_UPDATED: Final = _declare(
     "a channel account's settings changed, or it was disabled",
     ids={"channel_account": "the account"},
 )
+CHANNEL_ACCOUNT_FAILED: Final = _declare(
+    "channel_account.failed",
+    Audience.ADMINS,
+    "a channel account's poller or sender recorded an error",
+    ids={"channel_account": "the account"},
+)
 QUARANTINE_CREATED: Final = _declare(
     "quarantine.created",
     Audience.ADMINS,

@@ -17,19 +17,23 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.common import counted
 from channels.email.plugin import EmailChannel
 from channels.registry import default_channels
 from core.audit import CLI
+from core.channel_accounts import HeardFrom, record_account_error
 from core.db import SessionFactory
+from core.event_types import CHANNEL_ACCOUNT_FAILED, RESYNC
+from core.events import Event, EventBus
 from core.forms import create_form
-from core.models import Conversation, Interaction, OutboxItem, Role
+from core.models import Conversation, Interaction, OutboxItem, Role, utcnow
 from core.outbox import OutboxWorker
 from core.settings import Settings
 from routing.engine import RoutingEngine
 from tests.conftest import User, new_user
 from tests.fake_channel import SIGNATURE_HEADER, FakeSms, sign
 from web.app import create_app
-from web.keys import BUS, METRICS, REGISTRY, SERVICES, SESSIONS
+from web.keys import BUS, ENGINE, METRICS, REGISTRY, SERVICES, SESSIONS
 
 TOKEN = "token-of-the-fake-provider"
 
@@ -303,6 +307,62 @@ async def signed_post(
     return await client.post(
         f"/hooks/fakesms/main/{hook}", data=body, headers={SIGNATURE_HEADER: sign(TOKEN, body)}
     )
+
+
+async def test_webhooks_write_their_accounts_health_once_a_minute_and_at_once_after_an_error(
+    app: web.Application,
+    server: TestServer,
+    sessions: SessionFactory,
+    aiohttp_client: Any,
+    client: TestClient[Any, Any],
+) -> None:
+    """Webhooks arriving say the account works (its health); within a minute of writing so,
+    the server spares the write. An error recorded meanwhile (a failed send, in any process)
+    is cleared by the very next webhook."""
+    admin = await admin_of(server, sessions, aiohttp_client)
+    account_id = (await add_account(admin))["id"]
+
+    async def health() -> str:
+        response = await admin.get(f"/api/v1/channel-accounts/{account_id}")
+        return str((await response.json())["health"])
+
+    async def hello(number: int) -> None:
+        data = {"id": f"m-{number}", "from": "+1 212 555 0187", "text": f"Hello {number}"}
+        assert (await signed_post(client, "message", data)).status == 200
+
+    await hello(1)
+    assert await health() == "ok"
+    with counted(app[ENGINE]) as statements:
+        for number in range(2, 6):
+            await hello(number)
+    assert not [s for s in statements if s.lstrip().upper().startswith("UPDATE CHANNEL_ACCOUNT")]
+    assert len([s for s in statements if "INSERT INTO interaction" in s]) == 4
+
+    async with app[SESSIONS]() as session, session.begin():
+        await record_account_error(session, account_id, "the provider said no", utcnow())
+    assert (await health()).startswith("error since")
+    await hello(6)
+    assert await health() == "ok"
+
+
+def test_a_health_write_an_error_overtook_is_made_again() -> None:
+    """The write was asked for before an error another process recorded, and committed
+    after it: it is not the account's last word, so the next webhook writes again."""
+    bus, moment = EventBus(), [0.0]
+    heard = HeardFrom(bus, clock=lambda: moment[0])
+    asked = heard.due(7)
+    assert asked is not None
+    moment[0] = 1.0
+    bus.publish(Event(CHANNEL_ACCOUNT_FAILED, {"channel_account": 7}))
+    heard.written(7, asked)
+    moment[0] = 2.0
+    asked = heard.due(7)
+    assert asked is not None
+    heard.written(7, asked)
+    moment[0] = 61.9
+    assert heard.due(7) is None  # written at 2.0: spared for a minute
+    bus.publish(Event(RESYNC, {}))  # events may have been missed
+    assert heard.due(7) is not None
 
 
 async def test_a_channel_added_with_one_line_works_end_to_end(

@@ -17,7 +17,12 @@ from channels.base import Channel, ChannelServices
 from channels.pollers import PollerSupervisor
 from channels.registry import ChannelRegistry, default_channels
 from core import language
-from core.channel_accounts import DeclaredAccount, EnabledAccounts, sync_config_accounts
+from core.channel_accounts import (
+    DeclaredAccount,
+    EnabledAccounts,
+    HeardFrom,
+    sync_config_accounts,
+)
 from core.clock import utcnow
 from core.credentials import CredentialCipher
 from core.db import make_engine, transaction
@@ -264,6 +269,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         cipher=app[CREDENTIALS],
         settings=app[SETTINGS],
         queue_hours=queue_open,
+        heard=HeardFrom(app[BUS]),
     )
     telephony = app[REGISTRY].telephony(app[SERVICES])
     app[CALL_PLACER] = telephony.placer if telephony is not None else None

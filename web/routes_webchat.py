@@ -32,7 +32,7 @@ from channels.webchat.visitors import key_from_secret, new_visitor, read_token, 
 from core import outbox
 from core.channel_accounts import (
     find_account,
-    record_account_heard_from,
+    storing_heard_from,
 )
 from core.conversations import get_conversation
 from core.db import transaction
@@ -59,7 +59,7 @@ from web.api import (
     error_body,
     json_response,
 )
-from web.keys import ATTACHMENTS, BUS, INGEST_POLICY
+from web.keys import ATTACHMENTS, BUS, INGEST_POLICY, SERVICES
 from web.ratelimit import enforce_key
 from web.webchat_guard import (
     VisitorCall,
@@ -274,10 +274,10 @@ async def post_message(call: Call[MessageIn, NoBody]) -> web.StreamResponse:
 
 
 async def _store(call: Call[Any, Any], who: VisitorCall, event: Any) -> web.StreamResponse:
-    async with transaction(call.sessions) as session:
+    # Health: a widget whose visitors' messages arrive works (the admin page, /healthz).
+    heard = call.request.app[SERVICES].heard
+    async with storing_heard_from(call.sessions, who.widget.account.id, heard) as session:
         result = await ingest(session, event, call.request.app[INGEST_POLICY])
-        # Health: a widget whose visitors' messages arrive works (the admin page, /healthz).
-        await record_account_heard_from(session, who.widget.account.id, utcnow())
     async with call.sessions() as session:
         found = await service.visitor_messages(session, who.visitor, only=[result.interaction_id])
     body = found[0].as_json(_attachment_base(call)) if found else {"id": result.interaction_id}
