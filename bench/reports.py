@@ -49,7 +49,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Select, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine  # noqa: E402
 
 from bench.common import (  # noqa: E402
@@ -60,7 +59,12 @@ from bench.common import (  # noqa: E402
     statements_of,
 )
 from bench.reports_seed import DAYS, END, END_DAY, ZONE, Seeded, Sizes, seed  # noqa: E402
-from core.db import SessionFactory, make_engine, make_session_factory  # noqa: E402
+from core.db import (  # noqa: E402
+    SessionFactory,
+    asyncpg_dsn,
+    make_engine,
+    make_session_factory,
+)
 from core.migrate import upgrade  # noqa: E402 - the path is set up just above
 from core.models import (  # noqa: E402
     Conversation,
@@ -604,13 +608,13 @@ def main(argv: Sequence[str] | None = None) -> Result | None:
     )
     if min(sizes.contacts, sizes.interactions, sizes.leads, sizes.runs) < 1:
         parser.error("contacts, interactions, leads and runs must be at least 1")
-    admin = make_url(args.postgres_url).set(drivername="postgresql")
+    admin = asyncpg_dsn(args.postgres_url)
     print(
         f"reports bench: {sizes.contacts:,} contacts, {sizes.conversations:,} conversations,"
         f" {sizes.interactions:,} interactions, {sizes.leads:,} leads over {DAYS} days;"
         f" goal p99 <= {GOAL_MS:.0f} ms per report"
     )
-    return asyncio.run(run(sizes, admin.render_as_string(hide_password=False), args.explain))
+    return asyncio.run(run(sizes, admin, args.explain))
 
 
 if __name__ == "__main__":

@@ -65,7 +65,6 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from bench.common import (  # noqa: E402
@@ -90,7 +89,12 @@ from core import passwords  # noqa: E402 - the path is set up just above
 from core.audit import CLI, Actor  # noqa: E402
 from core.auth import actor_of  # noqa: E402
 from core.contacts import contact_timeline  # noqa: E402
-from core.db import SessionFactory, make_engine, make_session_factory  # noqa: E402
+from core.db import (  # noqa: E402
+    SessionFactory,
+    asyncpg_dsn,
+    make_engine,
+    make_session_factory,
+)
 from core.migrate import upgrade  # noqa: E402
 from core.models import Contact, Interaction, Operator, QueueMember, Role  # noqa: E402
 from core.operators import create_operator  # noqa: E402
@@ -581,11 +585,6 @@ def seeded_with(seeded: Seeded) -> str:
     return seeded_line(seeded).replace(", 0 leads, 0 stage changes", "")
 
 
-def plain(url: str) -> str:
-    """`url` for asyncpg itself."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def run(options: Options) -> Result | None:
     problem = await postgresql_unreachable(options.admin)
     if problem is not None:
@@ -618,7 +617,7 @@ async def run(options: Options) -> Result | None:
                 f" pages of {PAGE}; the operator works queues"
                 f" {', '.join(map(str, OPERATOR_QUEUES))}\n"
             )
-            floor = await asyncpg.connect(plain(url))
+            floor = await asyncpg.connect(asyncpg_dsn(url))
             async with AsyncExitStack() as stack:
                 clients = (
                     await stack.enter_async_context(consoles(url, team)) if options.http else {}
@@ -715,7 +714,6 @@ def main(argv: Sequence[str] | None = None) -> Result | None:
     )
     if min(sizes.contacts, sizes.interactions, heavy) < 1 or drawn < 0:
         parser.error("contacts, interactions and heavy must be at least 1, random at least 0")
-    admin = make_url(args.postgres_url).set(drivername="postgresql")
     print(
         f"timeline bench: {sizes.contacts:,} contacts, {sizes.conversations:,} conversations,"
         f" {sizes.interactions:,} interactions over {DAYS} days; goal p99 <= {GOAL_MS:.0f} ms"
@@ -728,7 +726,7 @@ def main(argv: Sequence[str] | None = None) -> Result | None:
         seed=args.seed,
         http=args.http,
         explaining=args.explain,
-        admin=admin.render_as_string(hide_password=False),
+        admin=asyncpg_dsn(args.postgres_url),
     )
     return asyncio.run(run(options))
 

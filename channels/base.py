@@ -60,7 +60,7 @@ from core.channel_accounts import (
 )
 from core.channels import ChannelFacts
 from core.credentials import CredentialCipher
-from core.db import SessionFactory, transaction
+from core.db import SessionFactory, asyncpg_dsn, transaction
 from core.errors import Conflict
 from core.events import EventBus
 from core.ingest import IngestPolicy
@@ -466,8 +466,7 @@ class PollingAdapter(ABC):
             return
         import asyncpg
 
-        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        connection = await asyncpg.connect(dsn, timeout=30)
+        connection = await asyncpg.connect(asyncpg_dsn(engine.url), timeout=30)
         try:
             mine = await self._wait_for_lock(connection)
             self._lock_connection = connection if mine else None

@@ -74,6 +74,15 @@ def postgresql_url(database_url: str) -> URL:
 DEFAULT_POOL_SIZE = 20
 
 
+def asyncpg_dsn(url: str | URL) -> str:
+    """The DSN `asyncpg.connect` itself takes for a PostgreSQL URL of omnicrm's (the
+    `postgresql+asyncpg` driver name dropped; `sslmode`, as `postgresql_url` keeps it, is
+    read by asyncpg too): for the connections made outside the engine (the event listener,
+    the pollers' locks)."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def make_engine(
     database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any
 ) -> AsyncEngine:

@@ -39,7 +39,7 @@ from channels.registry import ChannelRegistry, default_channels
 from core import clock, passwords
 from core.audit import CLI
 from core.credentials import CredentialCipher
-from core.db import SessionFactory, make_engine
+from core.db import SessionFactory, asyncpg_dsn, make_engine
 from core.events import EventBus, session_info
 from core.migrate import upgrade_sync
 from core.models import Base, Operator, Role
@@ -99,8 +99,7 @@ def cheap_password_hashing() -> Iterator[None]:
 async def _admin_execute(statement: str) -> None:
     import asyncpg
 
-    url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql")
-    connection = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=5)
+    connection = await asyncpg.connect(asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=5)
     try:
         await connection.execute(statement)
     finally:

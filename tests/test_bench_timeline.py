@@ -12,7 +12,6 @@ import asyncio
 import re
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from bench.common import postgresql_unreachable
 from bench.timeline import (
@@ -26,14 +25,14 @@ from bench.timeline import (
     SUPERVISOR,
     main,
 )
+from core.db import asyncpg_dsn
 from tests.conftest import POSTGRES_ADMIN_URL, unavailable
 
 
 def test_the_timeline_bench_times_every_page_next_to_its_floor(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    admin = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql")
-    problem = asyncio.run(postgresql_unreachable(admin.render_as_string(hide_password=False)))
+    problem = asyncio.run(postgresql_unreachable(asyncpg_dsn(POSTGRES_ADMIN_URL)))
     if problem is not None:
         unavailable(f"PostgreSQL {problem}")
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from core.db import SSL_MODES, make_engine, postgresql_url
+from core.db import SSL_MODES, asyncpg_dsn, make_engine, postgresql_url
 from web.cli import main
 
 BASE = "postgresql+asyncpg://crm:secret@db.example.com:5432/crm"
@@ -139,7 +139,7 @@ def test_the_event_listener_and_poller_locks_read_the_engines_url() -> None:
     # They connect with a plain asyncpg DSN, which knows sslmode but not ssl.
     engine = make_engine(f"{BASE}?ssl=verify-full")
     try:
-        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        dsn = asyncpg_dsn(engine.url)
         assert make_url(dsn).query == {"sslmode": "verify-full"}
     finally:
         asyncio.run(engine.dispose())

@@ -10,11 +10,11 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import core.db
-from core.db import make_engine
+from core.db import asyncpg_dsn, make_engine
 from core.settings import Settings
 from tests.conftest import _admin_execute
 from web.app import create_app
@@ -117,8 +117,7 @@ async def test_a_query_estimated_as_costly_is_not_compiled_first(database_url: s
     finally:
         await engine.dispose()
     # A connection of the server's defaults would compile it: the check above can fail.
-    url = make_url(database_url).set(drivername="postgresql")
-    plain = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=5)
+    plain = await asyncpg.connect(asyncpg_dsn(database_url), timeout=5)
     try:
         assert "JIT" in "\n".join(row[0] for row in await plain.fetch(costly))
     finally:

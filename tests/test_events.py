@@ -12,9 +12,8 @@ from contextlib import asynccontextmanager, suppress
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
-from core.db import SessionFactory
+from core.db import SessionFactory, asyncpg_dsn
 from core.event_types import CONTACT_CREATED, INTERACTION_CREATED, RESYNC
 from core.events import (
     MAX_PAYLOAD,
@@ -29,16 +28,11 @@ from core.events import (
 pytestmark = pytest.mark.postgresql_only
 
 
-def _dsn(database_url: str) -> str:
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
-
-
 @asynccontextmanager
 async def notifications(database_url: str) -> AsyncIterator[list[str]]:
     """The payloads sent on omnicrm's channel while the block runs (and just after)."""
     received: list[str] = []
-    connection = await asyncpg.connect(_dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     await connection.add_listener(NOTIFY_CHANNEL, lambda *args: received.append(args[3]))
     try:
         yield received
@@ -98,7 +92,7 @@ async def test_the_listener_relays_other_processes_lists_and_single_events_and_s
     bus = EventBus()
     stop = asyncio.Event()
     async with bus.subscribe() as queue:
-        listener = asyncio.create_task(listen_postgresql(_dsn(database_url), bus, stop))
+        listener = asyncio.create_task(listen_postgresql(asyncpg_dsn(database_url), bus, stop))
         try:
             assert (await asyncio.wait_for(queue.get(), 10)).type == RESYNC  # connected
             other = [
@@ -108,7 +102,7 @@ async def test_the_listener_relays_other_processes_lists_and_single_events_and_s
             own = Event(CONTACT_CREATED, {"contact": 9})  # delivered locally already
             # A server of the version before sends one event, not a list (rolling upgrade).
             single = Event(CONTACT_CREATED, {"contact": 10}, origin="an-older-server")
-            connection = await asyncpg.connect(_dsn(database_url))
+            connection = await asyncpg.connect(asyncpg_dsn(database_url))
             try:
                 for payload in (
                     "[" + ",".join(event.to_json() for event in [*other, own]) + "]",

@@ -25,7 +25,7 @@ from core.channel_accounts import (
 )
 from core.clock import utcnow
 from core.credentials import CredentialCipher
-from core.db import make_engine, transaction
+from core.db import asyncpg_dsn, make_engine, transaction
 from core.enrichment import Enricher
 from core.events import EventBus, listen_postgresql, session_info
 from core.forms import FormCache
@@ -305,11 +305,9 @@ async def _sync_config_accounts(app: web.Application) -> None:
 async def postgresql_events(app: web.Application) -> AsyncIterator[None]:
     """Relay other processes' events (LISTEN/NOTIFY) into this process's bus."""
     # The engine's URL: its TLS mode is spelled as asyncpg's DSN parser reads it (sslmode).
-    url = app[ENGINE].url.set(drivername="postgresql")
+    dsn = asyncpg_dsn(app[ENGINE].url)
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        listen_postgresql(url.render_as_string(hide_password=False), app[BUS], stop)
-    )
+    task = asyncio.create_task(listen_postgresql(dsn, app[BUS], stop))
     yield
     stop.set()
     with contextlib.suppress(asyncio.CancelledError):
